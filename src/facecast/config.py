@@ -1,0 +1,71 @@
+"""The one settings class: every knob is a FACECAST_* environment variable."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """facecast settings, read from the environment (prefix FACECAST_) or a .env file."""
+
+    model_config = SettingsConfigDict(env_prefix="FACECAST_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(Path("./data"), description="Where jobs keep their artifacts.")
+    redis_url: str | None = Field(
+        None,
+        validation_alias=AliasChoices("FACECAST_REDIS_URL", "REDIS_URL"),
+        description="Celery broker and result store; unset means a server-less local queue.",
+    )
+    default_lang: str = Field("de", description="Speech language when a request names none.")
+    default_fps: int = Field(25, ge=1, le=60, description="Output frames per second.")
+    default_size: int = Field(512, ge=128, le=2048, description="Output square edge in pixels.")
+    max_audio_seconds: float = Field(600.0, gt=0, description="Longest accepted speech.")
+    max_text_chars: int = Field(5000, gt=0, description="Longest accepted text.")
+    max_upload_bytes: int = Field(15 * 1024 * 1024, gt=0, description="Largest accepted upload.")
+    max_image_pixels: int = Field(40_000_000, gt=0, description="Largest decoded photo.")
+    retention_hours: float = Field(72.0, gt=0, description="Finished jobs are removed after this.")
+    job_soft_time_limit: int = Field(600, gt=0, description="Seconds before a job is stopped.")
+    job_time_limit: int = Field(660, gt=0, description="Seconds before a worker kills a job.")
+    tts_wait_seconds: float = Field(20.0, ge=0, description="How long POST /tts waits inline.")
+    xtts_model_dir: Path | None = Field(None, description="XTTS-v2 weights, if the operator has them.")
+    liveportrait_dir: Path | None = Field(None, description="LivePortrait ONNX weights.")
+    wav2lip_onnx: Path | None = Field(None, description="Wav2Lip ONNX model file.")
+    realesrgan_onnx: Path | None = Field(None, description="Real-ESRGAN ONNX model file.")
+    # Job service (API + workers).
+    public_url: str | None = Field(
+        None, description="Base URL put in download links; unset means the URL the client called."
+    )
+    animate_queue: str = Field("default", description="Celery queue for renders ('gpu' on GPU hosts).")
+    tts_queue: str = Field("default", description="Celery queue for speech synthesis.")
+    broker_poll_seconds: float = Field(
+        0.1, gt=0, description="Polling interval of the server-less (filesystem) queue."
+    )
+    progress_interval_seconds: float = Field(
+        0.2, ge=0, description="Least time between two progress updates a worker writes."
+    )
+    stream_poll_seconds: float = Field(
+        0.2, gt=0, description="How often WebSocket and SSE streams look for new progress."
+    )
+    worker_heartbeat_seconds: float = Field(
+        5.0, gt=0, description="How often a worker process says it is alive."
+    )
+    worker_warmup: bool = Field(True, description="Load the engine when a worker process starts.")
+    job_max_attempts: int = Field(
+        2, ge=1, description="Deliveries of one job (a lost worker requeues it) before it fails."
+    )
+    sweep_interval_seconds: float = Field(
+        3600.0, gt=0, description="How often the API removes jobs older than the retention."
+    )
+    shutdown_grace_seconds: float = Field(
+        10.0, ge=0, description="How long `facecast serve` lets workers finish on Ctrl-C."
+    )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Settings built once per process; tests call get_settings.cache_clear() after changing env."""
+    return Settings()

@@ -1,0 +1,45 @@
+"""Errors a user can cause and fix. Each carries a stable code for the API and a plain message."""
+
+from __future__ import annotations
+
+
+class FacecastError(Exception):
+    """Base class: bad input or an unavailable feature; never a bug."""
+
+    code = "invalid_input"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidImageError(FacecastError):
+    code = "invalid_image"
+
+
+class NoFaceError(FacecastError):
+    code = "no_face"
+
+
+class InvalidAudioError(FacecastError):
+    code = "invalid_audio"
+
+
+class AudioTooLongError(FacecastError):
+    code = "audio_too_long"
+
+
+class InvalidTextError(FacecastError):
+    code = "invalid_text"
+
+
+class UnsupportedLanguageError(FacecastError):
+    code = "unsupported_language"
+
+
+class BackendUnavailableError(FacecastError):
+    code = "backend_unavailable"
+
+
+class CanceledError(FacecastError):
+    code = "canceled"

@@ -1,0 +1,252 @@
+"""Photo in, face landmarks out: decoding, orientation, the face mesh, and the portrait crop."""
+
+from __future__ import annotations
+
+import io
+import threading
+import warnings
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from facecast.errors import InvalidImageError, NoFaceError
+
+MAX_WORKING_SIDE = 2048
+"""Photos are scaled down to this longer side before anything else."""
+MIN_FACE_SIDE = 24
+"""A face smaller than this many pixels across cannot be animated."""
+DETECT_CONFIDENCE = 0.5
+MAX_FACES = 5
+CROP_FACE_SCALE = 2.4
+"""Crop side as a multiple of the face's height (forehead to chin): head and shoulders."""
+CROP_FACE_CENTER = 0.42
+"""Where the face centre sits in the crop, as a fraction of the crop height from the top."""
+SEARCH_MARGIN = 0.6
+"""Around a face found by the full-range detector, this much of its size is added per side."""
+
+# Landmark indices of mediapipe's 478-point face mesh.
+FACE_OVAL = (10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378,
+             400, 377, 152, 148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21,
+             54, 103, 67, 109)
+UPPER_INNER_LIP = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308)
+LOWER_INNER_LIP = (78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308)
+UPPER_OUTER_LIP = (61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291)
+LOWER_OUTER_LIP = (61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291)
+# Eyes as they appear in the image: "a" is the one on the image's left.
+EYE_A_UPPER = (33, 246, 161, 160, 159, 158, 157, 173, 133)
+EYE_A_LOWER = (33, 7, 163, 144, 145, 153, 154, 155, 133)
+EYE_B_UPPER = (362, 398, 384, 385, 386, 387, 388, 466, 263)
+EYE_B_LOWER = (362, 382, 381, 380, 374, 373, 390, 249, 263)
+BROW_A = (70, 63, 105, 66, 107, 46, 53, 52, 65, 55)
+BROW_B = (300, 293, 334, 296, 336, 276, 283, 282, 295, 285)
+NOSE_TIP = 1
+NOSE_BASE = 2
+CHIN = 152
+FOREHEAD = 10
+BROW_MID = (105, 334)
+
+
+@dataclass(frozen=True)
+class FaceLandmarks:
+    """478 face-mesh points in pixels of the image they were found in (z on the x scale)."""
+
+    points: np.ndarray  # (478, 3) float32
+
+    @property
+    def xy(self) -> np.ndarray:
+        return self.points[:, :2]
+
+    @property
+    def face_height(self) -> float:
+        """Brow-to-chin distance: the unit that motion amplitudes are measured in."""
+        brow = self.xy[list(BROW_MID)].mean(axis=0)
+        return float(np.linalg.norm(self.xy[CHIN] - brow))
+
+    @property
+    def oval_box(self) -> tuple[float, float, float, float]:
+        """x0, y0, x1, y1 of the face outline."""
+        oval = self.xy[list(FACE_OVAL)]
+        x0, y0 = oval.min(axis=0)
+        x1, y1 = oval.max(axis=0)
+        return float(x0), float(y0), float(x1), float(y1)
+
+    def transformed(self, scale: float, dx: float, dy: float) -> FaceLandmarks:
+        """The same points after `p * scale + (dx, dy)` (z scales too)."""
+        pts = self.points * np.float32(scale)
+        pts[:, 0] += dx
+        pts[:, 1] += dy
+        return FaceLandmarks(pts.astype(np.float32))
+
+
+@dataclass(frozen=True)
+class Portrait:
+    """The photo as the renderer sees it: an RGB image and the face landmarks on it."""
+
+    rgb: np.ndarray  # (H, W, 3) uint8
+    landmarks: FaceLandmarks
+
+
+def load_image(source: str | Path | bytes, *, max_pixels: int = 40_000_000) -> np.ndarray:
+    """Decode a photo to RGB uint8 with EXIF orientation applied and the longer side capped."""
+    data = Path(source).read_bytes() if isinstance(source, str | Path) else source
+    if not data:
+        raise InvalidImageError("The image file is empty.")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+            if img.width * img.height > max_pixels:
+                raise InvalidImageError(
+                    f"The image is {img.width} x {img.height} pixels; at most {max_pixels:,} "
+                    "pixels are accepted."
+                )
+            img.draft("RGB", (MAX_WORKING_SIDE, MAX_WORKING_SIDE))
+            img.load()
+            img = ImageOps.exif_transpose(img) or img
+    except InvalidImageError:
+        raise
+    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise InvalidImageError("The file is not an image that can be read (PNG, JPEG or WebP).") from None
+    except (OSError, SyntaxError, ValueError):
+        raise InvalidImageError("The image file is damaged or truncated.") from None
+    rgb = _to_rgb(img)
+    side = max(rgb.shape[:2])
+    if side > MAX_WORKING_SIDE:
+        scale = MAX_WORKING_SIDE / side
+        size = (round(rgb.shape[1] * scale), round(rgb.shape[0] * scale))
+        rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+    return np.ascontiguousarray(rgb)
+
+
+def _to_rgb(img: Image.Image) -> np.ndarray:
+    """Any PIL mode to RGB; transparency is flattened onto white, as a viewer would show it."""
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(white, rgba)
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        arr = np.asarray(img, dtype=np.float32)
+        arr = (arr / max(float(arr.max()), 1.0) * 255.0).astype(np.uint8)
+        return np.stack([arr] * 3, axis=-1)
+    return np.asarray(img.convert("RGB"), dtype=np.uint8)
+
+
+class FaceMesh:
+    """mediapipe's face mesh (models inside the mediapipe wheel), one instance per process."""
+
+    def __init__(self) -> None:
+        import mediapipe as mp  # heavy: imported only when a mesh is first needed
+
+        self._mesh = mp.solutions.face_mesh.FaceMesh(
+            static_image_mode=True,
+            max_num_faces=MAX_FACES,
+            refine_landmarks=True,
+            min_detection_confidence=DETECT_CONFIDENCE,
+        )
+        self._detector = mp.solutions.face_detection.FaceDetection(
+            model_selection=1, min_detection_confidence=DETECT_CONFIDENCE
+        )
+        self._lock = threading.Lock()
+
+    def all_faces(self, rgb: np.ndarray) -> list[FaceLandmarks]:
+        """Every face the mesh finds in `rgb`, in pixel coordinates."""
+        h, w = rgb.shape[:2]
+        with self._lock:
+            result: Any = self._mesh.process(np.ascontiguousarray(rgb))
+        faces = []
+        for face in result.multi_face_landmarks or []:
+            pts = np.array([(p.x * w, p.y * h, p.z * w) for p in face.landmark], dtype=np.float32)
+            faces.append(FaceLandmarks(pts))
+        return faces
+
+    def face_boxes(self, rgb: np.ndarray) -> list[tuple[int, int, int, int]]:
+        """Boxes (x0, y0, x1, y1) from the full-range detector, which also finds small faces."""
+        h, w = rgb.shape[:2]
+        with self._lock:
+            result: Any = self._detector.process(np.ascontiguousarray(rgb))
+        boxes = []
+        for det in result.detections or []:
+            rel = det.location_data.relative_bounding_box
+            x0, y0 = int(rel.xmin * w), int(rel.ymin * h)
+            boxes.append((x0, y0, x0 + int(rel.width * w), y0 + int(rel.height * h)))
+        return boxes
+
+
+@lru_cache(maxsize=1)
+def face_mesh() -> FaceMesh:
+    """The per-process face mesh, built on first use."""
+    return FaceMesh()
+
+
+def _area(face: FaceLandmarks) -> float:
+    x0, y0, x1, y1 = face.oval_box
+    return (x1 - x0) * (y1 - y0)
+
+
+def detect_landmarks(rgb: np.ndarray) -> FaceLandmarks:
+    """Landmarks of the largest face; small faces are found by cropping around a detection."""
+    mesh = face_mesh()
+    faces = mesh.all_faces(rgb)
+    if not faces:
+        faces = _faces_via_detector(mesh, rgb)
+    if not faces:
+        raise NoFaceError("No face was found in the photo; use a clear, front-facing portrait.")
+    best = max(faces, key=_area)
+    x0, y0, x1, y1 = best.oval_box
+    if min(x1 - x0, y1 - y0) < MIN_FACE_SIDE:
+        raise NoFaceError("The face in the photo is too small; use a closer portrait.")
+    return best
+
+
+def _faces_via_detector(mesh: FaceMesh, rgb: np.ndarray) -> list[FaceLandmarks]:
+    h, w = rgb.shape[:2]
+    found = []
+    for x0, y0, x1, y1 in mesh.face_boxes(rgb):
+        m = SEARCH_MARGIN * max(x1 - x0, y1 - y0)
+        cx0, cy0 = max(int(x0 - m), 0), max(int(y0 - m), 0)
+        cx1, cy1 = min(int(x1 + m), w), min(int(y1 + m), h)
+        if cx1 - cx0 < MIN_FACE_SIDE or cy1 - cy0 < MIN_FACE_SIDE:
+            continue
+        crop = rgb[cy0:cy1, cx0:cx1]
+        scale = 512.0 / max(crop.shape[:2])
+        crop = cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
+        found += [f.transformed(1.0 / scale, cx0, cy0) for f in mesh.all_faces(crop)]
+    return found
+
+
+def frame_portrait(rgb: np.ndarray, face: FaceLandmarks, size: int, full_frame: bool) -> Portrait:
+    """Crop and scale the photo for rendering.
+
+    Default: a `size` x `size` head-and-shoulders square framed on the face (shrunk to fit
+    the photo when the photo is too small). `full_frame`: the whole photo, longer side `size`,
+    both sides even (H.264 needs that).
+    """
+    h, w = rgb.shape[:2]
+    if full_frame:
+        scale = size / max(h, w)
+        out_w = max(2, int(round(w * scale / 2)) * 2)
+        out_h = max(2, int(round(h * scale / 2)) * 2)
+        out = cv2.resize(rgb, (out_w, out_h), interpolation=_interp(scale))
+        lm = FaceLandmarks(face.points * np.float32([out_w / w, out_h / h, out_w / w]))
+        return Portrait(out, lm)
+    x0, y0, x1, y1 = face.oval_box
+    side = min(CROP_FACE_SCALE * (y1 - y0), w, h)
+    cx = (x0 + x1) / 2.0
+    cy = (y0 + y1) / 2.0
+    left = min(max(cx - side / 2.0, 0.0), w - side)
+    top = min(max(cy - CROP_FACE_CENTER * side, 0.0), h - side)
+    side_px = max(int(side), 2)
+    left_px, top_px = int(round(left)), int(round(top))
+    crop = rgb[top_px : top_px + side_px, left_px : left_px + side_px]
+    scale = size / side_px
+    out = cv2.resize(crop, (size, size), interpolation=_interp(scale))
+    return Portrait(out, face.transformed(scale, -left_px * scale, -top_px * scale))
+
+
+def _interp(scale: float) -> int:
+    return cv2.INTER_AREA if scale < 1.0 else cv2.INTER_CUBIC

@@ -1,0 +1,391 @@
+"""Speech -> per-frame motion curves: mouth, blinks, brows and head.
+
+Two sources drive the mouth. Synthesised speech brings phoneme timings: each phoneme gets a
+viseme target and a dominance, and the targets are blended over time (Cohen & Massaro's
+coarticulation model), so a vowel between two bilabials still closes the lips around it.
+Uploaded recordings bring only the signal: loudness drives the jaw, spectral shape drives
+spreading versus rounding, and voice activity keeps the mouth shut outside speech.
+Blinks and head motion come from a seeded random generator plus the speech's emphasis.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.ndimage import gaussian_filter1d
+
+from facecast.audio import AudioTrack, frame_rms, n_video_frames, resample, voice_activity
+from facecast.speech import PhonemeEvent
+
+ANALYSIS_RATE = 16_000
+CURVE_RATE = 200
+"""Samples per second of the internal curves before they are sampled at the video rate."""
+VISUAL_LEAD = 0.04
+"""Lips move slightly ahead of the sound they make (seconds)."""
+
+PAUSE_MIN = 0.12
+"""Gaps longer than this between phonemes close the mouth."""
+
+# Blinks.
+BLINK_MEAN_INTERVAL = 3.4
+BLINK_MIN_INTERVAL = 1.3
+BLINK_FIRST_WINDOW = (0.5, 1.8)
+BLINK_CLOSE_S = 0.07
+BLINK_HOLD_S = 0.05
+BLINK_OPEN_S = 0.16
+DOUBLE_BLINK_P = 0.12
+
+# Head motion, degrees.
+HEAD_IDLE_AMPLITUDE = {"yaw": 1.6, "pitch": 1.0, "roll": 0.8}
+HEAD_IDLE_FREQS = (0.09, 0.17, 0.31)
+NOD_DEGREES = 1.6
+NOD_SMOOTH_S = 0.12
+BROW_RAISE_P = 0.35
+"""Chance that an emphasised syllable also lifts the brows."""
+MAX_SMOOTH_HZ = 6.0
+"""Nothing the face does changes faster than this; keeps frames free of jitter."""
+
+
+@dataclass(frozen=True)
+class Viseme:
+    """Mouth target for a phoneme: jaw opening 0..1, width -1 (rounded) .. 1 (spread)."""
+
+    jaw: float
+    width: float
+    dominance: float
+    decay: float = 0.055
+    """Seconds for the dominance to fall by 1/e beyond the phoneme's own span."""
+
+
+CLOSED = Viseme(0.0, 0.0, 6.0, 0.022)
+PAUSE = Viseme(0.0, 0.0, 2.5)
+NEUTRAL_CONSONANT = Viseme(0.32, 0.0, 0.25)
+
+# espeak-ng phoneme mnemonics (German and English share most); longest prefix wins.
+VISEMES: dict[str, Viseme] = {
+    # open vowels
+    "a": Viseme(0.85, 0.15, 1.0), "A": Viseme(0.85, 0.0, 1.0), "&": Viseme(0.75, 0.35, 1.0),
+    "V": Viseme(0.65, 0.1, 1.0), "aI": Viseme(0.8, 0.25, 1.0), "aU": Viseme(0.8, -0.1, 1.0),
+    # mid vowels
+    "E": Viseme(0.6, 0.4, 1.0), "e": Viseme(0.45, 0.5, 1.0), "@": Viseme(0.4, 0.0, 0.7),
+    "3": Viseme(0.45, 0.0, 0.8), "6": Viseme(0.5, 0.0, 0.8),
+    # close vowels
+    "I": Viseme(0.35, 0.55, 1.0), "i": Viseme(0.28, 0.7, 1.0),
+    # rounded vowels
+    "O": Viseme(0.6, -0.55, 1.0), "o": Viseme(0.45, -0.75, 1.0), "0": Viseme(0.65, -0.45, 1.0),
+    "OY": Viseme(0.55, -0.5, 1.0), "U": Viseme(0.32, -0.8, 1.0), "u": Viseme(0.26, -0.95, 1.0),
+    "y": Viseme(0.26, -0.9, 1.0), "Y": Viseme(0.32, -0.8, 1.0), "2": Viseme(0.38, -0.75, 1.0),
+    "9": Viseme(0.5, -0.6, 1.0), "W": Viseme(0.5, -0.6, 1.0),
+    # bilabials close the lips whatever surrounds them
+    "p": CLOSED, "b": CLOSED, "m": CLOSED,
+    # labiodentals: lower lip to the upper teeth
+    "f": Viseme(0.1, 0.05, 3.0, 0.03), "v": Viseme(0.1, 0.05, 3.0, 0.03), "pf": CLOSED,
+    # rounded glides and postalveolars push the lips forward
+    "w": Viseme(0.15, -0.9, 2.0), "S": Viseme(0.2, -0.55, 1.5), "Z": Viseme(0.2, -0.55, 1.5),
+    "tS": Viseme(0.2, -0.5, 1.5), "dZ": Viseme(0.2, -0.5, 1.5),
+    # alveolar and dental consonants: teeth close together, lips neutral-spread
+    "s": Viseme(0.14, 0.35, 1.2), "z": Viseme(0.14, 0.35, 1.2), "ts": Viseme(0.14, 0.3, 1.2),
+    "t": Viseme(0.2, 0.2, 0.6), "d": Viseme(0.2, 0.2, 0.6), "n": Viseme(0.22, 0.15, 0.5),
+    "l": Viseme(0.3, 0.15, 0.5), "T": Viseme(0.22, 0.1, 0.8), "D": Viseme(0.22, 0.1, 0.8),
+    "r": Viseme(0.3, -0.1, 0.4), "R": Viseme(0.35, 0.0, 0.3), "j": Viseme(0.25, 0.45, 0.6),
+    # back consonants follow their neighbours
+    "k": NEUTRAL_CONSONANT, "g": NEUTRAL_CONSONANT, "N": NEUTRAL_CONSONANT,
+    "x": NEUTRAL_CONSONANT, "C": Viseme(0.22, 0.35, 0.6), "h": Viseme(0.4, 0.0, 0.15),
+    "?": Viseme(0.3, 0.0, 0.15),
+    "_": PAUSE,
+}
+_PREFIXES = sorted(VISEMES, key=len, reverse=True)
+
+
+@dataclass(frozen=True)
+class MotionCurves:
+    """Per-frame values for every motion channel the renderers understand.
+
+    jaw 0..1 (1 = widest speaking opening), width -1..1 (rounded..spread), blink_a/blink_b
+    0..1 per eye, brows 0..1 (raised), yaw/pitch/roll in degrees.
+    """
+
+    fps: int
+    jaw: np.ndarray
+    width: np.ndarray
+    blink_a: np.ndarray
+    blink_b: np.ndarray
+    brows: np.ndarray
+    yaw: np.ndarray
+    pitch: np.ndarray
+    roll: np.ndarray
+
+    @property
+    def n_frames(self) -> int:
+        return len(self.jaw)
+
+    def frame(self, i: int) -> dict[str, float]:
+        """All channel values at frame `i`."""
+        return {name: float(getattr(self, name)[i]) for name in CHANNELS}
+
+
+CHANNELS = ("jaw", "width", "blink_a", "blink_b", "brows", "yaw", "pitch", "roll")
+
+
+def viseme_for(phoneme: str) -> Viseme:
+    """The viseme of an espeak phoneme mnemonic (stress and length marks ignored)."""
+    core = phoneme.lstrip("'',%=")
+    if not core or core.startswith("_") or core in (";", ":"):
+        return PAUSE
+    for prefix in _PREFIXES:
+        if core.startswith(prefix):
+            return VISEMES[prefix]
+    return NEUTRAL_CONSONANT
+
+
+def mouth_from_phonemes(
+    phonemes: Sequence[PhonemeEvent], duration: float, loudness: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Jaw and width at CURVE_RATE from phoneme timings, blended by dominance.
+
+    `loudness` (0..1 at CURVE_RATE) scales each opening so stressed syllables open wider.
+    """
+    n = max(int(np.ceil(duration * CURVE_RATE)), 1)
+    t = np.arange(n, dtype=np.float64) / CURVE_RATE + VISUAL_LEAD
+    events = _with_pauses(phonemes, duration)
+    num_jaw = np.zeros(n)
+    num_width = np.zeros(n)
+    den = np.full(n, 1e-6)
+    for ev in events:
+        vis = viseme_for(ev.phoneme)
+        centre = 0.5 * (ev.start + ev.end)
+        half = max(0.5 * (ev.end - ev.start), 0.02)
+        # Flat top over the phoneme's own span, exponential tails into its neighbours.
+        dist = np.maximum(np.abs(t - centre) - half * 0.6, 0.0)
+        dom = vis.dominance * np.exp(-dist / vis.decay)
+        num_jaw += dom * vis.jaw
+        num_width += dom * vis.width
+        den += dom
+    jaw = num_jaw / den
+    width = num_width / den
+    gain = 0.75 + 0.35 * np.clip(loudness[:n], 0.0, 1.0)
+    jaw = jaw * gain
+    return _lowpass(jaw, CURVE_RATE, 9.0), _lowpass(width, CURVE_RATE, 6.0)
+
+
+def _with_pauses(phonemes: Sequence[PhonemeEvent], duration: float) -> list[PhonemeEvent]:
+    """Phonemes with explicit closed-mouth pauses before, after and in long gaps."""
+    out = [PhonemeEvent("_", -0.5, phonemes[0].start if phonemes else duration)]
+    for prev, cur in zip(phonemes, phonemes[1:], strict=False):
+        out.append(prev)
+        if cur.start - prev.end > PAUSE_MIN:
+            out.append(PhonemeEvent("_", prev.end, cur.start))
+    if phonemes:
+        out.append(phonemes[-1])
+        out.append(PhonemeEvent("_", phonemes[-1].end, duration + 0.5))
+    return out
+
+
+def mouth_from_signal(
+    loudness: np.ndarray, activity: np.ndarray, brightness: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Jaw and width at CURVE_RATE from loudness (0..1), voice activity (0..1), brightness (-1..1)."""
+    gate = _lowpass(np.clip((activity - 0.25) / 0.35, 0.0, 1.0), CURVE_RATE, 4.0)
+    open_ = np.clip(loudness, 0.0, 1.0) ** 1.3 * gate
+    # Syllable nuclei are louder than their consonants: follow the envelope but open a touch
+    # faster than it closes, as jaws do.
+    jaw = _attack_release(open_, CURVE_RATE, attack=0.035, release=0.07)
+    width = np.clip(brightness, -1.0, 1.0) * 0.7 * np.clip(gate * 1.5, 0.0, 1.0)
+    return _lowpass(jaw * 0.95, CURVE_RATE, 8.0), _lowpass(width, CURVE_RATE, 4.0)
+
+
+def _attack_release(x: np.ndarray, rate: int, attack: float, release: float) -> np.ndarray:
+    a_up = np.exp(-1.0 / (attack * rate))
+    a_down = np.exp(-1.0 / (release * rate))
+    y = np.empty_like(x)
+    state = 0.0
+    for i, v in enumerate(x):
+        coef = a_up if v > state else a_down
+        state = coef * state + (1.0 - coef) * v
+        y[i] = state
+    return y
+
+
+def _lowpass(x: np.ndarray, rate: float, cutoff_hz: float) -> np.ndarray:
+    """Gaussian low-pass whose -3 dB point is near `cutoff_hz`."""
+    sigma = rate * 0.1325 / cutoff_hz
+    return gaussian_filter1d(x.astype(np.float64), sigma, mode="nearest")
+
+
+@dataclass(frozen=True)
+class SignalFeatures:
+    """What motion needs from the audio, at CURVE_RATE."""
+
+    loudness: np.ndarray  # 0..1, relative to the clip's own speech level
+    activity: np.ndarray  # voice activity probability 0..1
+    brightness: np.ndarray  # -1 (dark, rounded vowels) .. 1 (bright, spread vowels)
+
+
+def signal_features(track: AudioTrack, *, with_activity: bool = True) -> SignalFeatures:
+    """Loudness, voice activity and spectral brightness of `track` at CURVE_RATE."""
+    audio = resample(track, ANALYSIS_RATE) if track.sample_rate != ANALYSIS_RATE else track
+    n = max(int(np.ceil(audio.duration * CURVE_RATE)), 1)
+    rms = frame_rms(audio, CURVE_RATE, n)
+    db = 20.0 * np.log10(np.maximum(rms, 1e-6))
+    if with_activity:
+        activity = voice_activity(audio, CURVE_RATE, n).astype(np.float64)
+    else:
+        activity = (db > db.max() - 40.0).astype(np.float64)
+    voiced = activity > 0.5
+    level = float(np.percentile(db[voiced], 90)) if voiced.sum() > 5 else float(db.max())
+    floor = max(level - 30.0, -70.0)
+    loudness = np.clip((db - floor) / (level - floor + 1e-6), 0.0, 1.2)
+    loudness[db < -60.0] = 0.0
+    brightness = _brightness(audio, n, voiced)
+    return SignalFeatures(loudness, activity, brightness)
+
+
+def _brightness(audio: AudioTrack, n: int, voiced: np.ndarray) -> np.ndarray:
+    """Spectral centroid of the voice band per curve step, standardised over voiced steps."""
+    hop = ANALYSIS_RATE // CURVE_RATE
+    win = 512
+    padded = np.pad(audio.samples.astype(np.float32), (win // 2, win // 2 + hop * n))
+    idx = np.arange(win)[None, :] + hop * np.arange(n)[:, None]
+    frames = padded[idx] * np.hanning(win).astype(np.float32)
+    spec = np.abs(np.fft.rfft(frames, axis=1))
+    freqs = np.fft.rfftfreq(win, 1.0 / ANALYSIS_RATE)
+    band = (freqs > 250) & (freqs < 4000)
+    power = spec[:, band] ** 2
+    centroid = (power * freqs[band]).sum(axis=1) / (power.sum(axis=1) + 1e-9)
+    if voiced.sum() < 5:
+        return np.zeros(n)
+    mu = float(np.median(centroid[voiced]))
+    sd = float(np.std(centroid[voiced])) + 1e-6
+    z = np.where(voiced, (centroid - mu) / sd, 0.0)
+    return _lowpass(np.clip(z / 1.5, -1.0, 1.0), CURVE_RATE, 5.0)
+
+
+def blink_curve(n: int, rate: int, rng: np.random.Generator) -> np.ndarray:
+    """Eyelid closure 0..1 at `rate` with natural, irregular blinks."""
+    curve = np.zeros(n)
+    t = rng.uniform(*BLINK_FIRST_WINDOW)
+    duration = n / rate
+    while t < duration:
+        _add_blink(curve, t, rate)
+        if rng.random() < DOUBLE_BLINK_P:
+            _add_blink(curve, t + BLINK_CLOSE_S + BLINK_HOLD_S + BLINK_OPEN_S + 0.06, rate)
+        interval = BLINK_MIN_INTERVAL + rng.gamma(2.0, (BLINK_MEAN_INTERVAL - BLINK_MIN_INTERVAL) / 2.0)
+        t += interval
+    return curve
+
+
+def _add_blink(curve: np.ndarray, start: float, rate: int) -> None:
+    times = np.arange(len(curve)) / rate - start
+    close = np.clip(times / BLINK_CLOSE_S, 0.0, 1.0)
+    opening = np.clip((times - BLINK_CLOSE_S - BLINK_HOLD_S) / BLINK_OPEN_S, 0.0, 1.0)
+    shape = np.where(times < 0, 0.0, np.sin(close * np.pi / 2) * (1.0 - opening**0.8))
+    np.maximum(curve, shape, out=curve)
+
+
+def head_curves(
+    loudness: np.ndarray, activity: np.ndarray, rate: int, rng: np.random.Generator
+) -> dict[str, np.ndarray]:
+    """Yaw, pitch, roll (degrees) and brow raise: slow idle sway plus nods on emphasis."""
+    n = len(loudness)
+    t = np.arange(n) / rate
+    speaking = _lowpass(np.clip(activity, 0.0, 1.0), rate, 0.5)
+    liveliness = 0.55 + 0.45 * speaking
+    out: dict[str, np.ndarray] = {}
+    for axis, amplitude in HEAD_IDLE_AMPLITUDE.items():
+        sway = np.zeros(n)
+        for f in HEAD_IDLE_FREQS:
+            freq = f * rng.uniform(0.75, 1.3)
+            sway += np.sin(2 * np.pi * freq * t + rng.uniform(0, 2 * np.pi)) * rng.uniform(0.5, 1.0)
+        out[axis] = sway / len(HEAD_IDLE_FREQS) * 1.6 * amplitude * liveliness
+    emphasis = _emphasis_onsets(loudness, rate)
+    nods = np.zeros(n)
+    brows = np.zeros(n)
+    for i in emphasis:
+        strength = rng.uniform(0.5, 1.0)
+        nods[i] += strength
+        if rng.random() < BROW_RAISE_P:
+            brows[i] += rng.uniform(0.5, 1.0)
+    kernel_s = NOD_SMOOTH_S
+    out["pitch"] = out["pitch"] + NOD_DEGREES * _impulse_response(nods, rate, kernel_s)
+    out["yaw"] = out["yaw"] + 0.5 * NOD_DEGREES * _impulse_response(
+        nods * rng.choice([-1.0, 1.0], size=n), rate, kernel_s
+    )
+    out["brows"] = np.clip(_impulse_response(brows, rate, 0.25) * 1.6, 0.0, 1.0)
+    return out
+
+
+def _emphasis_onsets(loudness: np.ndarray, rate: int) -> list[int]:
+    """Indices where loudness rises sharply: stressed syllables."""
+    smooth = _lowpass(loudness, rate, 4.0)
+    rise = np.diff(smooth, prepend=smooth[0]) * rate
+    threshold = max(float(np.percentile(rise, 97)), 1.5)
+    onsets: list[int] = []
+    min_gap = int(0.45 * rate)
+    for i in np.flatnonzero(rise > threshold):
+        if not onsets or i - onsets[-1] > min_gap:
+            onsets.append(int(i))
+    return onsets
+
+
+def _impulse_response(impulses: np.ndarray, rate: int, time_constant: float) -> np.ndarray:
+    """Impulses turned into smooth rise-and-decay bumps (a critically damped response)."""
+    k_t = np.arange(int(6 * time_constant * rate)) / rate
+    kernel = (k_t / time_constant) * np.exp(1.0 - k_t / time_constant)
+    return np.convolve(impulses, kernel)[: len(impulses)]
+
+
+def motion_curves(
+    track: AudioTrack,
+    fps: int,
+    *,
+    phonemes: Sequence[PhonemeEvent] | None = None,
+    seed: int = 0,
+) -> MotionCurves:
+    """Every channel, one value per video frame, for `track`.
+
+    With `phonemes` (synthesised speech) the mouth follows the phonemes; without, the signal.
+    """
+    features = signal_features(track, with_activity=not phonemes)
+    n_curve = len(features.loudness)
+    if phonemes:
+        jaw, width = mouth_from_phonemes(phonemes, track.duration, features.loudness)
+        activity = np.clip(_lowpass(features.loudness * 3.0, CURVE_RATE, 2.0), 0.0, 1.0)
+    else:
+        jaw, width = mouth_from_signal(features.loudness, features.activity, features.brightness)
+        activity = features.activity
+    rng = np.random.default_rng(seed)
+    blink = blink_curve(n_curve, CURVE_RATE, rng)
+    head = head_curves(features.loudness, activity, CURVE_RATE, rng)
+    n_frames = n_video_frames(track.duration, fps)
+
+    def at_frames(curve: np.ndarray, smooth: bool = True) -> np.ndarray:
+        src = _lowpass(curve, CURVE_RATE, min(MAX_SMOOTH_HZ, fps / 2.5)) if smooth else curve
+        times = (np.arange(n_frames) + 0.5) / fps * CURVE_RATE
+        return np.interp(times, np.arange(len(src)), src).astype(np.float32)
+
+    blink_frames = _blink_frames(blink, fps, n_frames)
+    return MotionCurves(
+        fps=fps,
+        jaw=np.clip(at_frames(jaw), 0.0, 1.0),
+        width=np.clip(at_frames(width), -1.0, 1.0),
+        blink_a=blink_frames,
+        blink_b=blink_frames.copy(),
+        brows=np.clip(at_frames(head["brows"]), 0.0, 1.0),
+        yaw=at_frames(head["yaw"]),
+        pitch=at_frames(head["pitch"]),
+        roll=at_frames(head["roll"]),
+    )
+
+
+def _blink_frames(blink: np.ndarray, fps: int, n_frames: int) -> np.ndarray:
+    """Blinks sampled at the video rate so that each blink's closed moment lands on a frame."""
+    step = CURVE_RATE / fps
+    out = np.zeros(n_frames, dtype=np.float32)
+    for i in range(n_frames):
+        lo = int(i * step)
+        hi = max(int((i + 1) * step), lo + 1)
+        if lo < len(blink):
+            out[i] = float(blink[lo:hi].max())
+    return out

@@ -1,0 +1,140 @@
+"""Photo + text or audio -> talking-head MP4. Runs without FastAPI or Celery (CLI and worker share it).
+
+    render_talking_head(image, output, *, text=None, audio=None, options=RenderOptions(),
+                        progress=None, cancel=None) -> RenderResult
+    synthesize(text, lang="de", voice=None, backend="espeak") -> Speech
+
+`progress(stage, fraction)` is called with stage names "speech", "audio", "face", "motion",
+"render" (covers render+encode) and "done"; fraction is overall 0..1.
+`cancel()` returning True makes the pipeline raise facecast.errors.CanceledError soon after.
+Bad input raises a facecast.errors.FacecastError subclass (its `.code` is the API error code).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from facecast import face, motion
+from facecast.audio import AudioTrack, load_audio
+from facecast.config import get_settings
+from facecast.errors import FacecastError, InvalidTextError
+from facecast.progress import CancelCheck, ProgressCallback, Reporter
+from facecast.render import get_renderer
+from facecast.speech import PhonemeEvent, Speech
+from facecast.speech.registry import get_backend
+from facecast.video import VideoWriter
+
+OUTPUT_AUDIO_RATE = 48_000
+"""Uploaded recordings are decoded at this rate for the output's sound track."""
+AI_NOTICE = "AI-generated talking-head video made with facecast from a single photo."
+PROGRESS_EVERY = 5
+"""Frames between progress reports (and cancel checks) while rendering."""
+# Share of the whole job each stage takes, for progress reporting.
+SPAN_SPEECH = (0.0, 0.08)
+SPAN_FACE = (0.08, 0.14)
+SPAN_MOTION = (0.14, 0.18)
+SPAN_RENDER = (0.18, 1.0)
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    """What the caller may choose about a render."""
+
+    fps: int = 25
+    size: int = 512
+    full_frame: bool = False
+    lang: str = "de"
+    voice: str | None = None
+    seed: int = 0
+    speech_backend: str = "espeak"
+    renderer: str = "warp"
+
+
+@dataclass(frozen=True)
+class RenderResult:
+    """Where the video went and what it holds."""
+
+    video: Path
+    duration: float
+    frames: int
+    elapsed: float
+
+
+def synthesize(text: str, lang: str = "de", voice: str | None = None, backend: str = "espeak") -> Speech:
+    """Speak `text` with the named backend (text length is checked against the settings)."""
+    limit = get_settings().max_text_chars
+    if len(text) > limit:
+        raise InvalidTextError(f"The text has {len(text)} characters; at most {limit} are accepted.")
+    return get_backend(backend).synthesize(text, lang, voice)
+
+
+def _speech_track(
+    text: str | None, audio: Path | AudioTrack | None, options: RenderOptions
+) -> tuple[AudioTrack, Sequence[PhonemeEvent]]:
+    if (text is None) == (audio is None):
+        raise FacecastError("Give either text to speak or an audio recording, not both or neither.")
+    if text is not None:
+        speech = synthesize(text, options.lang, options.voice, options.speech_backend)
+        return speech.audio, speech.phonemes
+    if isinstance(audio, AudioTrack):
+        return audio, ()
+    assert audio is not None
+    track = load_audio(audio, max_seconds=get_settings().max_audio_seconds, sample_rate=OUTPUT_AUDIO_RATE)
+    return track, ()
+
+
+def prepare_portrait(image: Path | bytes, options: RenderOptions) -> face.Portrait:
+    """Decode the photo, find the face and frame it for rendering."""
+    rgb = face.load_image(image, max_pixels=get_settings().max_image_pixels)
+    landmarks = face.detect_landmarks(rgb)
+    return face.frame_portrait(rgb, landmarks, options.size, options.full_frame)
+
+
+def render_talking_head(
+    image: Path | bytes,
+    output: Path,
+    *,
+    text: str | None = None,
+    audio: Path | AudioTrack | None = None,
+    options: RenderOptions = RenderOptions(),
+    progress: ProgressCallback | None = None,
+    cancel: CancelCheck | None = None,
+    metadata: Mapping[str, str] | None = None,
+) -> RenderResult:
+    """Animate the face in `image` speaking `text` (synthesised) or `audio` (a file or a track).
+
+    The MP4 is written next to `output` and moved into place only when complete, so a
+    failed or canceled render never leaves a half-written file under that name.
+    """
+    started = time.perf_counter()
+    report = Reporter(progress, cancel)
+    report.stage("speech", *SPAN_SPEECH, 0.0)
+    track, phonemes = _speech_track(text, audio, options)
+    report.stage("face", *SPAN_FACE, 0.0)
+    portrait = prepare_portrait(image, options)
+    report.stage("motion", *SPAN_MOTION, 0.0)
+    curves = motion.motion_curves(track, options.fps, phonemes=phonemes, seed=options.seed)
+    report.stage("render", *SPAN_RENDER, 0.0)
+    animator = get_renderer(options.renderer).prepare(portrait)
+    width, height = animator.size
+    tags = {"comment": AI_NOTICE, "description": AI_NOTICE, **(metadata or {})}
+    output = Path(output)
+    partial = output.with_name(f".{output.name}.partial")
+    try:
+        with VideoWriter(partial, fps=options.fps, width=width, height=height, audio=track,
+                         metadata=tags) as writer:
+            for i in range(curves.n_frames):
+                writer.write(animator.render(curves.frame(i)))
+                if i % PROGRESS_EVERY == 0:
+                    report.stage("render", *SPAN_RENDER, i / curves.n_frames)
+        os.replace(partial, output)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            partial.unlink()
+    report.stage("done", *SPAN_RENDER, 1.0)
+    return RenderResult(output, track.duration, curves.n_frames, time.perf_counter() - started)

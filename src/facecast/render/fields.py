@@ -1,0 +1,431 @@
+"""Displacement fields of the warp renderer, built once per photo.
+
+Every motion channel gets a field of forward displacements (pixels per unit of the channel).
+The renderer samples the photo backwards, at p - F(p); for the few pixels the face moves
+that first-order inverse is accurate, and it keeps each frame a weighted sum of fixed fields.
+Fields that must part the lips are built twice, for the upper and the lower face, and joined
+along the lip seam with a sharp edge between the mouth corners and a soft one beyond them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from scipy.interpolate import RBFInterpolator, griddata
+
+from facecast.face import (
+    BROW_A,
+    BROW_B,
+    CHIN,
+    EYE_A_LOWER,
+    EYE_A_UPPER,
+    EYE_B_LOWER,
+    EYE_B_UPPER,
+    FACE_OVAL,
+    LOWER_INNER_LIP,
+    LOWER_OUTER_LIP,
+    UPPER_INNER_LIP,
+    UPPER_OUTER_LIP,
+    FaceLandmarks,
+)
+
+JAW_GAP = 0.075
+"""Lip gap at jaw = 1, as a fraction of the face height (brow to chin)."""
+CLOSED_GAP = 0.012
+"""A resting gap wider than this (fraction of face height) is closed by the warp."""
+CLOSE_OVERSHOOT = 0.62
+"""Each lip of an open photo travels this share of the gap when the warp closes it..."""
+CLOSE_MARGIN_PX = 0.8
+"""...plus this many pixels."""
+WIDTH_GAIN = 0.13
+"""Corner travel at width = +-1, as a fraction of the mouth's width."""
+BROW_LIFT = 0.035
+"""Brow travel at brows = 1, fraction of face height."""
+ANCHOR_RING = 1.45
+"""Fixed anchors sit this many half-extents of the face away from its centre."""
+LID_MARGIN = 0.25
+"""Below a closed eye the lower lid is sampled this share of the opening under its landmarks."""
+NECK_ANCHOR = 0.55
+"""The neck is held still this many face heights below the chin."""
+INVERSE_ITERATIONS = 8
+FIELD_STEP = 4
+"""Interpolated fields are evaluated every FIELD_STEP pixels and smoothly upsampled."""
+HEAD_SCALE = 4
+"""Head-motion fields are kept at 1/HEAD_SCALE resolution (they are smooth)."""
+HEAD_AXIS_DEPTH = 0.55
+"""The head turns about an axis this many face widths behind the face."""
+
+# Points along the chin's midline and jaw line, with the share of the chin's travel they get.
+CHIN_LINE = {17: 0.98, 18: 0.96, 200: 0.93, 199: 0.9, 175: 0.88, CHIN: 0.86}
+JAW_LINE = (
+    ((148, 377), 0.84), ((176, 400), 0.8), ((149, 378), 0.7), ((150, 379), 0.56),
+    ((136, 365), 0.38), ((172, 397), 0.2), ((58, 288), 0.08), ((132, 361), 0.0),
+    ((93, 323), 0.0), ((234, 454), 0.0),
+)
+UPPER_STILL = (1, 2, 98, 327, 4, 5, 195, 197, 6, 168, 205, 425, 50, 280, 187, 411, 36, 266)
+"""Nose and cheek points that stay put while the mouth moves."""
+FOREHEAD = (10, 109, 67, 103, 338, 297, 332, 151, 108, 337, 69, 299)
+
+
+@dataclass(frozen=True)
+class Region:
+    """A rectangle of the output: x0, y0 and its width and height."""
+
+    x0: int
+    y0: int
+    w: int
+    h: int
+
+    @property
+    def slices(self) -> tuple[slice, slice]:
+        return slice(self.y0, self.y0 + self.h), slice(self.x0, self.x0 + self.w)
+
+
+@dataclass(frozen=True)
+class MouthGeometry:
+    """The lips at rest (closed by the warp if the photo's mouth was open)."""
+
+    upper_inner: np.ndarray  # (11, 2) closed positions
+    lower_inner: np.ndarray  # (11, 2) closed positions
+    rest_gap: np.ndarray  # (11,) gap in the photo, y lower - y upper
+    centre_x: float
+    half_width: float
+
+
+def mouth_geometry(lm: FaceLandmarks) -> MouthGeometry:
+    """Where the lips meet at rest; an open mouth is closed onto its midline."""
+    up = lm.xy[list(UPPER_INNER_LIP)].astype(np.float64)
+    lo = lm.xy[list(LOWER_INNER_LIP)].astype(np.float64)
+    gap = np.maximum(lo[:, 1] - up[:, 1], 0.0)
+    if float(np.median(gap[2:-2])) < CLOSED_GAP * lm.face_height:
+        gap = np.zeros_like(gap)
+    mid = (up + lo) / 2.0
+    closed_up = np.where(gap[:, None] > 0, mid, up)
+    closed_lo = np.where(gap[:, None] > 0, mid, lo)
+    left, right = lm.xy[61], lm.xy[291]
+    return MouthGeometry(
+        upper_inner=closed_up,
+        lower_inner=closed_lo,
+        rest_gap=gap,
+        centre_x=float((left[0] + right[0]) / 2.0),
+        half_width=float(abs(right[0] - left[0]) / 2.0),
+    )
+
+
+def expression_region(lm: FaceLandmarks, width: int, height: int) -> Region:
+    """The part of the frame that expressions move: everything inside the fixed anchors."""
+    x0, y0, x1, y1 = lm.oval_box
+    cx, cy = (x0 + x1) / 2.0, (y0 + y1) / 2.0
+    ax, ay = (x1 - x0) / 2.0 * ANCHOR_RING, (y1 - y0) / 2.0 * ANCHOR_RING
+    bottom = max(cy + ay, float(lm.xy[CHIN][1]) + NECK_ANCHOR * lm.face_height)
+    rx0, ry0 = max(int(cx - ax), 0), max(int(cy - ay), 0)
+    rx1, ry1 = min(int(cx + ax) + 2, width), min(int(bottom) + 2, height)
+    return Region(rx0, ry0, rx1 - rx0, ry1 - ry0)
+
+
+def _taper(region: Region) -> np.ndarray:
+    """1 inside the region, falling to 0 at its border, so moved pixels meet still ones."""
+    margin = max(min(region.w, region.h) * 0.08, 2.0)
+    tx = _smoothstep(np.minimum(np.arange(region.w), region.w - 1 - np.arange(region.w)) / margin)
+    ty = _smoothstep(np.minimum(np.arange(region.h), region.h - 1 - np.arange(region.h)) / margin)
+    return (ty[:, None] * tx[None, :]).astype(np.float32)
+
+
+def backward(forward: np.ndarray) -> np.ndarray:
+    """Sample offsets that undo a forward field: B(x) = -F(y) where y + F(y) = x.
+
+    Solved by fixed-point iteration; across the lip seam no solution exists (that gap is
+    painted over by the mouth interior), and the iteration settles on either side.
+    """
+    h, w = forward.shape[:2]
+    gy, gx = np.mgrid[0:h, 0:w].astype(np.float32)
+    offsets = -forward
+    for _ in range(INVERSE_ITERATIONS):
+        at = cv2.remap(forward, gx + offsets[..., 0], gy + offsets[..., 1], cv2.INTER_LINEAR,
+                       borderMode=cv2.BORDER_REPLICATE)
+        offsets = 0.5 * offsets - 0.5 * at
+    return np.ascontiguousarray(offsets)
+
+
+def _anchors(lm: FaceLandmarks, width: int, height: int) -> np.ndarray:
+    """Fixed points: a ring well outside the face and the frame's border."""
+    x0, y0, x1, y1 = lm.oval_box
+    cx, cy = (x0 + x1) / 2.0, (y0 + y1) / 2.0
+    ax, ay = (x1 - x0) / 2.0 * ANCHOR_RING, (y1 - y0) / 2.0 * ANCHOR_RING
+    angles = np.linspace(0, 2 * np.pi, 32, endpoint=False)
+    ring = np.stack([cx + ax * np.cos(angles), cy + ay * np.sin(angles)], axis=1)
+    # The neck below the chin stays too: anchors under the jaw line.
+    chin = lm.xy[CHIN]
+    fh = lm.face_height
+    neck = np.array([[chin[0] + dx * fh, chin[1] + NECK_ANCHOR * fh] for dx in (-0.6, -0.3, 0.0, 0.3, 0.6)])
+    border = []
+    for t in np.linspace(0, 1, 9):
+        border += [[t * width, 0], [t * width, height], [0, t * height], [width, t * height]]
+    return np.concatenate([ring, neck, np.array(border, dtype=np.float64)])
+
+
+def _interpolate(
+    points: np.ndarray, values: np.ndarray, region: Region, smoothing: float = 0.5
+) -> np.ndarray:
+    """Thin-plate-spline field through `values` at `points`, over `region`, shape (h, w, 2)."""
+    pts, idx = np.unique(np.round(points, 2), axis=0, return_index=True)
+    rbf = RBFInterpolator(pts, values[idx], kernel="thin_plate_spline", smoothing=smoothing)
+    gw = region.w // FIELD_STEP + 2
+    gh = region.h // FIELD_STEP + 2
+    gx = region.x0 + np.arange(gw) * FIELD_STEP
+    gy = region.y0 + np.arange(gh) * FIELD_STEP
+    grid = np.stack(np.meshgrid(gx, gy), axis=-1).reshape(-1, 2).astype(np.float64)
+    coarse = rbf(grid).reshape(gh, gw, 2).astype(np.float32)
+    full = cv2.resize(coarse, (gw * FIELD_STEP, gh * FIELD_STEP), interpolation=cv2.INTER_CUBIC)
+    # cv2.resize aligns pixel centres; shift so that grid node i lands on pixel i * FIELD_STEP.
+    shift = np.float32([[1, 0, (FIELD_STEP - 1) / 2.0], [0, 1, (FIELD_STEP - 1) / 2.0]])
+    full = cv2.warpAffine(full, shift, (full.shape[1], full.shape[0]), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_REPLICATE)
+    return np.ascontiguousarray(full[: region.h, : region.w] * _taper(region)[..., None])
+
+
+def _bump(x: np.ndarray, mouth: MouthGeometry, floor: float) -> np.ndarray:
+    """1 at the mouth's centre falling to `floor` at its corners (cosine profile)."""
+    u = np.clip(np.abs(x - mouth.centre_x) / max(mouth.half_width, 1.0), 0.0, 1.0)
+    return floor + (1.0 - floor) * 0.5 * (1.0 + np.cos(np.pi * u))
+
+
+def seam_weight(mouth: MouthGeometry, region: Region) -> np.ndarray:
+    """0 above the lip seam, 1 below; sharp between the corners, soft beyond them. (h, w)."""
+    seam = np.concatenate([mouth.upper_inner, mouth.lower_inner[1:-1]])
+    order = np.argsort(seam[:, 0])
+    xs = region.x0 + np.arange(region.w, dtype=np.float64)
+    ys = region.y0 + np.arange(region.h, dtype=np.float64)
+    # Average upper and lower curves: after closing they coincide.
+    upper = np.interp(xs, mouth.upper_inner[:, 0], mouth.upper_inner[:, 1])
+    lower = np.interp(xs, mouth.lower_inner[:, 0], mouth.lower_inner[:, 1])
+    del order
+    seam_y = (upper + lower) / 2.0
+    outside = np.maximum(np.abs(xs - mouth.centre_x) - mouth.half_width * 0.85, 0.0)
+    softness = 0.6 + 0.5 * outside
+    z = (ys[:, None] - seam_y[None, :]) / softness[None, :]
+    return (1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))).astype(np.float32)
+
+
+def _split_field(
+    upper: tuple[np.ndarray, np.ndarray],
+    lower: tuple[np.ndarray, np.ndarray],
+    anchors: np.ndarray,
+    region: Region,
+    seam: np.ndarray,
+) -> np.ndarray:
+    zeros = np.zeros_like(anchors)
+    f_up = _interpolate(np.concatenate([upper[0], anchors]), np.concatenate([upper[1], zeros]), region)
+    f_lo = _interpolate(np.concatenate([lower[0], anchors]), np.concatenate([lower[1], zeros]), region)
+    # Each side is smooth and invertible on its own; the seam picks a side per output pixel.
+    return backward(f_up) * (1.0 - seam[..., None]) + backward(f_lo) * seam[..., None]
+
+
+def _points(lm: FaceLandmarks, ids: tuple[int, ...] | list[int]) -> np.ndarray:
+    return lm.xy[list(ids)].astype(np.float64)
+
+
+def _jaw_line(lm: FaceLandmarks, travel: float) -> tuple[np.ndarray, np.ndarray]:
+    pts, vals = [], []
+    for idx, share in CHIN_LINE.items():
+        pts.append(lm.xy[idx])
+        vals.append((0.0, share * travel))
+    for pair, share in JAW_LINE:
+        for idx in pair:
+            pts.append(lm.xy[idx])
+            vals.append((0.0, share * travel))
+    return np.array(pts, dtype=np.float64), np.array(vals, dtype=np.float64)
+
+
+def jaw_field(lm: FaceLandmarks, mouth: MouthGeometry, region: Region, anchors: np.ndarray,
+              seam: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sample offsets for jaw = 1 and the travel of the inner lip points (upper, lower)."""
+    gap = JAW_GAP * lm.face_height
+    corners = _points(lm, (61, 291, 78, 308))
+    corner_vals = np.stack(
+        [-np.sign(corners[:, 0] - mouth.centre_x) * 0.06 * gap, np.full(4, 0.18 * gap)], axis=1
+    )
+    lo_in = mouth.lower_inner[1:-1]
+    lo_in_v = np.stack([np.zeros(len(lo_in)), gap * _bump(lo_in[:, 0], mouth, 0.25)], axis=1)
+    lo_out = _points(lm, LOWER_OUTER_LIP[1:-1])
+    lo_out_v = np.stack([np.zeros(len(lo_out)), gap * 0.97 * _bump(lo_out[:, 0], mouth, 0.4)], axis=1)
+    jaw_pts, jaw_v = _jaw_line(lm, gap * 0.95)
+    up_in = mouth.upper_inner[1:-1]
+    up_in_v = np.stack([np.zeros(len(up_in)), -0.1 * gap * _bump(up_in[:, 0], mouth, 0.0)], axis=1)
+    up_out = _points(lm, UPPER_OUTER_LIP[1:-1])
+    up_out_v = np.stack([np.zeros(len(up_out)), -0.06 * gap * _bump(up_out[:, 0], mouth, 0.0)], axis=1)
+    still = _points(lm, UPPER_STILL)
+    lower = (np.concatenate([corners, lo_in, lo_out, jaw_pts]),
+             np.concatenate([corner_vals, lo_in_v, lo_out_v, jaw_v]))
+    upper = (np.concatenate([corners, up_in, up_out, still]),
+             np.concatenate([corner_vals, up_in_v, up_out_v, np.zeros_like(still)]))
+    field = _split_field(upper, lower, anchors, region, seam)
+    up_travel = np.concatenate([corner_vals[2:3], up_in_v, corner_vals[3:4]])
+    lo_travel = np.concatenate([corner_vals[2:3], lo_in_v, corner_vals[3:4]])
+    return field, up_travel, lo_travel
+
+
+def close_field(lm: FaceLandmarks, mouth: MouthGeometry, region: Region, anchors: np.ndarray,
+                seam: np.ndarray) -> np.ndarray | None:
+    """Static sample offsets that bring the lips of an open-mouthed photo together."""
+    if not mouth.rest_gap.any():
+        return None
+    # Inner-lip landmarks of a toothy smile sit a little inside the teeth: overshoot so no
+    # tooth survives on the seam.
+    half = np.where(mouth.rest_gap > 0, mouth.rest_gap * CLOSE_OVERSHOOT + CLOSE_MARGIN_PX, 0.0)
+    up_in = _points(lm, UPPER_INNER_LIP)
+    lo_in = _points(lm, LOWER_INNER_LIP)
+    up_out = _points(lm, UPPER_OUTER_LIP)
+    lo_out = _points(lm, LOWER_OUTER_LIP)
+    outer_half = np.interp(up_out[:, 0], up_in[:, 0], half) * 0.55
+    mean_half = float(half.mean())
+    jaw_pts, jaw_v = _jaw_line(lm, -0.5 * mean_half)
+    still = _points(lm, UPPER_STILL)
+    # After closing, pixels on the seam come from the photo's inner lip edges.
+    upper = (np.concatenate([up_in, up_out, still]),
+             np.concatenate([np.stack([np.zeros(11), half], 1), np.stack([np.zeros(11), outer_half], 1),
+                             np.zeros_like(still)]))
+    lower = (np.concatenate([lo_in, lo_out, jaw_pts]),
+             np.concatenate([np.stack([np.zeros(11), -half], 1),
+                             np.stack([np.zeros(11), -np.interp(lo_out[:, 0], lo_in[:, 0], half) * 0.55], 1),
+                             jaw_v]))
+    return _split_field(upper, lower, anchors, region, seam)
+
+
+def width_field(lm: FaceLandmarks, mouth: MouthGeometry, region: Region,
+                anchors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Forward field for width = +1 (spread; -1 rounds) and the travel of the inner lips."""
+    span = 2.0 * mouth.half_width * WIDTH_GAIN
+    lips = np.concatenate([mouth.upper_inner, _points(lm, UPPER_OUTER_LIP), _points(lm, LOWER_OUTER_LIP)[1:-1]])
+    rel = (lips[:, 0] - mouth.centre_x) / max(mouth.half_width, 1.0)
+    vals = np.stack([rel * span / 2.0, -np.abs(rel) ** 2 * span * 0.12], axis=1)
+    cheeks = _points(lm, (206, 426, 216, 436, 57, 287))
+    crel = (cheeks[:, 0] - mouth.centre_x) / max(mouth.half_width, 1.0)
+    cvals = np.stack([np.sign(crel) * span * 0.3, np.zeros(len(cheeks))], axis=1)
+    still = _points(lm, (1, 2, 98, 327, CHIN, 18, 200))
+    pts = np.concatenate([lips, cheeks, still, anchors])
+    values = np.concatenate([vals, cvals, np.zeros_like(still), np.zeros_like(anchors)])
+    field = _interpolate(pts, values, region)
+    inner_rel = (mouth.upper_inner[:, 0] - mouth.centre_x) / max(mouth.half_width, 1.0)
+    travel = np.stack([inner_rel * span / 2.0, -np.abs(inner_rel) ** 2 * span * 0.12], axis=1)
+    return field, travel
+
+
+def brow_field(lm: FaceLandmarks, region: Region, anchors: np.ndarray) -> np.ndarray:
+    """Forward field for brows = 1: brows and forehead lift, eyes stay."""
+    lift = BROW_LIFT * lm.face_height
+    brows = _points(lm, BROW_A + BROW_B)
+    forehead = _points(lm, FOREHEAD)
+    lids = _points(lm, EYE_A_UPPER[1:-1] + EYE_B_UPPER[1:-1])
+    eyes = _points(lm, EYE_A_LOWER + EYE_B_LOWER + (468, 473))
+    still = _points(lm, (1, 2, 4, 6, 13, 14, 61, 291, CHIN))
+    pts = np.concatenate([brows, forehead, lids, eyes, still, anchors])
+    values = np.concatenate([
+        np.tile([0.0, -lift], (len(brows), 1)),
+        np.tile([0.0, -0.55 * lift], (len(forehead), 1)),
+        np.tile([0.0, -0.2 * lift], (len(lids), 1)),
+        np.zeros((len(eyes) + len(still) + len(anchors), 2)),
+    ])
+    return _interpolate(pts, values, region)
+
+
+def blink_field(lm: FaceLandmarks, upper_ids: tuple[int, ...], lower_ids: tuple[int, ...],
+                region: Region) -> np.ndarray:
+    """BACKWARD field (sample offsets) that closes one eye at blink = 1.
+
+    Between the lids the output samples the stretched upper-lid skin above the closure
+    line and the lower lid below it, so the eyeball disappears instead of being squeezed.
+    """
+    up = _points(lm, upper_ids)
+    lo = _points(lm, lower_ids)
+    field = np.zeros((region.h, region.w, 2), np.float32)
+    x_left = min(up[:, 0].min(), lo[:, 0].min())
+    x_right = max(up[:, 0].max(), lo[:, 0].max())
+    xs = region.x0 + np.arange(region.w, dtype=np.float64)
+    inside = (xs > x_left) & (xs < x_right)
+    if not inside.any():
+        return field
+    yu = _lid_curve(up, xs)
+    yl = _lid_curve(lo, xs)
+    # The lids meet smoothly at the corners rather than ending in a vertical cut.
+    along = np.clip((xs - x_left) / max(x_right - x_left, 1.0), 0.0, 1.0)
+    window = np.sin(np.pi * along) ** 0.5
+    opening = np.where(inside, np.maximum(yl - yu, 0.0), 0.0) * window
+    eye_h = float(opening.max())
+    if eye_h < 1.0:
+        return field
+    h_up = 0.7 * eye_h + 1.5
+    h_lo = 0.6 * eye_h + 1.5
+    yc = yu + 0.7 * opening
+    ys = region.y0 + np.arange(region.h, dtype=np.float64)[:, None]
+    top = (yu - h_up)[None, :]
+    bottom = (yl + h_lo)[None, :]
+    # Landmarks can sit a little inside the lids: sample just outside them, never the eyeball.
+    lid_up = yu[None, :]
+    lid_lo = yl[None, :] + (LID_MARGIN * opening + 0.7)[None, :]
+    src_above = top + (ys - top) * (lid_up - top) / np.maximum(yc[None, :] - top, 1e-3)
+    src_below = lid_lo + (ys - yc[None, :]) * (bottom - lid_lo) / np.maximum(bottom - yc[None, :], 1e-3)
+    above = (ys >= top) & (ys < yc[None, :])
+    below = (ys >= yc[None, :]) & (ys <= bottom)
+    offset = np.where(above, src_above - ys, np.where(below, src_below - ys, 0.0))
+    offset = np.where(inside[None, :], offset, 0.0).astype(np.float32)
+    # Blur along the lid only: neighbouring columns agree, the closure line stays crisp.
+    offset = cv2.GaussianBlur(offset, (7, 1), 1.5)
+    field[..., 1] = offset
+    return field
+
+
+def _lid_curve(points: np.ndarray, xs: np.ndarray) -> np.ndarray:
+    """A smooth lid line through the landmarks, sampled at columns `xs`."""
+    order = np.argsort(points[:, 0])
+    px, py = points[order, 0], points[order, 1]
+    degree = min(4, len(px) - 1)
+    coeffs = np.polyfit(px - px.mean(), py, degree)
+    return np.polyval(coeffs, np.clip(xs, px[0], px[-1]) - px.mean())
+
+
+def head_fields(lm: FaceLandmarks, width: int, height: int) -> dict[str, np.ndarray]:
+    """Forward fields per radian of yaw, pitch and roll at 1/HEAD_SCALE resolution."""
+    sw, sh = (width + HEAD_SCALE - 1) // HEAD_SCALE, (height + HEAD_SCALE - 1) // HEAD_SCALE
+    xs = (np.arange(sw) + 0.5) * HEAD_SCALE - 0.5
+    ys = (np.arange(sh) + 0.5) * HEAD_SCALE - 0.5
+    gx, gy = np.meshgrid(xs, ys)
+    x0, y0, x1, y1 = lm.oval_box
+    cx, cy = (x0 + x1) / 2.0, (y0 + y1) / 2.0 - 0.08 * (y1 - y0)
+    ax, ay = (x1 - x0) / 2.0, (y1 - y0) / 2.0
+    r = np.sqrt(((gx - cx) / ax) ** 2 + ((gy - cy) / (ay * 1.1)) ** 2)
+    weight = 1.0 - _smoothstep((r - 1.1) / 0.55)
+    chin_y = float(lm.xy[CHIN][1])
+    fh = lm.face_height
+    weight *= 1.0 - _smoothstep((gy - chin_y) / (0.35 * fh))
+    oval = _points(lm, FACE_OVAL)
+    depth = _depth_map(lm, gx, gy, oval)
+    radius = HEAD_AXIS_DEPTH * (x1 - x0)
+    pivot = np.array([cx, chin_y + 0.3 * fh])
+    yaw = np.stack([(radius + depth) * weight, np.zeros_like(weight)], axis=-1)
+    pitch = np.stack([np.zeros_like(weight), (0.5 * radius + depth) * weight], axis=-1)
+    roll = np.stack([-(gy - pivot[1]) * weight, (gx - pivot[0]) * weight], axis=-1)
+    return {k: v.astype(np.float32) for k, v in {"yaw": yaw, "pitch": pitch, "roll": roll}.items()}
+
+
+def _depth_map(lm: FaceLandmarks, gx: np.ndarray, gy: np.ndarray, oval: np.ndarray) -> np.ndarray:
+    """How far each point stands out of the face's outline towards the camera (pixels)."""
+    z = lm.points[:, 2].astype(np.float64)
+    edge_z = float(z[list(FACE_OVAL)].mean())
+    rel = np.maximum(edge_z - z, 0.0)
+    pts = np.concatenate([lm.xy.astype(np.float64), oval])
+    vals = np.concatenate([rel, np.zeros(len(oval))])
+    depth = griddata(pts, vals, (gx, gy), method="linear", fill_value=0.0)
+    return cv2.GaussianBlur(np.nan_to_num(depth).astype(np.float32), (0, 0), 1.5).astype(np.float64)
+
+
+def _smoothstep(x: np.ndarray) -> np.ndarray:
+    t = np.clip(x, 0.0, 1.0)
+    return t * t * (3.0 - 2.0 * t)
+
+
+def anchors_for(lm: FaceLandmarks, width: int, height: int) -> np.ndarray:
+    """Public wrapper: the fixed points of every interpolated field."""
+    return _anchors(lm, width, height)

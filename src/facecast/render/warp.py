@@ -1,0 +1,116 @@
+"""The default renderer: a 2-D warp of the photo plus a drawn mouth interior, on the CPU.
+
+Per photo, `prepare` builds one displacement field per motion channel. Per frame, the
+expression fields are summed over the face region and the photo is remapped there (lips,
+eyes, brows), the mouth interior is painted where the lips part, and a second, low-
+resolution head field turns and tilts the head while the body and background stay still.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from facecast.face import EYE_A_LOWER, EYE_A_UPPER, EYE_B_LOWER, EYE_B_UPPER, Portrait
+from facecast.render import fields
+from facecast.render.mouth import MouthPalette, draw_interior, palette_from
+
+EXPRESSION_CHANNELS = ("jaw", "width", "brows", "blink_a", "blink_b")
+HEAD_CHANNELS = ("yaw", "pitch", "roll")
+CHEEK_SAMPLE_POINTS = (205, 425, 50, 280, 101, 330)
+LIP_SAMPLE_POINTS = (17, 84, 314, 0, 37, 267)
+
+
+class WarpAnimator:
+    """A photo rigged for the warp renderer."""
+
+    def __init__(self, portrait: Portrait) -> None:
+        rgb = np.ascontiguousarray(portrait.rgb)
+        lm = portrait.landmarks
+        h, w = rgb.shape[:2]
+        self._rgb = rgb
+        self._shape = (w, h)
+        self._face_height = lm.face_height
+        region = fields.expression_region(lm, w, h)
+        self._region = region
+        anchors = fields.anchors_for(lm, w, h)
+        mouth = fields.mouth_geometry(lm)
+        seam = fields.seam_weight(mouth, region)
+        jaw, jaw_up, jaw_lo = fields.jaw_field(lm, mouth, region, anchors, seam)
+        width, width_travel = fields.width_field(lm, mouth, region, anchors)
+        brows = fields.brow_field(lm, region, anchors)
+        # Expression fields as backward sample offsets, one row per channel, for one GEMV a frame.
+        offsets = [
+            jaw,
+            fields.backward(width),
+            fields.backward(brows),
+            fields.blink_field(lm, EYE_A_UPPER, EYE_A_LOWER, region),
+            fields.blink_field(lm, EYE_B_UPPER, EYE_B_LOWER, region),
+        ]
+        self._expr = np.stack([f.reshape(-1) for f in offsets]).astype(np.float32)
+        ys, xs = np.mgrid[region.y0 : region.y0 + region.h, region.x0 : region.x0 + region.w]
+        base = np.stack([xs, ys], axis=-1).astype(np.float32)
+        closing = fields.close_field(lm, mouth, region, anchors, seam)
+        if closing is not None:
+            base += closing
+        self._expr_base = base.reshape(-1)
+        self._mouth = mouth
+        self._lip_travel = {"jaw": (jaw_up, jaw_lo), "width": (width_travel, width_travel)}
+        self._palette: MouthPalette = palette_from(
+            rgb, lm.xy[list(LIP_SAMPLE_POINTS)], lm.xy[list(CHEEK_SAMPLE_POINTS)]
+        )
+        head = fields.head_fields(lm, w, h)
+        self._head = np.stack([-head[c].reshape(-1) for c in HEAD_CHANNELS]).astype(np.float32)
+        self._head_shape = head["yaw"].shape
+        gy, gx = np.mgrid[0:h, 0:w]
+        self._grid = np.stack([gx, gy], axis=-1).astype(np.float32)
+        self._canvas = rgb.copy()
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self._shape
+
+    def render(self, values: dict[str, float]) -> np.ndarray:
+        """One frame for the given channel values (see motion.CHANNELS)."""
+        region = self._region
+        weights = np.array([values.get(c, 0.0) for c in EXPRESSION_CHANNELS], np.float32)
+        offsets = weights @ self._expr
+        offsets += self._expr_base
+        maps = offsets.reshape(region.h, region.w, 2)
+        canvas = self._canvas
+        rows, cols = region.slices
+        canvas[rows, cols] = cv2.remap(self._rgb, maps, None, cv2.INTER_LINEAR,
+                                       borderMode=cv2.BORDER_REPLICATE)
+        self._paint_mouth(canvas, values)
+        return self._turn_head(canvas, values)
+
+    def _paint_mouth(self, canvas: np.ndarray, values: dict[str, float]) -> None:
+        upper = self._mouth.upper_inner.copy()
+        lower = self._mouth.lower_inner.copy()
+        for channel, (up_travel, lo_travel) in self._lip_travel.items():
+            amount = values.get(channel, 0.0)
+            upper += amount * up_travel
+            lower += amount * lo_travel
+        draw_interior(canvas, upper, lower, self._palette, self._face_height)
+
+    def _turn_head(self, canvas: np.ndarray, values: dict[str, float]) -> np.ndarray:
+        radians = np.radians([values.get(c, 0.0) for c in HEAD_CHANNELS]).astype(np.float32)
+        if not radians.any():
+            return canvas.copy()
+        small = (radians @ self._head).reshape(self._head_shape)
+        w, h = self._shape
+        offsets = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+        offsets += self._grid
+        return cv2.remap(canvas, offsets, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+class WarpRenderer:
+    """Registry entry for the warp renderer: nothing to load, everything per photo."""
+
+    name = "warp"
+
+    def load(self) -> None:
+        """No models: the warp needs only the landmarks."""
+
+    def prepare(self, portrait: Portrait) -> WarpAnimator:
+        return WarpAnimator(portrait)

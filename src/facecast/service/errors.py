@@ -1,0 +1,47 @@
+"""Errors of the job service itself, each with the HTTP status it answers with."""
+
+from __future__ import annotations
+
+from facecast.errors import FacecastError
+
+
+class ServiceError(FacecastError):
+    """A request the service refuses; `status` is the HTTP status code."""
+
+    code = "bad_request"
+    status = 400
+
+
+class JobNotFoundError(ServiceError):
+    code = "not_found"
+    status = 404
+
+
+class ConsentRequiredError(ServiceError):
+    code = "consent_required"
+    status = 400
+
+
+class InvalidRequestError(ServiceError):
+    code = "invalid_request"
+    status = 422
+
+
+class NotCancelableError(ServiceError):
+    code = "not_cancelable"
+    status = 409
+
+
+class AudioNotReadyError(ServiceError):
+    code = "audio_not_ready"
+    status = 409
+
+
+class PayloadTooLargeError(ServiceError):
+    code = "payload_too_large"
+    status = 413
+
+
+class QueueUnavailableError(ServiceError):
+    code = "queue_unavailable"
+    status = 503

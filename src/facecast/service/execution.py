@@ -1,0 +1,274 @@
+"""The worker's side of a job: mark it running, forward progress, watch for cancel, record the end.
+
+`running_job(job_id)` wraps one task run. It turns the pipeline's exceptions into final states
+(CanceledError -> canceled, other FacecastError -> rejected, time limit or bug -> error), so a
+Celery task stays a few lines that call the pipeline.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from celery.exceptions import SoftTimeLimitExceeded
+
+from facecast.config import Settings, get_settings
+from facecast.errors import CanceledError, FacecastError
+from facecast.service.logs import job_context
+from facecast.service.schemas import ErrorInfo, JobManifest, JobResult, JobState, JobStatus, WorkerInfo
+from facecast.service.state import (
+    StateStore,
+    advance,
+    finish,
+    open_state_store,
+    start_attempt,
+)
+from facecast.service.storage import AUDIO, VIDEO, Storage
+
+logger = logging.getLogger(__name__)
+
+CANCEL_CHECK_S = 0.1
+"""Least time between two looks at a job's cancel flag."""
+HEARTBEAT_TTL_FACTOR = 3.0
+"""A heartbeat is valid for this many heartbeat intervals."""
+LABEL_VALUE = re.compile(r"[^a-z0-9_]+")
+
+
+def label(**values: str) -> str:
+    """A metric label set as `k=v,k=v` with values reduced to [a-z0-9_]."""
+    return ",".join(f"{k}={LABEL_VALUE.sub('_', v.lower())}" for k, v in values.items())
+
+
+@dataclass(frozen=True)
+class WorkerContext:
+    """What a worker process needs to run jobs (built once per process)."""
+
+    settings: Settings
+    storage: Storage
+    store: StateStore
+
+
+@lru_cache(maxsize=1)
+def worker_context() -> WorkerContext:
+    """This process's settings, storage and state store."""
+    settings = get_settings()
+    storage = Storage(settings.data_dir)
+    store = open_state_store(settings.redis_url, storage, state_ttl(settings))
+    return WorkerContext(settings, storage, store)
+
+
+def state_ttl(settings: Settings) -> float:
+    """How long the state store keeps a job: a while beyond its retention."""
+    return settings.retention_hours * 3600 * 2 + 86400
+
+
+class JobRun:
+    """One job being executed: the inputs, and callbacks for the pipeline."""
+
+    def __init__(self, context: WorkerContext, manifest: JobManifest, state: JobState) -> None:
+        self.context = context
+        self.manifest = manifest
+        self.state = state
+        self.result: JobResult | None = None
+        self.final: JobState | None = None
+        self.stages: dict[str, float] = {}
+        self._stage = state.stage
+        self._stage_started = time.monotonic()
+        self._last_write = 0.0
+        self._last_progress = state.progress
+        self._last_cancel_check = 0.0
+        self._cancel_seen = False
+
+    @property
+    def job_id(self) -> str:
+        """The job's id."""
+        return self.manifest.job_id
+
+    @property
+    def status(self) -> str:
+        """The job's status: final once the run has ended."""
+        return (self.final or self.state).status.value
+
+    def file(self, name: str | None) -> Path | None:
+        """A file of the job's request (None stays None)."""
+        return None if name is None else self.context.storage.path(self.job_id, name)
+
+    @property
+    def video_path(self) -> Path:
+        """Where the rendered video goes."""
+        return self.context.storage.path(self.job_id, VIDEO)
+
+    @property
+    def audio_path(self) -> Path:
+        """Where synthesised speech goes."""
+        return self.context.storage.path(self.job_id, AUDIO)
+
+    def progress(self, stage: str, fraction: float) -> None:
+        """Pipeline progress callback: written to the state store at most every interval or stage."""
+        now = time.monotonic()
+        percent = int(min(max(fraction, 0.0), 1.0) * 100)
+        if stage != self._stage:
+            self._close_stage(now)
+            self._stage, self._stage_started = stage, now
+        elif now - self._last_write < self.context.settings.progress_interval_seconds:
+            return
+        elif percent <= self._last_progress:
+            return
+        self._last_write, self._last_progress = now, percent
+        self.context.store.update(self.job_id, advance(stage, percent))
+
+    def canceled(self) -> bool:
+        """Pipeline cancel callback: True once DELETE /jobs/{id} flagged the job (or it vanished)."""
+        if self._cancel_seen:
+            return True
+        now = time.monotonic()
+        if now - self._last_cancel_check >= CANCEL_CHECK_S:
+            self._last_cancel_check = now
+            state = self.context.store.get(self.job_id)
+            self._cancel_seen = state is None or state.cancel_requested
+        return self._cancel_seen
+
+    def complete(self, result: JobResult) -> None:
+        """Note what the job produced; `running_job` marks it done when the block ends."""
+        self.result = result
+
+    def _close_stage(self, now: float) -> None:
+        if self._stage not in {"queued", "starting"}:
+            self.stages[self._stage] = self.stages.get(self._stage, 0.0) + now - self._stage_started
+
+    def end(self, status: JobStatus, error: ErrorInfo | None = None) -> JobState:
+        """Record the final state in the store, the manifest and the metrics."""
+        store, storage, kind = self.context.store, self.context.storage, self.manifest.kind.value
+        self._close_stage(time.monotonic())
+        current = store.get(self.job_id)
+        if status is JobStatus.DONE and current is not None and current.cancel_requested:
+            status = JobStatus.CANCELED
+        if status is JobStatus.DONE and self.manifest.cache_key:
+            storage.cache_put(self.manifest.cache_key, self.job_id)
+        final = store.update(self.job_id, finish(status, time.time(), error)) or store.get(self.job_id)
+        if final is None:
+            return self.state
+        self.final = final
+        storage.write_manifest(
+            self.manifest.model_copy(update={"state": final, "result": self.result, "stages": self.stages})
+        )
+        for stage, seconds in self.stages.items():
+            store.observe("stage_duration_seconds", label(stage=stage), seconds)
+        if final.started_at is not None and final.finished_at is not None:
+            store.observe("job_duration_seconds", label(kind=kind), final.finished_at - final.started_at)
+        store.increment("jobs_finished_total", label(kind=kind, status=final.status.value))
+        logger.info("job %s: %s", final.status.value, error.code if error else "ok")
+        return final
+
+
+def _begin(context: WorkerContext, job_id: str) -> JobRun | None:
+    """Mark the job running; None when it must not run (canceled, final, too many attempts)."""
+    manifest = context.storage.read_manifest(job_id)
+    if manifest is None:
+        logger.warning("job has no manifest; skipped")
+        return None
+    now = time.time()
+    state = context.store.update(job_id, start_attempt(now, context.settings.job_max_attempts))
+    if state is None:
+        current = context.store.get(job_id)
+        if current is not None and not current.status.final and not current.cancel_requested:
+            run = JobRun(context, manifest, current)
+            run.end(JobStatus.ERROR, ErrorInfo(
+                code="worker_lost",
+                message="The job stopped its worker more than once; it was given up.",
+            ))
+        elif current is not None and current.cancel_requested and not current.status.final:
+            JobRun(context, manifest, current).end(JobStatus.CANCELED)
+        logger.info("job not run: %s", current.status.value if current else "unknown")
+        return None
+    if state.attempts > 1:
+        logger.warning("job delivered again (attempt %d)", state.attempts)
+    wait = now - manifest.created_at
+    context.store.observe("queue_wait_seconds", label(kind=manifest.kind.value), max(wait, 0.0))
+    logger.info("job started after %.2f s in the queue", wait)
+    return JobRun(context, manifest, state)
+
+
+@contextmanager
+def running_job(job_id: str) -> Iterator[JobRun | None]:
+    """Run the block as job `job_id`; yields None when the job must not run."""
+    context = worker_context()
+    with job_context(job_id):
+        run = _begin(context, job_id)
+        if run is None:
+            yield None
+            return
+        try:
+            yield run
+        except CanceledError:
+            run.end(JobStatus.CANCELED)
+        except FacecastError as exc:
+            run.end(JobStatus.REJECTED, ErrorInfo(code=exc.code, message=exc.message))
+        except SoftTimeLimitExceeded:
+            limit = context.settings.job_soft_time_limit
+            run.end(JobStatus.ERROR, ErrorInfo(code="time_limit", message=f"The job ran longer than {limit} s."))
+        except Exception:
+            logger.exception("job failed")
+            run.end(JobStatus.ERROR, ErrorInfo(code="internal_error", message="The job failed; see log_tail."))
+        else:
+            run.end(JobStatus.DONE)
+
+
+def fail_lost_job(job_id: str, code: str, message: str) -> None:
+    """Mark a job failed from outside its run (the hard time limit killed its process)."""
+    context = worker_context()
+    with job_context(job_id):
+        manifest = context.storage.read_manifest(job_id)
+        state = context.store.get(job_id)
+        if manifest is not None and state is not None and not state.status.final:
+            JobRun(context, manifest, state).end(JobStatus.ERROR, ErrorInfo(code=code, message=message))
+
+
+class Heartbeat:
+    """A daemon thread that tells the state store this worker process is alive (and warmed up)."""
+
+    def __init__(self, context: WorkerContext, queues: list[str]) -> None:
+        self.context = context
+        self.warmed = threading.Event()
+        self._stop = threading.Event()
+        hostname = socket.gethostname()
+        self.info = WorkerInfo(
+            worker_id=f"{hostname}-{os.getpid()}", hostname=hostname, pid=os.getpid(), queues=queues
+        )
+        self._thread = threading.Thread(target=self._run, name="facecast-heartbeat", daemon=True)
+
+    def start(self) -> None:
+        """Begin beating."""
+        self._thread.start()
+
+    def beat(self) -> None:
+        """Write one heartbeat now."""
+        interval = self.context.settings.worker_heartbeat_seconds
+        info = self.info.model_copy(update={"warmed": self.warmed.is_set(), "seen_at": time.time()})
+        self.context.store.heartbeat(info, interval * HEARTBEAT_TTL_FACTOR)
+
+    def _run(self) -> None:
+        interval = self.context.settings.worker_heartbeat_seconds
+        while not self._stop.is_set():
+            try:
+                self.beat()
+            except Exception:
+                logger.warning("heartbeat failed", exc_info=True)
+            self._stop.wait(interval)
+
+    def stop(self) -> None:
+        """Stop beating and withdraw the heartbeat."""
+        self._stop.set()
+        try:
+            self.context.store.drop_worker(self.info.worker_id)
+        except Exception:
+            logger.warning("could not withdraw the heartbeat", exc_info=True)

@@ -1,0 +1,406 @@
+"""The job service: what the routes call. Create jobs, look them up, cancel, wait, watch, sweep.
+
+It stores uploads and manifests (storage), keeps live state (state store) and hands work to
+Celery (task queue). It never renders anything itself; the web process stays light.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import warnings
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from PIL import Image
+from starlette.concurrency import run_in_threadpool
+
+from facecast import __version__
+from facecast.config import Settings
+from facecast.errors import BackendUnavailableError, InvalidImageError, InvalidTextError
+from facecast.service.errors import (
+    AudioNotReadyError,
+    ConsentRequiredError,
+    InvalidRequestError,
+    JobNotFoundError,
+    NotCancelableError,
+)
+from facecast.service.queueing import TASK_ANIMATE, TASK_TTS, TaskQueue
+from facecast.service.schemas import (
+    Check,
+    ErrorInfo,
+    JobKind,
+    JobManifest,
+    JobRequest,
+    JobState,
+    JobStatus,
+    JobView,
+    Readiness,
+    iso,
+)
+from facecast.service.state import Mutation, StateStore, finish, request_cancel
+from facecast.service.storage import AUDIO, VIDEO, Storage, content_key, is_job_id
+
+logger = logging.getLogger(__name__)
+
+IMAGE_FORMATS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
+AUDIO_EXTENSIONS = frozenset({"wav", "mp3", "m4a", "aac", "ogg", "oga", "opus", "flac", "webm", "mp4"})
+IMAGE_UPLOAD = "source_upload"
+VOICE_SAMPLE = "voice_sample.wav"
+CLONE_BACKEND = "xtts"
+DEFAULT_BACKEND = "espeak"
+WAIT_POLL_S = 0.05
+LOG_TAIL_LINES = 20
+FAILED = frozenset({JobStatus.ERROR, JobStatus.REJECTED})
+"""Statuses whose view carries the worker's log tail."""
+
+
+@dataclass(frozen=True)
+class AnimateSubmission:
+    """A parsed POST /animate: streams for the uploads, plain values for the rest."""
+
+    image: BinaryIO
+    consent: bool
+    audio: BinaryIO | None = None
+    audio_filename: str | None = None
+    audio_id: str | None = None
+    text: str | None = None
+    lang: str | None = None
+    voice: str | None = None
+    fps: int | None = None
+    size: int | None = None
+    full_frame: bool = False
+
+
+@dataclass(frozen=True)
+class TtsSubmission:
+    """A parsed POST /tts."""
+
+    text: str
+    lang: str | None = None
+    voice: str | None = None
+    voice_sample: BinaryIO | None = None
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """A job the service accepted, and whether an earlier result answered it at once."""
+
+    state: JobState
+    reused: bool = False
+
+
+def check_image(path: Path, max_pixels: int) -> str:
+    """Refuse what is not a JPEG/PNG/WebP photo of sane size; returns the file extension."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                image_format, (width, height) = image.format, image.size
+                image.verify()
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
+        raise InvalidImageError("The photo could not be read; send a JPEG, PNG or WebP file.") from exc
+    if image_format not in IMAGE_FORMATS:
+        raise InvalidImageError(f"Photos in {image_format} format are not supported; send JPEG, PNG or WebP.")
+    if width * height > max_pixels:
+        raise InvalidImageError(f"The photo has {width}x{height} pixels, more than the limit of {max_pixels}.")
+    return IMAGE_FORMATS[image_format]
+
+
+def audio_file_name(filename: str | None) -> str:
+    """A safe stored name for an uploaded audio file, keeping a known extension."""
+    extension = (filename or "").rsplit(".", 1)[-1].lower() if "." in (filename or "") else ""
+    return f"audio_upload.{extension if extension in AUDIO_EXTENSIONS else 'bin'}"
+
+
+def clean_text(text: str | None, max_chars: int) -> str:
+    """Stripped text, refused when empty or too long."""
+    cleaned = (text or "").strip()
+    if not cleaned:
+        raise InvalidTextError("The text is empty.")
+    if len(cleaned) > max_chars:
+        raise InvalidTextError(f"The text has {len(cleaned)} characters; the limit is {max_chars}.")
+    return cleaned
+
+
+class JobService:
+    """Create, inspect, cancel and clean up jobs."""
+
+    def __init__(self, settings: Settings, storage: Storage, store: StateStore, queue: TaskQueue) -> None:
+        self.settings = settings
+        self.storage = storage
+        self.store = store
+        self.queue = queue
+
+    # ------------------------------------------------------------------ creating
+
+    def submit_animate(self, submission: AnimateSubmission) -> Submitted:
+        """Store the inputs and queue a render, or answer from an identical earlier render."""
+        if not submission.consent:
+            raise ConsentRequiredError(
+                "Set consent=true to confirm that the person in the photo agreed to be animated."
+            )
+        sources = [submission.audio is not None, submission.audio_id is not None, submission.text is not None]
+        if sum(sources) != 1:
+            raise InvalidRequestError("Send exactly one of: audio (a file), audio_id, or text.")
+        text = None if submission.text is None else clean_text(submission.text, self.settings.max_text_chars)
+        job_id = self.storage.new_job()
+        try:
+            return self._create_animate(job_id, submission, text)
+        except BaseException:
+            self.storage.remove(job_id)
+            raise
+
+    def _create_animate(self, job_id: str, submission: AnimateSubmission, text: str | None) -> Submitted:
+        settings = self.settings
+        upload = self.storage.save_stream(job_id, IMAGE_UPLOAD, submission.image, settings.max_upload_bytes)
+        extension = check_image(self.storage.path(job_id, IMAGE_UPLOAD), settings.max_image_pixels)
+        image_name = f"source.{extension}"
+        self.storage.path(job_id, IMAGE_UPLOAD).rename(self.storage.path(job_id, image_name))
+        request = JobRequest(
+            image=image_name,
+            text=text,
+            lang=submission.lang or settings.default_lang,
+            voice=submission.voice,
+            fps=submission.fps or settings.default_fps,
+            size=submission.size or settings.default_size,
+            full_frame=submission.full_frame,
+        )
+        if submission.audio is not None:
+            name = audio_file_name(submission.audio_filename)
+            voice_key = self.storage.save_stream(job_id, name, submission.audio, settings.max_upload_bytes)
+            request = request.model_copy(update={"audio": name})
+        elif submission.audio_id is not None:
+            voice_key = self._link_tts_audio(submission.audio_id, job_id)
+            request = request.model_copy(update={"audio": AUDIO, "audio_id": submission.audio_id})
+        else:
+            voice_key = content_key("text", text, request.lang, request.voice)
+        cache_key = content_key(
+            "animate", __version__, upload, voice_key, request.fps, request.size, request.full_frame, request.seed
+        )
+        reused = self._reuse_video(job_id, cache_key)
+        state = JobState(job_id=job_id, kind=JobKind.ANIMATE, created_at=time.time())
+        if reused is not None:
+            state = finish(JobStatus.DONE, state.created_at)(state.model_copy(update={"reused_from": reused}))
+            assert state is not None
+        manifest = JobManifest(
+            job_id=job_id,
+            kind=JobKind.ANIMATE,
+            created_at=state.created_at,
+            queue=settings.animate_queue,
+            request=request,
+            cache_key=cache_key,
+            consent=True,
+            state=state,
+        )
+        return self._launch(manifest, TASK_ANIMATE)
+
+    def _link_tts_audio(self, audio_id: str, job_id: str) -> str:
+        """Share a finished TTS job's audio with a new job; returns the audio's content key."""
+        manifest = self.storage.read_manifest(audio_id) if is_job_id(audio_id) else None
+        if manifest is None or manifest.kind is not JobKind.TTS:
+            raise InvalidRequestError(f"There is no audio {audio_id[:64]!r}; create one with POST /tts.")
+        state = self.store.get(audio_id) or manifest.state
+        if state.status is not JobStatus.DONE or self.storage.download(audio_id, AUDIO) is None:
+            raise AudioNotReadyError(f"The audio {audio_id} is {state.status.value}, not done.")
+        self.storage.link(audio_id, job_id, AUDIO)
+        self.storage.touch(audio_id)
+        return manifest.cache_key or content_key("audio-job", audio_id)
+
+    def _reuse_video(self, job_id: str, cache_key: str) -> str | None:
+        """Link the video of an identical finished render into `job_id`; its id, or None."""
+        earlier = self.storage.cache_get(cache_key)
+        if earlier is None or self.storage.download(earlier, VIDEO) is None:
+            return None
+        self.storage.link(earlier, job_id, VIDEO)
+        self.storage.touch(earlier)
+        logger.info("reusing the video of job %s", earlier, extra={"job_id": job_id})
+        return earlier
+
+    def submit_tts(self, submission: TtsSubmission) -> Submitted:
+        """Queue speech synthesis, or answer with identical speech made before."""
+        settings = self.settings
+        text = clean_text(submission.text, settings.max_text_chars)
+        lang = submission.lang or settings.default_lang
+        if submission.voice_sample is not None and not self.cloning_available():
+            raise BackendUnavailableError(
+                "Voice cloning is not available on this server: no cloning backend (XTTS) is "
+                "configured. Send the request without voice_clone_wav to use a built-in voice."
+            )
+        job_id = self.storage.new_job()
+        try:
+            return self._create_tts(job_id, submission, text, lang)
+        except BaseException:
+            self.storage.remove(job_id)
+            raise
+
+    def _create_tts(self, job_id: str, submission: TtsSubmission, text: str, lang: str) -> Submitted:
+        request = JobRequest(text=text, lang=lang, voice=submission.voice, speech_backend=DEFAULT_BACKEND)
+        sample_key = None
+        if submission.voice_sample is not None:
+            sample_key = self.storage.save_stream(
+                job_id, VOICE_SAMPLE, submission.voice_sample, self.settings.max_upload_bytes
+            )
+            request = request.model_copy(update={"voice_sample": VOICE_SAMPLE, "speech_backend": CLONE_BACKEND})
+        cache_key = content_key("tts", __version__, text, lang, request.voice, request.speech_backend, sample_key)
+        earlier = self.storage.cache_get(cache_key)
+        if earlier is not None and self.storage.download(earlier, AUDIO) is not None:
+            self.storage.remove(job_id)
+            self.storage.touch(earlier)
+            return Submitted(self.get(earlier), reused=True)
+        state = JobState(job_id=job_id, kind=JobKind.TTS, created_at=time.time())
+        manifest = JobManifest(
+            job_id=job_id,
+            kind=JobKind.TTS,
+            created_at=state.created_at,
+            queue=self.settings.tts_queue,
+            request=request,
+            cache_key=cache_key,
+            state=state,
+        )
+        return self._launch(manifest, TASK_TTS)
+
+    def _launch(self, manifest: JobManifest, task: str) -> Submitted:
+        """Write manifest and state; queue the task unless the job is already done."""
+        self.storage.write_manifest(manifest)
+        self.store.create(manifest.state)
+        if manifest.state.status.final:
+            self.store.increment("jobs_reused_total", f"kind={manifest.kind.value}")
+            return Submitted(manifest.state, reused=True)
+        self.store.increment("jobs_submitted_total", f"kind={manifest.kind.value}")
+        try:
+            self.queue.send(task, manifest.job_id, manifest.queue)
+        except Exception as exc:
+            error = ErrorInfo(code="queue_unavailable", message=str(exc))
+            self._finish(manifest.job_id, finish(JobStatus.ERROR, time.time(), error))
+            raise
+        logger.info("queued %s job on %s", manifest.kind.value, manifest.queue, extra={"job_id": manifest.job_id})
+        return Submitted(manifest.state)
+
+    def cloning_available(self) -> bool:
+        """True when a voice-cloning backend is configured."""
+        return self.settings.xtts_model_dir is not None
+
+    # ------------------------------------------------------------------ reading
+
+    def get(self, job_id: str) -> JobState:
+        """The job's state; JobNotFoundError for unknown or malformed ids."""
+        if not is_job_id(job_id):
+            raise JobNotFoundError(f"There is no job {job_id[:64]!r}.")
+        state = self.store.get(job_id)
+        if state is None:
+            manifest = self.storage.read_manifest(job_id)
+            if manifest is None:
+                raise JobNotFoundError(f"There is no job {job_id!r}.")
+            state = manifest.state
+        return state
+
+    def view(self, state: JobState, base_url: str) -> JobView:
+        """The client's view of a job, with absolute download links."""
+        base = (self.settings.public_url or base_url).rstrip("/")
+        video = state.status is JobStatus.DONE and self.storage.download(state.job_id, VIDEO) is not None
+        audio = state.status is JobStatus.DONE and self.storage.download(state.job_id, AUDIO) is not None
+        return JobView(
+            job_id=state.job_id,
+            kind=state.kind,
+            status=state.status,
+            progress=state.progress,
+            stage=state.stage,
+            video_url=f"{base}/files/{state.job_id}/{VIDEO}" if video else None,
+            audio_url=f"{base}/files/{state.job_id}/{AUDIO}" if audio else None,
+            error=state.error,
+            log_tail=self.store.log_tail(state.job_id, LOG_TAIL_LINES) if state.status in FAILED else None,
+            reused_from=state.reused_from,
+            created_at=iso(state.created_at),
+            started_at=iso(state.started_at),
+            finished_at=iso(state.finished_at),
+        )
+
+    def download(self, job_id: str, name: str) -> Path:
+        """Path of a finished job's video or audio; JobNotFoundError otherwise."""
+        path = self.storage.download(job_id, name)
+        if path is None or self.get(job_id).status is not JobStatus.DONE:
+            raise JobNotFoundError(f"Job {job_id[:64]!r} has no {name[:32]!r} (yet).")
+        return path
+
+    async def wait(self, job_id: str, timeout: float) -> JobState:
+        """The job's state once it is final, or when `timeout` seconds have passed."""
+        deadline = time.monotonic() + timeout
+        while True:
+            state = await run_in_threadpool(self.get, job_id)
+            if state.status.final or time.monotonic() >= deadline:
+                return state
+            await asyncio.sleep(WAIT_POLL_S)
+
+    async def watch(self, job_id: str, keepalive: float) -> AsyncIterator[JobState | None]:
+        """Yield the state whenever it changes, until it is final; None every `keepalive` s idle."""
+        last: tuple[object, ...] | None = None
+        idle_since = time.monotonic()
+        while True:
+            state = await run_in_threadpool(self.get, job_id)
+            key = (state.status, state.progress, state.stage)
+            if key != last:
+                last, idle_since = key, time.monotonic()
+                yield state
+                if state.status.final:
+                    return
+            elif time.monotonic() - idle_since >= keepalive:
+                idle_since = time.monotonic()
+                yield None
+            await asyncio.sleep(self.settings.stream_poll_seconds)
+
+    # ------------------------------------------------------------------ changing
+
+    def cancel(self, job_id: str) -> JobState:
+        """Cancel a queued job at once; flag a running one so its worker stops rendering."""
+        state = self.get(job_id)
+        if state.status.final:
+            raise NotCancelableError(f"Job {job_id} is already {state.status.value}.")
+        self._finish(job_id, request_cancel(time.time()))
+        logger.info("cancel requested", extra={"job_id": job_id})
+        return self.get(job_id)
+
+    def _finish(self, job_id: str, mutate: Mutation) -> None:
+        """Apply a transition and, when it made the job final, record that in the manifest."""
+        new = self.store.update(job_id, mutate)
+        if new is not None and new.status.final:
+            manifest = self.storage.read_manifest(job_id)
+            if manifest is not None:
+                self.storage.write_manifest(manifest.model_copy(update={"state": new}))
+
+    def sweep(self, now: float | None = None) -> list[str]:
+        """Remove jobs older than the retention; returns their ids."""
+        now = time.time() if now is None else now
+        removed = self.storage.expired(now, self.settings.retention_hours * 3600)
+        for job_id in removed:
+            self.store.forget(job_id)
+            self.storage.remove(job_id)
+        self.storage.prune_cache()
+        self.storage.prune_broker_files(now)
+        if removed:
+            logger.info("retention removed %d jobs", len(removed))
+        return removed
+
+    # ------------------------------------------------------------------ operations
+
+    def readiness(self) -> Readiness:
+        """Broker reachable, a worker alive, its engine warmed up."""
+        checks: dict[str, Check] = {}
+        try:
+            self.queue.ping()
+            self.store.ping()
+            checks["broker"] = Check(ok=True, detail="reachable")
+        except Exception as exc:
+            checks["broker"] = Check(ok=False, detail=f"unreachable: {exc}")
+        try:
+            workers = self.store.workers()
+        except Exception as exc:
+            workers = []
+            checks["broker"] = Check(ok=False, detail=f"unreachable: {exc}")
+        warmed = [w for w in workers if w.warmed]
+        checks["workers"] = Check(ok=bool(workers), detail=f"{len(workers)} worker process(es) alive")
+        checks["engine"] = Check(ok=bool(warmed), detail=f"{len(warmed)} worker process(es) warmed up")
+        return Readiness(ready=all(check.ok for check in checks.values()), checks=checks)

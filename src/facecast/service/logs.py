@@ -1,0 +1,95 @@
+"""JSON log lines that carry the job id, and a handler that keeps each job's log tail."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
+from facecast.service.storage import is_job_id
+
+job_id_var: ContextVar[str | None] = ContextVar("facecast_job_id", default=None)
+"""The job the current code works on (set by the worker around a task, by the API per request)."""
+
+FRAMEWORK_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "celery")
+
+
+def record_job_id(record: logging.LogRecord) -> str | None:
+    """The job a log record belongs to: explicit, from the context, or from Celery's task id."""
+    explicit = getattr(record, "job_id", None)
+    if isinstance(explicit, str):
+        return explicit
+    current = job_id_var.get()
+    if current is not None:
+        return current
+    # Celery's own lines ("Task facecast.animate[<id>] received") carry the task id, which is
+    # the job id; the worker's main process logs them outside any job context.
+    if isinstance(record.args, dict):
+        candidate = record.args.get("id")
+        if isinstance(candidate, str) and is_job_id(candidate):
+            return candidate
+    return None
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: ts, level, logger, message, job_id (when known), exc."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        payload: dict[str, object] = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        job_id = record_job_id(record)
+        if job_id is not None:
+            payload["job_id"] = job_id
+        if record.exc_info:
+            payload["exc"] = self.formatException(record.exc_info)
+        return json.dumps(payload, ensure_ascii=False, default=str)
+
+
+class JobLogHandler(logging.Handler):
+    """Sends lines logged while a job runs to `sink(job_id, line)` (the job's log tail)."""
+
+    def __init__(self, sink: Callable[[str, str], None], level: int = logging.INFO) -> None:
+        super().__init__(level)
+        self.sink = sink
+        self.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        job_id = job_id_var.get()
+        if job_id is None:
+            return
+        try:
+            self.sink(job_id, self.format(record).splitlines()[0])
+        except Exception:  # a failing sink must never break the job it logs for
+            self.handleError(record)
+
+
+@contextmanager
+def job_context(job_id: str) -> Iterator[None]:
+    """Tag every log line inside the block with `job_id`."""
+    token = job_id_var.set(job_id)
+    try:
+        yield
+    finally:
+        job_id_var.reset(token)
+
+
+def configure_logging(level: str | int = "INFO") -> None:
+    """Send every logger (ours, uvicorn's, Celery's) to stderr as JSON lines."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper() if isinstance(level, str) else level)
+    for name in FRAMEWORK_LOGGERS:
+        framework = logging.getLogger(name)
+        framework.handlers.clear()
+        framework.propagate = True

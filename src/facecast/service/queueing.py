@@ -1,0 +1,141 @@
+"""The Celery side both the API and the workers share: configuration, task names, the queues.
+
+With `REDIS_URL` set, Redis is broker and result store. Without it, Celery's filesystem
+transport and file result backend under `<data dir>/_broker` and `<data dir>/_results` give a
+working queue with no server at all (one machine only).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import redis
+from celery import Celery
+from kombu import Queue
+from kombu.exceptions import OperationalError
+
+from facecast.config import Settings
+from facecast.service.errors import QueueUnavailableError
+from facecast.service.storage import Storage
+
+TASK_ANIMATE = "facecast.animate"
+TASK_TTS = "facecast.tts"
+QUEUES = ("default", "gpu")
+"""`default` takes CPU work; `gpu` is for GPU backends on GPU hosts."""
+
+PUBLISH_RETRIES = 2
+VISIBILITY_MARGIN_S = 300
+WORKER_START_TIMEOUT_S = 300.0
+"""A worker process may warm up for this long before Celery gives up on it."""
+
+
+def broker_folders(storage: Storage) -> dict[str, Path]:
+    """Folders of the filesystem transport."""
+    base = storage.broker_dir
+    return {"queue": base / "queue", "control": base / "control", "processed": base / "processed"}
+
+
+def _filesystem_broker(settings: Settings, storage: Storage) -> dict[str, Any]:
+    folders = broker_folders(storage)
+    for folder in (*folders.values(), storage.results_dir):
+        folder.mkdir(parents=True, exist_ok=True)
+    return {
+        "broker_url": "filesystem://",
+        "broker_transport_options": {
+            "data_folder_in": str(folders["queue"]),
+            "data_folder_out": str(folders["queue"]),
+            "control_folder": str(folders["control"]),
+            "processed_folder": str(folders["processed"]),
+            "store_processed": True,  # a rename inside the data dir is atomic: one taker per message
+            "polling_interval": settings.broker_poll_seconds,
+        },
+        "result_backend": f"file://{storage.results_dir}",
+    }
+
+
+def _redis_broker(settings: Settings, url: str) -> dict[str, Any]:
+    return {
+        "broker_url": url,
+        "result_backend": url,
+        "broker_transport_options": {
+            "visibility_timeout": settings.job_time_limit * 2 + VISIBILITY_MARGIN_S,
+        },
+    }
+
+
+def celery_config(settings: Settings, storage: Storage) -> dict[str, Any]:
+    """The Celery configuration every facecast process uses."""
+    broker = (
+        _redis_broker(settings, settings.redis_url)
+        if settings.redis_url
+        else _filesystem_broker(settings, storage)
+    )
+    return broker | {
+        "task_queues": tuple(Queue(name) for name in QUEUES),
+        "task_default_queue": QUEUES[0],
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "task_soft_time_limit": settings.job_soft_time_limit,
+        "task_time_limit": settings.job_time_limit,
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
+        "result_expires": int(settings.retention_hours * 3600),
+        "task_publish_retry_policy": {"max_retries": PUBLISH_RETRIES, "interval_start": 0.2},
+        "worker_hijack_root_logger": False,
+        "worker_proc_alive_timeout": WORKER_START_TIMEOUT_S,
+        "worker_cancel_long_running_tasks_on_connection_loss": True,
+        "broker_connection_retry_on_startup": True,
+        "worker_send_task_events": False,
+        "task_send_sent_event": False,
+    }
+
+
+def make_celery(settings: Settings, storage: Storage) -> Celery:
+    """A configured Celery app with no tasks (the worker module registers those)."""
+    app = Celery("facecast", set_as_current=False)
+    app.conf.update(celery_config(settings, storage))
+    return app
+
+
+class TaskQueue:
+    """Hands jobs to the workers and measures the queues (the API's view of Celery)."""
+
+    def __init__(self, settings: Settings, storage: Storage) -> None:
+        self.settings = settings
+        self.storage = storage
+        self.app = make_celery(settings, storage)
+        self._redis = redis.Redis.from_url(settings.redis_url) if settings.redis_url else None
+
+    def send(self, task: str, job_id: str, queue: str) -> None:
+        """Queue `task` for `job_id`; the Celery task id is the job id, so logs carry it."""
+        try:
+            self.app.send_task(task, args=[job_id], task_id=job_id, queue=queue)
+        except (OperationalError, OSError) as exc:
+            raise QueueUnavailableError("The job queue cannot be reached; try again later.") from exc
+
+    def ping(self) -> None:
+        """Raise when the broker cannot be reached."""
+        if self._redis is not None:
+            self._redis.ping()
+            return
+        folder = broker_folders(self.storage)["queue"]
+        folder.mkdir(parents=True, exist_ok=True)
+        if not folder.is_dir():
+            raise OSError(f"{folder} is not a directory")
+
+    def depth(self, queue: str) -> int:
+        """Messages waiting in `queue`."""
+        if self._redis is not None:
+            return int(self._redis.llen(queue))
+        folder = broker_folders(self.storage)["queue"]
+        suffix = f".{queue}.msg"
+        return sum(1 for path in folder.iterdir() if path.name.endswith(suffix))
+
+    def close(self) -> None:
+        """Release broker connections."""
+        if self._redis is not None:
+            self._redis.close()
+        self.app.close()

@@ -1,0 +1,483 @@
+"""Live job state shared by the API and the workers: Redis when there is one, files otherwise.
+
+A `StateStore` keeps each job's `JobState`, a short log tail, worker heartbeats and the numbers
+behind /metrics. Changes go through `update(job_id, mutate)`: the store reads the state, calls the
+pure function `mutate`, and writes its answer atomically (Redis WATCH/MULTI, or a file lock).
+The transition functions at the end of this module are those pure functions.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import redis
+
+from facecast.service.schemas import ErrorInfo, JobState, JobStatus, WorkerInfo
+from facecast.service.storage import Storage, write_atomically
+
+Mutation = Callable[[JobState], JobState | None]
+"""Given the current state, the new one, or None to leave it as it is."""
+
+HISTOGRAM_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
+"""Upper bounds (seconds) of the duration histograms; +Inf is implied."""
+
+LOG_TAIL_LINES = 50
+KEY_PREFIX = "facecast:"
+REDIS_TIMEOUT_S = 5.0
+REDIS_CONNECT_TIMEOUT_S = 2.0
+UPDATE_RETRIES = 50
+LOG_READ_BYTES = 64 * 1024
+STATE_FILE = "state.json"
+LOCK_FILE = ".state.lock"
+LOG_FILE = "log.txt"
+METRICS_FILE = "_metrics.json"
+WORKERS_DIR = "_workers"
+
+
+@dataclass(frozen=True)
+class Histogram:
+    """One histogram series: per-bucket counts (not cumulative), +Inf last, sum and count."""
+
+    name: str
+    label: str
+    buckets: tuple[int, ...]
+    total: float
+    count: int
+
+
+def bucket_index(value: float) -> int:
+    """Index of the first bucket whose upper bound holds `value` (len(buckets) for +Inf)."""
+    for index, bound in enumerate(HISTOGRAM_BUCKETS):
+        if value <= bound:
+            return index
+    return len(HISTOGRAM_BUCKETS)
+
+
+class StateStore(Protocol):
+    """Where job state, log tails, heartbeats and metrics live."""
+
+    def ping(self) -> None:
+        """Raise when the store cannot be reached."""
+
+    def create(self, state: JobState) -> None:
+        """Store the first state of a new job."""
+
+    def get(self, job_id: str) -> JobState | None:
+        """The current state, or None for an unknown job."""
+
+    def update(self, job_id: str, mutate: Mutation) -> JobState | None:
+        """Apply `mutate` atomically; the new state, or None when nothing changed."""
+
+    def forget(self, job_id: str) -> None:
+        """Drop everything kept about a job."""
+
+    def append_log(self, job_id: str, line: str) -> None:
+        """Add a line to the job's log tail."""
+
+    def log_tail(self, job_id: str, lines: int) -> list[str]:
+        """The last `lines` log lines of a job."""
+
+    def count_by_status(self) -> dict[JobStatus, int]:
+        """How many known jobs are in each status."""
+
+    def observe(self, name: str, label: str, value: float) -> None:
+        """Add a duration to histogram `name` (labelled `label`)."""
+
+    def histograms(self) -> list[Histogram]:
+        """All histogram series."""
+
+    def increment(self, name: str, label: str) -> None:
+        """Add one to counter `name` (labelled `label`)."""
+
+    def counters(self) -> dict[str, dict[str, int]]:
+        """All counters: name -> label -> value."""
+
+    def heartbeat(self, info: WorkerInfo, ttl: float) -> None:
+        """Say that a worker process is alive for the next `ttl` seconds."""
+
+    def drop_worker(self, worker_id: str) -> None:
+        """Forget a worker that is shutting down."""
+
+    def workers(self) -> list[WorkerInfo]:
+        """Worker processes whose heartbeat has not expired."""
+
+
+# --------------------------------------------------------------------------- Redis
+
+
+class RedisStateStore:
+    """State in Redis: one JSON value per job, a set per status, hashes for metrics."""
+
+    def __init__(self, url: str, ttl_seconds: float) -> None:
+        self.redis = redis.Redis.from_url(
+            url,
+            socket_timeout=REDIS_TIMEOUT_S,
+            socket_connect_timeout=REDIS_CONNECT_TIMEOUT_S,
+            health_check_interval=30,
+        )
+        self.ttl = max(1, int(ttl_seconds))
+
+    @staticmethod
+    def _key(*parts: str) -> str:
+        return KEY_PREFIX + ":".join(parts)
+
+    def ping(self) -> None:
+        """Raise when Redis does not answer."""
+        self.redis.ping()
+
+    def create(self, state: JobState) -> None:
+        """Store a new job's first state."""
+        with self.redis.pipeline() as pipe:
+            pipe.set(self._key("job", state.job_id), state.model_dump_json(), ex=self.ttl)
+            pipe.sadd(self._key("status", state.status.value), state.job_id)
+            pipe.execute()
+
+    def get(self, job_id: str) -> JobState | None:
+        """The job's state, or None."""
+        raw = self.redis.get(self._key("job", job_id))
+        return None if raw is None else JobState.model_validate_json(raw)
+
+    def update(self, job_id: str, mutate: Mutation) -> JobState | None:
+        """Optimistic read-modify-write with WATCH; retried when another writer won."""
+        key = self._key("job", job_id)
+        with self.redis.pipeline() as pipe:
+            for _ in range(UPDATE_RETRIES):
+                try:
+                    pipe.watch(key)
+                    raw = pipe.get(key)
+                    current = None if raw is None else JobState.model_validate_json(raw)
+                    new = None if current is None else mutate(current)
+                    if current is None or new is None:
+                        pipe.unwatch()
+                        return None
+                    pipe.multi()
+                    pipe.set(key, new.model_dump_json(), ex=self.ttl)
+                    if new.status != current.status:
+                        pipe.srem(self._key("status", current.status.value), job_id)
+                        pipe.sadd(self._key("status", new.status.value), job_id)
+                    pipe.execute()
+                    return new
+                except redis.WatchError:
+                    continue
+        raise RuntimeError(f"job {job_id}: state update kept conflicting")
+
+    def forget(self, job_id: str) -> None:
+        """Remove the job's state, log and status-set membership."""
+        with self.redis.pipeline() as pipe:
+            pipe.delete(self._key("job", job_id), self._key("log", job_id))
+            for status in JobStatus:
+                pipe.srem(self._key("status", status.value), job_id)
+            pipe.execute()
+
+    def append_log(self, job_id: str, line: str) -> None:
+        """Push a log line, keeping only the tail."""
+        key = self._key("log", job_id)
+        with self.redis.pipeline() as pipe:
+            pipe.rpush(key, line)
+            pipe.ltrim(key, -LOG_TAIL_LINES, -1)
+            pipe.expire(key, self.ttl)
+            pipe.execute()
+
+    def log_tail(self, job_id: str, lines: int) -> list[str]:
+        """The last log lines."""
+        raw = self.redis.lrange(self._key("log", job_id), -lines, -1)
+        return [item.decode("utf-8", "replace") for item in raw]
+
+    def count_by_status(self) -> dict[JobStatus, int]:
+        """Cardinality of each status set."""
+        with self.redis.pipeline() as pipe:
+            for status in JobStatus:
+                pipe.scard(self._key("status", status.value))
+            counts = pipe.execute()
+        return dict(zip(JobStatus, (int(c) for c in counts), strict=True))
+
+    def observe(self, name: str, label: str, value: float) -> None:
+        """Count `value` into its bucket."""
+        key = self._key("hist", name, label)
+        with self.redis.pipeline() as pipe:
+            pipe.hincrby(key, f"b{bucket_index(value)}", 1)
+            pipe.hincrbyfloat(key, "sum", value)
+            pipe.hincrby(key, "count", 1)
+            pipe.execute()
+
+    def histograms(self) -> list[Histogram]:
+        """Every histogram series found in Redis."""
+        series = []
+        for raw_key in sorted(self.redis.scan_iter(match=self._key("hist", "*"), count=100)):
+            _, _, name, label = raw_key.decode().split(":", 3)
+            fields = {k.decode(): v.decode() for k, v in self.redis.hgetall(raw_key).items()}
+            buckets = tuple(int(fields.get(f"b{i}", 0)) for i in range(len(HISTOGRAM_BUCKETS) + 1))
+            series.append(
+                Histogram(name, label, buckets, float(fields.get("sum", 0)), int(fields.get("count", 0)))
+            )
+        return series
+
+    def increment(self, name: str, label: str) -> None:
+        """Add one to a counter."""
+        self.redis.hincrby(self._key("counter", name), label, 1)
+
+    def counters(self) -> dict[str, dict[str, int]]:
+        """All counters."""
+        result: dict[str, dict[str, int]] = {}
+        for raw_key in sorted(self.redis.scan_iter(match=self._key("counter", "*"), count=100)):
+            name = raw_key.decode().split(":", 2)[2]
+            values = self.redis.hgetall(raw_key)
+            result[name] = {k.decode(): int(v) for k, v in values.items()}
+        return result
+
+    def heartbeat(self, info: WorkerInfo, ttl: float) -> None:
+        """Store the heartbeat with an expiry."""
+        self.redis.set(self._key("worker", info.worker_id), info.model_dump_json(), px=int(ttl * 1000))
+
+    def drop_worker(self, worker_id: str) -> None:
+        """Delete a heartbeat."""
+        self.redis.delete(self._key("worker", worker_id))
+
+    def workers(self) -> list[WorkerInfo]:
+        """Workers with an unexpired heartbeat."""
+        keys = sorted(self.redis.scan_iter(match=self._key("worker", "*"), count=100))
+        values = self.redis.mget(keys) if keys else []
+        return [WorkerInfo.model_validate_json(v) for v in values if v is not None]
+
+
+# --------------------------------------------------------------------------- files
+
+
+class FileStateStore:
+    """State in files next to the job's artifacts, for the server-less single-machine mode."""
+
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+
+    @contextmanager
+    def _locked(self, lock_path: Path) -> Iterator[None]:
+        with lock_path.open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def ping(self) -> None:
+        """Raise when the data directory is not writable."""
+        self.storage.root.mkdir(parents=True, exist_ok=True)
+        probe = self.storage.root / f".ping-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+
+    def create(self, state: JobState) -> None:
+        """Write the first state.json."""
+        write_atomically(self.storage.path(state.job_id, STATE_FILE), state.model_dump_json().encode())
+
+    def get(self, job_id: str) -> JobState | None:
+        """Read state.json."""
+        try:
+            raw = self.storage.path(job_id, STATE_FILE).read_bytes()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        return JobState.model_validate_json(raw)
+
+    def update(self, job_id: str, mutate: Mutation) -> JobState | None:
+        """Read-modify-write under the job's lock file."""
+        if not self.storage.exists(job_id):
+            return None
+        with self._locked(self.storage.path(job_id, LOCK_FILE)):
+            current = self.get(job_id)
+            new = None if current is None else mutate(current)
+            if new is None:
+                return None
+            write_atomically(self.storage.path(job_id, STATE_FILE), new.model_dump_json().encode())
+            return new
+
+    def forget(self, job_id: str) -> None:
+        """Nothing to do: the state lives in the job directory, which retention removes."""
+
+    def append_log(self, job_id: str, line: str) -> None:
+        """Append to the job's log.txt."""
+        if self.storage.exists(job_id):
+            with self.storage.path(job_id, LOG_FILE).open("a", encoding="utf-8") as handle:
+                handle.write(line.replace("\n", " ") + "\n")
+
+    def log_tail(self, job_id: str, lines: int) -> list[str]:
+        """The last lines of log.txt."""
+        try:
+            with self.storage.path(job_id, LOG_FILE).open("rb") as handle:
+                handle.seek(max(0, handle.seek(0, os.SEEK_END) - LOG_READ_BYTES))
+                text = handle.read().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return []
+        return text.splitlines()[-lines:]
+
+    def count_by_status(self) -> dict[JobStatus, int]:
+        """Scan the job directories."""
+        counts = dict.fromkeys(JobStatus, 0)
+        for job_id in self.storage.job_ids():
+            state = self.get(job_id)
+            if state is not None:
+                counts[state.status] += 1
+        return counts
+
+    def _update_metrics(self, change: Callable[[dict[str, dict[str, list[float]]]], None]) -> None:
+        path = self.storage.root / METRICS_FILE
+        with self._locked(self.storage.root / f"{METRICS_FILE}.lock"):
+            data = self._read_metrics()
+            change(data)
+            write_atomically(path, json.dumps(data).encode())
+
+    def _read_metrics(self) -> dict[str, dict[str, list[float]]]:
+        try:
+            data: dict[str, dict[str, list[float]]] = json.loads(
+                (self.storage.root / METRICS_FILE).read_bytes()
+            )
+        except FileNotFoundError:
+            return {"hist": {}, "counter": {}}
+        return data
+
+    def observe(self, name: str, label: str, value: float) -> None:
+        """Count `value` into its bucket in _metrics.json."""
+
+        def change(data: dict[str, dict[str, list[float]]]) -> None:
+            series = data["hist"].setdefault(f"{name}:{label}", [0.0] * (len(HISTOGRAM_BUCKETS) + 3))
+            series[bucket_index(value)] += 1
+            series[-2] += value
+            series[-1] += 1
+
+        self._update_metrics(change)
+
+    def histograms(self) -> list[Histogram]:
+        """Histogram series from _metrics.json."""
+        series = []
+        for key, values in sorted(self._read_metrics()["hist"].items()):
+            name, label = key.split(":", 1)
+            buckets = tuple(int(v) for v in values[: len(HISTOGRAM_BUCKETS) + 1])
+            series.append(Histogram(name, label, buckets, values[-2], int(values[-1])))
+        return series
+
+    def increment(self, name: str, label: str) -> None:
+        """Add one to a counter in _metrics.json."""
+
+        def change(data: dict[str, dict[str, list[float]]]) -> None:
+            series = data["counter"].setdefault(f"{name}:{label}", [0.0])
+            series[0] += 1
+
+        self._update_metrics(change)
+
+    def counters(self) -> dict[str, dict[str, int]]:
+        """Counters from _metrics.json."""
+        result: dict[str, dict[str, int]] = {}
+        for key, values in sorted(self._read_metrics()["counter"].items()):
+            name, label = key.split(":", 1)
+            result.setdefault(name, {})[label] = int(values[0])
+        return result
+
+    def _worker_path(self, worker_id: str) -> Path:
+        return self.storage.root / WORKERS_DIR / f"{worker_id}.json"
+
+    def heartbeat(self, info: WorkerInfo, ttl: float) -> None:
+        """Write the heartbeat file; its expiry is inside."""
+        path = self._worker_path(info.worker_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        payload = info.model_dump(mode="json") | {"expires_at": time.time() + ttl}
+        write_atomically(path, json.dumps(payload).encode())
+
+    def drop_worker(self, worker_id: str) -> None:
+        """Remove the heartbeat file."""
+        self._worker_path(worker_id).unlink(missing_ok=True)
+
+    def workers(self) -> list[WorkerInfo]:
+        """Heartbeat files that have not expired."""
+        folder = self.storage.root / WORKERS_DIR
+        if not folder.is_dir():
+            return []
+        alive, now = [], time.time()
+        for path in sorted(folder.glob("*.json")):
+            try:
+                payload = json.loads(path.read_bytes())
+            except (OSError, ValueError):
+                continue
+            if payload.get("expires_at", 0) > now:
+                alive.append(WorkerInfo.model_validate(payload))
+            elif payload.get("expires_at", 0) < now - 3600:
+                path.unlink(missing_ok=True)
+        return alive
+
+
+def open_state_store(redis_url: str | None, storage: Storage, ttl_seconds: float) -> StateStore:
+    """Redis when a URL is configured, files in the data directory otherwise."""
+    if redis_url:
+        return RedisStateStore(redis_url, ttl_seconds)
+    return FileStateStore(storage)
+
+
+# --------------------------------------------------------------------------- transitions
+
+
+def start_attempt(now: float, max_attempts: int) -> Mutation:
+    """queued -> running (or a redelivered running job); None when it must not run."""
+
+    def mutate(state: JobState) -> JobState | None:
+        if state.status.final or state.cancel_requested:
+            return None
+        attempts = state.attempts + 1
+        if attempts > max_attempts:
+            return None
+        return state.model_copy(
+            update={"status": JobStatus.RUNNING, "started_at": now, "attempts": attempts, "stage": "starting"}
+        )
+
+    return mutate
+
+
+def advance(stage: str, progress: int) -> Mutation:
+    """Record progress of a running job; progress never goes backwards."""
+
+    def mutate(state: JobState) -> JobState | None:
+        if state.status is not JobStatus.RUNNING:
+            return None
+        value = max(state.progress, min(progress, 99))
+        if value == state.progress and stage == state.stage:
+            return None
+        return state.model_copy(update={"stage": stage, "progress": value})
+
+    return mutate
+
+
+def finish(status: JobStatus, now: float, error: ErrorInfo | None = None) -> Mutation:
+    """Any unfinished state -> a final one."""
+
+    def mutate(state: JobState) -> JobState | None:
+        if state.status.final:
+            return None
+        done = status is JobStatus.DONE
+        return state.model_copy(
+            update={
+                "status": status,
+                "finished_at": now,
+                "error": error,
+                "progress": 100 if done else state.progress,
+                "stage": status.value,
+            }
+        )
+
+    return mutate
+
+
+def request_cancel(now: float) -> Mutation:
+    """A queued job is canceled at once; a running one is flagged and its worker stops it."""
+
+    def mutate(state: JobState) -> JobState | None:
+        if state.status.final:
+            return None
+        if state.status is JobStatus.QUEUED:
+            return finish(JobStatus.CANCELED, now)(state.model_copy(update={"cancel_requested": True}))
+        return state.model_copy(update={"cancel_requested": True})
+
+    return mutate

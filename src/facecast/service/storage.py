@@ -1,0 +1,240 @@
+"""Job directories under the data dir: uploads, artifacts, `job.json` manifests, reuse, retention.
+
+Layout::
+
+    <data dir>/<job id>/job.json      manifest (request, consent, final state, result)
+    <data dir>/<job id>/source.png    the uploaded photo
+    <data dir>/<job id>/audio.wav     speech (TTS jobs, or linked from one)
+    <data dir>/<job id>/video.mp4     the rendered video
+    <data dir>/_cache/<sha256>        content hash -> id of the job that made the result
+
+Every id is checked against a strict pattern before it becomes part of a path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from facecast.service.errors import JobNotFoundError, PayloadTooLargeError
+from facecast.service.schemas import JobManifest
+
+JOB_ID_PATTERN = re.compile(r"[0-9a-f]{32}")
+"""Job ids are uuid4 hex strings; nothing else ever names a job directory."""
+
+CACHE_KEY_PATTERN = re.compile(r"[0-9a-f]{64}")
+FILE_NAME_PATTERN = re.compile(r"[a-z0-9_]{1,32}(\.[a-z0-9]{1,8})?")
+
+MANIFEST = "job.json"
+VIDEO = "video.mp4"
+AUDIO = "audio.wav"
+DOWNLOADS = frozenset({VIDEO, AUDIO})
+"""The only files a client may download; sources and manifests stay private."""
+
+USED_MARKER = ".used"
+CACHE_DIR = "_cache"
+BROKER_DIR = "_broker"
+RESULTS_DIR = "_results"
+STALE_FACTOR = 2.0
+"""Unfinished jobs older than this many retention periods are removed as abandoned."""
+BROKER_FILE_MAX_AGE_S = 3600.0
+COPY_CHUNK = 1 << 20
+
+
+def is_job_id(value: str) -> bool:
+    """True when `value` can name a job."""
+    return JOB_ID_PATTERN.fullmatch(value) is not None
+
+
+def content_key(*parts: str | bytes | int | float | bool | None) -> str:
+    """A sha256 over typed parts: the same inputs give the same key, in any process."""
+    digest = hashlib.sha256()
+    for part in parts:
+        raw = part if isinstance(part, bytes) else repr(part).encode()
+        digest.update(len(raw).to_bytes(8, "big"))
+        digest.update(raw)
+    return digest.hexdigest()
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write `data` to `path` so that readers see the old or the new file, never half of one."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+class Storage:
+    """The data directory, with job ids validated before they touch the filesystem."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+
+    @property
+    def broker_dir(self) -> Path:
+        """Where the server-less queue keeps its message files."""
+        return self.root / BROKER_DIR
+
+    @property
+    def results_dir(self) -> Path:
+        """Where the server-less result backend keeps task results."""
+        return self.root / RESULTS_DIR
+
+    def new_job(self) -> str:
+        """Create an empty job directory and return its id."""
+        job_id = uuid.uuid4().hex
+        (self.root / job_id).mkdir(parents=True)
+        return job_id
+
+    def job_dir(self, job_id: str) -> Path:
+        """The directory of `job_id`; raises JobNotFoundError for malformed ids."""
+        if not is_job_id(job_id):
+            raise JobNotFoundError(f"There is no job {job_id[:64]!r}.")
+        return self.root / job_id
+
+    def path(self, job_id: str, name: str) -> Path:
+        """A file inside the job directory; `name` must be a plain file name."""
+        if FILE_NAME_PATTERN.fullmatch(name) is None:
+            raise ValueError(f"not a job file name: {name!r}")
+        return self.job_dir(job_id) / name
+
+    def exists(self, job_id: str) -> bool:
+        """True when the job directory is there."""
+        return is_job_id(job_id) and (self.root / job_id).is_dir()
+
+    def save_stream(self, job_id: str, name: str, source: BinaryIO, max_bytes: int) -> str:
+        """Copy an upload into the job directory; returns its sha256. Refuses more than max_bytes."""
+        target = self.path(job_id, name)
+        digest = hashlib.sha256()
+        size = 0
+        with target.open("wb") as out:
+            while chunk := source.read(COPY_CHUNK):
+                size += len(chunk)
+                if size > max_bytes:
+                    out.close()
+                    target.unlink(missing_ok=True)
+                    raise PayloadTooLargeError(
+                        f"The upload is larger than the limit of {max_bytes // (1024 * 1024)} MiB."
+                    )
+                digest.update(chunk)
+                out.write(chunk)
+        return digest.hexdigest()
+
+    def link(self, source_job: str, target_job: str, name: str) -> Path:
+        """Share an artifact of one job with another (hard link; copy across filesystems)."""
+        source, target = self.path(source_job, name), self.path(target_job, name)
+        try:
+            os.link(source, target)
+        except OSError:
+            shutil.copyfile(source, target)
+        return target
+
+    def download(self, job_id: str, name: str) -> Path | None:
+        """A downloadable artifact, or None when it is not (or no longer) there."""
+        if name not in DOWNLOADS or not is_job_id(job_id):
+            return None
+        path = self.root / job_id / name
+        return path if path.is_file() else None
+
+    # ------------------------------------------------------------------ manifests
+
+    def write_manifest(self, manifest: JobManifest) -> None:
+        """Store `job.json` atomically."""
+        write_atomically(self.path(manifest.job_id, MANIFEST), manifest.model_dump_json(indent=2).encode())
+
+    def read_manifest(self, job_id: str) -> JobManifest | None:
+        """The manifest, or None when the job does not exist."""
+        try:
+            raw = self.path(job_id, MANIFEST).read_bytes()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        return JobManifest.model_validate_json(raw)
+
+    def touch(self, job_id: str) -> None:
+        """Note that a job's result was reused now, so that retention keeps it longer."""
+        (self.job_dir(job_id) / USED_MARKER).touch()
+
+    # ------------------------------------------------------------------ content-hash reuse
+
+    def cache_get(self, key: str) -> str | None:
+        """The job that produced the result for `key`, if it is still there."""
+        if CACHE_KEY_PATTERN.fullmatch(key) is None:
+            return None
+        try:
+            job_id = (self.root / CACHE_DIR / key).read_text().strip()
+        except FileNotFoundError:
+            return None
+        return job_id if self.exists(job_id) else None
+
+    def cache_put(self, key: str, job_id: str) -> None:
+        """Remember that `job_id` holds the result for `key`."""
+        if CACHE_KEY_PATTERN.fullmatch(key) is None or not is_job_id(job_id):
+            raise ValueError("bad cache key or job id")
+        folder = self.root / CACHE_DIR
+        folder.mkdir(parents=True, exist_ok=True)
+        write_atomically(folder / key, job_id.encode())
+
+    # ------------------------------------------------------------------ retention
+
+    def job_ids(self) -> Iterator[str]:
+        """Ids of all job directories."""
+        if not self.root.is_dir():
+            return
+        for entry in os.scandir(self.root):
+            if entry.is_dir(follow_symlinks=False) and is_job_id(entry.name):
+                yield entry.name
+
+    def _last_activity(self, job_id: str, manifest: JobManifest | None) -> tuple[bool, float]:
+        """(finished?, time of the last activity) of a job."""
+        folder = self.root / job_id
+        used = folder / USED_MARKER
+        used_at = used.stat().st_mtime if used.exists() else 0.0
+        if manifest is None:
+            return True, max(folder.stat().st_mtime, used_at)
+        state = manifest.state
+        if state.status.final:
+            return True, max(state.finished_at or manifest.created_at, used_at)
+        return False, manifest.created_at
+
+    def expired(self, now: float, retention_s: float) -> list[str]:
+        """Ids of jobs whose retention has run out (finished) or that were abandoned (unfinished)."""
+        old: list[str] = []
+        for job_id in self.job_ids():
+            try:
+                manifest = self.read_manifest(job_id)
+                finished, last = self._last_activity(job_id, manifest)
+            except (OSError, ValueError):
+                continue
+            limit = retention_s if finished else retention_s * STALE_FACTOR
+            if now - last > limit:
+                old.append(job_id)
+        return old
+
+    def remove(self, job_id: str) -> None:
+        """Delete a job directory and everything in it."""
+        shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
+
+    def prune_cache(self) -> None:
+        """Drop cache entries whose job is gone."""
+        folder = self.root / CACHE_DIR
+        if not folder.is_dir():
+            return
+        for entry in folder.iterdir():
+            if CACHE_KEY_PATTERN.fullmatch(entry.name) and self.cache_get(entry.name) is None:
+                entry.unlink(missing_ok=True)
+
+    def prune_broker_files(self, now: float | None = None) -> None:
+        """Drop old processed message files of the server-less queue."""
+        folder = self.broker_dir / "processed"
+        if not folder.is_dir():
+            return
+        now = time.time() if now is None else now
+        for entry in folder.iterdir():
+            if now - entry.stat().st_mtime > BROKER_FILE_MAX_AGE_S:
+                entry.unlink(missing_ok=True)

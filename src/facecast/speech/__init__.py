@@ -1,0 +1,38 @@
+"""Text-to-speech backends behind one Protocol, chosen by name from a registry."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from facecast.audio import AudioTrack
+
+
+@dataclass(frozen=True)
+class PhonemeEvent:
+    """One phoneme as the synthesiser spoke it: espeak mnemonic, start and end in seconds."""
+
+    phoneme: str
+    start: float
+    end: float
+
+
+@dataclass(frozen=True)
+class Speech:
+    """Synthesised speech: the audio and, when the backend knows them, its phoneme timings."""
+
+    audio: AudioTrack
+    phonemes: tuple[PhonemeEvent, ...] = ()
+
+
+class SpeechBackend(Protocol):
+    """A text-to-speech engine: `load` once per process, then `synthesize` many times."""
+
+    name: str
+
+    def load(self) -> None: ...
+
+    def languages(self) -> tuple[str, ...]: ...
+
+    def synthesize(self, text: str, lang: str, voice: str | None = None) -> Speech: ...

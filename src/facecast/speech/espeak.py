@@ -1,0 +1,477 @@
+"""The default speech backend: espeak-ng from the espeakng-loader wheel, driven through its C API.
+
+One `espeak_Synth` pass in synchronous mode yields both the 16-bit PCM and the phoneme events,
+so the phoneme timings describe the very audio returned (to the millisecond espeak reports).
+
+Process model. espeak-ng keeps all its state in C globals, is not thread-safe and must be
+initialised only once per process. So:
+
+* nothing happens at import time; the first `EspeakBackend.load()` (or first use) in a process
+  loads the library and calls `espeak_Initialize` exactly once, guarded by a module-level lock;
+* every synthesis holds that lock, so calls from several threads are serialised;
+* fork-aware: a fork handler holds the same lock across `fork()`, so a child never inherits a
+  half-finished synthesis or a lock held by a thread that does not exist in the child. A child
+  forked after the parent initialised espeak (Celery prefork after a warm-up, multiprocessing
+  'fork') keeps using the inherited, idle library: synchronous mode starts no threads, so the
+  copied state is complete, and calling `espeak_Initialize` a second time in one address space
+  is exactly what must not happen. A child forked before any use initialises on its own first
+  use. The engine records the pid it last ran in;
+* a failed start is final for the process (espeak_Initialize may not be retried).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import re
+import shutil
+import tempfile
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+import espeakng_loader
+import numpy as np
+
+from facecast.audio import AudioTrack
+from facecast.errors import (
+    BackendUnavailableError,
+    FacecastError,
+    InvalidTextError,
+    UnsupportedLanguageError,
+)
+from facecast.speech import PhonemeEvent, Speech
+
+logger = logging.getLogger(__name__)
+
+# --- speak_lib.h (espeak-ng 1.52, API revision 12) -----------------------------------------
+AUDIO_OUTPUT_SYNCHRONOUS = 2
+"""espeak_AUDIO_OUTPUT: hand audio to the callback and return only when synthesis is done."""
+INITIALIZE_PHONEME_EVENTS = 0x0001
+"""espeak_Initialize option: emit espeakEVENT_PHONEME events (eSpeak mnemonics, not IPA)."""
+INITIALIZE_DONT_EXIT = 0x8000
+"""espeak_Initialize option: report a data load failure instead of calling exit(1)."""
+CHARS_UTF8 = 1
+"""espeak_Synth flag: UTF-8 text. The only flag set: SSML, [[phoneme]] input, end pause stay off."""
+POS_CHARACTER = 1
+"""espeak_POSITION_TYPE used with position 0: start at the beginning of the text."""
+EE_OK = 0
+"""espeak_ERROR success value."""
+EVENT_LIST_TERMINATED = 0
+"""espeak_EVENT_TYPE that ends each callback's event array."""
+EVENT_PHONEME = 7
+"""espeak_EVENT_TYPE of a phoneme event."""
+CALLBACK_CONTINUE = 0
+CALLBACK_ABORT = 1
+
+BUFFER_MS = 200
+"""Audio handed to each callback; espeak sizes its per-buffer event list from this too."""
+MAX_DATA_PATH_BYTES = 100
+"""espeak-ng copies the data path into a 160-byte buffer and appends file names of up to
+~30 bytes ("lang/sit/yue-Latn-jyutping"); longer paths are copied somewhere short."""
+DATA_MARKER = "phontab"
+"""A file every espeak-ng data folder holds."""
+VARIANT_FOLDER = ("voices", "!v")
+"""Where espeak-ng keeps voice variants ("f3", "m1", "klatt", ...), relative to its data."""
+LOADER_DISTRIBUTION = "espeakng-loader"
+
+PCM_FULL_SCALE = 32768.0
+"""int16 -> float32 in [-1, 1)."""
+PCM_BYTES_PER_SAMPLE = 2
+MS_PER_SECOND = 1000.0
+
+PAUSE = "_"
+"""Phoneme name for silence: espeak's pause phonemes ("_", "_:", "_!", "_|") all map here."""
+STRESS_MARKS = "',%="
+"""Stress prefixes espeak puts on a phoneme event's mnemonic; stripped from `PhonemeEvent`."""
+VOICE_PATTERN = re.compile(r"[a-z0-9_-]{1,32}")
+"""Accepted spelling of a voice variant name."""
+NAME_EXAMPLES = 16
+"""How many supported languages or voices an error message names."""
+COMMON_LANGS = ("de", "en", "en-us", "fr", "es", "it", "nl", "pl", "pt", "ru", "tr", "cmn", "ja")
+"""Languages an UnsupportedLanguageError names first, when espeak has them."""
+
+
+class _EspeakEvent(ctypes.Structure):
+    """espeak_EVENT: 40 bytes on LP64; the id union sits at offset 32 after the user_data pointer.
+
+    For phoneme events espeak writes the mnemonic as two ints into `id`, so the name may fill all
+    8 bytes without a terminating zero; a char[8] field reads it safely either way.
+    """
+
+    _fields_ = (
+        ("type", ctypes.c_int),
+        ("unique_identifier", ctypes.c_uint),
+        ("text_position", ctypes.c_int),
+        ("length", ctypes.c_int),
+        ("audio_position", ctypes.c_int),
+        ("sample", ctypes.c_int),
+        ("user_data", ctypes.c_void_p),
+        ("id", ctypes.c_char * 8),
+    )
+
+
+class _EspeakVoice(ctypes.Structure):
+    """espeak_VOICE as espeak_ListVoices returns it."""
+
+    _fields_ = (
+        ("name", ctypes.c_char_p),
+        ("languages", ctypes.POINTER(ctypes.c_ubyte)),
+        ("identifier", ctypes.c_char_p),
+        ("gender", ctypes.c_ubyte),
+        ("age", ctypes.c_ubyte),
+        ("variant", ctypes.c_ubyte),
+        ("xx1", ctypes.c_ubyte),
+        ("score", ctypes.c_int),
+        ("spare", ctypes.c_void_p),
+    )
+
+
+_SynthCallback = ctypes.CFUNCTYPE(
+    ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(_EspeakEvent)
+)
+
+
+# --- data folder --------------------------------------------------------------------------
+
+
+def _fits_espeak(path: Path) -> bool:
+    text = str(path)
+    return text.isascii() and len(text.encode()) <= MAX_DATA_PATH_BYTES
+
+
+def short_data_dir(source: Path, scratch_root: Path | None = None) -> Path:
+    """An espeak-ng data folder espeak can open: `source` itself when its path is short ASCII,
+    else a copy made once under `scratch_root` (default: the system temp folder)."""
+    if not (source / DATA_MARKER).is_file():
+        raise BackendUnavailableError(f"espeak-ng data not found at {source}.")
+    if _fits_espeak(source):
+        return source
+    root = Path(scratch_root) if scratch_root is not None else Path(tempfile.gettempdir())
+    try:
+        version = metadata.version(LOADER_DISTRIBUTION)
+    except metadata.PackageNotFoundError:
+        version = "unknown"
+    owner = f"-{os.getuid()}" if hasattr(os, "getuid") else ""
+    target = root / f"facecast-espeak-{version}{owner}" / source.name
+    if not _fits_espeak(target):
+        raise BackendUnavailableError(
+            f"espeak-ng needs its data under a short ASCII path; {target} is not one."
+        )
+    if not (target / DATA_MARKER).is_file():
+        _copy_atomically(source, target)
+    return target
+
+
+def _copy_atomically(source: Path, target: Path) -> None:
+    """Copy into a private folder, then rename it into place; a concurrent copier may win."""
+    target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".copy-", dir=target.parent))
+    logger.info("Copying espeak-ng data to %s (its path must be short ASCII).", target)
+    try:
+        shutil.copytree(source, staging / source.name)
+        os.replace(staging / source.name, target)
+    except OSError:
+        if not (target / DATA_MARKER).is_file():
+            raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+# --- the library, once per process ---------------------------------------------------------
+
+
+@dataclass
+class _Collector:
+    """What one espeak_Synth call hands to the callback."""
+
+    pcm: list[bytes] = field(default_factory=list)
+    marks: list[tuple[int, bytes]] = field(default_factory=list)
+
+
+class _Engine:
+    """The initialised espeak-ng library of this process. Use only while holding `_LOCK`."""
+
+    def __init__(self, lib: ctypes.CDLL, sample_rate: int, variants: dict[str, str]) -> None:
+        self.lib = lib
+        self.sample_rate = sample_rate
+        self.variants = variants
+        self.pid = os.getpid()
+        self.current_voice: str | None = None
+        self.collector: _Collector | None = None
+        self.callback = _SynthCallback(self._on_audio)  # referenced for the process lifetime
+        lib.espeak_SetSynthCallback(self.callback)
+        self.voice_by_lang = _list_voices(lib)
+        if not self.voice_by_lang:
+            raise BackendUnavailableError("espeak-ng started but lists no voices.")
+
+    def _on_audio(
+        self,
+        wav: ctypes._Pointer[ctypes.c_short],
+        n_samples: int,
+        events: ctypes._Pointer[_EspeakEvent],
+    ) -> int:
+        collector = self.collector
+        if collector is None:
+            return CALLBACK_ABORT
+        if wav and n_samples > 0:
+            collector.pcm.append(ctypes.string_at(wav, n_samples * PCM_BYTES_PER_SAMPLE))
+        if events:
+            index = 0
+            while (event := events[index]).type != EVENT_LIST_TERMINATED:
+                if event.type == EVENT_PHONEME:
+                    collector.marks.append((event.audio_position, event.id))
+                index += 1
+        return CALLBACK_CONTINUE
+
+    def synthesize(self, text: str, voice: str) -> _Collector:
+        """Speak `text` with the espeak voice spec `voice`; the raw PCM and phoneme marks."""
+        if os.getpid() != self.pid:
+            logger.debug("espeak-ng: process %d reuses what %d initialised.", os.getpid(), self.pid)
+            self.pid = os.getpid()
+        if voice != self.current_voice:
+            if self.lib.espeak_SetVoiceByName(voice.encode()) != EE_OK:
+                raise BackendUnavailableError(f"espeak-ng could not select voice {voice!r}.")
+            self.current_voice = voice
+        data = text.encode("utf-8")
+        collector = _Collector()
+        self.collector = collector
+        try:
+            status = self.lib.espeak_Synth(
+                data, len(data) + 1, 0, POS_CHARACTER, 0, CHARS_UTF8, None, None
+            )
+            if status == EE_OK:
+                status = self.lib.espeak_Synchronize()
+        finally:
+            self.collector = None
+        if status != EE_OK:
+            raise RuntimeError(f"espeak-ng synthesis failed with status {status}.")
+        return collector
+
+
+def _declare_api(lib: ctypes.CDLL) -> None:
+    lib.espeak_Initialize.argtypes = (ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int)
+    lib.espeak_Initialize.restype = ctypes.c_int
+    lib.espeak_SetSynthCallback.argtypes = (_SynthCallback,)
+    lib.espeak_SetSynthCallback.restype = None
+    lib.espeak_SetVoiceByName.argtypes = (ctypes.c_char_p,)
+    lib.espeak_SetVoiceByName.restype = ctypes.c_int
+    lib.espeak_Synth.argtypes = (
+        ctypes.c_char_p,
+        ctypes.c_size_t,
+        ctypes.c_uint,
+        ctypes.c_int,
+        ctypes.c_uint,
+        ctypes.c_uint,
+        ctypes.POINTER(ctypes.c_uint),
+        ctypes.c_void_p,
+    )
+    lib.espeak_Synth.restype = ctypes.c_int
+    lib.espeak_Synchronize.argtypes = ()
+    lib.espeak_Synchronize.restype = ctypes.c_int
+    lib.espeak_ListVoices.argtypes = (ctypes.c_void_p,)
+    lib.espeak_ListVoices.restype = ctypes.POINTER(ctypes.POINTER(_EspeakVoice))
+
+
+def _voice_languages(voice: _EspeakVoice) -> list[tuple[int, str]]:
+    """Decode espeak_VOICE.languages: (priority byte, zero-ended name) pairs, then a zero byte."""
+    raw = voice.languages
+    pairs: list[tuple[int, str]] = []
+    index = 0
+    while raw[index] != 0:
+        priority = raw[index]
+        end = index + 1
+        while raw[end] != 0:
+            end += 1
+        name = bytes(raw[index + 1 : end]).decode("utf-8", "replace")
+        pairs.append((priority, name.lower()))
+        index = end + 1
+    return pairs
+
+
+def _list_voices(lib: ctypes.CDLL) -> dict[str, str]:
+    """Language code -> identifier of the voice espeak prefers for it (lowest priority)."""
+    best: dict[str, tuple[int, str]] = {}
+    voices = lib.espeak_ListVoices(None)
+    index = 0
+    while voices[index]:
+        voice = voices[index].contents
+        identifier = voice.identifier.decode("utf-8", "replace")
+        for priority, lang in _voice_languages(voice):
+            if lang not in best or priority < best[lang][0]:
+                best[lang] = (priority, identifier)
+        index += 1
+    return {lang: identifier for lang, (_, identifier) in best.items()}
+
+
+def _start_engine() -> _Engine:
+    data_dir = short_data_dir(Path(espeakng_loader.get_data_path()))
+    try:
+        lib = ctypes.CDLL(espeakng_loader.get_library_path())
+    except OSError as exc:
+        raise BackendUnavailableError(f"espeak-ng library could not be loaded: {exc}") from exc
+    _declare_api(lib)
+    options = INITIALIZE_PHONEME_EVENTS | INITIALIZE_DONT_EXIT
+    sample_rate = lib.espeak_Initialize(
+        AUDIO_OUTPUT_SYNCHRONOUS, BUFFER_MS, str(data_dir).encode(), options
+    )
+    if sample_rate <= 0:
+        raise BackendUnavailableError("espeak-ng failed to initialise.")
+    return _Engine(lib, sample_rate, _variants(data_dir))
+
+
+_LOCK = threading.Lock()
+"""Serialises espeak-ng: the one initialisation and every synthesis."""
+
+
+@dataclass
+class _ProcessState:
+    engine: _Engine | None = None
+    error: BackendUnavailableError | None = None
+    fork_guard: bool = False
+
+
+_STATE = _ProcessState()
+
+
+def _engine() -> _Engine:
+    """The process's espeak engine, initialised on first use. Caller holds `_LOCK`."""
+    if _STATE.engine is not None:
+        return _STATE.engine
+    if _STATE.error is not None:  # espeak_Initialize may not run twice, so failure is final
+        raise BackendUnavailableError(_STATE.error.message)
+    if not _STATE.fork_guard:
+        os.register_at_fork(
+            before=_LOCK.acquire, after_in_parent=_LOCK.release, after_in_child=_LOCK.release
+        )
+        _STATE.fork_guard = True
+    try:
+        _STATE.engine = _start_engine()
+    except BackendUnavailableError as exc:
+        _STATE.error = exc
+        raise
+    except Exception as exc:
+        _STATE.error = BackendUnavailableError(f"espeak-ng could not start: {exc}")
+        raise _STATE.error from exc
+    return _STATE.engine
+
+
+# --- phoneme timeline ----------------------------------------------------------------------
+
+
+def phoneme_name(mnemonic: str) -> str:
+    """espeak event mnemonic -> phoneme name: stress marks dropped, every pause becomes "_"."""
+    name = mnemonic.lstrip(STRESS_MARKS)
+    return PAUSE if not name or name.startswith(PAUSE) else name
+
+
+def phoneme_timeline(
+    marks: Sequence[tuple[float, str]], duration: float
+) -> tuple[PhonemeEvent, ...]:
+    """Contiguous phoneme events covering [0, duration] from (start seconds, mnemonic) marks.
+
+    Each phoneme ends where the next begins (the last at `duration`); a gap before the first
+    becomes a pause, zero-length marks are dropped and neighbouring pauses merge.
+    """
+    clamped = ((min(max(start, 0.0), duration), phoneme_name(name)) for start, name in marks)
+    points = sorted(clamped, key=lambda point: point[0])
+    if not points or points[0][0] > 0.0:
+        points.insert(0, (0.0, PAUSE))
+    ends = [start for start, _ in points[1:]] + [duration]
+    events: list[PhonemeEvent] = []
+    for (start, name), end in zip(points, ends, strict=True):
+        if end <= start:
+            continue
+        if events and name == PAUSE and events[-1].phoneme == PAUSE:
+            events[-1] = PhonemeEvent(PAUSE, events[-1].start, end)
+        else:
+            events.append(PhonemeEvent(name, start, end))
+    return tuple(events)
+
+
+# --- the backend ---------------------------------------------------------------------------
+
+
+def _variants(data_dir: Path) -> dict[str, str]:
+    folder = data_dir.joinpath(*VARIANT_FOLDER)
+    names = sorted(p.name for p in folder.iterdir() if p.is_file()) if folder.is_dir() else []
+    table: dict[str, str] = {}
+    for name in names:
+        if VOICE_PATTERN.fullmatch(name.lower()):
+            table.setdefault(name.lower(), name)
+    return table
+
+
+class EspeakBackend:
+    """espeak-ng text-to-speech: 22050 Hz audio plus phoneme timings, in every language it lists."""
+
+    name = "espeak"
+
+    def load(self) -> None:
+        """Load and initialise espeak-ng for this process (idempotent, thread-safe)."""
+        with _LOCK:
+            _engine()
+
+    def languages(self) -> tuple[str, ...]:
+        """espeak's language codes, lower case ("de", "en", "en-us", ...)."""
+        with _LOCK:
+            return tuple(sorted(_engine().voice_by_lang))
+
+    def variants(self) -> tuple[str, ...]:
+        """Voice variant names accepted as `voice` ("f3", "m1", "klatt", ...)."""
+        with _LOCK:
+            return tuple(sorted(_engine().variants))
+
+    def synthesize(self, text: str, lang: str, voice: str | None = None) -> Speech:
+        """Speak `text` in `lang`, optionally with an espeak voice variant such as "f3"."""
+        if not text or not text.strip():
+            raise InvalidTextError("Text is empty.")
+        if voice is not None and not VOICE_PATTERN.fullmatch(voice):
+            raise FacecastError("Voice names use only a-z, 0-9, '_' and '-' (at most 32).")
+        with _LOCK:
+            engine = _engine()
+            spec = _voice_for(engine, lang)
+            if voice is not None:
+                spec = f"{spec}+{_variant_for(engine, voice)}"
+            raw = engine.synthesize(text.replace("\0", " "), spec)
+            sample_rate = engine.sample_rate
+        return _to_speech(raw, sample_rate)
+
+
+def _voice_for(engine: _Engine, lang: str) -> str:
+    """Identifier of espeak's preferred voice for `lang` ("de_DE" and "de-at" fall back to "de")."""
+    code = lang.strip().lower().replace("_", "-")
+    for candidate in (code, code.split("-")[0]):
+        if candidate in engine.voice_by_lang:
+            return engine.voice_by_lang[candidate]
+    known = engine.voice_by_lang
+    examples = [code for code in COMMON_LANGS if code in known] or sorted(known)[:NAME_EXAMPLES]
+    raise UnsupportedLanguageError(
+        f"Language {lang!r} is not supported by espeak. Supported include "
+        f"{', '.join(examples)} ({len(known)} in all)."
+    )
+
+
+def _variant_for(engine: _Engine, voice: str) -> str:
+    """The variant file name for a lower-case voice name ("alex" -> "Alex")."""
+    if voice not in engine.variants:
+        shortest = sorted(engine.variants, key=lambda name: (len(name), name))
+        raise FacecastError(
+            f"Unknown espeak voice {voice!r}. Try one of: {', '.join(shortest[:NAME_EXAMPLES])} "
+            f"({len(shortest)} in all)."
+        )
+    return engine.variants[voice]
+
+
+def _to_speech(raw: _Collector, sample_rate: int) -> Speech:
+    pcm = np.frombuffer(b"".join(raw.pcm), dtype=np.int16)
+    samples = (pcm.astype(np.float32) / np.float32(PCM_FULL_SCALE)).astype(np.float32, copy=False)
+    audio = AudioTrack(samples=samples, sample_rate=sample_rate)
+    marks = [(ms / MS_PER_SECOND, name.decode("utf-8", "replace")) for ms, name in raw.marks]
+    phonemes = phoneme_timeline(marks, audio.duration)
+    if not any(event.phoneme != PAUSE for event in phonemes):
+        raise InvalidTextError("Text contains nothing that can be spoken.")
+    return Speech(audio=audio, phonemes=phonemes)

@@ -1,0 +1,169 @@
+"""Celery app factory and the thin tasks that call the pipeline.
+
+Start workers with `facecast worker` (or `python -m facecast.worker`); `facecast serve` starts
+them for you. Each worker process warms the engine up when it starts and reports a heartbeat,
+which GET /ready reads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from celery import Celery, Task, signals
+from celery.exceptions import TimeLimitExceeded
+
+from facecast import audio, pipeline
+from facecast.config import Settings, get_settings
+from facecast.errors import CanceledError
+from facecast.service.execution import Heartbeat, fail_lost_job, running_job, worker_context
+from facecast.service.logs import JobLogHandler, configure_logging
+from facecast.service.queueing import QUEUES, TASK_ANIMATE, TASK_TTS, make_celery
+from facecast.service.schemas import JobResult
+from facecast.service.storage import Storage
+
+logger = logging.getLogger(__name__)
+
+WARMUP_TEXT = "Hallo."
+
+
+class JobTask(Task):  # type: ignore[misc]
+    """Base of facecast tasks: a job whose process the hard time limit killed is marked failed."""
+
+    def on_failure(self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
+        """Celery calls this in the worker's main process when a task raised or was killed."""
+        if isinstance(exc, TimeLimitExceeded):
+            code, message = "time_limit", "The job ran past the hard time limit and was stopped."
+        else:
+            code, message = "internal_error", "The job's worker failed; see log_tail."
+        try:
+            fail_lost_job(task_id, code, message)
+        except Exception:
+            logger.exception("could not record the failure of job %s", task_id)
+
+
+def animate(job_id: str) -> str:
+    """Render the job's photo speaking its text or audio into video.mp4."""
+    with running_job(job_id) as run:
+        if run is None:
+            return "skipped"
+        request = run.manifest.request
+        image = run.file(request.image)
+        if image is None:
+            raise ValueError("animate job without a photo")
+        options = pipeline.RenderOptions(
+            fps=request.fps,
+            size=request.size,
+            full_frame=request.full_frame,
+            lang=request.lang,
+            voice=request.voice,
+            seed=request.seed,
+        )
+        result = pipeline.render_talking_head(
+            image,
+            run.video_path,
+            text=request.text,
+            audio=run.file(request.audio),
+            options=options,
+            progress=run.progress,
+            cancel=run.canceled,
+        )
+        run.complete(JobResult(duration=result.duration, frames=result.frames, elapsed=result.elapsed))
+    return run.status
+
+
+def tts(job_id: str) -> str:
+    """Synthesise the job's text into audio.wav."""
+    with running_job(job_id) as run:
+        if run is None:
+            return "skipped"
+        request = run.manifest.request
+        run.progress("speech", 0.0)
+        sample = run.file(request.voice_sample)
+        voice = str(sample) if sample is not None else request.voice
+        speech = pipeline.synthesize(request.text or "", request.lang, voice, backend=request.speech_backend)
+        if run.canceled():
+            raise CanceledError("The job was canceled.")
+        audio.save_wav(speech.audio, run.audio_path)
+        run.complete(JobResult(duration=speech.audio.duration))
+    return run.status
+
+
+def warm_up(settings: Settings) -> None:
+    """Load the speech engine (and what it pulls in) so that the first job starts fast."""
+    pipeline.synthesize(WARMUP_TEXT, settings.default_lang)
+
+
+def _install_process_hooks(app: Celery, settings: Settings) -> None:
+    """Per worker process: job log tails, warm-up, heartbeat."""
+    heartbeats: list[Heartbeat] = []
+
+    def on_process_init(**_: Any) -> None:
+        context = worker_context()
+        logging.getLogger().addHandler(JobLogHandler(context.store.append_log))
+        queues = sorted(app.amqp.queues.consume_from or app.amqp.queues)
+        heartbeat = Heartbeat(context, queues)
+        heartbeats.append(heartbeat)
+        heartbeat.start()
+        if settings.worker_warmup:
+            try:
+                warm_up(settings)
+            except Exception:
+                logger.exception("engine warm-up failed")
+                return
+        heartbeat.warmed.set()
+        heartbeat.beat()
+        logger.info("worker process ready")
+
+    def on_process_shutdown(**_: Any) -> None:
+        for heartbeat in heartbeats:
+            heartbeat.stop()
+
+    signals.worker_process_init.connect(on_process_init, weak=False, dispatch_uid="facecast-init")
+    signals.worker_process_shutdown.connect(on_process_shutdown, weak=False, dispatch_uid="facecast-stop")
+
+
+def create_celery_app(settings: Settings | None = None) -> Celery:
+    """The worker's Celery app: shared configuration, explicit queues, the facecast tasks."""
+    settings = settings or get_settings()
+    app = make_celery(settings, Storage(settings.data_dir))
+    app.task(name=TASK_ANIMATE, base=JobTask)(animate)
+    app.task(name=TASK_TTS, base=JobTask)(tts)
+    _install_process_hooks(app, settings)
+    return app
+
+
+def run_worker(concurrency: int, queues: list[str], loglevel: str) -> None:
+    """Run a Celery worker with `concurrency` processes consuming `queues` (blocks)."""
+    configure_logging(loglevel)
+    signals.setup_logging.connect(lambda **_: None, weak=False, dispatch_uid="facecast-logging")
+    app = create_celery_app()
+    app.worker_main(
+        [
+            "worker",
+            f"--concurrency={concurrency}",
+            f"--queues={','.join(queues)}",
+            f"--loglevel={loglevel.upper()}",
+            f"--hostname=facecast-{os.getpid()}@%h",
+            "--pool=prefork",
+            "--without-mingle",
+            "--without-gossip",
+        ]
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """`python -m facecast.worker`: what `facecast serve` runs for its workers."""
+    parser = argparse.ArgumentParser(prog="python -m facecast.worker", description=main.__doc__)
+    parser.add_argument("--concurrency", type=int, default=1, help="worker processes")
+    parser.add_argument("--queues", default=",".join(QUEUES), help="comma-separated queue names")
+    parser.add_argument("--loglevel", default="info")
+    args = parser.parse_args(argv)
+    run_worker(args.concurrency, [q for q in args.queues.split(",") if q], args.loglevel)
+
+
+if __name__ == "__main__":
+    main()
