@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import io
+import itertools
 import time
 import wave
 from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import av
 import cv2
@@ -56,7 +57,9 @@ def encode_audio(
     """Encode mono float samples with a real FFmpeg encoder through PyAV."""
     fmt, codec, codec_rate = FORMATS[ext]
     with av.open(out, "w", format=fmt, options=options or {}) as container:
-        stream = container.add_stream(codec, rate=codec_rate or rate, layout="mono")
+        stream = cast(
+            av.AudioStream, container.add_stream(codec, rate=codec_rate or rate, layout="mono")
+        )
         frame = av.AudioFrame.from_ndarray(
             samples.astype(np.float32)[np.newaxis, :], format="flt", layout="mono"
         )
@@ -127,7 +130,7 @@ def speech_like(seconds: float, rate: int = SAMPLE_RATE, seed: int = 0) -> np.nd
             voiced[a : a + hop] += gain * lfilter([1 - r], [1, -2 * r * np.cos(theta), r * r], seg)
     envelope = np.zeros(n)
     bursts = np.zeros(n)
-    for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+    for a, b in itertools.pairwise(bounds):
         b = min(b, n)
         envelope[a:b] = np.sin(np.pi * np.arange(b - a) / (b - a)) ** 0.5
         bursts[a : a + int(0.04 * rate)] = 1
@@ -206,7 +209,7 @@ def test_declared_length_over_cap_is_rejected_before_decoding(tmp_path: Path) ->
 def test_unknown_length_stops_decoding_at_cap() -> None:
     sink = _WriteOnly()
     encode_silence_flac(sink, 2 * 3600)  # no seek-back: the header holds no length
-    with av.open(io.BytesIO(bytes(sink.data))) as container:
+    with av.open(io.BytesIO(bytes(sink.data)), "r") as container:
         assert container.duration is None
     start = time.perf_counter()
     with pytest.raises(AudioTooLongError, match="longer than the 10 min limit"):
@@ -293,7 +296,7 @@ def test_invalid_audio(
         "mp3_half": lambda: mp3[: len(mp3) // 2],
         "mp3_100_bytes": lambda: mp3[:100],
         "m4a_half": lambda: m4a[: len(m4a) // 2],
-        "m4a_faststart_half": lambda: (data := faststart_m4a())[: len(data) // 2],
+        "m4a_faststart_half": lambda: (raw := faststart_m4a())[: len(raw) // 2],
         "m4a_100_bytes": lambda: m4a[:100],
         "flac_half": lambda: flac[: len(flac) // 2],
         "random_bytes": lambda: np.random.default_rng(0).bytes(20_000),
@@ -370,7 +373,9 @@ def test_frame_rms() -> None:
     fps = 25
     t = np.arange(SAMPLE_RATE) / SAMPLE_RATE  # 1 s tone, then 1 s silence
     tone = 0.4 * np.sin(2 * np.pi * 200 * t)
-    track = AudioTrack(np.concatenate([tone, np.zeros(SAMPLE_RATE)]).astype(np.float32), SAMPLE_RATE)
+    track = AudioTrack(
+        np.concatenate([tone, np.zeros(SAMPLE_RATE)]).astype(np.float32), SAMPLE_RATE
+    )
     rms = frame_rms(track, fps, 60)  # 10 frames past the end of the audio
     assert rms.shape == (60,)
     assert rms.dtype == np.float32
@@ -405,7 +410,14 @@ def test_voice_activity_on_other_rate_and_empty() -> None:
 
 @pytest.mark.parametrize(
     ("duration", "fps", "frames"),
-    [(2.0, 25, 50), (2.01, 25, 51), (0.0, 25, 1), (0.12, 25, 3), (1.0, 30, 30), (10.0 / 3, 30, 100)],
+    [
+        (2.0, 25, 50),
+        (2.01, 25, 51),
+        (0.0, 25, 1),
+        (0.12, 25, 3),
+        (1.0, 30, 30),
+        (10.0 / 3, 30, 100),
+    ],
 )
 def test_n_video_frames(duration: float, fps: int, frames: int) -> None:
     assert n_video_frames(duration, fps) == frames

@@ -79,12 +79,12 @@ def _too_long(length_s: float | None, max_seconds: float) -> AudioTooLongError:
     limit = format_duration(max_seconds)
     if length_s is None or format_duration(length_s) == limit or length_s <= max_seconds:
         return AudioTooLongError(f"Audio is longer than the {limit} limit.")
-    return AudioTooLongError(
-        f"Audio is {format_duration(length_s)} long; the limit is {limit}."
-    )
+    return AudioTooLongError(f"Audio is {format_duration(length_s)} long; the limit is {limit}.")
 
 
-def _declared_duration(container: av.container.InputContainer, stream: av.AudioStream) -> float | None:
+def _declared_duration(
+    container: av.container.InputContainer, stream: av.AudioStream
+) -> float | None:
     """Length the container states, in seconds, or None when it does not say."""
     if stream.duration is not None and stream.time_base is not None and stream.duration > 0:
         return float(stream.duration * stream.time_base)
@@ -94,16 +94,29 @@ def _declared_duration(container: av.container.InputContainer, stream: av.AudioS
 
 
 def _decode_chunks(
-    container: av.container.InputContainer,
-    stream: av.AudioStream,
-    resampler: av.AudioResampler,
+    container: av.container.InputContainer, stream: av.AudioStream, sample_rate: int
 ) -> Iterator[np.ndarray]:
-    """Decoded, resampled mono float32 blocks in order; raises PyAV errors as they come."""
+    """Decoded mono float32 blocks at `sample_rate`, in order; PyAV errors pass through.
+
+    A new resampler starts whenever the input format changes mid-stream (joined MP3s).
+    """
+    resampler: av.AudioResampler | None = None
+    source: tuple[str, str, int] | None = None
     for packet in container.demux(stream):
         for frame in packet.decode():
-            for out in resampler.resample(frame):  # type: ignore[arg-type]
-                yield out.to_ndarray().reshape(-1)
-    for out in resampler.resample(None):
+            kind = (frame.format.name, frame.layout.name, frame.sample_rate)
+            if resampler is None or kind != source:
+                if resampler is not None:
+                    yield from _drain(resampler.resample(None))
+                resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
+                source = kind
+            yield from _drain(resampler.resample(frame))
+    if resampler is not None:
+        yield from _drain(resampler.resample(None))
+
+
+def _drain(frames: list[av.AudioFrame]) -> Iterator[np.ndarray]:
+    for out in frames:
         yield out.to_ndarray().reshape(-1)
 
 
@@ -172,12 +185,11 @@ def _decode_capped(
     declared: float | None,
 ) -> np.ndarray:
     """Decode the stream to one float32 array, stopping once it passes the cap."""
-    resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
     cap = math.ceil((max_seconds + PADDING_TRIM_MAX_S) * sample_rate)
     blocks: list[np.ndarray] = []
     total = 0
     try:
-        for block in _decode_chunks(container, stream, resampler):
+        for block in _decode_chunks(container, stream, sample_rate):
             blocks.append(block)
             total += block.size
             if total > cap:

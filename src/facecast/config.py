@@ -39,7 +39,7 @@ class Settings(BaseSettings):
     public_url: str | None = Field(
         None, description="Base URL put in download links; unset means the URL the client called."
     )
-    animate_queue: str = Field("default", description="Celery queue for renders ('gpu' on GPU hosts).")
+    animate_queue: str = Field("default", description="Celery queue for renders (gpu: GPU hosts).")
     tts_queue: str = Field("default", description="Celery queue for speech synthesis.")
     broker_poll_seconds: float = Field(
         0.1, gt=0, description="Polling interval of the server-less (filesystem) queue."

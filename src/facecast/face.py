@@ -107,14 +107,14 @@ def load_image(source: str | Path | bytes, *, max_pixels: int = 40_000_000) -> n
                 )
             img.draft("RGB", (MAX_WORKING_SIDE, MAX_WORKING_SIDE))
             img.load()
-            img = ImageOps.exif_transpose(img) or img
+            upright: Image.Image = ImageOps.exif_transpose(img) or img
     except InvalidImageError:
         raise
     except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise InvalidImageError("The file is not an image that can be read (PNG, JPEG or WebP).") from None
     except (OSError, SyntaxError, ValueError):
         raise InvalidImageError("The image file is damaged or truncated.") from None
-    rgb = _to_rgb(img)
+    rgb = _to_rgb(upright)
     side = max(rgb.shape[:2])
     if side > MAX_WORKING_SIDE:
         scale = MAX_WORKING_SIDE / side
@@ -232,7 +232,8 @@ def frame_portrait(rgb: np.ndarray, face: FaceLandmarks, size: int, full_frame: 
         out_w = max(2, int(round(w * scale / 2)) * 2)
         out_h = max(2, int(round(h * scale / 2)) * 2)
         out = cv2.resize(rgb, (out_w, out_h), interpolation=_interp(scale))
-        lm = FaceLandmarks(face.points * np.float32([out_w / w, out_h / h, out_w / w]))
+        factors = np.array([out_w / w, out_h / h, out_w / w], dtype=np.float32)
+        lm = FaceLandmarks((face.points * factors).astype(np.float32))
         return Portrait(out, lm)
     x0, y0, x1, y1 = face.oval_box
     side = min(CROP_FACE_SCALE * (y1 - y0), w, h)

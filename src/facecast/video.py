@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
+from typing import cast
 
 import av
 import cv2
@@ -127,8 +128,11 @@ class VideoWriter:
         try:
             self._container.metadata.update(tags)
             self._video = self._add_video_stream(crf, preset)
-            self._audio_stream = self._container.add_stream(
-                AUDIO_CODEC, rate=AUDIO_RATE, layout=AUDIO_LAYOUT, bit_rate=AUDIO_BIT_RATE
+            self._audio_stream = cast(
+                av.AudioStream,
+                self._container.add_stream(
+                    AUDIO_CODEC, rate=AUDIO_RATE, layout=AUDIO_LAYOUT, bit_rate=AUDIO_BIT_RATE
+                ),
             )
         except BaseException:
             self._container.close()
@@ -137,8 +141,11 @@ class VideoWriter:
         self._thread.start()
 
     def _add_video_stream(self, crf: int, preset: str) -> av.VideoStream:
-        stream = self._container.add_stream(
-            VIDEO_CODEC, rate=self.fps, options={"crf": str(crf), "preset": preset}
+        stream = cast(
+            av.VideoStream,
+            self._container.add_stream(
+                VIDEO_CODEC, rate=self.fps, options={"crf": str(crf), "preset": preset}
+            ),
         )
         stream.width = self.width
         stream.height = self.height
@@ -170,7 +177,10 @@ class VideoWriter:
         self._n_frames += 1
 
     def close(self) -> None:
-        """Encode what is queued, the rest of the audio, finish the file; re-raise encoder errors."""
+        """Encode what is queued and the rest of the audio, then finish the file.
+
+        Re-raises an error from the encoder thread.
+        """
         if not self._closed:
             self._closed = True
             self._queue.put(None)

@@ -30,10 +30,12 @@ logger = logging.getLogger(__name__)
 WARMUP_TEXT = "Hallo."
 
 
-class JobTask(Task):  # type: ignore[misc]
+class JobTask(Task):
     """Base of facecast tasks: a job whose process the hard time limit killed is marked failed."""
 
-    def on_failure(self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
+    def on_failure(
+        self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any
+    ) -> None:
         """Celery calls this in the worker's main process when a task raised or was killed."""
         if isinstance(exc, TimeLimitExceeded):
             code, message = "time_limit", "The job ran past the hard time limit and was stopped."
@@ -71,7 +73,9 @@ def animate(job_id: str) -> str:
             progress=run.progress,
             cancel=run.canceled,
         )
-        run.complete(JobResult(duration=result.duration, frames=result.frames, elapsed=result.elapsed))
+        run.complete(
+            JobResult(duration=result.duration, frames=result.frames, elapsed=result.elapsed)
+        )
     return run.status
 
 
@@ -84,7 +88,9 @@ def tts(job_id: str) -> str:
         run.progress("speech", 0.0)
         sample = run.file(request.voice_sample)
         voice = str(sample) if sample is not None else request.voice
-        speech = pipeline.synthesize(request.text or "", request.lang, voice, backend=request.speech_backend)
+        speech = pipeline.synthesize(
+            request.text or "", request.lang, voice, backend=request.speech_backend
+        )
         if run.canceled():
             raise CanceledError("The job was canceled.")
         audio.save_wav(speech.audio, run.audio_path)
@@ -123,7 +129,9 @@ def _install_process_hooks(app: Celery, settings: Settings) -> None:
             heartbeat.stop()
 
     signals.worker_process_init.connect(on_process_init, weak=False, dispatch_uid="facecast-init")
-    signals.worker_process_shutdown.connect(on_process_shutdown, weak=False, dispatch_uid="facecast-stop")
+    signals.worker_process_shutdown.connect(
+        on_process_shutdown, weak=False, dispatch_uid="facecast-stop"
+    )
 
 
 def create_celery_app(settings: Settings | None = None) -> Celery:

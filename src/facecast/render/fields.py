@@ -50,6 +50,8 @@ LID_MARGIN = 0.25
 NECK_ANCHOR = 0.55
 """The neck is held still this many face heights below the chin."""
 INVERSE_ITERATIONS = 8
+SEAM_REACH_PX = 4.0
+"""Each side's lip motion is carried this far (plus the opening) past the seam."""
 FIELD_STEP = 4
 """Interpolated fields are evaluated every FIELD_STEP pixels and smoothly upsampled."""
 HEAD_SCALE = 4
@@ -172,17 +174,14 @@ def _interpolate(
     """Thin-plate-spline field through `values` at `points`, over `region`, shape (h, w, 2)."""
     pts, idx = np.unique(np.round(points, 2), axis=0, return_index=True)
     rbf = RBFInterpolator(pts, values[idx], kernel="thin_plate_spline", smoothing=smoothing)
-    gw = region.w // FIELD_STEP + 2
-    gh = region.h // FIELD_STEP + 2
-    gx = region.x0 + np.arange(gw) * FIELD_STEP
-    gy = region.y0 + np.arange(gh) * FIELD_STEP
+    gw = -(-region.w // FIELD_STEP)
+    gh = -(-region.h // FIELD_STEP)
+    # Nodes sit at the centres of FIELD_STEP blocks, which is where cv2.resize expects them.
+    gx = region.x0 + (np.arange(gw) + 0.5) * FIELD_STEP - 0.5
+    gy = region.y0 + (np.arange(gh) + 0.5) * FIELD_STEP - 0.5
     grid = np.stack(np.meshgrid(gx, gy), axis=-1).reshape(-1, 2).astype(np.float64)
     coarse = rbf(grid).reshape(gh, gw, 2).astype(np.float32)
     full = cv2.resize(coarse, (gw * FIELD_STEP, gh * FIELD_STEP), interpolation=cv2.INTER_CUBIC)
-    # cv2.resize aligns pixel centres; shift so that grid node i lands on pixel i * FIELD_STEP.
-    shift = np.float32([[1, 0, (FIELD_STEP - 1) / 2.0], [0, 1, (FIELD_STEP - 1) / 2.0]])
-    full = cv2.warpAffine(full, shift, (full.shape[1], full.shape[0]), flags=cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_REPLICATE)
     return np.ascontiguousarray(full[: region.h, : region.w] * _taper(region)[..., None])
 
 
@@ -204,9 +203,25 @@ def seam_weight(mouth: MouthGeometry, region: Region) -> np.ndarray:
     del order
     seam_y = (upper + lower) / 2.0
     outside = np.maximum(np.abs(xs - mouth.centre_x) - mouth.half_width * 0.85, 0.0)
-    softness = 0.6 + 0.5 * outside
-    z = (ys[:, None] - seam_y[None, :]) / softness[None, :]
-    return (1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))).astype(np.float32)
+    # Blending offsets across the seam would sample whatever lies between the lips (teeth):
+    # keep it a step between the corners, and soften only out on the cheeks.
+    softness = 0.3 + 0.5 * outside
+    below = ys[:, None] - seam_y[None, :]
+    soft = 1.0 / (1.0 + np.exp(-np.clip(below / softness[None, :], -30, 30)))
+    return np.where(outside[None, :] > 0, soft, below > 0).astype(np.float32)
+
+
+def _across_seam(
+    side: tuple[np.ndarray, np.ndarray], reach: float, direction: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Copies of a side's first 11 points (its inner lip) moved `reach` across the seam.
+
+    Each side's field then carries its lip's motion a little past the seam, so it stays
+    invertible where the other side's pixels used to be.
+    """
+    pts, vals = side
+    lip = pts[:11] + np.array([0.0, direction * reach])
+    return np.concatenate([pts, lip]), np.concatenate([vals, vals[:11]])
 
 
 def _split_field(
@@ -215,8 +230,14 @@ def _split_field(
     anchors: np.ndarray,
     region: Region,
     seam: np.ndarray,
+    reach: float,
 ) -> np.ndarray:
+    """Backward offsets from an upper and a lower forward field joined at the lip seam.
+
+    Both sides list their 11 inner-lip points first."""
     zeros = np.zeros_like(anchors)
+    upper = _across_seam(upper, reach, +1.0)
+    lower = _across_seam(lower, reach, -1.0)
     f_up = _interpolate(np.concatenate([upper[0], anchors]), np.concatenate([upper[1], zeros]), region)
     f_lo = _interpolate(np.concatenate([lower[0], anchors]), np.concatenate([lower[1], zeros]), region)
     # Each side is smooth and invertible on its own; the seam picks a side per output pixel.
@@ -257,13 +278,13 @@ def jaw_field(lm: FaceLandmarks, mouth: MouthGeometry, region: Region, anchors: 
     up_out = _points(lm, UPPER_OUTER_LIP[1:-1])
     up_out_v = np.stack([np.zeros(len(up_out)), -0.06 * gap * _bump(up_out[:, 0], mouth, 0.0)], axis=1)
     still = _points(lm, UPPER_STILL)
-    lower = (np.concatenate([corners, lo_in, lo_out, jaw_pts]),
-             np.concatenate([corner_vals, lo_in_v, lo_out_v, jaw_v]))
-    upper = (np.concatenate([corners, up_in, up_out, still]),
-             np.concatenate([corner_vals, up_in_v, up_out_v, np.zeros_like(still)]))
-    field = _split_field(upper, lower, anchors, region, seam)
     up_travel = np.concatenate([corner_vals[2:3], up_in_v, corner_vals[3:4]])
     lo_travel = np.concatenate([corner_vals[2:3], lo_in_v, corner_vals[3:4]])
+    lower = (np.concatenate([mouth.lower_inner, corners[:2], lo_out, jaw_pts]),
+             np.concatenate([lo_travel, corner_vals[:2], lo_out_v, jaw_v]))
+    upper = (np.concatenate([mouth.upper_inner, corners[:2], up_out, still]),
+             np.concatenate([up_travel, corner_vals[:2], up_out_v, np.zeros_like(still)]))
+    field = _split_field(upper, lower, anchors, region, seam, reach=gap + SEAM_REACH_PX)
     return field, up_travel, lo_travel
 
 
@@ -291,7 +312,8 @@ def close_field(lm: FaceLandmarks, mouth: MouthGeometry, region: Region, anchors
              np.concatenate([np.stack([np.zeros(11), -half], 1),
                              np.stack([np.zeros(11), -np.interp(lo_out[:, 0], lo_in[:, 0], half) * 0.55], 1),
                              jaw_v]))
-    return _split_field(upper, lower, anchors, region, seam)
+    return _split_field(upper, lower, anchors, region, seam,
+                        reach=float(mouth.rest_gap.max()) + SEAM_REACH_PX)
 
 
 def width_field(lm: FaceLandmarks, mouth: MouthGeometry, region: Region,

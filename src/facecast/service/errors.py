@@ -45,3 +45,12 @@ class PayloadTooLargeError(ServiceError):
 class QueueUnavailableError(ServiceError):
     code = "queue_unavailable"
     status = 503
+
+
+class JobFailedError(ServiceError):
+    """A job the request waited for ended without a result; carries the job's own error."""
+
+    def __init__(self, code: str, message: str, status: int) -> None:
+        super().__init__(message)
+        self.code = code
+        self.status = status

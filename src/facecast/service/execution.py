@@ -24,7 +24,14 @@ from celery.exceptions import SoftTimeLimitExceeded
 from facecast.config import Settings, get_settings
 from facecast.errors import CanceledError, FacecastError
 from facecast.service.logs import job_context
-from facecast.service.schemas import ErrorInfo, JobManifest, JobResult, JobState, JobStatus, WorkerInfo
+from facecast.service.schemas import (
+    ErrorInfo,
+    JobManifest,
+    JobResult,
+    JobState,
+    JobStatus,
+    WorkerInfo,
+)
 from facecast.service.state import (
     StateStore,
     advance,
@@ -113,21 +120,21 @@ class JobRun:
         return self.context.storage.path(self.job_id, AUDIO)
 
     def progress(self, stage: str, fraction: float) -> None:
-        """Pipeline progress callback: written to the state store at most every interval or stage."""
+        """Pipeline progress callback; written at a stage change or after the interval."""
         now = time.monotonic()
         percent = int(min(max(fraction, 0.0), 1.0) * 100)
         if stage != self._stage:
             self._close_stage(now)
             self._stage, self._stage_started = stage, now
-        elif now - self._last_write < self.context.settings.progress_interval_seconds:
-            return
-        elif percent <= self._last_progress:
-            return
+        else:
+            too_soon = now - self._last_write < self.context.settings.progress_interval_seconds
+            if too_soon or percent <= self._last_progress:
+                return
         self._last_write, self._last_progress = now, percent
         self.context.store.update(self.job_id, advance(stage, percent))
 
     def canceled(self) -> bool:
-        """Pipeline cancel callback: True once DELETE /jobs/{id} flagged the job (or it vanished)."""
+        """Pipeline cancel callback: True once DELETE /jobs/{id} flagged the job (or it is gone)."""
         if self._cancel_seen:
             return True
         now = time.monotonic()
@@ -154,17 +161,23 @@ class JobRun:
             status = JobStatus.CANCELED
         if status is JobStatus.DONE and self.manifest.cache_key:
             storage.cache_put(self.manifest.cache_key, self.job_id)
-        final = store.update(self.job_id, finish(status, time.time(), error)) or store.get(self.job_id)
+        final = store.update(self.job_id, finish(status, time.time(), error)) or store.get(
+            self.job_id
+        )
         if final is None:
             return self.state
         self.final = final
         storage.write_manifest(
-            self.manifest.model_copy(update={"state": final, "result": self.result, "stages": self.stages})
+            self.manifest.model_copy(
+                update={"state": final, "result": self.result, "stages": self.stages}
+            )
         )
         for stage, seconds in self.stages.items():
             store.observe("stage_duration_seconds", label(stage=stage), seconds)
         if final.started_at is not None and final.finished_at is not None:
-            store.observe("job_duration_seconds", label(kind=kind), final.finished_at - final.started_at)
+            store.observe(
+                "job_duration_seconds", label(kind=kind), final.finished_at - final.started_at
+            )
         store.increment("jobs_finished_total", label(kind=kind, status=final.status.value))
         logger.info("job %s: %s", final.status.value, error.code if error else "ok")
         return final
@@ -182,10 +195,13 @@ def _begin(context: WorkerContext, job_id: str) -> JobRun | None:
         current = context.store.get(job_id)
         if current is not None and not current.status.final and not current.cancel_requested:
             run = JobRun(context, manifest, current)
-            run.end(JobStatus.ERROR, ErrorInfo(
-                code="worker_lost",
-                message="The job stopped its worker more than once; it was given up.",
-            ))
+            run.end(
+                JobStatus.ERROR,
+                ErrorInfo(
+                    code="worker_lost",
+                    message="The job stopped its worker more than once; it was given up.",
+                ),
+            )
         elif current is not None and current.cancel_requested and not current.status.final:
             JobRun(context, manifest, current).end(JobStatus.CANCELED)
         logger.info("job not run: %s", current.status.value if current else "unknown")
@@ -215,10 +231,16 @@ def running_job(job_id: str) -> Iterator[JobRun | None]:
             run.end(JobStatus.REJECTED, ErrorInfo(code=exc.code, message=exc.message))
         except SoftTimeLimitExceeded:
             limit = context.settings.job_soft_time_limit
-            run.end(JobStatus.ERROR, ErrorInfo(code="time_limit", message=f"The job ran longer than {limit} s."))
+            run.end(
+                JobStatus.ERROR,
+                ErrorInfo(code="time_limit", message=f"The job ran longer than {limit} s."),
+            )
         except Exception:
             logger.exception("job failed")
-            run.end(JobStatus.ERROR, ErrorInfo(code="internal_error", message="The job failed; see log_tail."))
+            run.end(
+                JobStatus.ERROR,
+                ErrorInfo(code="internal_error", message="The job failed; see log_tail."),
+            )
         else:
             run.end(JobStatus.DONE)
 
@@ -230,7 +252,9 @@ def fail_lost_job(job_id: str, code: str, message: str) -> None:
         manifest = context.storage.read_manifest(job_id)
         state = context.store.get(job_id)
         if manifest is not None and state is not None and not state.status.final:
-            JobRun(context, manifest, state).end(JobStatus.ERROR, ErrorInfo(code=code, message=message))
+            JobRun(context, manifest, state).end(
+                JobStatus.ERROR, ErrorInfo(code=code, message=message)
+            )
 
 
 class Heartbeat:

@@ -28,7 +28,8 @@ from facecast.service.errors import (
     JobNotFoundError,
     NotCancelableError,
 )
-from facecast.service.queueing import TASK_ANIMATE, TASK_TTS, TaskQueue
+from facecast.service.metrics import Snapshot
+from facecast.service.queueing import QUEUES, TASK_ANIMATE, TASK_TTS, TaskQueue
 from facecast.service.schemas import (
     Check,
     ErrorInfo,
@@ -47,7 +48,9 @@ from facecast.service.storage import AUDIO, VIDEO, Storage, content_key, is_job_
 logger = logging.getLogger(__name__)
 
 IMAGE_FORMATS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
-AUDIO_EXTENSIONS = frozenset({"wav", "mp3", "m4a", "aac", "ogg", "oga", "opus", "flac", "webm", "mp4"})
+AUDIO_EXTENSIONS = frozenset(
+    {"wav", "mp3", "m4a", "aac", "ogg", "oga", "opus", "flac", "webm", "mp4"}
+)
 IMAGE_UPLOAD = "source_upload"
 VOICE_SAMPLE = "voice_sample.wav"
 CLONE_BACKEND = "xtts"
@@ -102,11 +105,17 @@ def check_image(path: Path, max_pixels: int) -> str:
                 image_format, (width, height) = image.format, image.size
                 image.verify()
     except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
-        raise InvalidImageError("The photo could not be read; send a JPEG, PNG or WebP file.") from exc
+        raise InvalidImageError(
+            "The photo could not be read; send a JPEG, PNG or WebP file."
+        ) from exc
     if image_format not in IMAGE_FORMATS:
-        raise InvalidImageError(f"Photos in {image_format} format are not supported; send JPEG, PNG or WebP.")
+        raise InvalidImageError(
+            f"Photos in {image_format} format are not supported; send JPEG, PNG or WebP."
+        )
     if width * height > max_pixels:
-        raise InvalidImageError(f"The photo has {width}x{height} pixels, more than the limit of {max_pixels}.")
+        raise InvalidImageError(
+            f"The photo has {width}x{height} pixels, more than the limit of {max_pixels}."
+        )
     return IMAGE_FORMATS[image_format]
 
 
@@ -129,7 +138,9 @@ def clean_text(text: str | None, max_chars: int) -> str:
 class JobService:
     """Create, inspect, cancel and clean up jobs."""
 
-    def __init__(self, settings: Settings, storage: Storage, store: StateStore, queue: TaskQueue) -> None:
+    def __init__(
+        self, settings: Settings, storage: Storage, store: StateStore, queue: TaskQueue
+    ) -> None:
         self.settings = settings
         self.storage = storage
         self.store = store
@@ -143,10 +154,18 @@ class JobService:
             raise ConsentRequiredError(
                 "Set consent=true to confirm that the person in the photo agreed to be animated."
             )
-        sources = [submission.audio is not None, submission.audio_id is not None, submission.text is not None]
+        sources = [
+            submission.audio is not None,
+            submission.audio_id is not None,
+            submission.text is not None,
+        ]
         if sum(sources) != 1:
             raise InvalidRequestError("Send exactly one of: audio (a file), audio_id, or text.")
-        text = None if submission.text is None else clean_text(submission.text, self.settings.max_text_chars)
+        text = (
+            None
+            if submission.text is None
+            else clean_text(submission.text, self.settings.max_text_chars)
+        )
         job_id = self.storage.new_job()
         try:
             return self._create_animate(job_id, submission, text)
@@ -154,9 +173,13 @@ class JobService:
             self.storage.remove(job_id)
             raise
 
-    def _create_animate(self, job_id: str, submission: AnimateSubmission, text: str | None) -> Submitted:
+    def _create_animate(
+        self, job_id: str, submission: AnimateSubmission, text: str | None
+    ) -> Submitted:
         settings = self.settings
-        upload = self.storage.save_stream(job_id, IMAGE_UPLOAD, submission.image, settings.max_upload_bytes)
+        upload = self.storage.save_stream(
+            job_id, IMAGE_UPLOAD, submission.image, settings.max_upload_bytes
+        )
         extension = check_image(self.storage.path(job_id, IMAGE_UPLOAD), settings.max_image_pixels)
         image_name = f"source.{extension}"
         self.storage.path(job_id, IMAGE_UPLOAD).rename(self.storage.path(job_id, image_name))
@@ -171,7 +194,9 @@ class JobService:
         )
         if submission.audio is not None:
             name = audio_file_name(submission.audio_filename)
-            voice_key = self.storage.save_stream(job_id, name, submission.audio, settings.max_upload_bytes)
+            voice_key = self.storage.save_stream(
+                job_id, name, submission.audio, settings.max_upload_bytes
+            )
             request = request.model_copy(update={"audio": name})
         elif submission.audio_id is not None:
             voice_key = self._link_tts_audio(submission.audio_id, job_id)
@@ -179,13 +204,29 @@ class JobService:
         else:
             voice_key = content_key("text", text, request.lang, request.voice)
         cache_key = content_key(
-            "animate", __version__, upload, voice_key, request.fps, request.size, request.full_frame, request.seed
+            "animate",
+            __version__,
+            upload,
+            voice_key,
+            request.fps,
+            request.size,
+            request.full_frame,
+            request.seed,
         )
         reused = self._reuse_video(job_id, cache_key)
-        state = JobState(job_id=job_id, kind=JobKind.ANIMATE, created_at=time.time())
+        now = time.time()
+        state = JobState(job_id=job_id, kind=JobKind.ANIMATE, created_at=now)
         if reused is not None:
-            state = finish(JobStatus.DONE, state.created_at)(state.model_copy(update={"reused_from": reused}))
-            assert state is not None
+            state = JobState(
+                job_id=job_id,
+                kind=JobKind.ANIMATE,
+                status=JobStatus.DONE,
+                progress=100,
+                stage=JobStatus.DONE.value,
+                created_at=now,
+                finished_at=now,
+                reused_from=reused,
+            )
         manifest = JobManifest(
             job_id=job_id,
             kind=JobKind.ANIMATE,
@@ -202,7 +243,9 @@ class JobService:
         """Share a finished TTS job's audio with a new job; returns the audio's content key."""
         manifest = self.storage.read_manifest(audio_id) if is_job_id(audio_id) else None
         if manifest is None or manifest.kind is not JobKind.TTS:
-            raise InvalidRequestError(f"There is no audio {audio_id[:64]!r}; create one with POST /tts.")
+            raise InvalidRequestError(
+                f"There is no audio {audio_id[:64]!r}; create one with POST /tts."
+            )
         state = self.store.get(audio_id) or manifest.state
         if state.status is not JobStatus.DONE or self.storage.download(audio_id, AUDIO) is None:
             raise AudioNotReadyError(f"The audio {audio_id} is {state.status.value}, not done.")
@@ -237,15 +280,23 @@ class JobService:
             self.storage.remove(job_id)
             raise
 
-    def _create_tts(self, job_id: str, submission: TtsSubmission, text: str, lang: str) -> Submitted:
-        request = JobRequest(text=text, lang=lang, voice=submission.voice, speech_backend=DEFAULT_BACKEND)
+    def _create_tts(
+        self, job_id: str, submission: TtsSubmission, text: str, lang: str
+    ) -> Submitted:
+        request = JobRequest(
+            text=text, lang=lang, voice=submission.voice, speech_backend=DEFAULT_BACKEND
+        )
         sample_key = None
         if submission.voice_sample is not None:
             sample_key = self.storage.save_stream(
                 job_id, VOICE_SAMPLE, submission.voice_sample, self.settings.max_upload_bytes
             )
-            request = request.model_copy(update={"voice_sample": VOICE_SAMPLE, "speech_backend": CLONE_BACKEND})
-        cache_key = content_key("tts", __version__, text, lang, request.voice, request.speech_backend, sample_key)
+            request = request.model_copy(
+                update={"voice_sample": VOICE_SAMPLE, "speech_backend": CLONE_BACKEND}
+            )
+        cache_key = content_key(
+            "tts", __version__, text, lang, request.voice, request.speech_backend, sample_key
+        )
         earlier = self.storage.cache_get(cache_key)
         if earlier is not None and self.storage.download(earlier, AUDIO) is not None:
             self.storage.remove(job_id)
@@ -277,7 +328,12 @@ class JobService:
             error = ErrorInfo(code="queue_unavailable", message=str(exc))
             self._finish(manifest.job_id, finish(JobStatus.ERROR, time.time(), error))
             raise
-        logger.info("queued %s job on %s", manifest.kind.value, manifest.queue, extra={"job_id": manifest.job_id})
+        logger.info(
+            "queued %s job on %s",
+            manifest.kind.value,
+            manifest.queue,
+            extra={"job_id": manifest.job_id},
+        )
         return Submitted(manifest.state)
 
     def cloning_available(self) -> bool:
@@ -301,8 +357,14 @@ class JobService:
     def view(self, state: JobState, base_url: str) -> JobView:
         """The client's view of a job, with absolute download links."""
         base = (self.settings.public_url or base_url).rstrip("/")
-        video = state.status is JobStatus.DONE and self.storage.download(state.job_id, VIDEO) is not None
-        audio = state.status is JobStatus.DONE and self.storage.download(state.job_id, AUDIO) is not None
+        video = (
+            state.status is JobStatus.DONE
+            and self.storage.download(state.job_id, VIDEO) is not None
+        )
+        audio = (
+            state.status is JobStatus.DONE
+            and self.storage.download(state.job_id, AUDIO) is not None
+        )
         return JobView(
             job_id=state.job_id,
             kind=state.kind,
@@ -312,7 +374,9 @@ class JobService:
             video_url=f"{base}/files/{state.job_id}/{VIDEO}" if video else None,
             audio_url=f"{base}/files/{state.job_id}/{AUDIO}" if audio else None,
             error=state.error,
-            log_tail=self.store.log_tail(state.job_id, LOG_TAIL_LINES) if state.status in FAILED else None,
+            log_tail=self.store.log_tail(state.job_id, LOG_TAIL_LINES)
+            if state.status in FAILED
+            else None,
             reused_from=state.reused_from,
             created_at=iso(state.created_at),
             started_at=iso(state.started_at),
@@ -401,6 +465,26 @@ class JobService:
             workers = []
             checks["broker"] = Check(ok=False, detail=f"unreachable: {exc}")
         warmed = [w for w in workers if w.warmed]
-        checks["workers"] = Check(ok=bool(workers), detail=f"{len(workers)} worker process(es) alive")
-        checks["engine"] = Check(ok=bool(warmed), detail=f"{len(warmed)} worker process(es) warmed up")
+        checks["workers"] = Check(
+            ok=bool(workers), detail=f"{len(workers)} worker process(es) alive"
+        )
+        checks["engine"] = Check(
+            ok=bool(warmed), detail=f"{len(warmed)} worker process(es) warmed up"
+        )
         return Readiness(ready=all(check.ok for check in checks.values()), checks=checks)
+
+    def snapshot(self) -> Snapshot:
+        """The numbers GET /metrics shows."""
+        workers = self.store.workers()
+        return Snapshot(
+            jobs=self.store.count_by_status(),
+            queue_depth={queue: self.queue.depth(queue) for queue in QUEUES},
+            workers_alive=len(workers),
+            workers_warmed=sum(1 for worker in workers if worker.warmed),
+            histograms=self.store.histograms(),
+            counters=self.store.counters(),
+        )
+
+    def close(self) -> None:
+        """Release connections."""
+        self.queue.close()

@@ -1,4 +1,4 @@
-"""GET /metrics in the Prometheus text format, from numbers every process writes to the state store."""
+"""GET /metrics in the Prometheus text format, from numbers kept in the state store."""
 
 from __future__ import annotations
 
@@ -62,9 +62,14 @@ def _histogram_lines(series: Histogram) -> list[str]:
 def render(snapshot: Snapshot) -> str:
     """The exposition text."""
     lines = _header("jobs", "gauge", "Jobs known to the service, by state.")
-    lines += [f'{PREFIX}jobs{{state="{status.value}"}} {snapshot.jobs.get(status, 0)}' for status in JobStatus]
+    lines += [
+        f'{PREFIX}jobs{{state="{status.value}"}} {snapshot.jobs.get(status, 0)}'
+        for status in JobStatus
+    ]
     lines += _header("queue_depth", "gauge", "Messages waiting in each Celery queue.")
-    lines += [f'{PREFIX}queue_depth{{queue="{q}"}} {n}' for q, n in sorted(snapshot.queue_depth.items())]
+    lines += [
+        f'{PREFIX}queue_depth{{queue="{q}"}} {n}' for q, n in sorted(snapshot.queue_depth.items())
+    ]
     lines += _header("workers_alive", "gauge", "Worker processes with a fresh heartbeat.")
     lines += [f"{PREFIX}workers_alive {snapshot.workers_alive}"]
     lines += _header("workers_warmed", "gauge", "Worker processes whose engine is warmed up.")
@@ -77,5 +82,7 @@ def render(snapshot: Snapshot) -> str:
     for name, help_text in COUNTER_HELP.items():
         lines += _header(name, "counter", help_text)
         values = snapshot.counters.get(name, {})
-        lines += [f"{PREFIX}{name}{_labels(label)} {value}" for label, value in sorted(values.items())]
+        lines += [
+            f"{PREFIX}{name}{_labels(label)} {value}" for label, value in sorted(values.items())
+        ]
     return "\n".join(lines) + "\n"

@@ -47,7 +47,8 @@ def _filesystem_broker(settings: Settings, storage: Storage) -> dict[str, Any]:
             "data_folder_out": str(folders["queue"]),
             "control_folder": str(folders["control"]),
             "processed_folder": str(folders["processed"]),
-            "store_processed": True,  # a rename inside the data dir is atomic: one taker per message
+            # A rename inside the data dir is atomic, so each message has one taker.
+            "store_processed": True,
             "polling_interval": settings.broker_poll_seconds,
         },
         "result_backend": f"file://{storage.results_dir}",
@@ -114,7 +115,9 @@ class TaskQueue:
         try:
             self.app.send_task(task, args=[job_id], task_id=job_id, queue=queue)
         except (OperationalError, OSError) as exc:
-            raise QueueUnavailableError("The job queue cannot be reached; try again later.") from exc
+            raise QueueUnavailableError(
+                "The job queue cannot be reached; try again later."
+            ) from exc
 
     def ping(self) -> None:
         """Raise when the broker cannot be reached."""

@@ -31,7 +31,9 @@ class JobStatus(StrEnum):
         return self in FINAL_STATUSES
 
 
-FINAL_STATUSES = frozenset({JobStatus.DONE, JobStatus.ERROR, JobStatus.CANCELED, JobStatus.REJECTED})
+FINAL_STATUSES = frozenset(
+    {JobStatus.DONE, JobStatus.ERROR, JobStatus.CANCELED, JobStatus.REJECTED}
+)
 
 
 class JobKind(StrEnum):
@@ -205,3 +207,4 @@ class Readiness(BaseModel):
 
     ready: bool
     checks: dict[str, Check]
+    error: ErrorInfo | None = None

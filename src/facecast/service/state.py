@@ -42,6 +42,11 @@ METRICS_FILE = "_metrics.json"
 WORKERS_DIR = "_workers"
 
 
+def _text(value: bytes | str) -> str:
+    """Redis answers bytes; keys from scan_iter may be either."""
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
 @dataclass(frozen=True)
 class Histogram:
     """One histogram series: per-bucket counts (not cumulative), +Inf last, sum and count."""
@@ -189,7 +194,7 @@ class RedisStateStore:
     def log_tail(self, job_id: str, lines: int) -> list[str]:
         """The last log lines."""
         raw = self.redis.lrange(self._key("log", job_id), -lines, -1)
-        return [item.decode("utf-8", "replace") for item in raw]
+        return [_text(item) for item in raw]
 
     def count_by_status(self) -> dict[JobStatus, int]:
         """Cardinality of each status set."""
@@ -212,11 +217,13 @@ class RedisStateStore:
         """Every histogram series found in Redis."""
         series = []
         for raw_key in sorted(self.redis.scan_iter(match=self._key("hist", "*"), count=100)):
-            _, _, name, label = raw_key.decode().split(":", 3)
-            fields = {k.decode(): v.decode() for k, v in self.redis.hgetall(raw_key).items()}
+            _, _, name, label = _text(raw_key).split(":", 3)
+            fields = {_text(k): _text(v) for k, v in self.redis.hgetall(raw_key).items()}
             buckets = tuple(int(fields.get(f"b{i}", 0)) for i in range(len(HISTOGRAM_BUCKETS) + 1))
             series.append(
-                Histogram(name, label, buckets, float(fields.get("sum", 0)), int(fields.get("count", 0)))
+                Histogram(
+                    name, label, buckets, float(fields.get("sum", 0)), int(fields.get("count", 0))
+                )
             )
         return series
 
@@ -228,14 +235,16 @@ class RedisStateStore:
         """All counters."""
         result: dict[str, dict[str, int]] = {}
         for raw_key in sorted(self.redis.scan_iter(match=self._key("counter", "*"), count=100)):
-            name = raw_key.decode().split(":", 2)[2]
+            name = _text(raw_key).split(":", 2)[2]
             values = self.redis.hgetall(raw_key)
-            result[name] = {k.decode(): int(v) for k, v in values.items()}
+            result[name] = {_text(k): int(v) for k, v in values.items()}
         return result
 
     def heartbeat(self, info: WorkerInfo, ttl: float) -> None:
         """Store the heartbeat with an expiry."""
-        self.redis.set(self._key("worker", info.worker_id), info.model_dump_json(), px=int(ttl * 1000))
+        self.redis.set(
+            self._key("worker", info.worker_id), info.model_dump_json(), px=int(ttl * 1000)
+        )
 
     def drop_worker(self, worker_id: str) -> None:
         """Delete a heartbeat."""
@@ -275,7 +284,9 @@ class FileStateStore:
 
     def create(self, state: JobState) -> None:
         """Write the first state.json."""
-        write_atomically(self.storage.path(state.job_id, STATE_FILE), state.model_dump_json().encode())
+        write_atomically(
+            self.storage.path(state.job_id, STATE_FILE), state.model_dump_json().encode()
+        )
 
     def get(self, job_id: str) -> JobState | None:
         """Read state.json."""
@@ -345,7 +356,9 @@ class FileStateStore:
         """Count `value` into its bucket in _metrics.json."""
 
         def change(data: dict[str, dict[str, list[float]]]) -> None:
-            series = data["hist"].setdefault(f"{name}:{label}", [0.0] * (len(HISTOGRAM_BUCKETS) + 3))
+            series = data["hist"].setdefault(
+                f"{name}:{label}", [0.0] * (len(HISTOGRAM_BUCKETS) + 3)
+            )
             series[bucket_index(value)] += 1
             series[-2] += value
             series[-1] += 1
@@ -430,7 +443,12 @@ def start_attempt(now: float, max_attempts: int) -> Mutation:
         if attempts > max_attempts:
             return None
         return state.model_copy(
-            update={"status": JobStatus.RUNNING, "started_at": now, "attempts": attempts, "stage": "starting"}
+            update={
+                "status": JobStatus.RUNNING,
+                "started_at": now,
+                "attempts": attempts,
+                "stage": "starting",
+            }
         )
 
     return mutate
@@ -477,7 +495,9 @@ def request_cancel(now: float) -> Mutation:
         if state.status.final:
             return None
         if state.status is JobStatus.QUEUED:
-            return finish(JobStatus.CANCELED, now)(state.model_copy(update={"cancel_requested": True}))
+            return finish(JobStatus.CANCELED, now)(
+                state.model_copy(update={"cancel_requested": True})
+            )
         return state.model_copy(update={"cancel_requested": True})
 
     return mutate

@@ -109,7 +109,7 @@ class Storage:
         return is_job_id(job_id) and (self.root / job_id).is_dir()
 
     def save_stream(self, job_id: str, name: str, source: BinaryIO, max_bytes: int) -> str:
-        """Copy an upload into the job directory; returns its sha256. Refuses more than max_bytes."""
+        """Copy an upload into the job directory; its sha256. Refuses more than max_bytes."""
         target = self.path(job_id, name)
         digest = hashlib.sha256()
         size = 0
@@ -146,7 +146,9 @@ class Storage:
 
     def write_manifest(self, manifest: JobManifest) -> None:
         """Store `job.json` atomically."""
-        write_atomically(self.path(manifest.job_id, MANIFEST), manifest.model_dump_json(indent=2).encode())
+        write_atomically(
+            self.path(manifest.job_id, MANIFEST), manifest.model_dump_json(indent=2).encode()
+        )
 
     def read_manifest(self, job_id: str) -> JobManifest | None:
         """The manifest, or None when the job does not exist."""
@@ -203,7 +205,7 @@ class Storage:
         return False, manifest.created_at
 
     def expired(self, now: float, retention_s: float) -> list[str]:
-        """Ids of jobs whose retention has run out (finished) or that were abandoned (unfinished)."""
+        """Jobs whose retention has run out (finished) or that were abandoned (unfinished)."""
         old: list[str] = []
         for job_id in self.job_ids():
             try:

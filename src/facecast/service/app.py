@@ -1,0 +1,194 @@
+"""The FastAPI app: `create_app()` wires routes, error handlers and the job service.
+
+Run it with `facecast serve` (API and workers), or alone with
+`uvicorn --factory facecast.service.app:create_app`.
+`python -m facecast.service.app > openapi.json` refreshes the committed schema.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from facecast import __version__
+from facecast.config import Settings, get_settings
+from facecast.errors import CanceledError, FacecastError
+from facecast.service.errors import ServiceError
+from facecast.service.execution import state_ttl
+from facecast.service.jobs import JobService
+from facecast.service.queueing import TaskQueue
+from facecast.service.routes import files, jobs, ops, speech
+from facecast.service.state import open_state_store
+from facecast.service.storage import Storage
+
+logger = logging.getLogger(__name__)
+
+HTTP_CODES = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    416: "range_not_satisfiable",
+}
+FORM_OVERHEAD_BYTES = 1024 * 1024
+"""Room for multipart framing and text fields on top of the uploads."""
+DESCRIPTION = """\
+Turn a portrait photo plus text or audio into a lip-synced talking-head MP4.
+
+Flow: `POST /animate` (or `POST /tts` first, then `/animate` with its `audio_id`) -> a job id ->
+follow `GET /jobs/{job_id}`, `WS /ws/jobs/{job_id}` or `GET /jobs/{job_id}/events` -> download
+`video_url`. Every error answers `{"error": {"code": ..., "message": ...}}`.
+"""
+
+
+def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
+    """The one error shape."""
+    return {"error": {"code": code, "message": message}}
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    parts = []
+    for error in exc.errors():
+        where = ".".join(str(p) for p in error.get("loc", ()) if p not in {"body", "query", "path"})
+        parts.append(f"{where}: {error.get('msg', 'invalid')}" if where else str(error.get("msg")))
+    return "; ".join(parts) or "The request is invalid."
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Every error is `{"error": {"code", "message"}}`; bad input is never a 500."""
+
+    async def on_facecast_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, FacecastError)
+        status = (
+            exc.status
+            if isinstance(exc, ServiceError)
+            else 409
+            if isinstance(exc, CanceledError)
+            else 400
+        )
+        return JSONResponse(error_body(exc.code, exc.message), status_code=status)
+
+    async def on_validation_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        return JSONResponse(
+            error_body("invalid_request", _validation_message(exc)), status_code=422
+        )
+
+    async def on_http_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        code = HTTP_CODES.get(exc.status_code, "http_error")
+        return JSONResponse(
+            error_body(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers
+        )
+
+    async def on_unexpected(_: Request, exc: Exception) -> JSONResponse:
+        logger.error("unhandled error", exc_info=exc)
+        return JSONResponse(error_body("internal_error", "Internal server error."), status_code=500)
+
+    app.add_exception_handler(FacecastError, on_facecast_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(Exception, on_unexpected)
+
+
+class BodyLimitMiddleware:
+    """Refuse request bodies above `max_bytes` (413) before they fill the disk."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            body = error_body(
+                "payload_too_large", f"The request is larger than {self.max_bytes} bytes."
+            )
+            await JSONResponse(body, status_code=413)(scope, receive, send)
+            return
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise HTTPException(413, f"The request is larger than {self.max_bytes} bytes.")
+            return message
+
+        await self.app(scope, limited_receive, send)
+
+
+def build_service(settings: Settings) -> JobService:
+    """Storage, state store and task queue for the API process."""
+    storage = Storage(settings.data_dir)
+    storage.root.mkdir(parents=True, exist_ok=True)
+    store = open_state_store(settings.redis_url, storage, state_ttl(settings))
+    return JobService(settings, storage, store, TaskQueue(settings, storage))
+
+
+async def _sweep_forever(service: JobService, interval: float) -> None:
+    """Remove expired jobs now and then every `interval` seconds."""
+    while True:
+        try:
+            await run_in_threadpool(service.sweep)
+        except Exception:
+            logger.exception("retention sweep failed")
+        await asyncio.sleep(interval)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The API. Creating it touches nothing; connections open when it starts serving."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        service = build_service(settings)
+        app.state.jobs = service
+        sweeper = asyncio.create_task(_sweep_forever(service, settings.sweep_interval_seconds))
+        try:
+            yield
+        finally:
+            sweeper.cancel()
+            with suppress(asyncio.CancelledError):
+                await sweeper
+            service.close()
+
+    app = FastAPI(title="facecast", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    app.state.settings = settings
+    install_error_handlers(app)
+    for module in (jobs, speech, files, ops):
+        app.include_router(module.router)
+    app.add_middleware(
+        BodyLimitMiddleware, max_bytes=settings.max_upload_bytes * 2 + FORM_OVERHEAD_BYTES
+    )
+    return app
+
+
+def openapi_schema() -> dict[str, object]:
+    """The OpenAPI document (what openapi.json holds)."""
+    return create_app(Settings()).openapi()
+
+
+def main() -> None:
+    """Print the OpenAPI document."""
+    print(json.dumps(openapi_schema(), indent=2, sort_keys=True))
+
+
+if __name__ == "__main__":
+    main()

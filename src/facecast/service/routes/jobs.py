@@ -1,0 +1,140 @@
+"""POST /animate, GET/DELETE /jobs/{id}, and live progress over WebSocket and server-sent events."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, UploadFile, WebSocket, WebSocketDisconnect
+from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from facecast.errors import FacecastError
+from facecast.service.deps import BaseUrlDep, ServiceDep
+from facecast.service.jobs import AnimateSubmission
+from facecast.service.routes import error_responses
+from facecast.service.schemas import ErrorInfo, ErrorResponse, JobCreated, JobView
+
+router = APIRouter(tags=["jobs"])
+
+SSE_KEEPALIVE_S = 15.0
+WS_NOT_FOUND = 4404
+LANG_PATTERN = r"^[a-z]{2,3}([-_][A-Za-z0-9]{2,8})?$"
+SSE_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "`text/event-stream`: one `data:` line with a JobView (JSON) per change.",
+        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    }
+}
+
+
+def _given(value: str | None) -> str | None:
+    """Multipart clients send empty strings for unset fields."""
+    return value if value else None
+
+
+@router.post(
+    "/animate",
+    status_code=202,
+    response_model=JobCreated,
+    responses=error_responses(400, 404, 409, 413, 422, 503),
+    summary="Animate a photo with audio, an audio_id from POST /tts, or text",
+)
+def animate(
+    service: ServiceDep,
+    source_image: Annotated[UploadFile, File(description="The portrait: JPEG, PNG or WebP.")],
+    consent: Annotated[
+        bool, Form(description="Must be true: the uploader confirms the person agreed.")
+    ] = False,
+    audio: Annotated[
+        UploadFile | None, File(description="Speech to lip-sync (WAV, MP3, ...).")
+    ] = None,
+    audio_id: Annotated[str | None, Form(description="An audio_id from POST /tts.")] = None,
+    text: Annotated[
+        str | None, Form(description="Text to speak (synthesised in the worker).")
+    ] = None,
+    lang: Annotated[
+        str | None, Form(pattern=LANG_PATTERN, description="Language of `text`; default de.")
+    ] = None,
+    voice: Annotated[str | None, Form(max_length=64, description="Speech backend voice.")] = None,
+    fps: Annotated[
+        int | None, Form(ge=1, le=60, description="Frames per second; default 25.")
+    ] = None,
+    size: Annotated[
+        int | None, Form(ge=128, le=2048, description="Edge of the square video; default 512.")
+    ] = None,
+    full_frame: Annotated[bool, Form(description="Animate the whole photo, not a crop.")] = False,
+) -> JobCreated:
+    """Queue a render; poll GET /jobs/{job_id} or follow /ws/jobs/{job_id} for progress."""
+    has_audio = audio is not None and bool(audio.filename or audio.size)
+    submission = AnimateSubmission(
+        image=source_image.file,
+        consent=consent,
+        audio=audio.file if has_audio and audio is not None else None,
+        audio_filename=audio.filename if audio is not None else None,
+        audio_id=_given(audio_id),
+        text=text if text is not None and text != "" else None,
+        lang=_given(lang),
+        voice=_given(voice),
+        fps=fps,
+        size=size,
+        full_frame=full_frame,
+    )
+    submitted = service.submit_animate(submission)
+    return JobCreated(job_id=submitted.state.job_id, status=submitted.state.status)
+
+
+@router.get("/jobs/{job_id}", response_model=JobView, responses=error_responses(404))
+def get_job(job_id: str, service: ServiceDep, base_url: BaseUrlDep) -> JobView:
+    """Status, progress, links and (for failed jobs) the error and the worker's log tail."""
+    return service.view(service.get(job_id), base_url)
+
+
+@router.delete("/jobs/{job_id}", response_model=JobView, responses=error_responses(404, 409))
+def cancel_job(job_id: str, service: ServiceDep, base_url: BaseUrlDep) -> JobView:
+    """Cancel a queued or running job; a running one stops within moments."""
+    return service.view(service.cancel(job_id), base_url)
+
+
+@router.get(
+    "/jobs/{job_id}/events",
+    response_class=StreamingResponse,
+    responses={**SSE_RESPONSE, **error_responses(404)},
+)
+async def job_events(job_id: str, service: ServiceDep, base_url: BaseUrlDep) -> StreamingResponse:
+    """Server-sent events: the job view on every change, until a final state."""
+    await run_in_threadpool(service.get, job_id)
+
+    async def stream() -> AsyncIterator[str]:
+        number = 0
+        async for state in service.watch(job_id, SSE_KEEPALIVE_S):
+            if state is None:
+                yield ": keepalive\n\n"
+                continue
+            number += 1
+            view = await run_in_threadpool(service.view, state, base_url)
+            yield f"id: {number}\ndata: {view.model_dump_json()}\n\n"
+
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    return StreamingResponse(stream(), media_type="text/event-stream", headers=headers)
+
+
+@router.websocket("/ws/jobs/{job_id}")
+async def job_socket(
+    websocket: WebSocket, job_id: str, service: ServiceDep, base_url: BaseUrlDep
+) -> None:
+    """WebSocket: a JSON job view on every change; closed after the final state."""
+    await websocket.accept()
+    try:
+        async for state in service.watch(job_id, SSE_KEEPALIVE_S):
+            if state is not None:
+                view = await run_in_threadpool(service.view, state, base_url)
+                await websocket.send_text(view.model_dump_json())
+    except WebSocketDisconnect:
+        return
+    except FacecastError as exc:
+        body = ErrorResponse(error=ErrorInfo(code=exc.code, message=exc.message))
+        await websocket.send_text(body.model_dump_json())
+        await websocket.close(code=WS_NOT_FOUND)
+        return
+    await websocket.close()

@@ -1,0 +1,107 @@
+"""POST /tts: speech from text, as JSON or multipart (with a voice sample for cloning)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+
+from facecast.service.deps import BaseUrlDep, ServiceDep
+from facecast.service.errors import JobFailedError, ServiceError
+from facecast.service.jobs import JobService, TtsSubmission
+from facecast.service.routes import error_responses
+from facecast.service.schemas import JobState, JobStatus, TtsForm, TtsRequest, TtsResult
+from facecast.service.storage import AUDIO
+
+router = APIRouter(tags=["speech"])
+
+FAILED_STATUS = {JobStatus.REJECTED: 400, JobStatus.CANCELED: 409, JobStatus.ERROR: 500}
+TTS_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": TtsRequest.model_json_schema()},
+            "multipart/form-data": {"schema": TtsForm.model_json_schema()},
+        },
+    }
+}
+
+
+class UnsupportedMediaTypeError(ServiceError):
+    code = "unsupported_media_type"
+    status = 415
+
+
+async def _parse(request: Request) -> tuple[TtsRequest, UploadFile | None]:
+    """The body as JSON or multipart; validation errors answer 422 like any other route."""
+    content_type = request.headers.get("content-type", "")
+    try:
+        if content_type.startswith("application/json"):
+            return TtsRequest.model_validate_json(await request.body()), None
+        if content_type.startswith("multipart/form-data"):
+            form = await request.form()
+            sample = form.get("voice_clone_wav")
+            fields = {
+                k: v for k, v in form.items() if isinstance(v, str) and k != "voice_clone_wav"
+            }
+            return TtsRequest.model_validate(fields), sample if isinstance(
+                sample, UploadFile
+            ) else None
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors(include_url=False, include_context=False)) from exc
+    raise UnsupportedMediaTypeError("Send application/json or multipart/form-data.")
+
+
+def _answer(service: JobService, state: JobState, reused: bool, base_url: str) -> JSONResponse:
+    """200 with the audio when done, 202 with the job while it runs, the job's error otherwise."""
+    if state.status in FAILED_STATUS:
+        error = state.error
+        raise JobFailedError(
+            error.code if error else state.status.value,
+            error.message if error else f"The speech job was {state.status.value}.",
+            FAILED_STATUS[state.status],
+        )
+    done = state.status is JobStatus.DONE
+    view = service.view(state, base_url)
+    result = TtsResult(
+        job_id=state.job_id,
+        status=state.status,
+        audio_id=state.job_id,
+        audio_url=view.audio_url if done else None,
+        reused=reused,
+    )
+    return JSONResponse(result.model_dump(mode="json"), status_code=200 if done else 202)
+
+
+@router.post(
+    "/tts",
+    response_model=TtsResult,
+    responses={
+        202: {"model": TtsResult, "description": "Still synthesising: poll GET /jobs/{job_id}."},
+        **error_responses(400, 409, 413, 415, 422, 500, 503),
+    },
+    openapi_extra=TTS_BODY,
+    summary="Synthesise speech; reuse it in POST /animate via audio_id",
+)
+async def tts(request: Request, service: ServiceDep, base_url: BaseUrlDep) -> JSONResponse:
+    """Synthesis runs in a worker; the request waits up to FACECAST_TTS_WAIT_SECONDS for it."""
+    body, sample = await _parse(request)
+    submission = TtsSubmission(
+        text=body.text,
+        lang=body.lang,
+        voice=body.voice,
+        voice_sample=sample.file if sample else None,
+    )
+    submitted = await run_in_threadpool(service.submit_tts, submission)
+    state = submitted.state
+    if not state.status.final:
+        state = await service.wait(state.job_id, service.settings.tts_wait_seconds)
+    return await run_in_threadpool(_answer, service, state, submitted.reused, base_url)
+
+
+__all__ = ["AUDIO", "router"]

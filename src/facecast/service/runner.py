@@ -1,0 +1,114 @@
+"""`facecast serve`: the API and its workers in one command, for a single machine.
+
+With `REDIS_URL` set the workers use that Redis. Without it everything runs with no server:
+Celery's filesystem transport and job state in files, all under the data directory.
+Ctrl-C or SIGTERM stops the API, then the workers (they finish or hand back their jobs).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import uvicorn
+
+from facecast.config import get_settings
+from facecast.service.app import create_app
+from facecast.service.logs import configure_logging
+from facecast.service.queueing import QUEUES
+
+logger = logging.getLogger(__name__)
+
+PR_SET_PDEATHSIG = 1
+COLD_SHUTDOWN_WAIT_S = 5.0
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: get SIGTERM if `facecast serve` dies without cleaning up."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def start_workers(concurrency: int, loglevel: str) -> subprocess.Popen[bytes]:
+    """One Celery worker with `concurrency` processes on all queues, in its own process group."""
+    command = [
+        sys.executable,
+        "-m",
+        "facecast.worker",
+        f"--concurrency={concurrency}",
+        f"--queues={','.join(QUEUES)}",
+        f"--loglevel={loglevel}",
+    ]
+    return subprocess.Popen(command, start_new_session=True, preexec_fn=_die_with_parent)
+
+
+def stop_workers(process: subprocess.Popen[bytes], grace: float) -> None:
+    """Warm shutdown (running jobs may finish), then cold, then kill the whole group."""
+    steps = ((signal.SIGTERM, grace), (signal.SIGQUIT, COLD_SHUTDOWN_WAIT_S))
+    for sig, wait in steps:
+        if process.poll() is not None:
+            break
+        process.send_signal(sig)
+        try:
+            process.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            continue
+    if process.poll() is None:
+        logger.warning("workers did not stop; killing them")
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)  # also any pool process left behind
+    process.wait()
+
+
+class _Signals:
+    """SIGINT/SIGTERM outside uvicorn's own handling: the first stops, a second one kills."""
+
+    def __init__(self) -> None:
+        self.workers: subprocess.Popen[bytes] | None = None
+        self.stopping = False
+
+    def install(self) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self.handle)
+
+    def handle(self, sig: int, _frame: object) -> None:
+        # uvicorn re-raises the signal that stopped it once it is done; that one is expected.
+        if self.stopping and self.workers is not None and self.workers.poll() is None:
+            logger.warning("second %s: killing the workers", signal.Signals(sig).name)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.workers.pid, signal.SIGKILL)
+        self.stopping = True
+
+
+def serve(host: str, port: int, workers: int) -> None:
+    """Start the API (uvicorn) and `workers` worker processes; return when stopped."""
+    settings = get_settings()
+    data_dir = settings.data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    os.environ["FACECAST_DATA_DIR"] = str(data_dir)  # the workers inherit one absolute path
+    get_settings.cache_clear()
+    settings = get_settings()
+    loglevel = os.environ.get("FACECAST_LOG_LEVEL", "info")
+    configure_logging(loglevel)
+    mode = "redis" if settings.redis_url else f"server-less queue in {data_dir}"
+    logger.info("starting %d worker process(es) (%s)", workers, mode)
+    signals = _Signals()
+    signals.install()
+    signals.workers = start_workers(workers, loglevel)
+    started = time.monotonic()
+    try:
+        config = uvicorn.Config(
+            create_app(settings), host=host, port=port, log_config=None, lifespan="on"
+        )
+        uvicorn.Server(config).run()
+    finally:
+        signals.stopping = True
+        logger.info("stopping workers (up %.0f s)", time.monotonic() - started)
+        stop_workers(signals.workers, settings.shutdown_grace_seconds)
