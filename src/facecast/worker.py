@@ -16,7 +16,7 @@ from typing import Any
 from celery import Celery, Task, signals
 from celery.exceptions import TimeLimitExceeded
 
-from facecast import audio, pipeline
+from facecast import audio, face, pipeline
 from facecast.config import Settings, get_settings
 from facecast.errors import CanceledError
 from facecast.service.execution import Heartbeat, fail_lost_job, running_job, worker_context
@@ -99,8 +99,9 @@ def tts(job_id: str) -> str:
 
 
 def warm_up(settings: Settings) -> None:
-    """Load the speech engine (and what it pulls in) so that the first job starts fast."""
+    """Load the speech engine and the face model so that the first job starts fast."""
     pipeline.synthesize(WARMUP_TEXT, settings.default_lang)
+    face.face_mesh()
 
 
 def _install_process_hooks(app: Celery, settings: Settings) -> None:

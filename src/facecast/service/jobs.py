@@ -125,6 +125,11 @@ def audio_file_name(filename: str | None) -> str:
     return f"audio_upload.{extension if extension in AUDIO_EXTENSIONS else 'bin'}"
 
 
+def even(value: int) -> int:
+    """Video encoders want even frame sizes: round down."""
+    return value - value % 2
+
+
 def clean_text(text: str | None, max_chars: int) -> str:
     """Stripped text, refused when empty or too long."""
     cleaned = (text or "").strip()
@@ -189,7 +194,7 @@ class JobService:
             lang=submission.lang or settings.default_lang,
             voice=submission.voice,
             fps=submission.fps or settings.default_fps,
-            size=submission.size or settings.default_size,
+            size=even(submission.size or settings.default_size),
             full_frame=submission.full_frame,
         )
         if submission.audio is not None:

@@ -101,7 +101,7 @@ def serve(host: str, port: int, workers: int) -> None:
     logger.info("starting %d worker process(es) (%s)", workers, mode)
     signals = _Signals()
     signals.install()
-    signals.workers = start_workers(workers, loglevel)
+    signals.workers = start_workers(workers, loglevel) if workers > 0 else None
     started = time.monotonic()
     try:
         config = uvicorn.Config(
@@ -111,4 +111,5 @@ def serve(host: str, port: int, workers: int) -> None:
     finally:
         signals.stopping = True
         logger.info("stopping workers (up %.0f s)", time.monotonic() - started)
-        stop_workers(signals.workers, settings.shutdown_grace_seconds)
+        if signals.workers is not None:
+            stop_workers(signals.workers, settings.shutdown_grace_seconds)
