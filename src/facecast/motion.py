@@ -44,6 +44,8 @@ NOD_DEGREES = 1.6
 NOD_SMOOTH_S = 0.12
 BROW_RAISE_P = 0.35
 """Chance that an emphasised syllable also lifts the brows."""
+SIGNAL_JAW_FLOOR = 1.0 / 3.0
+"""Share of the loudness range (30 dB) below which an uploaded recording keeps the jaw shut."""
 MAX_SMOOTH_HZ = 6.0
 """Nothing the face does changes faster than this; keeps frames free of jitter."""
 
@@ -188,12 +190,14 @@ def mouth_from_signal(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Jaw and width at CURVE_RATE from loudness (0..1), voice activity (0..1), brightness (-1..1)."""
     gate = _lowpass(np.clip((activity - 0.25) / 0.35, 0.0, 1.0), CURVE_RATE, 4.0)
-    open_ = np.clip(loudness, 0.0, 1.0) ** 1.3 * gate
+    # Loudness spans 30 dB below the speech level; the jaw uses the top 20 dB of it with a
+    # curve, so quieter consonants between vowels let the mouth nearly close.
+    open_ = np.clip((loudness - SIGNAL_JAW_FLOOR) / (1.0 - SIGNAL_JAW_FLOOR), 0.0, 1.0) ** 1.6 * gate
     # Syllable nuclei are louder than their consonants: follow the envelope but open a touch
     # faster than it closes, as jaws do.
     jaw = _attack_release(open_, CURVE_RATE, attack=0.035, release=0.07)
     width = np.clip(brightness, -1.0, 1.0) * 0.7 * np.clip(gate * 1.5, 0.0, 1.0)
-    return _lowpass(jaw * 0.95, CURVE_RATE, 8.0), _lowpass(width, CURVE_RATE, 4.0)
+    return _lowpass(jaw * 0.85, CURVE_RATE, 8.0), _lowpass(width, CURVE_RATE, 4.0)
 
 
 def _attack_release(x: np.ndarray, rate: int, attack: float, release: float) -> np.ndarray:

@@ -408,8 +408,12 @@ def _lid_curve(points: np.ndarray, xs: np.ndarray) -> np.ndarray:
     return np.polyval(coeffs, np.clip(xs, px[0], px[-1]) - px.mean())
 
 
-def head_fields(lm: FaceLandmarks, width: int, height: int) -> dict[str, np.ndarray]:
-    """Forward fields per radian of yaw, pitch and roll at 1/HEAD_SCALE resolution."""
+def head_fields(lm: FaceLandmarks, width: int, height: int) -> tuple[dict[str, np.ndarray], Region]:
+    """Forward fields per radian of yaw, pitch and roll at 1/HEAD_SCALE resolution.
+
+    Fields are cropped to the blocks where the head moves at all; the Region says where
+    those blocks lie in the full frame (it may overhang the frame's right or bottom edge).
+    """
     sw, sh = (width + HEAD_SCALE - 1) // HEAD_SCALE, (height + HEAD_SCALE - 1) // HEAD_SCALE
     xs = (np.arange(sw) + 0.5) * HEAD_SCALE - 0.5
     ys = (np.arange(sh) + 0.5) * HEAD_SCALE - 0.5
@@ -429,7 +433,15 @@ def head_fields(lm: FaceLandmarks, width: int, height: int) -> dict[str, np.ndar
     yaw = np.stack([(radius + depth) * weight, np.zeros_like(weight)], axis=-1)
     pitch = np.stack([np.zeros_like(weight), (0.5 * radius + depth) * weight], axis=-1)
     roll = np.stack([-(gy - pivot[1]) * weight, (gx - pivot[0]) * weight], axis=-1)
-    return {k: v.astype(np.float32) for k, v in {"yaw": yaw, "pitch": pitch, "roll": roll}.items()}
+    moving = np.argwhere(weight > 1e-4)
+    if len(moving) == 0:
+        moving = np.array([[0, 0]])
+    (by0, bx0), (by1, bx1) = moving.min(axis=0), moving.max(axis=0) + 1
+    crop = (slice(by0, by1), slice(bx0, bx1))
+    support = Region(int(bx0) * HEAD_SCALE, int(by0) * HEAD_SCALE,
+                     int(bx1 - bx0) * HEAD_SCALE, int(by1 - by0) * HEAD_SCALE)
+    named = {"yaw": yaw, "pitch": pitch, "roll": roll}
+    return {k: np.ascontiguousarray(v[crop]).astype(np.float32) for k, v in named.items()}, support
 
 
 def _depth_map(lm: FaceLandmarks, gx: np.ndarray, gy: np.ndarray, oval: np.ndarray) -> np.ndarray:

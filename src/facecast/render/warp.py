@@ -59,11 +59,12 @@ class WarpAnimator:
         self._palette: MouthPalette = palette_from(
             rgb, lm.xy[list(LIP_SAMPLE_POINTS)], lm.xy[list(CHEEK_SAMPLE_POINTS)]
         )
-        head = fields.head_fields(lm, w, h)
+        head, support = fields.head_fields(lm, w, h)
         self._head = np.stack([-head[c].reshape(-1) for c in HEAD_CHANNELS]).astype(np.float32)
         self._head_shape = head["yaw"].shape
-        gy, gx = np.mgrid[0:h, 0:w]
-        self._grid = np.stack([gx, gy], axis=-1).astype(np.float32)
+        self._head_region = support
+        gy, gx = np.mgrid[support.y0 : support.y0 + support.h, support.x0 : support.x0 + support.w]
+        self._head_grid = np.stack([gx, gy], axis=-1).astype(np.float32)
         self._canvas = rgb.copy()
 
     @property
@@ -98,10 +99,17 @@ class WarpAnimator:
         if not radians.any():
             return canvas.copy()
         small = (radians @ self._head).reshape(self._head_shape)
+        support = self._head_region
+        offsets = cv2.resize(small, (support.w, support.h), interpolation=cv2.INTER_LINEAR)
+        offsets += self._head_grid
+        frame = canvas.copy()
+        # Only the blocks where the head moves are resampled; the body and background are copied.
         w, h = self._shape
-        offsets = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
-        offsets += self._grid
-        return cv2.remap(canvas, offsets, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        vis_w, vis_h = min(support.w, w - support.x0), min(support.h, h - support.y0)
+        moved = cv2.remap(canvas, offsets[:vis_h, :vis_w], None, cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_REPLICATE)
+        frame[support.y0 : support.y0 + vis_h, support.x0 : support.x0 + vis_w] = moved
+        return frame
 
 
 class WarpRenderer:
