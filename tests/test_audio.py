@@ -319,6 +319,33 @@ def test_invalid_audio(
             assert expected in message
 
 
+def _headerless_mp3(layout: str, seconds: float) -> bytes:
+    """MP3 frames only: no ID3 tag and no Xing/Info frame, so the length must be estimated."""
+    buf = io.BytesIO()
+    options = {"write_xing": "0", "id3v2_version": "0"}
+    with av.open(buf, "w", format="mp3", options=options) as container:
+        stream = cast(av.AudioStream, container.add_stream("libmp3lame", rate=SOURCE_RATE))
+        stream.layout = layout
+        x = chirp_signal(seconds)
+        channels = np.stack([x] * stream.layout.nb_channels)
+        frame = av.AudioFrame.from_ndarray(channels, format="fltp", layout=layout)
+        frame.sample_rate = SOURCE_RATE
+        frame.pts = 0
+        container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return buf.getvalue()
+
+
+def test_estimated_length_is_not_called_truncated() -> None:
+    # joined MP3s: the bitrate, and the channel layout, change after 2 s, so FFmpeg's
+    # bitrate-based length estimate (4.2 s) is far off the real 3 s
+    data = _headerless_mp3("mono", 2.0) + _headerless_mp3("stereo", 1.0)
+    track = load_audio(data)
+    assert track.duration == pytest.approx(3.0, abs=0.2)
+    with pytest.raises(AudioTooLongError):  # the cap still holds, found by decoding
+        load_audio(data, max_seconds=2.5)
+
+
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(InvalidAudioError, match="does not exist"):
         load_audio(tmp_path / "nope.wav")

