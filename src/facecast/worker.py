@@ -10,9 +10,14 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import socket
+import sys
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
+import matplotlib
 from celery import Celery, Task, signals
 from celery.exceptions import TimeLimitExceeded
 
@@ -25,9 +30,13 @@ from facecast.service.queueing import QUEUES, TASK_ANIMATE, TASK_TTS, make_celer
 from facecast.service.schemas import JobResult
 from facecast.service.storage import Storage
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("facecast.worker")  # also when run as __main__
 
 WARMUP_TEXT = "Hallo."
+WARMUP_PHOTO = "grace_hopper.jpg"
+"""A portrait that ships inside matplotlib's wheel (a dependency)."""
+WARMUP_SIZE = 128
+PARTIAL_AUDIO = "audio_partial.wav"
 
 
 class JobTask(Task):
@@ -93,15 +102,24 @@ def tts(job_id: str) -> str:
         )
         if run.canceled():
             raise CanceledError("The job was canceled.")
-        audio.save_wav(speech.audio, run.audio_path)
+        partial = run.audio_path.with_name(PARTIAL_AUDIO)
+        audio.save_wav(speech.audio, partial)
+        partial.replace(run.audio_path)  # downloads never see half a file
         run.complete(JobResult(duration=speech.audio.duration))
     return run.status
 
 
 def warm_up(settings: Settings) -> None:
-    """Load the speech engine and the face model so that the first job starts fast."""
-    pipeline.synthesize(WARMUP_TEXT, settings.default_lang)
-    face.face_mesh()
+    """Run the whole engine once on a tiny render, so that the first job starts warm."""
+    photo = Path(matplotlib.get_data_path()) / "sample_data" / WARMUP_PHOTO
+    if not photo.is_file():  # no sample photo: load the models at least
+        pipeline.synthesize(WARMUP_TEXT, settings.default_lang)
+        face.face_mesh()
+        return
+    options = pipeline.RenderOptions(size=WARMUP_SIZE, lang=settings.default_lang)
+    with tempfile.TemporaryDirectory(prefix="facecast-warmup-") as scratch:
+        output = Path(scratch) / "warmup.mp4"
+        pipeline.render_talking_head(photo, output, text=WARMUP_TEXT, options=options)
 
 
 def _install_process_hooks(app: Celery, settings: Settings) -> None:
@@ -164,13 +182,27 @@ def run_worker(concurrency: int, queues: list[str], loglevel: str) -> None:
     )
 
 
+def healthy() -> bool:
+    """True when a warmed-up worker process on this host has a fresh heartbeat."""
+    context = worker_context()
+    hostname = socket.gethostname()
+    return any(w.warmed and w.hostname == hostname for w in context.store.workers())
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """`python -m facecast.worker`: what `facecast serve` runs for its workers."""
     parser = argparse.ArgumentParser(prog="python -m facecast.worker", description=main.__doc__)
     parser.add_argument("--concurrency", type=int, default=1, help="worker processes")
     parser.add_argument("--queues", default=",".join(QUEUES), help="comma-separated queue names")
     parser.add_argument("--loglevel", default="info")
+    parser.add_argument(
+        "--healthcheck",
+        action="store_true",
+        help="exit 0 if a warmed-up worker on this host is alive, 1 otherwise (for containers)",
+    )
     args = parser.parse_args(argv)
+    if args.healthcheck:
+        sys.exit(0 if healthy() else 1)
     run_worker(args.concurrency, [q for q in args.queues.split(",") if q], args.loglevel)
 
 

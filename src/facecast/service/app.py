@@ -27,7 +27,7 @@ from facecast.service.errors import ServiceError
 from facecast.service.execution import state_ttl
 from facecast.service.jobs import JobService
 from facecast.service.queueing import TaskQueue
-from facecast.service.routes import files, jobs, ops, speech
+from facecast.service.routes import files, jobs, ops, playground, speech
 from facecast.service.state import open_state_store
 from facecast.service.storage import Storage
 
@@ -172,7 +172,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="facecast", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings
     install_error_handlers(app)
-    for module in (jobs, speech, files, ops):
+    for module in (jobs, speech, files, ops, playground):
         app.include_router(module.router)
     app.add_middleware(
         BodyLimitMiddleware, max_bytes=settings.max_upload_bytes * 2 + FORM_OVERHEAD_BYTES

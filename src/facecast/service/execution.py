@@ -48,6 +48,8 @@ CANCEL_CHECK_S = 0.1
 HEARTBEAT_TTL_FACTOR = 3.0
 """A heartbeat is valid for this many heartbeat intervals."""
 LABEL_VALUE = re.compile(r"[^a-z0-9_]+")
+UNTIMED_STAGES = frozenset({"queued", "starting", "done"})
+"""Stage names that mark a moment, not work worth a duration."""
 
 
 def label(**values: str) -> str:
@@ -149,7 +151,7 @@ class JobRun:
         self.result = result
 
     def _close_stage(self, now: float) -> None:
-        if self._stage not in {"queued", "starting"}:
+        if self._stage not in UNTIMED_STAGES:
             self.stages[self._stage] = self.stages.get(self._stage, 0.0) + now - self._stage_started
 
     def end(self, status: JobStatus, error: ErrorInfo | None = None) -> JobState:
@@ -158,7 +160,9 @@ class JobRun:
         self._close_stage(time.monotonic())
         current = store.get(self.job_id)
         if status is JobStatus.DONE and current is not None and current.cancel_requested:
-            status = JobStatus.CANCELED
+            status = JobStatus.CANCELED  # finished just as the cancel came: honour the cancel
+            for artifact in (self.video_path, self.audio_path):
+                artifact.unlink(missing_ok=True)
         if status is JobStatus.DONE and self.manifest.cache_key:
             storage.cache_put(self.manifest.cache_key, self.job_id)
         final = store.update(self.job_id, finish(status, time.time(), error)) or store.get(
@@ -192,19 +196,7 @@ def _begin(context: WorkerContext, job_id: str) -> JobRun | None:
     now = time.time()
     state = context.store.update(job_id, start_attempt(now, context.settings.job_max_attempts))
     if state is None:
-        current = context.store.get(job_id)
-        if current is not None and not current.status.final and not current.cancel_requested:
-            run = JobRun(context, manifest, current)
-            run.end(
-                JobStatus.ERROR,
-                ErrorInfo(
-                    code="worker_lost",
-                    message="The job stopped its worker more than once; it was given up.",
-                ),
-            )
-        elif current is not None and current.cancel_requested and not current.status.final:
-            JobRun(context, manifest, current).end(JobStatus.CANCELED)
-        logger.info("job not run: %s", current.status.value if current else "unknown")
+        _settle_refused(context, manifest)
         return None
     if state.attempts > 1:
         logger.warning("job delivered again (attempt %d)", state.attempts)
@@ -212,6 +204,20 @@ def _begin(context: WorkerContext, job_id: str) -> JobRun | None:
     context.store.observe("queue_wait_seconds", label(kind=manifest.kind.value), max(wait, 0.0))
     logger.info("job started after %.2f s in the queue", wait)
     return JobRun(context, manifest, state)
+
+
+def _settle_refused(context: WorkerContext, manifest: JobManifest) -> None:
+    """A delivery that must not run: record why, unless the job has ended already."""
+    current = context.store.get(manifest.job_id)
+    if current is None or current.status.final:
+        logger.info("job not run: %s", current.status.value if current else "unknown")
+        return
+    run = JobRun(context, manifest, current)
+    if current.cancel_requested:
+        run.end(JobStatus.CANCELED)
+    else:  # redelivered after its worker died too often
+        message = "The job stopped its worker more than once; it was given up."
+        run.end(JobStatus.ERROR, ErrorInfo(code="worker_lost", message=message))
 
 
 @contextmanager

@@ -9,18 +9,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import warnings
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from PIL import Image
 from starlette.concurrency import run_in_threadpool
 
 from facecast import __version__
 from facecast.config import Settings
-from facecast.errors import BackendUnavailableError, InvalidImageError, InvalidTextError
+from facecast.errors import BackendUnavailableError
 from facecast.service.errors import (
     AudioNotReadyError,
     ConsentRequiredError,
@@ -28,6 +26,7 @@ from facecast.service.errors import (
     JobNotFoundError,
     NotCancelableError,
 )
+from facecast.service.inputs import audio_file_name, check_image, clean_text, even
 from facecast.service.metrics import Snapshot
 from facecast.service.queueing import QUEUES, TASK_ANIMATE, TASK_TTS, TaskQueue
 from facecast.service.schemas import (
@@ -47,10 +46,6 @@ from facecast.service.storage import AUDIO, VIDEO, Storage, content_key, is_job_
 
 logger = logging.getLogger(__name__)
 
-IMAGE_FORMATS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
-AUDIO_EXTENSIONS = frozenset(
-    {"wav", "mp3", "m4a", "aac", "ogg", "oga", "opus", "flac", "webm", "mp4"}
-)
 IMAGE_UPLOAD = "source_upload"
 VOICE_SAMPLE = "voice_sample.wav"
 CLONE_BACKEND = "xtts"
@@ -94,50 +89,6 @@ class Submitted:
 
     state: JobState
     reused: bool = False
-
-
-def check_image(path: Path, max_pixels: int) -> str:
-    """Refuse what is not a JPEG/PNG/WebP photo of sane size; returns the file extension."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
-                image_format, (width, height) = image.format, image.size
-                image.verify()
-    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
-        raise InvalidImageError(
-            "The photo could not be read; send a JPEG, PNG or WebP file."
-        ) from exc
-    if image_format not in IMAGE_FORMATS:
-        raise InvalidImageError(
-            f"Photos in {image_format} format are not supported; send JPEG, PNG or WebP."
-        )
-    if width * height > max_pixels:
-        raise InvalidImageError(
-            f"The photo has {width}x{height} pixels, more than the limit of {max_pixels}."
-        )
-    return IMAGE_FORMATS[image_format]
-
-
-def audio_file_name(filename: str | None) -> str:
-    """A safe stored name for an uploaded audio file, keeping a known extension."""
-    extension = (filename or "").rsplit(".", 1)[-1].lower() if "." in (filename or "") else ""
-    return f"audio_upload.{extension if extension in AUDIO_EXTENSIONS else 'bin'}"
-
-
-def even(value: int) -> int:
-    """Video encoders want even frame sizes: round down."""
-    return value - value % 2
-
-
-def clean_text(text: str | None, max_chars: int) -> str:
-    """Stripped text, refused when empty or too long."""
-    cleaned = (text or "").strip()
-    if not cleaned:
-        raise InvalidTextError("The text is empty.")
-    if len(cleaned) > max_chars:
-        raise InvalidTextError(f"The text has {len(cleaned)} characters; the limit is {max_chars}.")
-    return cleaned
 
 
 class JobService:
@@ -306,6 +257,7 @@ class JobService:
         if earlier is not None and self.storage.download(earlier, AUDIO) is not None:
             self.storage.remove(job_id)
             self.storage.touch(earlier)
+            self.store.increment("jobs_reused_total", f"kind={JobKind.TTS.value}")
             return Submitted(self.get(earlier), reused=True)
         state = JobState(job_id=job_id, kind=JobKind.TTS, created_at=time.time())
         manifest = JobManifest(

@@ -10,6 +10,9 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
+LANG_PATTERN = r"^[a-z]{2,3}([-_][A-Za-z0-9]{2,8})?$"
+"""Language codes as the speech backends name them: de, en-us, pt_BR, cmn, ..."""
+
 
 class JobStatus(StrEnum):
     """Where a job is in its life.
@@ -166,8 +169,10 @@ class TtsRequest(BaseModel):
     """JSON body of POST /tts."""
 
     text: str = Field(min_length=1, description="What to say.")
-    lang: str | None = Field(None, description="Language code; default FACECAST_DEFAULT_LANG (de).")
-    voice: str | None = Field(None, description="Backend voice name.")
+    lang: str | None = Field(
+        None, pattern=LANG_PATTERN, description="Language code; default FACECAST_DEFAULT_LANG (de)."
+    )
+    voice: str | None = Field(None, max_length=64, description="Backend voice name.")
 
 
 class TtsForm(TtsRequest):

@@ -14,9 +14,9 @@ router = APIRouter(tags=["files"])
 MEDIA_TYPES = {VIDEO: "video/mp4", AUDIO: "audio/wav"}
 
 
-@router.api_route(
+@router.head("/files/{job_id}/{name}", include_in_schema=False)
+@router.get(
     "/files/{job_id}/{name}",
-    methods=["GET", "HEAD"],
     response_class=FileResponse,
     responses={
         200: {"description": "The file.", "content": {t: {} for t in MEDIA_TYPES.values()}},
@@ -25,6 +25,6 @@ MEDIA_TYPES = {VIDEO: "video/mp4", AUDIO: "audio/wav"}
     },
 )
 def download(job_id: str, name: str, service: ServiceDep) -> FileResponse:
-    """`video.mp4` or `audio.wav` of a finished job (Range requests answer 206)."""
+    """`video.mp4` or `audio.wav` of a finished job (Range requests answer 206; HEAD works)."""
     path = service.download(job_id, name)
     return FileResponse(path, media_type=MEDIA_TYPES[name], filename=f"{job_id}-{name}")

@@ -5,21 +5,21 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
+import anyio
 from fastapi import APIRouter, File, Form, UploadFile, WebSocket, WebSocketDisconnect
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from facecast.errors import FacecastError
 from facecast.service.deps import BaseUrlDep, ServiceDep
-from facecast.service.jobs import AnimateSubmission
+from facecast.service.jobs import AnimateSubmission, JobService
 from facecast.service.routes import error_responses
-from facecast.service.schemas import ErrorInfo, ErrorResponse, JobCreated, JobView
+from facecast.service.schemas import LANG_PATTERN, ErrorInfo, ErrorResponse, JobCreated, JobView
 
 router = APIRouter(tags=["jobs"])
 
 SSE_KEEPALIVE_S = 15.0
 WS_NOT_FOUND = 4404
-LANG_PATTERN = r"^[a-z]{2,3}([-_][A-Za-z0-9]{2,8})?$"
 SSE_RESPONSE: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "`text/event-stream`: one `data:` line with a JobView (JSON) per change.",
@@ -119,6 +119,22 @@ async def job_events(job_id: str, service: ServiceDep, base_url: BaseUrlDep) -> 
     return StreamingResponse(stream(), media_type="text/event-stream", headers=headers)
 
 
+async def _send_progress(
+    websocket: WebSocket, service: JobService, job_id: str, base_url: str
+) -> None:
+    """Send the job view on every change until the job is final."""
+    async for state in service.watch(job_id, SSE_KEEPALIVE_S):
+        if state is not None:
+            view = await run_in_threadpool(service.view, state, base_url)
+            await websocket.send_text(view.model_dump_json())
+
+
+async def _until_disconnect(websocket: WebSocket) -> None:
+    """Return once the client has gone (clients send nothing else)."""
+    while (await websocket.receive())["type"] != "websocket.disconnect":
+        continue
+
+
 @router.websocket("/ws/jobs/{job_id}")
 async def job_socket(
     websocket: WebSocket, job_id: str, service: ServiceDep, base_url: BaseUrlDep
@@ -126,15 +142,26 @@ async def job_socket(
     """WebSocket: a JSON job view on every change; closed after the final state."""
     await websocket.accept()
     try:
-        async for state in service.watch(job_id, SSE_KEEPALIVE_S):
-            if state is not None:
-                view = await run_in_threadpool(service.view, state, base_url)
-                await websocket.send_text(view.model_dump_json())
-    except WebSocketDisconnect:
-        return
+        await run_in_threadpool(service.get, job_id)
     except FacecastError as exc:
         body = ErrorResponse(error=ErrorInfo(code=exc.code, message=exc.message))
         await websocket.send_text(body.model_dump_json())
         await websocket.close(code=WS_NOT_FOUND)
         return
-    await websocket.close()
+    client_gone = False
+    async with anyio.create_task_group() as group:
+
+        async def watch_client() -> None:
+            nonlocal client_gone
+            await _until_disconnect(websocket)
+            client_gone = True
+            group.cancel_scope.cancel()  # nobody listens: stop watching the job
+
+        group.start_soon(watch_client)
+        try:
+            await _send_progress(websocket, service, job_id, base_url)
+        except (WebSocketDisconnect, FacecastError):
+            client_gone = True  # the client left, or the job was removed meanwhile
+        group.cancel_scope.cancel()
+    if not client_gone:
+        await websocket.close()

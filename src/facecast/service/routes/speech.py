@@ -20,6 +20,7 @@ from facecast.service.storage import AUDIO
 
 router = APIRouter(tags=["speech"])
 
+FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
 FAILED_STATUS = {JobStatus.REJECTED: 400, JobStatus.CANCELED: 409, JobStatus.ERROR: 500}
 TTS_BODY: dict[str, Any] = {
     "requestBody": {
@@ -43,7 +44,7 @@ async def _parse(request: Request) -> tuple[TtsRequest, UploadFile | None]:
     try:
         if content_type.startswith("application/json"):
             return TtsRequest.model_validate_json(await request.body()), None
-        if content_type.startswith("multipart/form-data"):
+        if content_type.startswith(FORM_TYPES):
             form = await request.form()
             sample = form.get("voice_clone_wav")
             fields = {

@@ -1,0 +1,144 @@
+// facecast playground: POST /animate, follow the job over WebSocket (polling as fallback),
+// then play and offer the video. No build step, no dependencies.
+"use strict";
+
+const FINAL = new Set(["done", "error", "canceled", "rejected"]);
+const POLL_MS = 700;
+const PLAIN_WORDS = {
+  no_face: "No face was found in the photo. Try a clear, front-facing portrait.",
+  invalid_image: "The photo could not be read. Use a JPEG, PNG or WebP image.",
+  invalid_audio: "The audio file could not be read. Try a WAV or MP3 file.",
+  audio_too_long: "The audio is too long for one video. Use a shorter clip.",
+  invalid_text: "Please type something for the person to say.",
+  unsupported_language: "That language is not supported.",
+  consent_required: "Please confirm that the person in the photo agreed.",
+  payload_too_large: "The file is too large.",
+  queue_unavailable: "The service is busy or not running. Try again in a moment.",
+};
+
+const $ = (id) => document.getElementById(id);
+const form = $("form");
+const progress = $("progress");
+const stage = $("stage");
+const errorBox = $("error");
+
+function plain(error) {
+  if (!error) return "Something went wrong.";
+  return PLAIN_WORDS[error.code] || error.message || "Something went wrong.";
+}
+
+function showError(message) {
+  errorBox.textContent = message;
+  errorBox.hidden = false;
+  progress.hidden = true;
+  stage.textContent = "";
+  $("submit").disabled = false;
+}
+
+function showProgress(job) {
+  progress.hidden = false;
+  progress.value = job.progress;
+  stage.textContent = `${job.status === "queued" ? "Waiting" : "Working"}: ${job.stage} (${job.progress}%)`;
+}
+
+function showResult(job) {
+  progress.value = 100;
+  stage.textContent = "Done.";
+  $("submit").disabled = false;
+  const video = $("video");
+  video.src = job.video_url;
+  $("download").href = job.video_url;
+  $("result").hidden = false;
+  video.play().catch(() => { /* autoplay may be blocked; the controls are there */ });
+}
+
+function finish(job) {
+  if (job.status === "done") showResult(job);
+  else showError(plain(job.error));
+}
+
+function poll(jobId) {
+  const timer = setInterval(async () => {
+    try {
+      const answer = await fetch(`/jobs/${jobId}`);
+      const job = await answer.json();
+      if (!answer.ok) { clearInterval(timer); showError(plain(job.error)); return; }
+      showProgress(job);
+      if (FINAL.has(job.status)) { clearInterval(timer); finish(job); }
+    } catch {
+      clearInterval(timer);
+      showError("The server cannot be reached. Is `facecast serve` running?");
+    }
+  }, POLL_MS);
+}
+
+function follow(jobId) {
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  let ended = false;
+  let socket;
+  try {
+    socket = new WebSocket(`${scheme}://${location.host}/ws/jobs/${jobId}`);
+  } catch {
+    poll(jobId);
+    return;
+  }
+  socket.onmessage = (event) => {
+    const job = JSON.parse(event.data);
+    if (job.error && !job.status) { ended = true; showError(plain(job.error)); return; }
+    showProgress(job);
+    if (FINAL.has(job.status)) { ended = true; socket.close(); finish(job); }
+  };
+  socket.onclose = () => { if (!ended) { ended = true; poll(jobId); } };
+}
+
+function toggleMode() {
+  const audio = form.elements.mode.value === "audio";
+  $("text-fields").hidden = audio;
+  $("audio-fields").hidden = !audio;
+}
+
+function validate() {
+  if (!$("photo").files.length) return "Please choose a photo.";
+  const audio = form.elements.mode.value === "audio";
+  if (audio && !$("audio").files.length) return "Please choose an audio file.";
+  if (!audio && !$("text").value.trim()) return "Please type something for the person to say.";
+  if (!$("consent").checked) return PLAIN_WORDS.consent_required;
+  return null;
+}
+
+async function submit(event) {
+  event.preventDefault();
+  errorBox.hidden = true;
+  const problem = validate();
+  if (problem) { showError(problem); return; }
+  const body = new FormData();
+  body.append("source_image", $("photo").files[0]);
+  if (form.elements.mode.value === "audio") {
+    body.append("audio", $("audio").files[0]);
+  } else {
+    body.append("text", $("text").value.trim());
+    body.append("lang", $("lang").value);
+  }
+  body.append("consent", "true");
+  body.append("size", "256");
+  $("submit").disabled = true;
+  $("result").hidden = true;
+  showProgress({ status: "queued", stage: "uploading", progress: 0 });
+  try {
+    const answer = await fetch("/animate", { method: "POST", body });
+    const created = await answer.json();
+    if (!answer.ok) { showError(plain(created.error)); return; }
+    follow(created.job_id);
+  } catch {
+    showError("The server cannot be reached. Is `facecast serve` running?");
+  }
+}
+
+$("photo").addEventListener("change", () => {
+  const file = $("photo").files[0];
+  const preview = $("preview");
+  preview.hidden = !file;
+  if (file) preview.src = URL.createObjectURL(file);
+});
+for (const radio of form.elements.mode) radio.addEventListener("change", toggleMode);
+form.addEventListener("submit", submit);
