@@ -1,6 +1,6 @@
 """Save a contact sheet of a rendered MP4's frames as PNG, to look at what the engine makes.
 
-    python bench/contact_sheet.py out.mp4 sheet.png [--every 3] [--cols 10] [--width 160]
+python bench/contact_sheet.py out.mp4 sheet.png [--every 3] [--cols 10] [--width 160]
 """
 
 from __future__ import annotations
@@ -40,7 +40,9 @@ def main() -> None:
             break
     while len(tiles) % args.cols:
         tiles.append(np.zeros_like(tiles[0]))
-    rows = [np.concatenate(tiles[r : r + args.cols], axis=1) for r in range(0, len(tiles), args.cols)]
+    rows = [
+        np.concatenate(tiles[r : r + args.cols], axis=1) for r in range(0, len(tiles), args.cols)
+    ]
     cv2.imwrite(args.png, cv2.cvtColor(np.concatenate(rows, axis=0), cv2.COLOR_RGB2BGR))
     print(f"wrote {args.png} ({len(tiles)} tiles)")
 

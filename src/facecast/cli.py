@@ -41,41 +41,74 @@ def _plain_errors() -> Iterator[None]:
 
 def _render_options(func: F) -> F:
     decorators = [
-        click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
-                     default=Path("out.mp4"), show_default=True, help="Where the MP4 goes."),
+        click.option(
+            "-o",
+            "--output",
+            type=click.Path(dir_okay=False, path_type=Path),
+            default=Path("out.mp4"),
+            show_default=True,
+            help="Where the MP4 goes.",
+        ),
         click.option("--fps", type=click.IntRange(1, 60), default=25, show_default=True),
-        click.option("--size", type=click.IntRange(128, 2048), default=512, show_default=True,
-                     help="Output edge in pixels (square crop on the face)."),
-        click.option("--full-frame", is_flag=True, help="Keep the whole photo, longer side = size."),
-        click.option("--lang", default="de", show_default=True, help="Speech language (text input)."),
+        click.option(
+            "--size",
+            type=click.IntRange(128, 2048),
+            default=512,
+            show_default=True,
+            help="Output edge in pixels (square crop on the face).",
+        ),
+        click.option(
+            "--full-frame", is_flag=True, help="Keep the whole photo, longer side = size."
+        ),
+        click.option(
+            "--lang", default="de", show_default=True, help="Speech language (text input)."
+        ),
         click.option("--voice", default=None, help="Voice variant of the speech backend."),
-        click.option("--seed", type=int, default=0, show_default=True,
-                     help="Same inputs and seed give the same video."),
+        click.option(
+            "--seed",
+            type=int,
+            default=0,
+            show_default=True,
+            help="Same inputs and seed give the same video.",
+        ),
     ]
     for decorate in reversed(decorators):
         func = decorate(func)
     return func
 
 
-def _run_render(image: Path, output: Path, text: str | None, audio: Path | None, **opts: Any) -> None:
+def _run_render(
+    image: Path, output: Path, text: str | None, audio: Path | None, **opts: Any
+) -> None:
     from tqdm import tqdm
 
     from facecast.pipeline import RenderOptions, render_talking_head
 
     options = RenderOptions(
-        fps=opts["fps"], size=opts["size"] - opts["size"] % 2, full_frame=opts["full_frame"],
-        lang=opts["lang"], voice=opts["voice"], seed=opts["seed"],
+        fps=opts["fps"],
+        size=opts["size"] - opts["size"] % 2,
+        full_frame=opts["full_frame"],
+        lang=opts["lang"],
+        voice=opts["voice"],
+        seed=opts["seed"],
     )
-    with tqdm(total=100, unit="%", desc="starting", leave=False, file=sys.stderr,
-              bar_format="{desc:<8} {bar} {n:.0f}%") as bar:
+    with tqdm(
+        total=100,
+        unit="%",
+        desc="starting",
+        leave=False,
+        file=sys.stderr,
+        bar_format="{desc:<8} {bar} {n:.0f}%",
+    ) as bar:
 
         def progress(stage: str, fraction: float) -> None:
             bar.set_description_str(stage)
             bar.n = round(fraction * 100)
             bar.refresh()
 
-        result = render_talking_head(image, output, text=text, audio=audio, options=options,
-                                     progress=progress)
+        result = render_talking_head(
+            image, output, text=text, audio=audio, options=options, progress=progress
+        )
     speed = result.duration / max(result.elapsed, 1e-9)
     click.echo(
         f"wrote {result.video} ({result.duration:.1f} s, {result.frames} frames) "
@@ -90,11 +123,19 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--image", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Portrait photo (JPEG, PNG, WebP).")
+@click.option(
+    "--image",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Portrait photo (JPEG, PNG, WebP).",
+)
 @click.option("--text", default=None, help="Text to speak.")
-@click.option("--audio", default=None, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Recording to lip-sync to (WAV, MP3, OGG/Opus, FLAC, M4A).")
+@click.option(
+    "--audio",
+    default=None,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Recording to lip-sync to (WAV, MP3, OGG/Opus, FLAC, M4A).",
+)
 @_render_options
 def render(image: Path, text: str | None, audio: Path | None, output: Path, **opts: Any) -> None:
     """Animate IMAGE speaking TEXT or AUDIO."""
@@ -116,8 +157,13 @@ def demo(output: Path, **opts: Any) -> None:
 @click.option("--text", required=True, help="Text to speak.")
 @click.option("--lang", default="de", show_default=True)
 @click.option("--voice", default=None)
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
-              default=Path("speech.wav"), show_default=True)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("speech.wav"),
+    show_default=True,
+)
 def tts(text: str, lang: str, voice: str | None, output: Path) -> None:
     """Speak TEXT into a WAV file."""
     from facecast.audio import save_wav
@@ -126,14 +172,21 @@ def tts(text: str, lang: str, voice: str | None, output: Path) -> None:
     with _plain_errors():
         speech = synthesize(text, lang, voice)
         save_wav(speech.audio, output)
-        click.echo(f"wrote {output} ({speech.audio.duration:.1f} s, {len(speech.phonemes)} phonemes)")
+        click.echo(
+            f"wrote {output} ({speech.audio.duration:.1f} s, {len(speech.phonemes)} phonemes)"
+        )
 
 
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=int, default=8000, show_default=True)
-@click.option("--workers", type=click.IntRange(0, 64), default=1, show_default=True,
-              help="Render worker processes started beside the API.")
+@click.option(
+    "--workers",
+    type=click.IntRange(0, 64),
+    default=1,
+    show_default=True,
+    help="Render worker processes started beside the API.",
+)
 def serve(host: str, port: int, workers: int) -> None:
     """Start the HTTP API and render workers on this machine."""
     from facecast.service.runner import serve as run_server

@@ -31,7 +31,9 @@ class Settings(BaseSettings):
     job_soft_time_limit: int = Field(600, gt=0, description="Seconds before a job is stopped.")
     job_time_limit: int = Field(660, gt=0, description="Seconds before a worker kills a job.")
     tts_wait_seconds: float = Field(20.0, ge=0, description="How long POST /tts waits inline.")
-    xtts_model_dir: Path | None = Field(None, description="XTTS-v2 weights, if the operator has them.")
+    xtts_model_dir: Path | None = Field(
+        None, description="XTTS-v2 weights, if the operator has them."
+    )
     liveportrait_dir: Path | None = Field(None, description="LivePortrait ONNX weights.")
     wav2lip_onnx: Path | None = Field(None, description="Wav2Lip ONNX model file.")
     realesrgan_onnx: Path | None = Field(None, description="Real-ESRGAN ONNX model file.")

@@ -30,9 +30,44 @@ SEARCH_MARGIN = 0.6
 """Around a face found by the full-range detector, this much of its size is added per side."""
 
 # Landmark indices of mediapipe's 478-point face mesh.
-FACE_OVAL = (10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378,
-             400, 377, 152, 148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21,
-             54, 103, 67, 109)
+FACE_OVAL = (
+    10,
+    338,
+    297,
+    332,
+    284,
+    251,
+    389,
+    356,
+    454,
+    323,
+    361,
+    288,
+    397,
+    365,
+    379,
+    378,
+    400,
+    377,
+    152,
+    148,
+    176,
+    149,
+    150,
+    136,
+    172,
+    58,
+    132,
+    93,
+    234,
+    127,
+    162,
+    21,
+    54,
+    103,
+    67,
+    109,
+)
 UPPER_INNER_LIP = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308)
 LOWER_INNER_LIP = (78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308)
 UPPER_OUTER_LIP = (61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291)
@@ -111,7 +146,9 @@ def load_image(source: str | Path | bytes, *, max_pixels: int = 40_000_000) -> n
     except InvalidImageError:
         raise
     except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise InvalidImageError("The file is not an image that can be read (PNG, JPEG or WebP).") from None
+        raise InvalidImageError(
+            "The file is not an image that can be read (PNG, JPEG or WebP)."
+        ) from None
     except (OSError, SyntaxError, ValueError):
         raise InvalidImageError("The image file is damaged or truncated.") from None
     rgb = _to_rgb(upright)
@@ -229,8 +266,8 @@ def frame_portrait(rgb: np.ndarray, face: FaceLandmarks, size: int, full_frame: 
     h, w = rgb.shape[:2]
     if full_frame:
         scale = size / max(h, w)
-        out_w = max(2, int(round(w * scale / 2)) * 2)
-        out_h = max(2, int(round(h * scale / 2)) * 2)
+        out_w = max(2, round(w * scale / 2) * 2)
+        out_h = max(2, round(h * scale / 2) * 2)
         out = cv2.resize(rgb, (out_w, out_h), interpolation=_interp(scale))
         factors = np.array([out_w / w, out_h / h, out_w / w], dtype=np.float32)
         lm = FaceLandmarks((face.points * factors).astype(np.float32))
@@ -242,7 +279,7 @@ def frame_portrait(rgb: np.ndarray, face: FaceLandmarks, size: int, full_frame: 
     left = min(max(cx - side / 2.0, 0.0), w - side)
     top = min(max(cy - CROP_FACE_CENTER * side, 0.0), h - side)
     side_px = max(int(side), 2)
-    left_px, top_px = int(round(left)), int(round(top))
+    left_px, top_px = round(left), round(top)
     crop = rgb[top_px : top_px + side_px, left_px : left_px + side_px]
     scale = size / side_px
     out = cv2.resize(crop, (size, size), interpolation=_interp(scale))

@@ -10,6 +10,7 @@ Blinks and head motion come from a seeded random generator plus the speech's emp
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -68,36 +69,71 @@ NEUTRAL_CONSONANT = Viseme(0.32, 0.0, 0.25)
 # espeak-ng phoneme mnemonics (German and English share most); longest prefix wins.
 VISEMES: dict[str, Viseme] = {
     # open vowels
-    "a": Viseme(0.85, 0.15, 1.0), "A": Viseme(0.85, 0.0, 1.0), "&": Viseme(0.75, 0.35, 1.0),
-    "V": Viseme(0.65, 0.1, 1.0), "aI": Viseme(0.8, 0.25, 1.0), "aU": Viseme(0.8, -0.1, 1.0),
+    "a": Viseme(0.85, 0.15, 1.0),
+    "A": Viseme(0.85, 0.0, 1.0),
+    "&": Viseme(0.75, 0.35, 1.0),
+    "V": Viseme(0.65, 0.1, 1.0),
+    "aI": Viseme(0.8, 0.25, 1.0),
+    "aU": Viseme(0.8, -0.1, 1.0),
     # mid vowels
-    "E": Viseme(0.6, 0.4, 1.0), "e": Viseme(0.45, 0.5, 1.0), "@": Viseme(0.4, 0.0, 0.7),
-    "3": Viseme(0.45, 0.0, 0.8), "6": Viseme(0.5, 0.0, 0.8),
+    "E": Viseme(0.6, 0.4, 1.0),
+    "e": Viseme(0.45, 0.5, 1.0),
+    "@": Viseme(0.4, 0.0, 0.7),
+    "3": Viseme(0.45, 0.0, 0.8),
+    "6": Viseme(0.5, 0.0, 0.8),
     # close vowels
-    "I": Viseme(0.35, 0.55, 1.0), "i": Viseme(0.28, 0.7, 1.0),
+    "I": Viseme(0.35, 0.55, 1.0),
+    "i": Viseme(0.28, 0.7, 1.0),
     # rounded vowels
-    "O": Viseme(0.6, -0.55, 1.0), "o": Viseme(0.45, -0.75, 1.0), "0": Viseme(0.65, -0.45, 1.0),
-    "OY": Viseme(0.55, -0.5, 1.0), "U": Viseme(0.32, -0.8, 1.0), "u": Viseme(0.26, -0.95, 1.0),
-    "y": Viseme(0.26, -0.9, 1.0), "Y": Viseme(0.32, -0.8, 1.0), "2": Viseme(0.38, -0.75, 1.0),
-    "9": Viseme(0.5, -0.6, 1.0), "W": Viseme(0.5, -0.6, 1.0),
+    "O": Viseme(0.6, -0.55, 1.0),
+    "o": Viseme(0.45, -0.75, 1.0),
+    "0": Viseme(0.65, -0.45, 1.0),
+    "OY": Viseme(0.55, -0.5, 1.0),
+    "U": Viseme(0.32, -0.8, 1.0),
+    "u": Viseme(0.26, -0.95, 1.0),
+    "y": Viseme(0.26, -0.9, 1.0),
+    "Y": Viseme(0.32, -0.8, 1.0),
+    "2": Viseme(0.38, -0.75, 1.0),
+    "9": Viseme(0.5, -0.6, 1.0),
+    "W": Viseme(0.5, -0.6, 1.0),
     # bilabials close the lips whatever surrounds them
-    "p": CLOSED, "b": CLOSED, "m": CLOSED,
+    "p": CLOSED,
+    "b": CLOSED,
+    "m": CLOSED,
     # labiodentals: lower lip to the upper teeth
-    "f": Viseme(0.1, 0.05, 3.0, 0.03), "v": Viseme(0.1, 0.05, 3.0, 0.03), "pf": CLOSED,
+    "f": Viseme(0.1, 0.05, 3.0, 0.03),
+    "v": Viseme(0.1, 0.05, 3.0, 0.03),
+    "pf": CLOSED,
     # rounded glides and postalveolars push the lips forward
-    "w": Viseme(0.15, -0.9, 2.0), "S": Viseme(0.2, -0.55, 1.5), "Z": Viseme(0.2, -0.55, 1.5),
-    "tS": Viseme(0.2, -0.5, 1.5), "dZ": Viseme(0.2, -0.5, 1.5),
+    "w": Viseme(0.15, -0.9, 2.0),
+    "S": Viseme(0.2, -0.55, 1.5),
+    "Z": Viseme(0.2, -0.55, 1.5),
+    "tS": Viseme(0.2, -0.5, 1.5),
+    "dZ": Viseme(0.2, -0.5, 1.5),
     # alveolar and dental consonants: teeth close together, lips neutral-spread
-    "s": Viseme(0.14, 0.35, 1.2), "z": Viseme(0.14, 0.35, 1.2), "ts": Viseme(0.14, 0.3, 1.2),
-    "t": Viseme(0.2, 0.2, 0.6), "d": Viseme(0.2, 0.2, 0.6), "n": Viseme(0.22, 0.15, 0.5),
-    "l": Viseme(0.3, 0.15, 0.5), "T": Viseme(0.22, 0.1, 0.8), "D": Viseme(0.22, 0.1, 0.8),
-    "r": Viseme(0.3, -0.1, 0.4), "R": Viseme(0.35, 0.0, 0.3), "j": Viseme(0.25, 0.45, 0.6),
+    "s": Viseme(0.14, 0.35, 1.2),
+    "z": Viseme(0.14, 0.35, 1.2),
+    "ts": Viseme(0.14, 0.3, 1.2),
+    "t": Viseme(0.2, 0.2, 0.6),
+    "d": Viseme(0.2, 0.2, 0.6),
+    "n": Viseme(0.22, 0.15, 0.5),
+    "l": Viseme(0.3, 0.15, 0.5),
+    "T": Viseme(0.22, 0.1, 0.8),
+    "D": Viseme(0.22, 0.1, 0.8),
+    "r": Viseme(0.3, -0.1, 0.4),
+    "R": Viseme(0.35, 0.0, 0.3),
+    "j": Viseme(0.25, 0.45, 0.6),
     # back consonants follow their neighbours
-    "k": NEUTRAL_CONSONANT, "g": NEUTRAL_CONSONANT, "N": NEUTRAL_CONSONANT,
-    "x": NEUTRAL_CONSONANT, "C": Viseme(0.22, 0.35, 0.6), "h": Viseme(0.4, 0.0, 0.15),
+    "k": NEUTRAL_CONSONANT,
+    "g": NEUTRAL_CONSONANT,
+    "N": NEUTRAL_CONSONANT,
+    "x": NEUTRAL_CONSONANT,
+    "C": Viseme(0.22, 0.35, 0.6),
+    "h": Viseme(0.4, 0.0, 0.15),
     "?": Viseme(0.3, 0.0, 0.15),
     "_": PAUSE,
 }
+STRESS_MARKS = "',%="
 _PREFIXES = sorted(VISEMES, key=len, reverse=True)
 
 
@@ -133,7 +169,7 @@ CHANNELS = ("jaw", "width", "blink_a", "blink_b", "brows", "yaw", "pitch", "roll
 
 def viseme_for(phoneme: str) -> Viseme:
     """The viseme of an espeak phoneme mnemonic (stress and length marks ignored)."""
-    core = phoneme.lstrip("'',%=")
+    core = phoneme.lstrip(STRESS_MARKS)
     if not core or core.startswith("_") or core in (";", ":"):
         return PAUSE
     for prefix in _PREFIXES:
@@ -175,7 +211,7 @@ def mouth_from_phonemes(
 def _with_pauses(phonemes: Sequence[PhonemeEvent], duration: float) -> list[PhonemeEvent]:
     """Phonemes with explicit closed-mouth pauses before, after and in long gaps."""
     out = [PhonemeEvent("_", -0.5, phonemes[0].start if phonemes else duration)]
-    for prev, cur in zip(phonemes, phonemes[1:], strict=False):
+    for prev, cur in itertools.pairwise(phonemes):
         out.append(prev)
         if cur.start - prev.end > PAUSE_MIN:
             out.append(PhonemeEvent("_", prev.end, cur.start))
@@ -188,11 +224,13 @@ def _with_pauses(phonemes: Sequence[PhonemeEvent], duration: float) -> list[Phon
 def mouth_from_signal(
     loudness: np.ndarray, activity: np.ndarray, brightness: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Jaw and width at CURVE_RATE from loudness (0..1), voice activity (0..1), brightness (-1..1)."""
+    """Jaw and width at CURVE_RATE from loudness, voice activity (0..1) and brightness (-1..1)."""
     gate = _lowpass(np.clip((activity - 0.25) / 0.35, 0.0, 1.0), CURVE_RATE, 4.0)
     # Loudness spans 30 dB below the speech level; the jaw uses the top 20 dB of it with a
     # curve, so quieter consonants between vowels let the mouth nearly close.
-    open_ = np.clip((loudness - SIGNAL_JAW_FLOOR) / (1.0 - SIGNAL_JAW_FLOOR), 0.0, 1.0) ** 1.6 * gate
+    open_ = (
+        np.clip((loudness - SIGNAL_JAW_FLOOR) / (1.0 - SIGNAL_JAW_FLOOR), 0.0, 1.0) ** 1.6 * gate
+    )
     # Syllable nuclei are louder than their consonants: follow the envelope but open a touch
     # faster than it closes, as jaws do.
     jaw = _attack_release(open_, CURVE_RATE, attack=0.035, release=0.07)
@@ -275,7 +313,9 @@ def blink_curve(n: int, rate: int, rng: np.random.Generator) -> np.ndarray:
         _add_blink(curve, t, rate)
         if rng.random() < DOUBLE_BLINK_P:
             _add_blink(curve, t + BLINK_CLOSE_S + BLINK_HOLD_S + BLINK_OPEN_S + 0.06, rate)
-        interval = BLINK_MIN_INTERVAL + rng.gamma(2.0, (BLINK_MEAN_INTERVAL - BLINK_MIN_INTERVAL) / 2.0)
+        interval = BLINK_MIN_INTERVAL + rng.gamma(
+            2.0, (BLINK_MEAN_INTERVAL - BLINK_MIN_INTERVAL) / 2.0
+        )
         t += interval
     return curve
 

@@ -1,4 +1,6 @@
-"""Photo + text or audio -> talking-head MP4. Runs without FastAPI or Celery (CLI and worker share it).
+"""Photo + text or audio -> talking-head MP4; runs without FastAPI or Celery.
+
+The CLI and the worker share it.
 
     render_talking_head(image, output, *, text=None, audio=None, options=RenderOptions(),
                         progress=None, cancel=None) -> RenderResult
@@ -65,11 +67,15 @@ class RenderResult:
     elapsed: float
 
 
-def synthesize(text: str, lang: str = "de", voice: str | None = None, backend: str = "espeak") -> Speech:
+def synthesize(
+    text: str, lang: str = "de", voice: str | None = None, backend: str = "espeak"
+) -> Speech:
     """Speak `text` with the named backend (text length is checked against the settings)."""
     limit = get_settings().max_text_chars
     if len(text) > limit:
-        raise InvalidTextError(f"The text has {len(text)} characters; at most {limit} are accepted.")
+        raise InvalidTextError(
+            f"The text has {len(text)} characters; at most {limit} are accepted."
+        )
     return get_backend(backend).synthesize(text, lang, voice)
 
 
@@ -84,7 +90,9 @@ def _speech_track(
     if isinstance(audio, AudioTrack):
         return audio, ()
     assert audio is not None
-    track = load_audio(audio, max_seconds=get_settings().max_audio_seconds, sample_rate=OUTPUT_AUDIO_RATE)
+    track = load_audio(
+        audio, max_seconds=get_settings().max_audio_seconds, sample_rate=OUTPUT_AUDIO_RATE
+    )
     return track, ()
 
 
@@ -126,8 +134,9 @@ def render_talking_head(
     output = Path(output)
     partial = output.with_name(f".{output.name}.partial")
     try:
-        with VideoWriter(partial, fps=options.fps, width=width, height=height, audio=track,
-                         metadata=tags) as writer:
+        with VideoWriter(
+            partial, fps=options.fps, width=width, height=height, audio=track, metadata=tags
+        ) as writer:
             for i in range(curves.n_frames):
                 writer.write(animator.render(curves.frame(i)))
                 if i % PROGRESS_EVERY == 0:

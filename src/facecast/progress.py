@@ -22,7 +22,7 @@ class Reporter:
     cancel: CancelCheck | None = None
 
     def stage(self, name: str, start: float, end: float, fraction: float) -> None:
-        """Report `fraction` of stage `name`, which spans [start, end] of the job; raise if canceled."""
+        """Report `fraction` of stage `name`, spanning [start, end] of the job; stop if canceled."""
         if self.cancel is not None and self.cancel():
             raise CanceledError("The job was canceled.")
         if self.callback is not None:

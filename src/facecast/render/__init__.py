@@ -57,8 +57,9 @@ def get_renderer(name: str) -> Renderer:
     with _LOCK:
         if name not in _LOADED:
             if name not in _FACTORIES:
+                choices = ", ".join(sorted(_FACTORIES))
                 raise BackendUnavailableError(
-                    f"Renderer '{name}' is not available; choose one of: {', '.join(sorted(_FACTORIES))}."
+                    f"Renderer '{name}' is not available; choose one of: {choices}."
                 )
             renderer = _FACTORIES[name]()
             renderer.load()

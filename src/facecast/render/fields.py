@@ -62,9 +62,16 @@ HEAD_AXIS_DEPTH = 0.55
 # Points along the chin's midline and jaw line, with the share of the chin's travel they get.
 CHIN_LINE = {17: 0.98, 18: 0.96, 200: 0.93, 199: 0.9, 175: 0.88, CHIN: 0.86}
 JAW_LINE = (
-    ((148, 377), 0.84), ((176, 400), 0.8), ((149, 378), 0.7), ((150, 379), 0.56),
-    ((136, 365), 0.38), ((172, 397), 0.2), ((58, 288), 0.08), ((132, 361), 0.0),
-    ((93, 323), 0.0), ((234, 454), 0.0),
+    ((148, 377), 0.84),
+    ((176, 400), 0.8),
+    ((149, 378), 0.7),
+    ((150, 379), 0.56),
+    ((136, 365), 0.38),
+    ((172, 397), 0.2),
+    ((58, 288), 0.08),
+    ((132, 361), 0.0),
+    ((93, 323), 0.0),
+    ((234, 454), 0.0),
 )
 UPPER_STILL = (1, 2, 98, 327, 4, 5, 195, 197, 6, 168, 205, 425, 50, 280, 187, 411, 36, 266)
 """Nose and cheek points that stay put while the mouth moves."""
@@ -145,8 +152,13 @@ def backward(forward: np.ndarray) -> np.ndarray:
     gy, gx = np.mgrid[0:h, 0:w].astype(np.float32)
     offsets = -forward
     for _ in range(INVERSE_ITERATIONS):
-        at = cv2.remap(forward, gx + offsets[..., 0], gy + offsets[..., 1], cv2.INTER_LINEAR,
-                       borderMode=cv2.BORDER_REPLICATE)
+        at = cv2.remap(
+            forward,
+            gx + offsets[..., 0],
+            gy + offsets[..., 1],
+            cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_REPLICATE,
+        )
         offsets = 0.5 * offsets - 0.5 * at
     return np.ascontiguousarray(offsets)
 
@@ -161,7 +173,9 @@ def _anchors(lm: FaceLandmarks, width: int, height: int) -> np.ndarray:
     # The neck below the chin stays too: anchors under the jaw line.
     chin = lm.xy[CHIN]
     fh = lm.face_height
-    neck = np.array([[chin[0] + dx * fh, chin[1] + NECK_ANCHOR * fh] for dx in (-0.6, -0.3, 0.0, 0.3, 0.6)])
+    neck = np.array(
+        [[chin[0] + dx * fh, chin[1] + NECK_ANCHOR * fh] for dx in (-0.6, -0.3, 0.0, 0.3, 0.6)]
+    )
     border = []
     for t in np.linspace(0, 1, 9):
         border += [[t * width, 0], [t * width, height], [0, t * height], [width, t * height]]
@@ -238,8 +252,12 @@ def _split_field(
     zeros = np.zeros_like(anchors)
     upper = _across_seam(upper, reach, +1.0)
     lower = _across_seam(lower, reach, -1.0)
-    f_up = _interpolate(np.concatenate([upper[0], anchors]), np.concatenate([upper[1], zeros]), region)
-    f_lo = _interpolate(np.concatenate([lower[0], anchors]), np.concatenate([lower[1], zeros]), region)
+    f_up = _interpolate(
+        np.concatenate([upper[0], anchors]), np.concatenate([upper[1], zeros]), region
+    )
+    f_lo = _interpolate(
+        np.concatenate([lower[0], anchors]), np.concatenate([lower[1], zeros]), region
+    )
     # Each side is smooth and invertible on its own; the seam picks a side per output pixel.
     return backward(f_up) * (1.0 - seam[..., None]) + backward(f_lo) * seam[..., None]
 
@@ -260,8 +278,9 @@ def _jaw_line(lm: FaceLandmarks, travel: float) -> tuple[np.ndarray, np.ndarray]
     return np.array(pts, dtype=np.float64), np.array(vals, dtype=np.float64)
 
 
-def jaw_field(lm: FaceLandmarks, mouth: MouthGeometry, region: Region, anchors: np.ndarray,
-              seam: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def jaw_field(
+    lm: FaceLandmarks, mouth: MouthGeometry, region: Region, anchors: np.ndarray, seam: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Sample offsets for jaw = 1 and the travel of the inner lip points (upper, lower)."""
     gap = JAW_GAP * lm.face_height
     corners = _points(lm, (61, 291, 78, 308))
@@ -271,25 +290,34 @@ def jaw_field(lm: FaceLandmarks, mouth: MouthGeometry, region: Region, anchors: 
     lo_in = mouth.lower_inner[1:-1]
     lo_in_v = np.stack([np.zeros(len(lo_in)), gap * _bump(lo_in[:, 0], mouth, 0.25)], axis=1)
     lo_out = _points(lm, LOWER_OUTER_LIP[1:-1])
-    lo_out_v = np.stack([np.zeros(len(lo_out)), gap * 0.97 * _bump(lo_out[:, 0], mouth, 0.4)], axis=1)
+    lo_out_v = np.stack(
+        [np.zeros(len(lo_out)), gap * 0.97 * _bump(lo_out[:, 0], mouth, 0.4)], axis=1
+    )
     jaw_pts, jaw_v = _jaw_line(lm, gap * 0.95)
     up_in = mouth.upper_inner[1:-1]
     up_in_v = np.stack([np.zeros(len(up_in)), -0.1 * gap * _bump(up_in[:, 0], mouth, 0.0)], axis=1)
     up_out = _points(lm, UPPER_OUTER_LIP[1:-1])
-    up_out_v = np.stack([np.zeros(len(up_out)), -0.06 * gap * _bump(up_out[:, 0], mouth, 0.0)], axis=1)
+    up_out_v = np.stack(
+        [np.zeros(len(up_out)), -0.06 * gap * _bump(up_out[:, 0], mouth, 0.0)], axis=1
+    )
     still = _points(lm, UPPER_STILL)
     up_travel = np.concatenate([corner_vals[2:3], up_in_v, corner_vals[3:4]])
     lo_travel = np.concatenate([corner_vals[2:3], lo_in_v, corner_vals[3:4]])
-    lower = (np.concatenate([mouth.lower_inner, corners[:2], lo_out, jaw_pts]),
-             np.concatenate([lo_travel, corner_vals[:2], lo_out_v, jaw_v]))
-    upper = (np.concatenate([mouth.upper_inner, corners[:2], up_out, still]),
-             np.concatenate([up_travel, corner_vals[:2], up_out_v, np.zeros_like(still)]))
+    lower = (
+        np.concatenate([mouth.lower_inner, corners[:2], lo_out, jaw_pts]),
+        np.concatenate([lo_travel, corner_vals[:2], lo_out_v, jaw_v]),
+    )
+    upper = (
+        np.concatenate([mouth.upper_inner, corners[:2], up_out, still]),
+        np.concatenate([up_travel, corner_vals[:2], up_out_v, np.zeros_like(still)]),
+    )
     field = _split_field(upper, lower, anchors, region, seam, reach=gap + SEAM_REACH_PX)
     return field, up_travel, lo_travel
 
 
-def close_field(lm: FaceLandmarks, mouth: MouthGeometry, region: Region, anchors: np.ndarray,
-                seam: np.ndarray) -> np.ndarray | None:
+def close_field(
+    lm: FaceLandmarks, mouth: MouthGeometry, region: Region, anchors: np.ndarray, seam: np.ndarray
+) -> np.ndarray | None:
     """Static sample offsets that bring the lips of an open-mouthed photo together."""
     if not mouth.rest_gap.any():
         return None
@@ -305,24 +333,41 @@ def close_field(lm: FaceLandmarks, mouth: MouthGeometry, region: Region, anchors
     jaw_pts, jaw_v = _jaw_line(lm, -0.5 * mean_half)
     still = _points(lm, UPPER_STILL)
     # After closing, pixels on the seam come from the photo's inner lip edges.
-    upper = (np.concatenate([up_in, up_out, still]),
-             np.concatenate([np.stack([np.zeros(11), half], 1), np.stack([np.zeros(11), outer_half], 1),
-                             np.zeros_like(still)]))
-    lower = (np.concatenate([lo_in, lo_out, jaw_pts]),
-             np.concatenate([np.stack([np.zeros(11), -half], 1),
-                             np.stack([np.zeros(11), -np.interp(lo_out[:, 0], lo_in[:, 0], half) * 0.55], 1),
-                             jaw_v]))
-    return _split_field(upper, lower, anchors, region, seam,
-                        reach=float(mouth.rest_gap.max()) + SEAM_REACH_PX)
+    upper = (
+        np.concatenate([up_in, up_out, still]),
+        np.concatenate(
+            [
+                np.stack([np.zeros(11), half], 1),
+                np.stack([np.zeros(11), outer_half], 1),
+                np.zeros_like(still),
+            ]
+        ),
+    )
+    lower = (
+        np.concatenate([lo_in, lo_out, jaw_pts]),
+        np.concatenate(
+            [
+                np.stack([np.zeros(11), -half], 1),
+                np.stack([np.zeros(11), -np.interp(lo_out[:, 0], lo_in[:, 0], half) * 0.55], 1),
+                jaw_v,
+            ]
+        ),
+    )
+    return _split_field(
+        upper, lower, anchors, region, seam, reach=float(mouth.rest_gap.max()) + SEAM_REACH_PX
+    )
 
 
-def width_field(lm: FaceLandmarks, mouth: MouthGeometry, region: Region,
-                anchors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def width_field(
+    lm: FaceLandmarks, mouth: MouthGeometry, region: Region, anchors: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Forward field for width = +1 (spread; -1 rounds) and the travel of the inner lips."""
     span = 2.0 * mouth.half_width * WIDTH_GAIN
-    lips = np.concatenate([mouth.upper_inner, _points(lm, UPPER_OUTER_LIP), _points(lm, LOWER_OUTER_LIP)[1:-1]])
+    lips = np.concatenate(
+        [mouth.upper_inner, _points(lm, UPPER_OUTER_LIP), _points(lm, LOWER_OUTER_LIP)[1:-1]]
+    )
     rel = (lips[:, 0] - mouth.centre_x) / max(mouth.half_width, 1.0)
-    vals = np.stack([rel * span / 2.0, -np.abs(rel) ** 2 * span * 0.12], axis=1)
+    vals = np.stack([rel * span / 2.0, -(np.abs(rel) ** 2) * span * 0.12], axis=1)
     cheeks = _points(lm, (206, 426, 216, 436, 57, 287))
     crel = (cheeks[:, 0] - mouth.centre_x) / max(mouth.half_width, 1.0)
     cvals = np.stack([np.sign(crel) * span * 0.3, np.zeros(len(cheeks))], axis=1)
@@ -331,7 +376,7 @@ def width_field(lm: FaceLandmarks, mouth: MouthGeometry, region: Region,
     values = np.concatenate([vals, cvals, np.zeros_like(still), np.zeros_like(anchors)])
     field = _interpolate(pts, values, region)
     inner_rel = (mouth.upper_inner[:, 0] - mouth.centre_x) / max(mouth.half_width, 1.0)
-    travel = np.stack([inner_rel * span / 2.0, -np.abs(inner_rel) ** 2 * span * 0.12], axis=1)
+    travel = np.stack([inner_rel * span / 2.0, -(np.abs(inner_rel) ** 2) * span * 0.12], axis=1)
     return field, travel
 
 
@@ -344,17 +389,20 @@ def brow_field(lm: FaceLandmarks, region: Region, anchors: np.ndarray) -> np.nda
     eyes = _points(lm, EYE_A_LOWER + EYE_B_LOWER + (468, 473))
     still = _points(lm, (1, 2, 4, 6, 13, 14, 61, 291, CHIN))
     pts = np.concatenate([brows, forehead, lids, eyes, still, anchors])
-    values = np.concatenate([
-        np.tile([0.0, -lift], (len(brows), 1)),
-        np.tile([0.0, -0.55 * lift], (len(forehead), 1)),
-        np.tile([0.0, -0.2 * lift], (len(lids), 1)),
-        np.zeros((len(eyes) + len(still) + len(anchors), 2)),
-    ])
+    values = np.concatenate(
+        [
+            np.tile([0.0, -lift], (len(brows), 1)),
+            np.tile([0.0, -0.55 * lift], (len(forehead), 1)),
+            np.tile([0.0, -0.2 * lift], (len(lids), 1)),
+            np.zeros((len(eyes) + len(still) + len(anchors), 2)),
+        ]
+    )
     return _interpolate(pts, values, region)
 
 
-def blink_field(lm: FaceLandmarks, upper_ids: tuple[int, ...], lower_ids: tuple[int, ...],
-                region: Region) -> np.ndarray:
+def blink_field(
+    lm: FaceLandmarks, upper_ids: tuple[int, ...], lower_ids: tuple[int, ...], region: Region
+) -> np.ndarray:
     """BACKWARD field (sample offsets) that closes one eye at blink = 1.
 
     Between the lids the output samples the stretched upper-lid skin above the closure
@@ -388,7 +436,9 @@ def blink_field(lm: FaceLandmarks, upper_ids: tuple[int, ...], lower_ids: tuple[
     lid_up = yu[None, :]
     lid_lo = yl[None, :] + (LID_MARGIN * opening + 0.7)[None, :]
     src_above = top + (ys - top) * (lid_up - top) / np.maximum(yc[None, :] - top, 1e-3)
-    src_below = lid_lo + (ys - yc[None, :]) * (bottom - lid_lo) / np.maximum(bottom - yc[None, :], 1e-3)
+    src_below = lid_lo + (ys - yc[None, :]) * (bottom - lid_lo) / np.maximum(
+        bottom - yc[None, :], 1e-3
+    )
     above = (ys >= top) & (ys < yc[None, :])
     below = (ys >= yc[None, :]) & (ys <= bottom)
     offset = np.where(above, src_above - ys, np.where(below, src_below - ys, 0.0))
@@ -438,8 +488,12 @@ def head_fields(lm: FaceLandmarks, width: int, height: int) -> tuple[dict[str, n
         moving = np.array([[0, 0]])
     (by0, bx0), (by1, bx1) = moving.min(axis=0), moving.max(axis=0) + 1
     crop = (slice(by0, by1), slice(bx0, bx1))
-    support = Region(int(bx0) * HEAD_SCALE, int(by0) * HEAD_SCALE,
-                     int(bx1 - bx0) * HEAD_SCALE, int(by1 - by0) * HEAD_SCALE)
+    support = Region(
+        int(bx0) * HEAD_SCALE,
+        int(by0) * HEAD_SCALE,
+        int(bx1 - bx0) * HEAD_SCALE,
+        int(by1 - by0) * HEAD_SCALE,
+    )
     named = {"yaw": yaw, "pitch": pitch, "roll": roll}
     return {k: np.ascontiguousarray(v[crop]).astype(np.float32) for k, v in named.items()}, support
 

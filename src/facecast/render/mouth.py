@@ -40,8 +40,11 @@ def palette_from(rgb: np.ndarray, lip_points: np.ndarray, cheek_points: np.ndarr
     cavity = lips * 0.18 + np.array([8.0, 3.0, 3.0])
     tongue = lips * 0.55 + np.array([12.0, 2.0, 2.0])
     teeth = np.array([226.0, 220.0, 206.0]) * light * 0.9 + skin * 0.1
-    return MouthPalette(cavity.astype(np.float32), tongue.astype(np.float32),
-                        np.clip(teeth, 0, 255).astype(np.float32))
+    return MouthPalette(
+        cavity.astype(np.float32),
+        tongue.astype(np.float32),
+        np.clip(teeth, 0, 255).astype(np.float32),
+    )
 
 
 def _sample(rgb: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -111,7 +114,10 @@ def draw_interior(
     # Tongue shows low in a wide-open mouth.
     tall = np.clip((height - 0.05 * face_height) / (0.05 * face_height), 0.0, 1.0)
     tongue_w = np.clip((v - 0.62) / 0.3, 0.0, 1.0) * tall * (1.0 - np.clip(u, 0, 1) ** 2)
-    colour = colour * (1.0 - tongue_w[..., None]) + palette.tongue[None, None, :] * tongue_w[..., None] * 0.8
+    colour = (
+        colour * (1.0 - tongue_w[..., None])
+        + palette.tongue[None, None, :] * tongue_w[..., None] * 0.8
+    )
 
     # Upper teeth: a narrow strip under the upper lip, shaded and fading toward the corners.
     teeth_h = np.minimum(height * TEETH_SHARE, TEETH_MAX * face_height)
@@ -121,7 +127,9 @@ def draw_interior(
     show = np.clip((height - 1.2) / 2.5, 0.0, 1.0)
     teeth_a = in_teeth * span * show * 0.92
     # The upper lip shades the top of the teeth; they darken toward the sides.
-    shade = (0.72 + 0.28 * np.clip(dist / np.maximum(teeth_h, 1e-3), 0, 1)) * (1.0 - 0.3 * np.clip(u, 0, 1))
+    shade = (0.72 + 0.28 * np.clip(dist / np.maximum(teeth_h, 1e-3), 0, 1)) * (
+        1.0 - 0.3 * np.clip(u, 0, 1)
+    )
     teeth = palette.teeth[None, None, :] * shade[..., None]
     colour = colour * (1.0 - teeth_a[..., None]) + teeth * teeth_a[..., None]
 

@@ -80,8 +80,9 @@ class WarpAnimator:
         maps = offsets.reshape(region.h, region.w, 2)
         canvas = self._canvas
         rows, cols = region.slices
-        canvas[rows, cols] = cv2.remap(self._rgb, maps, None, cv2.INTER_LINEAR,
-                                       borderMode=cv2.BORDER_REPLICATE)
+        canvas[rows, cols] = cv2.remap(
+            self._rgb, maps, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+        )
         self._paint_mouth(canvas, values)
         return self._turn_head(canvas, values)
 
@@ -106,8 +107,9 @@ class WarpAnimator:
         # Only the blocks where the head moves are resampled; the body and background are copied.
         w, h = self._shape
         vis_w, vis_h = min(support.w, w - support.x0), min(support.h, h - support.y0)
-        moved = cv2.remap(canvas, offsets[:vis_h, :vis_w], None, cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_REPLICATE)
+        moved = cv2.remap(
+            canvas, offsets[:vis_h, :vis_w], None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+        )
         frame[support.y0 : support.y0 + vis_h, support.x0 : support.x0 + vis_w] = moved
         return frame
 
