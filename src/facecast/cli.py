@@ -196,6 +196,23 @@ def serve(host: str, port: int, workers: int) -> None:
 
 
 @main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address the app listens on.")
+@click.option("--port", type=int, default=8550, show_default=True)
+@click.option("--server", default=None, help="facecast API URL (default http://127.0.0.1:8000).")
+@click.option("--desktop", is_flag=True, help="Open a desktop window instead of a web page.")
+def app(host: str, port: int, server: str | None, desktop: bool) -> None:
+    """Start the client app (Flet), talking to a facecast API."""
+    with _plain_errors():
+        try:
+            from clients.app import facecast_app_main
+        except ImportError as exc:
+            raise FacecastError(
+                f"The app needs its extras: pip install -e '.[app]' ({exc.name} is missing)."
+            ) from None
+        facecast_app_main(host, port, server, web=not desktop)
+
+
+@main.command()
 @click.option("--concurrency", type=click.IntRange(1, 64), default=1, show_default=True)
 @click.option("--queues", default="default", show_default=True, help="Comma-separated queues.")
 @click.option("--loglevel", default="info", show_default=True)

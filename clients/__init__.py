@@ -1,0 +1,1 @@
+"""Clients of the facecast API that live outside the `facecast` package (the Flet app)."""

@@ -1,0 +1,385 @@
+"""The facecast Flet app: photo + text or audio in, a talking-head video out.
+
+One screen: a form (server, photo, speech, consent) and a result panel (progress, player,
+earlier results). Side by side on a wide window, stacked on a phone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import signal
+import tempfile
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import flet as ft
+import flet_video as fv
+import uvicorn
+
+from clients.app.api import AnimateRequest, ApiError, FacecastClient, Job, Upload
+from clients.app.web import MediaProxy, build_web_app
+
+DEFAULT_SERVER = "http://127.0.0.1:8000"
+SERVER_KEY = "facecast.server_url"
+API_KEY_KEY = "facecast.api_key"
+UPLOAD_TTL_S = 600
+UPLOAD_WAIT_S = 120.0
+LANGUAGES = {"de": "German", "en": "English", "fr": "French", "es": "Spanish", "it": "Italian"}
+SIZES = ("256", "512")
+PHONE_BREAK = "md"
+
+
+@dataclass(frozen=True)
+class AppConfig:
+    """How the app was started: the server to preselect, where web uploads land, and (when
+    served to browsers) the proxy that plays videos from the app's own origin."""
+
+    server_url: str | None
+    upload_dir: Path
+    media: MediaProxy | None = None
+
+
+class FileSlot:
+    """One file the form needs (photo, audio, voice sample): a picker, a button, a label.
+
+    On desktop and mobile the picked file has a path; in the browser it is uploaded to the
+    Flet server's upload directory first (that needs FLET_SECRET_KEY) and read from there.
+    """
+
+    def __init__(self, page: ft.Page, config: AppConfig, label: str, kind: ft.FilePickerFileType):
+        self.page = page
+        self.config = config
+        self.kind = kind
+        self.upload: Upload | None = None
+        self.picker = ft.FilePicker(on_upload=self._on_upload)
+        self.name = ft.Text("No file chosen", italic=True)
+        self.button = ft.OutlinedButton(label, icon=ft.Icons.UPLOAD_FILE, on_click=self.pick)
+        self.row = ft.Row([self.button, self.name], wrap=True)
+        self._uploaded: dict[str, asyncio.Event] = {}
+        self.on_picked: Callable[[], None] | None = None
+
+    async def pick(self, _: ft.Event[ft.OutlinedButton] | None = None) -> None:
+        """Open the file dialog and load the chosen file."""
+        files = await self.picker.pick_files(file_type=self.kind)
+        if not files:
+            return
+        chosen = files[0]
+        if chosen.path:
+            self.upload = Upload.from_path(Path(chosen.path))
+        else:
+            self.upload = Upload(chosen.name, await self._upload(chosen))
+        self.name.value = chosen.name
+        self.name.italic = False
+        if self.on_picked is not None:
+            self.on_picked()
+        self.page.update()
+
+    async def _upload(self, chosen: ft.FilePickerFile) -> bytes:
+        stored = f"{uuid.uuid4().hex}-{chosen.name}"
+        done = self._uploaded[stored] = asyncio.Event()
+        url = self.page.get_upload_url(stored, UPLOAD_TTL_S)
+        await self.picker.upload([ft.FilePickerUploadFile(upload_url=url, id=chosen.id)])
+        async with asyncio.timeout(UPLOAD_WAIT_S):
+            await done.wait()
+        path = self.config.upload_dir / stored
+        data = path.read_bytes()
+        path.unlink(missing_ok=True)
+        return data
+
+    def _on_upload(self, event: ft.FilePickerUploadEvent) -> None:
+        if event.error:
+            self.name.value = f"Upload failed: {event.error}"
+        if event.progress == 1.0 or event.error:
+            for stored, waiter in self._uploaded.items():
+                if stored.endswith(event.file_name) or stored == event.file_name:
+                    waiter.set()
+
+
+class FacecastApp:
+    """The app's state and controls for one page (one browser tab or window)."""
+
+    def __init__(self, page: ft.Page, config: AppConfig) -> None:
+        self.page = page
+        self.config = config
+        self.prefs = ft.SharedPreferences()
+        self.launcher = ft.UrlLauncher()
+        self.server = ft.TextField(
+            label="Server URL", value=config.server_url or DEFAULT_SERVER, dense=True
+        )
+        self.api_key = ft.TextField(
+            label="API key", password=True, can_reveal_password=True, dense=True, visible=False
+        )
+        self.photo = FileSlot(page, config, "Choose photo", ft.FilePickerFileType.IMAGE)
+        self.photo.on_picked = self._show_preview
+        self.preview = ft.Image(
+            src=b"", width=96, height=96, fit=ft.BoxFit.COVER, visible=False, border_radius=8
+        )
+        self.photo.row.controls.append(self.preview)
+        self.mode = ft.RadioGroup(
+            value="text",
+            content=ft.Row(
+                [ft.Radio(value="text", label="Text"), ft.Radio(value="audio", label="Audio file")]
+            ),
+            on_change=self._mode_changed,
+        )
+        self.text = ft.TextField(label="Text to say", multiline=True, min_lines=2, max_lines=5)
+        self.lang = ft.Dropdown(
+            label="Language",
+            value="de",
+            dense=True,
+            width=180,
+            options=[ft.DropdownOption(key=k, text=v) for k, v in LANGUAGES.items()],
+        )
+        self.size = ft.Dropdown(
+            label="Video size",
+            value=SIZES[0],
+            dense=True,
+            width=140,
+            options=[ft.DropdownOption(key=s, text=f"{s} px") for s in SIZES],
+        )
+        self.audio = FileSlot(page, config, "Choose audio", ft.FilePickerFileType.AUDIO)
+        self.audio.row.visible = False
+        self.sample = FileSlot(page, config, "Voice sample (optional)", ft.FilePickerFileType.AUDIO)
+        self.consent = ft.Checkbox(label="The person in the photo agreed to be animated.")
+        self.submit = ft.FilledButton("Make the video", icon=ft.Icons.MOVIE, on_click=self.run)
+        self.progress = ft.ProgressBar(value=0, visible=False)
+        self.stage = ft.Text("")
+        self.error = ft.Text("", color=ft.Colors.ERROR, weight=ft.FontWeight.BOLD, visible=False)
+        self.player = ft.Container(
+            aspect_ratio=1, visible=False, border_radius=8, bgcolor=ft.Colors.BLACK
+        )
+        self.video: fv.Video | None = None
+        self.video_url: str | None = None
+        self.actions = ft.Row(
+            [
+                ft.OutlinedButton("Replay", icon=ft.Icons.REPLAY, on_click=self.replay),
+                ft.OutlinedButton("Download", icon=ft.Icons.DOWNLOAD, on_click=self.download),
+            ],
+            visible=False,
+        )
+        self.history = ft.Column(spacing=0)
+        self.history_title = ft.Text("Earlier results", weight=ft.FontWeight.BOLD, visible=False)
+
+    # ------------------------------------------------------------------ layout
+
+    def build(self) -> ft.Control:
+        """The whole screen."""
+        form = ft.Column(
+            [
+                ft.Text("facecast", theme_style=ft.TextThemeStyle.HEADLINE_MEDIUM),
+                self.server,
+                self.api_key,
+                self.photo.row,
+                self.mode,
+                self.text,
+                ft.Row([self.lang, self.size], wrap=True),
+                self.audio.row,
+                self.sample.row,
+                self.consent,
+                self.submit,
+            ],
+            spacing=12,
+            horizontal_alignment=ft.CrossAxisAlignment.STRETCH,
+        )
+        result = ft.Column(
+            [
+                self.progress,
+                self.stage,
+                self.error,
+                self.player,
+                self.actions,
+                self.history_title,
+                self.history,
+            ],
+            spacing=12,
+        )
+        return ft.ResponsiveRow(
+            [
+                ft.Container(form, padding=16, col={"xs": 12, PHONE_BREAK: 6}),
+                ft.Container(result, padding=16, col={"xs": 12, PHONE_BREAK: 6}),
+            ],
+        )
+
+    async def load_settings(self) -> None:
+        """Restore the server URL and API key from the device's storage."""
+        stored = await self.prefs.get(SERVER_KEY)
+        if isinstance(stored, str) and stored and self.config.server_url is None:
+            self.server.value = stored
+        key = await self.prefs.get(API_KEY_KEY)
+        if isinstance(key, str) and key:
+            self.api_key.value = key
+            self.api_key.visible = True
+        self.page.update()
+
+    def _show_preview(self) -> None:
+        if self.photo.upload is not None:
+            self.preview.src = self.photo.upload.data
+            self.preview.visible = True
+
+    def _mode_changed(self, _: ft.Event[ft.RadioGroup]) -> None:
+        audio = self.mode.value == "audio"
+        self.text.visible = self.lang.visible = self.sample.row.visible = not audio
+        self.audio.row.visible = audio
+        self.page.update()
+
+    # ------------------------------------------------------------------ the job
+
+    def _request(self) -> AnimateRequest:
+        """The form as a request; raises ApiError with a plain message when something is missing."""
+        if self.photo.upload is None:
+            raise ApiError("missing_photo", "Please choose a photo.")
+        audio = self.mode.value == "audio"
+        if audio and self.audio.upload is None:
+            raise ApiError("missing_audio", "Please choose an audio file.")
+        text = (self.text.value or "").strip()
+        if not audio and not text:
+            raise ApiError("invalid_text", "Please type something for the person to say.")
+        if not self.consent.value:
+            raise ApiError("consent_required", "Please tick the consent box.")
+        return AnimateRequest(
+            photo=self.photo.upload,
+            text=None if audio else text,
+            lang=self.lang.value or "de",
+            audio=self.audio.upload if audio else None,
+            voice_sample=None if audio else self.sample.upload,
+            size=int(self.size.value or SIZES[0]),
+        )
+
+    def _show_error(self, error: ApiError) -> None:
+        self.error.value = error.plain
+        self.error.visible = True
+        self.progress.visible = False
+        self.stage.value = ""
+        if error.code == "unauthorized":
+            self.api_key.visible = True
+
+    def _show_job(self, job: Job) -> None:
+        self.progress.visible = True
+        self.progress.value = job.progress / 100
+        waiting = "Waiting" if job.status == "queued" else "Working"
+        self.stage.value = f"{waiting}: {job.stage} ({job.progress}%)"
+
+    async def run(self, _: ft.Event[ft.FilledButton] | None = None) -> None:
+        """Submit the form and follow the job to its end."""
+        self.error.visible = False
+        self.submit.disabled = True
+        self.page.update()
+        client = FacecastClient(self.server.value or DEFAULT_SERVER, self.api_key.value or None)
+        try:
+            request = self._request()
+            await self.prefs.set(SERVER_KEY, client.base_url)
+            if self.api_key.value:
+                await self.prefs.set(API_KEY_KEY, self.api_key.value)
+            self._show_job(Job("", "queued", 0, "uploading"))
+            self.page.update()
+            job_id = await client.animate(request)
+            async for job in client.follow(job_id):
+                self._show_job(job)
+                self.page.update()
+                if job.final:
+                    self._finish(job, request)
+        except ApiError as exc:
+            self._show_error(exc)
+        finally:
+            await client.aclose()
+            self.submit.disabled = False
+            self.page.update()
+
+    def _finish(self, job: Job, request: AnimateRequest) -> None:
+        if job.status != "done" or not job.video_url:
+            self._show_error(job.error or ApiError(job.status, f"The job was {job.status}."))
+            return
+        self.stage.value = "Done."
+        self.play(job.video_url)
+        label = request.text or (request.audio.name if request.audio else "video")
+        url = job.video_url
+        self.history_title.visible = True
+        self.history.controls.insert(
+            0,
+            ft.ListTile(
+                leading=ft.Icon(ft.Icons.PLAY_CIRCLE),
+                title=ft.Text(label[:60]),
+                subtitle=ft.Text(job.job_id),
+                dense=True,
+                on_click=lambda _: self.play(url),
+            ),
+        )
+
+    # ------------------------------------------------------------------ the player
+
+    def play(self, url: str) -> None:
+        """Show `url` in the player and start it."""
+        self.video_url = url
+        if self.page.web and self.config.media is not None:
+            url = self.config.media.register(url)
+        self.video = fv.Video(
+            playlist=[fv.VideoMedia(url)],
+            autoplay=True,
+            aspect_ratio=1,
+            fill_color=ft.Colors.BLACK,
+            wakelock=False,
+        )
+        self.player.content = self.video
+        self.player.visible = self.actions.visible = True
+        self.page.update()
+
+    async def replay(self, _: ft.Event[ft.OutlinedButton] | None = None) -> None:
+        """Start the current video from the beginning."""
+        if self.video is not None:
+            await self.video.seek(0)
+            await self.video.play()
+
+    async def download(self, _: ft.Event[ft.OutlinedButton] | None = None) -> None:
+        """Open the MP4 link (the browser or the OS saves it)."""
+        if self.video_url:
+            await self.launcher.launch_url(self.video_url)
+
+
+def make_main(config: AppConfig) -> ft.AppCallable:
+    """The Flet entry point for one page."""
+
+    async def main(page: ft.Page) -> None:
+        page.title = "facecast"
+        page.scroll = ft.ScrollMode.AUTO
+        page.theme_mode = ft.ThemeMode.LIGHT
+        page.theme = ft.Theme(color_scheme_seed=ft.Colors.INDIGO)
+        app = FacecastApp(page, config)
+        page.add(app.build())
+        await app.load_settings()
+
+    return main
+
+
+def _exit_normally(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def facecast_app_main(
+    host: str = "127.0.0.1", port: int = 8550, server_url: str | None = None, web: bool = True
+) -> None:
+    """Serve the app to browsers at http://host:port (the offline Flutter web client), or open
+    it as a desktop window with `web=False` (needs the flet-desktop package)."""
+    os.environ.setdefault("FLET_SECRET_KEY", secrets.token_hex(16))
+    if not web:
+        run_native(server_url)
+        return
+    media = MediaProxy()
+    with tempfile.TemporaryDirectory(prefix="facecast-app-uploads-") as uploads:
+        upload_dir = Path(uploads)
+        main = make_main(AppConfig(server_url, upload_dir, media))
+        print(f"facecast app on http://{host}:{port}", flush=True)
+        app = build_web_app(main, upload_dir, media)
+        # uvicorn re-raises SIGTERM after its shutdown: exit normally so the uploads are removed.
+        signal.signal(signal.SIGTERM, _exit_normally)
+        uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+def run_native(server_url: str | None = None) -> None:
+    """Run as a native app: a desktop window (flet-desktop), or the entry point of a
+    `flet build apk|ipa` package. Picked files have paths there, so nothing is uploaded."""
+    config = AppConfig(server_url, Path(tempfile.gettempdir()))
+    ft.run(make_main(config), view=ft.AppView.FLET_APP)
