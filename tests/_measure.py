@@ -1,0 +1,156 @@
+"""Measurements of rendered videos: mediapipe's face mesh run again on every decoded frame.
+
+The engine is judged by what a viewer would see, so nothing here reads the engine's own
+motion curves: lip gaps, eye openings and head positions come from the frames of the MP4,
+loudness from its sound track.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy.ndimage import maximum_filter1d, uniform_filter1d
+
+from facecast import face
+from facecast.audio import frame_rms, load_audio
+from facecast.errors import NoFaceError
+from facecast.pipeline import RenderResult
+from facecast.video import VideoInfo, iter_frames, probe
+
+MID_UPPER_LIP = face.UPPER_INNER_LIP[3:8]
+MID_LOWER_LIP = face.LOWER_INNER_LIP[3:8]
+# (upper lid, lower lid, outer corner, inner corner) of each eye
+EYE_A = (159, 145, 33, 133)
+EYE_B = (386, 374, 362, 263)
+
+SILENCE_DB = -40.0
+"""A frame is silent when it and its neighbours are this far below the clip's loudest frame."""
+SILENCE_MARGIN_FRAMES = 2
+"""Frames on each side of a silent frame that must be silent too (the mouth needs time to close)."""
+SPEECH_SHARE = 0.35
+"""A frame is speech when its smoothed RMS is at least this share of the loudest frame's."""
+
+
+def lip_gap(lm: face.FaceLandmarks) -> float:
+    """Inner lip opening: mean vertical gap of the middle inner-lip pairs over face height."""
+    upper = lm.xy[list(MID_UPPER_LIP)]
+    lower = lm.xy[list(MID_LOWER_LIP)]
+    return float((lower[:, 1] - upper[:, 1]).mean() / lm.face_height)
+
+
+def eye_ratio(lm: face.FaceLandmarks) -> float:
+    """Eye aspect ratio: lid distance over eye width, averaged over both eyes."""
+    xy = lm.xy
+    ratios = []
+    for top, bottom, left, right in (EYE_A, EYE_B):
+        opening = np.linalg.norm(xy[top] - xy[bottom])
+        width = np.linalg.norm(xy[left] - xy[right])
+        ratios.append(opening / width)
+    return float(np.mean(ratios))
+
+
+@dataclass(frozen=True)
+class FrameTrack:
+    """Face-mesh measurements per decoded frame (NaN where no face was found)."""
+
+    gap: np.ndarray
+    eye: np.ndarray
+    nose: np.ndarray  # (n, 2) pixels
+    face_height: np.ndarray
+
+    @property
+    def n_frames(self) -> int:
+        return len(self.gap)
+
+    @property
+    def found(self) -> np.ndarray:
+        return ~np.isnan(self.gap)
+
+
+def track_faces(video: Path) -> FrameTrack:
+    """Run the face mesh on every frame of `video`."""
+    rows: list[tuple[float, float, float, float, float]] = []
+    for rgb in iter_frames(video):
+        try:
+            lm = face.detect_landmarks(rgb)
+        except NoFaceError:
+            rows.append((np.nan,) * 5)
+            continue
+        nose = lm.xy[face.NOSE_TIP]
+        rows.append((lip_gap(lm), eye_ratio(lm), float(nose[0]), float(nose[1]), lm.face_height))
+    table = np.array(rows, dtype=np.float64).reshape(-1, 5)
+    return FrameTrack(table[:, 0], table[:, 1], table[:, 2:4], table[:, 4])
+
+
+def sound_rms(video: Path, fps: int, n_frames: int) -> np.ndarray:
+    """RMS of the video's own sound track over each frame's display interval."""
+    track = load_audio(video)
+    return frame_rms(track, fps, n_frames).astype(np.float64)
+
+
+@dataclass(frozen=True)
+class SpeechFrames:
+    """Which frames are clearly speech and which are clearly silence."""
+
+    speech: np.ndarray  # bool
+    silence: np.ndarray  # bool
+    envelope: np.ndarray  # smoothed RMS per frame
+
+
+def classify_frames(rms: np.ndarray) -> SpeechFrames:
+    """Speech: loud frames. Silence: frames whose neighbourhood is quiet too."""
+    envelope = uniform_filter1d(rms, size=3, mode="nearest")
+    peak = max(float(envelope.max()), 1e-9)
+    quiet = rms < peak * 10 ** (SILENCE_DB / 20.0)
+    window = 2 * SILENCE_MARGIN_FRAMES + 1
+    silence = ~maximum_filter1d(~quiet, size=window, mode="nearest")
+    speech = envelope >= SPEECH_SHARE * peak
+    return SpeechFrames(speech, silence, envelope)
+
+
+def pearson(a: np.ndarray, b: np.ndarray) -> float:
+    """Correlation of two series, ignoring positions where either is NaN."""
+    keep = ~(np.isnan(a) | np.isnan(b))
+    return float(np.corrcoef(a[keep], b[keep])[0, 1])
+
+
+def closed_eye_frames(eye: np.ndarray, share: float = 0.55) -> np.ndarray:
+    """Frames whose eye ratio falls below `share` of the clip's median (blinks)."""
+    return eye < share * np.nanmedian(eye)
+
+
+def frames_digest(video: Path) -> tuple[int, str]:
+    """Number of decoded frames and a hash over all their pixels."""
+    digest = hashlib.sha256()
+    count = 0
+    for rgb in iter_frames(video):
+        digest.update(np.ascontiguousarray(rgb).tobytes())
+        count += 1
+    return count, digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class Clip:
+    """A rendered MP4 with everything the engine tests measure on it."""
+
+    name: str
+    result: RenderResult
+    info: VideoInfo
+    fps: int
+    faces: FrameTrack
+    sound: SpeechFrames
+
+    @property
+    def path(self) -> Path:
+        return self.result.video
+
+
+def measure_clip(name: str, result: RenderResult, fps: int) -> Clip:
+    """Probe `result.video`, run the mesh on its frames and classify them by its sound."""
+    info = probe(result.video)
+    faces = track_faces(result.video)
+    sound = classify_frames(sound_rms(result.video, fps, faces.n_frames))
+    return Clip(name, result, info, fps, faces, sound)
