@@ -197,25 +197,12 @@ def test_bad_input_gives_one_plain_error_line(
     assert list(tmp_path.iterdir()) == [], "a partial file was left behind"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="A WAV cut in half renders without complaint: FFmpeg's wav demuxer clamps the "
-    "declared length to the file size, so load_audio's truncation check never fires "
-    "(src/facecast/audio.py, _declared_duration / load_audio).",
-)
 def test_truncated_wav_is_refused(bad_files: dict[str, Path], tmp_path: Path) -> None:
     run = facecast("render", "--image", bad_files["photo"], "--audio", bad_files["half_wav"],
                    "-o", tmp_path / "out.mp4", "--size", "256", cwd=tmp_path)
     _assert_plain_error(run, "truncated")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="stderr also carries tqdm's progress redraws (even when it is not a terminal) and "
-    "mediapipe/TFLite log lines ('INFO: Created TensorFlow Lite XNNPACK delegate', "
-    "'W0000 ... inference_feedback_manager'), so a failed render prints more than its one "
-    "error line (src/facecast/cli.py _run_render; face.FaceMesh).",
-)
 def test_error_is_the_only_thing_on_stderr(bad_files: dict[str, Path], tmp_path: Path) -> None:
     run = facecast("render", "--image", bad_files["coffee"], "--text", TEXT,
                    "-o", tmp_path / "out.mp4", cwd=tmp_path)

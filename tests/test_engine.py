@@ -243,13 +243,6 @@ def test_recording_closes_a_smiling_mouth_in_pauses(astronaut_recording: Clip) -
     _assert_mouth_follows_speech(astronaut_recording, RECORDING_GAP_MARGIN, RECORDING_ENVELOPE_R)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="The recording-driven mouth trails the sound by one frame (gap/RMS correlation "
-    "peaks at +40 ms, r 0.88-0.93 vs 0.76-0.78 in sync): mouth_from_signal's causal "
-    "attack/release adds lag and, unlike the phoneme path, no VISUAL_LEAD is applied "
-    "(src/facecast/motion.py mouth_from_signal / motion_curves).",
-)
 def test_recording_mouth_keeps_time_with_the_sound(astronaut_recording: Clip) -> None:
     assert _best_lag(astronaut_recording) <= 0
 
@@ -335,12 +328,6 @@ def test_failed_render_leaves_no_file(tmp_path: Path, silence_wav: Path) -> None
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="An odd size reaches VideoWriter unrounded and fails with a bare ValueError "
-    "('yuv420p needs an even width and height'), not a FacecastError; the CLI rounds it down, "
-    "but POST /animate accepts any size 128-2048 (src/facecast/pipeline.py prepare_portrait).",
-)
 def test_odd_size_renders_rounded_down(clip_dir: Path, grace: Path, silence_wav: Path) -> None:
     out = clip_dir / "odd.mp4"
     clip = _render(grace, out, audio=silence_wav, options=RenderOptions(size=301))

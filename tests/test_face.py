@@ -137,12 +137,6 @@ def test_oversized_image_is_refused_quickly(side: int) -> None:
     assert time.perf_counter() - started < QUICK_S
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Above PIL's own bomb limit (~89 Mpx) Image.open raises DecompressionBombWarning/"
-    "Error before facecast's max_pixels check, and face.load_image reports 'not an image that "
-    "can be read' instead of the size message (src/facecast/face.py, load_image).",
-)
 def test_oversized_image_message_names_the_size() -> None:
     with pytest.raises(InvalidImageError, match="pixels"):
         face.load_image(_png_claiming(50_000, 50_000))
@@ -244,16 +238,9 @@ def test_square_crop_keeps_landmarks_on_the_face(
     assert 0.25 < portrait.landmarks.face_height / size < 0.5
 
 
-ODD_SIZE_BUG = pytest.mark.xfail(
-    strict=True,
-    reason="frame_portrait(full_frame=True) rounds each side to even with round(), so an odd "
-    "size can round up past it: size 511 gives 512 x 436 (src/facecast/face.py, frame_portrait).",
-)
-
-
 @pytest.mark.parametrize(
     ("size", "expected"),
-    [(256, (256, 218)), (300, (300, 256)), pytest.param(511, (510, 436), marks=ODD_SIZE_BUG)],
+    [(256, (256, 218)), (300, (300, 256)), (511, (510, 436))],
 )
 def test_full_frame_keeps_the_aspect_with_even_sides(
     grace: Path, grace_face: face.FaceLandmarks, size: int, expected: tuple[int, int]

@@ -99,12 +99,6 @@ def test_mama_closes_on_m_and_opens_on_a(m_s: float, a_s: float) -> None:
     assert float(jaw[: _index(0.2)].max()) < 0.02, "mouth open before speech"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="At 25 fps the lips never meet on the /m/ inside 'Mama': mouth_from_phonemes' 9 Hz "
-    "low-pass leaves ~0.09 at the closure and motion_curves' extra 6 Hz smoothing "
-    "(MAX_SMOOTH_HZ) plus frame sampling leave 0.14-0.17 on every frame (src/facecast/motion.py).",
-)
 def test_mama_lips_meet_on_a_video_frame() -> None:
     speech = synthesize("Mama, Mama, Mama.", "de")
     curves = motion.motion_curves(speech.audio, 25, phonemes=speech.phonemes)

@@ -124,9 +124,12 @@ def test_tts_audio_id_and_content_reuse(live_service: LiveService, portrait: Pat
 
 def test_tts_multipart_and_its_refusals(live_service: LiveService) -> None:
     spoken = live_service.client.post(
-        "/tts", data={"text": "Mehrteilig.", "lang": "de"}, files={"unused": ("x", b"")}
+        "/tts", files={"text": (None, "Mehrteilig."), "lang": (None, "de")}
     )
     assert spoken.status_code == 200, spoken.text
+    assert spoken.request.headers["content-type"].startswith("multipart/form-data")
+    unused = live_service.client.post("/tts", data={"text": "Hallo"}, files={"unused": ("x", b"")})
+    assert error_of(unused, 422)["code"] == "invalid_request"
     assert spoken.json()["audio_url"]
     cloning = live_service.client.post(
         "/tts",
@@ -262,11 +265,11 @@ def test_bad_input_answers_one_error_shape(
     assert error_of(client.get("/jobs/" + "0" * 32), 404)["code"] == "not_found"
     assert error_of(client.delete("/jobs/nope"), 404)["code"] == "not_found"
     assert error_of(client.put("/health"), 405)["code"] == "method_not_allowed"
-    # A photo without a face is accepted, then rejected by the worker with a reason and a log.
+    # A photo without a face is accepted, then ends `error` with code no_face and a log.
     blank = tmp_path / "blank.png"
     Image.new("RGB", (256, 256), (200, 180, 160)).save(blank)
     job = live_service.wait_job(live_service.submit_text(blank, "Hallo"))
-    assert job["status"] == "rejected" and job["error"]["code"] == "no_face", job
+    assert job["status"] == "error" and job["error"]["code"] == "no_face", job
     assert job["log_tail"] and any("no_face" in line for line in job["log_tail"])
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from facecast.safety import NudityScreen
 from facecast.service import metrics
 from facecast.service.app import openapi_schema
 from facecast.service.errors import JobNotFoundError, PayloadTooLargeError
@@ -280,7 +281,7 @@ def test_job_run_throttles_progress_and_honours_cancel(storage: Storage) -> None
 
     settings = Settings(data_dir=storage.root, progress_interval_seconds=10.0)
     store = FileStateStore(storage)
-    context = WorkerContext(settings, storage, store)
+    context = WorkerContext(settings, storage, store, NudityScreen(None, 0.5))
     state = new_state(storage)
     store.create(state)
     manifest = JobManifest(

@@ -165,6 +165,33 @@ def _length_is_exact(container: av.container.InputContainer, source: str | Path 
         return False
 
 
+WAV_HEADER_SCAN = 1 << 16
+"""Bytes read from a WAV's start to find its data chunk."""
+
+
+def _wav_is_cut(source: str | Path | bytes) -> bool:
+    """True for a RIFF/WAVE file whose data chunk declares more bytes than the file holds.
+
+    FFmpeg clamps a WAV's length to what is present, so a cut file would otherwise pass.
+    """
+    if isinstance(source, bytes | bytearray):
+        head, total = bytes(source[:WAV_HEADER_SCAN]), len(source)
+    else:
+        with open(source, "rb") as fh:
+            head = fh.read(WAV_HEADER_SCAN)
+        total = Path(source).stat().st_size
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return False
+    pos = 12
+    while pos + 8 <= len(head):
+        chunk, size = head[pos : pos + 4], int.from_bytes(head[pos + 4 : pos + 8], "little")
+        if chunk == b"data":
+            # 0 and 0xFFFFFFFF mark streamed WAVs whose writer never knew the length.
+            return 0 < size < 0xFFFFFFFF and pos + 8 + size > total
+        pos += 8 + size + (size & 1)
+    return False
+
+
 def _open_input(source: str | Path | bytes) -> av.container.InputContainer:
     if isinstance(source, bytes | bytearray):
         if not source:
@@ -219,6 +246,8 @@ def load_audio(
         and decoded < declared * TRUNCATED_FRACTION
         and declared - decoded > TRUNCATED_MIN_GAP_S
     ):
+        raise InvalidAudioError("The audio file is damaged or truncated.")
+    if _wav_is_cut(source):
         raise InvalidAudioError("The audio file is damaged or truncated.")
     np.clip(samples, -1.0, 1.0, out=samples)
     return AudioTrack(samples=samples, sample_rate=sample_rate)

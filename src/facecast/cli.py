@@ -92,7 +92,9 @@ def _run_render(
         voice=opts["voice"],
         seed=opts["seed"],
     )
+    # disable=None: a bar on a terminal, nothing when stderr is a pipe or a file.
     with tqdm(
+        disable=None,
         total=100,
         unit="%",
         desc="starting",

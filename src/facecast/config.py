@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import AliasChoices, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+CommaList = Annotated[list[str], NoDecode]
+"""A list setting written as `a,b,c` in the environment."""
 
 
 class Settings(BaseSettings):
@@ -65,6 +69,57 @@ class Settings(BaseSettings):
     shutdown_grace_seconds: float = Field(
         10.0, ge=0, description="How long `facecast serve` lets workers finish on Ctrl-C."
     )
+    # Safety and access.
+    nudity_screen: bool = Field(
+        True, description="Screen source photos for explicit content before rendering."
+    )
+    nudity_model: Path | None = Field(
+        None,
+        description="The screening ONNX model; unset means `320n.onnx` of the installed "
+        "nudenet package (installed with --no-deps, see deploy/README.md).",
+    )
+    nudity_threshold: float = Field(
+        0.5, gt=0, le=1, description="Detector score above which a photo counts as explicit."
+    )
+    api_keys: CommaList = Field(
+        default_factory=list,
+        description="Accepted `Authorization: Bearer` keys (comma-separated); empty: no keys.",
+    )
+    anonymous_access: bool | None = Field(
+        None,
+        description="Serve without API keys; unset means only when `facecast serve` binds a "
+        "loopback address.",
+    )
+    cors_origins: CommaList = Field(
+        default_factory=list, description="Browser origins allowed to call the API (CORS)."
+    )
+    rate_limit_per_minute: int = Field(
+        60, ge=0, description="Job submissions per minute per API key (or client); 0: no limit."
+    )
+    idempotency_hours: float = Field(
+        24.0, gt=0, description="How long an Idempotency-Key keeps answering with its job."
+    )
+    webhook_secret: str | None = Field(
+        None, description="HMAC-SHA256 key that signs webhooks; unset means webhooks are refused."
+    )
+    webhook_max_attempts: int = Field(5, ge=1, description="Deliveries tried per webhook.")
+    webhook_backoff_seconds: float = Field(
+        2.0, ge=0, description="Wait before the first webhook retry; doubles each time."
+    )
+    webhook_timeout_seconds: float = Field(10.0, gt=0, description="Timeout of one delivery.")
+    webhook_allow_private: bool = Field(
+        False, description="Allow webhook URLs on loopback and private networks."
+    )
+    watermark: str | None = Field(
+        None, max_length=64, description="Visible text drawn into every video, e.g. 'AI'."
+    )
+
+    @field_validator("api_keys", "cors_origins", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
 
 
 @lru_cache(maxsize=1)

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import io
+import os
+import sys
 import threading
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -145,7 +149,11 @@ def load_image(source: str | Path | bytes, *, max_pixels: int = 40_000_000) -> n
             upright: Image.Image = ImageOps.exif_transpose(img) or img
     except InvalidImageError:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning):
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise InvalidImageError(
+            f"The image has too many pixels; at most {max_pixels:,} pixels are accepted."
+        ) from None
+    except UnidentifiedImageError:
         raise InvalidImageError(
             "The file is not an image that can be read (PNG, JPEG or WebP)."
         ) from None
@@ -173,12 +181,36 @@ def _to_rgb(img: Image.Image) -> np.ndarray:
     return np.asarray(img.convert("RGB"), dtype=np.uint8)
 
 
+@contextmanager
+def _quiet_native_stderr() -> Iterator[None]:
+    """Silence what mediapipe's C++ side prints to fd 2 while its graphs start up.
+
+    TFLite and glog announce themselves there ("Created TensorFlow Lite XNNPACK delegate"),
+    which would bury a CLI's one-line error; Python's own stderr is left alone.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 class FaceMesh:
     """mediapipe's face mesh (models inside the mediapipe wheel), one instance per process."""
 
     def __init__(self) -> None:
-        import mediapipe as mp  # heavy: imported only when a mesh is first needed
+        with _quiet_native_stderr():
+            import mediapipe as mp  # heavy: imported only when a mesh is first needed
 
+            self._build(mp)
+        self._lock = threading.Lock()
+        self._started: set[str] = set()
+
+    def _build(self, mp: Any) -> None:
         self._mesh = mp.solutions.face_mesh.FaceMesh(
             static_image_mode=True,
             max_num_faces=MAX_FACES,
@@ -188,13 +220,21 @@ class FaceMesh:
         self._detector = mp.solutions.face_detection.FaceDetection(
             model_selection=1, min_detection_confidence=DETECT_CONFIDENCE
         )
-        self._lock = threading.Lock()
+
+    def _run(self, name: str, graph: Any, rgb: np.ndarray) -> Any:
+        """Run one graph; its first run (when it loads its model) is kept off stderr."""
+        with self._lock:
+            if name in self._started:
+                return graph.process(np.ascontiguousarray(rgb))
+            with _quiet_native_stderr():
+                result = graph.process(np.ascontiguousarray(rgb))
+            self._started.add(name)
+            return result
 
     def all_faces(self, rgb: np.ndarray) -> list[FaceLandmarks]:
         """Every face the mesh finds in `rgb`, in pixel coordinates."""
         h, w = rgb.shape[:2]
-        with self._lock:
-            result: Any = self._mesh.process(np.ascontiguousarray(rgb))
+        result = self._run("mesh", self._mesh, rgb)
         faces = []
         for face in result.multi_face_landmarks or []:
             pts = np.array([(p.x * w, p.y * h, p.z * w) for p in face.landmark], dtype=np.float32)
@@ -204,8 +244,7 @@ class FaceMesh:
     def face_boxes(self, rgb: np.ndarray) -> list[tuple[int, int, int, int]]:
         """Boxes (x0, y0, x1, y1) from the full-range detector, which also finds small faces."""
         h, w = rgb.shape[:2]
-        with self._lock:
-            result: Any = self._detector.process(np.ascontiguousarray(rgb))
+        result = self._run("detector", self._detector, rgb)
         boxes = []
         for det in result.detections or []:
             rel = det.location_data.relative_bounding_box
@@ -266,8 +305,9 @@ def frame_portrait(rgb: np.ndarray, face: FaceLandmarks, size: int, full_frame: 
     h, w = rgb.shape[:2]
     if full_frame:
         scale = size / max(h, w)
-        out_w = max(2, round(w * scale / 2) * 2)
-        out_h = max(2, round(h * scale / 2) * 2)
+        # Even sides (H.264), never larger than asked.
+        out_w = max(2, int(w * scale) // 2 * 2)
+        out_h = max(2, int(h * scale) // 2 * 2)
         out = cv2.resize(rgb, (out_w, out_h), interpolation=_interp(scale))
         factors = np.array([out_w / w, out_h / h, out_w / w], dtype=np.float32)
         lm = FaceLandmarks((face.points * factors).astype(np.float32))

@@ -24,6 +24,8 @@ ANALYSIS_RATE = 16_000
 CURVE_RATE = 200
 """Samples per second of the internal curves before they are sampled at the video rate."""
 VISUAL_LEAD = 0.04
+DOMINANCE_REACH = 12.0
+"""A phoneme's dominance is evaluated this many decay constants beyond its own span."""
 """Lips move slightly ahead of the sound they make (seconds)."""
 
 PAUSE_MIN = 0.12
@@ -42,11 +44,17 @@ DOUBLE_BLINK_P = 0.12
 HEAD_IDLE_AMPLITUDE = {"yaw": 1.6, "pitch": 1.0, "roll": 0.8}
 HEAD_IDLE_FREQS = (0.09, 0.17, 0.31)
 NOD_DEGREES = 1.6
-NOD_SMOOTH_S = 0.12
+NOD_SMOOTH_S = 0.16
 BROW_RAISE_P = 0.35
 """Chance that an emphasised syllable also lifts the brows."""
+SIGNAL_LAG = 0.02
+"""Delay of the signal path's envelope follower, taken back out (seconds)."""
 SIGNAL_JAW_FLOOR = 1.0 / 3.0
 """Share of the loudness range (30 dB) below which an uploaded recording keeps the jaw shut."""
+CLOSURE_LEVEL = 0.12
+"""A jaw value below this inside a frame's span counts as the lips meeting."""
+SPECTRUM_BLOCK = 2048
+"""Curve steps whose spectra are computed at once."""
 MAX_SMOOTH_HZ = 6.0
 """Nothing the face does changes faster than this; keeps frames free of jitter."""
 
@@ -195,17 +203,23 @@ def mouth_from_phonemes(
         vis = viseme_for(ev.phoneme)
         centre = 0.5 * (ev.start + ev.end)
         half = max(0.5 * (ev.end - ev.start), 0.02)
+        # Only the span where this phoneme's dominance still matters: linear in clip length.
+        reach = half + DOMINANCE_REACH * vis.decay
+        lo = max(int((centre - reach - VISUAL_LEAD) * CURVE_RATE), 0)
+        hi = min(int((centre + reach - VISUAL_LEAD) * CURVE_RATE) + 2, n)
+        if hi <= lo:
+            continue
         # Flat top over the phoneme's own span, exponential tails into its neighbours.
-        dist = np.maximum(np.abs(t - centre) - half * 0.6, 0.0)
+        dist = np.maximum(np.abs(t[lo:hi] - centre) - half * 0.6, 0.0)
         dom = vis.dominance * np.exp(-dist / vis.decay)
-        num_jaw += dom * vis.jaw
-        num_width += dom * vis.width
-        den += dom
+        num_jaw[lo:hi] += dom * vis.jaw
+        num_width[lo:hi] += dom * vis.width
+        den[lo:hi] += dom
     jaw = num_jaw / den
     width = num_width / den
     gain = 0.75 + 0.35 * np.clip(loudness[:n], 0.0, 1.0)
     jaw = jaw * gain
-    return _lowpass(jaw, CURVE_RATE, 9.0), _lowpass(width, CURVE_RATE, 6.0)
+    return _lowpass(jaw, CURVE_RATE, 12.0), _lowpass(width, CURVE_RATE, 6.0)
 
 
 def _with_pauses(phonemes: Sequence[PhonemeEvent], duration: float) -> list[PhonemeEvent]:
@@ -265,13 +279,17 @@ class SignalFeatures:
     brightness: np.ndarray  # -1 (dark, rounded vowels) .. 1 (bright, spread vowels)
 
 
-def signal_features(track: AudioTrack, *, with_activity: bool = True) -> SignalFeatures:
-    """Loudness, voice activity and spectral brightness of `track` at CURVE_RATE."""
+def signal_features(track: AudioTrack, *, from_signal: bool = True) -> SignalFeatures:
+    """Loudness, voice activity and spectral brightness of `track` at CURVE_RATE.
+
+    Without `from_signal` (speech whose phonemes are known) the costly voice activity and
+    brightness are skipped: activity is estimated from loudness, brightness is zero.
+    """
     audio = resample(track, ANALYSIS_RATE) if track.sample_rate != ANALYSIS_RATE else track
     n = max(int(np.ceil(audio.duration * CURVE_RATE)), 1)
     rms = frame_rms(audio, CURVE_RATE, n)
     db = 20.0 * np.log10(np.maximum(rms, 1e-6))
-    if with_activity:
+    if from_signal:
         activity = voice_activity(audio, CURVE_RATE, n).astype(np.float64)
     else:
         activity = (db > db.max() - 40.0).astype(np.float64)
@@ -280,7 +298,7 @@ def signal_features(track: AudioTrack, *, with_activity: bool = True) -> SignalF
     floor = max(level - 30.0, -70.0)
     loudness = np.clip((db - floor) / (level - floor + 1e-6), 0.0, 1.2)
     loudness[db < -60.0] = 0.0
-    brightness = _brightness(audio, n, voiced)
+    brightness = _brightness(audio, n, voiced) if from_signal else np.zeros(n)
     return SignalFeatures(loudness, activity, brightness)
 
 
@@ -289,13 +307,17 @@ def _brightness(audio: AudioTrack, n: int, voiced: np.ndarray) -> np.ndarray:
     hop = ANALYSIS_RATE // CURVE_RATE
     win = 512
     padded = np.pad(audio.samples.astype(np.float32), (win // 2, win // 2 + hop * n))
-    idx = np.arange(win)[None, :] + hop * np.arange(n)[:, None]
-    frames = padded[idx] * np.hanning(win).astype(np.float32)
-    spec = np.abs(np.fft.rfft(frames, axis=1))
+    window = np.hanning(win).astype(np.float32)
     freqs = np.fft.rfftfreq(win, 1.0 / ANALYSIS_RATE)
     band = (freqs > 250) & (freqs < 4000)
-    power = spec[:, band] ** 2
-    centroid = (power * freqs[band]).sum(axis=1) / (power.sum(axis=1) + 1e-9)
+    band_freqs = freqs[band].astype(np.float32)
+    centroid = np.empty(n, dtype=np.float64)
+    # In blocks, so memory stays flat however long the recording is.
+    for start in range(0, n, SPECTRUM_BLOCK):
+        rows = np.arange(start, min(start + SPECTRUM_BLOCK, n))
+        frames = padded[np.arange(win)[None, :] + hop * rows[:, None]] * window
+        power = np.abs(np.fft.rfft(frames, axis=1)[:, band]).astype(np.float32) ** 2
+        centroid[rows] = (power @ band_freqs) / (power.sum(axis=1) + 1e-9)
     if voiced.sum() < 5:
         return np.zeros(n)
     mu = float(np.median(centroid[voiced]))
@@ -356,7 +378,7 @@ def head_curves(
     out["yaw"] = out["yaw"] + 0.5 * NOD_DEGREES * _impulse_response(
         nods * rng.choice([-1.0, 1.0], size=n), rate, kernel_s
     )
-    out["brows"] = np.clip(_impulse_response(brows, rate, 0.25) * 1.6, 0.0, 1.0)
+    out["brows"] = np.clip(_impulse_response(brows, rate, 0.25), 0.0, 1.0)
     return out
 
 
@@ -391,13 +413,17 @@ def motion_curves(
 
     With `phonemes` (synthesised speech) the mouth follows the phonemes; without, the signal.
     """
-    features = signal_features(track, with_activity=not phonemes)
+    features = signal_features(track, from_signal=not phonemes)
     n_curve = len(features.loudness)
     if phonemes:
         jaw, width = mouth_from_phonemes(phonemes, track.duration, features.loudness)
         activity = np.clip(_lowpass(features.loudness * 3.0, CURVE_RATE, 2.0), 0.0, 1.0)
     else:
         jaw, width = mouth_from_signal(features.loudness, features.activity, features.brightness)
+        # Lips move ahead of the sound they make; the envelope follower also lags a little.
+        lead = round((VISUAL_LEAD + SIGNAL_LAG) * CURVE_RATE)
+        jaw = np.concatenate([jaw[lead:], np.zeros(lead)])
+        width = np.concatenate([width[lead:], np.zeros(lead)])
         activity = features.activity
     rng = np.random.default_rng(seed)
     blink = blink_curve(n_curve, CURVE_RATE, rng)
@@ -412,7 +438,7 @@ def motion_curves(
     blink_frames = _blink_frames(blink, fps, n_frames)
     return MotionCurves(
         fps=fps,
-        jaw=np.clip(at_frames(jaw), 0.0, 1.0),
+        jaw=np.clip(_with_closures(at_frames(jaw), jaw, fps), 0.0, 1.0),
         width=np.clip(at_frames(width), -1.0, 1.0),
         blink_a=blink_frames,
         blink_b=blink_frames.copy(),
@@ -421,6 +447,24 @@ def motion_curves(
         pitch=at_frames(head["pitch"]),
         roll=at_frames(head["roll"]),
     )
+
+
+def _with_closures(frames: np.ndarray, curve: np.ndarray, fps: int) -> np.ndarray:
+    """Frame values, except that a lip closure (a bilabial) between frames lands on one.
+
+    Sampling at frame centres after smoothing would skip a closure shorter than a frame.
+    """
+    step = CURVE_RATE / fps
+    out = frames.copy()
+    for i in range(len(frames)):
+        lo = int(i * step)
+        hi = max(int((i + 1) * step), lo + 1)
+        if lo >= len(curve):
+            break
+        low = float(curve[lo:hi].min())
+        if low < CLOSURE_LEVEL and low < out[i]:
+            out[i] = low
+    return out
 
 
 def _blink_frames(blink: np.ndarray, fps: int, n_frames: int) -> np.ndarray:

@@ -21,6 +21,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
+import numpy as np
+
 from facecast import face, motion
 from facecast.audio import AudioTrack, load_audio
 from facecast.config import get_settings
@@ -41,6 +44,11 @@ SPAN_SPEECH = (0.0, 0.08)
 SPAN_FACE = (0.08, 0.14)
 SPAN_MOTION = (0.14, 0.18)
 SPAN_RENDER = (0.18, 1.0)
+WATERMARK_ALPHA = 0.6
+WATERMARK_SCALE = 1 / 1000
+"""OpenCV font scale per pixel of frame height (about 2 % of the height)."""
+WATERMARK_MARGIN = 0.02
+"""Distance from the bottom-right corner, as a share of the frame height."""
 
 
 @dataclass(frozen=True)
@@ -55,6 +63,8 @@ class RenderOptions:
     seed: int = 0
     speech_backend: str = "espeak"
     renderer: str = "warp"
+    watermark: str | None = None
+    """Visible text drawn small and semi-transparent in the bottom-right corner."""
 
 
 @dataclass(frozen=True)
@@ -100,7 +110,22 @@ def prepare_portrait(image: Path | bytes, options: RenderOptions) -> face.Portra
     """Decode the photo, find the face and frame it for rendering."""
     rgb = face.load_image(image, max_pixels=get_settings().max_image_pixels)
     landmarks = face.detect_landmarks(rgb)
-    return face.frame_portrait(rgb, landmarks, options.size, options.full_frame)
+    # H.264 in yuv420p needs even sides: an odd size is rounded down.
+    return face.frame_portrait(rgb, landmarks, options.size // 2 * 2, options.full_frame)
+
+
+def watermark_frame(frame: np.ndarray, text: str) -> np.ndarray:
+    """A copy of the RGB frame with `text` blended into its bottom-right corner."""
+    height, width = frame.shape[:2]
+    scale = max(height * WATERMARK_SCALE, 0.3)
+    thickness = max(1, round(scale * 2))
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    (text_w, _), baseline = cv2.getTextSize(text, font, scale, thickness)
+    margin = max(2, round(height * WATERMARK_MARGIN))
+    origin = (max(0, width - text_w - margin), height - margin - baseline)
+    marked = frame.copy()
+    cv2.putText(marked, text, origin, font, scale, (255, 255, 255), thickness, cv2.LINE_AA)
+    return cv2.addWeighted(marked, WATERMARK_ALPHA, frame, 1 - WATERMARK_ALPHA, 0)
 
 
 def render_talking_head(
@@ -138,7 +163,10 @@ def render_talking_head(
             partial, fps=options.fps, width=width, height=height, audio=track, metadata=tags
         ) as writer:
             for i in range(curves.n_frames):
-                writer.write(animator.render(curves.frame(i)))
+                frame = animator.render(curves.frame(i))
+                if options.watermark:
+                    frame = watermark_frame(frame, options.watermark)
+                writer.write(frame)
                 if i % PROGRESS_EVERY == 0:
                     report.stage("render", *SPAN_RENDER, i / curves.n_frames)
         os.replace(partial, output)

@@ -8,6 +8,7 @@ which GET /ready reads.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import socket
@@ -24,9 +25,17 @@ from celery.exceptions import TimeLimitExceeded
 from facecast import audio, face, pipeline
 from facecast.config import Settings, get_settings
 from facecast.errors import CanceledError
-from facecast.service.execution import Heartbeat, fail_lost_job, running_job, worker_context
-from facecast.service.logs import JobLogHandler, configure_logging
-from facecast.service.queueing import QUEUES, TASK_ANIMATE, TASK_TTS, make_celery
+from facecast.safety import ExplicitImageError
+from facecast.service import webhooks
+from facecast.service.execution import (
+    TIMEOUT,
+    Heartbeat,
+    fail_lost_job,
+    running_job,
+    worker_context,
+)
+from facecast.service.logs import JobLogHandler, configure_logging, job_context
+from facecast.service.queueing import QUEUES, TASK_ANIMATE, TASK_TTS, TASK_WEBHOOK, make_celery
 from facecast.service.schemas import JobResult
 from facecast.service.storage import Storage
 
@@ -37,6 +46,8 @@ WARMUP_PHOTO = "grace_hopper.jpg"
 """A portrait that ships inside matplotlib's wheel (a dependency)."""
 WARMUP_SIZE = 128
 PARTIAL_AUDIO = "audio_partial.wav"
+AI_JOB_TAG = "facecast_job_id"
+"""MP4 metadata key that names the job a video came from (next to the AI-generated notice)."""
 
 
 class JobTask(Task):
@@ -47,7 +58,7 @@ class JobTask(Task):
     ) -> None:
         """Celery calls this in the worker's main process when a task raised or was killed."""
         if isinstance(exc, TimeLimitExceeded):
-            code, message = "time_limit", "The job ran past the hard time limit and was stopped."
+            code, message = TIMEOUT, "The job ran past the hard time limit and was stopped."
         else:
             code, message = "internal_error", "The job's worker failed; see log_tail."
         try:
@@ -65,6 +76,10 @@ def animate(job_id: str) -> str:
         image = run.file(request.image)
         if image is None:
             raise ValueError("animate job without a photo")
+        if run.context.settings.nudity_screen:
+            run.progress("screening", 0.0)
+            verdict = run.context.screen.check(image)
+            logger.info("photo screened: %s %.3f", verdict.label, verdict.score)
         options = pipeline.RenderOptions(
             fps=request.fps,
             size=request.size,
@@ -72,6 +87,7 @@ def animate(job_id: str) -> str:
             lang=request.lang,
             voice=request.voice,
             seed=request.seed,
+            watermark=request.watermark,
         )
         result = pipeline.render_talking_head(
             image,
@@ -81,6 +97,10 @@ def animate(job_id: str) -> str:
             options=options,
             progress=run.progress,
             cancel=run.canceled,
+            metadata={
+                "comment": f"{pipeline.AI_NOTICE} facecast job {job_id}.",
+                AI_JOB_TAG: job_id,
+            },
         )
         run.complete(
             JobResult(duration=result.duration, frames=result.frames, elapsed=result.elapsed)
@@ -109,9 +129,39 @@ def tts(job_id: str) -> str:
     return run.status
 
 
+def webhook(task: Task, job_id: str) -> str:
+    """POST the final state of job `job_id` to its webhook URL; retried with backoff."""
+    context = worker_context()
+    settings = context.settings
+    with job_context(job_id):
+        manifest = context.storage.read_manifest(job_id)
+        state = context.store.get(job_id) or (manifest.state if manifest else None)
+        if manifest is None or state is None or not manifest.request.webhook:
+            return "skipped"
+        body = webhooks.event(manifest, state, context.storage, settings.public_url or "")
+        try:
+            webhooks.deliver(manifest.request.webhook, body.model_dump_json().encode(), settings)
+        except webhooks.WebhookRefusedError as exc:
+            logger.warning("webhook refused: %s", exc)
+            return "refused"
+        except webhooks.WebhookError as exc:
+            retries = task.request.retries
+            if retries + 1 >= settings.webhook_max_attempts:
+                logger.warning("webhook failed %d times, giving up: %s", retries + 1, exc)
+                return "failed"
+            logger.info("webhook failed (%s); retrying", exc)
+            countdown = webhooks.backoff(settings, retries)
+            raise task.retry(countdown=countdown, max_retries=None) from exc
+        logger.info("webhook delivered")
+    return "delivered"
+
+
 def warm_up(settings: Settings) -> None:
     """Run the whole engine once on a tiny render, so that the first job starts warm."""
     photo = Path(matplotlib.get_data_path()) / "sample_data" / WARMUP_PHOTO
+    if settings.nudity_screen and photo.is_file():
+        with contextlib.suppress(ExplicitImageError):  # a strict model; loading is the point
+            worker_context().screen.check(photo)  # raises when the model is missing
     if not photo.is_file():  # no sample photo: load the models at least
         pipeline.synthesize(WARMUP_TEXT, settings.default_lang)
         face.face_mesh()
@@ -159,6 +209,7 @@ def create_celery_app(settings: Settings | None = None) -> Celery:
     app = make_celery(settings, Storage(settings.data_dir))
     app.task(name=TASK_ANIMATE, base=JobTask)(animate)
     app.task(name=TASK_TTS, base=JobTask)(tts)
+    app.task(name=TASK_WEBHOOK, bind=True, acks_late=True)(webhook)
     _install_process_hooks(app, settings)
     return app
 

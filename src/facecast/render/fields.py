@@ -31,7 +31,7 @@ from facecast.face import (
     FaceLandmarks,
 )
 
-JAW_GAP = 0.075
+JAW_GAP = 0.085
 """Lip gap at jaw = 1, as a fraction of the face height (brow to chin)."""
 CLOSED_GAP = 0.012
 """A resting gap wider than this (fraction of face height) is closed by the warp."""

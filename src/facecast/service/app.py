@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager, suppress
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -23,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from facecast import __version__
 from facecast.config import Settings, get_settings
 from facecast.errors import CanceledError, FacecastError
+from facecast.service.access import RateLimiter
 from facecast.service.errors import ServiceError
 from facecast.service.execution import state_ttl
 from facecast.service.jobs import JobService
@@ -35,6 +37,7 @@ logger = logging.getLogger(__name__)
 
 HTTP_CODES = {
     400: "bad_request",
+    401: "unauthorized",
     404: "not_found",
     405: "method_not_allowed",
     413: "payload_too_large",
@@ -77,7 +80,8 @@ def install_error_handlers(app: FastAPI) -> None:
             if isinstance(exc, CanceledError)
             else 400
         )
-        return JSONResponse(error_body(exc.code, exc.message), status_code=status)
+        headers = exc.headers if isinstance(exc, ServiceError) else None
+        return JSONResponse(error_body(exc.code, exc.message), status_code=status, headers=headers)
 
     async def on_validation_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
@@ -171,12 +175,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="facecast", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings
+    app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute)
     install_error_handlers(app)
     for module in (jobs, speech, files, ops, playground):
         app.include_router(module.router)
     app.add_middleware(
         BodyLimitMiddleware, max_bytes=settings.max_upload_bytes * 2 + FORM_OVERHEAD_BYTES
     )
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
+            expose_headers=["Retry-After"],
+        )
     return app
 
 

@@ -6,10 +6,11 @@ from facecast.errors import FacecastError
 
 
 class ServiceError(FacecastError):
-    """A request the service refuses; `status` is the HTTP status code."""
+    """A request the service refuses; `status` is the HTTP status code, `headers` go along."""
 
     code = "bad_request"
     status = 400
+    headers: dict[str, str] | None = None
 
 
 class JobNotFoundError(ServiceError):
@@ -40,6 +41,36 @@ class AudioNotReadyError(ServiceError):
 class PayloadTooLargeError(ServiceError):
     code = "payload_too_large"
     status = 413
+
+
+class UnauthorizedError(ServiceError):
+    code = "unauthorized"
+    status = 401
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.headers = {"WWW-Authenticate": "Bearer"}
+
+
+class RateLimitedError(ServiceError):
+    """Too many submissions; `Retry-After` says when the next one is accepted."""
+
+    code = "rate_limited"
+    status = 429
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.headers = {"Retry-After": str(retry_after)}
+
+
+class StorageFullError(ServiceError):
+    code = "storage_full"
+    status = 507
+
+
+class StorageUnavailableError(ServiceError):
+    code = "storage_unavailable"
+    status = 503
 
 
 class QueueUnavailableError(ServiceError):

@@ -1,19 +1,22 @@
 """The worker's side of a job: mark it running, forward progress, watch for cancel, record the end.
 
 `running_job(job_id)` wraps one task run. It turns the pipeline's exceptions into final states
-(CanceledError -> canceled, other FacecastError -> rejected, time limit or bug -> error), so a
-Celery task stays a few lines that call the pipeline.
+(CanceledError -> canceled, ExplicitImageError -> rejected, other FacecastError -> error with its
+code, time limit -> error `timeout`, a full or read-only disk -> error `storage_full` /
+`storage_unavailable`, a bug -> error `internal_error`), so a Celery task stays a few lines that
+call the pipeline. Every final state also queues the job's webhook, when it has one.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import re
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
@@ -23,7 +26,9 @@ from celery.exceptions import SoftTimeLimitExceeded
 
 from facecast.config import Settings, get_settings
 from facecast.errors import CanceledError, FacecastError
+from facecast.safety import ExplicitImageError, NudityScreen, bundled_model
 from facecast.service.logs import job_context
+from facecast.service.queueing import QUEUES, TASK_WEBHOOK, TaskQueue
 from facecast.service.schemas import (
     ErrorInfo,
     JobManifest,
@@ -50,6 +55,18 @@ HEARTBEAT_TTL_FACTOR = 3.0
 LABEL_VALUE = re.compile(r"[^a-z0-9_]+")
 UNTIMED_STAGES = frozenset({"queued", "starting", "done"})
 """Stage names that mark a moment, not work worth a duration."""
+DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+STORAGE_ERRNOS = DISK_FULL | {errno.EACCES, errno.EROFS, errno.EPERM}
+TIMEOUT = "timeout"
+
+
+def storage_error(exc: OSError) -> ErrorInfo:
+    """The job error for a failed write to the data directory."""
+    if exc.errno in DISK_FULL:
+        return ErrorInfo(code="storage_full", message="The data directory is full.")
+    return ErrorInfo(
+        code="storage_unavailable", message=f"The data directory cannot be written: {exc}."
+    )
 
 
 def label(**values: str) -> str:
@@ -64,15 +81,31 @@ class WorkerContext:
     settings: Settings
     storage: Storage
     store: StateStore
+    screen: NudityScreen
+    notify: Callable[[str], None] = lambda job_id: None
+    """Queues the webhook of a job that just ended (set by the worker)."""
 
 
 @lru_cache(maxsize=1)
 def worker_context() -> WorkerContext:
-    """This process's settings, storage and state store."""
+    """This process's settings, storage, state store and photo screen."""
     settings = get_settings()
     storage = Storage(settings.data_dir)
     store = open_state_store(settings.redis_url, storage, state_ttl(settings))
-    return WorkerContext(settings, storage, store)
+    screen = NudityScreen(settings.nudity_model or bundled_model(), settings.nudity_threshold)
+    return WorkerContext(settings, storage, store, screen, webhook_sender(settings, storage))
+
+
+def webhook_sender(settings: Settings, storage: Storage) -> Callable[[str], None]:
+    """A function that queues the webhook task of a job (its broker connection made on use)."""
+    queues: list[TaskQueue] = []
+
+    def send(job_id: str) -> None:
+        if not queues:
+            queues.append(TaskQueue(settings, storage))
+        queues[0].send(TASK_WEBHOOK, job_id, QUEUES[0], task_id=f"{job_id}-webhook")
+
+    return send
 
 
 def state_ttl(settings: Settings) -> float:
@@ -165,17 +198,24 @@ class JobRun:
                 artifact.unlink(missing_ok=True)
         if status is JobStatus.DONE and self.manifest.cache_key:
             storage.cache_put(self.manifest.cache_key, self.job_id)
-        final = store.update(self.job_id, finish(status, time.time(), error)) or store.get(
-            self.job_id
-        )
+        changed = store.update(self.job_id, finish(status, time.time(), error))
+        final = changed or store.get(self.job_id)
         if final is None:
             return self.state
         self.final = final
-        storage.write_manifest(
-            self.manifest.model_copy(
-                update={"state": final, "result": self.result, "stages": self.stages}
+        try:
+            storage.write_manifest(
+                self.manifest.model_copy(
+                    update={"state": final, "result": self.result, "stages": self.stages}
+                )
             )
-        )
+        except OSError:  # a full disk: the state store still has the outcome
+            logger.warning("could not write the manifest", exc_info=True)
+        if changed is not None and self.manifest.request.webhook:
+            try:
+                self.context.notify(self.job_id)
+            except Exception:
+                logger.exception("could not queue the webhook")
         for stage, seconds in self.stages.items():
             store.observe("stage_duration_seconds", label(stage=stage), seconds)
         if final.started_at is not None and final.finished_at is not None:
@@ -233,20 +273,24 @@ def running_job(job_id: str) -> Iterator[JobRun | None]:
             yield run
         except CanceledError:
             run.end(JobStatus.CANCELED)
-        except FacecastError as exc:
+        except ExplicitImageError as exc:
             run.end(JobStatus.REJECTED, ErrorInfo(code=exc.code, message=exc.message))
+        except FacecastError as exc:
+            logger.warning("job refused: %s (%s)", exc.code, exc.message)
+            run.end(JobStatus.ERROR, ErrorInfo(code=exc.code, message=exc.message))
         except SoftTimeLimitExceeded:
             limit = context.settings.job_soft_time_limit
             run.end(
                 JobStatus.ERROR,
-                ErrorInfo(code="time_limit", message=f"The job ran longer than {limit} s."),
+                ErrorInfo(code=TIMEOUT, message=f"The job ran longer than {limit} s."),
             )
-        except Exception:
+        except Exception as exc:
             logger.exception("job failed")
-            run.end(
-                JobStatus.ERROR,
-                ErrorInfo(code="internal_error", message="The job failed; see log_tail."),
-            )
+            if isinstance(exc, OSError) and exc.errno in STORAGE_ERRNOS:
+                run.end(JobStatus.ERROR, storage_error(exc))
+            else:
+                message = "The job failed; see log_tail."
+                run.end(JobStatus.ERROR, ErrorInfo(code="internal_error", message=message))
         else:
             run.end(JobStatus.DONE)
 

@@ -7,9 +7,10 @@ Celery (task queue). It never renders anything itself; the web process stays lig
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -19,16 +20,20 @@ from starlette.concurrency import run_in_threadpool
 from facecast import __version__
 from facecast.config import Settings
 from facecast.errors import BackendUnavailableError
+from facecast.service import webhooks
 from facecast.service.errors import (
     AudioNotReadyError,
     ConsentRequiredError,
     InvalidRequestError,
     JobNotFoundError,
     NotCancelableError,
+    ServiceError,
+    StorageFullError,
+    StorageUnavailableError,
 )
-from facecast.service.inputs import audio_file_name, check_image, clean_text, even
+from facecast.service.inputs import audio_file_name, check_audio, check_image, clean_text, even
 from facecast.service.metrics import Snapshot
-from facecast.service.queueing import QUEUES, TASK_ANIMATE, TASK_TTS, TaskQueue
+from facecast.service.queueing import QUEUES, TASK_ANIMATE, TASK_TTS, TASK_WEBHOOK, TaskQueue
 from facecast.service.schemas import (
     Check,
     ErrorInfo,
@@ -54,6 +59,19 @@ WAIT_POLL_S = 0.05
 LOG_TAIL_LINES = 20
 FAILED = frozenset({JobStatus.ERROR, JobStatus.REJECTED})
 """Statuses whose view carries the worker's log tail."""
+DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+
+
+def storage_failure(exc: OSError) -> ServiceError:
+    """The API error for a data directory that is full (507) or not writable (503)."""
+    if exc.errno in DISK_FULL:
+        return StorageFullError("The server's storage is full; try again later.")
+    return StorageUnavailableError("The server cannot store uploads right now; try again later.")
+
+
+def idempotency_scope(principal: str, route: str, key: str | None) -> str | None:
+    """The stored form of an Idempotency-Key: per caller and route, hashed."""
+    return None if key is None else content_key("idempotency", principal, route, key)
 
 
 @dataclass(frozen=True)
@@ -71,6 +89,10 @@ class AnimateSubmission:
     fps: int | None = None
     size: int | None = None
     full_frame: bool = False
+    webhook: str | None = None
+    client_ref: str | None = None
+    idempotency: str | None = None
+    """The scoped Idempotency-Key (see `idempotency_scope`)."""
 
 
 @dataclass(frozen=True)
@@ -81,6 +103,9 @@ class TtsSubmission:
     lang: str | None = None
     voice: str | None = None
     voice_sample: BinaryIO | None = None
+    webhook: str | None = None
+    client_ref: str | None = None
+    idempotency: str | None = None
 
 
 @dataclass(frozen=True)
@@ -122,12 +147,52 @@ class JobService:
             if submission.text is None
             else clean_text(submission.text, self.settings.max_text_chars)
         )
-        job_id = self.storage.new_job()
+        if submission.webhook is not None:
+            webhooks.check_url(submission.webhook, self.settings)
+        return self._create(
+            lambda job_id: self._create_animate(job_id, submission, text),
+            submission.idempotency,
+            JobKind.ANIMATE,
+        )
+
+    def _create(
+        self, build: Callable[[str], Submitted], idempotency: str | None, kind: JobKind
+    ) -> Submitted:
+        """A new job directory filled by `build`; removed again when that fails.
+
+        With an idempotency key the first request binds it to its job; a retry gets that job.
+        """
         try:
-            return self._create_animate(job_id, submission, text)
-        except BaseException:
+            job_id = self.storage.new_job()
+        except OSError as exc:
+            raise storage_failure(exc) from exc
+        if idempotency is not None:
+            bound = self.store.claim(idempotency, job_id, self.settings.idempotency_hours * 3600)
+            if bound != job_id:
+                self.storage.remove(job_id)
+                return Submitted(self._state_or_queued(bound, kind))
+        try:
+            submitted = build(job_id)
+        except BaseException as exc:
             self.storage.remove(job_id)
+            if idempotency is not None:
+                self.store.release(idempotency, job_id)
+            if isinstance(exc, OSError) and exc.errno is not None:
+                raise storage_failure(exc) from exc
             raise
+        if idempotency is not None and submitted.state.job_id != job_id:  # answered by reuse
+            self.store.release(idempotency, job_id)
+            self.store.claim(
+                idempotency, submitted.state.job_id, self.settings.idempotency_hours * 3600
+            )
+        return submitted
+
+    def _state_or_queued(self, job_id: str, kind: JobKind) -> JobState:
+        """A job bound to an idempotency key; `queued` while its first request still uploads."""
+        try:
+            return self.get(job_id)
+        except JobNotFoundError:
+            return JobState(job_id=job_id, kind=kind, created_at=time.time())
 
     def _create_animate(
         self, job_id: str, submission: AnimateSubmission, text: str | None
@@ -147,12 +212,16 @@ class JobService:
             fps=submission.fps or settings.default_fps,
             size=even(submission.size or settings.default_size),
             full_frame=submission.full_frame,
+            watermark=settings.watermark,
+            webhook=submission.webhook,
+            client_ref=submission.client_ref,
         )
         if submission.audio is not None:
             name = audio_file_name(submission.audio_filename)
             voice_key = self.storage.save_stream(
                 job_id, name, submission.audio, settings.max_upload_bytes
             )
+            check_audio(self.storage.path(job_id, name), settings.max_audio_seconds)
             request = request.model_copy(update={"audio": name})
         elif submission.audio_id is not None:
             voice_key = self._link_tts_audio(submission.audio_id, job_id)
@@ -168,6 +237,7 @@ class JobService:
             request.size,
             request.full_frame,
             request.seed,
+            request.watermark,
         )
         reused = self._reuse_video(job_id, cache_key)
         now = time.time()
@@ -229,18 +299,24 @@ class JobService:
                 "Voice cloning is not available on this server: no cloning backend (XTTS) is "
                 "configured. Send the request without voice_clone_wav to use a built-in voice."
             )
-        job_id = self.storage.new_job()
-        try:
-            return self._create_tts(job_id, submission, text, lang)
-        except BaseException:
-            self.storage.remove(job_id)
-            raise
+        if submission.webhook is not None:
+            webhooks.check_url(submission.webhook, settings)
+        return self._create(
+            lambda job_id: self._create_tts(job_id, submission, text, lang),
+            submission.idempotency,
+            JobKind.TTS,
+        )
 
     def _create_tts(
         self, job_id: str, submission: TtsSubmission, text: str, lang: str
     ) -> Submitted:
         request = JobRequest(
-            text=text, lang=lang, voice=submission.voice, speech_backend=DEFAULT_BACKEND
+            text=text,
+            lang=lang,
+            voice=submission.voice,
+            speech_backend=DEFAULT_BACKEND,
+            webhook=submission.webhook,
+            client_ref=submission.client_ref,
         )
         sample_key = None
         if submission.voice_sample is not None:
@@ -277,6 +353,7 @@ class JobService:
         self.store.create(manifest.state)
         if manifest.state.status.final:
             self.store.increment("jobs_reused_total", f"kind={manifest.kind.value}")
+            self._notify(manifest)
             return Submitted(manifest.state, reused=True)
         self.store.increment("jobs_submitted_total", f"kind={manifest.kind.value}")
         try:
@@ -335,10 +412,15 @@ class JobService:
             if state.status in FAILED
             else None,
             reused_from=state.reused_from,
+            client_ref=self._client_ref(state.job_id),
             created_at=iso(state.created_at),
             started_at=iso(state.started_at),
             finished_at=iso(state.finished_at),
         )
+
+    def _client_ref(self, job_id: str) -> str | None:
+        manifest = self.storage.read_manifest(job_id)
+        return manifest.request.client_ref if manifest is not None else None
 
     def download(self, job_id: str, name: str) -> Path:
         """Path of a finished job's video or audio; JobNotFoundError otherwise."""
@@ -391,6 +473,17 @@ class JobService:
             manifest = self.storage.read_manifest(job_id)
             if manifest is not None:
                 self.storage.write_manifest(manifest.model_copy(update={"state": new}))
+                self._notify(manifest)
+
+    def _notify(self, manifest: JobManifest) -> None:
+        """Queue the webhook of a job that became final here (not in a worker)."""
+        if manifest.request.webhook:
+            try:
+                self.queue.send(
+                    TASK_WEBHOOK, manifest.job_id, QUEUES[0], task_id=f"{manifest.job_id}-webhook"
+                )
+            except Exception:
+                logger.exception("could not queue the webhook", extra={"job_id": manifest.job_id})
 
     def sweep(self, now: float | None = None) -> list[str]:
         """Remove jobs older than the retention; returns their ids."""

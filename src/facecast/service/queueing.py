@@ -21,6 +21,7 @@ from facecast.service.storage import Storage
 
 TASK_ANIMATE = "facecast.animate"
 TASK_TTS = "facecast.tts"
+TASK_WEBHOOK = "facecast.webhook"
 QUEUES = ("default", "gpu")
 """`default` takes CPU work; `gpu` is for GPU backends on GPU hosts."""
 
@@ -110,10 +111,10 @@ class TaskQueue:
         self.app = make_celery(settings, storage)
         self._redis = redis.Redis.from_url(settings.redis_url) if settings.redis_url else None
 
-    def send(self, task: str, job_id: str, queue: str) -> None:
-        """Queue `task` for `job_id`; the Celery task id is the job id, so logs carry it."""
+    def send(self, task: str, job_id: str, queue: str, task_id: str | None = None) -> None:
+        """Queue `task` for `job_id`; the Celery task id is the job id unless given."""
         try:
-            self.app.send_task(task, args=[job_id], task_id=job_id, queue=queue)
+            self.app.send_task(task, args=[job_id], task_id=task_id or job_id, queue=queue)
         except (OperationalError, OSError) as exc:
             raise QueueUnavailableError(
                 "The job queue cannot be reached; try again later."

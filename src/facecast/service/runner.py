@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import ipaddress
 import logging
 import os
 import signal
@@ -87,9 +88,34 @@ class _Signals:
         self.stopping = True
 
 
+LOOPBACK_NAMES = frozenset({"localhost", "ip6-localhost"})
+
+
+def is_loopback(host: str) -> bool:
+    """True for addresses only this machine can reach."""
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_access(host: str, api_keys: list[str], anonymous: bool | None) -> None:
+    """Refuse to serve a reachable address without API keys unless anonymity is asked for."""
+    allowed = is_loopback(host) if anonymous is None else anonymous
+    if not api_keys and not allowed:
+        raise SystemExit(
+            f"facecast serve: refusing to listen on {host} without API keys. Set "
+            "FACECAST_API_KEYS (comma-separated), or FACECAST_ANONYMOUS_ACCESS=true to serve "
+            "without them (e.g. behind a proxy that authenticates)."
+        )
+
+
 def serve(host: str, port: int, workers: int) -> None:
     """Start the API (uvicorn) and `workers` worker processes; return when stopped."""
     settings = get_settings()
+    check_access(host, settings.api_keys, settings.anonymous_access)
     data_dir = settings.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     os.environ["FACECAST_DATA_DIR"] = str(data_dir)  # the workers inherit one absolute path

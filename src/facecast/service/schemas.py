@@ -17,8 +17,10 @@ LANG_PATTERN = r"^[a-z]{2,3}([-_][A-Za-z0-9]{2,8})?$"
 class JobStatus(StrEnum):
     """Where a job is in its life.
 
-    `rejected` means the input was refused (no face, unreadable audio, ...): the caller can fix it.
-    `error` means the service failed (time limit, lost worker, a bug): the caller can retry.
+    `rejected` means the safety screen refused the photo (explicit content): do not retry.
+    `error` means the job could not be made; `error.code` says why: bad input the caller can
+    fix (no_face, invalid_audio, ...) or a failure of the service (timeout, worker_lost,
+    storage_full, internal_error) worth a retry.
     """
 
     QUEUED = "queued"
@@ -96,6 +98,9 @@ class JobRequest(BaseModel):
     size: int = 512
     full_frame: bool = False
     seed: int = 0
+    watermark: str | None = None
+    webhook: str | None = None
+    client_ref: str | None = None
 
 
 class JobResult(BaseModel):
@@ -145,6 +150,7 @@ class JobCreated(BaseModel):
 
     job_id: str
     status: JobStatus
+    client_ref: str | None = Field(None, description="The `client_ref` sent with the request.")
 
 
 class JobView(BaseModel):
@@ -160,19 +166,42 @@ class JobView(BaseModel):
     error: ErrorInfo | None = None
     log_tail: list[str] | None = Field(None, description="Last worker log lines of a failed job.")
     reused_from: str | None = Field(None, description="Job whose result was reused, if any.")
+    client_ref: str | None = Field(None, description="The `client_ref` sent with the request.")
     created_at: datetime
     started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class WebhookEvent(BaseModel):
+    """Body of the POST a job's `webhook` URL gets once the job is final."""
+
+    event: str = "job.finished"
+    job_id: str
+    kind: JobKind
+    status: JobStatus
+    error: ErrorInfo | None = None
+    client_ref: str | None = None
+    video_url: str | None = Field(None, description="Absolute when FACECAST_PUBLIC_URL is set.")
+    audio_url: str | None = None
     finished_at: datetime | None = None
 
 
 class TtsRequest(BaseModel):
     """JSON body of POST /tts."""
 
+    model_config = ConfigDict(extra="forbid")
+
     text: str = Field(min_length=1, description="What to say.")
     lang: str | None = Field(
         None, pattern=LANG_PATTERN, description="Language code; default FACECAST_DEFAULT_LANG (de)."
     )
     voice: str | None = Field(None, max_length=64, description="Backend voice name.")
+    webhook: str | None = Field(
+        None, max_length=2048, description="URL that gets a signed POST when the job ends."
+    )
+    client_ref: str | None = Field(
+        None, max_length=256, description="Your reference; returned in views and webhooks."
+    )
 
 
 class TtsForm(TtsRequest):

@@ -8,9 +8,11 @@ The transition functions at the end of this module are those pure functions.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
+import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -40,6 +42,8 @@ LOCK_FILE = "state.lock"
 LOG_FILE = "log.txt"
 METRICS_FILE = "_metrics.json"
 WORKERS_DIR = "_workers"
+IDEMPOTENCY_DIR = "_idempotency"
+IDEMPOTENCY_KEY = re.compile(r"[0-9a-f]{64}")
 
 
 def _text(value: bytes | str) -> str:
@@ -113,6 +117,12 @@ class StateStore(Protocol):
 
     def workers(self) -> list[WorkerInfo]:
         """Worker processes whose heartbeat has not expired."""
+
+    def claim(self, key: str, job_id: str, ttl: float) -> str:
+        """Bind idempotency `key` to `job_id` unless it is bound; the job it is bound to."""
+
+    def release(self, key: str, job_id: str) -> None:
+        """Unbind `key` if it is bound to `job_id` (the job was never created)."""
 
 
 # --------------------------------------------------------------------------- Redis
@@ -255,6 +265,23 @@ class RedisStateStore:
         keys = sorted(self.redis.scan_iter(match=self._key("worker", "*"), count=100))
         values = self.redis.mget(keys) if keys else []
         return [WorkerInfo.model_validate_json(v) for v in values if v is not None]
+
+    def claim(self, key: str, job_id: str, ttl: float) -> str:
+        """SET NX with an expiry; the winner's job id."""
+        name = self._key("idem", key)
+        for _ in range(UPDATE_RETRIES):
+            if self.redis.set(name, job_id, nx=True, ex=max(1, int(ttl))):
+                return job_id
+            bound = self.redis.get(name)
+            if bound is not None:
+                return _text(bound)
+        raise RuntimeError("idempotency key kept changing")
+
+    def release(self, key: str, job_id: str) -> None:
+        """Delete the binding if it is still ours."""
+        name = self._key("idem", key)
+        if _text(self.redis.get(name) or b"") == job_id:
+            self.redis.delete(name)
 
 
 # --------------------------------------------------------------------------- files
@@ -421,6 +448,40 @@ class FileStateStore:
             elif payload.get("expires_at", 0) < now - 3600:
                 path.unlink(missing_ok=True)
         return alive
+
+    def _key_path(self, key: str) -> Path:
+        if IDEMPOTENCY_KEY.fullmatch(key) is None:
+            raise ValueError("bad idempotency key")
+        return self.storage.root / IDEMPOTENCY_DIR / key
+
+    def claim(self, key: str, job_id: str, ttl: float) -> str:
+        """Create the key file exclusively; an expired one is replaced."""
+        path = self._key_path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for _ in range(UPDATE_RETRIES):
+            try:
+                with path.open("x", encoding="ascii") as handle:
+                    handle.write(job_id)
+                return job_id
+            except FileExistsError:
+                try:
+                    if time.time() - path.stat().st_mtime > ttl:
+                        path.unlink(missing_ok=True)
+                        continue
+                    bound = path.read_text(encoding="ascii").strip()
+                except FileNotFoundError:
+                    continue
+                if bound:
+                    return bound
+                time.sleep(0.01)  # the winner is still writing its id
+        raise RuntimeError("idempotency key kept changing")
+
+    def release(self, key: str, job_id: str) -> None:
+        """Remove the key file if it names `job_id`."""
+        path = self._key_path(key)
+        with contextlib.suppress(FileNotFoundError):
+            if path.read_text(encoding="ascii").strip() == job_id:
+                path.unlink(missing_ok=True)
 
 
 def open_state_store(redis_url: str | None, storage: Storage, ttl_seconds: float) -> StateStore:

@@ -2,19 +2,35 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
+
+from fastapi import Header
 
 from facecast.service.schemas import ErrorResponse
 
+IDEMPOTENCY_KEY = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        pattern=r"^[\x21-\x7e]+$",
+        description="Any unique string; a retry with the same key returns the same job.",
+    ),
+]
+
 ERROR_DESCRIPTIONS = {
     400: "Bad input (the error code says what: invalid_image, consent_required, ...).",
+    401: "An API key is required (`Authorization: Bearer <key>`).",
     404: "No such job or file.",
     409: "The job is in the wrong state for this.",
     413: "The upload is too large.",
     415: "Unsupported content type.",
-    422: "A field is missing or out of range.",
+    422: "A field is missing, unknown, repeated or out of range.",
+    429: "Too many submissions; `Retry-After` says when to try again.",
     500: "The job failed inside the service.",
-    503: "The queue cannot be reached.",
+    503: "The queue or the storage cannot be reached.",
+    507: "The server's storage is full.",
 }
 
 

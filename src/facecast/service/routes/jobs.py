@@ -6,14 +6,31 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import anyio
-from fastapi import APIRouter, File, Form, UploadFile, WebSocket, WebSocketDisconnect
+from fastapi import (
+    APIRouter,
+    Depends,
+    File,
+    Form,
+    Request,
+    UploadFile,
+    WebSocket,
+    WebSocketDisconnect,
+)
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from facecast.errors import FacecastError
-from facecast.service.deps import BaseUrlDep, ServiceDep
-from facecast.service.jobs import AnimateSubmission, JobService
-from facecast.service.routes import error_responses
+from facecast.service.access import authenticate
+from facecast.service.deps import (
+    BaseUrlDep,
+    PrincipalDep,
+    ServiceDep,
+    SubmitterDep,
+    get_app_settings,
+)
+from facecast.service.inputs import check_fields
+from facecast.service.jobs import AnimateSubmission, JobService, idempotency_scope
+from facecast.service.routes import IDEMPOTENCY_KEY, error_responses
 from facecast.service.schemas import LANG_PATTERN, ErrorInfo, ErrorResponse, JobCreated, JobView
 
 router = APIRouter(tags=["jobs"])
@@ -28,20 +45,46 @@ SSE_RESPONSE: dict[int | str, dict[str, Any]] = {
 }
 
 
+ANIMATE_FIELDS = frozenset(
+    {
+        "source_image",
+        "consent",
+        "audio",
+        "audio_id",
+        "text",
+        "lang",
+        "voice",
+        "fps",
+        "size",
+        "full_frame",
+        "webhook",
+        "client_ref",
+    }
+)
+
+
 def _given(value: str | None) -> str | None:
     """Multipart clients send empty strings for unset fields."""
     return value if value else None
+
+
+async def _known_fields(request: Request) -> None:
+    """422 for unknown or repeated form fields (FastAPI would ignore or pick one)."""
+    form = await request.form()
+    check_fields((name for name, _ in form.multi_items()), ANIMATE_FIELDS)
 
 
 @router.post(
     "/animate",
     status_code=202,
     response_model=JobCreated,
-    responses=error_responses(400, 404, 409, 413, 422, 503),
+    responses=error_responses(400, 401, 404, 409, 413, 422, 429, 503, 507),
     summary="Animate a photo with audio, an audio_id from POST /tts, or text",
+    dependencies=[Depends(_known_fields)],
 )
 def animate(
     service: ServiceDep,
+    submitter: SubmitterDep,
     source_image: Annotated[UploadFile, File(description="The portrait: JPEG, PNG or WebP.")],
     consent: Annotated[
         bool, Form(description="Must be true: the uploader confirms the person agreed.")
@@ -64,8 +107,20 @@ def animate(
         int | None, Form(ge=128, le=2048, description="Edge of the square video; default 512.")
     ] = None,
     full_frame: Annotated[bool, Form(description="Animate the whole photo, not a crop.")] = False,
+    webhook: Annotated[
+        str | None,
+        Form(max_length=2048, description="URL that gets a signed POST when the job ends."),
+    ] = None,
+    client_ref: Annotated[
+        str | None,
+        Form(max_length=256, description="Your reference; returned in views and webhooks."),
+    ] = None,
+    idempotency_key: IDEMPOTENCY_KEY = None,
 ) -> JobCreated:
-    """Queue a render; poll GET /jobs/{job_id} or follow /ws/jobs/{job_id} for progress."""
+    """Queue a render; poll GET /jobs/{job_id} or follow /ws/jobs/{job_id} for progress.
+
+    A retry with the same `Idempotency-Key` header answers with the job of the first request.
+    """
     has_audio = audio is not None and bool(audio.filename or audio.size)
     submission = AnimateSubmission(
         image=source_image.file,
@@ -79,19 +134,26 @@ def animate(
         fps=fps,
         size=size,
         full_frame=full_frame,
+        webhook=_given(webhook),
+        client_ref=_given(client_ref),
+        idempotency=idempotency_scope(submitter.id, "animate", idempotency_key),
     )
     submitted = service.submit_animate(submission)
-    return JobCreated(job_id=submitted.state.job_id, status=submitted.state.status)
+    return JobCreated(
+        job_id=submitted.state.job_id,
+        status=submitted.state.status,
+        client_ref=service.view(submitted.state, "").client_ref,
+    )
 
 
-@router.get("/jobs/{job_id}", response_model=JobView, responses=error_responses(404))
-def get_job(job_id: str, service: ServiceDep, base_url: BaseUrlDep) -> JobView:
+@router.get("/jobs/{job_id}", response_model=JobView, responses=error_responses(401, 404))
+def get_job(job_id: str, service: ServiceDep, base_url: BaseUrlDep, _: PrincipalDep) -> JobView:
     """Status, progress, links and (for failed jobs) the error and the worker's log tail."""
     return service.view(service.get(job_id), base_url)
 
 
-@router.delete("/jobs/{job_id}", response_model=JobView, responses=error_responses(404, 409))
-def cancel_job(job_id: str, service: ServiceDep, base_url: BaseUrlDep) -> JobView:
+@router.delete("/jobs/{job_id}", response_model=JobView, responses=error_responses(401, 404, 409))
+def cancel_job(job_id: str, service: ServiceDep, base_url: BaseUrlDep, _: PrincipalDep) -> JobView:
     """Cancel a queued or running job; a running one stops within moments."""
     return service.view(service.cancel(job_id), base_url)
 
@@ -99,9 +161,11 @@ def cancel_job(job_id: str, service: ServiceDep, base_url: BaseUrlDep) -> JobVie
 @router.get(
     "/jobs/{job_id}/events",
     response_class=StreamingResponse,
-    responses={**SSE_RESPONSE, **error_responses(404)},
+    responses={**SSE_RESPONSE, **error_responses(401, 404)},
 )
-async def job_events(job_id: str, service: ServiceDep, base_url: BaseUrlDep) -> StreamingResponse:
+async def job_events(
+    job_id: str, service: ServiceDep, base_url: BaseUrlDep, _: PrincipalDep
+) -> StreamingResponse:
     """Server-sent events: the job view on every change, until a final state."""
     await run_in_threadpool(service.get, job_id)
 
@@ -142,6 +206,7 @@ async def job_socket(
     """WebSocket: a JSON job view on every change; closed after the final state."""
     await websocket.accept()
     try:
+        authenticate(websocket, get_app_settings(websocket).api_keys)
         await run_in_threadpool(service.get, job_id)
     except FacecastError as exc:
         body = ErrorResponse(error=ErrorInfo(code=exc.code, message=exc.message))

@@ -11,17 +11,28 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from facecast.service.deps import BaseUrlDep, ServiceDep
+from facecast.service.deps import BaseUrlDep, ServiceDep, SubmitterDep
 from facecast.service.errors import JobFailedError, ServiceError
-from facecast.service.jobs import JobService, TtsSubmission
-from facecast.service.routes import error_responses
+from facecast.service.inputs import check_fields
+from facecast.service.jobs import JobService, TtsSubmission, idempotency_scope
+from facecast.service.routes import IDEMPOTENCY_KEY, error_responses
 from facecast.service.schemas import JobState, JobStatus, TtsForm, TtsRequest, TtsResult
 from facecast.service.storage import AUDIO
 
 router = APIRouter(tags=["speech"])
 
 FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
-FAILED_STATUS = {JobStatus.REJECTED: 400, JobStatus.CANCELED: 409, JobStatus.ERROR: 500}
+FAILED_STATUS = {JobStatus.REJECTED: 400, JobStatus.CANCELED: 409, JobStatus.ERROR: 400}
+SERVICE_FAILURES = {
+    "internal_error": 500,
+    "timeout": 500,
+    "worker_lost": 500,
+    "queue_unavailable": 503,
+    "storage_unavailable": 503,
+    "storage_full": 507,
+}
+"""Job error codes that are the service's fault; any other error code is the input's (400)."""
+FORM_FIELDS = frozenset({*TtsForm.model_fields})
 TTS_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
@@ -46,6 +57,7 @@ async def _parse(request: Request) -> tuple[TtsRequest, UploadFile | None]:
             return TtsRequest.model_validate_json(await request.body()), None
         if content_type.startswith(FORM_TYPES):
             form = await request.form()
+            check_fields((name for name, _ in form.multi_items()), FORM_FIELDS)
             sample = form.get("voice_clone_wav")
             fields = {
                 k: v for k, v in form.items() if isinstance(v, str) and k != "voice_clone_wav"
@@ -62,10 +74,11 @@ def _answer(service: JobService, state: JobState, reused: bool, base_url: str) -
     """200 with the audio when done, 202 with the job while it runs, the job's error otherwise."""
     if state.status in FAILED_STATUS:
         error = state.error
+        code = error.code if error else state.status.value
         raise JobFailedError(
-            error.code if error else state.status.value,
+            code,
             error.message if error else f"The speech job was {state.status.value}.",
-            FAILED_STATUS[state.status],
+            SERVICE_FAILURES.get(code, FAILED_STATUS[state.status]),
         )
     done = state.status is JobStatus.DONE
     view = service.view(state, base_url)
@@ -84,19 +97,31 @@ def _answer(service: JobService, state: JobState, reused: bool, base_url: str) -
     response_model=TtsResult,
     responses={
         202: {"model": TtsResult, "description": "Still synthesising: poll GET /jobs/{job_id}."},
-        **error_responses(400, 409, 413, 415, 422, 500, 503),
+        **error_responses(400, 401, 409, 413, 415, 422, 429, 500, 503, 507),
     },
     openapi_extra=TTS_BODY,
     summary="Synthesise speech; reuse it in POST /animate via audio_id",
 )
-async def tts(request: Request, service: ServiceDep, base_url: BaseUrlDep) -> JSONResponse:
-    """Synthesis runs in a worker; the request waits up to FACECAST_TTS_WAIT_SECONDS for it."""
+async def tts(
+    request: Request,
+    service: ServiceDep,
+    base_url: BaseUrlDep,
+    submitter: SubmitterDep,
+    idempotency_key: IDEMPOTENCY_KEY = None,
+) -> JSONResponse:
+    """Synthesis runs in a worker; the request waits up to FACECAST_TTS_WAIT_SECONDS for it.
+
+    A retry with the same `Idempotency-Key` header answers with the job of the first request.
+    """
     body, sample = await _parse(request)
     submission = TtsSubmission(
         text=body.text,
         lang=body.lang,
         voice=body.voice,
         voice_sample=sample.file if sample else None,
+        webhook=body.webhook or None,
+        client_ref=body.client_ref or None,
+        idempotency=idempotency_scope(submitter.id, "tts", idempotency_key),
     )
     submitted = await run_in_threadpool(service.submit_tts, submission)
     state = submitted.state
