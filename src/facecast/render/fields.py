@@ -45,6 +45,8 @@ BROW_LIFT = 0.035
 """Brow travel at brows = 1, fraction of face height."""
 ANCHOR_RING = 1.45
 """Fixed anchors sit this many half-extents of the face away from its centre."""
+LID_MEET = 0.7
+"""Closed lids meet this share of the way down the open eye (the upper lid travels most)."""
 LID_MARGIN = 0.25
 """Below a closed eye the lower lid is sampled this share of the opening under its landmarks."""
 NECK_ANCHOR = 0.55
@@ -428,7 +430,7 @@ def blink_field(
         return field
     h_up = 0.7 * eye_h + 1.5
     h_lo = 0.6 * eye_h + 1.5
-    yc = yu + 0.7 * opening
+    yc = yu + LID_MEET * opening
     ys = region.y0 + np.arange(region.h, dtype=np.float64)[:, None]
     top = (yu - h_up)[None, :]
     bottom = (yl + h_lo)[None, :]
@@ -447,6 +449,21 @@ def blink_field(
     offset = cv2.GaussianBlur(offset, (7, 1), 1.5)
     field[..., 1] = offset
     return field
+
+
+def closure_line(
+    lm: FaceLandmarks, upper_ids: tuple[int, ...], lower_ids: tuple[int, ...], points: int = 16
+) -> np.ndarray:
+    """Where the lids of a closed eye meet (the lash line), corner to corner, (points, 2)."""
+    up = _points(lm, upper_ids)
+    lo = _points(lm, lower_ids)
+    x_left = min(up[:, 0].min(), lo[:, 0].min())
+    x_right = max(up[:, 0].max(), lo[:, 0].max())
+    xs = np.linspace(x_left, x_right, points)
+    yu, yl = _lid_curve(up, xs), _lid_curve(lo, xs)
+    along = (xs - x_left) / max(x_right - x_left, 1.0)
+    opening = np.maximum(yl - yu, 0.0) * np.sin(np.pi * along) ** 0.5
+    return np.stack([xs, yu + LID_MEET * opening], axis=1)
 
 
 def _lid_curve(points: np.ndarray, xs: np.ndarray) -> np.ndarray:
