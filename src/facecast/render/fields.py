@@ -290,10 +290,10 @@ def jaw_field(
         [-np.sign(corners[:, 0] - mouth.centre_x) * 0.06 * gap, np.full(4, 0.18 * gap)], axis=1
     )
     lo_in = mouth.lower_inner[1:-1]
-    lo_in_v = np.stack([np.zeros(len(lo_in)), gap * _bump(lo_in[:, 0], mouth, 0.25)], axis=1)
+    lo_in_v = np.stack([np.zeros(len(lo_in)), gap * _bump(lo_in[:, 0], mouth, 0.12)], axis=1)
     lo_out = _points(lm, LOWER_OUTER_LIP[1:-1])
     lo_out_v = np.stack(
-        [np.zeros(len(lo_out)), gap * 0.97 * _bump(lo_out[:, 0], mouth, 0.4)], axis=1
+        [np.zeros(len(lo_out)), gap * 0.97 * _bump(lo_out[:, 0], mouth, 0.3)], axis=1
     )
     jaw_pts, jaw_v = _jaw_line(lm, gap * 0.95)
     up_in = mouth.upper_inner[1:-1]

@@ -37,7 +37,7 @@ def palette_from(rgb: np.ndarray, lip_points: np.ndarray, cheek_points: np.ndarr
     skin = _sample(rgb, cheek_points)
     luma = float(skin @ np.array([0.299, 0.587, 0.114]))
     light = np.clip(luma / 170.0, 0.55, 1.15)
-    cavity = lips * 0.18 + np.array([8.0, 3.0, 3.0])
+    cavity = lips * 0.24 + np.array([10.0, 2.0, 2.0])
     tongue = lips * 0.55 + np.array([12.0, 2.0, 2.0])
     teeth = np.array([226.0, 220.0, 206.0]) * light * 0.9 + skin * 0.1
     return MouthPalette(
