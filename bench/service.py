@@ -71,7 +71,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def start_service(
-    args: argparse.Namespace, data_dir: Path, port: int, log: Path
+    args: argparse.Namespace, data_dir: Path, port: int, log: Path, **settings: str
 ) -> subprocess.Popen[bytes]:
     env = {
         k: v for k, v in os.environ.items() if not k.startswith("FACECAST_") and k != "REDIS_URL"
@@ -81,6 +81,7 @@ def start_service(
     env["FACECAST_DATA_DIR"] = str(data_dir)
     if args.redis_url:
         env["REDIS_URL"] = args.redis_url
+    env.update(settings)
     command = [
         sys.executable,
         "-m",
