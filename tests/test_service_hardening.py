@@ -29,6 +29,7 @@ import onnx
 import pytest
 import redis
 from onnx import TensorProto, helper
+from websockets.sync.client import connect
 
 from conftest_service import LiveService, free_port, service_env, spawn, stop_process
 from facecast.audio import AudioTrack, save_wav
@@ -322,7 +323,14 @@ def test_api_keys_cors_and_rate_limit(hardened: LiveService, portrait: Path) -> 
     assert [a.status_code for a in answers[:RATE_LIMIT]] == [422] * RATE_LIMIT
     assert error_of(answers[-1], 429)["code"] == "rate_limited"
     assert 1 <= int(answers[-1].headers["retry-after"]) <= 60
-    assert hardened.animate(portrait, text="Noch erlaubt.").status_code == 202  # other key
+    created = hardened.animate(portrait, text="Noch erlaubt.")  # the other key
+    assert created.status_code == 202
+    # Browsers cannot set headers on a WebSocket: the key may come as ?access_token=.
+    socket_url = f"{hardened.ws_url}/ws/jobs/{created.json()['job_id']}"
+    with connect(f"{socket_url}?access_token={API_KEY}", open_timeout=10) as socket:
+        assert json.loads(socket.recv(timeout=30))["job_id"] == created.json()["job_id"]
+    with connect(socket_url, open_timeout=10) as socket:
+        assert json.loads(socket.recv(timeout=30))["error"]["code"] == "unauthorized"
 
 
 def test_idempotency_key_returns_the_same_job(hardened: LiveService, portrait: Path) -> None:

@@ -16,7 +16,6 @@ FINAL_STATUSES = frozenset({"done", "error", "canceled", "rejected"})
 POLL_INTERVAL_S = 0.7
 REQUEST_TIMEOUT_S = 60.0
 TTS_WAIT_S = 300.0
-API_KEY_HEADER = "X-API-Key"
 PLAIN_WORDS = {
     "no_face": "No face was found in the photo. Try a clear, front-facing portrait.",
     "invalid_image": "The photo could not be read. Use a JPEG, PNG or WebP image.",
@@ -118,7 +117,7 @@ class FacecastClient:
 
     def __init__(self, base_url: str, api_key: str | None = None) -> None:
         self.base_url = base_url.rstrip("/")
-        headers = {API_KEY_HEADER: api_key} if api_key else {}
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._http = httpx.AsyncClient(
             base_url=self.base_url, headers=headers, timeout=REQUEST_TIMEOUT_S
         )

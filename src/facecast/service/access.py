@@ -20,6 +20,7 @@ from starlette.requests import HTTPConnection
 from facecast.service.errors import RateLimitedError, UnauthorizedError
 
 BEARER = "bearer"
+WS_TOKEN_PARAM = "access_token"
 PRINCIPAL_HASH_CHARS = 16
 WINDOW_S = 60.0
 MAX_TRACKED = 10_000
@@ -35,7 +36,12 @@ class Principal:
 
 def _bearer(connection: HTTPConnection) -> str | None:
     scheme, _, token = connection.headers.get("authorization", "").partition(" ")
-    return token.strip() if scheme.lower() == BEARER and token.strip() else None
+    if scheme.lower() == BEARER and token.strip():
+        return token.strip()
+    # Browsers cannot set headers on a WebSocket: there the key may come as ?access_token=.
+    if connection.scope.get("type") == "websocket":
+        return connection.query_params.get(WS_TOKEN_PARAM) or None
+    return None
 
 
 def authenticate(connection: HTTPConnection, api_keys: Sequence[str]) -> Principal:

@@ -28,10 +28,17 @@ logger = logging.getLogger(__name__)
 
 PR_SET_PDEATHSIG = 1
 COLD_SHUTDOWN_WAIT_S = 5.0
+WORKER_NICENESS = 10
 
 
-def _die_with_parent() -> None:
-    """In the child before exec: get SIGTERM if `facecast serve` dies without cleaning up."""
+def _prepare_worker_process() -> None:
+    """In the child before exec: lower its priority, and die with `facecast serve`.
+
+    Renders saturate every core; at a lower priority they leave the API on the same machine
+    free to answer submissions and status polls at once. PR_SET_PDEATHSIG sends SIGTERM if
+    `facecast serve` dies without cleaning up.
+    """
+    os.nice(WORKER_NICENESS)
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
@@ -47,7 +54,7 @@ def start_workers(concurrency: int, loglevel: str) -> subprocess.Popen[bytes]:
         f"--queues={','.join(QUEUES)}",
         f"--loglevel={loglevel}",
     ]
-    return subprocess.Popen(command, start_new_session=True, preexec_fn=_die_with_parent)
+    return subprocess.Popen(command, start_new_session=True, preexec_fn=_prepare_worker_process)
 
 
 def stop_workers(process: subprocess.Popen[bytes], grace: float) -> None:

@@ -12,6 +12,7 @@ const PLAIN_WORDS = {
   invalid_text: "Please type something for the person to say.",
   unsupported_language: "That language is not supported.",
   consent_required: "Please confirm that the person in the photo agreed.",
+  unauthorized: "The server wants an API key: open \u201cAPI key\u201d below the form and enter it.",
   payload_too_large: "The file is too large.",
   queue_unavailable: "The service is busy or not running. Try again in a moment.",
 };
@@ -57,10 +58,15 @@ function finish(job) {
   else showError(plain(job.error));
 }
 
+function authHeaders() {
+  const key = $("apikey").value.trim();
+  return key ? { Authorization: `Bearer ${key}` } : {};
+}
+
 function poll(jobId) {
   const timer = setInterval(async () => {
     try {
-      const answer = await fetch(`/jobs/${jobId}`);
+      const answer = await fetch(`/jobs/${jobId}`, { headers: authHeaders() });
       const job = await answer.json();
       if (!answer.ok) { clearInterval(timer); showError(plain(job.error)); return; }
       showProgress(job);
@@ -77,7 +83,9 @@ function follow(jobId) {
   let ended = false;
   let socket;
   try {
-    socket = new WebSocket(`${scheme}://${location.host}/ws/jobs/${jobId}`);
+    const key = $("apikey").value.trim();
+    const token = key ? `?access_token=${encodeURIComponent(key)}` : "";
+    socket = new WebSocket(`${scheme}://${location.host}/ws/jobs/${jobId}${token}`);
   } catch {
     poll(jobId);
     return;
@@ -125,7 +133,7 @@ async function submit(event) {
   $("result").hidden = true;
   showProgress({ status: "queued", stage: "uploading", progress: 0 });
   try {
-    const answer = await fetch("/animate", { method: "POST", body });
+    const answer = await fetch("/animate", { method: "POST", body, headers: authHeaders() });
     const created = await answer.json();
     if (!answer.ok) { showError(plain(created.error)); return; }
     follow(created.job_id);
