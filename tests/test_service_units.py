@@ -307,3 +307,16 @@ def test_job_run_throttles_progress_and_honours_cancel(storage: Storage) -> None
     assert final.status is JobStatus.CANCELED  # the cancel won over a late finish
     assert set(run.stages) == {"speech", "render"}
     assert storage.read_manifest(state.job_id).state.status is JobStatus.CANCELED  # type: ignore[union-attr]
+
+
+def test_serve_without_the_screen_model_only_on_loopback(tmp_path: Path) -> None:
+    from facecast.service.runner import screening_off_reason
+
+    model = tmp_path / "320n.onnx"
+    assert screening_off_reason("127.0.0.1", True, None, model) is None
+    assert screening_off_reason("0.0.0.0", True, model, None) is None
+    assert screening_off_reason("0.0.0.0", False, None, None) is None
+    warning = screening_off_reason("127.0.0.1", True, None, None)
+    assert warning is not None and "nudenet" in warning
+    with pytest.raises(SystemExit, match="photo screen"):
+        screening_off_reason("0.0.0.0", True, None, None)

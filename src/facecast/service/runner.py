@@ -16,10 +16,12 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import uvicorn
 
 from facecast.config import get_settings
+from facecast.safety import bundled_model
 from facecast.service.app import create_app
 from facecast.service.logs import configure_logging
 from facecast.service.queueing import QUEUES
@@ -119,10 +121,38 @@ def check_access(host: str, api_keys: list[str], anonymous: bool | None) -> None
         )
 
 
+def screening_off_reason(
+    host: str, screen: bool, model: Path | None, installed: Path | None
+) -> str | None:
+    """Why `facecast serve` on `host` runs without the photo screen, or None when it screens.
+
+    The screen's model comes from the nudenet wheel, installed apart (see deploy/README.md).
+    A newcomer trying the service on a loopback address gets a warning without it; an address
+    others can reach is refused, so no exposed service runs unscreened by accident.
+    """
+    if not screen or model is not None or installed is not None:
+        return None
+    if not is_loopback(host):
+        raise SystemExit(
+            f"facecast serve: refusing to listen on {host} without the photo screen's model. "
+            "Install it with `pip install --no-deps nudenet==3.4.2`, set FACECAST_NUDITY_MODEL, "
+            "or set FACECAST_NUDITY_SCREEN=false."
+        )
+    return (
+        "photos are not screened: the screen's model is not installed "
+        "(pip install --no-deps nudenet==3.4.2); required before serving other addresses"
+    )
+
+
 def serve(host: str, port: int, workers: int) -> None:
     """Start the API (uvicorn) and `workers` worker processes; return when stopped."""
     settings = get_settings()
     check_access(host, settings.api_keys, settings.anonymous_access)
+    unscreened = screening_off_reason(
+        host, settings.nudity_screen, settings.nudity_model, bundled_model()
+    )
+    if unscreened:
+        os.environ["FACECAST_NUDITY_SCREEN"] = "false"  # the workers inherit it
     data_dir = settings.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     os.environ["FACECAST_DATA_DIR"] = str(data_dir)  # the workers inherit one absolute path
@@ -130,6 +160,8 @@ def serve(host: str, port: int, workers: int) -> None:
     settings = get_settings()
     loglevel = os.environ.get("FACECAST_LOG_LEVEL", "info")
     configure_logging(loglevel)
+    if unscreened:
+        logger.warning(unscreened)
     mode = "redis" if settings.redis_url else f"server-less queue in {data_dir}"
     logger.info("starting %d worker process(es) (%s)", workers, mode)
     signals = _Signals()
