@@ -168,6 +168,20 @@ def spawn(command: list[str], env: dict[str, str], log: Path) -> subprocess.Pope
         )
 
 
+def serve_single_command(root: Path, env: dict[str, str], workers: int = 1) -> LiveService:
+    """`facecast serve` (API and workers in one command) in a subprocess; logs in `root`."""
+    port = free_port()
+    command = [
+        sys.executable,
+        "-c",
+        f"from facecast.service.runner import serve; serve('127.0.0.1', {port}, {workers})",
+    ]
+    log = root / "serve.log"
+    service = LiveService(f"http://127.0.0.1:{port}", root / "data", {"serve": log})
+    service.processes["serve"] = spawn(command, env, log)
+    return service
+
+
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
     """The test Redis database, flushed before and after the session."""

@@ -31,7 +31,14 @@ import redis
 from onnx import TensorProto, helper
 from websockets.sync.client import connect
 
-from conftest_service import LiveService, free_port, service_env, spawn, stop_process
+from conftest_service import (
+    LiveService,
+    free_port,
+    serve_single_command,
+    service_env,
+    spawn,
+    stop_process,
+)
 from facecast.audio import AudioTrack, save_wav
 from facecast.errors import InvalidImageError
 from facecast.pipeline import watermark_frame
@@ -451,7 +458,6 @@ def test_hostile_input_answers_4xx_and_writes_nothing_outside(
 def test_explicit_photo_ends_rejected(tmp_path: Path, portrait: Path, marker: str) -> None:
     """A worker whose model flags everything: the job ends `rejected` with a reason."""
     model = always_explicit_model(tmp_path / "flag.onnx")
-    port = free_port()
     env = service_env(
         tmp_path / "data",
         None,
@@ -459,14 +465,7 @@ def test_explicit_photo_ends_rejected(tmp_path: Path, portrait: Path, marker: st
         FACECAST_WORKER_WARMUP="false",
         FACECAST_TEST_MARKER=marker,
     )
-    command = [
-        sys.executable,
-        "-c",
-        f"from facecast.service.runner import serve; serve('127.0.0.1', {port}, 1)",
-    ]
-    log = tmp_path / "serve.log"
-    service = LiveService(f"http://127.0.0.1:{port}", tmp_path / "data", {"serve": log})
-    service.processes["serve"] = spawn(command, env, log)
+    service = serve_single_command(tmp_path, env)
     try:
         service.wait_ready()
         job = service.wait_job(service.submit_text(portrait, "Nein.", size=128))

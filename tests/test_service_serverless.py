@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from conftest_service import LiveService, free_port, service_env, spawn
+from conftest_service import serve_single_command, service_env
 
 
 def processes_with(marker: str) -> list[int]:
@@ -31,18 +31,10 @@ def processes_with(marker: str) -> list[int]:
 
 
 def test_single_command_mode_without_redis(tmp_path: Path, portrait: Path, marker: str) -> None:
-    port = free_port()
     env = service_env(
         tmp_path / "data", None, FACECAST_TTS_WAIT_SECONDS="0", FACECAST_TEST_MARKER=marker
     )
-    command = [
-        sys.executable,
-        "-c",
-        f"from facecast.service.runner import serve; serve('127.0.0.1', {port}, 1)",
-    ]
-    log = tmp_path / "serve.log"
-    service = LiveService(f"http://127.0.0.1:{port}", tmp_path / "data", {"serve": log})
-    service.processes["serve"] = spawn(command, env, log)
+    service = serve_single_command(tmp_path, env)
     try:
         service.wait_ready()
         assert len(processes_with(marker)) >= 3  # serve, the Celery worker, its pool process
@@ -88,7 +80,6 @@ def test_worker_module_prints_help() -> None:
 
 
 def test_time_limit_stops_a_long_job(tmp_path: Path, portrait: Path, marker: str) -> None:
-    port = free_port()
     env = service_env(
         tmp_path / "data",
         None,
@@ -96,14 +87,7 @@ def test_time_limit_stops_a_long_job(tmp_path: Path, portrait: Path, marker: str
         FACECAST_JOB_TIME_LIMIT="5",
         FACECAST_TEST_MARKER=marker,
     )
-    command = [
-        sys.executable,
-        "-c",
-        f"from facecast.service.runner import serve; serve('127.0.0.1', {port}, 1)",
-    ]
-    log = tmp_path / "serve.log"
-    service = LiveService(f"http://127.0.0.1:{port}", tmp_path / "data", {"serve": log})
-    service.processes["serve"] = spawn(command, env, log)
+    service = serve_single_command(tmp_path, env)
     try:
         service.wait_ready()
         long_text = "Dieser Satz ist lang und wird wiederholt, bis die Zeit abläuft. " * 40
