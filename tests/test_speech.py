@@ -26,7 +26,7 @@ from facecast.speech.espeak import (
     EspeakBackend,
     phoneme_name,
     phoneme_timeline,
-    short_data_dir,
+    prepared_data_dir,
 )
 
 ESPEAK_RATE = 22_050
@@ -252,26 +252,40 @@ def _fake_data(folder: Path) -> Path:
     return folder
 
 
-def test_short_data_dir_is_used_in_place(tmp_path: Path) -> None:
-    data = _fake_data(tmp_path / "espeak-ng-data")
-    if len(str(data).encode()) <= MAX_DATA_PATH_BYTES:
-        assert short_data_dir(data, tmp_path / "scratch") == data
-
-
-@pytest.mark.parametrize("parent", ["x" * MAX_DATA_PATH_BYTES, "Größe"])
-def test_long_or_non_ascii_data_dir_is_copied(tmp_path: Path, parent: str) -> None:
+@pytest.mark.parametrize("parent", ["plain", "x" * MAX_DATA_PATH_BYTES, "Größe"])
+def test_data_dir_is_copied_short_with_steady_variants(tmp_path: Path, parent: str) -> None:
     data = _fake_data(tmp_path / parent / "espeak-ng-data")
+    variants = data / "voices" / "!v"
+    variants.mkdir()
+    (variants / "f3").write_text("name f3\nflutter 20\n")
     with tempfile.TemporaryDirectory(prefix="fc") as scratch:  # tmp_path itself is too long
-        copy = short_data_dir(data, Path(scratch))
+        copy = prepared_data_dir(data, Path(scratch))
         assert copy != data
         assert copy.is_relative_to(scratch)
+        assert len(str(copy).encode()) <= MAX_DATA_PATH_BYTES and str(copy).isascii()
         assert (copy / "phontab").read_bytes() == b"\0"
-        assert short_data_dir(data, Path(scratch)) == copy  # copied once, then reused
+        steady = (copy / "facecast-steady" / "f3").read_text()
+        assert steady.startswith("name f3") and steady.rstrip().endswith("flutter 0")
+        assert (copy / "facecast-steady" / "default").is_file()
+        assert not list((copy / "voices").rglob("*steady*"))  # espeak lists voices/ at start
+        assert prepared_data_dir(data, Path(scratch)) == copy  # copied once, then reused
 
 
 def test_data_dir_without_espeak_data_is_refused(tmp_path: Path) -> None:
     with pytest.raises(BackendUnavailableError):
-        short_data_dir(tmp_path)
+        prepared_data_dir(tmp_path)
+
+
+def test_the_same_text_gives_the_same_timing(espeak: EspeakBackend) -> None:
+    """Without flutter the same text always has the same length and phoneme timeline (the
+    samples themselves can still differ a little: a wave-generator sign state carries over)."""
+    for voice in (None, "f3"):
+        takes = [espeak.synthesize(GERMAN, "de", voice) for _ in range(3)]
+        espeak.synthesize("Etwas ganz anderes dazwischen.", "de", voice)
+        takes.append(espeak.synthesize(GERMAN, "de", voice))
+        for take in takes[1:]:
+            assert take.phonemes == takes[0].phonemes
+            assert len(take.audio.samples) == len(takes[0].audio.samples)
 
 
 # --- registry ------------------------------------------------------------------------------

@@ -73,6 +73,14 @@ MAX_DATA_PATH_BYTES = 100
 """espeak-ng copies the data path into a 160-byte buffer and appends file names of up to
 ~30 bytes ("lang/sit/yue-Latn-jyutping"); longer paths are copied somewhere short."""
 DATA_MARKER = "phontab"
+STEADY_FOLDER = "facecast-steady"
+"""Variant files facecast adds: the same voices without pitch flutter. espeak keeps the
+flutter oscillator running from one utterance into the next, so the same text came out a few
+milliseconds different each time; without it the same input always gives the same audio."""
+STEADY_PLAIN = "default"
+STEADY_SETTINGS = b"\nflutter 0\n"
+DATA_LAYOUT = "steady2"
+"""Names the prepared data folder's layout; a new layout gets a fresh copy."""
 """A file every espeak-ng data folder holds."""
 VARIANT_FOLDER = ("voices", "!v")
 """Where espeak-ng keeps voice variants ("f3", "m1", "klatt", ...), relative to its data."""
@@ -143,20 +151,19 @@ def _fits_espeak(path: Path) -> bool:
     return text.isascii() and len(text.encode()) <= MAX_DATA_PATH_BYTES
 
 
-def short_data_dir(source: Path, scratch_root: Path | None = None) -> Path:
-    """An espeak-ng data folder espeak can open: `source` itself when its path is short ASCII,
-    else a copy made once under `scratch_root` (default: the system temp folder)."""
+def prepared_data_dir(source: Path, scratch_root: Path | None = None) -> Path:
+    """The espeak-ng data folder facecast speaks from: a copy of `source`, made once under
+    `scratch_root` (default: the system temp folder), at a short ASCII path espeak can hold,
+    with a steady twin of every voice variant (see STEADY_VARIANT)."""
     if not (source / DATA_MARKER).is_file():
         raise BackendUnavailableError(f"espeak-ng data not found at {source}.")
-    if _fits_espeak(source):
-        return source
     root = Path(scratch_root) if scratch_root is not None else Path(tempfile.gettempdir())
     try:
         version = metadata.version(LOADER_DISTRIBUTION)
     except metadata.PackageNotFoundError:
         version = "unknown"
     owner = f"-{os.getuid()}" if hasattr(os, "getuid") else ""
-    target = root / f"facecast-espeak-{version}{owner}" / source.name
+    target = root / f"facecast-espeak-{version}{owner}-{DATA_LAYOUT}" / source.name
     if not _fits_espeak(target):
         raise BackendUnavailableError(
             f"espeak-ng needs its data under a short ASCII path; {target} is not one."
@@ -166,13 +173,29 @@ def short_data_dir(source: Path, scratch_root: Path | None = None) -> Path:
     return target
 
 
+def _add_steady_variants(data_dir: Path) -> None:
+    """Write a flutter-free twin of each voice variant, and a plain one for no variant.
+
+    They live outside `voices/`: espeak lists every file there at start-up and drops voices
+    past 350 entries, so twins inside would push out real languages.
+    """
+    variants = data_dir.joinpath(*VARIANT_FOLDER)
+    folder = data_dir / STEADY_FOLDER
+    folder.mkdir(parents=True, exist_ok=True)
+    if variants.is_dir():
+        for variant in [p for p in variants.iterdir() if p.is_file()]:
+            (folder / variant.name).write_bytes(variant.read_bytes() + STEADY_SETTINGS)
+    (folder / STEADY_PLAIN).write_bytes(b"name facecast" + STEADY_SETTINGS)
+
+
 def _copy_atomically(source: Path, target: Path) -> None:
     """Copy into a private folder, then rename it into place; a concurrent copier may win."""
     target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".copy-", dir=target.parent))
-    logger.info("Copying espeak-ng data to %s (its path must be short ASCII).", target)
+    logger.info("Preparing espeak-ng data in %s.", target)
     try:
         shutil.copytree(source, staging / source.name)
+        _add_steady_variants(staging / source.name)
         os.replace(staging / source.name, target)
     except OSError:
         if not (target / DATA_MARKER).is_file():
@@ -308,7 +331,7 @@ def _list_voices(lib: ctypes.CDLL) -> dict[str, str]:
 
 
 def _start_engine() -> _Engine:
-    data_dir = short_data_dir(Path(espeakng_loader.get_data_path()))
+    data_dir = prepared_data_dir(Path(espeakng_loader.get_data_path()))
     try:
         lib = ctypes.CDLL(espeakng_loader.get_library_path())
     except OSError as exc:
@@ -433,9 +456,9 @@ class EspeakBackend:
             raise FacecastError("Voice names use only a-z, 0-9, '_' and '-' (at most 32).")
         with _LOCK:
             engine = _engine()
-            spec = _voice_for(engine, lang)
-            if voice is not None:
-                spec = f"{spec}+{_variant_for(engine, voice)}"
+            variant = STEADY_PLAIN if voice is None else _variant_for(engine, voice)
+            # espeak resolves "+name" as voices/!v/name: this climbs to the steady twins.
+            spec = f"{_voice_for(engine, lang)}+../../{STEADY_FOLDER}/{variant}"
             raw = engine.synthesize(text.replace("\0", " "), spec)
             sample_rate = engine.sample_rate
         return _to_speech(raw, sample_rate)
