@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
+import av
 import numpy as np
 from scipy.ndimage import maximum_filter1d, uniform_filter1d
 
@@ -154,3 +156,15 @@ def measure_clip(name: str, result: RenderResult, fps: int) -> Clip:
     faces = track_faces(result.video)
     sound = classify_frames(sound_rms(result.video, fps, faces.n_frames))
     return Clip(name, result, info, fps, faces, sound)
+
+
+def encode_audio(samples: np.ndarray, rate: int, path: Path, fmt: str, codec: str) -> None:
+    """Mono float samples -> a real encoder's output file (`fmt` container, `codec`) via PyAV."""
+    with av.open(str(path), "w", format=fmt) as container:
+        stream = container.add_stream(codec, rate=rate, layout="mono")
+        frame = av.AudioFrame.from_ndarray(samples[np.newaxis, :], format="flt", layout="mono")
+        frame.sample_rate = rate
+        frame.pts = 0
+        frame.time_base = Fraction(1, rate)
+        container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))

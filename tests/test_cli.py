@@ -6,14 +6,12 @@ import re
 import subprocess
 import sys
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 
-from _measure import frames_digest
+from _measure import encode_audio, frames_digest
 from conftest import astronaut_photo
 from facecast.audio import load_audio, save_wav
 from facecast.pipeline import synthesize
@@ -40,7 +38,11 @@ class Run:
 def facecast(*args: str | Path, cwd: Path) -> Run:
     done = subprocess.run(
         [str(FACECAST), *map(str, args)],
-        cwd=cwd, capture_output=True, text=True, timeout=CLI_TIMEOUT_S, check=False,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=CLI_TIMEOUT_S,
+        check=False,
     )
     return Run(done.returncode, done.stdout, done.stderr)
 
@@ -61,8 +63,9 @@ def _assert_plain_error(run: Run, expected: str) -> None:
 def rendered(tmp_path_factory: pytest.TempPathFactory, grace: Path) -> tuple[Run, Path]:
     folder = tmp_path_factory.mktemp("cli")
     out = folder / "hallo.mp4"
-    run = facecast("render", "--image", grace, "--text", TEXT, "-o", out, "--size", "256",
-                   cwd=folder)
+    run = facecast(
+        "render", "--image", grace, "--text", TEXT, "-o", out, "--size", "256", cwd=folder
+    )
     return run, out
 
 
@@ -87,8 +90,9 @@ def test_same_command_gives_the_same_video(
     """Two fresh processes: espeak starts from the same state, so the frames match exactly."""
     _, first = rendered
     out = tmp_path / "again.mp4"
-    run = facecast("render", "--image", grace, "--text", TEXT, "-o", out, "--size", "256",
-                   cwd=tmp_path)
+    run = facecast(
+        "render", "--image", grace, "--text", TEXT, "-o", out, "--size", "256", cwd=tmp_path
+    )
     assert run.code == 0, run.stderr
     assert frames_digest(out) == frames_digest(first)
 
@@ -97,8 +101,23 @@ def test_render_audio_full_frame(tmp_path: Path, astronaut: Path) -> None:
     wav = tmp_path / "speech.wav"
     save_wav(synthesize("Guten Tag.", "de").audio, wav)
     out = tmp_path / "full.mp4"
-    run = facecast("render", "--image", astronaut, "--audio", wav, "-o", out, "--size", "300",
-                   "--full-frame", "--fps", "30", "--seed", "4", cwd=tmp_path)
+    run = facecast(
+        "render",
+        "--image",
+        astronaut,
+        "--audio",
+        wav,
+        "-o",
+        out,
+        "--size",
+        "300",
+        "--full-frame",
+        "--fps",
+        "30",
+        "--seed",
+        "4",
+        cwd=tmp_path,
+    )
     assert run.code == 0, run.stderr
     info = probe(out)
     assert (info.width, info.height, info.fps) == (300, 300, 30.0)
@@ -138,7 +157,7 @@ def bad_files(tmp_path_factory: pytest.TempPathFactory, grace: Path) -> dict[str
     half_photo.write_bytes(jpeg[: len(jpeg) // 2])
     speech = synthesize(TEXT, "de").audio
     mp3 = folder / "speech.mp3"
-    _encode_mp3(speech.samples, speech.sample_rate, mp3)
+    encode_audio(speech.samples, speech.sample_rate, mp3, "mp3", "libmp3lame")
     half_mp3 = folder / "half.mp3"
     half_mp3.write_bytes(mp3.read_bytes()[: mp3.stat().st_size // 2])
     wav = folder / "speech.wav"
@@ -154,17 +173,6 @@ def bad_files(tmp_path_factory: pytest.TempPathFactory, grace: Path) -> dict[str
         "half_mp3": half_mp3,
         "half_wav": half_wav,
     }
-
-
-def _encode_mp3(samples: np.ndarray, rate: int, path: Path) -> None:
-    with av.open(str(path), "w", format="mp3") as container:
-        stream = container.add_stream("libmp3lame", rate=rate, layout="mono")
-        frame = av.AudioFrame.from_ndarray(samples[np.newaxis, :], format="flt", layout="mono")
-        frame.sample_rate = rate
-        frame.pts = 0
-        frame.time_base = Fraction(1, rate)
-        container.mux(stream.encode(frame))
-        container.mux(stream.encode(None))
 
 
 BAD_INPUT = {
@@ -189,8 +197,7 @@ def test_bad_input_gives_one_plain_error_line(
 ) -> None:
     template, expected = BAD_INPUT[case]
     out = tmp_path / "out.mp4"
-    run = facecast("render", *_args(template, bad_files), "-o", out, "--size", "256",
-                   cwd=tmp_path)
+    run = facecast("render", *_args(template, bad_files), "-o", out, "--size", "256", cwd=tmp_path)
     _assert_plain_error(run, expected)
     assert run.code == 2
     assert not out.exists()
@@ -198,13 +205,31 @@ def test_bad_input_gives_one_plain_error_line(
 
 
 def test_truncated_wav_is_refused(bad_files: dict[str, Path], tmp_path: Path) -> None:
-    run = facecast("render", "--image", bad_files["photo"], "--audio", bad_files["half_wav"],
-                   "-o", tmp_path / "out.mp4", "--size", "256", cwd=tmp_path)
+    run = facecast(
+        "render",
+        "--image",
+        bad_files["photo"],
+        "--audio",
+        bad_files["half_wav"],
+        "-o",
+        tmp_path / "out.mp4",
+        "--size",
+        "256",
+        cwd=tmp_path,
+    )
     _assert_plain_error(run, "truncated")
 
 
 def test_error_is_the_only_thing_on_stderr(bad_files: dict[str, Path], tmp_path: Path) -> None:
-    run = facecast("render", "--image", bad_files["coffee"], "--text", TEXT,
-                   "-o", tmp_path / "out.mp4", cwd=tmp_path)
+    run = facecast(
+        "render",
+        "--image",
+        bad_files["coffee"],
+        "--text",
+        TEXT,
+        "-o",
+        tmp_path / "out.mp4",
+        cwd=tmp_path,
+    )
     assert run.code == 2
     assert run.stderr.splitlines() == [run.stderr_lines[-1]], run.stderr

@@ -7,14 +7,19 @@ frame (tests/_measure.py), loudness from the file's own sound track: what a view
 from __future__ import annotations
 
 import math
-from fractions import Fraction
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 
-from _measure import Clip, closed_eye_frames, frames_digest, measure_clip, pearson
+from _measure import (
+    Clip,
+    closed_eye_frames,
+    encode_audio,
+    frames_digest,
+    measure_clip,
+    pearson,
+)
 from conftest import LIPSYNC_SIZE, PHOTOS, SPEECH_TEXT
 from facecast import motion
 from facecast.audio import load_audio
@@ -63,24 +68,14 @@ AUDIO_FORMATS: dict[str, tuple[str, str]] = {
 # --- helpers ---------------------------------------------------------------------------
 
 
-def _render(
-    image: Path, output: Path, audio: Path, options: RenderOptions = SMALL_OPTIONS
-) -> Clip:
+def _render(image: Path, output: Path, audio: Path, options: RenderOptions = SMALL_OPTIONS) -> Clip:
     result = render_talking_head(image, output, audio=audio, options=options)
     return measure_clip(output.stem, result, options.fps)
 
 
 def _encode(samples: np.ndarray, rate: int, path: Path, ext: str) -> None:
     """Mono float samples -> a real encoder's output file through PyAV."""
-    fmt, codec = AUDIO_FORMATS[ext]
-    with av.open(str(path), "w", format=fmt) as container:
-        stream = container.add_stream(codec, rate=rate, layout="mono")
-        frame = av.AudioFrame.from_ndarray(samples[np.newaxis, :], format="flt", layout="mono")
-        frame.sample_rate = rate
-        frame.pts = 0
-        frame.time_base = Fraction(1, rate)
-        container.mux(stream.encode(frame))
-        container.mux(stream.encode(None))
+    encode_audio(samples, rate, path, *AUDIO_FORMATS[ext])
 
 
 def _assert_lengths(clip: Clip, audio_seconds: float) -> None:
@@ -235,8 +230,12 @@ def test_recordings_render(
 @pytest.fixture(scope="module")
 def astronaut_recording(clip_dir: Path, astronaut: Path, speech_wav: Path) -> Clip:
     """The signal-driven mouth (no phonemes) on the teeth-showing smile, at lip-sync size."""
-    return _render(astronaut, clip_dir / "audio-astronaut.mp4", audio=speech_wav,
-                   options=RenderOptions(size=LIPSYNC_SIZE))
+    return _render(
+        astronaut,
+        clip_dir / "audio-astronaut.mp4",
+        audio=speech_wav,
+        options=RenderOptions(size=LIPSYNC_SIZE),
+    )
 
 
 def test_recording_closes_a_smiling_mouth_in_pauses(astronaut_recording: Clip) -> None:
@@ -311,8 +310,13 @@ def test_full_frame_keeps_the_whole_photo(clip_dir: Path, grace: Path, silence_w
 def test_render_reports_progress_to_done(clip_dir: Path, silence_wav: Path, name: str) -> None:
     seen: list[tuple[str, float]] = []
     out = clip_dir / f"progress-{name}.mp4"
-    render_talking_head(PHOTOS[name](), out, audio=silence_wav, options=RenderOptions(size=SMALL),
-                        progress=lambda stage, fraction: seen.append((stage, fraction)))
+    render_talking_head(
+        PHOTOS[name](),
+        out,
+        audio=silence_wav,
+        options=RenderOptions(size=SMALL),
+        progress=lambda stage, fraction: seen.append((stage, fraction)),
+    )
     fractions = [fraction for _, fraction in seen]
     assert fractions == sorted(fractions)
     assert seen[-1] == ("done", 1.0)

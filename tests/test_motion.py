@@ -164,8 +164,9 @@ def test_curves_cover_every_frame_within_range(story: Speech, fps: int) -> None:
 
 
 def test_same_seed_same_curves(story: Speech) -> None:
-    one, two = (motion.motion_curves(story.audio, 25, phonemes=story.phonemes, seed=5)
-                for _ in range(2))
+    one, two = (
+        motion.motion_curves(story.audio, 25, phonemes=story.phonemes, seed=5) for _ in range(2)
+    )
     for name in motion.CHANNELS:
         np.testing.assert_array_equal(getattr(one, name), getattr(two, name))
 

@@ -81,6 +81,21 @@ def api(command_port: int) -> list[str]:
     ]
 
 
+def start_api_alone(data: Path, env: dict[str, str], logs_dir: Path) -> LiveService:
+    """The API process without workers (jobs wait in the queue); returns once it answers."""
+    port = free_port()
+    logs = {"api": logs_dir / "api.log"}
+    service = LiveService(f"http://127.0.0.1:{port}", data, logs)
+    service.processes["api"] = spawn(api(port), env, logs["api"])
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        with contextlib.suppress(Exception):
+            if service.client.get("/health").status_code == 200:
+                break
+        time.sleep(0.2)
+    return service
+
+
 WORKER = [sys.executable, "-m", "facecast.worker", "--concurrency=1", "--loglevel=info"]
 
 
@@ -299,7 +314,7 @@ def hardened(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterat
     service = LiveService(f"http://127.0.0.1:{port}", root / "data", logs)
     service.client.headers["Authorization"] = f"Bearer {API_KEY}"
     try:
-        service.processes["worker"] = spawn(WORKER, env, logs["worker"])
+        service.processes["worker"] = spawn(WORKER, env, service.logs["worker"])
         service.processes["api"] = spawn(api(port), env, logs["api"])
         service.wait_ready()
         yield service
@@ -499,7 +514,7 @@ def test_sigkill_of_the_rendering_process_loses_no_job(
     logs = {"worker": tmp_path / "worker.log", "api": tmp_path / "api.log"}
     service = LiveService(f"http://127.0.0.1:{port}", tmp_path / "data", logs)
     try:
-        service.processes["worker"] = spawn(WORKER, env, logs["worker"])
+        service.processes["worker"] = spawn(WORKER, env, service.logs["worker"])
         service.processes["api"] = spawn(api(port), env, logs["api"])
         service.wait_ready()
         job_id = service.submit_text(portrait, LONG_RENDER_TEXT, size=128)
@@ -557,24 +572,15 @@ def test_jobs_waiting_through_a_redis_restart_finish(tmp_path: Path, portrait: P
     redis_process = start_redis(redis_port, tmp_path / "redis")
     url = f"redis://127.0.0.1:{redis_port}/0"
     env = service_env(tmp_path / "data", url, FACECAST_WORKER_WARMUP="false")
-    port = free_port()
-    logs = {"api": tmp_path / "api.log"}
-    service = LiveService(f"http://127.0.0.1:{port}", tmp_path / "data", logs)
+    service = start_api_alone(tmp_path / "data", env, tmp_path)
     try:
-        service.processes["api"] = spawn(api(port), env, logs["api"])
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            with contextlib.suppress(Exception):
-                if service.client.get("/health").status_code == 200:
-                    break
-            time.sleep(0.2)
         jobs = [service.submit_text(portrait, f"Warte {n}.", size=128) for n in range(3)]
         stop_process(redis_process)  # SIGTERM: Redis writes its append-only file and exits
         redis_process = start_redis(redis_port, tmp_path / "redis")
         assert redis.Redis(port=redis_port).llen("default") == 3
         assert all(service.job(j)["status"] == "queued" for j in jobs)
-        logs["worker"] = tmp_path / "worker.log"
-        service.processes["worker"] = spawn(WORKER, env, logs["worker"])
+        service.logs["worker"] = tmp_path / "worker.log"
+        service.processes["worker"] = spawn(WORKER, env, service.logs["worker"])
         for job_id in jobs:
             assert service.wait_job(job_id)["status"] == "done", service.dump_logs()
     finally:
@@ -614,22 +620,13 @@ def test_full_or_read_only_disk_gives_clear_errors_and_no_video(
 ) -> None:
     data = small_disk / "data"
     env = service_env(data, scratch_redis_url, FACECAST_WORKER_WARMUP="false")
-    port = free_port()
-    logs = {"api": tmp_path / "api.log"}
-    service = LiveService(f"http://127.0.0.1:{port}", data, logs)
+    service = start_api_alone(data, env, tmp_path)
     try:
-        service.processes["api"] = spawn(api(port), env, logs["api"])
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            with contextlib.suppress(Exception):
-                if service.client.get("/health").status_code == 200:
-                    break
-            time.sleep(0.2)
         job_id = service.submit_text(portrait, "Kein Platz.", size=128)
         filler = fill(small_disk)
         assert error_of(service.animate(portrait, text="Voll."), 507)["code"] == "storage_full"
-        logs["worker"] = tmp_path / "worker.log"
-        service.processes["worker"] = spawn(WORKER, env, logs["worker"])
+        service.logs["worker"] = tmp_path / "worker.log"
+        service.processes["worker"] = spawn(WORKER, env, service.logs["worker"])
         job = service.wait_job(job_id)
         assert job["status"] == "error" and job["error"]["code"] == "storage_full", job
         assert job["video_url"] is None and not (data / job_id / "video.mp4").exists()
