@@ -1,8 +1,8 @@
 """Displacement fields of the warp renderer, built once per photo.
 
-Every motion channel gets a field of forward displacements (pixels per unit of the channel).
-The renderer samples the photo backwards, at p - F(p); for the few pixels the face moves
-that first-order inverse is accurate, and it keeps each frame a weighted sum of fixed fields.
+Every motion channel gets a field of forward displacements (pixels per unit of the channel),
+turned into backward sample offsets by solving the inverse once per photo (`backward`), so
+each frame is a weighted sum of fixed offset fields and one remap.
 Fields that must part the lips are built twice, for the upper and the lower face, and joined
 along the lip seam with a sharp edge between the mouth corners and a soft one beyond them.
 """
@@ -165,8 +165,9 @@ def backward(forward: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(offsets)
 
 
-def _anchors(lm: FaceLandmarks, width: int, height: int) -> np.ndarray:
-    """Fixed points: a ring well outside the face and the frame's border."""
+def anchors_for(lm: FaceLandmarks, width: int, height: int) -> np.ndarray:
+    """Fixed points of every interpolated field: a ring well outside the face, the neck, the
+    frame's border."""
     x0, y0, x1, y1 = lm.oval_box
     cx, cy = (x0 + x1) / 2.0, (y0 + y1) / 2.0
     ax, ay = (x1 - x0) / 2.0 * ANCHOR_RING, (y1 - y0) / 2.0 * ANCHOR_RING
@@ -209,14 +210,11 @@ def _bump(x: np.ndarray, mouth: MouthGeometry, floor: float) -> np.ndarray:
 
 def seam_weight(mouth: MouthGeometry, region: Region) -> np.ndarray:
     """0 above the lip seam, 1 below; sharp between the corners, soft beyond them. (h, w)."""
-    seam = np.concatenate([mouth.upper_inner, mouth.lower_inner[1:-1]])
-    order = np.argsort(seam[:, 0])
     xs = region.x0 + np.arange(region.w, dtype=np.float64)
     ys = region.y0 + np.arange(region.h, dtype=np.float64)
     # Average upper and lower curves: after closing they coincide.
     upper = np.interp(xs, mouth.upper_inner[:, 0], mouth.upper_inner[:, 1])
     lower = np.interp(xs, mouth.lower_inner[:, 0], mouth.lower_inner[:, 1])
-    del order
     seam_y = (upper + lower) / 2.0
     outside = np.maximum(np.abs(xs - mouth.centre_x) - mouth.half_width * 0.85, 0.0)
     # Blending offsets across the seam would sample whatever lies between the lips (teeth):
@@ -529,8 +527,3 @@ def _depth_map(lm: FaceLandmarks, gx: np.ndarray, gy: np.ndarray, oval: np.ndarr
 def _smoothstep(x: np.ndarray) -> np.ndarray:
     t = np.clip(x, 0.0, 1.0)
     return t * t * (3.0 - 2.0 * t)
-
-
-def anchors_for(lm: FaceLandmarks, width: int, height: int) -> np.ndarray:
-    """Public wrapper: the fixed points of every interpolated field."""
-    return _anchors(lm, width, height)
