@@ -163,6 +163,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         service = build_service(settings)
+        await run_in_threadpool(service.warm_up)
         app.state.jobs = service
         sweeper = asyncio.create_task(_sweep_forever(service, settings.sweep_interval_seconds))
         try:

@@ -1,4 +1,8 @@
-"""Typed dependencies the routes declare: job service, settings, base URL, caller, rate limit."""
+"""Typed dependencies the routes declare: job service, settings, base URL, caller, rate limit.
+
+They are `async` because they never block: FastAPI would run plain functions in its thread
+pool, one hop per dependency per request.
+"""
 
 from __future__ import annotations
 
@@ -15,17 +19,22 @@ from facecast.service.jobs import JobService
 SCHEME_FOR_LINKS = {"ws": "http", "wss": "https"}
 
 
-def get_service(connection: HTTPConnection) -> JobService:
+async def get_service(connection: HTTPConnection) -> JobService:
     """The app's job service (built in the app's lifespan)."""
     return cast(JobService, connection.app.state.jobs)
 
 
-def get_app_settings(connection: HTTPConnection) -> Settings:
+def app_settings(connection: HTTPConnection) -> Settings:
     """The settings the app was created with."""
     return cast(Settings, connection.app.state.settings)
 
 
-def get_base_url(connection: HTTPConnection) -> str:
+async def get_app_settings(connection: HTTPConnection) -> Settings:
+    """The settings the app was created with (as a dependency)."""
+    return app_settings(connection)
+
+
+async def get_base_url(connection: HTTPConnection) -> str:
     """The URL the client called, as http(s), for download links."""
     url = connection.base_url
     return str(url.replace(scheme=SCHEME_FOR_LINKS.get(url.scheme, url.scheme)))
@@ -34,15 +43,15 @@ def get_base_url(connection: HTTPConnection) -> str:
 _bearer_scheme = HTTPBearer(auto_error=False, description="An API key (FACECAST_API_KEYS).")
 
 
-def get_principal(
+async def get_principal(
     request: Request,
     _: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer_scheme)],
 ) -> Principal:
     """The caller; 401 when API keys are configured and the request has no valid one."""
-    return authenticate(request, get_app_settings(request).api_keys)
+    return authenticate(request, app_settings(request).api_keys)
 
 
-def get_submitter(
+async def get_submitter(
     principal: Annotated[Principal, Depends(get_principal)], request: Request
 ) -> Principal:
     """The caller of a job submission, after taking one from its rate limit (429 when empty)."""

@@ -31,7 +31,14 @@ from facecast.service.errors import (
     StorageFullError,
     StorageUnavailableError,
 )
-from facecast.service.inputs import audio_file_name, check_audio, check_image, clean_text, even
+from facecast.service.inputs import (
+    audio_file_name,
+    check_audio,
+    check_image,
+    clean_text,
+    even,
+    warm_up_image_decoding,
+)
 from facecast.service.metrics import Snapshot
 from facecast.service.queueing import QUEUES, TASK_ANIMATE, TASK_TTS, TASK_WEBHOOK, TaskQueue
 from facecast.service.schemas import (
@@ -534,6 +541,18 @@ class JobService:
             histograms=self.store.histograms(),
             counters=self.store.counters(),
         )
+
+    def warm_up(self) -> None:
+        """Connect to the store and broker and load decoders before the first request.
+
+        Best effort: an unreachable broker is logged here and reported by /ready.
+        """
+        warm_up_image_decoding()
+        try:
+            self.store.ping()
+            self.queue.warm_up()
+        except Exception as exc:
+            logger.warning("broker or state store not reachable at start-up: %s", exc)
 
     def close(self) -> None:
         """Release connections."""

@@ -1,8 +1,8 @@
 """The Celery side both the API and the workers share: configuration, task names, the queues.
 
-With `REDIS_URL` set, Redis is broker and result store. Without it, Celery's filesystem
-transport and file result backend under `<data dir>/_broker` and `<data dir>/_results` give a
-working queue with no server at all (one machine only).
+With `REDIS_URL` set, Redis is the broker. Without it, Celery's filesystem transport under
+`<data dir>/_broker` gives a working queue with no server at all (one machine only). Celery keeps
+no task results: job state lives in the state store (see state.py).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def broker_folders(storage: Storage) -> dict[str, Path]:
 
 def _filesystem_broker(settings: Settings, storage: Storage) -> dict[str, Any]:
     folders = broker_folders(storage)
-    for folder in (*folders.values(), storage.results_dir):
+    for folder in folders.values():
         folder.mkdir(parents=True, exist_ok=True)
     return {
         "broker_url": "filesystem://",
@@ -52,14 +52,12 @@ def _filesystem_broker(settings: Settings, storage: Storage) -> dict[str, Any]:
             "store_processed": True,
             "polling_interval": settings.broker_poll_seconds,
         },
-        "result_backend": f"file://{storage.results_dir}",
     }
 
 
 def _redis_broker(settings: Settings, url: str) -> dict[str, Any]:
     return {
         "broker_url": url,
-        "result_backend": url,
         "broker_transport_options": {
             "visibility_timeout": settings.job_time_limit * 2 + VISIBILITY_MARGIN_S,
         },
@@ -82,9 +80,8 @@ def celery_config(settings: Settings, storage: Storage) -> dict[str, Any]:
         "task_soft_time_limit": settings.job_soft_time_limit,
         "task_time_limit": settings.job_time_limit,
         "task_serializer": "json",
-        "result_serializer": "json",
         "accept_content": ["json"],
-        "result_expires": int(settings.retention_hours * 3600),
+        "task_ignore_result": True,
         "task_publish_retry_policy": {"max_retries": PUBLISH_RETRIES, "interval_start": 0.2},
         "worker_hijack_root_logger": False,
         "worker_proc_alive_timeout": WORKER_START_TIMEOUT_S,
@@ -114,11 +111,25 @@ class TaskQueue:
     def send(self, task: str, job_id: str, queue: str, task_id: str | None = None) -> None:
         """Queue `task` for `job_id`; the Celery task id is the job id unless given."""
         try:
-            self.app.send_task(task, args=[job_id], task_id=task_id or job_id, queue=queue)
+            self.app.send_task(
+                task, args=[job_id], task_id=task_id or job_id, queue=queue, ignore_result=True
+            )
         except (OperationalError, OSError) as exc:
             raise QueueUnavailableError(
                 "The job queue cannot be reached; try again later."
             ) from exc
+
+    def warm_up(self) -> None:
+        """Connect and build Celery's publishing machinery now, not in the first request.
+
+        The first `send_task` of a process costs ~30 ms (transport, producer pool, channel).
+        """
+        app = self.app
+        _ = app.amqp.send_task_message, app.backend
+        with app.producer_or_acquire() as producer:
+            producer.connection.ensure_connection(max_retries=1)
+            for queue in app.amqp.queues.values():
+                producer.maybe_declare(queue)
 
     def ping(self) -> None:
         """Raise when the broker cannot be reached."""

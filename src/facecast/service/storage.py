@@ -41,7 +41,6 @@ DOWNLOADS = frozenset({VIDEO, AUDIO})
 USED_MARKER = ".used"
 CACHE_DIR = "_cache"
 BROKER_DIR = "_broker"
-RESULTS_DIR = "_results"
 STALE_FACTOR = 2.0
 """Unfinished jobs older than this many retention periods are removed as abandoned."""
 BROKER_FILE_MAX_AGE_S = 3600.0
@@ -80,11 +79,6 @@ class Storage:
     def broker_dir(self) -> Path:
         """Where the server-less queue keeps its message files."""
         return self.root / BROKER_DIR
-
-    @property
-    def results_dir(self) -> Path:
-        """Where the server-less result backend keeps task results."""
-        return self.root / RESULTS_DIR
 
     def new_job(self) -> str:
         """Create an empty job directory and return its id."""

@@ -26,7 +26,7 @@ from facecast.service.deps import (
     PrincipalDep,
     ServiceDep,
     SubmitterDep,
-    get_app_settings,
+    app_settings,
 )
 from facecast.service.inputs import check_fields
 from facecast.service.jobs import AnimateSubmission, JobService, idempotency_scope
@@ -206,7 +206,7 @@ async def job_socket(
     """WebSocket: a JSON job view on every change; closed after the final state."""
     await websocket.accept()
     try:
-        authenticate(websocket, get_app_settings(websocket).api_keys)
+        authenticate(websocket, app_settings(websocket).api_keys)
         await run_in_threadpool(service.get, job_id)
     except FacecastError as exc:
         body = ErrorResponse(error=ErrorInfo(code=exc.code, message=exc.message))
