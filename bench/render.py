@@ -87,20 +87,34 @@ def child(repeats: int, size: int, fps: int, output: Path) -> None:
     text = " ".join([SENTENCE] * repeats)
     options = RenderOptions(fps=fps, size=size)
     result = render_talking_head(photo(), output, text=text, options=options)
-    print(json.dumps({
-        "duration": result.duration,
-        "frames": result.frames,
-        "elapsed": result.elapsed,
-        "hwm_before_mib": before,
-        "hwm_peak_mib": high_water_mib(),
-        "maxrss_mib": maxrss_mib(),
-    }))
+    print(
+        json.dumps(
+            {
+                "duration": result.duration,
+                "frames": result.frames,
+                "elapsed": result.elapsed,
+                "hwm_before_mib": before,
+                "hwm_peak_mib": high_water_mib(),
+                "maxrss_mib": maxrss_mib(),
+            }
+        )
+    )
 
 
 def run_child(repeats: int, size: int, fps: int, folder: Path) -> dict[str, float]:
     env = dict(os.environ, FACECAST_MAX_TEXT_CHARS=str(LONG_TEXT_CHARS))
-    cmd = [sys.executable, __file__, "--child", str(repeats), "--size", str(size),
-           "--fps", str(fps), "--output", str(folder / f"child-{repeats}.mp4")]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--child",
+        str(repeats),
+        "--size",
+        str(size),
+        "--fps",
+        str(fps),
+        "--output",
+        str(folder / f"child-{repeats}.mp4"),
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     if done.returncode != 0:
         raise SystemExit(f"child failed:\n{done.stderr[-3000:]}")
@@ -110,10 +124,13 @@ def run_child(repeats: int, size: int, fps: int, folder: Path) -> dict[str, floa
 
 def memory_rows(children: list[tuple[str, dict[str, float]]]) -> None:
     for name, got in children:
-        row(f"(d) peak RSS, {name}", f"{got['hwm_peak_mib']:.0f} MiB",
+        row(
+            f"(d) peak RSS, {name}",
+            f"{got['hwm_peak_mib']:.0f} MiB",
             f"{got['duration']:.1f} s audio, {got['frames']:.0f} frames in "
             f"{got['elapsed']:.1f} s ({got['duration'] / got['elapsed']:.1f}x real time); "
-            f"after imports {got['hwm_before_mib']:.0f} MiB, ru_maxrss {got['maxrss_mib']:.0f} MiB")
+            f"after imports {got['hwm_before_mib']:.0f} MiB, ru_maxrss {got['maxrss_mib']:.0f} MiB",
+        )
     if len(children) > 1:
         growth = children[1][1]["hwm_peak_mib"] - children[0][1]["hwm_peak_mib"]
         row("(d) long minus 10 s", f"{growth:+.0f} MiB", "flat if near 0")
@@ -133,22 +150,28 @@ def in_process(size: int, fps: int, folder: Path) -> None:
     options = RenderOptions(fps=fps, size=size)
 
     # (c) The first render of a process also loads espeak-ng and the face mesh.
-    cold, cold_s = timed(lambda: render_talking_head(
-        photo(), folder / "cold.mp4", text=SENTENCE, options=options))
+    cold, cold_s = timed(
+        lambda: render_talking_head(photo(), folder / "cold.mp4", text=SENTENCE, options=options)
+    )
     duration = cold.duration
     row("clip", f"{duration:.2f} s", f"{cold.frames} frames, {len(SENTENCE)} characters")
     row("(c) end to end, cold first call", f"{cold_s:.2f} s", f"{duration / cold_s:.1f}x real time")
-    warm, warm_s = timed(lambda: render_talking_head(
-        photo(), folder / "warm.mp4", text=SENTENCE, options=options))
-    row("(c) end to end, warm", f"{warm_s:.2f} s",
-        f"{duration / warm_s:.1f}x real time, {warm.frames / warm_s:.0f} frames/s")
+    warm, warm_s = timed(
+        lambda: render_talking_head(photo(), folder / "warm.mp4", text=SENTENCE, options=options)
+    )
+    row(
+        "(c) end to end, warm",
+        f"{warm_s:.2f} s",
+        f"{duration / warm_s:.1f}x real time, {warm.frames / warm_s:.0f} frames/s",
+    )
 
     speech, tts_s = timed(lambda: synthesize(SENTENCE, "de"))
     row("    speech (espeak-ng)", f"{tts_s * 1000:.0f} ms")
     portrait, face_s = timed(lambda: prepare_portrait(photo(), options))
     row("    photo + face mesh + crop", f"{face_s * 1000:.0f} ms")
-    curves, motion_s = timed(lambda: motion.motion_curves(
-        speech.audio, fps, phonemes=speech.phonemes, seed=0))
+    curves, motion_s = timed(
+        lambda: motion.motion_curves(speech.audio, fps, phonemes=speech.phonemes, seed=0)
+    )
     row("    motion curves", f"{motion_s * 1000:.0f} ms")
 
     # (a) The renderer alone.
@@ -164,21 +187,28 @@ def in_process(size: int, fps: int, folder: Path) -> None:
                 ring.append(frame.copy())
 
     _, render_s = timed(render_all)
-    row("(a) renderer alone", f"{len(values) / render_s:.0f} frames/s",
-        f"{render_s * 1000 / len(values):.2f} ms/frame")
+    row(
+        "(a) renderer alone",
+        f"{len(values) / render_s:.0f} frames/s",
+        f"{render_s * 1000 / len(values):.2f} ms/frame",
+    )
 
     # (b) The encoder alone, fed from the ring.
     width, height = animator.size
 
     def encode_all() -> None:
-        with VideoWriter(folder / "encode.mp4", fps=fps, width=width, height=height,
-                         audio=speech.audio) as writer:
+        with VideoWriter(
+            folder / "encode.mp4", fps=fps, width=width, height=height, audio=speech.audio
+        ) as writer:
             for i in range(curves.n_frames):
                 writer.write(ring[i % len(ring)])
 
     _, encode_s = timed(encode_all)
-    row("(b) encoder alone (H.264 + AAC)", f"{curves.n_frames / encode_s:.0f} frames/s",
-        f"{encode_s * 1000 / curves.n_frames:.2f} ms/frame")
+    row(
+        "(b) encoder alone (H.264 + AAC)",
+        f"{curves.n_frames / encode_s:.0f} frames/s",
+        f"{encode_s * 1000 / curves.n_frames:.2f} ms/frame",
+    )
 
 
 def bench(size: int, fps: int, long: bool) -> None:
@@ -188,18 +218,23 @@ def bench(size: int, fps: int, long: bool) -> None:
         print("(d) rendering the 10 s clip in a fresh process...", file=sys.stderr, flush=True)
         children = [("10 s clip", run_child(1, size, fps, folder))]
         if long:
-            print("(d) rendering the ~5 min clip in a fresh process...", file=sys.stderr,
-                  flush=True)
+            print(
+                "(d) rendering the ~5 min clip in a fresh process...", file=sys.stderr, flush=True
+            )
             children.append(("5 min clip", run_child(LONG_REPEATS, size, fps, folder)))
-        print(f"facecast render benchmark: {size}x{size} @ {fps} fps, {os.cpu_count()} CPUs, "
-              f"photo {photo().name}", flush=True)
+        print(
+            f"facecast render benchmark: {size}x{size} @ {fps} fps, {os.cpu_count()} CPUs, "
+            f"photo {photo().name}",
+            flush=True,
+        )
         in_process(size, fps, folder)
         memory_rows(children)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--long", action="store_true", help="also render a ~5 minute clip")
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--fps", type=int, default=25)

@@ -7,7 +7,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -320,3 +320,69 @@ def test_serve_without_the_screen_model_only_on_loopback(tmp_path: Path) -> None
     assert warning is not None and "nudenet" in warning
     with pytest.raises(SystemExit, match="photo screen"):
         screening_off_reason("0.0.0.0", True, None, None)
+
+
+def test_followers_share_one_store_read_per_tick(store: StateStore, storage: Storage) -> None:
+    """Many clients following jobs cost one read per tick, and each sees its job to the end."""
+    import asyncio
+
+    from facecast.service.watch import StateWatch
+
+    states = [new_state(storage) for _ in range(3)]
+    for state in states:
+        store.create(state)
+    reads: list[int] = []
+
+    def read_many(job_ids: Sequence[str]) -> dict[str, JobState | None]:
+        reads.append(len(job_ids))
+        return dict(zip(job_ids, store.get_many(job_ids), strict=True))
+
+    async def scenario() -> tuple[list[list[int]], list[str]]:
+        watch = StateWatch(read_many, interval=0.02)
+
+        async def follow(job_id: str) -> list[int]:
+            seen = []
+            async for state in watch.follow(job_id, keepalive=10):
+                assert state is not None
+                seen.append(state.progress)
+            return seen
+
+        async def gone(job_id: str) -> str:
+            try:
+                async for _ in watch.follow(job_id, keepalive=10):
+                    pass
+            except JobNotFoundError as exc:
+                return exc.code
+            return "still there"
+
+        followers = [asyncio.create_task(follow(s.job_id)) for s in states[:2] for _ in range(10)]
+        missing = asyncio.create_task(gone("f" * 32))
+        await asyncio.sleep(0.1)
+        for state in states[:2]:
+            store.update(state.job_id, start_attempt(time.time(), 2))
+            store.update(state.job_id, advance("render", 50))
+        await asyncio.sleep(0.1)
+        for state in states[:2]:
+            store.update(state.job_id, finish(JobStatus.DONE, time.time()))
+        results = await asyncio.wait_for(asyncio.gather(*followers), timeout=5)
+        return results, [await missing]
+
+    results, missing = asyncio.run(scenario())
+    assert all(seen[0] == 0 and seen[-1] == 100 and 50 in seen for seen in results)
+    assert missing == ["not_found"]
+    assert max(reads) <= 3  # all followers of a job share each read, ids read together
+    assert len(reads) < 40  # ~ one read per 20 ms tick, not one per follower per tick
+
+
+def test_redis_index_sets_forget_expired_workers(scratch_redis_url: str) -> None:
+    """Workers are listed from an index set (no SCAN over every job key); expired ones leave it."""
+    store = RedisStateStore(scratch_redis_url, ttl_seconds=3600)
+    try:
+        index = "facecast:index:worker"
+        store.heartbeat(WorkerInfo(worker_id="w-1", hostname="h", pid=1), ttl=0.2)
+        assert store.redis.sismember(index, "w-1")
+        time.sleep(0.3)
+        assert store.workers() == []
+        assert not store.redis.sismember(index, "w-1")  # expired ones leave the index
+    finally:
+        store.redis.close()

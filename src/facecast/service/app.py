@@ -8,6 +8,7 @@ Run it with `facecast serve` (API and workers), or alone with
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -164,6 +165,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         service = build_service(settings)
         await run_in_threadpool(service.warm_up)
+        # Everything loaded so far lives as long as the process. Freezing it keeps the
+        # collector from walking ~150k start-up objects in a full collection, a ~100 ms pause
+        # that would otherwise land in the middle of some request.
+        gc.collect()
+        gc.freeze()
         app.state.jobs = service
         sweeper = asyncio.create_task(_sweep_forever(service, settings.sweep_interval_seconds))
         try:

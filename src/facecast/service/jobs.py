@@ -10,7 +10,7 @@ import asyncio
 import errno
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -55,6 +55,7 @@ from facecast.service.schemas import (
 )
 from facecast.service.state import Mutation, StateStore, finish, request_cancel
 from facecast.service.storage import AUDIO, VIDEO, Storage, content_key, is_job_id
+from facecast.service.watch import StateWatch
 
 logger = logging.getLogger(__name__)
 
@@ -133,6 +134,7 @@ class JobService:
         self.storage = storage
         self.store = store
         self.queue = queue
+        self.watcher = StateWatch(self.get_many, settings.stream_poll_seconds)
 
     # ------------------------------------------------------------------ creating
 
@@ -445,22 +447,23 @@ class JobService:
                 return state
             await asyncio.sleep(WAIT_POLL_S)
 
-    async def watch(self, job_id: str, keepalive: float) -> AsyncIterator[JobState | None]:
-        """Yield the state whenever it changes, until it is final; None every `keepalive` s idle."""
-        last: tuple[object, ...] | None = None
-        idle_since = time.monotonic()
-        while True:
-            state = await run_in_threadpool(self.get, job_id)
-            key = (state.status, state.progress, state.stage)
-            if key != last:
-                last, idle_since = key, time.monotonic()
-                yield state
-                if state.status.final:
-                    return
-            elif time.monotonic() - idle_since >= keepalive:
-                idle_since = time.monotonic()
-                yield None
-            await asyncio.sleep(self.settings.stream_poll_seconds)
+    def get_many(self, job_ids: Sequence[str]) -> dict[str, JobState | None]:
+        """The states of several jobs in one store read; None for jobs that are gone."""
+        states: dict[str, JobState | None] = dict(
+            zip(job_ids, self.store.get_many(job_ids), strict=True)
+        )
+        for job_id, state in states.items():
+            if state is None:  # expired from the store: the manifest keeps the final state
+                manifest = self.storage.read_manifest(job_id) if is_job_id(job_id) else None
+                states[job_id] = None if manifest is None else manifest.state
+        return states
+
+    def watch(self, job_id: str, keepalive: float) -> AsyncIterator[JobState | None]:
+        """Yield the state whenever it changes, until it is final; None every `keepalive` s idle.
+
+        All followers in this process share one store read per `stream_poll_seconds`.
+        """
+        return self.watcher.follow(job_id, keepalive)
 
     # ------------------------------------------------------------------ changing
 

@@ -14,7 +14,7 @@ import json
 import os
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,7 +47,7 @@ IDEMPOTENCY_KEY = re.compile(r"[0-9a-f]{64}")
 
 
 def _text(value: bytes | str) -> str:
-    """Redis answers bytes; keys from scan_iter may be either."""
+    """Redis answers bytes; decode them."""
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
 
 
@@ -81,6 +81,9 @@ class StateStore(Protocol):
 
     def get(self, job_id: str) -> JobState | None:
         """The current state, or None for an unknown job."""
+
+    def get_many(self, job_ids: Sequence[str]) -> list[JobState | None]:
+        """The current states of several jobs (None for unknown ones), in one read."""
 
     def update(self, job_id: str, mutate: Mutation) -> JobState | None:
         """Apply `mutate` atomically; the new state, or None when nothing changed."""
@@ -160,6 +163,11 @@ class RedisStateStore:
         raw = self.redis.get(self._key("job", job_id))
         return None if raw is None else JobState.model_validate_json(raw)
 
+    def get_many(self, job_ids: Sequence[str]) -> list[JobState | None]:
+        """MGET of the jobs' states."""
+        raws = self.redis.mget([self._key("job", job_id) for job_id in job_ids]) if job_ids else []
+        return [None if raw is None else JobState.model_validate_json(raw) for raw in raws]
+
     def update(self, job_id: str, mutate: Mutation) -> JobState | None:
         """Optimistic read-modify-write with WATCH; retried when another writer won."""
         key = self._key("job", job_id)
@@ -214,6 +222,9 @@ class RedisStateStore:
             counts = pipe.execute()
         return dict(zip(JobStatus, (int(c) for c in counts), strict=True))
 
+    # Histograms, counters and workers are listed in index sets: SCAN would walk every job key
+    # in the database, and /ready and /metrics are polled often.
+
     def observe(self, name: str, label: str, value: float) -> None:
         """Count `value` into its bucket."""
         key = self._key("hist", name, label)
@@ -221,14 +232,20 @@ class RedisStateStore:
             pipe.hincrby(key, f"b{bucket_index(value)}", 1)
             pipe.hincrbyfloat(key, "sum", value)
             pipe.hincrby(key, "count", 1)
+            pipe.sadd(self._key("index", "hist"), f"{name}:{label}")
             pipe.execute()
 
     def histograms(self) -> list[Histogram]:
-        """Every histogram series found in Redis."""
+        """Every histogram series."""
+        series_names = sorted(_text(n) for n in self.redis.smembers(self._key("index", "hist")))
+        with self.redis.pipeline(transaction=False) as pipe:
+            for series_name in series_names:
+                pipe.hgetall(self._key("hist", series_name))
+            values = pipe.execute()
         series = []
-        for raw_key in sorted(self.redis.scan_iter(match=self._key("hist", "*"), count=100)):
-            _, _, name, label = _text(raw_key).split(":", 3)
-            fields = {_text(k): _text(v) for k, v in self.redis.hgetall(raw_key).items()}
+        for series_name, raw in zip(series_names, values, strict=True):
+            name, label = series_name.split(":", 1)
+            fields = {_text(k): _text(v) for k, v in raw.items()}
             buckets = tuple(int(fields.get(f"b{i}", 0)) for i in range(len(HISTOGRAM_BUCKETS) + 1))
             series.append(
                 Histogram(
@@ -239,31 +256,47 @@ class RedisStateStore:
 
     def increment(self, name: str, label: str) -> None:
         """Add one to a counter."""
-        self.redis.hincrby(self._key("counter", name), label, 1)
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hincrby(self._key("counter", name), label, 1)
+            pipe.sadd(self._key("index", "counter"), name)
+            pipe.execute()
 
     def counters(self) -> dict[str, dict[str, int]]:
         """All counters."""
-        result: dict[str, dict[str, int]] = {}
-        for raw_key in sorted(self.redis.scan_iter(match=self._key("counter", "*"), count=100)):
-            name = _text(raw_key).split(":", 2)[2]
-            values = self.redis.hgetall(raw_key)
-            result[name] = {_text(k): int(v) for k, v in values.items()}
-        return result
+        names = sorted(_text(n) for n in self.redis.smembers(self._key("index", "counter")))
+        with self.redis.pipeline(transaction=False) as pipe:
+            for name in names:
+                pipe.hgetall(self._key("counter", name))
+            values = pipe.execute()
+        return {
+            name: {_text(k): int(v) for k, v in raw.items()}
+            for name, raw in zip(names, values, strict=True)
+        }
 
     def heartbeat(self, info: WorkerInfo, ttl: float) -> None:
         """Store the heartbeat with an expiry."""
-        self.redis.set(
-            self._key("worker", info.worker_id), info.model_dump_json(), px=int(ttl * 1000)
-        )
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.set(
+                self._key("worker", info.worker_id), info.model_dump_json(), px=int(ttl * 1000)
+            )
+            pipe.sadd(self._key("index", "worker"), info.worker_id)
+            pipe.execute()
 
     def drop_worker(self, worker_id: str) -> None:
         """Delete a heartbeat."""
-        self.redis.delete(self._key("worker", worker_id))
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.delete(self._key("worker", worker_id))
+            pipe.srem(self._key("index", "worker"), worker_id)
+            pipe.execute()
 
     def workers(self) -> list[WorkerInfo]:
-        """Workers with an unexpired heartbeat."""
-        keys = sorted(self.redis.scan_iter(match=self._key("worker", "*"), count=100))
-        values = self.redis.mget(keys) if keys else []
+        """Workers with an unexpired heartbeat; expired ones leave the index."""
+        index = self._key("index", "worker")
+        ids = sorted(_text(i) for i in self.redis.smembers(index))
+        values = self.redis.mget([self._key("worker", i) for i in ids]) if ids else []
+        gone = [i for i, value in zip(ids, values, strict=True) if value is None]
+        if gone:
+            self.redis.srem(index, *gone)
         return [WorkerInfo.model_validate_json(v) for v in values if v is not None]
 
     def claim(self, key: str, job_id: str, ttl: float) -> str:
@@ -322,6 +355,10 @@ class FileStateStore:
         except (FileNotFoundError, NotADirectoryError):
             return None
         return JobState.model_validate_json(raw)
+
+    def get_many(self, job_ids: Sequence[str]) -> list[JobState | None]:
+        """Read each state.json."""
+        return [self.get(job_id) for job_id in job_ids]
 
     def update(self, job_id: str, mutate: Mutation) -> JobState | None:
         """Read-modify-write under the job's lock file."""
