@@ -38,6 +38,11 @@ def test_single_command_mode_without_redis(tmp_path: Path, portrait: Path, marke
     try:
         service.wait_ready()
         assert len(processes_with(marker)) >= 3  # serve, the Celery worker, its pool process
+        serve_pid = service.processes["serve"].pid
+        workers = [pid for pid in processes_with(marker) if pid != serve_pid]
+        # Renders take only CPU time nothing else wants, so the API answers at once.
+        assert os.sched_getscheduler(serve_pid) == os.SCHED_OTHER
+        assert {os.sched_getscheduler(pid) for pid in workers} == {os.SCHED_IDLE}
 
         speech = service.client.post("/tts", json={"text": "Ganz ohne Server."})
         assert speech.status_code == 202, speech.text  # FACECAST_TTS_WAIT_SECONDS=0

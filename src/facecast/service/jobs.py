@@ -68,6 +68,8 @@ LOG_TAIL_LINES = 20
 FAILED = frozenset({JobStatus.ERROR, JobStatus.REJECTED})
 """Statuses whose view carries the worker's log tail."""
 DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+WARM_CONNECTIONS = 8
+"""State-store connections opened at start-up: enough for a burst of concurrent requests."""
 
 
 def storage_failure(exc: OSError) -> ServiceError:
@@ -552,7 +554,7 @@ class JobService:
         """
         warm_up_image_decoding()
         try:
-            self.store.ping()
+            self.store.warm_up(WARM_CONNECTIONS)
             self.queue.warm_up()
         except Exception as exc:
             logger.warning("broker or state store not reachable at start-up: %s", exc)

@@ -120,16 +120,24 @@ class TaskQueue:
             ) from exc
 
     def warm_up(self) -> None:
-        """Connect and build Celery's publishing machinery now, not in the first request.
+        """Connect and build Celery's publishing machinery now, not in the first requests.
 
-        The first `send_task` of a process costs ~30 ms (transport, producer pool, channel).
+        The first `send_task` of a process costs ~30 ms (transport, producer pool, channel), and
+        each producer the pool adds under concurrent submissions connects and declares the
+        queues again (~5 ms with Redis): the whole pool is filled here.
         """
         app = self.app
         _ = app.amqp.send_task_message, app.backend
-        with app.producer_or_acquire() as producer:
-            producer.connection.ensure_connection(max_retries=1)
-            for queue in app.amqp.queues.values():
-                producer.maybe_declare(queue)
+        pool = app.producer_pool
+        producers = [pool.acquire(block=True, timeout=5) for _ in range(max(1, pool.limit or 1))]
+        try:
+            for producer in producers:
+                producer.connection.ensure_connection(max_retries=1)
+                for queue in app.amqp.queues.values():
+                    producer.maybe_declare(queue)
+        finally:
+            for producer in producers:
+                producer.release()
 
     def ping(self) -> None:
         """Raise when the broker cannot be reached."""

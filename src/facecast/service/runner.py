@@ -34,13 +34,17 @@ WORKER_NICENESS = 10
 
 
 def _prepare_worker_process() -> None:
-    """In the child before exec: lower its priority, and die with `facecast serve`.
+    """In the child before exec: lowest CPU priority, and die with `facecast serve`.
 
-    Renders saturate every core; at a lower priority they leave the API on the same machine
-    free to answer submissions and status polls at once. PR_SET_PDEATHSIG sends SIGTERM if
-    `facecast serve` dies without cleaning up.
+    Renders saturate every core. Under SCHED_IDLE (Linux) they run only when the API, Redis and
+    everything else on the machine have nothing to do, so submissions and status polls are
+    answered at once; a nice value alone still let renders delay requests by tens of ms.
+    PR_SET_PDEATHSIG sends SIGTERM if `facecast serve` dies without cleaning up.
     """
     os.nice(WORKER_NICENESS)
+    if hasattr(os, "SCHED_IDLE"):
+        with contextlib.suppress(OSError):
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)

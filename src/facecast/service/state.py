@@ -76,6 +76,9 @@ class StateStore(Protocol):
     def ping(self) -> None:
         """Raise when the store cannot be reached."""
 
+    def warm_up(self, connections: int) -> None:
+        """Open up to `connections` connections now, so concurrent requests find them ready."""
+
     def create(self, state: JobState) -> None:
         """Store the first state of a new job."""
 
@@ -150,6 +153,13 @@ class RedisStateStore:
     def ping(self) -> None:
         """Raise when Redis does not answer."""
         self.redis.ping()
+
+    def warm_up(self, connections: int) -> None:
+        """Check out and return `connections` pool connections, each connected."""
+        pool = self.redis.connection_pool
+        opened = [pool.get_connection() for _ in range(connections)]
+        for connection in opened:
+            pool.release(connection)
 
     def create(self, state: JobState) -> None:
         """Store a new job's first state."""
@@ -334,6 +344,9 @@ class FileStateStore:
                 yield
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def warm_up(self, connections: int) -> None:
+        """Nothing to open: files need no connections."""
 
     def ping(self) -> None:
         """Raise when the data directory is not writable."""
