@@ -335,6 +335,7 @@ class FileStateStore:
 
     def __init__(self, storage: Storage) -> None:
         self.storage = storage
+        self._many_cache: dict[str, tuple[tuple[int, int], JobState]] = {}
 
     @contextmanager
     def _locked(self, lock_path: Path) -> Iterator[None]:
@@ -370,8 +371,27 @@ class FileStateStore:
         return JobState.model_validate_json(raw)
 
     def get_many(self, job_ids: Sequence[str]) -> list[JobState | None]:
-        """Read each state.json."""
-        return [self.get(job_id) for job_id in job_ids]
+        """Each state.json, parsed again only when the file was replaced since the last call.
+
+        Live progress asks for every followed job several times a second; most of them wait in
+        the queue unchanged, and a stat costs a fraction of an open, read and parse.
+        """
+        seen: dict[str, tuple[tuple[int, int], JobState]] = {}
+        states: list[JobState | None] = []
+        for job_id in job_ids:
+            try:
+                info = self.storage.path(job_id, STATE_FILE).stat()
+            except (FileNotFoundError, NotADirectoryError):
+                states.append(None)
+                continue
+            version = (info.st_ino, info.st_mtime_ns)
+            cached = self._many_cache.get(job_id)
+            state = cached[1] if cached is not None and cached[0] == version else self.get(job_id)
+            if state is not None:
+                seen[job_id] = (version, state)
+            states.append(state)
+        self._many_cache = seen
+        return states
 
     def update(self, job_id: str, mutate: Mutation) -> JobState | None:
         """Read-modify-write under the job's lock file."""
