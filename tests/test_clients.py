@@ -3,11 +3,13 @@
 The playground page (GET / on the API) and the Flet app (`python -m clients.app`, its prebuilt
 Flutter web client served offline) each: upload the astronaut photo, type a German sentence,
 tick consent, submit, watch the progress rise and the video play for as long as the speech.
-Screenshots land in test-artifacts/; the README's pictures are copied to docs/img/.
+Screenshots land in test-artifacts/; FACECAST_UPDATE_DOCS_IMG=1 also refreshes the README's
+pictures in docs/img/.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import sys
@@ -93,11 +95,11 @@ def no_face(tmp_path: Path) -> Path:
 
 
 def shot(page: Page, name: str, docs_name: str | None = None) -> Path:
-    """Screenshot to test-artifacts/ (and to docs/img/ for the README)."""
+    """Screenshot to test-artifacts/; with FACECAST_UPDATE_DOCS_IMG=1 also to docs/img/."""
     ARTIFACTS.mkdir(exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
-    if docs_name:
+    if docs_name and os.environ.get("FACECAST_UPDATE_DOCS_IMG") == "1":
         DOCS_IMG.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, DOCS_IMG / docs_name)
     return path
