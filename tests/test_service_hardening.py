@@ -189,7 +189,9 @@ def test_one_opencv_distribution() -> None:
     assert hasattr(cv2, "face") and hasattr(cv2, "dnn")  # contrib modules are there
 
 
-def test_images_are_decoded_fully_and_bombs_refused(tmp_path: Path, astronaut_png: Path) -> None:
+def test_images_are_decoded_fully_and_bombs_refused(
+    tmp_path: Path, astronaut_png: Path, portrait: Path
+) -> None:
     bomb = tmp_path / "bomb.png"
     bomb.write_bytes(png_declaring(50_000, 50_000))
     with pytest.raises(InvalidImageError):
@@ -199,6 +201,14 @@ def test_images_are_decoded_fully_and_bombs_refused(tmp_path: Path, astronaut_pn
     with pytest.raises(InvalidImageError):
         check_image(truncated, 40_000_000)
     assert check_image(astronaut_png, 40_000_000) == "png"
+    # JPEGs are checked at 1/8 scale: still every entropy-coded block, so any cut is caught.
+    whole = portrait.read_bytes()
+    assert check_image(portrait, 40_000_000) == "jpg"
+    for cut in (len(whole) // 2, len(whole) - 100, len(whole) - 3):
+        cut_jpeg = tmp_path / f"cut-{cut}.jpg"
+        cut_jpeg.write_bytes(whole[:cut])
+        with pytest.raises(InvalidImageError):
+            check_image(cut_jpeg, 40_000_000)
 
 
 def test_rate_limiter_refills_and_says_when() -> None:
