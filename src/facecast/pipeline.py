@@ -39,8 +39,9 @@ OUTPUT_AUDIO_RATE = 48_000
 """Uploaded recordings are decoded at this rate for the output's sound track."""
 AI_NOTICE = "AI-generated talking-head video made with facecast from a single photo."
 PROGRESS_EVERY = 5
-BLAS_THREADS = 1
 """Frames between progress reports (and cancel checks) while rendering."""
+BLAS_THREADS = 1
+"""BLAS threads while rendering (see render_talking_head)."""
 # Share of the whole job each stage takes, for progress reporting.
 SPAN_SPEECH = (0.0, 0.08)
 SPAN_FACE = (0.08, 0.14)

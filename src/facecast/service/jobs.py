@@ -393,11 +393,15 @@ class JobService:
             raise JobNotFoundError(f"There is no job {job_id[:64]!r}.")
         state = self.store.get(job_id)
         if state is None:
-            manifest = self.storage.read_manifest(job_id)
-            if manifest is None:
-                raise JobNotFoundError(f"There is no job {job_id!r}.")
-            state = manifest.state
+            state = self._manifest_state(job_id)
+        if state is None:
+            raise JobNotFoundError(f"There is no job {job_id!r}.")
         return state
+
+    def _manifest_state(self, job_id: str) -> JobState | None:
+        """The state kept in the manifest, for jobs the state store has forgotten (expired)."""
+        manifest = self.storage.read_manifest(job_id) if is_job_id(job_id) else None
+        return None if manifest is None else manifest.state
 
     def view(self, state: JobState, base_url: str) -> JobView:
         """The client's view of a job, with absolute download links."""
@@ -451,14 +455,10 @@ class JobService:
 
     def get_many(self, job_ids: Sequence[str]) -> dict[str, JobState | None]:
         """The states of several jobs in one store read; None for jobs that are gone."""
-        states: dict[str, JobState | None] = dict(
-            zip(job_ids, self.store.get_many(job_ids), strict=True)
-        )
-        for job_id, state in states.items():
-            if state is None:  # expired from the store: the manifest keeps the final state
-                manifest = self.storage.read_manifest(job_id) if is_job_id(job_id) else None
-                states[job_id] = None if manifest is None else manifest.state
-        return states
+        return {
+            job_id: state if state is not None else self._manifest_state(job_id)
+            for job_id, state in zip(job_ids, self.store.get_many(job_ids), strict=True)
+        }
 
     def watch(self, job_id: str, keepalive: float) -> AsyncIterator[JobState | None]:
         """Yield the state whenever it changes, until it is final; None every `keepalive` s idle.
