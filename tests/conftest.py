@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import struct
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -83,3 +85,19 @@ def silence_clip(request: pytest.FixtureRequest, clip_dir: Path, silence_wav: Pa
     options = RenderOptions(size=LIPSYNC_SIZE)
     result = render_talking_head(PHOTOS[name](), output, audio=silence_wav, options=options)
     return measure_clip(name, result, options.fps)
+
+
+def png_declaring(width: int, height: int) -> bytes:
+    """A tiny valid-looking PNG whose header declares width x height pixels (a bomb)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + chunk(b"IEND", b"")
+    )

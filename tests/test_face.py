@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import io
-import struct
 import time
-import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import astronaut_photo
+from conftest import astronaut_photo, png_declaring
 from facecast import face
 from facecast.errors import InvalidImageError, NoFaceError
 
@@ -29,22 +27,6 @@ def _encode(img: Image.Image, fmt: str, **params: object) -> bytes:
     buf = io.BytesIO()
     img.save(buf, fmt, **params)
     return buf.getvalue()
-
-
-def _png_claiming(width: int, height: int) -> bytes:
-    """A valid-looking PNG of a few bytes whose header declares width x height pixels."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(b"\0" * 16))
-        + chunk(b"IEND", b"")
-    )
 
 
 def _assert_upright_face(rgb: np.ndarray) -> face.FaceLandmarks:
@@ -133,13 +115,13 @@ def test_oversized_image_is_refused_quickly(side: int) -> None:
     """A few bytes that claim side x side pixels (a decompression bomb)."""
     started = time.perf_counter()
     with pytest.raises(InvalidImageError):
-        face.load_image(_png_claiming(side, side))
+        face.load_image(png_declaring(side, side))
     assert time.perf_counter() - started < QUICK_S
 
 
 def test_oversized_image_message_names_the_size() -> None:
     with pytest.raises(InvalidImageError, match="pixels"):
-        face.load_image(_png_claiming(50_000, 50_000))
+        face.load_image(png_declaring(50_000, 50_000))
 
 
 # --- which face ------------------------------------------------------------------------
