@@ -25,8 +25,6 @@ import argparse
 import itertools
 import json
 import random
-import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -43,10 +41,12 @@ from service import (
     FINAL,
     PHOTO,
     Timing,
+    add_service_arguments,
     collect,
     free_port,
     percentile,
     start_service,
+    stop_service,
     wait_ready,
 )
 
@@ -169,11 +169,7 @@ def measure(mode: str, args: argparse.Namespace) -> Run:
                 timings = collect(client, clients.submitted)
             peak = peak_memory_mib(process.pid)
         finally:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                process.kill()
+            stop_service(process)
         attempts = [
             json.loads((data_dir / job_id / "job.json").read_text())["state"]["attempts"]
             for job_id, _ in clients.submitted
@@ -227,14 +223,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--jobs", type=int, default=200)
+    add_service_arguments(parser, jobs=200, size=128)
     parser.add_argument("--clients", type=int, default=50)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--mode", choices=[*MODES, "both"], default="both")
     parser.add_argument("--ramp", type=float, default=5.0, help="app clients start within (s)")
     parser.add_argument("--think", type=float, default=2.0, help="app client pause, max (s)")
-    parser.add_argument("--redis-url", default=None, help="use this Redis; default: no server")
     args = parser.parse_args()
     modes = list(MODES) if args.mode == "both" else [args.mode]
     print(f"facecast serve --workers {args.workers}, ", end="")

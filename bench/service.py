@@ -98,6 +98,24 @@ def start_service(
         return subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
 
 
+def stop_service(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM (workers finish or hand back their jobs), then kill after a minute."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def add_service_arguments(parser: argparse.ArgumentParser, jobs: int, size: int) -> None:
+    """The options both service benchmarks take."""
+    parser.add_argument("--jobs", type=int, default=jobs)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--size", type=int, default=size)
+    parser.add_argument("--redis-url", default=None, help="use this Redis; default: no server")
+
+
 def wait_ready(client: httpx.Client, process: subprocess.Popen[bytes], log: Path) -> float:
     started = time.monotonic()
     while time.monotonic() - started < READY_TIMEOUT_S:
@@ -179,10 +197,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--jobs", type=int, default=20)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--size", type=int, default=256)
-    parser.add_argument("--redis-url", default=None, help="use this Redis; default: no server")
+    add_service_arguments(parser, jobs=20, size=256)
     args = parser.parse_args()
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="facecast-bench-") as tmp:
@@ -195,12 +210,7 @@ def main() -> None:
                 timings = collect(client, submitted)
             report(args, timings, ready_s)
         finally:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop_service(process)
 
 
 if __name__ == "__main__":
