@@ -19,6 +19,7 @@ from facecast.errors import (
     InvalidTextError,
     UnsupportedLanguageError,
 )
+from facecast.registry import Capabilities, Registry
 from facecast.speech import PhonemeEvent, Speech, registry
 from facecast.speech.espeak import (
     MAX_DATA_PATH_BYTES,
@@ -294,6 +295,7 @@ def test_the_same_text_gives_the_same_timing(espeak: EspeakBackend) -> None:
 class _CountingBackend:
     """A real, tiny backend: a beep, counting how often it was loaded."""
 
+    capabilities = Capabilities()
     name = "beep"
 
     def __init__(self) -> None:
@@ -313,7 +315,9 @@ class _CountingBackend:
 
 @pytest.fixture
 def fresh_registry(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(registry, "_REGISTRY", registry._Registry())
+    monkeypatch.setattr(
+        registry, "REGISTRY", Registry("speech backend", registry._builtin_backends)
+    )
 
 
 def test_registry_serves_espeak(fresh_registry: None) -> None:

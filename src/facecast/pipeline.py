@@ -29,6 +29,7 @@ from facecast import face, motion
 from facecast.audio import AudioTrack, load_audio
 from facecast.config import get_settings
 from facecast.errors import FacecastError, InvalidTextError
+from facecast.options import RenderOptions
 from facecast.progress import CancelCheck, ProgressCallback, Reporter
 from facecast.render import get_renderer
 from facecast.speech import PhonemeEvent, Speech
@@ -52,22 +53,6 @@ WATERMARK_SCALE = 1 / 1000
 """OpenCV font scale per pixel of frame height (about 2 % of the height)."""
 WATERMARK_MARGIN = 0.02
 """Distance from the bottom-right corner, as a share of the frame height."""
-
-
-@dataclass(frozen=True)
-class RenderOptions:
-    """What the caller may choose about a render."""
-
-    fps: int = 25
-    size: int = 512
-    full_frame: bool = False
-    lang: str = "de"
-    voice: str | None = None
-    seed: int = 0
-    speech_backend: str = "espeak"
-    renderer: str = "warp"
-    watermark: str | None = None
-    """Visible text drawn small and semi-transparent in the bottom-right corner."""
 
 
 @dataclass(frozen=True)

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
 from typing import Protocol
 
 import numpy as np
 
-from facecast.errors import BackendUnavailableError
 from facecast.face import Portrait
+from facecast.registry import Capabilities, Registry
 
 
 class Animator(Protocol):
@@ -29,46 +27,32 @@ class Renderer(Protocol):
     """A rendering backend: `load` once per process, `prepare` once per photo."""
 
     name: str
+    capabilities: Capabilities
 
     def load(self) -> None: ...
 
     def prepare(self, portrait: Portrait) -> Animator: ...
 
 
-_FACTORIES: dict[str, Callable[[], Renderer]] = {}
-_LOADED: dict[str, Renderer] = {}
-_LOCK = threading.Lock()
+def _builtin_renderers() -> list[Renderer]:
+    from facecast.render.warp import WarpRenderer
+
+    return [WarpRenderer()]
 
 
-def register(name: str, factory: Callable[[], Renderer]) -> None:
-    """Make a renderer available under `name`."""
-    _FACTORIES[name] = factory
+REGISTRY: Registry[Renderer] = Registry("renderer", _builtin_renderers)
+
+
+def register(renderer: Renderer) -> None:
+    """Make a renderer available under its name."""
+    REGISTRY.register(renderer)
 
 
 def available() -> list[str]:
     """Names of the renderers this process can use."""
-    _register_builtin()
-    return sorted(_FACTORIES)
+    return REGISTRY.names()
 
 
 def get_renderer(name: str) -> Renderer:
     """The loaded renderer called `name` (loaded once per process)."""
-    _register_builtin()
-    with _LOCK:
-        if name not in _LOADED:
-            if name not in _FACTORIES:
-                choices = ", ".join(sorted(_FACTORIES))
-                raise BackendUnavailableError(
-                    f"Renderer '{name}' is not available; choose one of: {choices}."
-                )
-            renderer = _FACTORIES[name]()
-            renderer.load()
-            _LOADED[name] = renderer
-        return _LOADED[name]
-
-
-def _register_builtin() -> None:
-    if "warp" not in _FACTORIES:
-        from facecast.render.warp import WarpRenderer
-
-        register("warp", WarpRenderer)
+    return REGISTRY.get(name)

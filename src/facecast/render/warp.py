@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 
 from facecast.face import EYE_A_LOWER, EYE_A_UPPER, EYE_B_LOWER, EYE_B_UPPER, Portrait
+from facecast.registry import Capabilities
 from facecast.render import fields
 from facecast.render.mouth import MouthPalette, draw_interior, palette_from
 
@@ -166,6 +167,7 @@ class WarpRenderer:
     """Registry entry for the warp renderer: nothing to load, everything per photo."""
 
     name = "warp"
+    capabilities = Capabilities(licence="Apache-2.0 (facecast)")
 
     def load(self) -> None:
         """No models: the warp needs only the landmarks."""

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from facecast.audio import AudioTrack
+from facecast.registry import Capabilities
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class SpeechBackend(Protocol):
     """A text-to-speech engine: `load` once per process, then `synthesize` many times."""
 
     name: str
+    capabilities: Capabilities
 
     def load(self) -> None: ...
 

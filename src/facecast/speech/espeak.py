@@ -43,6 +43,7 @@ from facecast.errors import (
     InvalidTextError,
     UnsupportedLanguageError,
 )
+from facecast.registry import Capabilities
 from facecast.speech import PhonemeEvent, Speech
 
 logger = logging.getLogger(__name__)
@@ -432,6 +433,9 @@ class EspeakBackend:
     """espeak-ng text-to-speech: 22050 Hz audio plus phoneme timings, in every language it lists."""
 
     name = "espeak"
+    capabilities = Capabilities(
+        phoneme_timings=True, licence="GPL-3.0 (espeak-ng)", commercial_use=True
+    )
 
     def load(self) -> None:
         """Load and initialise espeak-ng for this process (idempotent, thread-safe)."""
