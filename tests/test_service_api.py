@@ -150,9 +150,8 @@ def test_tts_multipart_and_its_refusals(live_service: LiveService) -> None:
 
 
 def test_websocket_progress_rises_to_100(live_service: LiveService, portrait: Path) -> None:
-    job_id = live_service.submit_text(
-        portrait, "Eins, zwei, drei, vier, fünf, sechs, sieben, acht."
-    )
+    # Long enough (about 8 s of speech) that progress is seen between 0 and 100.
+    job_id = live_service.submit_text(portrait, "Eins, zwei, drei, vier, fünf. " * 4)
     views = []
     with connect(f"{live_service.ws_url}/ws/jobs/{job_id}", open_timeout=10) as early_leaver:
         early_leaver.recv(timeout=30)  # leaves after one message; the server must cope
@@ -168,7 +167,7 @@ def test_websocket_progress_rises_to_100(live_service: LiveService, portrait: Pa
 
 
 def test_server_sent_events_rise_to_100(live_service: LiveService, portrait: Path) -> None:
-    job_id = live_service.submit_text(portrait, "Neun, zehn, elf, zwölf, dreizehn, vierzehn.")
+    job_id = live_service.submit_text(portrait, "Neun, zehn, elf, zwölf, dreizehn. " * 4)
     views = []
     with live_service.client.stream("GET", f"/jobs/{job_id}/events", timeout=120) as stream:
         assert stream.headers["content-type"].startswith("text/event-stream")
