@@ -338,7 +338,7 @@ def test_registry_unknown_name(fresh_registry: None) -> None:
 def test_registry_loads_once_across_threads(fresh_registry: None) -> None:
     beep = _CountingBackend()
     registry.register(beep)
-    assert registry.available() == sorted(["beep", "espeak"])
+    assert {"beep", "espeak"} <= set(registry.available())
     with ThreadPoolExecutor(max_workers=THREADS) as pool:
         got = list(pool.map(lambda _: registry.get_backend("beep"), range(THREADS * 4)))
     assert all(backend is beep for backend in got)

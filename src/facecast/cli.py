@@ -12,6 +12,12 @@ import click
 
 from facecast.errors import FacecastError
 
+VOICE_HELP = (
+    "Voice: backend:voice (e.g. pico:de-DE, espeak:f3), a backend, or a plain voice name; "
+    "`facecast voices` lists them. Default: the language's most natural installed voice - "
+    "on a fresh install SVOX Pico for German (pico:de-DE) and English (pico:en-US), "
+    "espeak-ng for languages Pico lacks."
+)
 DEMO_TEXT = (
     "Hallo! Ich bin Grace Hopper. Dieses Video wurde aus einem einzigen Foto gemacht, "
     "ganz ohne Grafikkarte."
@@ -63,7 +69,7 @@ def _render_options(func: F) -> F:
         click.option(
             "--lang", default="de", show_default=True, help="Speech language (text input)."
         ),
-        click.option("--voice", default=None, help="Voice variant of the speech backend."),
+        click.option("--voice", default=None, help=VOICE_HELP),
         click.option(
             "--seed",
             type=int,
@@ -82,7 +88,7 @@ def _run_render(
 ) -> None:
     from tqdm import tqdm
 
-    from facecast.pipeline import RenderOptions, render_talking_head
+    from facecast.pipeline import RenderOptions, choose_voice, render_talking_head
 
     options = RenderOptions(
         fps=opts["fps"],
@@ -92,6 +98,8 @@ def _run_render(
         voice=opts["voice"],
         seed=opts["seed"],
     )
+    if text is not None:  # the voice is refused here, before the photo is even read
+        options = choose_voice(options)
     # disable=None: a bar on a terminal, nothing when stderr is a pipe or a file.
     with tqdm(
         disable=None,
@@ -155,10 +163,10 @@ def demo(output: Path, **opts: Any) -> None:
         _run_render(_demo_photo(), output, DEMO_TEXT, None, **opts)
 
 
-@main.command()
+@main.command(help=f"Speak TEXT into a WAV file.\n\n{VOICE_HELP}")
 @click.option("--text", required=True, help="Text to speak.")
 @click.option("--lang", default="de", show_default=True)
-@click.option("--voice", default=None)
+@click.option("--voice", default=None, help=VOICE_HELP)
 @click.option(
     "-o",
     "--output",
@@ -167,16 +175,49 @@ def demo(output: Path, **opts: Any) -> None:
     show_default=True,
 )
 def tts(text: str, lang: str, voice: str | None, output: Path) -> None:
-    """Speak TEXT into a WAV file."""
     from facecast.audio import save_wav
     from facecast.pipeline import synthesize
+    from facecast.speech.registry import resolve_voice
 
     with _plain_errors():
-        speech = synthesize(text, lang, voice)
+        choice = resolve_voice(lang, voice)
+        speech = synthesize(text, lang, choice.voice, backend=choice.backend)
         save_wav(speech.audio, output)
         click.echo(
-            f"wrote {output} ({speech.audio.duration:.1f} s, {len(speech.phonemes)} phonemes)"
+            f"wrote {output} ({speech.audio.duration:.1f} s, {len(speech.phonemes)} phonemes) "
+            f"with {choice.id}"
         )
+
+
+@main.command()
+@click.option("--lang", default=None, help="Only voices that speak this language.")
+@click.option("--all", "show_all", is_flag=True, help="Also list every espeak-ng variant.")
+def voices(lang: str | None, show_all: bool) -> None:
+    """List the voices `--voice` accepts, the default for each language first."""
+    from facecast.speech import registry
+
+    with _plain_errors():
+        defaults = registry.languages()
+        if lang is not None:
+            default = registry.default_voice(lang)
+            click.echo(f"default for {lang}: {default.id}")
+        for voice in registry.catalogue():
+            if lang is not None and not registry.speaks(voice, lang):
+                continue
+            if voice.backend == "espeak" and voice.name != "default" and not show_all:
+                continue
+            codes = [code for code, choice in defaults.items() if choice.id == voice.id]
+            languages = ", ".join(voice.languages[:8]) + (
+                f" (+{len(voice.languages) - 8})" if len(voice.languages) > 8 else ""
+            )
+            flags = "natural" if voice.natural else "robotic"
+            flags += ", clones" if voice.cloning else ""
+            flags += "" if voice.commercial_use else ", commercial use unclear"
+            default_note = f"  default for: {', '.join(codes[:10])}" if codes else ""
+            click.echo(f"{voice.id:<28} {flags:<32} {languages}{default_note}")
+            click.echo(f"{'':<28} licence: {voice.licence}")
+        if not show_all:
+            click.echo("(espeak-ng variants such as espeak:f3 are hidden; --all lists them)")
 
 
 @main.command()

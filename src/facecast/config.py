@@ -38,6 +38,17 @@ class Settings(BaseSettings):
     xtts_model_dir: Path | None = Field(
         None, description="XTTS-v2 weights, if the operator has them."
     )
+    voices_dir: Path | None = Field(
+        None,
+        description="Folder of Piper voices (NAME.onnx + NAME.onnx.json) offered besides the "
+        "built-in ones.",
+    )
+    noncommercial_voices: bool = Field(
+        False,
+        description="Let voices whose terms forbid or leave unclear commercial use (the "
+        "[voices] extra's en_US-joe-medium) be a language's default voice; off, they are used "
+        "only when asked for by name.",
+    )
     liveportrait_dir: Path | None = Field(None, description="LivePortrait ONNX weights.")
     wav2lip_onnx: Path | None = Field(None, description="Wav2Lip ONNX model file.")
     realesrgan_onnx: Path | None = Field(None, description="Real-ESRGAN ONNX model file.")

@@ -3,7 +3,8 @@ handed to the pipeline unchanged, and hashed for result reuse."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import asdict, dataclass
 
 
 @dataclass(frozen=True)
@@ -15,8 +16,14 @@ class RenderOptions:
     full_frame: bool = False
     lang: str = "de"
     voice: str | None = None
+    """The backend's own voice name; None: the backend's voice for `lang`."""
     seed: int = 0
-    speech_backend: str = "espeak"
+    speech_backend: str | None = None
+    """None: the default voice for `lang` (facecast.speech.registry.default_voice)."""
     renderer: str = "warp"
     watermark: str | None = None
     """Visible text drawn small and semi-transparent in the bottom-right corner."""
+
+    def fingerprint(self) -> str:
+        """Every field as canonical JSON: what result reuse hashes."""
+        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))

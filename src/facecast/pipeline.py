@@ -4,7 +4,8 @@ The CLI and the worker share it.
 
     render_talking_head(image, output, *, text=None, audio=None, options=RenderOptions(),
                         progress=None, cancel=None) -> RenderResult
-    synthesize(text, lang="de", voice=None, backend="espeak") -> Speech
+    synthesize(text, lang="de", voice=None, backend=None) -> Speech
+    choose_voice(options) -> RenderOptions   (the default or named voice resolved)
 
 `progress(stage, fraction)` is called with stage names "speech", "audio", "face", "motion",
 "render" (covers render+encode) and "done"; fraction is overall 0..1.
@@ -33,8 +34,10 @@ from facecast.options import RenderOptions
 from facecast.progress import CancelCheck, ProgressCallback, Reporter
 from facecast.render import get_renderer
 from facecast.speech import PhonemeEvent, Speech
-from facecast.speech.registry import get_backend
+from facecast.speech.registry import choose_voice, get_backend, resolve_voice
 from facecast.video import VideoWriter
+
+__all__ = ["RenderOptions", "choose_voice", "render_talking_head", "synthesize"]
 
 OUTPUT_AUDIO_RATE = 48_000
 """Uploaded recordings are decoded at this rate for the output's sound track."""
@@ -66,14 +69,23 @@ class RenderResult:
 
 
 def synthesize(
-    text: str, lang: str = "de", voice: str | None = None, backend: str = "espeak"
+    text: str, lang: str = "de", voice: str | None = None, backend: str | None = None
 ) -> Speech:
-    """Speak `text` with the named backend (text length is checked against the settings)."""
+    """Speak `text`: the one entry every synthesis goes through (CLI, worker, renders).
+
+    With `backend`, `voice` is that backend's own voice name (None: its voice for `lang`);
+    without, `voice` is resolved as `--voice` spells it ("backend:voice", a backend, a
+    plain voice name, or None for the language's default voice).
+    Text length is checked against the settings.
+    """
     limit = get_settings().max_text_chars
     if len(text) > limit:
         raise InvalidTextError(
             f"The text has {len(text)} characters; at most {limit} are accepted."
         )
+    if backend is None:
+        choice = resolve_voice(lang, voice)
+        backend, voice = choice.backend, choice.voice
     return get_backend(backend).synthesize(text, lang, voice)
 
 

@@ -80,21 +80,12 @@ def animate(job_id: str) -> str:
             run.progress("screening", 0.0)
             verdict = run.context.screen.check(image)
             logger.info("photo screened: %s %.3f", verdict.label, verdict.score)
-        options = pipeline.RenderOptions(
-            fps=request.fps,
-            size=request.size,
-            full_frame=request.full_frame,
-            lang=request.lang,
-            voice=request.voice,
-            seed=request.seed,
-            watermark=request.watermark,
-        )
         result = pipeline.render_talking_head(
             image,
             run.video_path,
             text=request.text,
             audio=run.file(request.audio),
-            options=options,
+            options=request.options,
             progress=run.progress,
             cancel=run.canceled,
             metadata={
@@ -116,9 +107,10 @@ def tts(job_id: str) -> str:
         request = run.manifest.request
         run.progress("speech", 0.0)
         sample = run.file(request.voice_sample)
-        voice = str(sample) if sample is not None else request.voice
+        options = request.options
+        voice = str(sample) if sample is not None else options.voice
         speech = pipeline.synthesize(
-            request.text or "", request.lang, voice, backend=request.speech_backend
+            request.text or "", options.lang, voice, backend=options.speech_backend
         )
         if run.canceled():
             raise CanceledError("The job was canceled.")

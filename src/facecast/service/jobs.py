@@ -7,6 +7,7 @@ Celery (task queue). It never renders anything itself; the web process stays lig
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import errno
 import logging
 import time
@@ -20,6 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from facecast import __version__
 from facecast.config import Settings
 from facecast.errors import BackendUnavailableError
+from facecast.options import RenderOptions
 from facecast.service import webhooks
 from facecast.service.errors import (
     AudioNotReadyError,
@@ -56,13 +58,13 @@ from facecast.service.schemas import (
 from facecast.service.state import Mutation, StateStore, finish, request_cancel
 from facecast.service.storage import AUDIO, VIDEO, Storage, content_key, is_job_id
 from facecast.service.watch import StateWatch
+from facecast.speech.registry import choose_voice
 
 logger = logging.getLogger(__name__)
 
 IMAGE_UPLOAD = "source_upload"
 VOICE_SAMPLE = "voice_sample.wav"
 CLONE_BACKEND = "xtts"
-DEFAULT_BACKEND = "espeak"
 WAIT_POLL_S = 0.05
 LOG_TAIL_LINES = 20
 FAILED = frozenset({JobStatus.ERROR, JobStatus.REJECTED})
@@ -84,6 +86,32 @@ def idempotency_scope(principal: str, route: str, key: str | None) -> str | None
     return None if key is None else content_key("idempotency", principal, route, key)
 
 
+def build_options(
+    settings: Settings,
+    *,
+    speaks: bool,
+    lang: str | None = None,
+    voice: str | None = None,
+    fps: int | None = None,
+    size: int | None = None,
+    full_frame: bool = False,
+) -> RenderOptions:
+    """The job's render options from a request's fields and the server's defaults.
+
+    When the job speaks text, the voice is resolved here (an unknown voice or language is a
+    400 listing the valid ones), so the worker never meets a voice it cannot use.
+    """
+    options = RenderOptions(
+        fps=fps or settings.default_fps,
+        size=even(size or settings.default_size),
+        full_frame=full_frame,
+        lang=lang or settings.default_lang,
+        voice=voice,
+        watermark=settings.watermark,
+    )
+    return choose_voice(options) if speaks else dataclasses.replace(options, voice=None)
+
+
 @dataclass(frozen=True)
 class AnimateSubmission:
     """A parsed POST /animate: streams for the uploads, plain values for the rest."""
@@ -94,11 +122,8 @@ class AnimateSubmission:
     audio_filename: str | None = None
     audio_id: str | None = None
     text: str | None = None
-    lang: str | None = None
-    voice: str | None = None
-    fps: int | None = None
-    size: int | None = None
-    full_frame: bool = False
+    options: RenderOptions = RenderOptions()
+    """Built by the route with `build_options`."""
     webhook: str | None = None
     client_ref: str | None = None
     idempotency: str | None = None
@@ -110,8 +135,8 @@ class TtsSubmission:
     """A parsed POST /tts."""
 
     text: str
-    lang: str | None = None
-    voice: str | None = None
+    options: RenderOptions = RenderOptions()
+    """Built by the route with `build_options`."""
     voice_sample: BinaryIO | None = None
     webhook: str | None = None
     client_ref: str | None = None
@@ -218,12 +243,7 @@ class JobService:
         request = JobRequest(
             image=image_name,
             text=text,
-            lang=submission.lang or settings.default_lang,
-            voice=submission.voice,
-            fps=submission.fps or settings.default_fps,
-            size=even(submission.size or settings.default_size),
-            full_frame=submission.full_frame,
-            watermark=settings.watermark,
+            options=submission.options,
             webhook=submission.webhook,
             client_ref=submission.client_ref,
         )
@@ -238,17 +258,10 @@ class JobService:
             voice_key = self._link_tts_audio(submission.audio_id, job_id)
             request = request.model_copy(update={"audio": AUDIO, "audio_id": submission.audio_id})
         else:
-            voice_key = content_key("text", text, request.lang, request.voice)
+            voice_key = content_key("text", text)
+        # The whole options object: two voices (or any other choice) never share a video.
         cache_key = content_key(
-            "animate",
-            __version__,
-            upload,
-            voice_key,
-            request.fps,
-            request.size,
-            request.full_frame,
-            request.seed,
-            request.watermark,
+            "animate", __version__, upload, voice_key, request.options.fingerprint()
         )
         reused = self._reuse_video(job_id, cache_key)
         now = time.time()
@@ -304,7 +317,6 @@ class JobService:
         """Queue speech synthesis, or answer with identical speech made before."""
         settings = self.settings
         text = clean_text(submission.text, settings.max_text_chars)
-        lang = submission.lang or settings.default_lang
         if submission.voice_sample is not None and not self.cloning_available():
             raise BackendUnavailableError(
                 "Voice cloning is not available on this server: no cloning backend (XTTS) is "
@@ -313,19 +325,15 @@ class JobService:
         if submission.webhook is not None:
             webhooks.check_url(submission.webhook, settings)
         return self._create(
-            lambda job_id: self._create_tts(job_id, submission, text, lang),
+            lambda job_id: self._create_tts(job_id, submission, text),
             submission.idempotency,
             JobKind.TTS,
         )
 
-    def _create_tts(
-        self, job_id: str, submission: TtsSubmission, text: str, lang: str
-    ) -> Submitted:
+    def _create_tts(self, job_id: str, submission: TtsSubmission, text: str) -> Submitted:
         request = JobRequest(
             text=text,
-            lang=lang,
-            voice=submission.voice,
-            speech_backend=DEFAULT_BACKEND,
+            options=submission.options,
             webhook=submission.webhook,
             client_ref=submission.client_ref,
         )
@@ -334,12 +342,9 @@ class JobService:
             sample_key = self.storage.save_stream(
                 job_id, VOICE_SAMPLE, submission.voice_sample, self.settings.max_upload_bytes
             )
-            request = request.model_copy(
-                update={"voice_sample": VOICE_SAMPLE, "speech_backend": CLONE_BACKEND}
-            )
-        cache_key = content_key(
-            "tts", __version__, text, lang, request.voice, request.speech_backend, sample_key
-        )
+            options = dataclasses.replace(request.options, speech_backend=CLONE_BACKEND, voice=None)
+            request = request.model_copy(update={"voice_sample": VOICE_SAMPLE, "options": options})
+        cache_key = content_key("tts", __version__, text, request.options.fingerprint(), sample_key)
         earlier = self.storage.cache_get(cache_key)
         if earlier is not None and self.storage.download(earlier, AUDIO) is not None:
             self.storage.remove(job_id)

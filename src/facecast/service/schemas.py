@@ -10,6 +10,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from facecast.options import RenderOptions
+
 LANG_PATTERN = r"^[a-z]{2,3}([-_][A-Za-z0-9]{2,8})?$"
 """Language codes as the speech backends name them: de, en-us, pt_BR, cmn, ..."""
 
@@ -84,21 +86,17 @@ class JobState(BaseModel):
 
 
 class JobRequest(BaseModel):
-    """What the caller asked for; file names are relative to the job directory."""
+    """What the caller asked for; file names are relative to the job directory.
+
+    `options` is built once by the route (voice resolved) and handed to the pipeline as is.
+    """
 
     image: str | None = None
     audio: str | None = None
     audio_id: str | None = None
     text: str | None = None
-    lang: str = "de"
-    voice: str | None = None
     voice_sample: str | None = None
-    speech_backend: str = "espeak"
-    fps: int = 25
-    size: int = 512
-    full_frame: bool = False
-    seed: int = 0
-    watermark: str | None = None
+    options: RenderOptions = RenderOptions()
     webhook: str | None = None
     client_ref: str | None = None
 
@@ -195,7 +193,12 @@ class TtsRequest(BaseModel):
     lang: str | None = Field(
         None, pattern=LANG_PATTERN, description="Language code; default FACECAST_DEFAULT_LANG (de)."
     )
-    voice: str | None = Field(None, max_length=64, description="Backend voice name.")
+    voice: str | None = Field(
+        None,
+        max_length=128,
+        description="`backend:voice` or a voice name from GET /voices; default: the "
+        "language's default voice.",
+    )
     webhook: str | None = Field(
         None, max_length=2048, description="URL that gets a signed POST when the job ends."
     )
@@ -234,6 +237,41 @@ class Check(BaseModel):
 
     ok: bool
     detail: str
+
+
+class VoiceView(BaseModel):
+    """One voice of GET /voices."""
+
+    id: str = Field(description="`backend:voice`: what `voice` accepts (a plain name works too).")
+    backend: str
+    voice: str
+    languages: list[str] = Field(description="Language codes it speaks, most specific first.")
+    natural: bool = Field(description="Sounds like a person (neural or unit-selection).")
+    cloning: bool = Field(description="Clones a voice from a sample (voice_clone_wav).")
+    phoneme_timings: bool = Field(description="Drives the mouth from phonemes, not the signal.")
+    licence: str
+    commercial_use: bool = Field(description="False: the terms forbid or leave it unclear.")
+    default_for: list[str] = Field(description="Languages this voice is the default for.")
+
+
+class VoiceList(BaseModel):
+    """GET /voices."""
+
+    voices: list[VoiceView]
+
+
+class LanguageView(BaseModel):
+    """One language of GET /languages."""
+
+    code: str
+    default_voice: str = Field(description="`backend:voice` used when a request names none.")
+    voices: int = Field(description="How many voices speak it.")
+
+
+class LanguageList(BaseModel):
+    """GET /languages."""
+
+    languages: list[LanguageView]
 
 
 class Readiness(BaseModel):

@@ -19,6 +19,33 @@ class PhonemeEvent:
 
 
 @dataclass(frozen=True)
+class VoiceInfo:
+    """One voice a backend offers, as the catalogue (GET /voices, `facecast voices`) lists it."""
+
+    backend: str
+    name: str
+    languages: tuple[str, ...]
+    """Lower-case language codes it speaks ("de", "en-us"), most specific first."""
+    natural: bool = False
+    cloning: bool = False
+    licence: str = ""
+    commercial_use: bool = True
+    """False when the voice's terms forbid or leave unclear commercial use."""
+
+    @property
+    def id(self) -> str:
+        """`backend:voice`, the unambiguous spelling `--voice` and the API accept."""
+        return f"{self.backend}:{self.name}"
+
+
+def language_key(lang: str) -> tuple[str, ...]:
+    """A language code in lookup order: "de_DE" -> ("de-de", "de"); "en" -> ("en",)."""
+    code = lang.strip().lower().replace("_", "-")
+    primary = code.split("-")[0]
+    return (code,) if primary == code else (code, primary)
+
+
+@dataclass(frozen=True)
 class Speech:
     """Synthesised speech: the audio and, when the backend knows them, its phoneme timings."""
 
@@ -35,5 +62,7 @@ class SpeechBackend(Protocol):
     def load(self) -> None: ...
 
     def languages(self) -> tuple[str, ...]: ...
+
+    def voices(self) -> tuple[VoiceInfo, ...]: ...
 
     def synthesize(self, text: str, lang: str, voice: str | None = None) -> Speech: ...

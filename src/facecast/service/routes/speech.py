@@ -11,13 +11,24 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from facecast.service.deps import BaseUrlDep, ServiceDep, SubmitterDep
+from facecast.service.deps import BaseUrlDep, PrincipalDep, ServiceDep, SubmitterDep
 from facecast.service.errors import JobFailedError, ServiceError
 from facecast.service.inputs import check_fields
-from facecast.service.jobs import JobService, TtsSubmission, idempotency_scope
+from facecast.service.jobs import JobService, TtsSubmission, build_options, idempotency_scope
 from facecast.service.routes import IDEMPOTENCY_KEY, error_responses
-from facecast.service.schemas import JobState, JobStatus, TtsForm, TtsRequest, TtsResult
+from facecast.service.schemas import (
+    JobState,
+    JobStatus,
+    LanguageList,
+    LanguageView,
+    TtsForm,
+    TtsRequest,
+    TtsResult,
+    VoiceList,
+    VoiceView,
+)
 from facecast.service.storage import AUDIO
+from facecast.speech import registry
 
 router = APIRouter(tags=["speech"])
 
@@ -114,10 +125,12 @@ async def tts(
     A retry with the same `Idempotency-Key` header answers with the job of the first request.
     """
     body, sample = await _parse(request)
+    options = await run_in_threadpool(
+        build_options, service.settings, speaks=sample is None, lang=body.lang, voice=body.voice
+    )
     submission = TtsSubmission(
         text=body.text,
-        lang=body.lang,
-        voice=body.voice,
+        options=options,
         voice_sample=sample.file if sample else None,
         webhook=body.webhook or None,
         client_ref=body.client_ref or None,
@@ -128,6 +141,47 @@ async def tts(
     if not state.status.final:
         state = await service.wait(state.job_id, service.settings.tts_wait_seconds)
     return await run_in_threadpool(_answer, service, state, submitted.reused, base_url)
+
+
+@router.get("/voices", response_model=VoiceList, responses=error_responses(401))
+def voices(_: PrincipalDep) -> VoiceList:
+    """Every voice this server speaks with: pass `id` (or the plain `voice`) as `voice`."""
+    backends = {backend.name: backend for backend in registry.ranked_backends()}
+    defaults: dict[str, list[str]] = {}
+    for code, choice in registry.languages().items():
+        defaults.setdefault(choice.id, []).append(code)
+    return VoiceList(
+        voices=[
+            VoiceView(
+                id=voice.id,
+                backend=voice.backend,
+                voice=voice.name,
+                languages=list(voice.languages),
+                natural=voice.natural,
+                cloning=voice.cloning,
+                phoneme_timings=backends[voice.backend].capabilities.phoneme_timings,
+                licence=voice.licence,
+                commercial_use=voice.commercial_use,
+                default_for=defaults.get(voice.id, []),
+            )
+            for voice in registry.catalogue()
+        ]
+    )
+
+
+@router.get("/languages", response_model=LanguageList, responses=error_responses(401))
+def languages(_: PrincipalDep) -> LanguageList:
+    """Every language some voice speaks, with the voice a request without `voice` gets."""
+    counts: dict[str, int] = {}
+    for voice in registry.catalogue():
+        for code in voice.languages:
+            counts[code] = counts.get(code, 0) + 1
+    return LanguageList(
+        languages=[
+            LanguageView(code=code, default_voice=choice.id, voices=counts.get(code, 0))
+            for code, choice in registry.languages().items()
+        ]
+    )
 
 
 __all__ = ["AUDIO", "router"]
