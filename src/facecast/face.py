@@ -224,7 +224,8 @@ class FaceSearch:
 
 def _faces_in(mesh: FaceMesh, rgb: np.ndarray) -> tuple[FaceLandmarks, ...]:
     """Every face in `rgb` as it stands, largest first."""
-    faces = mesh.all_faces(rgb) or _faces_via_detector(mesh, rgb)
+    faces = tuple(mesh.all_faces(rgb))
+    faces += tuple(_faces_via_detector(mesh, rgb, faces))
     return tuple(sorted(faces, key=_area, reverse=True))
 
 
@@ -309,10 +310,24 @@ def detect_landmarks(rgb: np.ndarray) -> FaceLandmarks:
     return choose_face(_faces_in(face_mesh(), rgb))
 
 
-def _faces_via_detector(mesh: FaceMesh, rgb: np.ndarray) -> list[FaceLandmarks]:
+def _inside(face: FaceLandmarks, box: tuple[float, float, float, float]) -> bool:
+    """True when the centre of the face's outline lies in `box`."""
+    x0, y0, x1, y1 = face.oval_box
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    return box[0] <= cx <= box[2] and box[1] <= cy <= box[3]
+
+
+def _faces_via_detector(
+    mesh: FaceMesh, rgb: np.ndarray, known: tuple[FaceLandmarks, ...] = ()
+) -> list[FaceLandmarks]:
+    """Faces the full-range detector sees and the mesh missed (small ones, in wide photos),
+    meshed on a crop around each detection."""
     h, w = rgb.shape[:2]
-    found = []
-    for x0, y0, x1, y1 in mesh.face_boxes(rgb):
+    found: list[FaceLandmarks] = []
+    for box in mesh.face_boxes(rgb):
+        x0, y0, x1, y1 = box
+        if any(_inside(face, box) for face in (*known, *found)):
+            continue
         m = SEARCH_MARGIN * max(x1 - x0, y1 - y0)
         cx0, cy0 = max(int(x0 - m), 0), max(int(y0 - m), 0)
         cx1, cy1 = min(int(x1 + m), w), min(int(y1 + m), h)
@@ -321,7 +336,9 @@ def _faces_via_detector(mesh: FaceMesh, rgb: np.ndarray) -> list[FaceLandmarks]:
         crop = rgb[cy0:cy1, cx0:cx1]
         scale = 512.0 / max(crop.shape[:2])
         crop = cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
-        found += [f.transformed(1.0 / scale, cx0, cy0) for f in mesh.all_faces(crop)]
+        meshed = [f.transformed(1.0 / scale, cx0, cy0) for f in mesh.all_faces(crop)]
+        # A crop may show a neighbour's face too: keep the one this detection is about.
+        found += [f for f in meshed if _inside(f, box)][:1]
     return found
 
 
