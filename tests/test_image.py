@@ -316,9 +316,9 @@ def test_face_choice_picks_the_named_face(
         prepare_photo(photo, RenderOptions(size=256, face_index=i)).portrait.rgb for i in (0, 1)
     ]
     assert _colourful(by_index[0]) != _colourful(by_index[1]), "both choices gave one face"
-    for centre, colourful in ((grace_centre, False), (astronaut_centre, True)):
-        chosen = prepare_photo(photo, RenderOptions(size=256, face_at=centre)).portrait.rgb
-        assert _colourful(chosen) == colourful, f"face_at={centre} chose the other face"
+    for point, colourful in ((grace_centre, False), (astronaut_centre, True)):
+        chosen = prepare_photo(photo, RenderOptions(size=256, face_at=point)).portrait.rgb
+        assert _colourful(chosen) == colourful, f"face_at={point} chose the other face"
     for box, rgb in zip(found.boxes, by_index, strict=True):
         centre = ((box.x0 + box.x1) / 2, (box.y0 + box.y1) / 2)
         at = prepare_photo(photo, RenderOptions(size=256, face_at=centre)).portrait.rgb
