@@ -14,6 +14,7 @@ from PIL import Image
 from conftest import astronaut_photo, png_declaring
 from facecast import face
 from facecast.errors import InvalidImageError, NoFaceError
+from facecast.image import MAX_WORKING_SIDE, load_image
 
 EXIF_ORIENTATION = 0x0112
 ROTATE_90_CW_ON_DISPLAY = 6
@@ -43,7 +44,7 @@ def grace_img(grace: Path) -> Image.Image:
 
 @pytest.fixture(scope="module")
 def grace_face(grace: Path) -> face.FaceLandmarks:
-    return face.detect_landmarks(face.load_image(grace))
+    return face.detect_landmarks(load_image(grace))
 
 
 # --- formats and orientation -----------------------------------------------------------
@@ -55,7 +56,7 @@ def test_exif_orientation_is_applied(
     stored = grace_img.rotate(90, expand=True)  # lying on its side, as a phone stores it
     exif = Image.Exif()
     exif[EXIF_ORIENTATION] = ROTATE_90_CW_ON_DISPLAY
-    rgb = face.load_image(_encode(stored, "JPEG", exif=exif, quality=92))
+    rgb = load_image(_encode(stored, "JPEG", exif=exif, quality=92))
     assert rgb.shape[:2] == (grace_img.height, grace_img.width)
     lm = _assert_upright_face(rgb)
     assert lm.face_height == pytest.approx(grace_face.face_height, rel=0.05)
@@ -66,7 +67,7 @@ def test_rgba_png_is_flattened(grace_img: Image.Image) -> None:
     alpha = np.full((grace_img.height, grace_img.width), 255, np.uint8)
     alpha[:60, :] = 0  # a transparent band over the top
     rgba.putalpha(Image.fromarray(alpha))
-    rgb = face.load_image(_encode(rgba, "PNG"))
+    rgb = load_image(_encode(rgba, "PNG"))
     assert rgb.shape == (grace_img.height, grace_img.width, 3)
     assert rgb.dtype == np.uint8
     assert (rgb[:60] == 255).all(), "transparent pixels should show as white"
@@ -74,20 +75,20 @@ def test_rgba_png_is_flattened(grace_img: Image.Image) -> None:
 
 
 def test_grayscale_jpeg(grace_img: Image.Image) -> None:
-    rgb = face.load_image(_encode(grace_img.convert("L"), "JPEG", quality=90))
+    rgb = load_image(_encode(grace_img.convert("L"), "JPEG", quality=90))
     assert rgb.ndim == 3 and rgb.shape[2] == 3
     assert np.array_equal(rgb[..., 0], rgb[..., 1])
     _assert_upright_face(rgb)
 
 
 def test_webp(grace_img: Image.Image) -> None:
-    rgb = face.load_image(_encode(grace_img, "WEBP", quality=85))
+    rgb = load_image(_encode(grace_img, "WEBP", quality=85))
     assert rgb.shape == (grace_img.height, grace_img.width, 3)
     _assert_upright_face(rgb)
 
 
 def test_path_and_bytes_give_the_same_pixels(grace: Path) -> None:
-    assert np.array_equal(face.load_image(grace), face.load_image(grace.read_bytes()))
+    assert np.array_equal(load_image(grace), load_image(grace.read_bytes()))
 
 
 # --- size ------------------------------------------------------------------------------
@@ -102,9 +103,9 @@ def test_very_large_photo_is_scaled_down(
 ) -> None:
     """JPEG decodes reduced (draft mode); PNG decodes in full, then is resized."""
     big = grace_img.resize((width, round(width * grace_img.height / grace_img.width)))
-    rgb = face.load_image(_encode(big, fmt, **params))
-    assert max(rgb.shape[:2]) <= face.MAX_WORKING_SIDE
-    assert max(rgb.shape[:2]) >= face.MAX_WORKING_SIDE * 0.9
+    rgb = load_image(_encode(big, fmt, **params))
+    assert max(rgb.shape[:2]) <= MAX_WORKING_SIDE
+    assert max(rgb.shape[:2]) >= MAX_WORKING_SIDE * 0.9
     ratio = rgb.shape[0] / rgb.shape[1]
     assert ratio == pytest.approx(big.height / big.width, rel=0.01)
     _assert_upright_face(rgb)
@@ -115,13 +116,13 @@ def test_oversized_image_is_refused_quickly(side: int) -> None:
     """A few bytes that claim side x side pixels (a decompression bomb)."""
     started = time.perf_counter()
     with pytest.raises(InvalidImageError):
-        face.load_image(png_declaring(side, side))
+        load_image(png_declaring(side, side))
     assert time.perf_counter() - started < QUICK_S
 
 
 def test_oversized_image_message_names_the_size() -> None:
     with pytest.raises(InvalidImageError, match="pixels"):
-        face.load_image(png_declaring(50_000, 50_000))
+        load_image(png_declaring(50_000, 50_000))
 
 
 # --- which face ------------------------------------------------------------------------
@@ -134,7 +135,7 @@ def test_largest_of_two_faces_is_chosen(
     canvas = Image.new("RGB", (small.width + grace_img.width, grace_img.height), GRAY)
     canvas.paste(small, (0, grace_img.height - small.height))
     canvas.paste(grace_img, (small.width, 0))
-    lm = face.detect_landmarks(face.load_image(_encode(canvas, "PNG")))
+    lm = face.detect_landmarks(load_image(_encode(canvas, "PNG")))
     assert lm.oval_box[0] > small.width, "picked the astronaut, the smaller face"
     assert lm.face_height == pytest.approx(grace_face.face_height, rel=0.05)
 
@@ -147,7 +148,7 @@ def test_small_face_in_a_big_canvas_is_found(grace_img: Image.Image) -> None:
     canvas = Image.new("RGB", (canvas_side, canvas_side), GRAY)
     left, top = 1200, 1800
     canvas.paste(small, (left, top))
-    rgb = face.load_image(_encode(canvas, "JPEG", quality=90))
+    rgb = load_image(_encode(canvas, "JPEG", quality=90))
     lm = _assert_upright_face(rgb)
     scale = rgb.shape[1] / canvas_side
     cx = (lm.oval_box[0] + lm.oval_box[2]) / 2 / scale
@@ -175,7 +176,7 @@ def _skimage(name: str) -> bytes:
     ids=["gradient", "coffee", "rocket"],
 )
 def test_no_face(make: Callable[[], bytes]) -> None:
-    rgb = face.load_image(make())
+    rgb = load_image(make())
     with pytest.raises(NoFaceError):
         face.detect_landmarks(rgb)
 
@@ -198,7 +199,7 @@ def test_bad_files(grace: Path, astronaut: Path, case: str, message: str | None)
         "first_bytes_of_png": astronaut.read_bytes()[:64],
     }[case]
     with pytest.raises(InvalidImageError) as caught:
-        face.load_image(data)
+        load_image(data)
     if message:
         assert message in caught.value.message
 
@@ -210,7 +211,7 @@ def test_bad_files(grace: Path, astronaut: Path, case: str, message: str | None)
 def test_square_crop_keeps_landmarks_on_the_face(
     grace: Path, grace_face: face.FaceLandmarks, size: int
 ) -> None:
-    rgb = face.load_image(grace)
+    rgb = load_image(grace)
     portrait = face.frame_portrait(rgb, grace_face, size, full_frame=False)
     assert portrait.rgb.shape == (size, size, 3)
     again = face.detect_landmarks(portrait.rgb)
@@ -227,7 +228,7 @@ def test_square_crop_keeps_landmarks_on_the_face(
 def test_full_frame_keeps_the_aspect_with_even_sides(
     grace: Path, grace_face: face.FaceLandmarks, size: int, expected: tuple[int, int]
 ) -> None:
-    rgb = face.load_image(grace)  # 600 high x 512 wide
+    rgb = load_image(grace)  # 600 high x 512 wide
     portrait = face.frame_portrait(rgb, grace_face, size, full_frame=True)
     h, w = portrait.rgb.shape[:2]
     assert (h, w) == expected

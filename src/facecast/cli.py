@@ -45,6 +45,21 @@ def _plain_errors() -> Iterator[None]:
         sys.exit(2)
 
 
+class _Point(click.ParamType):
+    """`x,y` in pixels."""
+
+    name = "point"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> tuple[float, float]:
+        if isinstance(value, tuple):
+            return value
+        try:
+            x, y = (float(part) for part in str(value).split(","))
+        except ValueError:
+            self.fail(f"{value!r} is not a point written X,Y", param, ctx)
+        return x, y
+
+
 def _render_options(func: F) -> F:
     decorators = [
         click.option(
@@ -77,6 +92,20 @@ def _render_options(func: F) -> F:
             show_default=True,
             help="Same inputs and seed give the same video.",
         ),
+        click.option(
+            "--face",
+            "face_index",
+            type=click.IntRange(0, 63),
+            default=None,
+            help="Which face to animate: 0 is the largest (see `facecast faces`).",
+        ),
+        click.option(
+            "--face-at",
+            type=_Point(),
+            default=None,
+            metavar="X,Y",
+            help="Animate the face at this point (pixels of the upright photo).",
+        ),
     ]
     for decorate in reversed(decorators):
         func = decorate(func)
@@ -97,6 +126,8 @@ def _run_render(
         lang=opts["lang"],
         voice=opts["voice"],
         seed=opts["seed"],
+        face_index=opts["face_index"],
+        face_at=opts["face_at"],
     )
     if text is not None:  # the voice is refused here, before the photo is even read
         options = choose_voice(options)
@@ -119,6 +150,8 @@ def _run_render(
         result = render_talking_head(
             image, output, text=text, audio=audio, options=options, progress=progress
         )
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
     speed = result.duration / max(result.elapsed, 1e-9)
     click.echo(
         f"wrote {result.video} ({result.duration:.1f} s, {result.frames} frames) "
@@ -137,7 +170,7 @@ def main() -> None:
     "--image",
     required=True,
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Portrait photo (JPEG, PNG, WebP).",
+    help="Portrait photo (JPEG, PNG, WebP, HEIC).",
 )
 @click.option("--text", default=None, help="Text to speak.")
 @click.option(
@@ -153,6 +186,28 @@ def render(image: Path, text: str | None, audio: Path | None, output: Path, **op
         if (text is None) == (audio is None):
             raise FacecastError("Give exactly one of --text or --audio.")
         _run_render(image, output, text, audio, **opts)
+
+
+@main.command()
+@click.option(
+    "--image",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Photo (JPEG, PNG, WebP, HEIC).",
+)
+def faces(image: Path) -> None:
+    """List the faces in IMAGE, largest first, with their boxes (for --face / --face-at)."""
+    from facecast.pipeline import find_photo_faces
+
+    with _plain_errors():
+        found = find_photo_faces(image)
+        turned = f", turned {found.rotation} degrees clockwise" if found.rotation else ""
+        click.echo(f"photo {found.width} x {found.height}{turned}: {len(found.boxes)} face(s)")
+        for index, box in enumerate(found.boxes):
+            click.echo(
+                f"  --face {index}: x {box.x0}-{box.x1}, y {box.y0}-{box.y1} "
+                f"({box.x1 - box.x0} x {box.y1 - box.y0} px)"
+            )
 
 
 @main.command()

@@ -30,7 +30,15 @@ class Settings(BaseSettings):
     max_audio_seconds: float = Field(600.0, gt=0, description="Longest accepted speech.")
     max_text_chars: int = Field(5000, gt=0, description="Longest accepted text.")
     max_upload_bytes: int = Field(15 * 1024 * 1024, gt=0, description="Largest accepted upload.")
-    max_image_pixels: int = Field(40_000_000, gt=0, description="Largest decoded photo.")
+    max_image_pixels: int = Field(
+        200_000_000, gt=0, description="Largest photo in pixels (JPEG is decoded reduced)."
+    )
+    decode_concurrency: int = Field(
+        2, ge=1, description="Photos the API checks or searches for faces at the same time."
+    )
+    decode_wait_seconds: float = Field(
+        20.0, gt=0, description="How long an upload waits for a free photo-checking slot (503)."
+    )
     retention_hours: float = Field(72.0, gt=0, description="Finished jobs are removed after this.")
     job_soft_time_limit: int = Field(600, gt=0, description="Seconds before a job is stopped.")
     job_time_limit: int = Field(660, gt=0, description="Seconds before a worker kills a job.")

@@ -21,6 +21,12 @@ class NoFaceError(FacecastError):
     code = "no_face"
 
 
+class FaceChoiceError(FacecastError):
+    """The chosen face (`face_index`, `face_at`) is not in the photo."""
+
+    code = "invalid_face_choice"
+
+
 class InvalidAudioError(FacecastError):
     code = "invalid_audio"
 

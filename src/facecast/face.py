@@ -1,31 +1,30 @@
-"""Photo in, face landmarks out: decoding, orientation, the face mesh, and the portrait crop."""
+"""Face landmarks: the face mesh, which way is up, which face, and the portrait crop.
+
+Photos are decoded by facecast.image.
+"""
 
 from __future__ import annotations
 
-import io
+import math
 import os
 import sys
 import threading
-import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
 
-from facecast.errors import InvalidImageError, NoFaceError
+from facecast.errors import FaceChoiceError, NoFaceError
 
-MAX_WORKING_SIDE = 2048
-"""Photos are scaled down to this longer side before anything else."""
 MIN_FACE_SIDE = 24
 """A face smaller than this many pixels across cannot be animated."""
 DETECT_CONFIDENCE = 0.5
-MAX_FACES = 5
+MAX_FACES = 8
+QUARTER_TURN = 90
 CROP_FACE_SCALE = 2.4
 """Crop side as a multiple of the face's height (forehead to chin): head and shoulders."""
 CROP_FACE_CENTER = 0.42
@@ -130,57 +129,6 @@ class Portrait:
     landmarks: FaceLandmarks
 
 
-def load_image(source: str | Path | bytes, *, max_pixels: int = 40_000_000) -> np.ndarray:
-    """Decode a photo to RGB uint8 with EXIF orientation applied and the longer side capped."""
-    data = Path(source).read_bytes() if isinstance(source, str | Path) else source
-    if not data:
-        raise InvalidImageError("The image file is empty.")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
-            if img.width * img.height > max_pixels:
-                raise InvalidImageError(
-                    f"The image is {img.width} x {img.height} pixels; at most {max_pixels:,} "
-                    "pixels are accepted."
-                )
-            img.draft("RGB", (MAX_WORKING_SIDE, MAX_WORKING_SIDE))
-            img.load()
-            upright: Image.Image = ImageOps.exif_transpose(img) or img
-    except InvalidImageError:
-        raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise InvalidImageError(
-            f"The image has too many pixels; at most {max_pixels:,} pixels are accepted."
-        ) from None
-    except UnidentifiedImageError:
-        raise InvalidImageError(
-            "The file is not an image that can be read (PNG, JPEG or WebP)."
-        ) from None
-    except (OSError, SyntaxError, ValueError):
-        raise InvalidImageError("The image file is damaged or truncated.") from None
-    rgb = _to_rgb(upright)
-    side = max(rgb.shape[:2])
-    if side > MAX_WORKING_SIDE:
-        scale = MAX_WORKING_SIDE / side
-        size = (round(rgb.shape[1] * scale), round(rgb.shape[0] * scale))
-        rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
-    return np.ascontiguousarray(rgb)
-
-
-def _to_rgb(img: Image.Image) -> np.ndarray:
-    """Any PIL mode to RGB; transparency is flattened onto white, as a viewer would show it."""
-    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
-        rgba = img.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        img = Image.alpha_composite(white, rgba)
-    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
-        arr = np.asarray(img, dtype=np.float32)
-        arr = (arr / max(float(arr.max()), 1.0) * 255.0).astype(np.uint8)
-        return np.stack([arr] * 3, axis=-1)
-    return np.asarray(img.convert("RGB"), dtype=np.uint8)
-
-
 @contextmanager
 def _quiet_native_stderr() -> Iterator[None]:
     """Silence what mediapipe's C++ side prints to fd 2 while its graphs start up.
@@ -264,25 +212,122 @@ def _area(face: FaceLandmarks) -> float:
     return (x1 - x0) * (y1 - y0)
 
 
-def detect_landmarks(rgb: np.ndarray) -> FaceLandmarks:
-    """Landmarks of the largest face; small faces are found by cropping around a detection."""
+@dataclass(frozen=True)
+class FaceSearch:
+    """The faces in a photo, largest first, on the photo turned so that they stand upright."""
+
+    rgb: np.ndarray  # (H, W, 3) uint8: the photo after `rotation`
+    rotation: int
+    """Degrees the photo was turned clockwise (0, 90, 180 or 270)."""
+    faces: tuple[FaceLandmarks, ...]
+
+
+def _faces_in(mesh: FaceMesh, rgb: np.ndarray) -> tuple[FaceLandmarks, ...]:
+    """Every face in `rgb` as it stands, largest first."""
+    faces = tuple(mesh.all_faces(rgb))
+    faces += tuple(_faces_via_detector(mesh, rgb, faces))
+    return tuple(sorted(faces, key=_area, reverse=True))
+
+
+def quarter_turns_to_upright(face: FaceLandmarks) -> int:
+    """Clockwise quarter turns of the photo that put this face's chin below its forehead."""
+    dx, dy = face.xy[CHIN] - face.xy[FOREHEAD]
+    angle = math.degrees(math.atan2(float(dy), float(dx)))  # 90: chin straight below
+    return round((90.0 - angle) / QUARTER_TURN) % 4
+
+
+def _turned(rgb: np.ndarray, quarters: int) -> np.ndarray:
+    return np.ascontiguousarray(np.rot90(rgb, -quarters)) if quarters else rgb
+
+
+def find_faces(rgb: np.ndarray) -> FaceSearch:
+    """Every face, largest first, on the photo turned upright.
+
+    The photo is searched as it stands, then turned by a quarter, three quarters and a half
+    until a face is found (a phone photo without EXIF orientation may lie on its side). A face
+    the mesh finds at an angle says which way is up, and the photo is turned to match.
+    """
     mesh = face_mesh()
-    faces = mesh.all_faces(rgb)
-    if not faces:
-        faces = _faces_via_detector(mesh, rgb)
+    for quarters in (0, 1, 3, 2):
+        turned = _turned(rgb, quarters)
+        faces = _faces_in(mesh, turned)
+        if not faces:
+            continue
+        extra = quarter_turns_to_upright(faces[0])
+        if extra:
+            upright = _turned(turned, extra)
+            again = _faces_in(mesh, upright)
+            if again:
+                return FaceSearch(upright, (quarters + extra) % 4 * QUARTER_TURN, again)
+        return FaceSearch(turned, quarters * QUARTER_TURN, faces)
+    return FaceSearch(rgb, 0, ())
+
+
+def choose_face(
+    faces: tuple[FaceLandmarks, ...],
+    *,
+    index: int | None = None,
+    at: tuple[float, float] | None = None,
+) -> FaceLandmarks:
+    """The face numbered `index` (0: largest), the face at the point `at`, or the largest."""
     if not faces:
         raise NoFaceError("No face was found in the photo; use a clear, front-facing portrait.")
-    best = max(faces, key=_area)
-    x0, y0, x1, y1 = best.oval_box
+    if index is not None:
+        if not 0 <= index < len(faces):
+            raise FaceChoiceError(
+                f"There is no face {index}: the photo shows {len(faces)} face(s), numbered "
+                "from 0, largest first."
+            )
+        chosen = faces[index]
+    elif at is not None:
+        chosen = _face_at(faces, at)
+    else:
+        chosen = faces[0]
+    x0, y0, x1, y1 = chosen.oval_box
     if min(x1 - x0, y1 - y0) < MIN_FACE_SIDE:
         raise NoFaceError("The face in the photo is too small; use a closer portrait.")
-    return best
+    return chosen
 
 
-def _faces_via_detector(mesh: FaceMesh, rgb: np.ndarray) -> list[FaceLandmarks]:
+def _face_at(faces: tuple[FaceLandmarks, ...], at: tuple[float, float]) -> FaceLandmarks:
+    """The face whose outline box holds the point, or the nearest within one face size."""
+    x, y = at
+
+    def distance(face: FaceLandmarks) -> float:
+        x0, y0, x1, y1 = face.oval_box
+        return math.hypot(max(x0 - x, 0.0, x - x1), max(y0 - y, 0.0, y - y1))
+
+    nearest = min(faces, key=lambda face: (distance(face), _area(face)))
+    x0, y0, x1, y1 = nearest.oval_box
+    if distance(nearest) > max(x1 - x0, y1 - y0):
+        raise FaceChoiceError(f"There is no face at ({x:.0f}, {y:.0f}) in the photo.")
+    return nearest
+
+
+def detect_landmarks(rgb: np.ndarray) -> FaceLandmarks:
+    """Landmarks of the largest face in `rgb` as it stands; small faces are found by cropping
+    around a detection."""
+    return choose_face(_faces_in(face_mesh(), rgb))
+
+
+def _inside(face: FaceLandmarks, box: tuple[float, float, float, float]) -> bool:
+    """True when the centre of the face's outline lies in `box`."""
+    x0, y0, x1, y1 = face.oval_box
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    return box[0] <= cx <= box[2] and box[1] <= cy <= box[3]
+
+
+def _faces_via_detector(
+    mesh: FaceMesh, rgb: np.ndarray, known: tuple[FaceLandmarks, ...] = ()
+) -> list[FaceLandmarks]:
+    """Faces the full-range detector sees and the mesh missed (small ones, in wide photos),
+    meshed on a crop around each detection."""
     h, w = rgb.shape[:2]
-    found = []
-    for x0, y0, x1, y1 in mesh.face_boxes(rgb):
+    found: list[FaceLandmarks] = []
+    for box in mesh.face_boxes(rgb):
+        x0, y0, x1, y1 = box
+        if any(_inside(face, box) for face in (*known, *found)):
+            continue
         m = SEARCH_MARGIN * max(x1 - x0, y1 - y0)
         cx0, cy0 = max(int(x0 - m), 0), max(int(y0 - m), 0)
         cx1, cy1 = min(int(x1 + m), w), min(int(y1 + m), h)
@@ -291,7 +336,9 @@ def _faces_via_detector(mesh: FaceMesh, rgb: np.ndarray) -> list[FaceLandmarks]:
         crop = rgb[cy0:cy1, cx0:cx1]
         scale = 512.0 / max(crop.shape[:2])
         crop = cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
-        found += [f.transformed(1.0 / scale, cx0, cy0) for f in mesh.all_faces(crop)]
+        meshed = [f.transformed(1.0 / scale, cx0, cy0) for f in mesh.all_faces(crop)]
+        # A crop may show a neighbour's face too: keep the one this detection is about.
+        found += [f for f in meshed if _inside(f, box)][:1]
     return found
 
 

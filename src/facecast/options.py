@@ -23,6 +23,11 @@ class RenderOptions:
     renderer: str = "warp"
     watermark: str | None = None
     """Visible text drawn small and semi-transparent in the bottom-right corner."""
+    face_index: int | None = None
+    """Which face to animate when the photo shows several: 0 is the largest."""
+    face_at: tuple[float, float] | None = None
+    """Animate the face at this point (x, y in pixels of the upright photo, as POST /faces
+    reports them); `face_index` wins when both are given."""
 
     def fingerprint(self) -> str:
         """Every field as canonical JSON: what result reuse hashes."""

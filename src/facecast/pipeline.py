@@ -30,6 +30,7 @@ from facecast import face, motion
 from facecast.audio import AudioTrack, load_audio
 from facecast.config import get_settings
 from facecast.errors import FacecastError, InvalidTextError
+from facecast.image import Photo, load_photo
 from facecast.options import RenderOptions
 from facecast.progress import CancelCheck, ProgressCallback, Reporter
 from facecast.render import get_renderer
@@ -51,6 +52,8 @@ SPAN_SPEECH = (0.0, 0.08)
 SPAN_FACE = (0.08, 0.14)
 SPAN_MOTION = (0.14, 0.18)
 SPAN_RENDER = (0.18, 1.0)
+MAX_ENLARGEMENT = 2.0
+"""A face enlarged more than this from the photo to the video looks blurred: warn."""
 WATERMARK_ALPHA = 0.6
 WATERMARK_SCALE = 1 / 1000
 """OpenCV font scale per pixel of frame height (about 2 % of the height)."""
@@ -66,6 +69,38 @@ class RenderResult:
     duration: float
     frames: int
     elapsed: float
+    warnings: tuple[str, ...] = ()
+    """What the caller should know about the result (a face enlarged into blur, ...)."""
+
+
+@dataclass(frozen=True)
+class PreparedPhoto:
+    """The portrait ready to render, and warnings about it."""
+
+    portrait: face.Portrait
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class FaceBox:
+    """A face's outline box in pixels of the upright photo (x0, y0 top left)."""
+
+    x0: int
+    y0: int
+    x1: int
+    y1: int
+
+
+@dataclass(frozen=True)
+class PhotoFaces:
+    """The faces a photo shows, largest first, for a caller that lets the user choose."""
+
+    width: int
+    height: int
+    """Size of the upright photo (EXIF orientation and `rotation` applied)."""
+    rotation: int
+    """Degrees the photo was turned clockwise to stand its faces upright."""
+    boxes: tuple[FaceBox, ...]
 
 
 def synthesize(
@@ -106,12 +141,66 @@ def _speech_track(
     return track, ()
 
 
-def prepare_portrait(image: Path | bytes, options: RenderOptions) -> face.Portrait:
-    """Decode the photo, find the face and frame it for rendering."""
-    rgb = face.load_image(image, max_pixels=get_settings().max_image_pixels)
-    landmarks = face.detect_landmarks(rgb)
+def _decoded(image: Path | bytes | Photo) -> Photo:
+    if isinstance(image, Photo):
+        return image
+    return load_photo(image, max_pixels=get_settings().max_image_pixels)
+
+
+def _search(photo: Photo) -> tuple[face.FaceSearch, float, tuple[int, int]]:
+    """The face search, working pixels per photo pixel, and the upright photo's size."""
+    search = face.find_faces(photo.rgb)
+    width, height = photo.width, photo.height
+    if search.rotation % 180:
+        width, height = height, width
+    return search, search.rgb.shape[1] / width, (width, height)
+
+
+def find_photo_faces(image: Path | bytes | Photo) -> PhotoFaces:
+    """The faces in a photo with their boxes in the photo's own pixels, largest first."""
+    search, scale, (width, height) = _search(_decoded(image))
+    boxes = []
+    for found in search.faces:
+        x0, y0, x1, y1 = (round(v / scale) for v in found.oval_box)
+        boxes.append(
+            FaceBox(max(x0, 0), max(y0, 0), min(x1, width), min(y1, height)),
+        )
+    return PhotoFaces(width, height, search.rotation, tuple(boxes))
+
+
+def prepare_photo(image: Path | bytes | Photo, options: RenderOptions) -> PreparedPhoto:
+    """Decode the photo, turn it upright, pick the face and frame it for rendering."""
+    search, scale, _ = _search(_decoded(image))
+    at = (
+        None
+        if options.face_at is None
+        else (options.face_at[0] * scale, options.face_at[1] * scale)
+    )
+    landmarks = face.choose_face(search.faces, index=options.face_index, at=at)
     # H.264 in yuv420p needs even sides: an odd size is rounded down.
-    return face.frame_portrait(rgb, landmarks, options.size // 2 * 2, options.full_frame)
+    size = options.size // 2 * 2
+    portrait = face.frame_portrait(search.rgb, landmarks, size, options.full_frame)
+    return PreparedPhoto(portrait, _enlargement_warnings(landmarks, portrait.landmarks, size))
+
+
+def prepare_portrait(image: Path | bytes | Photo, options: RenderOptions) -> face.Portrait:
+    """Decode the photo, find the face and frame it for rendering."""
+    return prepare_photo(image, options).portrait
+
+
+def _enlargement_warnings(
+    source: face.FaceLandmarks, framed: face.FaceLandmarks, size: int
+) -> tuple[str, ...]:
+    """A warning when the face is blown up so much that the video shows blur, not detail."""
+    height = source.oval_box[3] - source.oval_box[1]
+    enlargement = (framed.oval_box[3] - framed.oval_box[1]) / max(height, 1.0)
+    if enlargement <= MAX_ENLARGEMENT:
+        return ()
+    return (
+        f"The face is only {height:.0f} pixels high in the photo; the {size} px video "
+        f"enlarges it {enlargement:.1f} times, so it will look blurred. Use a closer or "
+        "larger photo, or a smaller size.",
+    )
 
 
 def watermark_frame(frame: np.ndarray, text: str) -> np.ndarray:
@@ -129,7 +218,7 @@ def watermark_frame(frame: np.ndarray, text: str) -> np.ndarray:
 
 
 def render_talking_head(
-    image: Path | bytes,
+    image: Path | bytes | Photo,
     output: Path,
     *,
     text: str | None = None,
@@ -152,7 +241,7 @@ def render_talking_head(
 
 
 def _render(
-    image: Path | bytes,
+    image: Path | bytes | Photo,
     output: Path,
     text: str | None,
     audio: Path | AudioTrack | None,
@@ -166,7 +255,8 @@ def _render(
     report.stage("speech", *SPAN_SPEECH, 0.0)
     track, phonemes = _speech_track(text, audio, options)
     report.stage("face", *SPAN_FACE, 0.0)
-    portrait = prepare_portrait(image, options)
+    prepared = prepare_photo(image, options)
+    portrait = prepared.portrait
     report.stage("motion", *SPAN_MOTION, 0.0)
     curves = motion.motion_curves(track, options.fps, phonemes=phonemes, seed=options.seed)
     report.stage("render", *SPAN_RENDER, 0.0)
@@ -191,4 +281,5 @@ def _render(
         with contextlib.suppress(FileNotFoundError):
             partial.unlink()
     report.stage("done", *SPAN_RENDER, 1.0)
-    return RenderResult(output, track.duration, curves.n_frames, time.perf_counter() - started)
+    elapsed = time.perf_counter() - started
+    return RenderResult(output, track.duration, curves.n_frames, elapsed, prepared.warnings)

@@ -13,10 +13,11 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
-from PIL import Image, ImageOps
 
 from facecast.errors import FacecastError
+from facecast.image import load_image
 
 MODEL_FILE = "320n.onnx"
 MODEL_PACKAGE = "nudenet"
@@ -85,15 +86,20 @@ def bundled_model() -> Path | None:
     return None
 
 
-def model_input(image: Image.Image) -> np.ndarray:
-    """RGB, padded to a square at the bottom/right (as nudenet does), 320 px, NCHW in 0..1."""
-    rgb = ImageOps.exif_transpose(image).convert("RGB")
-    edge = max(rgb.size)
-    square = Image.new("RGB", (edge, edge))
-    square.paste(rgb, (0, 0))
-    resized = square.resize((INPUT_SIZE, INPUT_SIZE), Image.Resampling.BILINEAR)
-    pixels = np.asarray(resized, dtype=np.float32) / 255.0
-    return np.ascontiguousarray(pixels.transpose(2, 0, 1)[np.newaxis])
+def model_input(rgb: np.ndarray) -> np.ndarray:
+    """RGB padded to a square at the bottom/right (as nudenet does), 320 px, NCHW in 0..1.
+
+    The photo is scaled first and padded after, which gives nudenet's input while memory stays
+    at 320 x 320 whatever the photo's shape (padding first cost the longest side squared).
+    """
+    height, width = rgb.shape[:2]
+    scale = INPUT_SIZE / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    resized = cv2.resize(np.ascontiguousarray(rgb[..., :3]), size, interpolation=interpolation)
+    square = np.zeros((INPUT_SIZE, INPUT_SIZE, 3), np.float32)
+    square[: size[1], : size[0]] = resized.astype(np.float32) / 255.0
+    return np.ascontiguousarray(square.transpose(2, 0, 1)[np.newaxis])
 
 
 class NudityScreen:
@@ -121,11 +127,11 @@ class NudityScreen:
                 )
             return self._session
 
-    def verdict(self, image: Image.Image) -> Verdict:
+    def verdict(self, rgb: np.ndarray) -> Verdict:
         """The most likely explicit class and its score (the maximum over all anchors)."""
         session = self._loaded()
         name = session.get_inputs()[0].name  # type: ignore[attr-defined]
-        output = session.run(None, {name: model_input(image)})[0]  # type: ignore[attr-defined]
+        output = session.run(None, {name: model_input(rgb)})[0]  # type: ignore[attr-defined]
         scores = np.asarray(output)[0, BOX_COORDINATES:, :].max(axis=1)
         best = max(
             (i for i, label in enumerate(LABELS) if label in EXPLICIT and i < len(scores)),
@@ -133,10 +139,14 @@ class NudityScreen:
         )
         return Verdict(LABELS[best], float(scores[best]))
 
-    def check(self, path: Path) -> Verdict:
-        """Raise ExplicitImageError when the photo at `path` is explicit; the verdict otherwise."""
-        with Image.open(path) as image:
-            verdict = self.verdict(image)
+    def check(self, photo: Path | np.ndarray) -> Verdict:
+        """Raise ExplicitImageError when the photo is explicit; the verdict otherwise.
+
+        `photo` is a decoded RGB copy (facecast.image's working copy) or a file, which is
+        decoded the same bounded way.
+        """
+        rgb = load_image(photo) if isinstance(photo, Path) else photo
+        verdict = self.verdict(rgb)
         if verdict.score >= self.threshold:
             raise ExplicitImageError(
                 "The photo was refused: it appears to show explicit content "

@@ -25,6 +25,7 @@ from celery.exceptions import TimeLimitExceeded
 from facecast import audio, face, pipeline
 from facecast.config import Settings, get_settings
 from facecast.errors import CanceledError
+from facecast.image import load_photo
 from facecast.safety import ExplicitImageError
 from facecast.service import webhooks
 from facecast.service.execution import (
@@ -76,12 +77,14 @@ def animate(job_id: str) -> str:
         image = run.file(request.image)
         if image is None:
             raise ValueError("animate job without a photo")
+        # Decoded once, bounded by the working size; the screen and the render share the copy.
+        photo = load_photo(image, max_pixels=run.context.settings.max_image_pixels)
         if run.context.settings.nudity_screen:
             run.progress("screening", 0.0)
-            verdict = run.context.screen.check(image)
+            verdict = run.context.screen.check(photo.rgb)
             logger.info("photo screened: %s %.3f", verdict.label, verdict.score)
         result = pipeline.render_talking_head(
-            image,
+            photo,
             run.video_path,
             text=request.text,
             audio=run.file(request.audio),
@@ -93,8 +96,15 @@ def animate(job_id: str) -> str:
                 AI_JOB_TAG: job_id,
             },
         )
+        for warning in result.warnings:
+            logger.warning("%s", warning)
         run.complete(
-            JobResult(duration=result.duration, frames=result.frames, elapsed=result.elapsed)
+            JobResult(
+                duration=result.duration,
+                frames=result.frames,
+                elapsed=result.elapsed,
+                warnings=list(result.warnings),
+            )
         )
     return run.status
 

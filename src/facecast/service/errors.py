@@ -73,6 +73,17 @@ class StorageUnavailableError(ServiceError):
     status = 503
 
 
+class ServiceBusyError(ServiceError):
+    """Every photo-checking slot stayed taken for too long; `Retry-After` says when to retry."""
+
+    code = "busy"
+    status = 503
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.headers = {"Retry-After": str(retry_after)}
+
+
 class QueueUnavailableError(ServiceError):
     code = "queue_unavailable"
     status = 503

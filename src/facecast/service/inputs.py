@@ -7,7 +7,6 @@ hostile uploads out of the queue.
 from __future__ import annotations
 
 import io
-import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import BinaryIO
@@ -19,68 +18,38 @@ from facecast.audio import format_duration
 from facecast.errors import (
     AudioTooLongError,
     InvalidAudioError,
-    InvalidImageError,
     InvalidTextError,
 )
+from facecast.image import inspect
 from facecast.service.errors import InvalidRequestError
 
-IMAGE_FORMATS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
 AUDIO_EXTENSIONS = frozenset(
     {"wav", "mp3", "m4a", "aac", "ogg", "oga", "opus", "flac", "webm", "mp4"}
 )
 
 
-IMAGE_READ_ERRORS = (
-    OSError,
-    SyntaxError,
-    ValueError,
-    EOFError,
-    Image.DecompressionBombError,
-    MemoryError,
-)
+MAX_POINT = 100_000.0
+"""Coordinates beyond any accepted photo's side."""
 AUDIO_READ_ERRORS = (av.FFmpegError, OSError, ValueError, IndexError)
 
 
 def check_image(path: Path | BinaryIO, max_pixels: int) -> str:
-    """Refuse what is not a whole JPEG/PNG/WebP photo of sane size; returns the file extension.
+    """Refuse what is not a whole JPEG/PNG/WebP/HEIC photo within the limits; its extension.
 
-    The declared size is checked before any pixel is decoded (a tiny file may declare 50000 x
-    50000 pixels); then every byte of image data is decoded, so truncated files are caught here.
+    Nothing is decoded into pixels here (see facecast.image.inspect): the declared size, the
+    aspect ratio and the cost of decoding are checked from the headers, JPEG markers are walked
+    to the end, PNG chunks are checked and their image data inflated and counted. Memory stays
+    at the file's size whatever it declares; the worker decodes at reduced scale.
     """
-    unreadable = "The photo could not be read; send a whole JPEG, PNG or WebP file."
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
-                image_format, (width, height) = image.format, image.size
-                if image_format not in IMAGE_FORMATS:
-                    raise InvalidImageError(
-                        f"Photos in {image_format} format are not supported; send JPEG, PNG or "
-                        "WebP."
-                    )
-                if width * height > max_pixels:
-                    raise InvalidImageError(
-                        f"The photo has {width}x{height} pixels, more than the limit of "
-                        f"{max_pixels}."
-                    )
-                if image_format == "JPEG":
-                    # Decoding at 1/8 scale still reads every entropy-coded block, so truncation
-                    # is caught, at a fraction of the cost of a full decode.
-                    image.draft(image.mode, (max(1, width // 8), max(1, height // 8)))
-                image.load()
-    except InvalidImageError:
-        raise
-    except IMAGE_READ_ERRORS as exc:
-        raise InvalidImageError(unreadable) from exc
-    return IMAGE_FORMATS[image_format]
+    data = path.read_bytes() if isinstance(path, Path) else path.read()
+    return inspect(data, max_pixels=max_pixels).extension
 
 
 def warm_up_image_decoding() -> None:
-    """Load the image plugins and decoders now, not in the first request."""
+    """Load the image plugins (HEIC included) now, not in the first request."""
     sample = io.BytesIO()
     Image.new("RGB", (16, 16)).save(sample, "JPEG")
-    sample.seek(0)
-    check_image(sample, 16 * 16)
+    check_image(io.BytesIO(sample.getvalue()), 16 * 16)
 
 
 def check_audio(path: Path, max_seconds: float) -> None:
@@ -109,6 +78,20 @@ def check_audio(path: Path, max_seconds: float) -> None:
             f"The audio is {format_duration(seconds)} long; the limit is "
             f"{format_duration(max_seconds)}."
         )
+
+
+def parse_point(text: str | None) -> tuple[float, float] | None:
+    """`"x,y"` (pixels) -> (x, y); None stays None; 422 for anything else."""
+    if text is None:
+        return None
+    parts = text.split(",")
+    try:
+        x, y = (float(part) for part in parts)
+    except ValueError:
+        raise InvalidRequestError(f"A point is written x,y in pixels, not {text[:32]!r}.") from None
+    if not (0 <= x < MAX_POINT and 0 <= y < MAX_POINT):
+        raise InvalidRequestError(f"The point {text[:32]!r} is outside any photo.")
+    return x, y
 
 
 def check_fields(names: Iterable[str], allowed: frozenset[str]) -> None:

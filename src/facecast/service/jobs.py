@@ -10,8 +10,11 @@ import asyncio
 import dataclasses
 import errno
 import logging
+import math
+import threading
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -29,6 +32,8 @@ from facecast.service.errors import (
     InvalidRequestError,
     JobNotFoundError,
     NotCancelableError,
+    PayloadTooLargeError,
+    ServiceBusyError,
     ServiceError,
     StorageFullError,
     StorageUnavailableError,
@@ -46,6 +51,8 @@ from facecast.service.queueing import QUEUES, TASK_ANIMATE, TASK_TTS, TASK_WEBHO
 from facecast.service.schemas import (
     Check,
     ErrorInfo,
+    FaceBoxView,
+    FacesResult,
     JobKind,
     JobManifest,
     JobRequest,
@@ -95,6 +102,8 @@ def build_options(
     fps: int | None = None,
     size: int | None = None,
     full_frame: bool = False,
+    face_index: int | None = None,
+    face_at: tuple[float, float] | None = None,
 ) -> RenderOptions:
     """The job's render options from a request's fields and the server's defaults.
 
@@ -108,6 +117,8 @@ def build_options(
         lang=lang or settings.default_lang,
         voice=voice,
         watermark=settings.watermark,
+        face_index=face_index,
+        face_at=face_at,
     )
     return choose_voice(options) if speaks else dataclasses.replace(options, voice=None)
 
@@ -162,6 +173,50 @@ class JobService:
         self.store = store
         self.queue = queue
         self.watcher = StateWatch(self.get_many, settings.stream_poll_seconds)
+        # Photo checks and face searches hold a file in memory and take CPU: a few at a time
+        # keep the API's memory under its ceiling and leave cores for everything else.
+        self._decoding = threading.BoundedSemaphore(settings.decode_concurrency)
+
+    @contextmanager
+    def _decode_slot(self) -> Iterator[None]:
+        """One of `decode_concurrency` slots for photo work; 503 when none frees up in time."""
+        wait = self.settings.decode_wait_seconds
+        if not self._decoding.acquire(timeout=wait):
+            raise ServiceBusyError(
+                "The server is busy checking other photos; try again shortly.",
+                retry_after=max(1, math.ceil(wait / 4)),
+            )
+        try:
+            yield
+        finally:
+            self._decoding.release()
+
+    def check_photo(self, path: Path) -> str:
+        """Check a stored upload (see inputs.check_image) in a decode slot; its extension."""
+        with self._decode_slot():
+            return check_image(path, self.settings.max_image_pixels)
+
+    def find_faces(self, upload: BinaryIO) -> FacesResult:
+        """The faces in an uploaded photo with their boxes, largest first (POST /faces)."""
+        from facecast import pipeline  # the engine is loaded only when faces are searched
+        from facecast.image import load_photo
+
+        limit = self.settings.max_upload_bytes
+        data = upload.read(limit + 1)
+        if len(data) > limit:
+            raise PayloadTooLargeError(f"The photo is larger than {limit} bytes.")
+        with self._decode_slot():
+            photo = load_photo(data, max_pixels=self.settings.max_image_pixels)
+            found = pipeline.find_photo_faces(photo)
+        return FacesResult(
+            width=found.width,
+            height=found.height,
+            rotation=found.rotation,
+            faces=[
+                FaceBoxView(index=i, x0=box.x0, y0=box.y0, x1=box.x1, y1=box.y1)
+                for i, box in enumerate(found.boxes)
+            ],
+        )
 
     # ------------------------------------------------------------------ creating
 
@@ -237,7 +292,7 @@ class JobService:
         upload = self.storage.save_stream(
             job_id, IMAGE_UPLOAD, submission.image, settings.max_upload_bytes
         )
-        extension = check_image(self.storage.path(job_id, IMAGE_UPLOAD), settings.max_image_pixels)
+        extension = self.check_photo(self.storage.path(job_id, IMAGE_UPLOAD))
         image_name = f"source.{extension}"
         self.storage.path(job_id, IMAGE_UPLOAD).rename(self.storage.path(job_id, image_name))
         request = JobRequest(
@@ -419,6 +474,7 @@ class JobService:
             state.status is JobStatus.DONE
             and self.storage.download(state.job_id, AUDIO) is not None
         )
+        manifest = self.storage.read_manifest(state.job_id)
         return JobView(
             job_id=state.job_id,
             kind=state.kind,
@@ -432,15 +488,12 @@ class JobService:
             if state.status in FAILED
             else None,
             reused_from=state.reused_from,
-            client_ref=self._client_ref(state.job_id),
+            client_ref=manifest.request.client_ref if manifest is not None else None,
+            warnings=manifest.result.warnings if manifest and manifest.result else [],
             created_at=iso(state.created_at),
             started_at=iso(state.started_at),
             finished_at=iso(state.finished_at),
         )
-
-    def _client_ref(self, job_id: str) -> str | None:
-        manifest = self.storage.read_manifest(job_id)
-        return manifest.request.client_ref if manifest is not None else None
 
     def download(self, job_id: str, name: str) -> Path:
         """Path of a finished job's video or audio; JobNotFoundError otherwise."""

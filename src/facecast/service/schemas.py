@@ -107,6 +107,7 @@ class JobResult(BaseModel):
     duration: float = 0.0
     frames: int = 0
     elapsed: float = 0.0
+    warnings: list[str] = Field(default_factory=list)
 
 
 class JobManifest(BaseModel):
@@ -165,9 +166,35 @@ class JobView(BaseModel):
     log_tail: list[str] | None = Field(None, description="Last worker log lines of a failed job.")
     reused_from: str | None = Field(None, description="Job whose result was reused, if any.")
     client_ref: str | None = Field(None, description="The `client_ref` sent with the request.")
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="What to know about the result, e.g. a face enlarged so much it blurs.",
+    )
     created_at: datetime
     started_at: datetime | None = None
     finished_at: datetime | None = None
+
+
+class FaceBoxView(BaseModel):
+    """One face POST /faces found: its number and its outline box."""
+
+    index: int = Field(description="Pass as `face_index` to POST /animate (0: largest).")
+    x0: int
+    y0: int
+    x1: int
+    y1: int
+
+
+class FacesResult(BaseModel):
+    """Answer to POST /faces: the faces in the photo, largest first."""
+
+    width: int = Field(description="Width of the upright photo in pixels.")
+    height: int = Field(description="Height of the upright photo in pixels.")
+    rotation: int = Field(
+        description="Degrees the photo (after its EXIF orientation) was turned clockwise to "
+        "stand the faces upright; boxes and `face_at` use the turned photo."
+    )
+    faces: list[FaceBoxView]
 
 
 class WebhookEvent(BaseModel):

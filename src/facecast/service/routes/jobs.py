@@ -28,10 +28,17 @@ from facecast.service.deps import (
     SubmitterDep,
     app_settings,
 )
-from facecast.service.inputs import check_fields
+from facecast.service.inputs import check_fields, parse_point
 from facecast.service.jobs import AnimateSubmission, JobService, build_options, idempotency_scope
 from facecast.service.routes import IDEMPOTENCY_KEY, error_responses
-from facecast.service.schemas import LANG_PATTERN, ErrorInfo, ErrorResponse, JobCreated, JobView
+from facecast.service.schemas import (
+    LANG_PATTERN,
+    ErrorInfo,
+    ErrorResponse,
+    FacesResult,
+    JobCreated,
+    JobView,
+)
 
 router = APIRouter(tags=["jobs"])
 
@@ -59,8 +66,11 @@ ANIMATE_FIELDS = frozenset(
         "full_frame",
         "webhook",
         "client_ref",
+        "face_index",
+        "face_at",
     }
 )
+FACES_FIELDS = frozenset({"source_image"})
 
 
 def _given(value: str | None) -> str | None:
@@ -74,6 +84,11 @@ async def _known_fields(request: Request) -> None:
     check_fields((name for name, _ in form.multi_items()), ANIMATE_FIELDS)
 
 
+async def _known_face_fields(request: Request) -> None:
+    form = await request.form()
+    check_fields((name for name, _ in form.multi_items()), FACES_FIELDS)
+
+
 @router.post(
     "/animate",
     status_code=202,
@@ -85,7 +100,7 @@ async def _known_fields(request: Request) -> None:
 def animate(
     service: ServiceDep,
     submitter: SubmitterDep,
-    source_image: Annotated[UploadFile, File(description="The portrait: JPEG, PNG or WebP.")],
+    source_image: Annotated[UploadFile, File(description="The portrait: JPEG, PNG, WebP or HEIC.")],
     consent: Annotated[
         bool, Form(description="Must be true: the uploader confirms the person agreed.")
     ] = False,
@@ -122,6 +137,17 @@ def animate(
         str | None,
         Form(max_length=256, description="Your reference; returned in views and webhooks."),
     ] = None,
+    face_index: Annotated[
+        int | None,
+        Form(ge=0, le=63, description="Which face to animate (POST /faces; 0: the largest)."),
+    ] = None,
+    face_at: Annotated[
+        str | None,
+        Form(
+            max_length=32,
+            description="Animate the face at this point, `x,y` in pixels of the upright photo.",
+        ),
+    ] = None,
     idempotency_key: IDEMPOTENCY_KEY = None,
 ) -> JobCreated:
     """Queue a render; poll GET /jobs/{job_id} or follow /ws/jobs/{job_id} for progress.
@@ -138,6 +164,8 @@ def animate(
         fps=fps,
         size=size,
         full_frame=full_frame,
+        face_index=face_index,
+        face_at=parse_point(_given(face_at)),
     )
     submission = AnimateSubmission(
         image=source_image.file,
@@ -157,6 +185,23 @@ def animate(
         status=submitted.state.status,
         client_ref=service.view(submitted.state, "").client_ref,
     )
+
+
+@router.post(
+    "/faces",
+    response_model=FacesResult,
+    responses=error_responses(400, 401, 413, 422, 429, 503),
+    summary="The faces in a photo, with their boxes, so that a user can choose one",
+    dependencies=[Depends(_known_face_fields)],
+)
+def faces(
+    service: ServiceDep,
+    _: SubmitterDep,
+    source_image: Annotated[UploadFile, File(description="The photo: JPEG, PNG, WebP or HEIC.")],
+) -> FacesResult:
+    """Faces largest first; send one's `index` as `face_index` (or a point in its box as
+    `face_at`) with POST /animate. A photo without a face answers an empty list."""
+    return service.find_faces(source_image.file)
 
 
 @router.get("/jobs/{job_id}", response_model=JobView, responses=error_responses(401, 404))

@@ -1,0 +1,435 @@
+"""Photo bytes in, a bounded RGB working copy out: formats, orientation, size caps and bombs.
+
+Every photo is inspected before a pixel is decoded: format, declared size, aspect ratio and
+what the decode will cost. Then it is decoded at reduced scale where the format allows (JPEG
+draft mode: 1/2, 1/4 or 1/8 while decoding), reduced further by whole-pixel boxes, turned
+upright by its EXIF orientation, and scaled to at most MAX_WORKING_SIDE. Memory of a decode
+is bounded by DECODE_BUDGET_BYTES, whatever the input's shape.
+
+`inspect` is what the API runs on an upload: no pixel buffer at all (JPEG: the marker
+structure up to EOI; PNG: every chunk's CRC and the inflated size of the image data).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+import struct
+import warnings
+import zlib
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image, ImageOps
+
+from facecast.errors import InvalidImageError
+
+MAX_WORKING_SIDE = 2048
+"""Photos are scaled down to this longer side before anything else looks at them."""
+MAX_PIXELS = 200_000_000
+"""Default cap on declared pixels (FACECAST_MAX_IMAGE_PIXELS in the service)."""
+MAX_EDGE = 20_000
+"""Longest accepted side in pixels (a 200 MP photo at 16:9 is 18,856 px wide)."""
+MAX_ASPECT = 4.0
+"""Longest side / shortest side: portraits, not panoramas or pixel strips."""
+DECODE_BUDGET_BYTES = 256 * 1024 * 1024
+"""Most memory one decode may hold for pixels or JPEG coefficients."""
+BOMB_MIN_PIXELS = 4_000_000
+"""Above this size a file must carry at least 1/MAX_PIXELS_PER_BYTE bytes per pixel."""
+MAX_PIXELS_PER_BYTE = 250
+"""A real photo of N pixels takes far more than N/250 bytes (even a flat-grey JPEG, at
+about 64 pixels per byte); a tiny file declaring huge dimensions is a decompression bomb."""
+MAX_JPEG_SCANS = 64
+"""Progressive JPEGs have about 10 scans; hundreds make each decode pass the image again."""
+MAX_SCAN_PIXELS = 1_200_000_000
+"""Scans x pixels of a JPEG: what its decode costs (about 1 ns per pixel and scan)."""
+COEFFICIENT_BYTES = 128
+"""A progressive JPEG keeps every 8 x 8 block's coefficients (64 x int16) until its end."""
+INFLATE_CHUNK = 1 << 20
+FORMATS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "HEIF": "heic"}
+"""Accepted formats (Pillow's names) and the extension a stored upload gets."""
+BYTES_PER_PIXEL = {"1": 1, "L": 1, "LA": 2, "I;16": 2, "I;16B": 2, "I;16L": 2, "RGB": 3}
+"""Decoded bytes per pixel of the modes that take less than 4 (palette images count 4: they
+become RGBA before they can be reduced)."""
+ROTATED_ORIENTATIONS = frozenset({5, 6, 7, 8})
+"""EXIF orientations that swap width and height."""
+EXIF_ORIENTATION = 0x0112
+UNREADABLE = "The file is not an image that can be read (JPEG, PNG, WebP or HEIC)."
+DAMAGED = "The image file is damaged or truncated."
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
+ADAM7 = (
+    (0, 0, 8, 8),
+    (4, 0, 8, 8),
+    (0, 4, 4, 8),
+    (2, 0, 4, 4),
+    (0, 2, 2, 4),
+    (1, 0, 2, 2),
+    (0, 1, 1, 2),
+)
+"""PNG interlace passes: x start, y start, x step, y step."""
+JPEG_MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
+"""A marker after entropy-coded data: 0xFF not followed by stuffing, a restart or fill."""
+SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+PROGRESSIVE_SOF = frozenset({0xC2, 0xC6, 0xCA, 0xCE})
+
+
+@dataclass(frozen=True)
+class PhotoInfo:
+    """What a photo declares, checked against the limits; nothing decoded yet."""
+
+    format: str
+    width: int
+    height: int
+    mode: str
+    file_bytes: int
+    orientation: int = 1
+
+    @property
+    def extension(self) -> str:
+        """File extension for a stored copy."""
+        return FORMATS[self.format]
+
+    @property
+    def upright_size(self) -> tuple[int, int]:
+        """Width and height once the EXIF orientation is applied."""
+        if self.orientation in ROTATED_ORIENTATIONS:
+            return self.height, self.width
+        return self.width, self.height
+
+
+@dataclass(frozen=True)
+class Photo:
+    """A decoded photo: the RGB working copy and the size of the upright original."""
+
+    rgb: np.ndarray  # (H, W, 3) uint8, longer side <= MAX_WORKING_SIDE
+    width: int
+    height: int
+    format: str
+
+    @property
+    def scale(self) -> float:
+        """Working-copy pixels per original pixel (1.0 when the photo was small enough)."""
+        return self.rgb.shape[1] / self.width
+
+
+@lru_cache(maxsize=1)
+def _register_heif() -> None:
+    """Teach Pillow HEIC/HEIF (pillow-heif), once per process."""
+    from pillow_heif import register_heif_opener
+
+    register_heif_opener()
+
+
+def _open(data: bytes) -> Image.Image:
+    """Image.open for the accepted formats, without Pillow's process-wide pixel limit.
+
+    The limits in `inspect` apply instead; they are tighter where decoding costs memory and
+    let a 200 MP JPEG through, which Pillow's fixed 179 MP limit would not.
+    """
+    _register_heif()
+    Image.init()
+    for name in FORMATS:
+        factory, accept = Image.OPEN[name]
+        if accept is not None and not accept(data[:16]):
+            continue
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                return factory(io.BytesIO(data), "")
+        except (SyntaxError, IndexError, TypeError, struct.error, EOFError):
+            continue
+        except (OSError, ValueError):
+            raise InvalidImageError(DAMAGED) from None
+    raise InvalidImageError(UNREADABLE)
+
+
+def _read(source: str | Path | bytes) -> bytes:
+    data = Path(source).read_bytes() if isinstance(source, str | Path) else source
+    if not data:
+        raise InvalidImageError("The image file is empty.")
+    return data
+
+
+def inspect(source: str | Path | bytes, *, max_pixels: int = MAX_PIXELS) -> PhotoInfo:
+    """Check a photo without decoding its pixels; InvalidImageError says what is wrong.
+
+    Refused: formats other than JPEG/PNG/WebP/HEIC, more than `max_pixels` or MAX_EDGE,
+    an aspect ratio beyond MAX_ASPECT, tiny files declaring huge sizes, JPEGs whose scans
+    would cost too much time or memory, PNGs whose chunks are cut or damaged, and photos
+    that a decode could not scale down within DECODE_BUDGET_BYTES.
+    """
+    data = _read(source)
+    image = _open(data)
+    with image:
+        info = PhotoInfo(
+            format=str(image.format),
+            width=image.width,
+            height=image.height,
+            mode=image.mode,
+            file_bytes=len(data),
+            orientation=_orientation(image),
+        )
+    _check_dimensions(info, max_pixels)
+    if info.format == "JPEG":
+        _check_jpeg(data, info)
+    else:
+        _check_full_decode(info)
+        if info.format == "PNG":
+            _check_png(data)
+        elif info.format == "WEBP":
+            _check_riff(data)
+    return info
+
+
+def _orientation(image: Image.Image) -> int:
+    try:
+        value = image.getexif().get(EXIF_ORIENTATION, 1)
+    except (OSError, ValueError, SyntaxError, struct.error):
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def _check_dimensions(info: PhotoInfo, max_pixels: int) -> None:
+    width, height = info.width, info.height
+    pixels = width * height
+    if width < 1 or height < 1:
+        raise InvalidImageError(DAMAGED)
+    if pixels > max_pixels:
+        raise InvalidImageError(
+            f"The image is {width} x {height} pixels; at most {max_pixels:,} pixels are accepted."
+        )
+    if max(width, height) > MAX_EDGE:
+        raise InvalidImageError(
+            f"The image is {width} x {height} pixels; its longer side may be at most "
+            f"{MAX_EDGE:,} pixels."
+        )
+    if max(width, height) > MAX_ASPECT * min(width, height):
+        raise InvalidImageError(
+            f"The image is {width} x {height} pixels; a photo's longer side may be at most "
+            f"{MAX_ASPECT:g} times its shorter side. Crop it around the face."
+        )
+    if pixels > BOMB_MIN_PIXELS and pixels > MAX_PIXELS_PER_BYTE * info.file_bytes:
+        raise InvalidImageError(
+            f"The image declares {width} x {height} pixels in only {info.file_bytes:,} bytes; "
+            "that is not a photo (a decompression bomb)."
+        )
+
+
+def _check_full_decode(info: PhotoInfo) -> None:
+    """Formats decoded at full size must fit the decode budget."""
+    cost = info.width * info.height * BYTES_PER_PIXEL.get(info.mode, 4)
+    if cost > DECODE_BUDGET_BYTES:
+        limit = DECODE_BUDGET_BYTES // BYTES_PER_PIXEL.get(info.mode, 4)
+        raise InvalidImageError(
+            f"The {info.format} image is {info.width} x {info.height} pixels; photos in this "
+            f"format are decoded at full size and may have at most {limit:,} pixels. "
+            "Send it as JPEG (up to 200 megapixels) or scale it down."
+        )
+
+
+@dataclass(frozen=True)
+class JpegLayout:
+    """What a JPEG's markers say: frame type, block counts, scans, and whether it ends."""
+
+    progressive: bool
+    blocks: int
+    scans: int
+    complete: bool
+
+
+def jpeg_layout(data: bytes) -> JpegLayout:
+    """Walk a JPEG's markers (no decoding): SOF, every SOS, and the final EOI."""
+    if data[:2] != b"\xff\xd8":
+        raise InvalidImageError(UNREADABLE)
+    pos, scans, blocks, progressive = 2, 0, 0, False
+    while pos + 2 <= len(data):
+        if data[pos] != 0xFF:
+            raise InvalidImageError(DAMAGED)
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte before a marker
+            pos += 1
+            continue
+        if marker == 0xD9:
+            return JpegLayout(progressive, blocks, scans, complete=True)
+        if 0xD0 <= marker <= 0xD7 or marker == 0x01:
+            pos += 2
+            continue
+        if pos + 4 > len(data):
+            break
+        (length,) = struct.unpack(">H", data[pos + 2 : pos + 4])
+        segment = data[pos + 4 : pos + 2 + length]
+        if length < 2 or len(segment) != length - 2:
+            break
+        if marker in SOF_MARKERS:
+            progressive = marker in PROGRESSIVE_SOF
+            blocks = _jpeg_blocks(segment)
+        pos += 2 + length
+        if marker == 0xDA:
+            scans += 1
+            found = JPEG_MARKER.search(data, pos)
+            if found is None:
+                break
+            pos = found.start()
+    return JpegLayout(progressive, blocks, scans, complete=False)
+
+
+def _jpeg_blocks(sof: bytes) -> int:
+    """8 x 8 blocks over all components, from a SOF segment's size and sampling factors."""
+    if len(sof) < 6:
+        raise InvalidImageError(DAMAGED)
+    height, width, count = struct.unpack(">HHB", sof[1:6])
+    factors = [(sof[7 + 3 * i] >> 4, sof[7 + 3 * i] & 15) for i in range(count)]
+    if len(sof) < 6 + 3 * count or not factors or min(min(f) for f in factors) < 1:
+        raise InvalidImageError(DAMAGED)
+    h_max, v_max = max(f[0] for f in factors), max(f[1] for f in factors)
+    return sum(
+        math.ceil(width * h / h_max / 8) * math.ceil(height * v / v_max / 8) for h, v in factors
+    )
+
+
+def _check_jpeg(data: bytes, info: PhotoInfo) -> None:
+    layout = jpeg_layout(data)
+    if not layout.complete or layout.scans == 0:
+        raise InvalidImageError(DAMAGED)
+    pixels = info.width * info.height
+    if layout.scans > MAX_JPEG_SCANS or layout.scans * pixels > MAX_SCAN_PIXELS:
+        raise InvalidImageError(
+            f"The JPEG has {layout.scans} scans over {info.width} x {info.height} pixels; "
+            "decoding it would take too long. Save it again as a baseline JPEG."
+        )
+    if layout.progressive and layout.blocks * COEFFICIENT_BYTES > DECODE_BUDGET_BYTES:
+        raise InvalidImageError(
+            f"The progressive JPEG is {info.width} x {info.height} pixels; decoding it needs "
+            "more memory than a photo may take. Save it as a baseline JPEG or scale it down."
+        )
+
+
+def _check_png(data: bytes) -> None:
+    """Every chunk whole with a correct CRC, and image data that inflates to the full size."""
+    pos, inflater, inflated, expected = len(PNG_SIGNATURE), zlib.decompressobj(), 0, 0
+    while pos + 12 <= len(data):
+        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
+        body = data[pos + 8 : pos + 8 + length]
+        crc = data[pos + 8 + length : pos + 12 + length]
+        if len(body) != length or len(crc) != 4 or zlib.crc32(kind + body) != int.from_bytes(crc):
+            raise InvalidImageError(DAMAGED)
+        if kind == b"IHDR":
+            expected = _png_data_size(body)
+        elif kind == b"IDAT":
+            inflated += _inflated_size(inflater, body, expected - inflated)
+        elif kind == b"IEND":
+            if inflated < expected:
+                raise InvalidImageError(DAMAGED)
+            return
+        pos += 12 + length
+    raise InvalidImageError(DAMAGED)
+
+
+def _png_data_size(ihdr: bytes) -> int:
+    """Bytes the image data inflates to: filter byte plus packed samples, per row and pass."""
+    width, height, depth, color, _, _, interlace = struct.unpack(">IIBBBBB", ihdr[:13])
+    bits = depth * PNG_CHANNELS.get(color, 4)
+    passes = ADAM7 if interlace else ((0, 0, 1, 1),)
+    total = 0
+    for x0, y0, dx, dy in passes:
+        cols, rows = max(0, -(-(width - x0) // dx)), max(0, -(-(height - y0) // dy))
+        if cols and rows:
+            total += rows * (1 + -(-cols * bits // 8))
+    return total
+
+
+def _inflated_size(inflater: zlib._Decompress, chunk: bytes, room: int) -> int:
+    """Inflate one IDAT chunk in bounded pieces; count the bytes instead of keeping them."""
+    count = 0
+    try:
+        while chunk:
+            count += len(inflater.decompress(chunk, INFLATE_CHUNK))
+            chunk = inflater.unconsumed_tail
+            if count > room + INFLATE_CHUNK:
+                raise InvalidImageError(DAMAGED)  # more data than the header declares
+    except zlib.error:
+        raise InvalidImageError(DAMAGED) from None
+    return count
+
+
+def _check_riff(data: bytes) -> None:
+    """A WebP file is a RIFF container that says how long it is."""
+    if len(data) < 12 or data[:4] != b"RIFF":
+        raise InvalidImageError(DAMAGED)
+    (size,) = struct.unpack("<I", data[4:8])
+    if len(data) < size + 8:
+        raise InvalidImageError(DAMAGED)
+
+
+def load_photo(
+    source: str | Path | bytes,
+    *,
+    max_pixels: int = MAX_PIXELS,
+    working_side: int = MAX_WORKING_SIDE,
+) -> Photo:
+    """Decode a photo upright, scaled down while decoding, longer side at most `working_side`."""
+    data = _read(source)
+    info = inspect(data, max_pixels=max_pixels)
+    long_side = max(info.width, info.height)
+    try:
+        with _open(data) as image:
+            if info.format == "JPEG" and long_side > working_side:
+                factor = working_side / long_side
+                image.draft(
+                    "RGB", (math.ceil(info.width * factor), math.ceil(info.height * factor))
+                )
+            image.load()
+            reduced = _reduce(image, working_side)
+            upright: Image.Image = ImageOps.exif_transpose(reduced) or reduced
+    except InvalidImageError:
+        raise
+    except (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error):
+        raise InvalidImageError(DAMAGED) from None
+    rgb = _to_rgb(upright)
+    side = max(rgb.shape[:2])
+    if side > working_side:
+        scale = working_side / side
+        size = (max(1, round(rgb.shape[1] * scale)), max(1, round(rgb.shape[0] * scale)))
+        rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+    width, height = info.upright_size
+    return Photo(np.ascontiguousarray(rgb), width, height, info.format)
+
+
+def _reduce(image: Image.Image, working_side: int) -> Image.Image:
+    """Whole-pixel box reduction to at most twice the working side, before any conversion.
+
+    Conversions (transparency onto white, 16 bit to 8) then work on the small copy.
+    """
+    factor = max(image.size) // (2 * working_side)
+    if factor < 2:
+        return image
+    if image.mode == "1":
+        image = image.convert("L")
+    elif image.mode in ("P", "PA"):
+        image = image.convert("RGBA")
+    if image.mode in ("I;16", "I;16B", "I;16L"):
+        image = image.convert("I")
+    return image.reduce(factor)
+
+
+def load_image(source: str | Path | bytes, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """The RGB working copy of a photo (see `load_photo`)."""
+    return load_photo(source, max_pixels=max_pixels).rgb
+
+
+def _to_rgb(img: Image.Image) -> np.ndarray:
+    """Any PIL mode to RGB; transparency is flattened onto white, as a viewer would show it."""
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(white, rgba)
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        arr = np.asarray(img, dtype=np.float32)
+        arr = (arr / max(float(arr.max()), 1.0) * 255.0).astype(np.uint8)
+        return np.stack([arr] * 3, axis=-1)
+    return np.asarray(img.convert("RGB"), dtype=np.uint8)
