@@ -104,6 +104,15 @@ class Settings(BaseSettings):
         default_factory=list,
         description="Accepted `Authorization: Bearer` keys (comma-separated); empty: no keys.",
     )
+    admin_keys: CommaList = Field(
+        default_factory=list,
+        description="Keys with the admin role (comma-separated): they see and cancel every job; "
+        "keys in FACECAST_API_KEYS see only the jobs they created.",
+    )
+    link_secret: str | None = Field(
+        None,
+        description="HMAC key that signs download links; unset means one derived from the keys.",
+    )
     anonymous_access: bool | None = Field(
         None,
         description="Serve without API keys; unset means only when `facecast serve` binds a "
@@ -133,7 +142,7 @@ class Settings(BaseSettings):
         None, max_length=64, description="Visible text drawn into every video, e.g. 'AI'."
     )
 
-    @field_validator("api_keys", "cors_origins", mode="before")
+    @field_validator("api_keys", "admin_keys", "cors_origins", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):

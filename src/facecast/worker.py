@@ -61,7 +61,7 @@ class JobTask(Task):
         if isinstance(exc, TimeLimitExceeded):
             code, message = TIMEOUT, "The job ran past the hard time limit and was stopped."
         else:
-            code, message = "internal_error", "The job's worker failed; see log_tail."
+            code, message = "internal_error", "The job's worker failed; try again later."
         try:
             fail_lost_job(task_id, code, message)
         except Exception:
@@ -140,7 +140,7 @@ def webhook(task: Task, job_id: str) -> str:
         state = context.store.get(job_id) or (manifest.state if manifest else None)
         if manifest is None or state is None or not manifest.request.webhook:
             return "skipped"
-        body = webhooks.event(manifest, state, context.storage, settings.public_url or "")
+        body = webhooks.event(manifest, state, context.storage, settings)
         try:
             webhooks.deliver(manifest.request.webhook, body.model_dump_json().encode(), settings)
         except webhooks.WebhookRefusedError as exc:

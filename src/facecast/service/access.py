@@ -1,8 +1,15 @@
-"""Who may call the API and how often: API keys (Bearer), a per-key submission rate limit.
+"""Who may call the API, what they may see, and how often: API keys (Bearer) with two roles,
+per-key job ownership, signed download links, a per-key submission rate limit.
 
-With FACECAST_API_KEYS empty the API is open (meant for a loopback address; `facecast serve`
-refuses to bind anything else without keys unless FACECAST_ANONYMOUS_ACCESS=true). Callers are
-then told apart by their address for the rate limit.
+Keys and roles: FACECAST_API_KEYS are tenant keys; each key owns the jobs it creates and sees
+only those (another key gets 404, so job ids leak nothing). FACECAST_ADMIN_KEYS see and cancel
+every job. With no keys at all the API is open (meant for a loopback address; `facecast serve`
+refuses to bind anything else without keys unless FACECAST_ANONYMOUS_ACCESS=true): every caller
+is then the one tenant `anonymous`, told apart by address only for the rate limit.
+
+Download links (`video_url`, `audio_url`) carry `?sig=`, an HMAC of the job id and file name, so
+that players, which cannot send headers, fetch them without the key; a link works for whoever
+has it, like the file itself.
 """
 
 from __future__ import annotations
@@ -17,10 +24,15 @@ from dataclasses import dataclass
 
 from starlette.requests import HTTPConnection
 
+from facecast.config import Settings
 from facecast.service.errors import RateLimitedError, UnauthorizedError
 
 BEARER = "bearer"
 WS_TOKEN_PARAM = "access_token"
+SIGNATURE_PARAM = "sig"
+SIGNATURE_CHARS = 32
+ANONYMOUS = "anonymous"
+"""The tenant of every caller when no keys are configured (and of jobs made that way)."""
 PRINCIPAL_HASH_CHARS = 16
 WINDOW_S = 60.0
 MAX_TRACKED = 10_000
@@ -29,9 +41,18 @@ MAX_TRACKED = 10_000
 
 @dataclass(frozen=True)
 class Principal:
-    """The caller: `key:<hash prefix>` for an API key, `client:<address>` otherwise."""
+    """The caller: `id` for rate limits and idempotency keys, `tenant` for job ownership."""
 
     id: str
+    """`key:<hash prefix>` for an API key, `client:<address>` otherwise."""
+    tenant: str = ANONYMOUS
+    """Owner of the jobs this caller creates: the key's `key:<hash prefix>`, or `anonymous`."""
+    admin: bool = False
+    """Admin keys see and cancel every job."""
+
+    def may_see(self, owner: str | None) -> bool:
+        """True when this caller may see a job owned by `owner` (None: made before owners)."""
+        return self.admin or (owner or ANONYMOUS) == self.tenant
 
 
 def _bearer(connection: HTTPConnection) -> str | None:
@@ -44,19 +65,60 @@ def _bearer(connection: HTTPConnection) -> str | None:
     return None
 
 
-def authenticate(connection: HTTPConnection, api_keys: Sequence[str]) -> Principal:
+def _matches(given: bytes, keys: Sequence[str]) -> bool:
+    # Compare against every key, so the time taken says nothing about which one matched.
+    return any([hmac.compare_digest(given, key.encode()) for key in keys])
+
+
+def keys_configured(settings: Settings) -> bool:
+    """True when the API asks for keys (tenant or admin)."""
+    return bool(settings.api_keys or settings.admin_keys)
+
+
+def authenticate(connection: HTTPConnection, settings: Settings) -> Principal:
     """The caller, or UnauthorizedError (401) when keys are configured and none matches."""
-    token = _bearer(connection)
-    if not api_keys:
+    if not keys_configured(settings):
         host = connection.client.host if connection.client else "unknown"
         return Principal(f"client:{host}")
+    token = _bearer(connection)
     if token is not None:
         given = token.encode()
-        matches = [hmac.compare_digest(given, key.encode()) for key in api_keys]
-        if any(matches):
-            digest = hashlib.sha256(given).hexdigest()[:PRINCIPAL_HASH_CHARS]
-            return Principal(f"key:{digest}")
+        admin = _matches(given, settings.admin_keys)
+        if admin or _matches(given, settings.api_keys):
+            key_id = f"key:{hashlib.sha256(given).hexdigest()[:PRINCIPAL_HASH_CHARS]}"
+            return Principal(key_id, tenant=key_id, admin=admin)
     raise UnauthorizedError("Send a valid API key as `Authorization: Bearer <key>`.")
+
+
+def _link_secret(settings: Settings) -> bytes:
+    if settings.link_secret:
+        return settings.link_secret.encode()
+    # Derived from the keys: links stop working when the keys change, like the keys themselves.
+    keys = [*sorted(settings.api_keys), *sorted(settings.admin_keys)]
+    material = "\n".join(["facecast-links", *keys])
+    return hashlib.sha256(material.encode()).digest()
+
+
+def link_signature(settings: Settings, job_id: str, name: str) -> str:
+    """The `sig` of a download link to file `name` of job `job_id`."""
+    mac = hmac.new(_link_secret(settings), f"{job_id}/{name}".encode(), hashlib.sha256)
+    return mac.hexdigest()[:SIGNATURE_CHARS]
+
+
+def download_path(settings: Settings, job_id: str, name: str) -> str:
+    """`/files/<job>/<name>`, signed when keys are configured."""
+    path = f"/files/{job_id}/{name}"
+    if not keys_configured(settings):
+        return path
+    return f"{path}?{SIGNATURE_PARAM}={link_signature(settings, job_id, name)}"
+
+
+def link_is_valid(settings: Settings, job_id: str, name: str, signature: str | None) -> bool:
+    """True when `signature` is the `sig` of this download link."""
+    if not signature:
+        return False
+    expected = link_signature(settings, job_id, name)
+    return hmac.compare_digest(expected.encode(), signature.encode())
 
 
 class RateLimiter:

@@ -48,7 +48,7 @@ async def get_principal(
     _: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer_scheme)],
 ) -> Principal:
     """The caller; 401 when API keys are configured and the request has no valid one."""
-    return authenticate(request, app_settings(request).api_keys)
+    return authenticate(request, app_settings(request))
 
 
 async def get_submitter(

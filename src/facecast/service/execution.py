@@ -63,9 +63,12 @@ TIMEOUT = "timeout"
 def storage_error(exc: OSError) -> ErrorInfo:
     """The job error for a failed write to the data directory."""
     if exc.errno in DISK_FULL:
-        return ErrorInfo(code="storage_full", message="The data directory is full.")
+        return ErrorInfo(
+            code="storage_full", message="The server's storage is full; try again later."
+        )
+    # The path and errno stay in the operator's log, not in what clients see.
     return ErrorInfo(
-        code="storage_unavailable", message=f"The data directory cannot be written: {exc}."
+        code="storage_unavailable", message="The server cannot store results; try again later."
     )
 
 
@@ -289,7 +292,7 @@ def running_job(job_id: str) -> Iterator[JobRun | None]:
             if isinstance(exc, OSError) and exc.errno in STORAGE_ERRNOS:
                 run.end(JobStatus.ERROR, storage_error(exc))
             else:
-                message = "The job failed; see log_tail."
+                message = "The job failed inside the service; try again later."
                 run.end(JobStatus.ERROR, ErrorInfo(code="internal_error", message=message))
         else:
             run.end(JobStatus.DONE)

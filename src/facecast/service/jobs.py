@@ -26,6 +26,13 @@ from facecast.config import Settings
 from facecast.errors import BackendUnavailableError
 from facecast.options import RenderOptions
 from facecast.service import webhooks
+from facecast.service.access import (
+    ANONYMOUS,
+    Principal,
+    download_path,
+    keys_configured,
+    link_is_valid,
+)
 from facecast.service.errors import (
     AudioNotReadyError,
     ConsentRequiredError,
@@ -73,9 +80,6 @@ IMAGE_UPLOAD = "source_upload"
 VOICE_SAMPLE = "voice_sample.wav"
 CLONE_BACKEND = "xtts"
 WAIT_POLL_S = 0.05
-LOG_TAIL_LINES = 20
-FAILED = frozenset({JobStatus.ERROR, JobStatus.REJECTED})
-"""Statuses whose view carries the worker's log tail."""
 DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 WARM_CONNECTIONS = 8
 """State-store connections opened at start-up: enough for a burst of concurrent requests."""
@@ -123,6 +127,25 @@ def build_options(
     return choose_voice(options) if speaks else dataclasses.replace(options, voice=None)
 
 
+ANONYMOUS_CALLER = Principal(ANONYMOUS)
+
+
+def done_by_reuse(state: JobState, earlier: JobManifest, owner: str) -> JobState:
+    """`state` finished at once with the result of `earlier`; it names the earlier job only
+    when that job is the same tenant's (another tenant's job id would leak)."""
+    now = time.time()
+    same = earlier.state.owner == owner
+    return state.model_copy(
+        update={
+            "status": JobStatus.DONE,
+            "progress": 100,
+            "stage": JobStatus.DONE.value,
+            "finished_at": now,
+            "reused_from": earlier.job_id if same else None,
+        }
+    )
+
+
 @dataclass(frozen=True)
 class AnimateSubmission:
     """A parsed POST /animate: streams for the uploads, plain values for the rest."""
@@ -139,6 +162,8 @@ class AnimateSubmission:
     client_ref: str | None = None
     idempotency: str | None = None
     """The scoped Idempotency-Key (see `idempotency_scope`)."""
+    owner: Principal = ANONYMOUS_CALLER
+    """The caller: the job's owner, and whose TTS audio it may use."""
 
 
 @dataclass(frozen=True)
@@ -152,6 +177,7 @@ class TtsSubmission:
     webhook: str | None = None
     client_ref: str | None = None
     idempotency: str | None = None
+    owner: Principal = ANONYMOUS_CALLER
 
 
 @dataclass(frozen=True)
@@ -310,7 +336,7 @@ class JobService:
             check_audio(self.storage.path(job_id, name), settings.max_audio_seconds)
             request = request.model_copy(update={"audio": name})
         elif submission.audio_id is not None:
-            voice_key = self._link_tts_audio(submission.audio_id, job_id)
+            voice_key = self._link_tts_audio(submission.audio_id, job_id, submission.owner)
             request = request.model_copy(update={"audio": AUDIO, "audio_id": submission.audio_id})
         else:
             voice_key = content_key("text", text)
@@ -318,20 +344,12 @@ class JobService:
         cache_key = content_key(
             "animate", __version__, upload, voice_key, request.options.fingerprint()
         )
-        reused = self._reuse_video(job_id, cache_key)
+        owner = submission.owner.tenant
+        reused = self._reuse(job_id, cache_key, VIDEO)
         now = time.time()
-        state = JobState(job_id=job_id, kind=JobKind.ANIMATE, created_at=now)
+        state = JobState(job_id=job_id, kind=JobKind.ANIMATE, created_at=now, owner=owner)
         if reused is not None:
-            state = JobState(
-                job_id=job_id,
-                kind=JobKind.ANIMATE,
-                status=JobStatus.DONE,
-                progress=100,
-                stage=JobStatus.DONE.value,
-                created_at=now,
-                finished_at=now,
-                reused_from=reused,
-            )
+            state = done_by_reuse(state, reused, owner)
         manifest = JobManifest(
             job_id=job_id,
             kind=JobKind.ANIMATE,
@@ -344,10 +362,14 @@ class JobService:
         )
         return self._launch(manifest, TASK_ANIMATE)
 
-    def _link_tts_audio(self, audio_id: str, job_id: str) -> str:
+    def _link_tts_audio(self, audio_id: str, job_id: str, caller: Principal) -> str:
         """Share a finished TTS job's audio with a new job; returns the audio's content key."""
         manifest = self.storage.read_manifest(audio_id) if is_job_id(audio_id) else None
-        if manifest is None or manifest.kind is not JobKind.TTS:
+        if (
+            manifest is None
+            or manifest.kind is not JobKind.TTS
+            or not caller.may_see(manifest.state.owner)
+        ):
             raise InvalidRequestError(
                 f"There is no audio {audio_id[:64]!r}; create one with POST /tts."
             )
@@ -358,15 +380,18 @@ class JobService:
         self.storage.touch(audio_id)
         return manifest.cache_key or content_key("audio-job", audio_id)
 
-    def _reuse_video(self, job_id: str, cache_key: str) -> str | None:
-        """Link the video of an identical finished render into `job_id`; its id, or None."""
+    def _reuse(self, job_id: str, cache_key: str, name: str) -> JobManifest | None:
+        """Link artifact `name` of an identical finished job into `job_id`; its manifest."""
         earlier = self.storage.cache_get(cache_key)
-        if earlier is None or self.storage.download(earlier, VIDEO) is None:
+        if earlier is None or self.storage.download(earlier, name) is None:
             return None
-        self.storage.link(earlier, job_id, VIDEO)
+        manifest = self.storage.read_manifest(earlier)
+        if manifest is None:
+            return None
+        self.storage.link(earlier, job_id, name)
         self.storage.touch(earlier)
-        logger.info("reusing the video of job %s", earlier, extra={"job_id": job_id})
-        return earlier
+        logger.info("reusing the %s of job %s", name, earlier, extra={"job_id": job_id})
+        return manifest
 
     def submit_tts(self, submission: TtsSubmission) -> Submitted:
         """Queue speech synthesis, or answer with identical speech made before."""
@@ -400,13 +425,22 @@ class JobService:
             options = dataclasses.replace(request.options, speech_backend=CLONE_BACKEND, voice=None)
             request = request.model_copy(update={"voice_sample": VOICE_SAMPLE, "options": options})
         cache_key = content_key("tts", __version__, text, request.options.fingerprint(), sample_key)
+        owner = submission.owner.tenant
         earlier = self.storage.cache_get(cache_key)
         if earlier is not None and self.storage.download(earlier, AUDIO) is not None:
-            self.storage.remove(job_id)
-            self.storage.touch(earlier)
-            self.store.increment("jobs_reused_total", f"kind={JobKind.TTS.value}")
-            return Submitted(self.get(earlier), reused=True)
-        state = JobState(job_id=job_id, kind=JobKind.TTS, created_at=time.time())
+            mine = self._state_of(earlier)
+            if mine is not None and mine.owner == owner and mine.status is JobStatus.DONE:
+                # The caller's own speech: answer with that job, as before.
+                self.storage.remove(job_id)
+                self.storage.touch(earlier)
+                self.store.increment("jobs_reused_total", f"kind={JobKind.TTS.value}")
+                return Submitted(mine, reused=True)
+        state = JobState(job_id=job_id, kind=JobKind.TTS, created_at=time.time(), owner=owner)
+        # Another tenant's speech: reuse the audio in a job of the caller's own, which names
+        # neither the other job nor anything of its request.
+        reused = self._reuse(job_id, cache_key, AUDIO)
+        if reused is not None:
+            state = done_by_reuse(state, reused, owner)
         manifest = JobManifest(
             job_id=job_id,
             kind=JobKind.TTS,
@@ -429,8 +463,8 @@ class JobService:
         self.store.increment("jobs_submitted_total", f"kind={manifest.kind.value}")
         try:
             self.queue.send(task, manifest.job_id, manifest.queue)
-        except Exception as exc:
-            error = ErrorInfo(code="queue_unavailable", message=str(exc))
+        except Exception:
+            error = ErrorInfo(code="queue_unavailable", message="The job queue was unreachable.")
             self._finish(manifest.job_id, finish(JobStatus.ERROR, time.time(), error))
             raise
         logger.info(
@@ -447,16 +481,19 @@ class JobService:
 
     # ------------------------------------------------------------------ reading
 
-    def get(self, job_id: str) -> JobState:
-        """The job's state; JobNotFoundError for unknown or malformed ids."""
-        if not is_job_id(job_id):
+    def get(self, job_id: str, caller: Principal | None = None) -> JobState:
+        """The job's state; JobNotFoundError for unknown or malformed ids, and for jobs of
+        another tenant when `caller` is given (404, not 403: ids must not be an oracle)."""
+        state = self._state_of(job_id)
+        if state is None or (caller is not None and not caller.may_see(state.owner)):
             raise JobNotFoundError(f"There is no job {job_id[:64]!r}.")
-        state = self.store.get(job_id)
-        if state is None:
-            state = self._manifest_state(job_id)
-        if state is None:
-            raise JobNotFoundError(f"There is no job {job_id!r}.")
         return state
+
+    def _state_of(self, job_id: str) -> JobState | None:
+        if not is_job_id(job_id):
+            return None
+        state = self.store.get(job_id)
+        return state if state is not None else self._manifest_state(job_id)
 
     def _manifest_state(self, job_id: str) -> JobState | None:
         """The state kept in the manifest, for jobs the state store has forgotten (expired)."""
@@ -466,6 +503,7 @@ class JobService:
     def view(self, state: JobState, base_url: str) -> JobView:
         """The client's view of a job, with absolute download links."""
         base = (self.settings.public_url or base_url).rstrip("/")
+        settings = self.settings
         video = (
             state.status is JobStatus.DONE
             and self.storage.download(state.job_id, VIDEO) is not None
@@ -481,12 +519,10 @@ class JobService:
             status=state.status,
             progress=state.progress,
             stage=state.stage,
-            video_url=f"{base}/files/{state.job_id}/{VIDEO}" if video else None,
-            audio_url=f"{base}/files/{state.job_id}/{AUDIO}" if audio else None,
+            video_url=base + download_path(settings, state.job_id, VIDEO) if video else None,
+            audio_url=base + download_path(settings, state.job_id, AUDIO) if audio else None,
             error=state.error,
-            log_tail=self.store.log_tail(state.job_id, LOG_TAIL_LINES)
-            if state.status in FAILED
-            else None,
+            attempt=state.attempts,
             reused_from=state.reused_from,
             client_ref=manifest.request.client_ref if manifest is not None else None,
             warnings=manifest.result.warnings if manifest and manifest.result else [],
@@ -495,10 +531,19 @@ class JobService:
             finished_at=iso(state.finished_at),
         )
 
-    def download(self, job_id: str, name: str) -> Path:
-        """Path of a finished job's video or audio; JobNotFoundError otherwise."""
+    def download(
+        self, job_id: str, name: str, caller: Principal | None, signature: str | None
+    ) -> Path:
+        """Path of a finished job's video or audio for a signed link or the job's owner;
+        JobNotFoundError otherwise (also for other tenants: no existence oracle)."""
         path = self.storage.download(job_id, name)
-        if path is None or self.get(job_id).status is not JobStatus.DONE:
+        state = None if path is None else self._state_of(job_id)
+        allowed = state is not None and (
+            not keys_configured(self.settings)
+            or link_is_valid(self.settings, job_id, name, signature)
+            or (caller is not None and caller.may_see(state.owner))
+        )
+        if path is None or state is None or state.status is not JobStatus.DONE or not allowed:
             raise JobNotFoundError(f"Job {job_id[:64]!r} has no {name[:32]!r} (yet).")
         return path
 
@@ -527,9 +572,9 @@ class JobService:
 
     # ------------------------------------------------------------------ changing
 
-    def cancel(self, job_id: str) -> JobState:
+    def cancel(self, job_id: str, caller: Principal | None = None) -> JobState:
         """Cancel a queued job at once; flag a running one so its worker stops rendering."""
-        state = self.get(job_id)
+        state = self.get(job_id, caller)
         if state.status.final:
             raise NotCancelableError(f"Job {job_id} is already {state.status.value}.")
         self._finish(job_id, request_cancel(time.time()))

@@ -83,6 +83,8 @@ class JobState(BaseModel):
     attempts: int = 0
     cancel_requested: bool = False
     reused_from: str | None = None
+    owner: str | None = None
+    """The tenant that created the job (see service/access.py); never shown to clients."""
 
 
 class JobRequest(BaseModel):
@@ -162,9 +164,18 @@ class JobView(BaseModel):
     stage: str = Field(description="queued, speech, audio, face, motion, render, done, ...")
     video_url: str | None = None
     audio_url: str | None = None
-    error: ErrorInfo | None = None
-    log_tail: list[str] | None = Field(None, description="Last worker log lines of a failed job.")
-    reused_from: str | None = Field(None, description="Job whose result was reused, if any.")
+    error: ErrorInfo | None = Field(
+        None, description="Why a job failed: a stable code and a message (internals stay in logs)."
+    )
+    attempt: int = Field(
+        0,
+        ge=0,
+        description="Deliveries to a worker so far; a job whose worker was lost is "
+        "`queued` again with the next attempt.",
+    )
+    reused_from: str | None = Field(
+        None, description="Your earlier job whose result was reused, if any."
+    )
     client_ref: str | None = Field(None, description="The `client_ref` sent with the request.")
     warnings: list[str] = Field(
         default_factory=list,

@@ -7,8 +7,11 @@ The body is a `WebhookEvent` (JSON). Headers:
                           FACECAST_WEBHOOK_SECRET>
 
 Receivers recompute the HMAC over the timestamp, a dot and the raw body, compare in constant
-time, and refuse old timestamps (replays). Delivery runs as a Celery task in the workers and is
-retried with exponential backoff (FACECAST_WEBHOOK_MAX_ATTEMPTS, _BACKOFF_SECONDS).
+time, and refuse old timestamps (replays). Private destinations (loopback, private, link-local,
+reserved, and IPv6 forms that embed such an IPv4 address) are refused at submission with a 422
+and again at delivery, which connects to the very address it checked. Delivery runs as a Celery
+task in the workers and is retried with exponential backoff
+(FACECAST_WEBHOOK_MAX_ATTEMPTS, _BACKOFF_SECONDS).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import httpx
 
 from facecast import __version__
 from facecast.config import Settings
+from facecast.service.access import download_path
 from facecast.service.errors import InvalidRequestError
 from facecast.service.schemas import JobManifest, JobState, WebhookEvent, iso
 from facecast.service.storage import AUDIO, VIDEO, Storage
@@ -33,6 +37,13 @@ TIMESTAMP_HEADER = "X-Facecast-Timestamp"
 EVENT_HEADER = "X-Facecast-Event"
 MAX_URL_CHARS = 2048
 SCHEMES = frozenset({"http", "https"})
+DEFAULT_PORTS = {"http": 80, "https": 443}
+NAT64 = (ipaddress.IPv6Network("64:ff9b::/96"),)
+"""The well-known NAT64 prefix: the last 32 bits are the IPv4 address reached."""
+LOCAL_NAT64 = (ipaddress.IPv6Network("64:ff9b:1::/48"),)
+"""Local-use NAT64 prefixes (RFC 8215) embed IPv4 at operator-chosen offsets: never public."""
+ISATAP_ID, ISATAP_MASK = 0x00005EFE, 0xFDFFFFFF
+"""ISATAP interface ids (0000:5efe or 0200:5efe) end in an IPv4 address."""
 
 
 class WebhookError(Exception):
@@ -55,43 +66,93 @@ def verify(secret: str, timestamp: str, body: bytes, signed: str) -> bool:
 
 
 def check_url(url: str, settings: Settings) -> str:
-    """A webhook URL as given at submission: http(s) with a host; refused otherwise (422)."""
+    """A webhook URL as given at submission: http(s) with a host that resolves to public
+    addresses (unless FACECAST_WEBHOOK_ALLOW_PRIVATE); refused otherwise (422)."""
     if not settings.webhook_secret:
         raise InvalidRequestError(
             "Webhooks are not enabled on this server (FACECAST_WEBHOOK_SECRET is unset)."
         )
     if len(url) > MAX_URL_CHARS or any(ord(c) < 33 for c in url):
         raise InvalidRequestError("webhook: not a valid URL.")
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise InvalidRequestError("webhook: not a valid URL.") from exc
     if parts.scheme not in SCHEMES or not parts.hostname or parts.username or parts.password:
         raise InvalidRequestError("webhook: send an http(s) URL with a host and no credentials.")
+    try:
+        resolve(parts.hostname, port or DEFAULT_PORTS[parts.scheme], settings.webhook_allow_private)
+    except WebhookRefusedError as exc:
+        raise InvalidRequestError(
+            "webhook: the host resolves to a loopback, private or reserved address."
+        ) from exc
+    except WebhookError as exc:
+        raise InvalidRequestError("webhook: the host name does not resolve.") from exc
     return url
 
 
-def _public(address: str) -> bool:
-    ip = ipaddress.ip_address(address)
+def embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address carries (mapped, 6to4, Teredo client, NAT64, ISATAP,
+    IPv4-compatible), or None."""
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if ip.teredo is not None:
+        return ip.teredo[1]
+    value = int(ip)
+    if any(ip in network for network in NAT64):
+        return ipaddress.IPv4Address(value & 0xFFFFFFFF)
+    if (value >> 32) & ISATAP_MASK == ISATAP_ID:
+        return ipaddress.IPv4Address(value & 0xFFFFFFFF)
+    if value >> 32 == 0:  # ::a.b.c.d, the deprecated IPv4-compatible form (and :: and ::1)
+        return ipaddress.IPv4Address(value)
+    return None
+
+
+def is_public(address: str) -> bool:
+    """True for a globally routable unicast address; IPv6 forms that embed an IPv4 address
+    are judged by that address (64:ff9b::7f00:1 is 127.0.0.1)."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address):
+        if any(ip in network for network in LOCAL_NAT64):
+            return False
+        inner = embedded_ipv4(ip)
+        if inner is not None:
+            return inner.is_global and not inner.is_multicast
     return ip.is_global and not ip.is_multicast
 
 
-def check_destination(url: str, allow_private: bool) -> None:
-    """Refuse URLs whose host resolves to loopback, private or link-local addresses."""
-    if allow_private:
-        return
-    parts = urlsplit(url)
+def resolve(host: str, port: int, allow_private: bool) -> list[str]:
+    """The addresses of `host`, resolved once; WebhookRefusedError when any is not public."""
     try:
-        infos = socket.getaddrinfo(parts.hostname, parts.port or 443, type=socket.SOCK_STREAM)
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (OSError, UnicodeError) as exc:
-        raise WebhookError(f"cannot resolve {parts.hostname}: {exc}") from exc
-    if not all(_public(str(info[4][0])) for info in infos):
-        raise WebhookRefusedError(f"{parts.hostname} resolves to a non-public address")
+        raise WebhookError(f"cannot resolve {host}: {exc}") from exc
+    addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+    if not addresses:
+        raise WebhookError(f"{host} has no address")
+    if not allow_private and not all(is_public(address) for address in addresses):
+        raise WebhookRefusedError(f"{host} resolves to a non-public address")
+    return addresses
 
 
-def event(manifest: JobManifest, state: JobState, storage: Storage, base: str) -> WebhookEvent:
-    """The webhook body of a final job."""
+def check_destination(url: str, allow_private: bool) -> list[str]:
+    """The checked addresses of a webhook URL's host (see `resolve`)."""
+    parts = urlsplit(url)
+    return resolve(parts.hostname or "", parts.port or DEFAULT_PORTS[parts.scheme], allow_private)
+
+
+def event(
+    manifest: JobManifest, state: JobState, storage: Storage, settings: Settings
+) -> WebhookEvent:
+    """The webhook body of a final job (links absolute when FACECAST_PUBLIC_URL is set)."""
+    base = (settings.public_url or "").rstrip("/")
     links = {}
     for field, name in (("video_url", VIDEO), ("audio_url", AUDIO)):
         if storage.download(state.job_id, name) is not None:
-            links[field] = f"{base.rstrip('/')}/files/{state.job_id}/{name}"
+            links[field] = base + download_path(settings, state.job_id, name)
     return WebhookEvent(
         job_id=state.job_id,
         kind=state.kind,
@@ -103,11 +164,28 @@ def event(manifest: JobManifest, state: JobState, storage: Storage, base: str) -
     )
 
 
+def _pinned(url: str, address: str) -> tuple[str, str, dict[str, str]]:
+    """The URL with `address` as its host, the Host header, and the TLS name (SNI) to use."""
+    parts = urlsplit(url)
+    port = parts.port or DEFAULT_PORTS[parts.scheme]
+    literal = f"[{address}]" if ":" in address else address
+    host = parts.hostname or ""
+    shown = f"[{host}]" if ":" in host else host
+    host_header = shown if parts.port is None else f"{shown}:{parts.port}"
+    extensions = {"sni_hostname": host} if parts.scheme == "https" else {}
+    return parts._replace(netloc=f"{literal}:{port}").geturl(), host_header, extensions
+
+
 def deliver(url: str, body: bytes, settings: Settings) -> None:
-    """POST the signed body once; WebhookError unless the receiver answers 2xx."""
+    """POST the signed body once; WebhookError unless the receiver answers 2xx.
+
+    The host is resolved once and checked; the connection goes to that checked address, with
+    the URL's host in `Host` and in TLS (SNI and certificate check), so a DNS answer that
+    changes between check and connect (rebinding) cannot reach another address.
+    """
     if not settings.webhook_secret:
         raise WebhookRefusedError("FACECAST_WEBHOOK_SECRET is unset")
-    check_destination(url, settings.webhook_allow_private)
+    addresses = check_destination(url, settings.webhook_allow_private)
     timestamp = str(int(time.time()))
     headers = {
         "Content-Type": "application/json",
@@ -116,18 +194,28 @@ def deliver(url: str, body: bytes, settings: Settings) -> None:
         TIMESTAMP_HEADER: timestamp,
         SIGNATURE_HEADER: signature(settings.webhook_secret, timestamp, body),
     }
-    try:
-        answer = httpx.post(
-            url,
-            content=body,
-            headers=headers,
-            timeout=settings.webhook_timeout_seconds,
-            follow_redirects=False,
-        )
-    except httpx.HTTPError as exc:
-        raise WebhookError(f"{type(exc).__name__}: {exc}") from exc
-    if not answer.is_success:
-        raise WebhookError(f"the receiver answered {answer.status_code}")
+    failure: Exception | None = None
+    with httpx.Client(timeout=settings.webhook_timeout_seconds, follow_redirects=False) as client:
+        for address in addresses:
+            target, host_header, extensions = _pinned(url, address)
+            request = client.build_request(
+                "POST",
+                target,
+                content=body,
+                headers={**headers, "Host": host_header},
+                extensions=extensions,
+            )
+            try:
+                answer = client.send(request)
+            except httpx.ConnectError as exc:  # the next address may answer
+                failure = exc
+                continue
+            except httpx.HTTPError as exc:
+                raise WebhookError(f"{type(exc).__name__}: {exc}") from exc
+            if not answer.is_success:
+                raise WebhookError(f"the receiver answered {answer.status_code}")
+            return
+    raise WebhookError(f"{type(failure).__name__}: {failure}")
 
 
 def backoff(settings: Settings, retries: int) -> float:

@@ -178,6 +178,7 @@ def animate(
         webhook=_given(webhook),
         client_ref=_given(client_ref),
         idempotency=idempotency_scope(submitter.id, "animate", idempotency_key),
+        owner=submitter,
     )
     submitted = service.submit_animate(submission)
     return JobCreated(
@@ -205,15 +206,19 @@ def faces(
 
 
 @router.get("/jobs/{job_id}", response_model=JobView, responses=error_responses(401, 404))
-def get_job(job_id: str, service: ServiceDep, base_url: BaseUrlDep, _: PrincipalDep) -> JobView:
-    """Status, progress, links and (for failed jobs) the error and the worker's log tail."""
-    return service.view(service.get(job_id), base_url)
+def get_job(
+    job_id: str, service: ServiceDep, base_url: BaseUrlDep, caller: PrincipalDep
+) -> JobView:
+    """Status, progress, links and (for failed jobs) a stable error code and message."""
+    return service.view(service.get(job_id, caller), base_url)
 
 
 @router.delete("/jobs/{job_id}", response_model=JobView, responses=error_responses(401, 404, 409))
-def cancel_job(job_id: str, service: ServiceDep, base_url: BaseUrlDep, _: PrincipalDep) -> JobView:
+def cancel_job(
+    job_id: str, service: ServiceDep, base_url: BaseUrlDep, caller: PrincipalDep
+) -> JobView:
     """Cancel a queued or running job; a running one stops within moments."""
-    return service.view(service.cancel(job_id), base_url)
+    return service.view(service.cancel(job_id, caller), base_url)
 
 
 @router.get(
@@ -222,10 +227,10 @@ def cancel_job(job_id: str, service: ServiceDep, base_url: BaseUrlDep, _: Princi
     responses={**SSE_RESPONSE, **error_responses(401, 404)},
 )
 async def job_events(
-    job_id: str, service: ServiceDep, base_url: BaseUrlDep, _: PrincipalDep
+    job_id: str, service: ServiceDep, base_url: BaseUrlDep, caller: PrincipalDep
 ) -> StreamingResponse:
     """Server-sent events: the job view on every change, until a final state."""
-    await run_in_threadpool(service.get, job_id)
+    await run_in_threadpool(service.get, job_id, caller)
 
     async def stream() -> AsyncIterator[str]:
         number = 0
@@ -264,8 +269,8 @@ async def job_socket(
     """WebSocket: a JSON job view on every change; closed after the final state."""
     await websocket.accept()
     try:
-        authenticate(websocket, app_settings(websocket).api_keys)
-        await run_in_threadpool(service.get, job_id)
+        caller = authenticate(websocket, app_settings(websocket))
+        await run_in_threadpool(service.get, job_id, caller)
     except FacecastError as exc:
         body = ErrorResponse(error=ErrorInfo(code=exc.code, message=exc.message))
         await websocket.send_text(body.model_dump_json())

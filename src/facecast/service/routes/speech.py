@@ -135,6 +135,7 @@ async def tts(
         webhook=body.webhook or None,
         client_ref=body.client_ref or None,
         idempotency=idempotency_scope(submitter.id, "tts", idempotency_key),
+        owner=submitter,
     )
     submitted = await run_in_threadpool(service.submit_tts, submission)
     state = submitted.state
