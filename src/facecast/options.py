@@ -20,3 +20,11 @@ class RenderOptions:
     renderer: str = "warp"
     watermark: str | None = None
     """Visible text drawn small and semi-transparent in the bottom-right corner."""
+    upscale: int | None = None
+    """Real-ESRGAN factor (2 or 4) for the output frames; None keeps `size`."""
+    refine: str | None = None
+    """Post-processor that re-renders the mouth from the audio (wav2lip); None: none."""
+    restore: bool = True
+    """Super-resolve a face too small for `size` (Real-ESRGAN x4plus) before rigging."""
+    force_cpu: bool = False
+    """Run a GPU-class renderer on the CPU even for a long clip (slow)."""
