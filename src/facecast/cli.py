@@ -106,6 +106,18 @@ def _render_options(func: F) -> F:
             metavar="X,Y",
             help="Animate the face at this point (pixels of the upright photo).",
         ),
+        click.option("--renderer", default="warp", show_default=True, help="warp or liveportrait."),
+        click.option("--refine", default=None, help="Mouth refinement: wav2lip."),
+        click.option(
+            "--upscale",
+            type=click.Choice(["2", "4"]),
+            default=None,
+            help="Real-ESRGAN: output edge = size x this (slow on a CPU).",
+        ),
+        click.option("--no-restore", is_flag=True, help="Do not super-resolve a small face first."),
+        click.option(
+            "--force-cpu", is_flag=True, help="Render a long clip with a GPU renderer on the CPU."
+        ),
     ]
     for decorate in reversed(decorators):
         func = decorate(func)
@@ -117,6 +129,7 @@ def _run_render(
 ) -> None:
     from tqdm import tqdm
 
+    from facecast.backends import check_options
     from facecast.pipeline import RenderOptions, choose_voice, render_talking_head
 
     options = RenderOptions(
@@ -128,9 +141,15 @@ def _run_render(
         seed=opts["seed"],
         face_index=opts["face_index"],
         face_at=opts["face_at"],
+        renderer=opts["renderer"],
+        refine=opts["refine"],
+        upscale=int(opts["upscale"]) if opts["upscale"] else None,
+        restore=not opts["no_restore"],
+        force_cpu=opts["force_cpu"],
     )
     if text is not None:  # the voice is refused here, before the photo is even read
         options = choose_voice(options)
+    check_options(options)
     # disable=None: a bar on a terminal, nothing when stderr is a pipe or a file.
     with tqdm(
         disable=None,
@@ -320,6 +339,86 @@ def worker(concurrency: int, queues: str, loglevel: str) -> None:
 
     with _plain_errors():
         run_worker(concurrency, [q.strip() for q in queues.split(",") if q.strip()], loglevel)
+
+
+@main.group()
+def models() -> None:
+    """Model weights: what is present and verified, and how to get the rest."""
+
+
+def _models_dir() -> Path:
+    from facecast.config import get_settings
+
+    return get_settings().models_dir
+
+
+@models.command("list")
+def models_list() -> None:
+    """Every known model: present, verified, the backend it enables, licence, how to get it."""
+    from facecast import weights
+
+    with _plain_errors():
+        folder = _models_dir()
+        click.echo(f"models dir: {folder}")
+        for spec in weights.manifest():
+            found = weights.status(spec, folder)
+            state = "present" if found.present else "missing"
+            checked = "verified" if found.verified else "NOT verified"
+            click.echo(f"{spec.name:26s} {state:8s} {checked:13s} backend={spec.backend}")
+            click.echo(f"    licence: {spec.licence}")
+            if not found.present:
+                click.echo(f"    missing: {', '.join(found.missing)}")
+                click.echo(f"    get it:  {spec.how_to_get}")
+
+
+@models.command("verify")
+def models_verify() -> None:
+    """Check every present file's sha256 against the pinned manifest; report unknown files."""
+    from facecast import weights
+
+    with _plain_errors():
+        folder = _models_dir()
+        bad = 0
+        for spec in weights.manifest():
+            for found in weights.status(spec, folder).files:
+                if not found.present:
+                    continue
+                verdict = "ok" if found.verified else f"FAILED: {found.problem}"
+                bad += not found.verified
+                click.echo(f"{verdict:8s} {found.location}")
+        for path in weights.unknown_files(folder):
+            bad += 1
+            click.echo(f"UNKNOWN  {path} (not in the manifest; never used)")
+        if bad:
+            raise FacecastError(f"{bad} file(s) failed verification.")
+
+
+@models.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--trust", is_flag=True, help="Accept a file the manifest has no checksum for.")
+def models_import(path: Path, trust: bool) -> None:
+    """Copy (or convert) an operator's model file into the models dir."""
+    from facecast import weights
+
+    with _plain_errors():
+        if path.suffix == ".pth":
+            from facecast.weights.pth import import_pth
+
+            destination = import_pth(path, _models_dir())
+        else:
+            destination = weights.import_file(path, _models_dir(), trust=trust)
+        click.echo(f"imported {destination}")
+
+
+@models.command("fetch")
+@click.argument("name")
+def models_fetch(name: str) -> None:
+    """Download model NAME at its pinned revision (online machines only), then verify it."""
+    from facecast import weights
+
+    with _plain_errors():
+        for path in weights.fetch(name, _models_dir()):
+            click.echo(f"fetched {path}")
 
 
 if __name__ == "__main__":

@@ -60,6 +60,19 @@ class Settings(BaseSettings):
     liveportrait_dir: Path | None = Field(None, description="LivePortrait ONNX weights.")
     wav2lip_onnx: Path | None = Field(None, description="Wav2Lip ONNX model file.")
     realesrgan_onnx: Path | None = Field(None, description="Real-ESRGAN ONNX model file.")
+    models_dir: Path = Field(
+        Path("./models"),
+        description="Operator model files (liveportrait/, wav2lip/) and converted ONNX caches.",
+    )
+    allow_noncommercial: bool = Field(
+        False, description="Enable backends whose weights forbid commercial use (Wav2Lip)."
+    )
+    cpu_max_gpu_seconds: float = Field(
+        10.0,
+        ge=0,
+        description="Longest clip a GPU-class renderer (LivePortrait) renders on the CPU "
+        "unless the job forces it.",
+    )
     # Job service (API + workers).
     public_url: str | None = Field(
         None, description="Base URL put in download links; unset means the URL the client called."

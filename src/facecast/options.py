@@ -28,6 +28,14 @@ class RenderOptions:
     face_at: tuple[float, float] | None = None
     """Animate the face at this point (x, y in pixels of the upright photo, as POST /faces
     reports them); `face_index` wins when both are given."""
+    upscale: int | None = None
+    """Real-ESRGAN factor (2 or 4) for the output frames; None keeps `size`."""
+    refine: str | None = None
+    """Post-processor that re-renders the mouth from the audio (wav2lip); None: none."""
+    restore: bool = True
+    """Super-resolve a face too small for `size` (Real-ESRGAN x4plus) before rigging."""
+    force_cpu: bool = False
+    """Run a GPU-class renderer on the CPU even for a long clip (slow)."""
 
     def fingerprint(self) -> str:
         """Every field as canonical JSON: what result reuse hashes."""

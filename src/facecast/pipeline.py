@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from facecast import face, motion
+from facecast import face, motion, post, restore
 from facecast.audio import AudioTrack, load_audio
 from facecast.config import get_settings
 from facecast.errors import FacecastError, InvalidTextError
@@ -177,9 +177,10 @@ def prepare_photo(image: Path | bytes | Photo, options: RenderOptions) -> Prepar
         else (options.face_at[0] * scale, options.face_at[1] * scale)
     )
     landmarks = face.choose_face(search.faces, index=options.face_index, at=at)
+    rgb, landmarks = restore.maybe_restore(search.rgb, landmarks, options)
     # H.264 in yuv420p needs even sides: an odd size is rounded down.
     size = options.size // 2 * 2
-    portrait = face.frame_portrait(search.rgb, landmarks, size, options.full_frame)
+    portrait = face.frame_portrait(rgb, landmarks, size, options.full_frame)
     return PreparedPhoto(portrait, _enlargement_warnings(landmarks, portrait.landmarks, size))
 
 
@@ -215,6 +216,21 @@ def watermark_frame(frame: np.ndarray, text: str) -> np.ndarray:
     marked = frame.copy()
     cv2.putText(marked, text, origin, font, scale, (255, 255, 255), thickness, cv2.LINE_AA)
     return cv2.addWeighted(marked, WATERMARK_ALPHA, frame, 1 - WATERMARK_ALPHA, 0)
+
+
+def post_steps(context: post.PostContext) -> tuple[list[post.FrameStep], int]:
+    """The job's post-processing steps in order (refine, then upscale) and their batch size."""
+    options = context.options
+    names = [options.refine] if options.refine else []
+    if options.upscale:
+        names += post.for_role("upscale")[:1] or ["upscale"]
+    backends = [post.REGISTRY.get(name) for name in names]
+    batch = max([b.capabilities.batch_size for b in backends], default=1)
+    return [b.prepare(context) for b in backends], batch
+
+
+def _marked(frame: np.ndarray, watermark: str | None) -> np.ndarray:
+    return watermark_frame(frame, watermark) if watermark else frame
 
 
 def render_talking_head(
@@ -261,7 +277,8 @@ def _render(
     curves = motion.motion_curves(track, options.fps, phonemes=phonemes, seed=options.seed)
     report.stage("render", *SPAN_RENDER, 0.0)
     animator = get_renderer(options.renderer).prepare(portrait)
-    width, height = animator.size
+    steps, batch = post_steps(post.PostContext(options, track, portrait))
+    width, height = (side * (options.upscale or 1) for side in animator.size)
     tags = {"comment": AI_NOTICE, "description": AI_NOTICE, **(metadata or {})}
     output = Path(output)
     partial = output.with_name(f".{output.name}.partial")
@@ -269,12 +286,17 @@ def _render(
         with VideoWriter(
             partial, fps=options.fps, width=width, height=height, audio=track, metadata=tags
         ) as writer:
+            pending: list[np.ndarray] = []
             for i in range(curves.n_frames):
-                frame = animator.render(curves.frame(i))
-                if options.watermark:
-                    frame = watermark_frame(frame, options.watermark)
-                writer.write(frame)
-                if i % PROGRESS_EVERY == 0:
+                pending.append(animator.render(curves.frame(i)))
+                if len(pending) == batch or i == curves.n_frames - 1:
+                    first = i + 1 - len(pending)
+                    for step in steps:
+                        pending = step(pending, first)
+                    for frame in pending:
+                        writer.write(_marked(frame, options.watermark))
+                    pending = []
+                if i % PROGRESS_EVERY == 0 or batch > 1:
                     report.stage("render", *SPAN_RENDER, i / curves.n_frames)
         os.replace(partial, output)
     finally:

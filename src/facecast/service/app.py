@@ -30,7 +30,7 @@ from facecast.service.errors import ServiceError
 from facecast.service.execution import state_ttl
 from facecast.service.jobs import JobService
 from facecast.service.queueing import TaskQueue
-from facecast.service.routes import files, jobs, ops, playground, speech
+from facecast.service.routes import backends, files, jobs, ops, playground, speech
 from facecast.service.state import open_state_store
 from facecast.service.storage import Storage
 
@@ -184,7 +184,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute)
     install_error_handlers(app)
-    for module in (jobs, speech, files, ops, playground):
+    for module in (jobs, speech, backends, files, ops, playground):
         app.include_router(module.router)
     app.add_middleware(
         BodyLimitMiddleware, max_bytes=settings.max_upload_bytes * 2 + FORM_OVERHEAD_BYTES

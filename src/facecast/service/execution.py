@@ -317,9 +317,16 @@ class Heartbeat:
         self.context = context
         self.warmed = threading.Event()
         self._stop = threading.Event()
+        from facecast.backends import gpu_class_here, offered_here
+
         hostname = socket.gethostname()
         self.info = WorkerInfo(
-            worker_id=f"{hostname}-{os.getpid()}", hostname=hostname, pid=os.getpid(), queues=queues
+            worker_id=f"{hostname}-{os.getpid()}",
+            hostname=hostname,
+            pid=os.getpid(),
+            queues=queues,
+            backends=offered_here(),
+            gpu_backends=gpu_class_here(),
         )
         self._thread = threading.Thread(target=self._run, name="facecast-heartbeat", daemon=True)
 

@@ -56,6 +56,8 @@ from facecast.service.inputs import (
 from facecast.service.metrics import Snapshot
 from facecast.service.queueing import QUEUES, TASK_ANIMATE, TASK_TTS, TASK_WEBHOOK, TaskQueue
 from facecast.service.schemas import (
+    BackendList,
+    BackendView,
     Check,
     ErrorInfo,
     FaceBoxView,
@@ -108,6 +110,10 @@ def build_options(
     full_frame: bool = False,
     face_index: int | None = None,
     face_at: tuple[float, float] | None = None,
+    renderer: str = "warp",
+    refine: str | None = None,
+    upscale: int | None = None,
+    force_cpu: bool = False,
 ) -> RenderOptions:
     """The job's render options from a request's fields and the server's defaults.
 
@@ -123,6 +129,10 @@ def build_options(
         watermark=settings.watermark,
         face_index=face_index,
         face_at=face_at,
+        renderer=renderer,
+        refine=refine,
+        upscale=upscale,
+        force_cpu=force_cpu,
     )
     return choose_voice(options) if speaks else dataclasses.replace(options, voice=None)
 
@@ -328,6 +338,7 @@ class JobService:
             webhook=submission.webhook,
             client_ref=submission.client_ref,
         )
+        queue = self.check_backends(request)
         if submission.audio is not None:
             name = audio_file_name(submission.audio_filename)
             voice_key = self.storage.save_stream(
@@ -354,13 +365,85 @@ class JobService:
             job_id=job_id,
             kind=JobKind.ANIMATE,
             created_at=state.created_at,
-            queue=settings.animate_queue,
+            queue=queue,
             request=request,
             cache_key=cache_key,
             consent=True,
             state=state,
         )
         return self._launch(manifest, TASK_ANIMATE)
+
+    def check_backends(self, request: JobRequest) -> str:
+        """400 unless the job's backends can run on some live worker; the queue it goes to.
+
+        The default engine runs on every worker. For anything else, the workers' heartbeats
+        say which backends they offer on which queue; before any worker has reported, this
+        server's own installation stands in.
+        """
+        from facecast.backends import GPU_QUEUE, check_options, queue_for, wanted
+
+        options = request.options
+        default = self.settings.animate_queue
+        plain = RenderOptions(renderer=options.renderer)
+        if plain == RenderOptions() and not options.refine and not options.upscale:
+            return default
+        try:
+            workers = [w for w in self.store.workers() if w.backends]
+        except Exception:
+            logger.warning("cannot read worker heartbeats", exc_info=True)
+            workers = []
+        if not workers:
+            check_options(options)
+            return queue_for(options, default)
+        everything = {name for w in workers for name in w.backends}
+        check_options(options, everything)
+        queue = (
+            GPU_QUEUE
+            if any(name in w.gpu_backends for w in workers for _, name in wanted(options))
+            else default
+        )
+        able = {name for w in workers if queue in w.queues for name in w.backends}
+        check_options(options, able)
+        return queue
+
+    def cpu_cost(self, job_id: str) -> float | None:
+        """CPU seconds per second of video for the slow backends of a job; None if none."""
+        from facecast.backends import cpu_seconds_per_video_second
+
+        manifest = self.storage.read_manifest(job_id)
+        if manifest is None:
+            return None
+        return cpu_seconds_per_video_second(manifest.request.options)
+
+    def backends(self) -> BackendList:
+        """The backend catalogue, with what live workers offer."""
+        from facecast.backends import catalogue
+
+        try:
+            workers = self.store.workers()
+        except Exception:
+            logger.warning("cannot read worker heartbeats", exc_info=True)
+            workers = []
+        offered = {name for w in workers for name in w.backends}
+        views = []
+        for entry in catalogue():
+            caps = entry.capabilities
+            views.append(
+                BackendView(
+                    kind=entry.kind,
+                    name=entry.name,
+                    available=entry.available,
+                    offered=entry.name in offered,
+                    device=caps.device if caps else None,
+                    batch_size=caps.batch_size if caps else None,
+                    seconds_per_frame_cpu=caps.seconds_per_frame_cpu if caps else None,
+                    licence=caps.licence if caps else None,
+                    commercial_use=caps.commercial_use if caps else None,
+                    missing=list(entry.missing),
+                    how_to_get=entry.how_to_get,
+                )
+            )
+        return BackendList(backends=views)
 
     def _link_tts_audio(self, audio_id: str, job_id: str, caller: Principal) -> str:
         """Share a finished TTS job's audio with a new job; returns the audio's content key."""

@@ -136,6 +136,10 @@ class WorkerInfo(BaseModel):
     queues: list[str] = Field(default_factory=list)
     warmed: bool = False
     seen_at: float = 0.0
+    backends: list[str] = Field(default_factory=list)
+    """Renderers and post-processors this worker process can run."""
+    gpu_backends: list[str] = Field(default_factory=list)
+    """Those of `backends` that want a GPU (their jobs go to the `gpu` queue)."""
 
 
 # --------------------------------------------------------------------------- API messages
@@ -152,6 +156,11 @@ class JobCreated(BaseModel):
     job_id: str
     status: JobStatus
     client_ref: str | None = Field(None, description="The `client_ref` sent with the request.")
+    cpu_seconds_per_video_second: float | None = Field(
+        None,
+        description="With `upscale` (or a GPU-class renderer): how many seconds each second "
+        "of video takes on a 2-core CPU worker; a GPU worker is far faster.",
+    )
 
 
 class JobView(BaseModel):
@@ -318,3 +327,27 @@ class Readiness(BaseModel):
     ready: bool
     checks: dict[str, Check]
     error: ErrorInfo | None = None
+
+
+class BackendView(BaseModel):
+    """A renderer or post-processor: what it needs and offers, or what this server lacks."""
+
+    kind: str = Field(description="renderer, upscale or refine.")
+    name: str
+    available: bool = Field(description="This server can run it (weights present, opted in).")
+    offered: bool = Field(description="A live worker offers it now, so jobs can use it.")
+    device: str | None = Field(None, description="cpu, gpu or any; gpu jobs go to `gpu`.")
+    batch_size: int | None = None
+    seconds_per_frame_cpu: float | None = Field(
+        None, description="Measured CPU cost per 512 px frame on 2 cores."
+    )
+    licence: str | None = None
+    commercial_use: bool | None = None
+    missing: list[str] = Field(default_factory=list, description="What the server lacks.")
+    how_to_get: str = ""
+
+
+class BackendList(BaseModel):
+    """Answer to GET /backends."""
+
+    backends: list[BackendView]

@@ -68,6 +68,10 @@ ANIMATE_FIELDS = frozenset(
         "client_ref",
         "face_index",
         "face_at",
+        "renderer",
+        "refine",
+        "upscale",
+        "force_cpu",
     }
 )
 FACES_FIELDS = frozenset({"source_image"})
@@ -148,6 +152,24 @@ def animate(
             description="Animate the face at this point, `x,y` in pixels of the upright photo.",
         ),
     ] = None,
+    renderer: Annotated[
+        str | None,
+        Form(max_length=64, description="warp (default) or liveportrait; see GET /backends."),
+    ] = None,
+    refine: Annotated[
+        str | None, Form(max_length=64, description="Mouth refinement: wav2lip.")
+    ] = None,
+    upscale: Annotated[
+        int | None,
+        Form(
+            description="Real-ESRGAN factor 2 or 4: the video is size x upscale. On a CPU "
+            "worker about 1.9 s a 512 px frame (see GET /backends); `estimated_seconds` "
+            "in the answer says how long."
+        ),
+    ] = None,
+    force_cpu: Annotated[
+        bool, Form(description="Render a long clip with a GPU renderer on a CPU anyway.")
+    ] = False,
     idempotency_key: IDEMPOTENCY_KEY = None,
 ) -> JobCreated:
     """Queue a render; poll GET /jobs/{job_id} or follow /ws/jobs/{job_id} for progress.
@@ -166,6 +188,10 @@ def animate(
         full_frame=full_frame,
         face_index=face_index,
         face_at=parse_point(_given(face_at)),
+        renderer=_given(renderer) or "warp",
+        refine=_given(refine),
+        upscale=upscale,
+        force_cpu=force_cpu,
     )
     submission = AnimateSubmission(
         image=source_image.file,
@@ -185,6 +211,7 @@ def animate(
         job_id=submitted.state.job_id,
         status=submitted.state.status,
         client_ref=service.view(submitted.state, "").client_ref,
+        cpu_seconds_per_video_second=service.cpu_cost(submitted.state.job_id),
     )
 
 

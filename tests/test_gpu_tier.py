@@ -1,0 +1,143 @@
+"""The GPU tier's choices end to end: GET /backends, per-job renderer/refine/upscale, refusals
+at submit, `facecast models`, and an upscale=2 job through real uvicorn, Celery and Redis."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+from pathlib import Path
+
+import av
+import httpx
+import pytest
+
+from conftest_service import LiveService
+from facecast.backends import check_options, queue_for
+from facecast.errors import BackendUnavailableError
+from facecast.options import RenderOptions
+
+FACECAST = Path(sys.executable).with_name("facecast")
+LP_FILES = ("appearance_feature_extractor.onnx", "motion_extractor.onnx", "warping_spade.onnx")
+
+
+def run_cli(*args: str | Path, cwd: Path, models: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(FACECAST), *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        cwd=cwd,
+        env={"FACECAST_MODELS_DIR": str(models), "PATH": "/usr/bin:/bin"},
+    )
+
+
+def test_backends_lists_what_runs_and_what_is_missing(live_service: LiveService) -> None:
+    answer = live_service.client.get("/backends")
+    assert answer.status_code == 200, answer.text
+    found = {b["name"]: b for b in answer.json()["backends"]}
+    assert found["warp"]["available"] and found["warp"]["offered"]
+    esrgan = found["realesrgan"]
+    assert esrgan["kind"] == "upscale" and esrgan["available"] and esrgan["offered"]
+    assert esrgan["seconds_per_frame_cpu"] > 0 and "BSD-3" in esrgan["licence"]
+    lp = found["liveportrait"]
+    assert not lp["available"] and not lp["offered"]
+    assert all(any(name in m for m in lp["missing"]) for name in LP_FILES)
+    assert not found["wav2lip"]["available"]
+
+
+@pytest.mark.parametrize(
+    ("fields", "needle"),
+    [
+        ({"renderer": "liveportrait"}, "warping_spade.onnx"),
+        ({"renderer": "nonesuch"}, "Available renderers: warp"),
+        ({"refine": "wav2lip"}, "wav2lip.onnx"),
+        ({"upscale": "3"}, "upscale must be one of 2, 4"),
+        ({"upscale": "4", "size": "2048"}, "4096"),
+    ],
+)
+def test_unavailable_choices_are_a_400_naming_what_there_is(
+    live_service: LiveService, portrait: Path, fields: dict[str, str], needle: str
+) -> None:
+    answer = live_service.animate(portrait, text="Hallo", **fields)
+    assert answer.status_code == 400, answer.text
+    error = answer.json()["error"]
+    assert error["code"] == "backend_unavailable"
+    assert needle in error["message"], error["message"]
+
+
+def test_upscale_2_job_makes_a_1024_video(live_service: LiveService, portrait: Path) -> None:
+    answer = live_service.animate(portrait, text="Ja", size="512", fps="4", upscale="2")
+    assert answer.status_code == 202, answer.text
+    created = answer.json()
+    # The API says what the CPU will cost: 4 fps x ~1.9 s a 512 px frame.
+    assert created["cpu_seconds_per_video_second"] == pytest.approx(7.6, rel=0.01)
+    view = live_service.wait_job(created["job_id"], timeout=300)
+    assert view["status"] == "done", view
+    video = httpx.get(view["video_url"], timeout=30)
+    assert video.status_code == 200
+    with av.open(io.BytesIO(video.content)) as container:
+        stream = container.streams.video[0]
+        assert (stream.width, stream.height) == (1024, 1024)
+
+
+def test_worker_offers_decide_what_is_accepted_and_where_it_goes() -> None:
+    upscale = RenderOptions(upscale=2)
+    check_options(upscale)  # this installation has Real-ESRGAN
+    with pytest.raises(BackendUnavailableError, match="Available upscalers: none"):
+        check_options(upscale, offered={"warp"})  # ...but no live worker offers it
+    assert queue_for(upscale, "default") == "default"  # Real-ESRGAN runs anywhere
+
+
+def test_models_list_on_a_fresh_install(tmp_path: Path) -> None:
+    done = run_cli("models", "list", cwd=tmp_path, models=tmp_path / "models")
+    assert done.returncode == 0, done.stderr
+    lines = {line.split()[0]: line for line in done.stdout.splitlines() if line[:1].isalnum()}
+    assert "present" in lines["realesrgan-x4plus"] and "NOT" not in lines["realesrgan-x4plus"]
+    assert "present" in lines["realesrgan-animevideov3"]
+    for name in ("liveportrait", "wav2lip"):
+        assert "missing" in lines[name]
+    assert done.stdout.count("get it:") == 2
+
+
+def test_models_verify_and_import(tmp_path: Path) -> None:
+    models = tmp_path / "models"
+    stray = models / "liveportrait" / "extra.onnx"
+    stray.parent.mkdir(parents=True)
+    stray.write_bytes(b"not a model")
+    done = run_cli("models", "verify", cwd=tmp_path, models=models)
+    assert done.returncode == 2 and "UNKNOWN" in done.stdout and "extra.onnx" in done.stdout
+    assert done.stdout.count("ok ") == 5  # the wheel's five Real-ESRGAN files
+    stray.unlink()
+    made = tmp_path / "wav2lip.onnx"
+    made.write_bytes(b"operator file")
+    refused = run_cli("models", "import", made, cwd=tmp_path, models=models)
+    assert refused.returncode == 2 and "--trust" in refused.stderr
+    assert refused.stderr.startswith("error: ") and refused.stderr.count("\n") == 1
+    trusted = run_cli("models", "import", made, "--trust", cwd=tmp_path, models=models)
+    assert trusted.returncode == 0, trusted.stderr
+    assert (models / "wav2lip" / "wav2lip.onnx").read_bytes() == b"operator file"
+    assert run_cli("models", "verify", cwd=tmp_path, models=models).returncode == 0
+    made.write_bytes(b"changed")
+    (models / "wav2lip" / "wav2lip.onnx").write_bytes(b"changed")
+    done = run_cli("models", "verify", cwd=tmp_path, models=models)
+    assert done.returncode == 2 and "FAILED" in done.stdout
+
+
+def test_liveportrait_without_weights_is_one_clear_line(tmp_path: Path, portrait: Path) -> None:
+    done = run_cli(
+        "render",
+        "--image",
+        portrait,
+        "--text",
+        "Hallo",
+        "--renderer",
+        "liveportrait",
+        cwd=tmp_path,
+        models=tmp_path / "models",
+    )
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), done.stderr
+    assert all(name in lines[0] for name in LP_FILES)
