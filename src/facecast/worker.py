@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
+import hashlib
 import logging
 import os
 import socket
@@ -25,7 +27,7 @@ from celery.exceptions import TimeLimitExceeded
 from facecast import audio, face, pipeline
 from facecast.config import Settings, get_settings
 from facecast.errors import CanceledError
-from facecast.safety import ExplicitImageError
+from facecast.safety import ExplicitImageError, NudityScreen
 from facecast.service import webhooks
 from facecast.service.execution import (
     TIMEOUT,
@@ -37,7 +39,10 @@ from facecast.service.execution import (
 from facecast.service.logs import JobLogHandler, configure_logging, job_context
 from facecast.service.queueing import QUEUES, TASK_ANIMATE, TASK_TTS, TASK_WEBHOOK, make_celery
 from facecast.service.schemas import JobResult
+from facecast.service.state import stream_started
 from facecast.service.storage import Storage
+from facecast.service.streaming import StreamWatch
+from facecast.video import hls_target
 
 logger = logging.getLogger("facecast.worker")  # also when run as __main__
 
@@ -46,6 +51,8 @@ WARMUP_PHOTO = "grace_hopper.jpg"
 """A portrait that ships inside matplotlib's wheel (a dependency)."""
 WARMUP_SIZE = 128
 PARTIAL_AUDIO = "audio_partial.wav"
+SCREENED_PHOTOS = 512
+"""Photos whose passed screening a worker process remembers (by content hash)."""
 AI_JOB_TAG = "facecast_job_id"
 """MP4 metadata key that names the job a video came from (next to the AI-generated notice)."""
 
@@ -78,8 +85,7 @@ def animate(job_id: str) -> str:
             raise ValueError("animate job without a photo")
         if run.context.settings.nudity_screen:
             run.progress("screening", 0.0)
-            verdict = run.context.screen.check(image)
-            logger.info("photo screened: %s %.3f", verdict.label, verdict.score)
+            screen_photo(run.context.screen, image)
         options = pipeline.RenderOptions(
             fps=request.fps,
             size=request.size,
@@ -89,23 +95,63 @@ def animate(job_id: str) -> str:
             seed=request.seed,
             watermark=request.watermark,
         )
-        result = pipeline.render_talking_head(
-            image,
-            run.video_path,
-            text=request.text,
-            audio=run.file(request.audio),
-            options=options,
-            progress=run.progress,
-            cancel=run.canceled,
-            metadata={
-                "comment": f"{pipeline.AI_NOTICE} facecast job {job_id}.",
-                AI_JOB_TAG: job_id,
-            },
-        )
+        folder = run.context.storage.stream_dir(job_id)
+        store = run.context.store
+        with StreamWatch(folder, lambda: store.update(job_id, stream_started())):
+            result = pipeline.render_talking_head(
+                image,
+                run.video_path,
+                text=request.text,
+                audio=run.file(request.audio),
+                options=options,
+                progress=run.progress,
+                cancel=run.canceled,
+                metadata={
+                    "comment": f"{pipeline.AI_NOTICE} facecast job {job_id}.",
+                    AI_JOB_TAG: job_id,
+                },
+                streams=[hls_target(folder)],
+            )
         run.complete(
             JobResult(duration=result.duration, frames=result.frames, elapsed=result.elapsed)
         )
     return run.status
+
+
+class ScreenedPhotos:
+    """Content hashes of photos this process screened and let through (the last few hundred)."""
+
+    def __init__(self, capacity: int = SCREENED_PHOTOS) -> None:
+        self.capacity = capacity
+        self._passed: dict[str, None] = {}
+
+    def seen(self, digest: str) -> bool:
+        """True when the photo with this hash passed before."""
+        return digest in self._passed
+
+    def add(self, digest: str) -> None:
+        """Remember that the photo with this hash passed."""
+        self._passed[digest] = None
+        while len(self._passed) > self.capacity:
+            del self._passed[next(iter(self._passed))]
+
+
+@functools.lru_cache(maxsize=1)
+def screened_photos() -> ScreenedPhotos:
+    """This process's screened photos."""
+    return ScreenedPhotos()
+
+
+def screen_photo(screen: NudityScreen, image: Path) -> None:
+    """Screen the photo, once per content: a second job with the same photo starts at once."""
+    digest = hashlib.sha256(image.read_bytes()).hexdigest()
+    passed = screened_photos()
+    if passed.seen(digest):
+        logger.info("photo screened before")
+        return
+    verdict = screen.check(image)
+    logger.info("photo screened: %s %.3f", verdict.label, verdict.score)
+    passed.add(digest)
 
 
 def tts(job_id: str) -> str:

@@ -56,6 +56,7 @@ from facecast.service.schemas import (
 from facecast.service.state import Mutation, StateStore, finish, request_cancel
 from facecast.service.storage import AUDIO, VIDEO, Storage, content_key, is_job_id
 from facecast.service.watch import StateWatch
+from facecast.video import HLS_PLAYLIST
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +66,8 @@ CLONE_BACKEND = "xtts"
 DEFAULT_BACKEND = "espeak"
 WAIT_POLL_S = 0.05
 LOG_TAIL_LINES = 20
+STREAMED = frozenset({JobStatus.RUNNING, JobStatus.DONE})
+"""Statuses whose view links the live stream (once it has a segment)."""
 FAILED = frozenset({JobStatus.ERROR, JobStatus.REJECTED})
 """Statuses whose view carries the worker's log tail."""
 DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
@@ -414,6 +417,7 @@ class JobService:
             state.status is JobStatus.DONE
             and self.storage.download(state.job_id, AUDIO) is not None
         )
+        stream = state.streaming and state.status in STREAMED
         return JobView(
             job_id=state.job_id,
             kind=state.kind,
@@ -422,6 +426,7 @@ class JobService:
             stage=state.stage,
             video_url=f"{base}/files/{state.job_id}/{VIDEO}" if video else None,
             audio_url=f"{base}/files/{state.job_id}/{AUDIO}" if audio else None,
+            stream_url=f"{base}/files/{state.job_id}/stream/{HLS_PLAYLIST}" if stream else None,
             error=state.error,
             log_tail=self.store.log_tail(state.job_id, LOG_TAIL_LINES)
             if state.status in FAILED
@@ -436,6 +441,13 @@ class JobService:
     def _client_ref(self, job_id: str) -> str | None:
         manifest = self.storage.read_manifest(job_id)
         return manifest.request.client_ref if manifest is not None else None
+
+    def stream_file(self, job_id: str, name: str) -> Path:
+        """A file of the job's live HLS stream (there while it renders); JobNotFoundError if not."""
+        path = self.storage.stream_file(job_id, name)
+        if path is None or self.get(job_id).status not in STREAMED:
+            raise JobNotFoundError(f"Job {job_id[:64]!r} has no stream file {name[:32]!r} (yet).")
+        return path
 
     def download(self, job_id: str, name: str) -> Path:
         """Path of a finished job's video or audio; JobNotFoundError otherwise."""

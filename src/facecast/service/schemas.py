@@ -81,6 +81,8 @@ class JobState(BaseModel):
     attempts: int = 0
     cancel_requested: bool = False
     reused_from: str | None = None
+    streaming: bool = False
+    """The job's HLS stream has its first segment (it plays while the job renders)."""
 
 
 class JobRequest(BaseModel):
@@ -163,6 +165,11 @@ class JobView(BaseModel):
     stage: str = Field(description="queued, speech, audio, face, motion, render, done, ...")
     video_url: str | None = None
     audio_url: str | None = None
+    stream_url: str | None = Field(
+        None,
+        description="HLS playlist (fMP4, EVENT) that plays while the video renders; set once "
+        "its first segment exists. Switch to video_url when the job is done.",
+    )
     error: ErrorInfo | None = None
     log_tail: list[str] | None = Field(None, description="Last worker log lines of a failed job.")
     reused_from: str | None = Field(None, description="Job whose result was reused, if any.")

@@ -6,6 +6,7 @@ Layout::
     <data dir>/<job id>/source.png    the uploaded photo
     <data dir>/<job id>/audio.wav     speech (TTS jobs, or linked from one)
     <data dir>/<job id>/video.mp4     the rendered video
+    <data dir>/<job id>/stream/       live HLS: index.m3u8, init.mp4, seg00000.m4s, ...
     <data dir>/_cache/<sha256>        content hash -> id of the job that made the result
 
 Every id is checked against a strict pattern before it becomes part of a path.
@@ -31,6 +32,9 @@ JOB_ID_PATTERN = re.compile(r"[0-9a-f]{32}")
 
 CACHE_KEY_PATTERN = re.compile(r"[0-9a-f]{64}")
 FILE_NAME_PATTERN = re.compile(r"[a-z0-9_]{1,32}(\.[a-z0-9]{1,8})?")
+STREAM_FILE_PATTERN = re.compile(r"index\.m3u8|init\.mp4|seg[0-9]{5}\.m4s")
+"""The files of a job's HLS stream (see video.hls_target)."""
+STREAM_DIR = "stream"
 
 MANIFEST = "job.json"
 VIDEO = "video.mp4"
@@ -97,6 +101,17 @@ class Storage:
         if FILE_NAME_PATTERN.fullmatch(name) is None:
             raise ValueError(f"not a job file name: {name!r}")
         return self.job_dir(job_id) / name
+
+    def stream_dir(self, job_id: str) -> Path:
+        """Where the job's HLS stream is written while it renders."""
+        return self.job_dir(job_id) / STREAM_DIR
+
+    def stream_file(self, job_id: str, name: str) -> Path | None:
+        """A file of the job's HLS stream, or None when `name` is not one or not there (yet)."""
+        if STREAM_FILE_PATTERN.fullmatch(name) is None or not is_job_id(job_id):
+            return None
+        path = self.stream_dir(job_id) / name
+        return path if path.is_file() else None
 
     def exists(self, job_id: str) -> bool:
         """True when the job directory is there."""
