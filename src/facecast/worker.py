@@ -40,7 +40,7 @@ from facecast.service.logs import JobLogHandler, configure_logging, job_context
 from facecast.service.queueing import QUEUES, TASK_ANIMATE, TASK_TTS, TASK_WEBHOOK, make_celery
 from facecast.service.schemas import JobResult
 from facecast.service.state import stream_started
-from facecast.service.storage import Storage
+from facecast.service.storage import AUDIO, VIDEO, open_storage
 from facecast.service.streaming import StreamWatch
 from facecast.video import hls_target
 
@@ -95,9 +95,10 @@ def animate(job_id: str) -> str:
             seed=request.seed,
             watermark=request.watermark,
         )
-        folder = run.context.storage.stream_dir(job_id)
-        store = run.context.store
-        with StreamWatch(folder, lambda: store.update(job_id, stream_started())):
+        storage, store = run.context.storage, run.context.store
+        folder = storage.stream_dir(job_id)
+        publish = (lambda path: storage.publish_stream(job_id, path)) if storage.remote else None
+        with StreamWatch(folder, lambda: store.update(job_id, stream_started()), publish):
             result = pipeline.render_talking_head(
                 image,
                 run.video_path,
@@ -112,6 +113,7 @@ def animate(job_id: str) -> str:
                 },
                 streams=[hls_target(folder)],
             )
+        storage.publish(job_id, VIDEO)  # streamed up in parts, never whole in memory
         run.complete(
             JobResult(duration=result.duration, frames=result.frames, elapsed=result.elapsed)
         )
@@ -171,6 +173,7 @@ def tts(job_id: str) -> str:
         partial = run.audio_path.with_name(PARTIAL_AUDIO)
         audio.save_wav(speech.audio, partial)
         partial.replace(run.audio_path)  # downloads never see half a file
+        run.context.storage.publish(job_id, AUDIO)
         run.complete(JobResult(duration=speech.audio.duration))
     return run.status
 
@@ -252,7 +255,7 @@ def _install_process_hooks(app: Celery, settings: Settings) -> None:
 def create_celery_app(settings: Settings | None = None) -> Celery:
     """The worker's Celery app: shared configuration, explicit queues, the facecast tasks."""
     settings = settings or get_settings()
-    app = make_celery(settings, Storage(settings.data_dir))
+    app = make_celery(settings, open_storage(settings))
     app.task(name=TASK_ANIMATE, base=JobTask)(animate)
     app.task(name=TASK_TTS, base=JobTask)(tts)
     app.task(name=TASK_WEBHOOK, bind=True, acks_late=True)(webhook)

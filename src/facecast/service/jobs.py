@@ -54,7 +54,16 @@ from facecast.service.schemas import (
     iso,
 )
 from facecast.service.state import Mutation, StateStore, finish, request_cancel
-from facecast.service.storage import AUDIO, VIDEO, Storage, content_key, is_job_id
+from facecast.service.storage import (
+    AUDIO,
+    DOWNLOADS,
+    STREAM_DIR,
+    STREAM_FILE_PATTERN,
+    VIDEO,
+    Storage,
+    content_key,
+    is_job_id,
+)
 from facecast.service.watch import StateWatch
 from facecast.video import HLS_PLAYLIST
 
@@ -119,6 +128,15 @@ class TtsSubmission:
     webhook: str | None = None
     client_ref: str | None = None
     idempotency: str | None = None
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """An artifact in the shared object store: its key and size, and a presigned URL if any."""
+
+    key: str
+    size: int
+    url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -218,6 +236,7 @@ class JobService:
         extension = check_image(self.storage.path(job_id, IMAGE_UPLOAD), settings.max_image_pixels)
         image_name = f"source.{extension}"
         self.storage.path(job_id, IMAGE_UPLOAD).rename(self.storage.path(job_id, image_name))
+        self.storage.publish(job_id, image_name)
         request = JobRequest(
             image=image_name,
             text=text,
@@ -236,6 +255,7 @@ class JobService:
                 job_id, name, submission.audio, settings.max_upload_bytes
             )
             check_audio(self.storage.path(job_id, name), settings.max_audio_seconds)
+            self.storage.publish(job_id, name)
             request = request.model_copy(update={"audio": name})
         elif submission.audio_id is not None:
             voice_key = self._link_tts_audio(submission.audio_id, job_id)
@@ -287,7 +307,7 @@ class JobService:
                 f"There is no audio {audio_id[:64]!r}; create one with POST /tts."
             )
         state = self.store.get(audio_id) or manifest.state
-        if state.status is not JobStatus.DONE or self.storage.download(audio_id, AUDIO) is None:
+        if state.status is not JobStatus.DONE or not self.storage.has(audio_id, AUDIO):
             raise AudioNotReadyError(f"The audio {audio_id} is {state.status.value}, not done.")
         self.storage.link(audio_id, job_id, AUDIO)
         self.storage.touch(audio_id)
@@ -296,7 +316,7 @@ class JobService:
     def _reuse_video(self, job_id: str, cache_key: str) -> str | None:
         """Link the video of an identical finished render into `job_id`; its id, or None."""
         earlier = self.storage.cache_get(cache_key)
-        if earlier is None or self.storage.download(earlier, VIDEO) is None:
+        if earlier is None or not self.storage.has(earlier, VIDEO):
             return None
         self.storage.link(earlier, job_id, VIDEO)
         self.storage.touch(earlier)
@@ -337,6 +357,7 @@ class JobService:
             sample_key = self.storage.save_stream(
                 job_id, VOICE_SAMPLE, submission.voice_sample, self.settings.max_upload_bytes
             )
+            self.storage.publish(job_id, VOICE_SAMPLE)
             request = request.model_copy(
                 update={"voice_sample": VOICE_SAMPLE, "speech_backend": CLONE_BACKEND}
             )
@@ -344,7 +365,7 @@ class JobService:
             "tts", __version__, text, lang, request.voice, request.speech_backend, sample_key
         )
         earlier = self.storage.cache_get(cache_key)
-        if earlier is not None and self.storage.download(earlier, AUDIO) is not None:
+        if earlier is not None and self.storage.has(earlier, AUDIO):
             self.storage.remove(job_id)
             self.storage.touch(earlier)
             self.store.increment("jobs_reused_total", f"kind={JobKind.TTS.value}")
@@ -409,14 +430,8 @@ class JobService:
     def view(self, state: JobState, base_url: str) -> JobView:
         """The client's view of a job, with absolute download links."""
         base = (self.settings.public_url or base_url).rstrip("/")
-        video = (
-            state.status is JobStatus.DONE
-            and self.storage.download(state.job_id, VIDEO) is not None
-        )
-        audio = (
-            state.status is JobStatus.DONE
-            and self.storage.download(state.job_id, AUDIO) is not None
-        )
+        video = state.status is JobStatus.DONE and self.storage.has(state.job_id, VIDEO)
+        audio = state.status is JobStatus.DONE and self.storage.has(state.job_id, AUDIO)
         stream = state.streaming and state.status in STREAMED
         return JobView(
             job_id=state.job_id,
@@ -442,18 +457,38 @@ class JobService:
         manifest = self.storage.read_manifest(job_id)
         return manifest.request.client_ref if manifest is not None else None
 
-    def stream_file(self, job_id: str, name: str) -> Path:
+    def stream_file(self, job_id: str, name: str) -> Path | RemoteFile:
         """A file of the job's live HLS stream (there while it renders); JobNotFoundError if not."""
+        missing = JobNotFoundError(f"Job {job_id[:64]!r} has no stream file {name[:32]!r} (yet).")
+        remote = self.storage.remote
+        if remote is not None and STREAM_FILE_PATTERN.fullmatch(name) and is_job_id(job_id):
+            key = f"{job_id}/{STREAM_DIR}/{name}"
+            info = remote.head(key)
+            if info is None or self.get(job_id).status not in STREAMED:
+                raise missing
+            return RemoteFile(key, info.size)
         path = self.storage.stream_file(job_id, name)
         if path is None or self.get(job_id).status not in STREAMED:
-            raise JobNotFoundError(f"Job {job_id[:64]!r} has no stream file {name[:32]!r} (yet).")
+            raise missing
         return path
 
-    def download(self, job_id: str, name: str) -> Path:
-        """Path of a finished job's video or audio; JobNotFoundError otherwise."""
+    def download(self, job_id: str, name: str) -> Path | RemoteFile:
+        """A finished job's video or audio: a local file, or an object of the shared store (with
+        a presigned URL unless downloads are proxied); JobNotFoundError otherwise."""
+        missing = JobNotFoundError(f"Job {job_id[:64]!r} has no {name[:32]!r} (yet).")
+        remote = self.storage.remote
+        if remote is not None and name in DOWNLOADS and is_job_id(job_id):
+            key = f"{job_id}/{name}"
+            info = remote.head(key)
+            if info is None or self.get(job_id).status is not JobStatus.DONE:
+                raise missing
+            url = None
+            if not self.settings.proxy_downloads:
+                url = remote.presign(key, self.settings.url_ttl, f"{job_id}-{name}")
+            return RemoteFile(key, info.size, url)
         path = self.storage.download(job_id, name)
         if path is None or self.get(job_id).status is not JobStatus.DONE:
-            raise JobNotFoundError(f"Job {job_id[:64]!r} has no {name[:32]!r} (yet).")
+            raise missing
         return path
 
     async def wait(self, job_id: str, timeout: float) -> JobState:

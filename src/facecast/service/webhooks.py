@@ -90,7 +90,7 @@ def event(manifest: JobManifest, state: JobState, storage: Storage, base: str) -
     """The webhook body of a final job."""
     links = {}
     for field, name in (("video_url", VIDEO), ("audio_url", AUDIO)):
-        if storage.download(state.job_id, name) is not None:
+        if storage.has(state.job_id, name):
             links[field] = f"{base.rstrip('/')}/files/{state.job_id}/{name}"
     return WebhookEvent(
         job_id=state.job_id,

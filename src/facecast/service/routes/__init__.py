@@ -26,6 +26,7 @@ ERROR_DESCRIPTIONS = {
     409: "The job is in the wrong state for this.",
     413: "The upload is too large.",
     415: "Unsupported content type.",
+    416: "The requested byte range is outside the file.",
     422: "A field is missing, unknown, repeated or out of range.",
     429: "Too many submissions; `Retry-After` says when to try again.",
     500: "The job failed inside the service.",

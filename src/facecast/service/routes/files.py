@@ -1,12 +1,24 @@
-"""GET /files/{job_id}/{name}: finished videos and audio, with HTTP Range so players can seek."""
+"""GET /files/{job_id}/{name}: finished videos and audio, with HTTP Range so players can seek.
+
+With an S3 store the API answers with a redirect to a presigned, expiring URL (the bucket
+serves the bytes and Range itself), or, with FACECAST_PROXY_DOWNLOADS=true, streams the object
+through with Range support. The live HLS stream of a rendering job is under
+/files/{job_id}/stream/.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-from fastapi.responses import FileResponse
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse, RedirectResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from facecast.service.deps import ServiceDep
+from facecast.service.errors import ServiceError
+from facecast.service.jobs import JobService, RemoteFile
 from facecast.service.routes import error_responses
 from facecast.service.storage import AUDIO, VIDEO
 from facecast.video import HLS_PLAYLIST
@@ -22,6 +34,54 @@ STREAM_TYPES = {
 PLAYLIST_CACHE = "no-cache"
 """The playlist grows while the job renders: players must ask again each time."""
 SEGMENT_CACHE = "public, max-age=86400, immutable"
+BYTE_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+
+
+class RangeNotSatisfiableError(ServiceError):
+    code = "range_not_satisfiable"
+    status = 416
+
+
+def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """(first, last) byte of a single-range `Range` header; None for the whole file."""
+    if not header:
+        return None
+    match = BYTE_RANGE.fullmatch(header.strip())
+    if match is None or (not match.group(1) and not match.group(2)):
+        return None  # not a single byte range: RFC 9110 lets us send the whole file
+    first, last = match.group(1), match.group(2)
+    if not first:  # the last N bytes
+        start, end = max(size - int(last), 0), size - 1
+    else:
+        start, end = int(first), min(int(last), size - 1) if last else size - 1
+    if start >= size or start > end:
+        raise RangeNotSatisfiableError(f"The range {header[:64]!r} is outside the {size} bytes.")
+    return start, end
+
+
+def proxied(
+    service: JobService,
+    remote: RemoteFile,
+    request: Request,
+    media_type: str,
+    headers: dict[str, str],
+) -> Response:
+    """Stream an object of the shared store through the API, honouring a Range request."""
+    store = service.storage.remote
+    assert store is not None
+    wanted = byte_range(request.headers.get("range"), remote.size)
+    start, end = wanted if wanted is not None else (0, remote.size - 1)
+    headers = {**headers, "Accept-Ranges": "bytes", "Content-Length": str(end - start + 1)}
+    if wanted is not None:
+        headers["Content-Range"] = f"bytes {start}-{end}/{remote.size}"
+    status = 206 if wanted is not None else 200
+    if request.method == "HEAD" or remote.size == 0:
+        return Response(status_code=status, headers=headers, media_type=media_type)
+
+    def body() -> Iterator[bytes]:
+        yield from store.read(remote.key, start, end)
+
+    return StreamingResponse(body(), status_code=status, headers=headers, media_type=media_type)
 
 
 @router.head("/files/{job_id}/{name}", include_in_schema=False)
@@ -31,13 +91,19 @@ SEGMENT_CACHE = "public, max-age=86400, immutable"
     responses={
         200: {"description": "The file.", "content": {t: {} for t in MEDIA_TYPES.values()}},
         206: {"description": "The requested byte range."},
-        **error_responses(404),
+        307: {"description": "S3 storage: a presigned URL that serves the file (and Range)."},
+        **error_responses(404, 416),
     },
 )
-def download(job_id: str, name: str, service: ServiceDep) -> FileResponse:
+async def download(job_id: str, name: str, request: Request, service: ServiceDep) -> Response:
     """`video.mp4` or `audio.wav` of a finished job (Range requests answer 206; HEAD works)."""
-    path = service.download(job_id, name)
-    return FileResponse(path, media_type=MEDIA_TYPES[name], filename=f"{job_id}-{name}")
+    target = await run_in_threadpool(service.download, job_id, name)
+    if isinstance(target, Path):
+        return FileResponse(target, media_type=MEDIA_TYPES[name], filename=f"{job_id}-{name}")
+    if target.url is not None:
+        return RedirectResponse(target.url, status_code=307)
+    disposition = {"Content-Disposition": f'attachment; filename="{job_id}-{name}"'}
+    return proxied(service, target, request, MEDIA_TYPES[name], disposition)
 
 
 @router.get(
@@ -48,14 +114,15 @@ def download(job_id: str, name: str, service: ServiceDep) -> FileResponse:
         **error_responses(404),
     },
 )
-async def stream_file(job_id: str, name: str, service: ServiceDep) -> FileResponse:
+async def stream_file(job_id: str, name: str, request: Request, service: ServiceDep) -> Response:
     """The live HLS stream of a rendering job: `index.m3u8`, `init.mp4`, `seg00000.m4s`, ...
 
     The playlist (`#EXT-X-PLAYLIST-TYPE:EVENT`) grows by a ~1 s segment at a time and ends
     with `#EXT-X-ENDLIST` when the render is complete.
     """
-    path = await run_in_threadpool(service.stream_file, job_id, name)
-    cache = PLAYLIST_CACHE if name == HLS_PLAYLIST else SEGMENT_CACHE
-    return FileResponse(
-        path, media_type=STREAM_TYPES[path.suffix], headers={"Cache-Control": cache}
-    )
+    target = await run_in_threadpool(service.stream_file, job_id, name)
+    cache = {"Cache-Control": PLAYLIST_CACHE if name == HLS_PLAYLIST else SEGMENT_CACHE}
+    media_type = STREAM_TYPES[Path(name).suffix]
+    if isinstance(target, Path):
+        return FileResponse(target, media_type=media_type, headers=cache)
+    return proxied(service, target, request, media_type, cache)
