@@ -56,6 +56,8 @@ class Job:
     stage: str
     video_url: str | None = None
     error: ApiError | None = None
+    stream_url: str | None = None
+    """The live HLS stream, once its first segment exists (plays while the job renders)."""
 
     @property
     def final(self) -> bool:
@@ -73,6 +75,7 @@ class Job:
             stage=body.get("stage", ""),
             video_url=body.get("video_url"),
             error=ApiError(error["code"], error["message"]) if error else None,
+            stream_url=body.get("stream_url"),
         )
 
 

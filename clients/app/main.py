@@ -277,8 +277,12 @@ class FacecastApp:
             self._show_job(Job("", "queued", 0, "uploading"))
             self.page.update()
             job_id = await client.animate(request)
+            streaming = False
             async for job in client.follow(job_id):
                 self._show_job(job)
+                if job.stream_url and not streaming and not job.final and self.plays_hls:
+                    streaming = True
+                    self.play(job.stream_url)  # from the first segment; the MP4 follows
                 self.page.update()
                 if job.final:
                     self._finish(job, request)
@@ -310,6 +314,12 @@ class FacecastApp:
         )
 
     # ------------------------------------------------------------------ the player
+
+    @property
+    def plays_hls(self) -> bool:
+        """The native players (libmpv on desktop, ExoPlayer/AVPlayer on phones) play HLS;
+        the browser build's HTML video element in Chromium does not, so it waits for the MP4."""
+        return not self.page.web
 
     def play(self, url: str) -> None:
         """Show `url` in the player and start it."""

@@ -118,6 +118,13 @@ def _render_options(func: F) -> F:
         click.option(
             "--force-cpu", is_flag=True, help="Render a long clip with a GPU renderer on the CPU."
         ),
+        click.option(
+            "--stream",
+            "stream",
+            type=click.File("wb", lazy=False),
+            default=None,
+            help="Also write MPEG-TS here while rendering ('-': stdout, e.g. | ffplay -).",
+        ),
     ]
     for decorate in reversed(decorators):
         func = decorate(func)
@@ -131,6 +138,10 @@ def _run_render(
 
     from facecast.backends import check_options
     from facecast.pipeline import RenderOptions, choose_voice, render_talking_head
+    from facecast.video import mpegts_target
+
+    stream = opts.pop("stream", None)
+    streams = [mpegts_target(stream)] if stream is not None else []
 
     options = RenderOptions(
         fps=opts["fps"],
@@ -167,14 +178,21 @@ def _run_render(
             bar.refresh()
 
         result = render_talking_head(
-            image, output, text=text, audio=audio, options=options, progress=progress
+            image,
+            output,
+            text=text,
+            audio=audio,
+            options=options,
+            progress=progress,
+            streams=streams,
         )
     for warning in result.warnings:
         click.echo(f"warning: {warning}", err=True)
     speed = result.duration / max(result.elapsed, 1e-9)
     click.echo(
         f"wrote {result.video} ({result.duration:.1f} s, {result.frames} frames) "
-        f"in {result.elapsed:.1f} s ({speed:.1f}x real time)"
+        f"in {result.elapsed:.1f} s ({speed:.1f}x real time)",
+        err=stream is not None and getattr(stream, "name", None) == "<stdout>",
     )
 
 

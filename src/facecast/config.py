@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 CommaList = Annotated[list[str], NoDecode]
@@ -151,9 +151,48 @@ class Settings(BaseSettings):
     webhook_allow_private: bool = Field(
         False, description="Allow webhook URLs on loopback and private networks."
     )
+    # Storage beyond one disk.
+    storage_url: str | None = Field(
+        None,
+        description="Where artifacts live: file:///path (the data directory; the default) or "
+        "s3://bucket/prefix (any S3-compatible store; AWS_* variables for credentials and "
+        "endpoint; the data directory then only holds working copies).",
+    )
+    url_ttl: int = Field(
+        3600, gt=0, description="Seconds a presigned download URL (s3:// storage) stays valid."
+    )
+    proxy_downloads: bool = Field(
+        False,
+        description="s3:// storage: stream downloads through the API (with Range) "
+        "instead of redirecting to presigned URLs.",
+    )
     watermark: str | None = Field(
         None, max_length=64, description="Visible text drawn into every video, e.g. 'AI'."
     )
+
+    @field_validator("storage_url")
+    @classmethod
+    def _check_storage_url(cls, value: str | None) -> str | None:
+        if value:
+            from facecast.service.objectstore import parse_storage_url
+
+            parse_storage_url(value)
+        return value
+
+    @model_validator(mode="after")
+    def _s3_needs_redis(self) -> Settings:
+        if self.storage_url and self.storage_url.startswith("s3:") and not self.redis_url:
+            raise ValueError("s3:// storage is shared by several hosts: set FACECAST_REDIS_URL too")
+        return self
+
+    @property
+    def local_dir(self) -> Path:
+        """This process's data directory: the file:// storage URL's folder, else data_dir."""
+        if self.storage_url and self.storage_url.startswith("file:"):
+            from facecast.service.objectstore import parse_storage_url
+
+            return Path(parse_storage_url(self.storage_url)[1])
+        return self.data_dir
 
     @field_validator("api_keys", "admin_keys", "cors_origins", mode="before")
     @classmethod

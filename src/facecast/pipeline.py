@@ -3,7 +3,7 @@
 The CLI and the worker share it.
 
     render_talking_head(image, output, *, text=None, audio=None, options=RenderOptions(),
-                        progress=None, cancel=None) -> RenderResult
+                        progress=None, cancel=None, streams=()) -> RenderResult
     synthesize(text, lang="de", voice=None, backend=None) -> Speech
     choose_voice(options) -> RenderOptions   (the default or named voice resolved)
 
@@ -11,15 +11,24 @@ The CLI and the worker share it.
 "render" (covers render+encode) and "done"; fraction is overall 0..1.
 `cancel()` returning True makes the pipeline raise facecast.errors.CanceledError soon after.
 Bad input raises a facecast.errors.FacecastError subclass (its `.code` is the API error code).
+Speech is synthesised on a second thread while the photo is analysed; the analysed photo (face
+landmarks and the renderer's per-photo fields) is kept per process by content hash, so another
+job with the same photo starts rendering at once. `streams` (video.StreamTarget) get a live
+copy of the video (HLS, MPEG-TS) while it renders.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import cv2
@@ -33,10 +42,10 @@ from facecast.errors import FacecastError, InvalidTextError
 from facecast.image import Photo, load_photo
 from facecast.options import RenderOptions
 from facecast.progress import CancelCheck, ProgressCallback, Reporter
-from facecast.render import get_renderer
+from facecast.render import Animator, get_renderer
 from facecast.speech import PhonemeEvent, Speech
 from facecast.speech.registry import choose_voice, get_backend, resolve_voice
-from facecast.video import VideoWriter
+from facecast.video import StreamTarget, VideoWriter
 
 __all__ = ["RenderOptions", "choose_voice", "render_talking_head", "synthesize"]
 
@@ -54,6 +63,8 @@ SPAN_MOTION = (0.14, 0.18)
 SPAN_RENDER = (0.18, 1.0)
 MAX_ENLARGEMENT = 2.0
 """A face enlarged more than this from the photo to the video looks blurred: warn."""
+PREPARED_PHOTOS = 4
+"""Analysed photos each process keeps (a 512 px one holds about 20 MB of fields)."""
 WATERMARK_ALPHA = 0.6
 WATERMARK_SCALE = 1 / 1000
 """OpenCV font scale per pixel of frame height (about 2 % of the height)."""
@@ -204,6 +215,75 @@ def _enlargement_warnings(
     )
 
 
+@dataclass(frozen=True)
+class RiggedPhoto:
+    """A photo made ready to render: the renderer's animator, the framed portrait (post steps
+    need it) and what the user should be told about the photo."""
+
+    animator: Animator
+    portrait: face.Portrait
+    warnings: tuple[str, ...] = ()
+
+
+class PreparedPhotos:
+    """Analysed photos by content hash (least recently used dropped first), for one process.
+
+    An animator keeps a canvas it draws on, so one is lent to one render at a time; a render
+    that finds its photo lent out prepares its own.
+    """
+
+    def __init__(self, capacity: int = PREPARED_PHOTOS) -> None:
+        self.capacity = capacity
+        self._items: OrderedDict[tuple[str, ...], RiggedPhoto] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def take(self, key: tuple[str, ...]) -> RiggedPhoto | None:
+        """The animator kept for `key`, lent out until it is given back; None when none is."""
+        with self._lock:
+            return self._items.pop(key, None)
+
+    def give(self, key: tuple[str, ...], rigged: RiggedPhoto) -> None:
+        """Keep `rigged` for later renders of the same photo and options."""
+        with self._lock:
+            self._items[key] = rigged
+            self._items.move_to_end(key)
+            while len(self._items) > self.capacity:
+                self._items.popitem(last=False)
+
+
+@lru_cache(maxsize=1)
+def prepared_photos() -> PreparedPhotos:
+    """This process's analysed photos."""
+    return PreparedPhotos()
+
+
+def photo_key(image: Path | bytes | Photo, options: RenderOptions) -> tuple[str, ...]:
+    """What an analysed photo depends on: the photo's content and the options that frame it."""
+    if isinstance(image, Photo):
+        digest = hashlib.sha256(image.rgb.tobytes())
+        digest.update(f"{image.width}x{image.height}".encode())
+    else:
+        digest = hashlib.sha256(
+            Path(image).read_bytes() if isinstance(image, str | Path) else image
+        )
+    framing = (
+        options.size // 2 * 2,
+        options.full_frame,
+        options.renderer,
+        options.face_index,
+        options.face_at,
+        options.restore,
+    )
+    return (digest.hexdigest(), repr(framing))
+
+
+def rig_photo(image: Path | bytes | Photo, options: RenderOptions) -> RiggedPhoto:
+    """Find the face and rig the photo for the renderer (see `prepared_photos` for reuse)."""
+    prepared = prepare_photo(image, options)
+    animator = get_renderer(options.renderer).prepare(prepared.portrait)
+    return RiggedPhoto(animator, prepared.portrait, prepared.warnings)
+
+
 def watermark_frame(frame: np.ndarray, text: str) -> np.ndarray:
     """A copy of the RGB frame with `text` blended into its bottom-right corner."""
     height, width = frame.shape[:2]
@@ -243,17 +323,19 @@ def render_talking_head(
     progress: ProgressCallback | None = None,
     cancel: CancelCheck | None = None,
     metadata: Mapping[str, str] | None = None,
+    streams: Sequence[StreamTarget] = (),
 ) -> RenderResult:
     """Animate the face in `image` speaking `text` (synthesised) or `audio` (a file or a track).
 
     The MP4 is written next to `output` and moved into place only when complete, so a
-    failed or canceled render never leaves a half-written file under that name.
+    failed or canceled render never leaves a half-written file under that name. `streams`
+    get the video live while it renders.
     """
     # The renderer multiplies small matrices: BLAS threads only spin and wait for each other
     # (on 2 cores a warm render took 0.76 s and 1.47 s of CPU with them, 0.55 s and 0.92 s
     # without), and they starve other workers on the same machine.
     with threadpool_limits(limits=BLAS_THREADS, user_api="blas"):
-        return _render(image, output, text, audio, options, progress, cancel, metadata)
+        return _render(image, output, text, audio, options, progress, cancel, metadata, streams)
 
 
 def _render(
@@ -265,26 +347,54 @@ def _render(
     progress: ProgressCallback | None,
     cancel: CancelCheck | None,
     metadata: Mapping[str, str] | None,
+    streams: Sequence[StreamTarget],
 ) -> RenderResult:
     started = time.perf_counter()
     report = Reporter(progress, cancel)
     report.stage("speech", *SPAN_SPEECH, 0.0)
-    track, phonemes = _speech_track(text, audio, options)
-    report.stage("face", *SPAN_FACE, 0.0)
-    prepared = prepare_photo(image, options)
-    portrait = prepared.portrait
+    photos, key = prepared_photos(), photo_key(image, options)
+    with ThreadPoolExecutor(1, thread_name_prefix="facecast-speech") as pool:
+        speech = pool.submit(_speech_track, text, audio, options)
+        try:
+            report.stage("face", *SPAN_FACE, 0.0)
+            rigged = photos.take(key) or rig_photo(image, options)
+        finally:
+            track, phonemes = speech.result()  # a speech error comes first, as without threads
     report.stage("motion", *SPAN_MOTION, 0.0)
     curves = motion.motion_curves(track, options.fps, phonemes=phonemes, seed=options.seed)
     report.stage("render", *SPAN_RENDER, 0.0)
-    animator = get_renderer(options.renderer).prepare(portrait)
-    steps, batch = post_steps(post.PostContext(options, track, portrait))
+    try:
+        return _encode(rigged, output, track, curves, options, report, metadata, streams, started)
+    finally:
+        photos.give(key, rigged)
+
+
+def _encode(
+    rigged: RiggedPhoto,
+    output: Path,
+    track: AudioTrack,
+    curves: motion.MotionCurves,
+    options: RenderOptions,
+    report: Reporter,
+    metadata: Mapping[str, str] | None,
+    streams: Sequence[StreamTarget],
+    started: float,
+) -> RenderResult:
+    animator = rigged.animator
+    steps, batch = post_steps(post.PostContext(options, track, rigged.portrait))
     width, height = (side * (options.upscale or 1) for side in animator.size)
     tags = {"comment": AI_NOTICE, "description": AI_NOTICE, **(metadata or {})}
     output = Path(output)
     partial = output.with_name(f".{output.name}.partial")
     try:
         with VideoWriter(
-            partial, fps=options.fps, width=width, height=height, audio=track, metadata=tags
+            partial,
+            fps=options.fps,
+            width=width,
+            height=height,
+            audio=track,
+            metadata=tags,
+            streams=streams,
         ) as writer:
             pending: list[np.ndarray] = []
             for i in range(curves.n_frames):
@@ -304,4 +414,4 @@ def _render(
             partial.unlink()
     report.stage("done", *SPAN_RENDER, 1.0)
     elapsed = time.perf_counter() - started
-    return RenderResult(output, track.duration, curves.n_frames, elapsed, prepared.warnings)
+    return RenderResult(output, track.duration, curves.n_frames, elapsed, rigged.warnings)

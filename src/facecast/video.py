@@ -4,19 +4,26 @@ Frames go straight from the renderer to libx264 through a small bounded queue, s
 stays flat however long the clip is, and rendering (caller's thread) overlaps encoding
 (one worker thread; PyAV releases the GIL while encoding). Audio is encoded alongside the
 video, up to the time of each written frame, so the muxer interleaves the two.
+
+Live copies (`StreamTarget`: an HLS folder, MPEG-TS to a pipe) get the same encoded packets
+as they come out of the encoders, remuxed, so a player can start while the MP4 is still
+being written. With a live copy the encoder emits a keyframe at every segment start and
+holds no frames back (no lookahead, no B-frames), so a segment is out as soon as it is
+rendered.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
-from typing import cast
+from typing import BinaryIO, Protocol, cast
 
 import av
 import cv2
@@ -39,6 +46,16 @@ X264_THREADS = 0
 QUEUE_FRAMES = 8
 """Frames buffered between the producer and the encoder thread."""
 FASTSTART_FLAGS = "+faststart"
+SEGMENT_SECONDS = 1
+"""Length of a live segment; every segment starts with a keyframe."""
+LIVE_TUNE = "zerolatency"
+"""x264 tuning with live copies: every frame's packet leaves the encoder at once."""
+HLS_PLAYLIST = "index.m3u8"
+HLS_INIT = "init.mp4"
+HLS_SEGMENT_PREFIX = "seg"
+HLS_SEGMENT_SUFFIX = ".m4s"
+TS_BUFFER_BYTES = 4096
+"""I/O buffer of an MPEG-TS pipe: small, so a player gets each frame soon after it is encoded."""
 METADATA_TAGS_FLAG = "+use_metadata_tags"
 
 MP4_STANDARD_TAGS = frozenset(
@@ -62,6 +79,58 @@ MP4_STANDARD_TAGS = frozenset(
 """Keys the MP4 muxer stores as iTunes-style tags; any other key switches the file to
 QuickTime `mdta` tags (use_metadata_tags), where arbitrary keys survive. FFmpeg always
 overwrites "encoder"."""
+
+
+class Writable(Protocol):
+    """A binary sink."""
+
+    def write(self, data: bytes, /) -> int | None: ...
+
+
+@dataclass(frozen=True)
+class StreamTarget:
+    """A live copy of the video, fed the encoded packets as they come (see `hls_target`)."""
+
+    target: str | Writable
+    """A file name (HLS: the playlist) or a binary sink."""
+    format: str
+    options: Mapping[str, str] = field(default_factory=dict)
+    buffer_size: int = 32768
+
+
+def hls_target(folder: Path) -> StreamTarget:
+    """An HLS event stream in `folder`: `index.m3u8`, `init.mp4` and ~1 s fMP4 segments.
+
+    The playlist (`#EXT-X-PLAYLIST-TYPE:EVENT`) is rewritten atomically after each segment
+    and ends with `#EXT-X-ENDLIST` when the writer closes.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    options = {
+        "hls_time": str(SEGMENT_SECONDS),
+        "hls_segment_type": "fmp4",
+        "hls_playlist_type": "event",
+        "hls_flags": "independent_segments+temp_file",
+        "hls_fmp4_init_filename": HLS_INIT,
+        "hls_segment_filename": str(folder / f"{HLS_SEGMENT_PREFIX}%05d{HLS_SEGMENT_SUFFIX}"),
+    }
+    return StreamTarget(str(folder / HLS_PLAYLIST), "hls", options)
+
+
+def mpegts_target(sink: BinaryIO) -> StreamTarget:
+    """MPEG-TS written to `sink` (a pipe, stdout) as the video is encoded."""
+    return StreamTarget(_Flushing(sink), "mpegts", {}, TS_BUFFER_BYTES)
+
+
+class _Flushing:
+    """A binary sink that passes every write on at once (a pipe's reader sees it now)."""
+
+    def __init__(self, sink: BinaryIO) -> None:
+        self._sink = sink
+
+    def write(self, data: bytes) -> int:
+        written = self._sink.write(data)
+        self._sink.flush()
+        return written if written is not None else len(data)
 
 
 @dataclass(frozen=True)
@@ -105,6 +174,7 @@ class VideoWriter:
         metadata: dict[str, str] | None = None,
         crf: int = DEFAULT_CRF,
         preset: str = DEFAULT_PRESET,
+        streams: Sequence[StreamTarget] = (),
     ) -> None:
         _check_size(width, height)
         if fps <= 0:
@@ -125,27 +195,36 @@ class VideoWriter:
         if not set(tags) <= MP4_STANDARD_TAGS:
             flags += METADATA_TAGS_FLAG
         self._container = av.open(str(path), "w", format="mp4", options={"movflags": flags})
+        self._live: list[tuple[av.container.OutputContainer, dict[int, av.stream.Stream]]] = []
         try:
             self._container.metadata.update(tags)
-            self._video = self._add_video_stream(crf, preset)
+            self._video = self._add_video_stream(crf, preset, live=bool(streams))
             self._audio_stream = cast(
                 av.AudioStream,
                 self._container.add_stream(
                     AUDIO_CODEC, rate=AUDIO_RATE, layout=AUDIO_LAYOUT, bit_rate=AUDIO_BIT_RATE
                 ),
             )
+            if streams:
+                # Opens the encoders now: the live copies need their extradata (SPS/PPS, ASC).
+                self._container.start_encoding()
+                for target in streams:
+                    self._live.append(self._open_live(target))
         except BaseException:
-            self._container.close()
+            with contextlib.suppress(Exception):  # keep the first error
+                self._close_all()
             raise
         self._thread = threading.Thread(target=self._run, name="facecast-encoder", daemon=True)
         self._thread.start()
 
-    def _add_video_stream(self, crf: int, preset: str) -> av.VideoStream:
+    def _add_video_stream(self, crf: int, preset: str, *, live: bool) -> av.VideoStream:
+        options = {"crf": str(crf), "preset": preset}
+        if live:
+            keyint = self.fps * SEGMENT_SECONDS
+            options["tune"] = LIVE_TUNE
+            options["x264-params"] = f"keyint={keyint}:min-keyint={keyint}:scenecut=0"
         stream = cast(
-            av.VideoStream,
-            self._container.add_stream(
-                VIDEO_CODEC, rate=self.fps, options={"crf": str(crf), "preset": preset}
-            ),
+            av.VideoStream, self._container.add_stream(VIDEO_CODEC, rate=self.fps, options=options)
         )
         stream.width = self.width
         stream.height = self.height
@@ -157,6 +236,41 @@ class VideoWriter:
         ctx.colorspace = Colorspace.ITU601
         ctx.color_range = ColorRange.MPEG
         return stream
+
+    def _open_live(
+        self, target: StreamTarget
+    ) -> tuple[av.container.OutputContainer, dict[int, av.stream.Stream]]:
+        container = av.open(
+            target.target,
+            "w",
+            format=target.format,
+            options=dict(target.options),
+            buffer_size=target.buffer_size,
+        )
+        try:
+            streams = {
+                self._video.index: container.add_stream_from_template(self._video),
+                self._audio_stream.index: container.add_stream_from_template(self._audio_stream),
+            }
+        except BaseException:
+            container.close()
+            raise
+        return container, streams
+
+    def _close_all(self) -> None:
+        """Close the live copies (an HLS playlist gets its end tag), then the MP4.
+
+        The live ones first: the MP4's faststart pass rewrites the whole file, and players
+        should not wait for that to get the last segment.
+        """
+        error: Exception | None = None
+        for container in [*(live for live, _ in self._live), self._container]:
+            try:
+                container.close()
+            except Exception as exc:  # close the others all the same
+                error = error or exc
+        if error is not None:
+            raise error
 
     @property
     def frames_written(self) -> int:
@@ -230,7 +344,7 @@ class VideoWriter:
                     pass
         finally:
             try:
-                self._container.close()
+                self._close_all()
             except Exception as exc:  # a failed trailer write still has to reach the caller
                 if self._error is None and not self._abort:
                     self._error = exc
@@ -239,7 +353,7 @@ class VideoWriter:
         frame = av.VideoFrame.from_ndarray(yuv, format=PIXEL_FORMAT)
         frame.pts = index
         frame.time_base = Fraction(1, self.fps)
-        self._container.mux(self._video.encode(frame))
+        self._mux(self._video.encode(frame))
 
     def _encode_audio_until(self, seconds: float | None) -> None:
         """Encode the audio not yet encoded, up to `seconds` (None: to the end)."""
@@ -255,12 +369,21 @@ class VideoWriter:
         frame.pts = self._audio_pos
         frame.time_base = Fraction(1, track.sample_rate)
         self._audio_pos = end
-        self._container.mux(self._audio_stream.encode(frame))
+        self._mux(self._audio_stream.encode(frame))
 
     def _flush(self) -> None:
         self._encode_audio_until(None)
-        self._container.mux(self._video.encode(None))
-        self._container.mux(self._audio_stream.encode(None))
+        self._mux(self._video.encode(None))
+        self._mux(self._audio_stream.encode(None))
+
+    def _mux(self, packets: list[av.Packet]) -> None:
+        """Write encoded packets to the MP4 and to every live copy."""
+        for packet in packets:
+            index = packet.stream.index
+            self._container.mux_one(packet)
+            for container, streams in self._live:
+                packet.stream = streams[index]
+                container.mux_one(packet)
 
 
 def _check_size(width: int, height: int) -> None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
+import hashlib
 import logging
 import os
 import socket
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+import numpy as np
 from celery import Celery, Task, signals
 from celery.exceptions import TimeLimitExceeded
 
@@ -26,7 +29,7 @@ from facecast import audio, face, pipeline
 from facecast.config import Settings, get_settings
 from facecast.errors import CanceledError
 from facecast.image import load_photo
-from facecast.safety import ExplicitImageError
+from facecast.safety import ExplicitImageError, NudityScreen
 from facecast.service import webhooks
 from facecast.service.execution import (
     TIMEOUT,
@@ -38,7 +41,10 @@ from facecast.service.execution import (
 from facecast.service.logs import JobLogHandler, configure_logging, job_context
 from facecast.service.queueing import QUEUES, TASK_ANIMATE, TASK_TTS, TASK_WEBHOOK, make_celery
 from facecast.service.schemas import JobResult
-from facecast.service.storage import Storage
+from facecast.service.state import stream_started
+from facecast.service.storage import AUDIO, VIDEO, open_storage
+from facecast.service.streaming import StreamWatch
+from facecast.video import hls_target
 
 logger = logging.getLogger("facecast.worker")  # also when run as __main__
 
@@ -47,6 +53,8 @@ WARMUP_PHOTO = "grace_hopper.jpg"
 """A portrait that ships inside matplotlib's wheel (a dependency)."""
 WARMUP_SIZE = 128
 PARTIAL_AUDIO = "audio_partial.wav"
+SCREENED_PHOTOS = 512
+"""Photos whose passed screening a worker process remembers (by content hash)."""
 AI_JOB_TAG = "facecast_job_id"
 """MP4 metadata key that names the job a video came from (next to the AI-generated notice)."""
 
@@ -81,23 +89,28 @@ def animate(job_id: str) -> str:
         photo = load_photo(image, max_pixels=run.context.settings.max_image_pixels)
         if run.context.settings.nudity_screen:
             run.progress("screening", 0.0)
-            verdict = run.context.screen.check(photo.rgb)
-            logger.info("photo screened: %s %.3f", verdict.label, verdict.score)
-        result = pipeline.render_talking_head(
-            photo,
-            run.video_path,
-            text=request.text,
-            audio=run.file(request.audio),
-            options=request.options,
-            progress=run.progress,
-            cancel=run.canceled,
-            metadata={
-                "comment": f"{pipeline.AI_NOTICE} facecast job {job_id}.",
-                AI_JOB_TAG: job_id,
-            },
-        )
+            screen_photo(run.context.screen, image, photo.rgb)
+        storage, store = run.context.storage, run.context.store
+        folder = storage.stream_dir(job_id)
+        publish = (lambda path: storage.publish_stream(job_id, path)) if storage.remote else None
+        with StreamWatch(folder, lambda: store.update(job_id, stream_started()), publish):
+            result = pipeline.render_talking_head(
+                photo,
+                run.video_path,
+                text=request.text,
+                audio=run.file(request.audio),
+                options=request.options,
+                progress=run.progress,
+                cancel=run.canceled,
+                metadata={
+                    "comment": f"{pipeline.AI_NOTICE} facecast job {job_id}.",
+                    AI_JOB_TAG: job_id,
+                },
+                streams=[hls_target(folder)],
+            )
         for warning in result.warnings:
             logger.warning("%s", warning)
+        storage.publish(job_id, VIDEO)  # streamed up in parts, never whole in memory
         run.complete(
             JobResult(
                 duration=result.duration,
@@ -107,6 +120,43 @@ def animate(job_id: str) -> str:
             )
         )
     return run.status
+
+
+class ScreenedPhotos:
+    """Content hashes of photos this process screened and let through (the last few hundred)."""
+
+    def __init__(self, capacity: int = SCREENED_PHOTOS) -> None:
+        self.capacity = capacity
+        self._passed: dict[str, None] = {}
+
+    def seen(self, digest: str) -> bool:
+        """True when the photo with this hash passed before."""
+        return digest in self._passed
+
+    def add(self, digest: str) -> None:
+        """Remember that the photo with this hash passed."""
+        self._passed[digest] = None
+        while len(self._passed) > self.capacity:
+            del self._passed[next(iter(self._passed))]
+
+
+@functools.lru_cache(maxsize=1)
+def screened_photos() -> ScreenedPhotos:
+    """This process's screened photos."""
+    return ScreenedPhotos()
+
+
+def screen_photo(screen: NudityScreen, image: Path, rgb: np.ndarray) -> None:
+    """Screen the photo (`rgb`, its decoded working copy), once per content of the file
+    `image`: a second job with the same photo starts at once."""
+    digest = hashlib.sha256(image.read_bytes()).hexdigest()
+    passed = screened_photos()
+    if passed.seen(digest):
+        logger.info("photo screened before")
+        return
+    verdict = screen.check(rgb)
+    logger.info("photo screened: %s %.3f", verdict.label, verdict.score)
+    passed.add(digest)
 
 
 def tts(job_id: str) -> str:
@@ -127,6 +177,7 @@ def tts(job_id: str) -> str:
         partial = run.audio_path.with_name(PARTIAL_AUDIO)
         audio.save_wav(speech.audio, partial)
         partial.replace(run.audio_path)  # downloads never see half a file
+        run.context.storage.publish(job_id, AUDIO)
         run.complete(JobResult(duration=speech.audio.duration))
     return run.status
 
@@ -208,7 +259,7 @@ def _install_process_hooks(app: Celery, settings: Settings) -> None:
 def create_celery_app(settings: Settings | None = None) -> Celery:
     """The worker's Celery app: shared configuration, explicit queues, the facecast tasks."""
     settings = settings or get_settings()
-    app = make_celery(settings, Storage(settings.data_dir))
+    app = make_celery(settings, open_storage(settings))
     app.task(name=TASK_ANIMATE, base=JobTask)(animate)
     app.task(name=TASK_TTS, base=JobTask)(tts)
     app.task(name=TASK_WEBHOOK, bind=True, acks_late=True)(webhook)

@@ -113,6 +113,16 @@ def download_path(settings: Settings, job_id: str, name: str) -> str:
     return f"{path}?{SIGNATURE_PARAM}={link_signature(settings, job_id, name)}"
 
 
+def stream_path(settings: Settings, job_id: str) -> str:
+    """`/files/<job>/stream/index.m3u8`, signed (for every stream file) when keys are configured."""
+    from facecast.video import HLS_PLAYLIST
+
+    path = f"/files/{job_id}/stream/{HLS_PLAYLIST}"
+    if not keys_configured(settings):
+        return path
+    return f"{path}?{SIGNATURE_PARAM}={link_signature(settings, job_id, 'stream')}"
+
+
 def link_is_valid(settings: Settings, job_id: str, name: str, signature: str | None) -> bool:
     """True when `signature` is the `sig` of this download link."""
     if not signature:

@@ -32,7 +32,7 @@ from facecast.service.jobs import JobService
 from facecast.service.queueing import TaskQueue
 from facecast.service.routes import backends, files, jobs, ops, playground, speech
 from facecast.service.state import open_state_store
-from facecast.service.storage import Storage
+from facecast.service.storage import open_storage
 
 logger = logging.getLogger(__name__)
 
@@ -141,7 +141,7 @@ class BodyLimitMiddleware:
 
 def build_service(settings: Settings) -> JobService:
     """Storage, state store and task queue for the API process."""
-    storage = Storage(settings.data_dir)
+    storage = open_storage(settings)
     storage.root.mkdir(parents=True, exist_ok=True)
     store = open_state_store(settings.redis_url, storage, state_ttl(settings))
     return JobService(settings, storage, store, TaskQueue(settings, storage))

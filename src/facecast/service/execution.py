@@ -44,7 +44,7 @@ from facecast.service.state import (
     open_state_store,
     start_attempt,
 )
-from facecast.service.storage import AUDIO, VIDEO, Storage
+from facecast.service.storage import AUDIO, VIDEO, Storage, open_storage
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ class WorkerContext:
 def worker_context() -> WorkerContext:
     """This process's settings, storage, state store and photo screen."""
     settings = get_settings()
-    storage = Storage(settings.data_dir)
+    storage = open_storage(settings)
     store = open_state_store(settings.redis_url, storage, state_ttl(settings))
     screen = NudityScreen(settings.nudity_model or bundled_model(), settings.nudity_threshold)
     return WorkerContext(settings, storage, store, screen, webhook_sender(settings, storage))
@@ -144,8 +144,8 @@ class JobRun:
         return (self.final or self.state).status.value
 
     def file(self, name: str | None) -> Path | None:
-        """A file of the job's request (None stays None)."""
-        return None if name is None else self.context.storage.path(self.job_id, name)
+        """A file of the job's request on this host (None stays None)."""
+        return None if name is None else self.context.storage.local(self.job_id, name)
 
     @property
     def video_path(self) -> Path:
@@ -296,6 +296,8 @@ def running_job(job_id: str) -> Iterator[JobRun | None]:
                 run.end(JobStatus.ERROR, ErrorInfo(code="internal_error", message=message))
         else:
             run.end(JobStatus.DONE)
+        finally:
+            context.storage.drop_local(job_id)  # with a shared store, this host keeps no copy
 
 
 def fail_lost_job(job_id: str, code: str, message: str) -> None:

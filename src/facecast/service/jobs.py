@@ -32,6 +32,7 @@ from facecast.service.access import (
     download_path,
     keys_configured,
     link_is_valid,
+    stream_path,
 )
 from facecast.service.errors import (
     AudioNotReadyError,
@@ -72,7 +73,16 @@ from facecast.service.schemas import (
     iso,
 )
 from facecast.service.state import Mutation, StateStore, finish, request_cancel
-from facecast.service.storage import AUDIO, VIDEO, Storage, content_key, is_job_id
+from facecast.service.storage import (
+    AUDIO,
+    DOWNLOADS,
+    STREAM_DIR,
+    STREAM_FILE_PATTERN,
+    VIDEO,
+    Storage,
+    content_key,
+    is_job_id,
+)
 from facecast.service.watch import StateWatch
 from facecast.speech.registry import choose_voice
 
@@ -82,6 +92,10 @@ IMAGE_UPLOAD = "source_upload"
 VOICE_SAMPLE = "voice_sample.wav"
 CLONE_BACKEND = "xtts"
 WAIT_POLL_S = 0.05
+STREAMED = frozenset({JobStatus.RUNNING, JobStatus.DONE})
+"""Statuses whose view links the live stream (once it has a segment)."""
+STREAM_LINK = "stream"
+"""The name download links of a job's HLS stream are signed for (every file under stream/)."""
 DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 WARM_CONNECTIONS = 8
 """State-store connections opened at start-up: enough for a burst of concurrent requests."""
@@ -188,6 +202,15 @@ class TtsSubmission:
     client_ref: str | None = None
     idempotency: str | None = None
     owner: Principal = ANONYMOUS_CALLER
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """An artifact in the shared object store: its key and size, and a presigned URL if any."""
+
+    key: str
+    size: int
+    url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -331,6 +354,7 @@ class JobService:
         extension = self.check_photo(self.storage.path(job_id, IMAGE_UPLOAD))
         image_name = f"source.{extension}"
         self.storage.path(job_id, IMAGE_UPLOAD).rename(self.storage.path(job_id, image_name))
+        self.storage.publish(job_id, image_name)
         request = JobRequest(
             image=image_name,
             text=text,
@@ -345,6 +369,7 @@ class JobService:
                 job_id, name, submission.audio, settings.max_upload_bytes
             )
             check_audio(self.storage.path(job_id, name), settings.max_audio_seconds)
+            self.storage.publish(job_id, name)
             request = request.model_copy(update={"audio": name})
         elif submission.audio_id is not None:
             voice_key = self._link_tts_audio(submission.audio_id, job_id, submission.owner)
@@ -457,7 +482,7 @@ class JobService:
                 f"There is no audio {audio_id[:64]!r}; create one with POST /tts."
             )
         state = self.store.get(audio_id) or manifest.state
-        if state.status is not JobStatus.DONE or self.storage.download(audio_id, AUDIO) is None:
+        if state.status is not JobStatus.DONE or not self.storage.has(audio_id, AUDIO):
             raise AudioNotReadyError(f"The audio {audio_id} is {state.status.value}, not done.")
         self.storage.link(audio_id, job_id, AUDIO)
         self.storage.touch(audio_id)
@@ -466,7 +491,7 @@ class JobService:
     def _reuse(self, job_id: str, cache_key: str, name: str) -> JobManifest | None:
         """Link artifact `name` of an identical finished job into `job_id`; its manifest."""
         earlier = self.storage.cache_get(cache_key)
-        if earlier is None or self.storage.download(earlier, name) is None:
+        if earlier is None or not self.storage.has(earlier, name):
             return None
         manifest = self.storage.read_manifest(earlier)
         if manifest is None:
@@ -505,12 +530,13 @@ class JobService:
             sample_key = self.storage.save_stream(
                 job_id, VOICE_SAMPLE, submission.voice_sample, self.settings.max_upload_bytes
             )
+            self.storage.publish(job_id, VOICE_SAMPLE)
             options = dataclasses.replace(request.options, speech_backend=CLONE_BACKEND, voice=None)
             request = request.model_copy(update={"voice_sample": VOICE_SAMPLE, "options": options})
         cache_key = content_key("tts", __version__, text, request.options.fingerprint(), sample_key)
         owner = submission.owner.tenant
         earlier = self.storage.cache_get(cache_key)
-        if earlier is not None and self.storage.download(earlier, AUDIO) is not None:
+        if earlier is not None and self.storage.has(earlier, AUDIO):
             mine = self._state_of(earlier)
             if mine is not None and mine.owner == owner and mine.status is JobStatus.DONE:
                 # The caller's own speech: answer with that job, as before.
@@ -587,14 +613,9 @@ class JobService:
         """The client's view of a job, with absolute download links."""
         base = (self.settings.public_url or base_url).rstrip("/")
         settings = self.settings
-        video = (
-            state.status is JobStatus.DONE
-            and self.storage.download(state.job_id, VIDEO) is not None
-        )
-        audio = (
-            state.status is JobStatus.DONE
-            and self.storage.download(state.job_id, AUDIO) is not None
-        )
+        video = state.status is JobStatus.DONE and self.storage.has(state.job_id, VIDEO)
+        audio = state.status is JobStatus.DONE and self.storage.has(state.job_id, AUDIO)
+        stream = state.streaming and state.status in STREAMED
         manifest = self.storage.read_manifest(state.job_id)
         return JobView(
             job_id=state.job_id,
@@ -604,6 +625,7 @@ class JobService:
             stage=state.stage,
             video_url=base + download_path(settings, state.job_id, VIDEO) if video else None,
             audio_url=base + download_path(settings, state.job_id, AUDIO) if audio else None,
+            stream_url=base + stream_path(settings, state.job_id) if stream else None,
             error=state.error,
             attempt=state.attempts,
             reused_from=state.reused_from,
@@ -614,20 +636,76 @@ class JobService:
             finished_at=iso(state.finished_at),
         )
 
-    def download(
-        self, job_id: str, name: str, caller: Principal | None, signature: str | None
-    ) -> Path:
-        """Path of a finished job's video or audio for a signed link or the job's owner;
-        JobNotFoundError otherwise (also for other tenants: no existence oracle)."""
-        path = self.storage.download(job_id, name)
-        state = None if path is None else self._state_of(job_id)
-        allowed = state is not None and (
+    def _allowed(
+        self, state: JobState, job_id: str, link: str, caller: Principal | None, sig: str | None
+    ) -> bool:
+        """Files are open without keys; with keys, to a signed link or the job's owner."""
+        return (
             not keys_configured(self.settings)
-            or link_is_valid(self.settings, job_id, name, signature)
+            or link_is_valid(self.settings, job_id, link, sig)
             or (caller is not None and caller.may_see(state.owner))
         )
-        if path is None or state is None or state.status is not JobStatus.DONE or not allowed:
-            raise JobNotFoundError(f"Job {job_id[:64]!r} has no {name[:32]!r} (yet).")
+
+    def stream_file(
+        self, job_id: str, name: str, caller: Principal | None = None, sig: str | None = None
+    ) -> Path | RemoteFile:
+        """A file of the job's live HLS stream (there while it renders); JobNotFoundError if not
+        (also for other tenants: no existence oracle)."""
+        missing = JobNotFoundError(f"Job {job_id[:64]!r} has no stream file {name[:32]!r} (yet).")
+        state = self._state_of(job_id)
+        if (
+            state is None
+            or state.status not in STREAMED
+            or not self._allowed(state, job_id, STREAM_LINK, caller, sig)
+        ):
+            raise missing
+        remote = self.storage.remote
+        if remote is not None and STREAM_FILE_PATTERN.fullmatch(name):
+            key = f"{job_id}/{STREAM_DIR}/{name}"
+            info = remote.head(key)
+            if info is None:
+                raise missing
+            return RemoteFile(key, info.size)
+        path = self.storage.stream_file(job_id, name)
+        if path is None:
+            raise missing
+        return path
+
+    def read_stream_text(self, target: Path | RemoteFile) -> str:
+        """The text of a (small) stream file: the playlist."""
+        if isinstance(target, Path):
+            return target.read_text()
+        remote = self.storage.remote
+        assert remote is not None
+        return b"".join(remote.read(target.key, 0, target.size - 1)).decode()
+
+    def download(
+        self, job_id: str, name: str, caller: Principal | None = None, sig: str | None = None
+    ) -> Path | RemoteFile:
+        """A finished job's video or audio for a signed link or the job's owner: a local file,
+        or an object of the shared store (with a presigned URL unless downloads are proxied);
+        JobNotFoundError otherwise (also for other tenants: no existence oracle)."""
+        missing = JobNotFoundError(f"Job {job_id[:64]!r} has no {name[:32]!r} (yet).")
+        state = self._state_of(job_id)
+        if (
+            state is None
+            or state.status is not JobStatus.DONE
+            or not self._allowed(state, job_id, name, caller, sig)
+        ):
+            raise missing
+        remote = self.storage.remote
+        if remote is not None and name in DOWNLOADS:
+            key = f"{job_id}/{name}"
+            info = remote.head(key)
+            if info is None:
+                raise missing
+            url = None
+            if not self.settings.proxy_downloads:
+                url = remote.presign(key, self.settings.url_ttl, f"{job_id}-{name}")
+            return RemoteFile(key, info.size, url)
+        path = self.storage.download(job_id, name)
+        if path is None:
+            raise missing
         return path
 
     async def wait(self, job_id: str, timeout: float) -> JobState:

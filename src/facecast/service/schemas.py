@@ -85,6 +85,8 @@ class JobState(BaseModel):
     reused_from: str | None = None
     owner: str | None = None
     """The tenant that created the job (see service/access.py); never shown to clients."""
+    streaming: bool = False
+    """The job's HLS stream has its first segment (it plays while the job renders)."""
 
 
 class JobRequest(BaseModel):
@@ -173,6 +175,11 @@ class JobView(BaseModel):
     stage: str = Field(description="queued, speech, audio, face, motion, render, done, ...")
     video_url: str | None = None
     audio_url: str | None = None
+    stream_url: str | None = Field(
+        None,
+        description="HLS playlist (fMP4, EVENT) that plays while the video renders; set once "
+        "its first segment exists. Switch to video_url when the job is done.",
+    )
     error: ErrorInfo | None = Field(
         None, description="Why a job failed: a stable code and a message (internals stay in logs)."
     )

@@ -599,6 +599,17 @@ def advance(stage: str, progress: int) -> Mutation:
     return mutate
 
 
+def stream_started() -> Mutation:
+    """A running job's live stream has its first segment."""
+
+    def mutate(state: JobState) -> JobState | None:
+        if state.status is not JobStatus.RUNNING or state.streaming:
+            return None
+        return state.model_copy(update={"streaming": True})
+
+    return mutate
+
+
 def finish(status: JobStatus, now: float, error: ErrorInfo | None = None) -> Mutation:
     """Any unfinished state -> a final one."""
 

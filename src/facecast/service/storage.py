@@ -6,9 +6,16 @@ Layout::
     <data dir>/<job id>/source.png    the uploaded photo
     <data dir>/<job id>/audio.wav     speech (TTS jobs, or linked from one)
     <data dir>/<job id>/video.mp4     the rendered video
+    <data dir>/<job id>/stream/       live HLS: index.m3u8, init.mp4, seg00000.m4s, ...
     <data dir>/_cache/<sha256>        content hash -> id of the job that made the result
 
 Every id is checked against a strict pattern before it becomes part of a path.
+
+With a shared object store (`FACECAST_STORAGE_URL=s3://...`, see objectstore.py) the same
+layout lives in the bucket and is the truth for every host; the data directory keeps only this
+process's working copies. `publish` sends a finished file up, `local` fetches one on demand,
+manifests, the reuse cache and retention go to the bucket. Without one, the data directory is
+the store and those calls cost nothing.
 """
 
 from __future__ import annotations
@@ -23,7 +30,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from facecast.config import Settings
 from facecast.service.errors import JobNotFoundError, PayloadTooLargeError
+from facecast.service.objectstore import ObjectInfo, ObjectStore, open_object_store
 from facecast.service.schemas import JobManifest
 
 JOB_ID_PATTERN = re.compile(r"[0-9a-f]{32}")
@@ -31,6 +40,9 @@ JOB_ID_PATTERN = re.compile(r"[0-9a-f]{32}")
 
 CACHE_KEY_PATTERN = re.compile(r"[0-9a-f]{64}")
 FILE_NAME_PATTERN = re.compile(r"[a-z0-9_]{1,32}(\.[a-z0-9]{1,8})?")
+STREAM_FILE_PATTERN = re.compile(r"index\.m3u8|init\.mp4|seg[0-9]{5}\.m4s")
+"""The files of a job's HLS stream (see video.hls_target)."""
+STREAM_DIR = "stream"
 
 MANIFEST = "job.json"
 VIDEO = "video.mp4"
@@ -70,10 +82,49 @@ def write_atomically(path: Path, data: bytes) -> None:
 
 
 class Storage:
-    """The data directory, with job ids validated before they touch the filesystem."""
+    """The data directory (and the shared object store, if any), ids validated before use."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, remote: ObjectStore | None = None) -> None:
         self.root = root.resolve()
+        self.remote = remote
+        """The shared object store; None: the data directory is the store."""
+
+    # ------------------------------------------------------------------ the shared store
+
+    def publish(self, job_id: str, name: str) -> None:
+        """Make a finished local file of the job visible to every host (uploaded, streamed)."""
+        if self.remote is not None:
+            self.remote.put_file(f"{job_id}/{name}", self.path(job_id, name))
+
+    def publish_stream(self, job_id: str, path: Path) -> None:
+        """Upload one file of the job's live HLS stream."""
+        if self.remote is not None and STREAM_FILE_PATTERN.fullmatch(path.name):
+            self.remote.put_file(f"{self._stream_key(job_id, path.name)}", path)
+
+    def _stream_key(self, job_id: str, name: str) -> str:
+        return f"{self.job_dir(job_id).name}/{STREAM_DIR}/{name}"
+
+    def local(self, job_id: str, name: str) -> Path:
+        """The job's file on this host, fetched from the shared store when it is not here yet."""
+        path = self.path(job_id, name)
+        if self.remote is not None and not path.is_file():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if not self.remote.get_file(f"{job_id}/{name}", path):
+                raise FileNotFoundError(f"job {job_id} has no {name}")
+        return path
+
+    def has(self, job_id: str, name: str) -> bool:
+        """True when a downloadable artifact of the job is there (here or in the shared store)."""
+        if name not in DOWNLOADS or not is_job_id(job_id):
+            return False
+        if self.remote is not None:
+            return self.remote.head(f"{job_id}/{name}") is not None
+        return (self.root / job_id / name).is_file()
+
+    def drop_local(self, job_id: str) -> None:
+        """Forget this host's working copy of a job (the shared store keeps the job)."""
+        if self.remote is not None:
+            shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
 
     @property
     def broker_dir(self) -> Path:
@@ -97,6 +148,17 @@ class Storage:
         if FILE_NAME_PATTERN.fullmatch(name) is None:
             raise ValueError(f"not a job file name: {name!r}")
         return self.job_dir(job_id) / name
+
+    def stream_dir(self, job_id: str) -> Path:
+        """Where the job's HLS stream is written while it renders."""
+        return self.job_dir(job_id) / STREAM_DIR
+
+    def stream_file(self, job_id: str, name: str) -> Path | None:
+        """A file of the job's HLS stream, or None when `name` is not one or not there (yet)."""
+        if STREAM_FILE_PATTERN.fullmatch(name) is None or not is_job_id(job_id):
+            return None
+        path = self.stream_dir(job_id) / name
+        return path if path.is_file() else None
 
     def exists(self, job_id: str) -> bool:
         """True when the job directory is there."""
@@ -123,6 +185,9 @@ class Storage:
     def link(self, source_job: str, target_job: str, name: str) -> Path:
         """Share an artifact of one job with another (hard link; copy across filesystems)."""
         source, target = self.path(source_job, name), self.path(target_job, name)
+        if self.remote is not None:
+            self.remote.copy(f"{source_job}/{name}", f"{target_job}/{name}")
+            return target  # fetched by `local` where it is needed
         try:
             os.link(source, target)
         except OSError:
@@ -130,8 +195,9 @@ class Storage:
         return target
 
     def download(self, job_id: str, name: str) -> Path | None:
-        """A downloadable artifact, or None when it is not (or no longer) there."""
-        if name not in DOWNLOADS or not is_job_id(job_id):
+        """A downloadable artifact in the data directory, or None when it is not (or no longer)
+        there (with a shared store: see `has`, `remote.presign`, `remote.read`)."""
+        if name not in DOWNLOADS or not is_job_id(job_id) or self.remote is not None:
             return None
         path = self.root / job_id / name
         return path if path.is_file() else None
@@ -140,12 +206,19 @@ class Storage:
 
     def write_manifest(self, manifest: JobManifest) -> None:
         """Store `job.json` atomically."""
-        write_atomically(
-            self.path(manifest.job_id, MANIFEST), manifest.model_dump_json(indent=2).encode()
-        )
+        data = manifest.model_dump_json(indent=2).encode()
+        path = self.path(manifest.job_id, MANIFEST)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomically(path, data)
+        if self.remote is not None:
+            self.remote.put_bytes(f"{manifest.job_id}/{MANIFEST}", data)
 
     def read_manifest(self, job_id: str) -> JobManifest | None:
         """The manifest, or None when the job does not exist."""
+        if self.remote is not None:
+            self.job_dir(job_id)  # validates the id
+            raw = self.remote.get_bytes(f"{job_id}/{MANIFEST}")
+            return None if raw is None else JobManifest.model_validate_json(raw)
         try:
             raw = self.path(job_id, MANIFEST).read_bytes()
         except (FileNotFoundError, NotADirectoryError):
@@ -154,6 +227,9 @@ class Storage:
 
     def touch(self, job_id: str) -> None:
         """Note that a job's result was reused now, so that retention keeps it longer."""
+        if self.remote is not None:
+            self.remote.put_bytes(f"{self.job_dir(job_id).name}/{USED_MARKER}", b"")
+            return
         (self.job_dir(job_id) / USED_MARKER).touch()
 
     # ------------------------------------------------------------------ content-hash reuse
@@ -162,6 +238,10 @@ class Storage:
         """The job that produced the result for `key`, if it is still there."""
         if CACHE_KEY_PATTERN.fullmatch(key) is None:
             return None
+        if self.remote is not None:
+            raw = self.remote.get_bytes(f"{CACHE_DIR}/{key}")
+            job_id = raw.decode().strip() if raw is not None else ""
+            return job_id if is_job_id(job_id) and self.read_manifest(job_id) else None
         try:
             job_id = (self.root / CACHE_DIR / key).read_text().strip()
         except FileNotFoundError:
@@ -172,6 +252,9 @@ class Storage:
         """Remember that `job_id` holds the result for `key`."""
         if CACHE_KEY_PATTERN.fullmatch(key) is None or not is_job_id(job_id):
             raise ValueError("bad cache key or job id")
+        if self.remote is not None:
+            self.remote.put_bytes(f"{CACHE_DIR}/{key}", job_id.encode())
+            return
         folder = self.root / CACHE_DIR
         folder.mkdir(parents=True, exist_ok=True)
         write_atomically(folder / key, job_id.encode())
@@ -179,7 +262,10 @@ class Storage:
     # ------------------------------------------------------------------ retention
 
     def job_ids(self) -> Iterator[str]:
-        """Ids of all job directories."""
+        """Ids of all job directories (in the shared store, when there is one)."""
+        if self.remote is not None:
+            yield from (name for name in self.remote.children("") if is_job_id(name))
+            return
         if not self.root.is_dir():
             return
         for entry in os.scandir(self.root):
@@ -189,10 +275,16 @@ class Storage:
     def _last_activity(self, job_id: str, manifest: JobManifest | None) -> tuple[bool, float]:
         """(finished?, time of the last activity) of a job."""
         folder = self.root / job_id
-        used = folder / USED_MARKER
-        used_at = used.stat().st_mtime if used.exists() else 0.0
+        if self.remote is not None:
+            marker: ObjectInfo | None = self.remote.head(f"{job_id}/{USED_MARKER}")
+            used_at = marker.modified if marker is not None else 0.0
+            created = 0.0
+        else:
+            used = folder / USED_MARKER
+            used_at = used.stat().st_mtime if used.exists() else 0.0
+            created = folder.stat().st_mtime
         if manifest is None:
-            return True, max(folder.stat().st_mtime, used_at)
+            return True, max(created, used_at)
         state = manifest.state
         if state.status.final:
             return True, max(state.finished_at or manifest.created_at, used_at)
@@ -213,11 +305,18 @@ class Storage:
         return old
 
     def remove(self, job_id: str) -> None:
-        """Delete a job directory and everything in it."""
+        """Delete a job directory and everything in it (and its objects in the shared store)."""
         shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
+        if self.remote is not None:
+            self.remote.delete_prefix(f"{job_id}/")
 
     def prune_cache(self) -> None:
         """Drop cache entries whose job is gone."""
+        if self.remote is not None:
+            for key in list(self.remote.keys(f"{CACHE_DIR}/")):
+                if CACHE_KEY_PATTERN.fullmatch(key) and self.cache_get(key) is None:
+                    self.remote.delete_prefix(f"{CACHE_DIR}/{key}")
+            return
         folder = self.root / CACHE_DIR
         if not folder.is_dir():
             return
@@ -234,3 +333,8 @@ class Storage:
         for entry in folder.iterdir():
             if now - entry.stat().st_mtime > BROKER_FILE_MAX_AGE_S:
                 entry.unlink(missing_ok=True)
+
+
+def open_storage(settings: Settings) -> Storage:
+    """The storage FACECAST_STORAGE_URL names (the data directory by default)."""
+    return Storage(settings.local_dir, open_object_store(settings.storage_url))

@@ -151,7 +151,7 @@ def event(
     base = (settings.public_url or "").rstrip("/")
     links = {}
     for field, name in (("video_url", VIDEO), ("audio_url", AUDIO)):
-        if storage.download(state.job_id, name) is not None:
+        if storage.has(state.job_id, name):
             links[field] = base + download_path(settings, state.job_id, name)
     return WebhookEvent(
         job_id=state.job_id,

@@ -10,7 +10,13 @@ from fastapi.responses import FileResponse, HTMLResponse
 router = APIRouter(include_in_schema=False)
 
 STATIC = files("facecast.service") / "static"
-ASSETS = {"app.js": "text/javascript", "style.css": "text/css"}
+ASSETS = {
+    "app.js": "text/javascript",
+    "style.css": "text/css",
+    "hls.light.min.js": "text/javascript",
+    "hls.js.LICENSE": "text/plain",
+}
+"""hls.js (Apache-2.0, see hls.js.LICENSE) is vendored from npm by scripts/vendor-hls."""
 
 
 @router.get("/", response_class=HTMLResponse)

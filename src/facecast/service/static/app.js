@@ -1,5 +1,6 @@
 // facecast playground: POST /animate, follow the job over WebSocket (polling as fallback),
-// then play and offer the video. No build step, no dependencies.
+// play its live HLS stream from the first segment (hls.js, served by the API; Safari plays
+// HLS natively), then switch to the finished MP4 and offer it. No build step.
 "use strict";
 
 const FINAL = new Set(["done", "error", "canceled", "rejected"]);
@@ -42,20 +43,60 @@ function showProgress(job) {
   stage.textContent = `${job.status === "queued" ? "Waiting" : "Working"}: ${job.stage} (${job.progress}%)`;
 }
 
+let live = null; // { url, hls } while the live stream plays
+
+function stopStream() {
+  if (live && live.hls) live.hls.destroy();
+  live = null;
+}
+
+function playStream(job) {
+  if (live || !job.stream_url || job.status === "done") return;
+  const video = $("video");
+  live = { url: job.stream_url, hls: null };
+  video.dataset.source = "stream";
+  $("download").hidden = true;
+  $("result").hidden = false;
+  if (window.Hls && window.Hls.isSupported()) {
+    // The playlist is an EVENT stream: start at its beginning, not at the live edge.
+    const key = $("apikey").value.trim();
+    const hls = new window.Hls({
+      startPosition: 0,
+      xhrSetup: (xhr) => { if (key) xhr.setRequestHeader("Authorization", `Bearer ${key}`); },
+    });
+    live.hls = hls;
+    hls.loadSource(job.stream_url);
+    hls.attachMedia(video);
+  } else if (video.canPlayType("application/vnd.apple.mpegurl")) {
+    video.src = job.stream_url; // Safari, iOS
+  } else {
+    live = null; // no way to play HLS here: wait for the MP4
+    return;
+  }
+  video.play().catch(() => { /* autoplay may be blocked; the controls are there */ });
+}
+
 function showResult(job) {
   progress.value = 100;
   stage.textContent = "Done.";
   $("submit").disabled = false;
   const video = $("video");
+  // Carry on from where the stream was, in the finished MP4 (seekable, downloadable).
+  const resume = live ? video.currentTime : 0;
+  const playing = !live || !video.paused;
+  stopStream();
+  video.dataset.source = "mp4";
   video.src = job.video_url;
+  if (resume > 0) video.currentTime = resume;
   $("download").href = job.video_url;
+  $("download").hidden = false;
   $("result").hidden = false;
-  video.play().catch(() => { /* autoplay may be blocked; the controls are there */ });
+  if (playing) video.play().catch(() => { /* autoplay may be blocked; the controls are there */ });
 }
 
 function finish(job) {
   if (job.status === "done") showResult(job);
-  else showError(plain(job.error));
+  else { stopStream(); $("result").hidden = true; showError(plain(job.error)); }
 }
 
 function authHeaders() {
@@ -70,6 +111,7 @@ function poll(jobId) {
       const job = await answer.json();
       if (!answer.ok) { clearInterval(timer); showError(plain(job.error)); return; }
       showProgress(job);
+      playStream(job);
       if (FINAL.has(job.status)) { clearInterval(timer); finish(job); }
     } catch {
       clearInterval(timer);
@@ -94,6 +136,7 @@ function follow(jobId) {
     const job = JSON.parse(event.data);
     if (job.error && !job.status) { ended = true; showError(plain(job.error)); return; }
     showProgress(job);
+    playStream(job);
     if (FINAL.has(job.status)) { ended = true; socket.close(); finish(job); }
   };
   socket.onclose = () => { if (!ended) { ended = true; poll(jobId); } };
@@ -130,6 +173,7 @@ async function submit(event) {
   body.append("consent", "true");
   body.append("size", "256");
   $("submit").disabled = true;
+  stopStream();
   $("result").hidden = true;
   showProgress({ status: "queued", stage: "uploading", progress: 0 });
   try {
