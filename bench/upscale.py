@@ -22,7 +22,8 @@ import matplotlib
 import numpy as np
 
 from facecast import weights
-from facecast.face import detect_landmarks, load_image
+from facecast.face import detect_landmarks
+from facecast.image import load_image
 from facecast.post.realesrgan import NETWORKS, Upscaler
 from facecast.restore import restore_region
 

@@ -1,7 +1,8 @@
 """Fixtures for the job service tests: a real uvicorn API and a real Celery worker on real Redis.
 
 Registered from tests/conftest.py via `pytest_plugins`. Redis must answer at
-FACECAST_TEST_REDIS_URL (default redis://127.0.0.1:6379/15); that database is flushed.
+FACECAST_TEST_REDIS_URL (default redis://127.0.0.1:6379/15); that database is flushed, and so
+are FACECAST_TEST_SCRATCH_REDIS_URL (/14) and FACECAST_TEST_MODULE_REDIS_URL (/13).
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ import facecast
 
 TEST_REDIS_URL = os.environ.get("FACECAST_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 SCRATCH_REDIS_URL = os.environ.get("FACECAST_TEST_SCRATCH_REDIS_URL", "redis://127.0.0.1:6379/14")
+MODULE_REDIS_URL = os.environ.get("FACECAST_TEST_MODULE_REDIS_URL", "redis://127.0.0.1:6379/13")
+"""A third database, for a service a whole test module shares (beside the per-test scratch)."""
 """A second database for tests that flush it while the live service keeps its own."""
 START_TIMEOUT_S = 120.0
 JOB_TIMEOUT_S = 180.0

@@ -333,6 +333,9 @@ def test_small_face_warns_instead_of_a_silent_blur(grace: Path, grace_img: Image
     small = grace_img.resize((85, 100))
     canvas = Image.new("RGB", (600, 600), (128, 128, 128))
     canvas.paste(small, (250, 250))
-    prepared = prepare_photo(_encode(canvas, "PNG"), RenderOptions(size=512))
+    photo = _encode(canvas, "PNG")
+    prepared = prepare_photo(photo, RenderOptions(size=512, restore=False))
     assert prepared.warnings and "blurred" in prepared.warnings[0]
+    restored = prepare_photo(photo, RenderOptions(size=512))  # Real-ESRGAN, where installed
+    assert restored.warnings and "photo" in restored.warnings[0]
     assert not prepare_photo(grace, RenderOptions(size=512)).warnings

@@ -31,6 +31,7 @@ from websockets.sync.client import connect
 
 from conftest import png_declaring
 from conftest_service import (
+    MODULE_REDIS_URL,
     LiveService,
     free_port,
     serve_single_command,
@@ -283,7 +284,7 @@ class Receiver:
 def hardened(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[LiveService]:
     """API keys, a rate limit, webhooks, a watermark, a short audio cap; one worker process."""
     root = tmp_path_factory.mktemp("hardened")
-    scratch = redis_url.rsplit("/", 1)[0] + "/13"
+    scratch = MODULE_REDIS_URL
     redis.Redis.from_url(scratch).flushdb()
     env = service_env(
         root / "data",

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from facecast import weights
-from facecast.face import detect_landmarks, load_image
+from facecast.face import detect_landmarks
+from facecast.image import load_image
 from facecast.post.realesrgan import NETWORKS, Upscaler, onnx_model
 from facecast.restore import needs_restore, restore_face, restore_region
 from facecast.weights.ncnn import NcnnFormatError, parse_param, to_onnx

@@ -156,7 +156,6 @@ class FaceMesh:
 
             self._build(mp)
         self._lock = threading.Lock()
-        self._started: set[str] = set()
 
     def _build(self, mp: Any) -> None:
         self._mesh = mp.solutions.face_mesh.FaceMesh(
@@ -170,14 +169,10 @@ class FaceMesh:
         )
 
     def _run(self, name: str, graph: Any, rgb: np.ndarray) -> Any:
-        """Run one graph; its first run (when it loads its model) is kept off stderr."""
-        with self._lock:
-            if name in self._started:
-                return graph.process(np.ascontiguousarray(rgb))
-            with _quiet_native_stderr():
-                result = graph.process(np.ascontiguousarray(rgb))
-            self._started.add(name)
-            return result
+        """Run one graph, kept off stderr: its first run announces the model it loads, and
+        later ones warn about each new image shape ("NORM_RECT without IMAGE_DIMENSIONS")."""
+        with self._lock, _quiet_native_stderr():
+            return graph.process(np.ascontiguousarray(rgb))
 
     def all_faces(self, rgb: np.ndarray) -> list[FaceLandmarks]:
         """Every face the mesh finds in `rgb`, in pixel coordinates."""
@@ -251,6 +246,11 @@ def find_faces(rgb: np.ndarray) -> FaceSearch:
     for quarters in (0, 1, 3, 2):
         turned = _turned(rgb, quarters)
         faces = _faces_in(mesh, turned)
+        if quarters:
+            # Four searches find four times the false faces (a coffee cup turned sideways
+            # meshes as a face): a turned photo's face must also satisfy the detector.
+            boxes = mesh.face_boxes(turned)
+            faces = tuple(f for f in faces if any(_inside(f, box) for box in boxes))
         if not faces:
             continue
         extra = quarter_turns_to_upright(faces[0])

@@ -187,12 +187,14 @@ def prepare_photo(image: Path | bytes | Photo, options: RenderOptions) -> Prepar
         if options.face_at is None
         else (options.face_at[0] * scale, options.face_at[1] * scale)
     )
-    landmarks = face.choose_face(search.faces, index=options.face_index, at=at)
-    rgb, landmarks = restore.maybe_restore(search.rgb, landmarks, options)
+    chosen = face.choose_face(search.faces, index=options.face_index, at=at)
+    rgb, landmarks = restore.maybe_restore(search.rgb, chosen, options)
     # H.264 in yuv420p needs even sides: an odd size is rounded down.
     size = options.size // 2 * 2
     portrait = face.frame_portrait(rgb, landmarks, size, options.full_frame)
-    return PreparedPhoto(portrait, _enlargement_warnings(landmarks, portrait.landmarks, size))
+    restored = landmarks is not chosen
+    warnings = _enlargement_warnings(chosen, portrait.landmarks, size, restored)
+    return PreparedPhoto(portrait, warnings)
 
 
 def prepare_portrait(image: Path | bytes | Photo, options: RenderOptions) -> face.Portrait:
@@ -201,13 +203,20 @@ def prepare_portrait(image: Path | bytes | Photo, options: RenderOptions) -> fac
 
 
 def _enlargement_warnings(
-    source: face.FaceLandmarks, framed: face.FaceLandmarks, size: int
+    source: face.FaceLandmarks, framed: face.FaceLandmarks, size: int, restored: bool
 ) -> tuple[str, ...]:
-    """A warning when the face is blown up so much that the video shows blur, not detail."""
+    """A warning when the face is blown up so much that the video shows blur, not detail
+    (`source`: the face in the photo; `framed`: in the video)."""
     height = source.oval_box[3] - source.oval_box[1]
     enlargement = (framed.oval_box[3] - framed.oval_box[1]) / max(height, 1.0)
     if enlargement <= MAX_ENLARGEMENT:
         return ()
+    if restored:
+        return (
+            f"The face is only {height:.0f} pixels high in the photo; it was super-resolved "
+            f"(Real-ESRGAN) for the {size} px video, which sharpens it but cannot recover "
+            "detail the photo lacks. A closer or larger photo looks better.",
+        )
     return (
         f"The face is only {height:.0f} pixels high in the photo; the {size} px video "
         f"enlarges it {enlargement:.1f} times, so it will look blurred. Use a closer or "
