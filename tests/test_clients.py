@@ -176,9 +176,10 @@ def test_playground_renders_german_text(api: LiveService, browser: Browser) -> N
     page.check("#consent")
     shot(page, "playground-form")
     page.click("#submit")
-    result, error = page.locator("#result"), page.locator("#error")
+    # #result shows as soon as the live stream plays; the download link only once it is done.
+    done, error = page.locator("#download"), page.locator("#error")
     progress = watch_progress(
-        lambda: playground_progress(page), lambda: result.is_visible() or error.is_visible()
+        lambda: playground_progress(page), lambda: done.is_visible() or error.is_visible()
     )
     assert not error.is_visible(), error.inner_text()
     assert_rose(progress)
