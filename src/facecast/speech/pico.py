@@ -7,7 +7,10 @@ Pico's audio (phrases paired at the pauses both make, then time-warped inside ea
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import importlib.util
+import logging
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +30,15 @@ VOLUME = 0.5
 PCM_FULL_SCALE = 32768.0
 LICENCE = "Apache-2.0 (SVOX Pico lingware and py-nanotts)"
 PACKAGE = "py_nanotts"
+M_MMAP_THRESHOLD = -3
+"""glibc mallopt parameter: allocations at least this large are always fresh mmap pages."""
+ZEROED_FROM_BYTES = 2 * 1024 * 1024
+"""py-nanotts mallocs 2.5 MB of engine memory per call and Pico reads some of it before
+writing it: from reused heap memory the same text came out different about one time in
+eight (once 1.5 s longer). A fixed mmap threshold below that size gives it zeroed pages every
+time, and the same text the same audio (glibc only; elsewhere nothing changes)."""
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -76,6 +88,7 @@ class PicoBackend:
             raise BackendUnavailableError(
                 f"SVOX Pico (py-nanotts) is not installed: {exc}"
             ) from exc
+        _zeroed_large_allocations()
         self._engine = NanoTTS()
         self._espeak.load()
 
@@ -106,6 +119,18 @@ class PicoBackend:
         reference = self._espeak.synthesize(text, chosen.espeak_lang)
         marks = map_events(reference.phonemes, reference.audio, audio)
         return Speech(audio=audio, phonemes=phoneme_timeline(marks, audio.duration))
+
+
+def _zeroed_large_allocations() -> None:
+    """Fresh (zeroed) pages for Pico's engine memory on every call (see ZEROED_FROM_BYTES)."""
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name)
+        done = libc.mallopt(M_MMAP_THRESHOLD, ZEROED_FROM_BYTES) == 1
+    except (OSError, AttributeError):
+        done = False
+    if not done:
+        logger.warning("Pico: could not fix malloc's mmap threshold; output may vary slightly.")
 
 
 def _voice(lang: str, voice: str | None) -> PicoVoice:
