@@ -282,10 +282,16 @@ def app_progress(page: Page) -> int | None:
 def test_app_renders_german_text(flet_app: str, browser: Browser) -> None:
     page = open_app(browser, flet_app, DESKTOP)
     app_fill_form(page, astronaut_photo(), GERMAN["app"])
-    # The voice picker is filled from GET /voices with the German voices.
-    page.get_by_text("Default (pico:de-DE)").first.click()
-    page.get_by_text("pico:de-DE (natural)").first.click()
-    page.get_by_text("pico:de-DE (natural)").first.wait_for(timeout=10_000)
+    # The voice picker (the third dropdown: language, size, voice) lists the German voices
+    # from GET /voices, the default first.
+    page.get_by_role("button", name="", exact=True).nth(2).click()
+    options = page.get_by_role("button", name="(", exact=False)
+    page.get_by_role("button", name="Default (pico:de-DE)").wait_for(timeout=10_000)
+    labels = options.all_inner_texts() + [
+        options.nth(i).get_attribute("aria-label") or "" for i in range(options.count())
+    ]
+    assert any("espeak:default" in label for label in labels), labels
+    page.get_by_role("button", name="pico:de-DE (natural)").click()
     shot(page, "app-form")
     page.get_by_role("button", name="Make the video").click()
     video, done = page.locator("video"), page.get_by_text("Done.")

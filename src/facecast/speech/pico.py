@@ -7,13 +7,16 @@ Pico's audio (phrases paired at the pauses both make, then time-warped inside ea
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import importlib.util
+import json
 import logging
+import os
+import struct
+import subprocess
+import sys
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import IO
 
 import numpy as np
 
@@ -30,13 +33,28 @@ VOLUME = 0.5
 PCM_FULL_SCALE = 32768.0
 LICENCE = "Apache-2.0 (SVOX Pico lingware and py-nanotts)"
 PACKAGE = "py_nanotts"
-M_MMAP_THRESHOLD = -3
-"""glibc mallopt parameter: allocations at least this large are always fresh mmap pages."""
-ZEROED_FROM_BYTES = 2 * 1024 * 1024
+HELPER_ENV = {"MALLOC_MMAP_THRESHOLD_": str(2 * 1024 * 1024)}
 """py-nanotts mallocs 2.5 MB of engine memory per call and Pico reads some of it before
-writing it: from reused heap memory the same text came out different about one time in
-eight (once 1.5 s longer). A fixed mmap threshold below that size gives it zeroed pages every
-time, and the same text the same audio (glibc only; elsewhere nothing changes)."""
+writing it: in a busy process (reused heap memory) the same text came out different most
+times, once 1.5 s longer. So Pico runs in a small helper process whose malloc, fixed from its
+start, gives every allocation of 2 MB or more fresh zeroed pages: the same text, the same audio."""
+HELPER_CODE = """
+import struct, sys, json
+from py_nanotts import NanoTTS
+tts = NanoTTS()
+out = sys.stdout.buffer
+for line in sys.stdin.buffer:
+    job = json.loads(line)
+    try:
+        pcm = tts.speak(job["text"], voice=job["voice"], volume=job["volume"])
+        out.write(struct.pack("<bI", 0, len(pcm)) + pcm)
+    except Exception as exc:
+        message = str(exc).encode()
+        out.write(struct.pack("<bI", 1, len(message)) + message)
+    out.flush()
+"""
+"""The helper: one JSON request per line in; status byte, length and PCM (or an error) out."""
+HEADER = struct.Struct("<bI")
 
 logger = logging.getLogger(__name__)
 
@@ -75,22 +93,51 @@ class PicoBackend:
     capabilities = Capabilities(phoneme_timings=True, natural=True, licence=LICENCE)
 
     def __init__(self) -> None:
-        self._engine: Any = None
-        # The C library keeps its engine in globals: one synthesis at a time per process.
+        self._helper: subprocess.Popen[bytes] | None = None
+        self._helper_of: int | None = None
+        # One request at a time through the helper's pipes.
         self._lock = threading.Lock()
         self._espeak = EspeakBackend()
 
     def load(self) -> None:
-        """Import the native extension and start espeak-ng (for the timings)."""
-        try:
-            from py_nanotts import NanoTTS
-        except ImportError as exc:
-            raise BackendUnavailableError(
-                f"SVOX Pico (py-nanotts) is not installed: {exc}"
-            ) from exc
-        _zeroed_large_allocations()
-        self._engine = NanoTTS()
+        """Start the Pico helper process and espeak-ng (for the timings)."""
+        if not installed():
+            raise BackendUnavailableError("SVOX Pico (py-nanotts) is not installed.")
+        with self._lock:
+            self._ensure_helper()
         self._espeak.load()
+
+    def _ensure_helper(self) -> subprocess.Popen[bytes]:
+        """This process's helper (a forked child starts its own). Caller holds the lock."""
+        helper = self._helper
+        if helper is not None and self._helper_of == os.getpid() and helper.poll() is None:
+            return helper
+        env = {**os.environ, **HELPER_ENV}
+        helper = subprocess.Popen(
+            [sys.executable, "-c", HELPER_CODE],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+        )
+        self._helper, self._helper_of = helper, os.getpid()
+        return helper
+
+    def _speak(self, text: str, voice: str) -> bytes:
+        request = json.dumps({"text": text, "voice": voice, "volume": VOLUME}).encode() + b"\n"
+        with self._lock:
+            helper = self._ensure_helper()
+            assert helper.stdin is not None and helper.stdout is not None
+            try:
+                helper.stdin.write(request)
+                helper.stdin.flush()
+                status, size = HEADER.unpack(_read(helper.stdout, HEADER.size))
+                body = _read(helper.stdout, size)
+            except (OSError, EOFError) as exc:
+                helper.kill()
+                raise BackendUnavailableError(f"The Pico helper stopped: {exc}") from exc
+        if status != 0:
+            raise InvalidTextError(f"Pico could not speak this text: {body.decode()}")
+        return body
 
     def languages(self) -> tuple[str, ...]:
         """Every language code some Pico voice serves."""
@@ -108,10 +155,7 @@ class PicoBackend:
         if not text or not text.strip():
             raise InvalidTextError("Text is empty.")
         chosen = _voice(lang, voice)
-        if self._engine is None:
-            self.load()
-        with self._lock:
-            pcm = self._engine.speak(text.replace("\0", " "), voice=chosen.name, volume=VOLUME)
+        pcm = self._speak(text.replace("\0", " "), chosen.name)
         samples = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / np.float32(PCM_FULL_SCALE)
         audio = AudioTrack(samples=samples, sample_rate=SAMPLE_RATE)
         if audio.duration <= 0 or not np.any(samples):
@@ -121,16 +165,12 @@ class PicoBackend:
         return Speech(audio=audio, phonemes=phoneme_timeline(marks, audio.duration))
 
 
-def _zeroed_large_allocations() -> None:
-    """Fresh (zeroed) pages for Pico's engine memory on every call (see ZEROED_FROM_BYTES)."""
-    name = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(name)
-        done = libc.mallopt(M_MMAP_THRESHOLD, ZEROED_FROM_BYTES) == 1
-    except (OSError, AttributeError):
-        done = False
-    if not done:
-        logger.warning("Pico: could not fix malloc's mmap threshold; output may vary slightly.")
+def _read(stream: IO[bytes], size: int) -> bytes:
+    """Exactly `size` bytes from the helper."""
+    data = stream.read(size)
+    if len(data) != size:
+        raise EOFError("the Pico helper closed its output")
+    return data
 
 
 def _voice(lang: str, voice: str | None) -> PicoVoice:
