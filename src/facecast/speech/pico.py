@@ -31,6 +31,10 @@ SAMPLE_RATE = 16_000
 VOLUME = 0.5
 """At Pico's default volume about 0.8 % of samples clip; half volume leaves headroom."""
 PCM_FULL_SCALE = 32768.0
+TAIL_S = 0.25
+"""Silence kept after the last sound (the mouth closes in it)."""
+SILENT_LEVEL = 10 ** (-60 / 20)
+"""Samples below -60 dBFS count as silence when trimming the tail."""
 LICENCE = "Apache-2.0 (SVOX Pico lingware and py-nanotts)"
 PACKAGE = "py_nanotts"
 HELPER_ENV = {"MALLOC_MMAP_THRESHOLD_": str(2 * 1024 * 1024)}
@@ -157,12 +161,21 @@ class PicoBackend:
         chosen = _voice(lang, voice)
         pcm = self._speak(text.replace("\0", " "), chosen.name)
         samples = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / np.float32(PCM_FULL_SCALE)
+        samples = _trim_tail(samples)
         audio = AudioTrack(samples=samples, sample_rate=SAMPLE_RATE)
         if audio.duration <= 0 or not np.any(samples):
             raise InvalidTextError("Text contains nothing that can be spoken.")
         reference = self._espeak.synthesize(text, chosen.espeak_lang)
         marks = map_events(reference.phonemes, reference.audio, audio)
         return Speech(audio=audio, phonemes=phoneme_timeline(marks, audio.duration))
+
+
+def _trim_tail(samples: np.ndarray) -> np.ndarray:
+    """Pico ends every text with ~0.7 s of silence: keep only TAIL_S of it."""
+    loud = np.flatnonzero(np.abs(samples) > SILENT_LEVEL)
+    if not len(loud):
+        return samples
+    return samples[: min(len(samples), int(loud[-1]) + 1 + round(TAIL_S * SAMPLE_RATE))]
 
 
 def _read(stream: IO[bytes], size: int) -> bytes:
