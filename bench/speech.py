@@ -110,7 +110,9 @@ def main() -> None:
         caps = backend.capabilities
         for lang_voices in _voices_to_bench(backend.name):
             voice_de, voice_en = lang_voices
-            row = [f"{backend.name}:{voice_en or voice_de}", "yes" if caps.natural else "no"]
+            names = dict.fromkeys(name for name in (voice_de, voice_en) if name is not None)
+            label = " / ".join(f"{backend.name}:{name}" for name in names)
+            row = [label, "yes" if caps.natural else "no"]
             row.append("yes" if caps.phoneme_timings else "no")
             rtf_de = first_de = rtf_en = first_en = float("nan")
             if voice_de is not None:
@@ -118,9 +120,13 @@ def main() -> None:
             if voice_en is not None:
                 rtf_en, first_en = timing(backend.name, voice_en, ENGLISH, "en", args.repeat)
             wer = word_error_rate(backend.name, voice_en) if voice_en is not None else float("nan")
-            row += [f"{rtf_de:.3f}", f"{rtf_en:.3f}", f"{first_de:.2f} / {first_en:.2f}"]
-            row.append(f"{wer:.0%}")
+            row += [_num(rtf_de, "{:.3f}"), _num(rtf_en, "{:.3f}")]
+            row += [f"{_num(first_de, '{:.2f}')} / {_num(first_en, '{:.2f}')}", _num(wer, "{:.0%}")]
             print("| " + " | ".join(row) + " |", flush=True)
+
+
+def _num(value: float, spec: str) -> str:
+    return "-" if value != value else spec.format(value)  # NaN: not measured
 
 
 def _voices_to_bench(backend: str) -> list[tuple[str | None, str | None]]:
