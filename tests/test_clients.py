@@ -106,10 +106,10 @@ def shot(page: Page, name: str, docs_name: str | None = None) -> Path:
 
 
 def spoken_seconds(text: str) -> float:
-    """How long espeak (the service's default voice) takes to say `text` in German."""
-    from facecast.speech import registry
+    """How long the service's default German voice takes to say `text`."""
+    from facecast.pipeline import synthesize
 
-    return registry.get_backend("espeak").synthesize(text, "de").audio.duration
+    return synthesize(text, "de").audio.duration
 
 
 def watch_progress(
@@ -173,6 +173,15 @@ def test_playground_renders_german_text(api: LiveService, browser: Browser) -> N
     page.set_input_files("#photo", astronaut_photo())
     page.fill("#text", GERMAN["playground"])
     page.select_option("#lang", "de")
+    page.wait_for_function("document.querySelectorAll('#voice option').length > 1")
+    voices = page.eval_on_selector_all("#voice option", "options => options.map(o => o.value)")
+    assert voices[0] == "" and "pico:de-DE" in voices and "espeak:default" in voices, voices
+    assert "Default (pico:de-DE)" in page.inner_text("#voice")
+    page.select_option("#lang", "en")  # the list follows the language
+    english = page.eval_on_selector_all("#voice option", "options => options.map(o => o.value)")
+    assert "pico:en-US" in english and "pico:de-DE" not in english, english
+    page.select_option("#lang", "de")
+    page.select_option("#voice", "pico:de-DE")
     page.check("#consent")
     shot(page, "playground-form")
     page.click("#submit")
@@ -274,6 +283,16 @@ def app_progress(page: Page) -> int | None:
 def test_app_renders_german_text(flet_app: str, browser: Browser) -> None:
     page = open_app(browser, flet_app, DESKTOP)
     app_fill_form(page, astronaut_photo(), GERMAN["app"])
+    # The voice picker (the third dropdown: language, size, voice) lists the German voices
+    # from GET /voices, the default first.
+    page.get_by_role("button", name="", exact=True).nth(2).click()
+    options = page.get_by_role("button", name="(", exact=False)
+    page.get_by_role("button", name="Default (pico:de-DE)").wait_for(timeout=10_000)
+    labels = options.all_inner_texts() + [
+        options.nth(i).get_attribute("aria-label") or "" for i in range(options.count())
+    ]
+    assert any("espeak:default" in label for label in labels), labels
+    page.get_by_role("button", name="pico:de-DE (natural)").click()
     shot(page, "app-form")
     page.get_by_role("button", name="Make the video").click()
     video, done = page.locator("video"), page.get_by_text("Done.")

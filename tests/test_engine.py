@@ -136,7 +136,7 @@ def test_text_render_streams_and_lengths(text_clip: Clip) -> None:
     assert (info.video_codec, info.audio_codec, info.pixel_format) == ("h264", "aac", "yuv420p")
     assert (info.width, info.height, info.fps) == (512, 512, 25.0)
     _assert_lengths(text_clip, text_clip.result.duration)
-    assert 3.5 < text_clip.result.duration < 7.0
+    assert 3.5 < text_clip.result.duration < 7.5
     assert info.metadata.get("comment") == AI_NOTICE
 
 
@@ -277,7 +277,7 @@ def test_seed_changes_blinks_and_head_but_not_the_mouth(
     assert digests[0][1] != digests[1][1]
 
 
-@pytest.mark.xfail(
+ESPEAK_STATEFUL = pytest.mark.xfail(
     strict=True,
     reason="espeak-ng's wave generator keeps state from one synthesis to the next: the steady "
     "(flutter-free) voices fixed the timing, but sample values still alternate between two "
@@ -285,11 +285,20 @@ def test_seed_changes_blinks_and_head_but_not_the_mouth(
     "(src/facecast/speech/espeak.py). Separate processes (the CLI) and the service's reuse of "
     "identical requests are reproducible.",
 )
-def test_text_render_is_reproducible_within_a_process(clip_dir: Path, grace: Path) -> None:
+
+
+@pytest.mark.parametrize("backend", ["pico", "espeak"])
+@ESPEAK_STATEFUL
+def test_text_render_is_reproducible_within_a_process(
+    clip_dir: Path, grace: Path, backend: str
+) -> None:
+    """Pico's audio is the same every time (tests/test_voices.py), but its mouth timings come
+    from espeak-ng's events for the same text: the same state carries over."""
     digests = []
     for run in range(2):
-        out = clip_dir / f"text-repeat-{run}.mp4"
-        render_talking_head(grace, out, text=SHORT_TEXT, options=RenderOptions(size=SMALL))
+        out = clip_dir / f"text-repeat-{backend}-{run}.mp4"
+        options = RenderOptions(size=SMALL, speech_backend=backend)
+        render_talking_head(grace, out, text=SHORT_TEXT, options=options)
         digests.append(frames_digest(out))
     assert digests[0] == digests[1]
 

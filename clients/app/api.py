@@ -23,6 +23,7 @@ PLAIN_WORDS = {
     "audio_too_long": "The audio is too long for one video. Use a shorter clip.",
     "invalid_text": "Please type something for the person to say.",
     "unsupported_language": "That language is not supported.",
+    "unknown_voice": "That voice does not speak this language; pick another one.",
     "consent_required": "Please confirm that the person in the photo agreed.",
     "payload_too_large": "The file is too large.",
     "queue_unavailable": "The service is busy or not running. Try again in a moment.",
@@ -92,6 +93,36 @@ class Upload:
         return cls(path.name, path.read_bytes())
 
 
+@dataclass(frozen=True)
+class Voice:
+    """One entry of GET /voices."""
+
+    id: str
+    languages: tuple[str, ...]
+    natural: bool
+    commercial_use: bool
+    default_for: tuple[str, ...]
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any]) -> Voice:
+        return cls(
+            str(body["id"]),
+            tuple(body.get("languages", [])),
+            bool(body.get("natural")),
+            bool(body.get("commercial_use", True)),
+            tuple(body.get("default_for", [])),
+        )
+
+    def speaks(self, lang: str) -> bool:
+        """True for `lang` or its primary language."""
+        return lang in self.languages or lang.split("-")[0] in self.languages
+
+    @property
+    def label(self) -> str:
+        kind = "natural" if self.natural else "robotic"
+        return f"{self.id} ({kind}{'' if self.commercial_use else ', non-commercial'})"
+
+
 @dataclass
 class AnimateRequest:
     """What the app's form asks for."""
@@ -99,6 +130,8 @@ class AnimateRequest:
     photo: Upload
     text: str | None = None
     lang: str = "de"
+    voice: str | None = None
+    """`backend:voice` from GET /voices; None: the server's default for the language."""
     audio: Upload | None = None
     voice_sample: Upload | None = None
     size: int = 256
@@ -144,6 +177,11 @@ class FacecastClient:
         """The server's version; raises ApiError when it cannot be reached."""
         return str((await self._call("GET", "/health")).get("version", "?"))
 
+    async def voices(self) -> list[Voice]:
+        """GET /voices."""
+        body = await self._call("GET", "/voices")
+        return [Voice.from_json(entry) for entry in body.get("voices", [])]
+
     async def job(self, job_id: str) -> Job:
         """GET /jobs/{id}."""
         return Job.from_json(await self._call("GET", f"/jobs/{job_id}"))
@@ -176,6 +214,8 @@ class FacecastClient:
             )
         else:
             data.update(text=request.text or "", lang=request.lang)
+            if request.voice:
+                data["voice"] = request.voice
         return str((await self._call("POST", "/animate", data=data, files=files))["job_id"])
 
     async def follow(self, job_id: str) -> AsyncIterator[Job]:

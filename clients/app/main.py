@@ -20,7 +20,7 @@ import flet as ft
 import flet_video as fv
 import uvicorn
 
-from clients.app.api import AnimateRequest, ApiError, FacecastClient, Job, Upload
+from clients.app.api import AnimateRequest, ApiError, FacecastClient, Job, Upload, Voice
 from clients.app.web import MediaProxy, build_web_app
 
 DEFAULT_SERVER = "http://127.0.0.1:8000"
@@ -28,6 +28,8 @@ SERVER_KEY = "facecast.server_url"
 API_KEY_KEY = "facecast.api_key"
 UPLOAD_TTL_S = 600
 UPLOAD_WAIT_S = 120.0
+DEFAULT_VOICE = "default"
+"""Dropdown key of "the server's default voice for the language" (no `voice` sent)."""
 LANGUAGES = {"de": "German", "en": "English", "fr": "French", "es": "Spanish", "it": "Italian"}
 SIZES = ("256", "512")
 PHONE_BREAK = "md"
@@ -133,7 +135,16 @@ class FacecastApp:
             dense=True,
             width=180,
             options=[ft.DropdownOption(key=k, text=v) for k, v in LANGUAGES.items()],
+            on_select=self._lang_changed,
         )
+        self.voice = ft.Dropdown(
+            label="Voice",
+            value=DEFAULT_VOICE,
+            dense=True,
+            width=320,
+            options=[ft.DropdownOption(key=DEFAULT_VOICE, text="Default voice")],
+        )
+        self.catalogue: list[Voice] = []
         self.size = ft.Dropdown(
             label="Video size",
             value=SIZES[0],
@@ -177,6 +188,7 @@ class FacecastApp:
                 self.mode,
                 self.text,
                 ft.Row([self.lang, self.size], wrap=True),
+                self.voice,
                 self.audio.row,
                 self.sample.row,
                 self.consent,
@@ -215,6 +227,35 @@ class FacecastApp:
             self.api_key.visible = True
         self.page.update()
 
+    async def load_voices(self) -> None:
+        """Fill the voice picker from GET /voices; without it the default voice still works."""
+        client = FacecastClient(self.server.value or DEFAULT_SERVER, self.api_key.value or None)
+        try:
+            self.catalogue = await client.voices()
+        except ApiError:
+            self.catalogue = []
+        finally:
+            await client.aclose()
+        self._fill_voices()
+        self.page.update()
+
+    def _fill_voices(self) -> None:
+        lang = self.lang.value or "de"
+        # Natural voices first (the server lists them first); of espeak-ng only its plain voice.
+        fitting = [
+            v for v in self.catalogue if v.speaks(lang) and (v.natural or v.id.endswith(":default"))
+        ]
+        standard = next((v.id for v in fitting if lang in v.default_for), None)
+        first = f"Default ({standard})" if standard else "Default voice"
+        self.voice.options = [ft.DropdownOption(key=DEFAULT_VOICE, text=first)] + [
+            ft.DropdownOption(key=v.id, text=v.label) for v in fitting
+        ]
+        self.voice.value = DEFAULT_VOICE
+
+    def _lang_changed(self, _: ft.Event[ft.Dropdown]) -> None:
+        self._fill_voices()
+        self.page.update()
+
     def _show_preview(self) -> None:
         if self.photo.upload is not None:
             self.preview.src = self.photo.upload.data
@@ -223,6 +264,7 @@ class FacecastApp:
     def _mode_changed(self, _: ft.Event[ft.RadioGroup]) -> None:
         audio = self.mode.value == "audio"
         self.text.visible = self.lang.visible = self.sample.row.visible = not audio
+        self.voice.visible = not audio
         self.audio.row.visible = audio
         self.page.update()
 
@@ -244,6 +286,7 @@ class FacecastApp:
             photo=self.photo.upload,
             text=None if audio else text,
             lang=self.lang.value or "de",
+            voice=None if self.voice.value in (None, DEFAULT_VOICE) else self.voice.value,
             audio=self.audio.upload if audio else None,
             voice_sample=None if audio else self.sample.upload,
             size=int(self.size.value or SIZES[0]),
@@ -360,6 +403,7 @@ def make_main(config: AppConfig) -> ft.AppCallable:
         app = FacecastApp(page, config)
         page.add(app.build())
         await app.load_settings()
+        await app.load_voices()
 
     return main
 

@@ -84,13 +84,13 @@ from facecast.service.storage import (
     is_job_id,
 )
 from facecast.service.watch import StateWatch
+from facecast.speech import registry as speech_registry
 from facecast.speech.registry import choose_voice
 
 logger = logging.getLogger(__name__)
 
 IMAGE_UPLOAD = "source_upload"
 VOICE_SAMPLE = "voice_sample.wav"
-CLONE_BACKEND = "xtts"
 WAIT_POLL_S = 0.05
 STREAMED = frozenset({JobStatus.RUNNING, JobStatus.DONE})
 """Statuses whose view links the live stream (once it has a segment)."""
@@ -531,7 +531,8 @@ class JobService:
                 job_id, VOICE_SAMPLE, submission.voice_sample, self.settings.max_upload_bytes
             )
             self.storage.publish(job_id, VOICE_SAMPLE)
-            options = dataclasses.replace(request.options, speech_backend=CLONE_BACKEND, voice=None)
+            cloner = self.cloning_backend()
+            options = dataclasses.replace(request.options, speech_backend=cloner, voice=None)
             request = request.model_copy(update={"voice_sample": VOICE_SAMPLE, "options": options})
         cache_key = content_key("tts", __version__, text, request.options.fingerprint(), sample_key)
         owner = submission.owner.tenant
@@ -585,8 +586,13 @@ class JobService:
         return Submitted(manifest.state)
 
     def cloning_available(self) -> bool:
-        """True when a voice-cloning backend is configured."""
-        return self.settings.xtts_model_dir is not None
+        """True when a registered speech backend clones voices (asked of the registry)."""
+        return self.cloning_backend() is not None
+
+    def cloning_backend(self) -> str | None:
+        """The most preferred registered backend that clones voices, or None."""
+        cloners = [b.name for b in speech_registry.ranked_backends() if b.capabilities.cloning]
+        return cloners[0] if cloners else None
 
     # ------------------------------------------------------------------ reading
 

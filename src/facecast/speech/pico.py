@@ -8,9 +8,15 @@ Pico's audio (phrases paired at the pauses both make, then time-warped inside ea
 from __future__ import annotations
 
 import importlib.util
+import json
+import logging
+import os
+import struct
+import subprocess
+import sys
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import IO
 
 import numpy as np
 
@@ -25,8 +31,36 @@ SAMPLE_RATE = 16_000
 VOLUME = 0.5
 """At Pico's default volume about 0.8 % of samples clip; half volume leaves headroom."""
 PCM_FULL_SCALE = 32768.0
+TAIL_S = 0.25
+"""Silence kept after the last sound (the mouth closes in it)."""
+SILENT_LEVEL = 10 ** (-60 / 20)
+"""Samples below -60 dBFS count as silence when trimming the tail."""
 LICENCE = "Apache-2.0 (SVOX Pico lingware and py-nanotts)"
 PACKAGE = "py_nanotts"
+HELPER_ENV = {"MALLOC_MMAP_THRESHOLD_": str(2 * 1024 * 1024)}
+"""py-nanotts mallocs 2.5 MB of engine memory per call and Pico reads some of it before
+writing it: in a busy process (reused heap memory) the same text came out different most
+times, once 1.5 s longer. So Pico runs in a small helper process whose malloc, fixed from its
+start, gives every allocation of 2 MB or more fresh zeroed pages: the same text, the same audio."""
+HELPER_CODE = """
+import struct, sys, json
+from py_nanotts import NanoTTS
+tts = NanoTTS()
+out = sys.stdout.buffer
+for line in sys.stdin.buffer:
+    job = json.loads(line)
+    try:
+        pcm = tts.speak(job["text"], voice=job["voice"], volume=job["volume"])
+        out.write(struct.pack("<bI", 0, len(pcm)) + pcm)
+    except Exception as exc:
+        message = str(exc).encode()
+        out.write(struct.pack("<bI", 1, len(message)) + message)
+    out.flush()
+"""
+"""The helper: one JSON request per line in; status byte, length and PCM (or an error) out."""
+HEADER = struct.Struct("<bI")
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -63,21 +97,51 @@ class PicoBackend:
     capabilities = Capabilities(phoneme_timings=True, natural=True, licence=LICENCE)
 
     def __init__(self) -> None:
-        self._engine: Any = None
-        # The C library keeps its engine in globals: one synthesis at a time per process.
+        self._helper: subprocess.Popen[bytes] | None = None
+        self._helper_of: int | None = None
+        # One request at a time through the helper's pipes.
         self._lock = threading.Lock()
         self._espeak = EspeakBackend()
 
     def load(self) -> None:
-        """Import the native extension and start espeak-ng (for the timings)."""
-        try:
-            from py_nanotts import NanoTTS
-        except ImportError as exc:
-            raise BackendUnavailableError(
-                f"SVOX Pico (py-nanotts) is not installed: {exc}"
-            ) from exc
-        self._engine = NanoTTS()
+        """Start the Pico helper process and espeak-ng (for the timings)."""
+        if not installed():
+            raise BackendUnavailableError("SVOX Pico (py-nanotts) is not installed.")
+        with self._lock:
+            self._ensure_helper()
         self._espeak.load()
+
+    def _ensure_helper(self) -> subprocess.Popen[bytes]:
+        """This process's helper (a forked child starts its own). Caller holds the lock."""
+        helper = self._helper
+        if helper is not None and self._helper_of == os.getpid() and helper.poll() is None:
+            return helper
+        env = {**os.environ, **HELPER_ENV}
+        helper = subprocess.Popen(
+            [sys.executable, "-c", HELPER_CODE],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+        )
+        self._helper, self._helper_of = helper, os.getpid()
+        return helper
+
+    def _speak(self, text: str, voice: str) -> bytes:
+        request = json.dumps({"text": text, "voice": voice, "volume": VOLUME}).encode() + b"\n"
+        with self._lock:
+            helper = self._ensure_helper()
+            assert helper.stdin is not None and helper.stdout is not None
+            try:
+                helper.stdin.write(request)
+                helper.stdin.flush()
+                status, size = HEADER.unpack(_read(helper.stdout, HEADER.size))
+                body = _read(helper.stdout, size)
+            except (OSError, EOFError) as exc:
+                helper.kill()
+                raise BackendUnavailableError(f"The Pico helper stopped: {exc}") from exc
+        if status != 0:
+            raise InvalidTextError(f"Pico could not speak this text: {body.decode()}")
+        return body
 
     def languages(self) -> tuple[str, ...]:
         """Every language code some Pico voice serves."""
@@ -95,17 +159,31 @@ class PicoBackend:
         if not text or not text.strip():
             raise InvalidTextError("Text is empty.")
         chosen = _voice(lang, voice)
-        if self._engine is None:
-            self.load()
-        with self._lock:
-            pcm = self._engine.speak(text.replace("\0", " "), voice=chosen.name, volume=VOLUME)
+        pcm = self._speak(text.replace("\0", " "), chosen.name)
         samples = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / np.float32(PCM_FULL_SCALE)
+        samples = _trim_tail(samples)
         audio = AudioTrack(samples=samples, sample_rate=SAMPLE_RATE)
         if audio.duration <= 0 or not np.any(samples):
             raise InvalidTextError("Text contains nothing that can be spoken.")
         reference = self._espeak.synthesize(text, chosen.espeak_lang)
         marks = map_events(reference.phonemes, reference.audio, audio)
         return Speech(audio=audio, phonemes=phoneme_timeline(marks, audio.duration))
+
+
+def _trim_tail(samples: np.ndarray) -> np.ndarray:
+    """Pico ends every text with ~0.7 s of silence: keep only TAIL_S of it."""
+    loud = np.flatnonzero(np.abs(samples) > SILENT_LEVEL)
+    if not len(loud):
+        return samples
+    return samples[: min(len(samples), int(loud[-1]) + 1 + round(TAIL_S * SAMPLE_RATE))]
+
+
+def _read(stream: IO[bytes], size: int) -> bytes:
+    """Exactly `size` bytes from the helper."""
+    data = stream.read(size)
+    if len(data) != size:
+        raise EOFError("the Pico helper closed its output")
+    return data
 
 
 def _voice(lang: str, voice: str | None) -> PicoVoice:

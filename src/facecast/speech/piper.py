@@ -68,11 +68,11 @@ IPA_TO_MNEMONIC = {
 }  # fmt: skip
 PAUSE_SYMBOLS = frozenset(".,;:!?-—…\"'")
 """Punctuation in the phoneme string: the voice pauses there."""
-JOINED_TO_PREVIOUS = frozenset(" ːˑ\u0303\u0329\u032f\u0361")
-"""Word spaces (no pause in running speech), length marks and combining diacritics belong to
-the phoneme before them."""
-JOINED_TO_NEXT = frozenset("ˈˌ")
-"""Stress marks belong to the phoneme after them."""
+JOINED_TO_PREVIOUS = frozenset("ːˑ\u0303\u0329\u032f\u0361")
+"""Length marks and combining diacritics belong to the phoneme before them."""
+JOINED_TO_NEXT = frozenset(" ˈˌ")
+"""Stress marks and word spaces belong to the phoneme after them: the model gives them frames
+that sound as the onset of that phoneme (a stop's closure, a vowel's start)."""
 
 
 @dataclass(frozen=True)
@@ -232,7 +232,7 @@ def unit_marks(
     starts = offset + np.concatenate([[0.0], np.cumsum(frames)[:-1]]) * hop
     marks: list[tuple[float, str]] = []
     seen: set[int] = set()
-    pending_stress = False
+    onset: float | None = None
     for position, unit_index in enumerate(owner):
         if unit_index < 0 or unit_index in seen:
             continue
@@ -241,13 +241,12 @@ def unit_marks(
         if unit in JOINED_TO_PREVIOUS:
             continue
         if unit in JOINED_TO_NEXT:
-            pending_stress = True
+            onset = float(starts[position]) if onset is None else onset
             continue
         name = "_" if unit in PAUSE_SYMBOLS else IPA_TO_MNEMONIC.get(unit, unit)
-        if pending_stress and name != "_":
-            name = "'" + name
-            pending_stress = False
-        marks.append((float(starts[position]), name))
+        start = float(starts[position]) if onset is None or name == "_" else onset
+        marks.append((start, name))
+        onset = None
     return marks
 
 

@@ -12,6 +12,7 @@ const PLAIN_WORDS = {
   audio_too_long: "The audio is too long for one video. Use a shorter clip.",
   invalid_text: "Please type something for the person to say.",
   unsupported_language: "That language is not supported.",
+  unknown_voice: "That voice does not speak this language; pick another one.",
   consent_required: "Please confirm that the person in the photo agreed.",
   unauthorized: "The server wants an API key: open \u201cAPI key\u201d below the form and enter it.",
   payload_too_large: "The file is too large.",
@@ -169,6 +170,7 @@ async function submit(event) {
   } else {
     body.append("text", $("text").value.trim());
     body.append("lang", $("lang").value);
+    if ($("voice").value) body.append("voice", $("voice").value);
   }
   body.append("consent", "true");
   body.append("size", "256");
@@ -192,5 +194,38 @@ $("photo").addEventListener("change", () => {
   preview.hidden = !file;
   if (file) preview.src = URL.createObjectURL(file);
 });
+let catalogue = [];
+
+function speaks(voice, lang) {
+  return voice.languages.includes(lang) || voice.languages.includes(lang.split("-")[0]);
+}
+
+function fillVoices() {
+  // Natural voices first (GET /voices lists the preferred backends first); of espeak-ng's
+  // many variants only its plain voice, to keep the list short.
+  const lang = $("lang").value;
+  const select = $("voice");
+  const fitting = catalogue.filter((v) => speaks(v, lang) && (v.natural || v.voice === "default"));
+  const standard = fitting.find((v) => v.default_for.includes(lang));
+  select.replaceChildren(new Option(standard ? `Default (${standard.id})` : "Default voice", ""));
+  for (const voice of fitting) {
+    const kind = voice.natural ? "natural" : "robotic";
+    const note = voice.commercial_use ? "" : ", non-commercial";
+    select.append(new Option(`${voice.id} (${kind}${note})`, voice.id));
+  }
+}
+
+async function loadVoices() {
+  try {
+    const answer = await fetch("/voices", { headers: authHeaders() });
+    if (!answer.ok) return;  // the default voice still works
+    catalogue = (await answer.json()).voices;
+    fillVoices();
+  } catch { /* offline: keep "Default voice" */ }
+}
+
 for (const radio of form.elements.mode) radio.addEventListener("change", toggleMode);
+$("lang").addEventListener("change", fillVoices);
+$("apikey").addEventListener("change", loadVoices);
+loadVoices();
 form.addEventListener("submit", submit);
