@@ -36,7 +36,14 @@ class Settings(BaseSettings):
     job_time_limit: int = Field(660, gt=0, description="Seconds before a worker kills a job.")
     tts_wait_seconds: float = Field(20.0, ge=0, description="How long POST /tts waits inline.")
     xtts_model_dir: Path | None = Field(
-        None, description="XTTS-v2 weights, if the operator has them."
+        None,
+        description="XTTS-v2 weights (config.json, model.pth, vocab.json), if the operator has "
+        "them; may be read-only. Non-commercial licence (Coqui Public Model Licence).",
+    )
+    voice_cache_dir: Path | None = Field(
+        None,
+        description="Where cloned voices (XTTS conditioning latents) are cached per sample; "
+        "unset means <data dir>/voice-cache.",
     )
     liveportrait_dir: Path | None = Field(None, description="LivePortrait ONNX weights.")
     wav2lip_onnx: Path | None = Field(None, description="Wav2Lip ONNX model file.")

@@ -4,6 +4,7 @@ handed to the pipeline unchanged, and hashed for result reuse."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -20,3 +21,5 @@ class RenderOptions:
     renderer: str = "warp"
     watermark: str | None = None
     """Visible text drawn small and semi-transparent in the bottom-right corner."""
+    voice_sample: Path | None = None
+    """A recording (3-30 s) whose voice a cloning speech backend speaks `text` in."""

@@ -88,6 +88,8 @@ def animate(job_id: str) -> str:
             voice=request.voice,
             seed=request.seed,
             watermark=request.watermark,
+            speech_backend=request.speech_backend,
+            voice_sample=run.file(request.voice_sample),
         )
         result = pipeline.render_talking_head(
             image,
@@ -115,10 +117,12 @@ def tts(job_id: str) -> str:
             return "skipped"
         request = run.manifest.request
         run.progress("speech", 0.0)
-        sample = run.file(request.voice_sample)
-        voice = str(sample) if sample is not None else request.voice
         speech = pipeline.synthesize(
-            request.text or "", request.lang, voice, backend=request.speech_backend
+            request.text or "",
+            request.lang,
+            request.voice,
+            backend=request.speech_backend,
+            voice_sample=run.file(request.voice_sample),
         )
         if run.canceled():
             raise CanceledError("The job was canceled.")

@@ -56,12 +56,15 @@ from facecast.service.schemas import (
 from facecast.service.state import Mutation, StateStore, finish, request_cancel
 from facecast.service.storage import AUDIO, VIDEO, Storage, content_key, is_job_id
 from facecast.service.watch import StateWatch
+from facecast.speech import registry as speech_registry
+from facecast.speech.cloning import read_voice_sample
+from facecast.speech.limits import check_spoken_length
+from facecast.speech.normalize import normalize
 
 logger = logging.getLogger(__name__)
 
 IMAGE_UPLOAD = "source_upload"
 VOICE_SAMPLE = "voice_sample.wav"
-CLONE_BACKEND = "xtts"
 DEFAULT_BACKEND = "espeak"
 WAIT_POLL_S = 0.05
 LOG_TAIL_LINES = 20
@@ -96,6 +99,8 @@ class AnimateSubmission:
     text: str | None = None
     lang: str | None = None
     voice: str | None = None
+    voice_sample: BinaryIO | None = None
+    """A recording to clone the voice of `text` from (needs a cloning backend)."""
     fps: int | None = None
     size: int | None = None
     full_frame: bool = False
@@ -153,11 +158,15 @@ class JobService:
         ]
         if sum(sources) != 1:
             raise InvalidRequestError("Send exactly one of: audio (a file), audio_id, or text.")
+        if submission.voice_sample is not None and submission.text is None:
+            raise InvalidRequestError("voice_clone_wav clones the voice of text: send text too.")
         text = (
             None
             if submission.text is None
             else clean_text(submission.text, self.settings.max_text_chars)
         )
+        if text is not None:
+            self._check_spoken_length(text, submission.lang or self.settings.default_lang)
         if submission.webhook is not None:
             webhooks.check_url(submission.webhook, self.settings)
         return self._create(
@@ -238,7 +247,15 @@ class JobService:
             voice_key = self._link_tts_audio(submission.audio_id, job_id)
             request = request.model_copy(update={"audio": AUDIO, "audio_id": submission.audio_id})
         else:
-            voice_key = content_key("text", text, request.lang, request.voice)
+            sample_key = None
+            if submission.voice_sample is not None:
+                sample_key = self._save_voice_sample(job_id, submission.voice_sample)
+                request = request.model_copy(
+                    update={"voice_sample": VOICE_SAMPLE, "speech_backend": self._cloner()}
+                )
+            voice_key = content_key(
+                "text", text, request.lang, request.voice, request.speech_backend, sample_key
+            )
         cache_key = content_key(
             "animate",
             __version__,
@@ -305,11 +322,7 @@ class JobService:
         settings = self.settings
         text = clean_text(submission.text, settings.max_text_chars)
         lang = submission.lang or settings.default_lang
-        if submission.voice_sample is not None and not self.cloning_available():
-            raise BackendUnavailableError(
-                "Voice cloning is not available on this server: no cloning backend (XTTS) is "
-                "configured. Send the request without voice_clone_wav to use a built-in voice."
-            )
+        self._check_spoken_length(text, lang)
         if submission.webhook is not None:
             webhooks.check_url(submission.webhook, settings)
         return self._create(
@@ -331,11 +344,9 @@ class JobService:
         )
         sample_key = None
         if submission.voice_sample is not None:
-            sample_key = self.storage.save_stream(
-                job_id, VOICE_SAMPLE, submission.voice_sample, self.settings.max_upload_bytes
-            )
+            sample_key = self._save_voice_sample(job_id, submission.voice_sample)
             request = request.model_copy(
-                update={"voice_sample": VOICE_SAMPLE, "speech_backend": CLONE_BACKEND}
+                update={"voice_sample": VOICE_SAMPLE, "speech_backend": self._cloner()}
             )
         cache_key = content_key(
             "tts", __version__, text, lang, request.voice, request.speech_backend, sample_key
@@ -382,8 +393,29 @@ class JobService:
         return Submitted(manifest.state)
 
     def cloning_available(self) -> bool:
-        """True when a voice-cloning backend is configured."""
-        return self.settings.xtts_model_dir is not None
+        """True when a voice-cloning backend is installed, with its weights, on this server."""
+        return speech_registry.cloning_backend() is not None
+
+    def _cloner(self) -> str:
+        """Name of the backend that clones voices; BackendUnavailableError when there is none."""
+        name = speech_registry.cloning_backend()
+        if name is None:
+            raise BackendUnavailableError(
+                "Voice cloning is not available on this server: no cloning backend (XTTS with "
+                "its weights) is installed. Send the request without voice_clone_wav to use a "
+                "built-in voice."
+            )
+        return name
+
+    def _save_voice_sample(self, job_id: str, sample: BinaryIO) -> str:
+        """Store a voice sample and check it is 3-30 s of audio; its content key."""
+        key = self.storage.save_stream(job_id, VOICE_SAMPLE, sample, self.settings.max_upload_bytes)
+        read_voice_sample(self.storage.path(job_id, VOICE_SAMPLE))
+        return key
+
+    def _check_spoken_length(self, text: str, lang: str) -> None:
+        """Refuse text whose estimated spoken length passes the audio cap, before any work."""
+        check_spoken_length(normalize(text, lang), self.settings.max_audio_seconds)
 
     # ------------------------------------------------------------------ reading
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated, Any, BinaryIO
 
 import anyio
 from fastapi import (
@@ -54,6 +54,7 @@ ANIMATE_FIELDS = frozenset(
         "text",
         "lang",
         "voice",
+        "voice_clone_wav",
         "fps",
         "size",
         "full_frame",
@@ -61,6 +62,14 @@ ANIMATE_FIELDS = frozenset(
         "client_ref",
     }
 )
+
+
+def _sent(upload: UploadFile | None) -> BinaryIO | None:
+    """The uploaded file; None also for the empty, unnamed part browsers send for a file
+    input left empty."""
+    if upload is None or not (upload.filename or upload.size):
+        return None
+    return upload.file
 
 
 def _given(value: str | None) -> str | None:
@@ -100,6 +109,13 @@ def animate(
         str | None, Form(pattern=LANG_PATTERN, description="Language of `text`; default de.")
     ] = None,
     voice: Annotated[str | None, Form(max_length=64, description="Speech backend voice.")] = None,
+    voice_clone_wav: Annotated[
+        UploadFile | None,
+        File(
+            description="3-30 s recording (any audio format) whose voice speaks `text`; needs "
+            "a cloning backend (XTTS)."
+        ),
+    ] = None,
     fps: Annotated[
         int | None, Form(ge=1, le=60, description="Frames per second; default 25.")
     ] = None,
@@ -131,6 +147,7 @@ def animate(
         text=text if text is not None and text != "" else None,
         lang=_given(lang),
         voice=_given(voice),
+        voice_sample=_sent(voice_clone_wav),
         fps=fps,
         size=size,
         full_frame=full_frame,
