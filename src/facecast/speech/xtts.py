@@ -178,7 +178,7 @@ class XttsBackend:
             ) from exc
         config = XttsConfig()
         config.load_json(str(self.model_dir / "config.json"))
-        model = xtts_module.Xtts.init_from_config(config)
+        model = xtts_module.Xtts(config)
         # coqui-tts converts an old-format checkpoint by saving over model.pth; read it here.
         model._load_checkpoint = lambda path: _read_checkpoint(torch, xtts_module, Path(path))
         model.load_checkpoint(config, checkpoint_dir=str(self.model_dir), eval=True)
