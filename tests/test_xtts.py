@@ -24,6 +24,7 @@ from facecast.errors import BackendUnavailableError, FacecastError, UnsupportedL
 from facecast.options import RenderOptions
 from facecast.speech import registry
 from facecast.speech.cloning import read_voice_sample
+from facecast.speech.limits import synthesize_capped
 from facecast.speech.xtts import LANGUAGES, XttsBackend, xtts_installed
 
 pytestmark = pytest.mark.skipif(
@@ -246,3 +247,14 @@ def test_service_clones_a_voice_end_to_end(
     assert too_short.status_code == 400
     assert too_short.json()["error"]["code"] == "voice_sample_too_short"
     assert os.environ.get("FACECAST_XTTS_MODEL_DIR") is None  # the test process stayed clean
+
+
+def test_streaming_synthesis_stops_at_the_cap(
+    xtts: XttsBackend, sample_files: dict[str, Path]
+) -> None:
+    voice = xtts.clone(read_voice_sample(sample_files["a"]))
+    pieces = list(xtts.stream("guten tag, wie geht es.", "de", voice))
+    assert len(pieces) >= 2, "audio arrives in pieces while it is generated"
+    text = "Guten Tag, wie geht es Ihnen heute? " * 40
+    speech = synthesize_capped(xtts, text, "de", voice, max_seconds=1.0)
+    assert 0.5 < speech.audio.duration <= 1.0

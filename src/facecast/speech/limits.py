@@ -22,7 +22,7 @@ import numpy as np
 
 from facecast.audio import AudioTrack, format_duration
 from facecast.errors import InvalidTextError, SpeechTooLongError
-from facecast.speech import PhonemeEvent, Speech, SpeechBackend
+from facecast.speech import PhonemeEvent, Speech, SpeechBackend, StreamingBackend
 
 
 @dataclass(frozen=True)
@@ -159,13 +159,23 @@ def _cut(sentence: str, budget: float) -> Iterator[str]:
         yield "".join(piece).strip()
 
 
+def _spoken(backend: SpeechBackend, text: str, lang: str, voice: str | None) -> Iterator[Speech]:
+    """The speech for one chunk: streamed pieces where the backend streams, else one piece."""
+    if isinstance(backend, StreamingBackend):
+        for track in backend.stream(text, lang, voice):
+            yield Speech(audio=track)
+        return
+    yield backend.synthesize(text, lang, voice)
+
+
 def synthesize_capped(
     backend: SpeechBackend, text: str, lang: str, voice: str | None, max_seconds: float
 ) -> Speech:
     """Speak `text` chunk by chunk and stop once the audio reaches `max_seconds` (cut there).
 
-    A chunk with nothing speakable in it (only punctuation) is skipped; a text with nothing
-    speakable at all raises the backend's InvalidTextError.
+    Streaming backends are stopped within their stream, others after the chunk that reached
+    the cap. A chunk with nothing speakable in it (only punctuation) is skipped; a text with
+    nothing speakable at all raises the backend's InvalidTextError.
     """
     parts: list[np.ndarray] = []
     events: list[PhonemeEvent] = []
@@ -174,18 +184,20 @@ def synthesize_capped(
     skipped: InvalidTextError | None = None
     for chunk in chunks(text):
         try:
-            speech = backend.synthesize(chunk, lang, voice)
+            for speech in _spoken(backend, chunk, lang, voice):
+                if sample_rate and speech.audio.sample_rate != sample_rate:
+                    raise RuntimeError("A speech backend changed its sample rate mid-text.")
+                sample_rate = speech.audio.sample_rate
+                parts.append(speech.audio.samples)
+                events.extend(
+                    PhonemeEvent(e.phoneme, e.start + total, e.end + total) for e in speech.phonemes
+                )
+                total += speech.audio.duration
+                if total >= max_seconds:
+                    break
         except InvalidTextError as exc:
             skipped = exc
             continue
-        if sample_rate and speech.audio.sample_rate != sample_rate:
-            raise RuntimeError("A speech backend changed its sample rate between chunks.")
-        sample_rate = speech.audio.sample_rate
-        parts.append(speech.audio.samples)
-        events.extend(
-            PhonemeEvent(e.phoneme, e.start + total, e.end + total) for e in speech.phonemes
-        )
-        total += speech.audio.duration
         if total >= max_seconds:
             break
     if not parts:
