@@ -134,3 +134,15 @@ def test_cli_refuses_the_bomb_with_one_plain_line(tmp_path: Path) -> None:
     assert run.stderr.strip().startswith("error:") and "limit" in run.stderr
     assert len(run.stderr.strip().splitlines()) == 1
     assert not out.exists()
+
+
+def test_cli_cloning_without_xtts_is_one_plain_line(
+    tmp_path: Path, samples: dict[str, Path]
+) -> None:
+    out = tmp_path / "clone.wav"
+    run = facecast(
+        "tts", "--text", "Hallo.", "--clone-voice", samples["good"], "-o", out, cwd=tmp_path
+    )
+    assert run.code == 2
+    assert run.stderr.strip().startswith("error:") and "XTTS" in run.stderr
+    assert not out.exists()
