@@ -71,3 +71,24 @@ def test_absurdly_long_numbers_are_read_digit_by_digit() -> None:
 def test_text_without_anything_to_normalise_is_unchanged() -> None:
     text = "Guten Morgen, wie geht es Ihnen heute?"
     assert normalize(text, "de") == text
+
+
+HOSTILE = [
+    "a." * 2500,
+    "1." * 2500,
+    "1-" * 2500,
+    "3.12." * 1000,
+    "x@y.de " * 700,
+    "€1" * 2500,
+    "1" * 5000,
+    "1," + "0" * 4990 + " €",
+    "9" * 15 + "." + "9" * 4000,
+]
+
+
+@pytest.mark.parametrize("text", HOSTILE, ids=lambda text: repr(text[:6]))
+@pytest.mark.parametrize("lang", ["de", "en"])
+def test_hostile_text_is_normalised_without_failing(text: str, lang: str) -> None:
+    """Thousands of digits once overflowed int() (a 500 at submit); every input becomes words."""
+    spoken = normalize(text, lang)
+    assert spoken and not any(char.isdigit() for char in spoken)

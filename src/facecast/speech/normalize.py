@@ -370,12 +370,14 @@ LANGUAGES = {"de": GERMAN, "en": ENGLISH}
 
 _DE_NUMBER = r"\d{1,3}(?:\.\d{3})+(?:,\d+)?|\d+(?:,\d+)?"
 _EN_NUMBER = r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?"
+# Bounded label lengths and counts keep these linear on hostile input (5000 x "a.").
 _URL = re.compile(
-    r"\b(?:(?:https?://|www\.)[^\s<>\"']+|[a-z0-9-]+(?:\.[a-z0-9-]+)*\.(?:de|com|org|net|eu|at|ch"
-    r"|io|info|co\.uk|uk)(?:/[^\s<>\"']*)?)(?<![.,;:!?)])",
+    r"(?<![\w.@-])(?:(?:https?://|www\.)[^\s<>\"']{1,200}|[a-z0-9-]{1,63}(?:\.[a-z0-9-]{1,63})"
+    r"{0,6}\.(?:de|com|org|net|eu|at|ch|io|info|co\.uk|uk)(?:/[^\s<>\"']{0,200})?)"
+    r"(?<![.,;:!?)])(?![\w.-]*\w)",
     re.IGNORECASE,
 )
-_EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
+_EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]{1,64}@[\w-]{1,63}(?:\.[\w-]{1,63}){1,6}\b")
 _PHONE = re.compile(
     r"(?<![\w+])(?:\+\d{1,3}[ \u00a0]?(?:\(0\)[ \u00a0]?)?|\(0\d{1,5}\)[ \u00a0]?|0)"
     r"\d[\d \u00a0/-]*\d(?![\d,.]\d)"
@@ -977,6 +979,15 @@ def _number_rule(language: Language) -> Rule:
     return (re.compile(rf"(?P<sign>(?:(?<=\s)|^)[-−+](?=\d))?(?P<num>{number})"), replace)
 
 
+def _long_digits_rule(language: Language) -> Rule:
+    """Digit runs too long to be a quantity (IDs, codes, garbage) are read digit by digit first,
+    so no later rule turns thousands of digits into one number."""
+    return (
+        re.compile(rf"\d{{{MAX_CARDINAL_DIGITS + 1},}}"),
+        lambda m: _pad(digits_read(m.group(0), language)),
+    )
+
+
 def _ratio_rule(language: Language) -> Rule:
     """Scores and ratios left after the time rules: "2:1" -> "zwei zu eins"."""
     return (
@@ -1013,6 +1024,7 @@ def _rules(language: Language, region: str) -> list[Rule]:
         else _english_date_rules(language, region)
     )
     return [
+        _long_digits_rule(language),
         *_address_rules(language),
         _weekday_range_rule(language),
         *([_street_rule()] if language.code == "de" else []),
