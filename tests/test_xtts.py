@@ -246,6 +246,13 @@ def test_service_clones_a_voice_end_to_end(
     )
     assert too_short.status_code == 400
     assert too_short.json()["error"]["code"] == "voice_sample_too_short"
+    thai = cloning_service.client.post(
+        "/tts",
+        data={"text": "สวัสดีครับ", "lang": "th"},
+        files={"voice_clone_wav": ("me.wav", sample_files["a"].read_bytes(), "audio/wav")},
+    )
+    assert thai.status_code == 400
+    assert thai.json()["error"]["code"] == "unsupported_language"
     assert os.environ.get("FACECAST_XTTS_MODEL_DIR") is None  # the test process stayed clean
 
 

@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 
 from facecast import __version__
 from facecast.config import Settings
-from facecast.errors import BackendUnavailableError
+from facecast.errors import BackendUnavailableError, UnsupportedLanguageError
 from facecast.service import webhooks
 from facecast.service.errors import (
     AudioNotReadyError,
@@ -251,7 +251,10 @@ class JobService:
             if submission.voice_sample is not None:
                 sample_key = self._save_voice_sample(job_id, submission.voice_sample)
                 request = request.model_copy(
-                    update={"voice_sample": VOICE_SAMPLE, "speech_backend": self._cloner()}
+                    update={
+                        "voice_sample": VOICE_SAMPLE,
+                        "speech_backend": self._cloner(request.lang),
+                    }
                 )
             voice_key = content_key(
                 "text", text, request.lang, request.voice, request.speech_backend, sample_key
@@ -346,7 +349,7 @@ class JobService:
         if submission.voice_sample is not None:
             sample_key = self._save_voice_sample(job_id, submission.voice_sample)
             request = request.model_copy(
-                update={"voice_sample": VOICE_SAMPLE, "speech_backend": self._cloner()}
+                update={"voice_sample": VOICE_SAMPLE, "speech_backend": self._cloner(request.lang)}
             )
         cache_key = content_key(
             "tts", __version__, text, lang, request.voice, request.speech_backend, sample_key
@@ -396,14 +399,22 @@ class JobService:
         """True when a voice-cloning backend is installed, with its weights, on this server."""
         return speech_registry.cloning_backend() is not None
 
-    def _cloner(self) -> str:
-        """Name of the backend that clones voices; BackendUnavailableError when there is none."""
+    def _cloner(self, lang: str) -> str:
+        """Name of the backend that clones voices in `lang`; BackendUnavailableError when there
+        is none, UnsupportedLanguageError when it does not speak `lang`."""
         name = speech_registry.cloning_backend()
-        if name is None:
+        backend = speech_registry.REGISTRY.peek(name) if name is not None else None
+        if name is None or backend is None:
             raise BackendUnavailableError(
                 "Voice cloning is not available on this server: no cloning backend (XTTS with "
                 "its weights) is installed. Send the request without voice_clone_wav to use a "
                 "built-in voice."
+            )
+        spoken = backend.languages()
+        code = lang.lower().replace("_", "-")
+        if code not in spoken and code.split("-")[0] not in {s.split("-")[0] for s in spoken}:
+            raise UnsupportedLanguageError(
+                f"Voice cloning ({name}) does not speak {lang!r}. It speaks: {', '.join(spoken)}."
             )
         return name
 
