@@ -9,7 +9,6 @@ import importlib.util
 import logging
 import os
 import stat
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import httpx
 import numpy as np
 import pytest
 
-from conftest_service import LiveService, free_port, service_env, spawn
+from conftest_service import LiveService, serve_single_command, service_env
 from facecast import pipeline
 from facecast.audio import AudioTrack, load_audio, save_wav
 from facecast.errors import BackendUnavailableError, FacecastError, UnsupportedLanguageError
@@ -191,29 +190,20 @@ def test_render_with_a_cloned_voice(
 
 @pytest.fixture(scope="module")
 def cloning_service(
-    tmp_path_factory: pytest.TempPathFactory, xtts_dir: Path, redis_url: str
+    tmp_path_factory: pytest.TempPathFactory, xtts_dir: Path
 ) -> Iterator[LiveService]:
-    """API and a worker with FACECAST_XTTS_MODEL_DIR set: cloning is offered and works."""
+    """`facecast serve` with FACECAST_XTTS_MODEL_DIR set: cloning is offered and works. The
+    server-less queue keeps its jobs away from other test services' workers."""
     root = tmp_path_factory.mktemp("cloning-service")
     env = service_env(
         root / "data",
-        redis_url,
+        None,
         FACECAST_XTTS_MODEL_DIR=str(xtts_dir),
-        FACECAST_TTS_WAIT_SECONDS="60",
+        FACECAST_TTS_WAIT_SECONDS="90",
+        FACECAST_NUDITY_SCREEN="false",
     )
-    port = free_port()
-    logs = {"worker": root / "worker.log", "api": root / "api.log"}
-    service = LiveService(f"http://127.0.0.1:{port}", root / "data", logs)
+    service = serve_single_command(root, env, workers=1)
     try:
-        service.processes["worker"] = spawn(
-            [sys.executable, "-m", "facecast.worker", "--concurrency=1", "--loglevel=info"],
-            env,
-            logs["worker"],
-        )
-        api = [sys.executable, "-m", "uvicorn", "--factory", "facecast.service.app:create_app"]
-        service.processes["api"] = spawn(
-            [*api, "--host", "127.0.0.1", "--port", str(port)], env, logs["api"]
-        )
         service.wait_ready()
         yield service
     finally:
@@ -227,7 +217,7 @@ def test_service_clones_a_voice_end_to_end(
         "/tts",
         data={"text": "Guten Tag.", "lang": "de"},
         files={"voice_clone_wav": ("me.flac", sample_files["b"].read_bytes(), "audio/flac")},
-        timeout=90,
+        timeout=120,
     )
     assert answer.status_code == 200, answer.text + cloning_service.dump_logs()
     audio = httpx.get(answer.json()["audio_url"], timeout=30)

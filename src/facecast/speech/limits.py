@@ -177,6 +177,8 @@ def synthesize_capped(
     the cap. A chunk with nothing speakable in it (only punctuation) is skipped; a text with
     nothing speakable at all raises the backend's InvalidTextError.
     """
+    if not text.strip():
+        raise InvalidTextError("Text is empty.")
     parts: list[np.ndarray] = []
     events: list[PhonemeEvent] = []
     sample_rate = 0
