@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 import click
 
-from facecast.errors import FacecastError
+from facecast.errors import BackendUnavailableError, FacecastError
 
 VOICE_HELP = (
     "Voice: backend:voice (e.g. pico:de-DE, espeak:f3), a backend, or a plain voice name; "
@@ -266,18 +266,36 @@ def demo(output: Path, **opts: Any) -> None:
     default=Path("speech.wav"),
     show_default=True,
 )
-def tts(text: str, lang: str, voice: str | None, output: Path) -> None:
+@click.option(
+    "--clone-voice",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Speak in the voice of this 3-30 s recording (needs XTTS: the [xtts] extra and "
+    "FACECAST_XTTS_MODEL_DIR).",
+)
+def tts(text: str, lang: str, voice: str | None, output: Path, clone_voice: Path | None) -> None:
+    """Speak TEXT into a WAV file."""
     from facecast.audio import save_wav
     from facecast.pipeline import synthesize
-    from facecast.speech.registry import resolve_voice
+    from facecast.speech.registry import cloning_backend, resolve_voice
 
     with _plain_errors():
-        choice = resolve_voice(lang, voice)
-        speech = synthesize(text, lang, choice.voice, backend=choice.backend)
+        if clone_voice is not None:
+            backend = cloning_backend() or ""
+            if not backend:
+                raise BackendUnavailableError(
+                    "Voice cloning needs XTTS: pip install 'facecast[xtts]' and set "
+                    "FACECAST_XTTS_MODEL_DIR to its weights."
+                )
+            voice, label = None, f"{backend} (cloned from {clone_voice.name})"
+        else:
+            choice = resolve_voice(lang, voice)
+            backend, voice, label = choice.backend, choice.voice, choice.id
+        speech = synthesize(text, lang, voice, backend, voice_sample=clone_voice)
         save_wav(speech.audio, output)
         click.echo(
             f"wrote {output} ({speech.audio.duration:.1f} s, {len(speech.phonemes)} phonemes) "
-            f"with {choice.id}"
+            f"with {label}"
         )
 
 

@@ -44,7 +44,14 @@ class Settings(BaseSettings):
     job_time_limit: int = Field(660, gt=0, description="Seconds before a worker kills a job.")
     tts_wait_seconds: float = Field(20.0, ge=0, description="How long POST /tts waits inline.")
     xtts_model_dir: Path | None = Field(
-        None, description="XTTS-v2 weights, if the operator has them."
+        None,
+        description="XTTS-v2 weights (config.json, model.pth, vocab.json), if the operator has "
+        "them; may be read-only. Non-commercial licence (Coqui Public Model Licence).",
+    )
+    voice_cache_dir: Path | None = Field(
+        None,
+        description="Where cloned voices (XTTS conditioning latents) are cached per sample; "
+        "unset means <data dir>/voice-cache.",
     )
     voices_dir: Path | None = Field(
         None,

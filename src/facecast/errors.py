@@ -49,3 +49,20 @@ class BackendUnavailableError(FacecastError):
 
 class CanceledError(FacecastError):
     code = "canceled"
+
+
+class SpeechTooLongError(FacecastError):
+    """The text would take longer to say than FACECAST_MAX_AUDIO_SECONDS."""
+
+    code = "speech_too_long"
+
+
+class VoiceSampleError(FacecastError):
+    """A voice sample for cloning that is missing, unreadable, too short or too long."""
+
+    code = "invalid_voice_sample"
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        if code is not None:
+            self.code = code

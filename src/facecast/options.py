@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,12 @@ class RenderOptions:
     """Super-resolve a face too small for `size` (Real-ESRGAN x4plus) before rigging."""
     force_cpu: bool = False
     """Run a GPU-class renderer on the CPU even for a long clip (slow)."""
+    voice_sample: Path | None = None
+    """A recording (3-30 s) whose voice a cloning speech backend speaks `text` in."""
 
     def fingerprint(self) -> str:
-        """Every field as canonical JSON: what result reuse hashes."""
-        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
+        """Every field but `voice_sample` as canonical JSON: what result reuse hashes (the job
+        service keys a sample by its content, not by where a worker keeps it)."""
+        fields = asdict(self)
+        fields.pop("voice_sample")
+        return json.dumps(fields, sort_keys=True, separators=(",", ":"))

@@ -4,7 +4,7 @@ The CLI and the worker share it.
 
     render_talking_head(image, output, *, text=None, audio=None, options=RenderOptions(),
                         progress=None, cancel=None, streams=()) -> RenderResult
-    synthesize(text, lang="de", voice=None, backend=None) -> Speech
+    synthesize(text, lang="de", voice=None, backend=None, voice_sample=None) -> Speech
     choose_voice(options) -> RenderOptions   (the default or named voice resolved)
 
 `progress(stage, fraction)` is called with stage names "speech", "audio", "face", "motion",
@@ -38,12 +38,15 @@ from threadpoolctl import threadpool_limits
 from facecast import face, motion, post, restore
 from facecast.audio import AudioTrack, load_audio
 from facecast.config import get_settings
-from facecast.errors import FacecastError, InvalidTextError
+from facecast.errors import BackendUnavailableError, FacecastError, InvalidTextError
 from facecast.image import Photo, load_photo
 from facecast.options import RenderOptions
 from facecast.progress import CancelCheck, ProgressCallback, Reporter
 from facecast.render import Animator, get_renderer
 from facecast.speech import PhonemeEvent, Speech
+from facecast.speech.cloning import CloningBackend, read_voice_sample
+from facecast.speech.limits import check_spoken_length, synthesize_capped
+from facecast.speech.normalize import normalize
 from facecast.speech.registry import choose_voice, get_backend, resolve_voice
 from facecast.video import StreamTarget, VideoWriter
 
@@ -115,16 +118,23 @@ class PhotoFaces:
 
 
 def synthesize(
-    text: str, lang: str = "de", voice: str | None = None, backend: str | None = None
+    text: str,
+    lang: str = "de",
+    voice: str | None = None,
+    backend: str | None = None,
+    voice_sample: Path | None = None,
 ) -> Speech:
     """Speak `text`: the one entry every synthesis goes through (CLI, worker, renders).
 
     With `backend`, `voice` is that backend's own voice name (None: its voice for `lang`);
     without, `voice` is resolved as `--voice` spells it ("backend:voice", a backend, a
-    plain voice name, or None for the language's default voice).
-    Text length is checked against the settings.
+    plain voice name, or None for the language's default voice). The text is normalised for
+    its language (numbers, dates, abbreviations ... as words), its spoken length estimated and
+    refused past FACECAST_MAX_AUDIO_SECONDS, and synthesis stops at that cap whatever the
+    estimate said. With `voice_sample` the backend clones that voice.
     """
-    limit = get_settings().max_text_chars
+    settings = get_settings()
+    limit = settings.max_text_chars
     if len(text) > limit:
         raise InvalidTextError(
             f"The text has {len(text)} characters; at most {limit} are accepted."
@@ -132,7 +142,14 @@ def synthesize(
     if backend is None:
         choice = resolve_voice(lang, voice)
         backend, voice = choice.backend, choice.voice
-    return get_backend(backend).synthesize(text, lang, voice)
+    spoken = normalize(text, lang)
+    check_spoken_length(spoken, settings.max_audio_seconds)
+    engine = get_backend(backend)
+    if voice_sample is not None:
+        if not isinstance(engine, CloningBackend) or not engine.capabilities.cloning:
+            raise BackendUnavailableError(f"The speech backend {backend!r} cannot clone voices.")
+        voice = engine.clone(read_voice_sample(voice_sample))
+    return synthesize_capped(engine, spoken, lang, voice, settings.max_audio_seconds)
 
 
 def _speech_track(
@@ -141,7 +158,9 @@ def _speech_track(
     if (text is None) == (audio is None):
         raise FacecastError("Give either text to speak or an audio recording, not both or neither.")
     if text is not None:
-        speech = synthesize(text, options.lang, options.voice, options.speech_backend)
+        speech = synthesize(
+            text, options.lang, options.voice, options.speech_backend, options.voice_sample
+        )
         return speech.audio, speech.phonemes
     if isinstance(audio, AudioTrack):
         return audio, ()

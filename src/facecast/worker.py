@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import functools
 import hashlib
 import logging
@@ -90,6 +91,8 @@ def animate(job_id: str) -> str:
         if run.context.settings.nudity_screen:
             run.progress("screening", 0.0)
             screen_photo(run.context.screen, image, photo.rgb)
+        # The voice sample (cloning) lives in this worker's copy of the job folder.
+        options = dataclasses.replace(request.options, voice_sample=run.file(request.voice_sample))
         storage, store = run.context.storage, run.context.store
         folder = storage.stream_dir(job_id)
         publish = (lambda path: storage.publish_stream(job_id, path)) if storage.remote else None
@@ -99,7 +102,7 @@ def animate(job_id: str) -> str:
                 run.video_path,
                 text=request.text,
                 audio=run.file(request.audio),
-                options=request.options,
+                options=options,
                 progress=run.progress,
                 cancel=run.canceled,
                 metadata={
@@ -166,11 +169,13 @@ def tts(job_id: str) -> str:
             return "skipped"
         request = run.manifest.request
         run.progress("speech", 0.0)
-        sample = run.file(request.voice_sample)
         options = request.options
-        voice = str(sample) if sample is not None else options.voice
         speech = pipeline.synthesize(
-            request.text or "", options.lang, voice, backend=options.speech_backend
+            request.text or "",
+            options.lang,
+            options.voice,
+            backend=options.speech_backend,
+            voice_sample=run.file(request.voice_sample),
         )
         if run.canceled():
             raise CanceledError("The job was canceled.")

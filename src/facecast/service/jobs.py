@@ -23,7 +23,7 @@ from starlette.concurrency import run_in_threadpool
 
 from facecast import __version__
 from facecast.config import Settings
-from facecast.errors import BackendUnavailableError
+from facecast.errors import BackendUnavailableError, UnsupportedLanguageError
 from facecast.options import RenderOptions
 from facecast.service import webhooks
 from facecast.service.access import (
@@ -85,6 +85,9 @@ from facecast.service.storage import (
 )
 from facecast.service.watch import StateWatch
 from facecast.speech import registry as speech_registry
+from facecast.speech.cloning import read_voice_sample
+from facecast.speech.limits import check_spoken_length
+from facecast.speech.normalize import normalize
 from facecast.speech.registry import choose_voice
 
 logger = logging.getLogger(__name__)
@@ -182,6 +185,8 @@ class AnimateSubmission:
     text: str | None = None
     options: RenderOptions = RenderOptions()
     """Built by the route with `build_options`."""
+    voice_sample: BinaryIO | None = None
+    """A recording to clone the voice of `text` from (needs a cloning backend)."""
     webhook: str | None = None
     client_ref: str | None = None
     idempotency: str | None = None
@@ -292,11 +297,15 @@ class JobService:
         ]
         if sum(sources) != 1:
             raise InvalidRequestError("Send exactly one of: audio (a file), audio_id, or text.")
+        if submission.voice_sample is not None and submission.text is None:
+            raise InvalidRequestError("voice_clone_wav clones the voice of text: send text too.")
         text = (
             None
             if submission.text is None
             else clean_text(submission.text, self.settings.max_text_chars)
         )
+        if text is not None:
+            self._check_spoken_length(text, submission.options.lang)
         if submission.webhook is not None:
             webhooks.check_url(submission.webhook, self.settings)
         return self._create(
@@ -375,7 +384,16 @@ class JobService:
             voice_key = self._link_tts_audio(submission.audio_id, job_id, submission.owner)
             request = request.model_copy(update={"audio": AUDIO, "audio_id": submission.audio_id})
         else:
-            voice_key = content_key("text", text)
+            sample_key = None
+            if submission.voice_sample is not None:
+                sample_key = self._save_voice_sample(job_id, submission.voice_sample)
+                self.storage.publish(job_id, VOICE_SAMPLE)
+                cloner = self._cloner(request.options.lang)
+                options = dataclasses.replace(request.options, speech_backend=cloner, voice=None)
+                request = request.model_copy(
+                    update={"voice_sample": VOICE_SAMPLE, "options": options}
+                )
+            voice_key = content_key("text", text, sample_key)
         # The whole options object: two voices (or any other choice) never share a video.
         cache_key = content_key(
             "animate", __version__, upload, voice_key, request.options.fingerprint()
@@ -505,11 +523,7 @@ class JobService:
         """Queue speech synthesis, or answer with identical speech made before."""
         settings = self.settings
         text = clean_text(submission.text, settings.max_text_chars)
-        if submission.voice_sample is not None and not self.cloning_available():
-            raise BackendUnavailableError(
-                "Voice cloning is not available on this server: no cloning backend (XTTS) is "
-                "configured. Send the request without voice_clone_wav to use a built-in voice."
-            )
+        self._check_spoken_length(text, submission.options.lang)
         if submission.webhook is not None:
             webhooks.check_url(submission.webhook, settings)
         return self._create(
@@ -527,11 +541,9 @@ class JobService:
         )
         sample_key = None
         if submission.voice_sample is not None:
-            sample_key = self.storage.save_stream(
-                job_id, VOICE_SAMPLE, submission.voice_sample, self.settings.max_upload_bytes
-            )
+            sample_key = self._save_voice_sample(job_id, submission.voice_sample)
             self.storage.publish(job_id, VOICE_SAMPLE)
-            cloner = self.cloning_backend()
+            cloner = self._cloner(request.options.lang)
             options = dataclasses.replace(request.options, speech_backend=cloner, voice=None)
             request = request.model_copy(update={"voice_sample": VOICE_SAMPLE, "options": options})
         cache_key = content_key("tts", __version__, text, request.options.fingerprint(), sample_key)
@@ -586,13 +598,37 @@ class JobService:
         return Submitted(manifest.state)
 
     def cloning_available(self) -> bool:
-        """True when a registered speech backend clones voices (asked of the registry)."""
-        return self.cloning_backend() is not None
+        """True when a voice-cloning backend is installed, with its weights, on this server."""
+        return speech_registry.cloning_backend() is not None
 
-    def cloning_backend(self) -> str | None:
-        """The most preferred registered backend that clones voices, or None."""
-        cloners = [b.name for b in speech_registry.ranked_backends() if b.capabilities.cloning]
-        return cloners[0] if cloners else None
+    def _cloner(self, lang: str) -> str:
+        """Name of the backend that clones voices in `lang`; BackendUnavailableError when there
+        is none, UnsupportedLanguageError when it does not speak `lang`."""
+        name = speech_registry.cloning_backend()
+        backend = speech_registry.REGISTRY.peek(name) if name is not None else None
+        if name is None or backend is None:
+            raise BackendUnavailableError(
+                "Voice cloning is not available on this server: no cloning backend (XTTS with "
+                "its weights) is installed. Send the request without voice_clone_wav to use a "
+                "built-in voice."
+            )
+        spoken = backend.languages()
+        code = lang.lower().replace("_", "-")
+        if code not in spoken and code.split("-")[0] not in {s.split("-")[0] for s in spoken}:
+            raise UnsupportedLanguageError(
+                f"Voice cloning ({name}) does not speak {lang!r}. It speaks: {', '.join(spoken)}."
+            )
+        return name
+
+    def _save_voice_sample(self, job_id: str, sample: BinaryIO) -> str:
+        """Store a voice sample and check it is 3-30 s of audio; its content key."""
+        key = self.storage.save_stream(job_id, VOICE_SAMPLE, sample, self.settings.max_upload_bytes)
+        read_voice_sample(self.storage.path(job_id, VOICE_SAMPLE))
+        return key
+
+    def _check_spoken_length(self, text: str, lang: str) -> None:
+        """Refuse text whose estimated spoken length passes the audio cap, before any work."""
+        check_spoken_length(normalize(text, lang), self.settings.max_audio_seconds)
 
     # ------------------------------------------------------------------ reading
 

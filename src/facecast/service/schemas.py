@@ -265,7 +265,9 @@ class TtsForm(TtsRequest):
     """Multipart body of POST /tts (adds a voice sample for cloning backends)."""
 
     voice_clone_wav: bytes | None = Field(
-        None, description="WAV sample of the voice to clone; needs a cloning backend (XTTS)."
+        None,
+        description="3-30 s recording (any audio format) of the voice to clone; needs a "
+        "cloning backend (XTTS).",
     )
 
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from facecast.audio import AudioTrack
 from facecast.registry import Capabilities
@@ -66,3 +67,10 @@ class SpeechBackend(Protocol):
     def voices(self) -> tuple[VoiceInfo, ...]: ...
 
     def synthesize(self, text: str, lang: str, voice: str | None = None) -> Speech: ...
+
+
+@runtime_checkable
+class StreamingBackend(SpeechBackend, Protocol):
+    """A backend that also yields audio while it is being generated (no phoneme timings)."""
+
+    def stream(self, text: str, lang: str, voice: str | None = None) -> Iterator[AudioTrack]: ...

@@ -35,6 +35,7 @@ def _builtin_backends() -> list[SpeechBackend]:
     """The backends facecast ships with that can run here (loading happens later)."""
     from facecast.speech import pico
     from facecast.speech.espeak import EspeakBackend
+    from facecast.speech.xtts import XttsBackend, xtts_installed
 
     espeak = EspeakBackend()
     backends: list[SpeechBackend] = [espeak]
@@ -45,6 +46,11 @@ def _builtin_backends() -> list[SpeechBackend]:
     piper_voices = find_voices(get_settings().voices_dir)
     if piper_voices:
         backends.append(PiperBackend(piper_voices, espeak))
+    settings = get_settings()
+    if xtts_installed(settings.xtts_model_dir):
+        assert settings.xtts_model_dir is not None
+        cache = settings.voice_cache_dir or settings.data_dir / "voice-cache"
+        backends.append(XttsBackend(settings.xtts_model_dir, cache))
     return backends
 
 
@@ -59,6 +65,14 @@ def register(backend: SpeechBackend) -> None:
 def available() -> list[str]:
     """Names of the registered backends, sorted."""
     return REGISTRY.names()
+
+
+def cloning_backend() -> str | None:
+    """Name of a registered backend that clones voices (installed with its weights), or None."""
+    for backend in REGISTRY.all():
+        if backend.capabilities.cloning:
+            return backend.name
+    return None
 
 
 def get_backend(name: str) -> SpeechBackend:

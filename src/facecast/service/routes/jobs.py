@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated, Any, BinaryIO
 
 import anyio
 from fastapi import (
@@ -61,6 +61,7 @@ ANIMATE_FIELDS = frozenset(
         "text",
         "lang",
         "voice",
+        "voice_clone_wav",
         "fps",
         "size",
         "full_frame",
@@ -75,6 +76,14 @@ ANIMATE_FIELDS = frozenset(
     }
 )
 FACES_FIELDS = frozenset({"source_image"})
+
+
+def _sent(upload: UploadFile | None) -> BinaryIO | None:
+    """The uploaded file; None also for the empty, unnamed part browsers send for a file
+    input left empty."""
+    if upload is None or not (upload.filename or upload.size):
+        return None
+    return upload.file
 
 
 def _given(value: str | None) -> str | None:
@@ -124,6 +133,13 @@ def animate(
             max_length=128,
             description="`backend:voice` or a voice name from GET /voices; default: the "
             "language's default voice.",
+        ),
+    ] = None,
+    voice_clone_wav: Annotated[
+        UploadFile | None,
+        File(
+            description="3-30 s recording (any audio format) whose voice speaks `text`; needs "
+            "a cloning backend (XTTS)."
         ),
     ] = None,
     fps: Annotated[
@@ -201,6 +217,7 @@ def animate(
         audio_id=_given(audio_id),
         text=text if spoken else None,
         options=options,
+        voice_sample=_sent(voice_clone_wav),
         webhook=_given(webhook),
         client_ref=_given(client_ref),
         idempotency=idempotency_scope(submitter.id, "animate", idempotency_key),

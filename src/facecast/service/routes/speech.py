@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
+from facecast.errors import VoiceSampleError
 from facecast.service.deps import BaseUrlDep, PrincipalDep, ServiceDep, SubmitterDep
 from facecast.service.errors import JobFailedError, ServiceError
 from facecast.service.inputs import check_fields
@@ -70,6 +71,10 @@ async def _parse(request: Request) -> tuple[TtsRequest, UploadFile | None]:
             form = await request.form()
             check_fields((name for name, _ in form.multi_items()), FORM_FIELDS)
             sample = form.get("voice_clone_wav")
+            if sample is not None and not isinstance(sample, UploadFile):
+                raise VoiceSampleError(
+                    "voice_clone_wav must be an uploaded audio file.", "voice_sample_missing"
+                )
             fields = {
                 k: v for k, v in form.items() if isinstance(v, str) and k != "voice_clone_wav"
             }

@@ -1,0 +1,1046 @@
+"""Text normalisation for German and English: written forms -> words a synthesiser reads well.
+
+`normalize(text, lang)` runs before every backend (see `pipeline.synthesize`). Rules are tables of
+regular expressions applied in a fixed order, most specific first: URLs and e-mail addresses,
+abbreviations, phone numbers, dates, times, money, percentages, units, ordinals, then plain
+numbers and the symbols left over. Numbers become words through `num2words`. Languages other
+than German and English pass through unchanged.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+
+from num2words import num2words
+
+Rule = tuple[re.Pattern[str], Callable[[re.Match[str]], str]]
+
+MAX_CARDINAL_DIGITS = 15
+"""Longer digit runs are read digit by digit (num2words tops out; nobody says them anyway)."""
+PHONE_MIN_DIGITS = 6
+"""A digit group this long starting with 0 or + reads like a phone number."""
+
+
+@dataclass(frozen=True)
+class Unit:
+    """How a unit symbol is read: singular and plural, and (German) the gender for "ein/eine"."""
+
+    singular: str
+    plural: str
+    feminine: bool = False
+
+
+@dataclass(frozen=True)
+class Language:
+    """Everything language-specific the rules need."""
+
+    code: str
+    decimal: str
+    """Decimal separator as written ("," in German)."""
+    group: str
+    """Thousands separator as written ("." in German)."""
+    point: str
+    """How the decimal separator is read."""
+    minus: str
+    plus: str
+    percent: str
+    months: tuple[str, ...]
+    digits: tuple[str, ...]
+    abbreviations: tuple[tuple[str, str], ...]
+    """(written, spoken); written forms with their dots, spaces between parts optional."""
+    final_abbreviations: frozenset[str]
+    """Spoken forms that may end a sentence: their dot also ends it."""
+    units: dict[str, Unit]
+    currencies: dict[str, tuple[Unit, Unit]]
+    """Symbol or code -> (main unit, hundredth)."""
+    symbols: tuple[tuple[str, str], ...]
+    url_words: dict[str, str]
+    """Spoken names of the punctuation inside URLs and e-mail addresses."""
+    range_word: str
+    """What "10-20" reads as between the numbers."""
+    weekdays: tuple[tuple[str, str], ...]
+    """(short form without dot, name), for ranges such as "Mo.-Fr."."""
+    ratio_word: str
+    """What "2:1" reads as between the numbers."""
+
+
+_DE_UNITS = {
+    "km/h": Unit("Kilometer pro Stunde", "Kilometer pro Stunde"),
+    "m/s": Unit("Meter pro Sekunde", "Meter pro Sekunde"),
+    "km²": Unit("Quadratkilometer", "Quadratkilometer"),
+    "m²": Unit("Quadratmeter", "Quadratmeter"),
+    "qm": Unit("Quadratmeter", "Quadratmeter"),
+    "m³": Unit("Kubikmeter", "Kubikmeter"),
+    "km": Unit("Kilometer", "Kilometer"),
+    "cm": Unit("Zentimeter", "Zentimeter"),
+    "mm": Unit("Millimeter", "Millimeter"),
+    "m": Unit("Meter", "Meter"),
+    "kg": Unit("Kilogramm", "Kilogramm"),
+    "mg": Unit("Milligramm", "Milligramm"),
+    "g": Unit("Gramm", "Gramm"),
+    "t": Unit("Tonne", "Tonnen", feminine=True),
+    "ml": Unit("Milliliter", "Milliliter"),
+    "l": Unit("Liter", "Liter"),
+    "°C": Unit("Grad Celsius", "Grad Celsius"),
+    "°F": Unit("Grad Fahrenheit", "Grad Fahrenheit"),
+    "°": Unit("Grad", "Grad"),
+    "kWh": Unit("Kilowattstunde", "Kilowattstunden", feminine=True),
+    "kW": Unit("Kilowatt", "Kilowatt"),
+    "W": Unit("Watt", "Watt"),
+    "PS": Unit("PS", "PS"),
+    "GB": Unit("Gigabyte", "Gigabyte"),
+    "MB": Unit("Megabyte", "Megabyte"),
+    "TB": Unit("Terabyte", "Terabyte"),
+    "Std.": Unit("Stunde", "Stunden", feminine=True),
+    "h": Unit("Stunde", "Stunden", feminine=True),
+    "Min.": Unit("Minute", "Minuten", feminine=True),
+    "min": Unit("Minute", "Minuten", feminine=True),
+    "Sek.": Unit("Sekunde", "Sekunden", feminine=True),
+    "s": Unit("Sekunde", "Sekunden", feminine=True),
+    "Stk.": Unit("Stück", "Stück"),
+}
+
+_EN_UNITS = {
+    "km/h": Unit("kilometer per hour", "kilometers per hour"),
+    "mph": Unit("mile per hour", "miles per hour"),
+    "m/s": Unit("meter per second", "meters per second"),
+    "km²": Unit("square kilometer", "square kilometers"),
+    "m²": Unit("square meter", "square meters"),
+    "sq ft": Unit("square foot", "square feet"),
+    "km": Unit("kilometer", "kilometers"),
+    "cm": Unit("centimeter", "centimeters"),
+    "mm": Unit("millimeter", "millimeters"),
+    "m": Unit("meter", "meters"),
+    "mi": Unit("mile", "miles"),
+    "ft": Unit("foot", "feet"),
+    "in": Unit("inch", "inches"),
+    "kg": Unit("kilogram", "kilograms"),
+    "mg": Unit("milligram", "milligrams"),
+    "g": Unit("gram", "grams"),
+    "lbs": Unit("pound", "pounds"),
+    "lb": Unit("pound", "pounds"),
+    "oz": Unit("ounce", "ounces"),
+    "ml": Unit("milliliter", "milliliters"),
+    "l": Unit("liter", "liters"),
+    "°C": Unit("degree Celsius", "degrees Celsius"),
+    "°F": Unit("degree Fahrenheit", "degrees Fahrenheit"),
+    "°": Unit("degree", "degrees"),
+    "kWh": Unit("kilowatt hour", "kilowatt hours"),
+    "kW": Unit("kilowatt", "kilowatts"),
+    "W": Unit("watt", "watts"),
+    "GB": Unit("gigabyte", "gigabytes"),
+    "MB": Unit("megabyte", "megabytes"),
+    "TB": Unit("terabyte", "terabytes"),
+    "hrs": Unit("hour", "hours"),
+    "hr": Unit("hour", "hours"),
+    "h": Unit("hour", "hours"),
+    "min": Unit("minute", "minutes"),
+    "sec": Unit("second", "seconds"),
+    "s": Unit("second", "seconds"),
+}
+
+GERMAN = Language(
+    code="de",
+    decimal=",",
+    group=".",
+    point="Komma",
+    minus="minus",
+    plus="plus",
+    percent="Prozent",
+    months=(
+        "Januar",
+        "Februar",
+        "März",
+        "April",
+        "Mai",
+        "Juni",
+        "Juli",
+        "August",
+        "September",
+        "Oktober",
+        "November",
+        "Dezember",
+    ),
+    digits=("null", "eins", "zwei", "drei", "vier", "fünf", "sechs", "sieben", "acht", "neun"),
+    abbreviations=(
+        ("z.B.", "zum Beispiel"),
+        ("d.h.", "das heißt"),
+        ("u.a.", "unter anderem"),
+        ("u.U.", "unter Umständen"),
+        ("o.ä.", "oder ähnlich"),
+        ("i.d.R.", "in der Regel"),
+        ("z.T.", "zum Teil"),
+        ("s.o.", "siehe oben"),
+        ("s.u.", "siehe unten"),
+        ("v.a.", "vor allem"),
+        ("usw.", "und so weiter"),
+        ("bzw.", "beziehungsweise"),
+        ("ca.", "circa"),
+        ("evtl.", "eventuell"),
+        ("ggf.", "gegebenenfalls"),
+        ("inkl.", "inklusive"),
+        ("zzgl.", "zuzüglich"),
+        ("exkl.", "exklusive"),
+        ("max.", "maximal"),
+        ("min.", "mindestens"),
+        ("vgl.", "vergleiche"),
+        ("etc.", "et cetera"),
+        ("Dr.", "Doktor"),
+        ("Prof.", "Professor"),
+        ("Hr.", "Herr"),
+        ("Fr.", "Frau"),
+        ("Nr.", "Nummer"),
+        ("Str.", "Straße"),
+        ("Tel.", "Telefon"),
+        ("St.", "Sankt"),
+        ("Mio.", "Millionen"),
+        ("Mrd.", "Milliarden"),
+        ("Tsd.", "Tausend"),
+        ("Abs.", "Absatz"),
+        ("Jh.", "Jahrhundert"),
+        ("MwSt.", "Mehrwertsteuer"),
+        ("Mo.", "Montag"),
+        ("Di.", "Dienstag"),
+        ("Mi.", "Mittwoch"),
+        ("Do.", "Donnerstag"),
+        ("Sa.", "Samstag"),
+        ("So.", "Sonntag"),
+    ),
+    final_abbreviations=frozenset({"und so weiter", "et cetera", "und ähnliches"}),
+    units=_DE_UNITS,
+    currencies={
+        "€": (Unit("Euro", "Euro"), Unit("Cent", "Cent")),
+        "EUR": (Unit("Euro", "Euro"), Unit("Cent", "Cent")),
+        "$": (Unit("Dollar", "Dollar"), Unit("Cent", "Cent")),
+        "USD": (Unit("Dollar", "Dollar"), Unit("Cent", "Cent")),
+        "£": (Unit("Pfund", "Pfund"), Unit("Penny", "Pence")),
+        "GBP": (Unit("Pfund", "Pfund"), Unit("Penny", "Pence")),
+        "CHF": (Unit("Franken", "Franken"), Unit("Rappen", "Rappen")),
+    },
+    symbols=(
+        ("&", "und"),
+        ("§§", "Paragrafen"),
+        ("§", "Paragraf"),
+        ("%", "Prozent"),
+        ("+", "plus"),
+        ("=", "gleich"),
+        ("#", "Nummer"),
+        ("@", "at"),
+        ("€", "Euro"),
+        ("$", "Dollar"),
+        ("£", "Pfund"),
+        ("°", "Grad"),
+    ),
+    url_words={
+        ".": "Punkt",
+        "@": "at",
+        "/": "Schrägstrich",
+        "-": "Bindestrich",
+        "_": "Unterstrich",
+        ":": "Doppelpunkt",
+    },
+    range_word="bis",
+    weekdays=(
+        ("Mo", "Montag"),
+        ("Di", "Dienstag"),
+        ("Mi", "Mittwoch"),
+        ("Do", "Donnerstag"),
+        ("Fr", "Freitag"),
+        ("Sa", "Samstag"),
+        ("So", "Sonntag"),
+    ),
+    ratio_word="zu",
+)
+
+ENGLISH = Language(
+    code="en",
+    decimal=".",
+    group=",",
+    point="point",
+    minus="minus",
+    plus="plus",
+    percent="percent",
+    months=(
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+    ),
+    digits=("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"),
+    abbreviations=(
+        ("e.g.", "for example"),
+        ("i.e.", "that is"),
+        ("etc.", "et cetera"),
+        ("vs.", "versus"),
+        ("approx.", "approximately"),
+        ("incl.", "including"),
+        ("Mr.", "Mister"),
+        ("Mrs.", "Missus"),
+        ("Ms.", "Miss"),
+        ("Dr.", "Doctor"),
+        ("Prof.", "Professor"),
+        ("Jr.", "Junior"),
+        ("Sr.", "Senior"),
+        ("St.", "Street"),
+        ("Ave.", "Avenue"),
+        ("Rd.", "Road"),
+        ("Blvd.", "Boulevard"),
+        ("No.", "number"),
+        ("Dept.", "Department"),
+        ("Corp.", "Corporation"),
+        ("Inc.", "Incorporated"),
+        ("Ltd.", "Limited"),
+        ("Co.", "Company"),
+        ("Jan.", "January"),
+        ("Feb.", "February"),
+        ("Aug.", "August"),
+        ("Sept.", "September"),
+        ("Sep.", "September"),
+        ("Oct.", "October"),
+        ("Nov.", "November"),
+        ("Dec.", "December"),
+        ("Mon.", "Monday"),
+        ("Tue.", "Tuesday"),
+        ("Wed.", "Wednesday"),
+        ("Thu.", "Thursday"),
+        ("Fri.", "Friday"),
+        ("Sat.", "Saturday"),
+        ("Sun.", "Sunday"),
+    ),
+    final_abbreviations=frozenset({"et cetera", "Incorporated", "Limited", "Company"}),
+    units=_EN_UNITS,
+    currencies={
+        "$": (Unit("dollar", "dollars"), Unit("cent", "cents")),
+        "USD": (Unit("dollar", "dollars"), Unit("cent", "cents")),
+        "€": (Unit("euro", "euros"), Unit("cent", "cents")),
+        "EUR": (Unit("euro", "euros"), Unit("cent", "cents")),
+        "£": (Unit("pound", "pounds"), Unit("penny", "pence")),
+        "GBP": (Unit("pound", "pounds"), Unit("penny", "pence")),
+        "CHF": (Unit("franc", "francs"), Unit("centime", "centimes")),
+    },
+    symbols=(
+        ("&", "and"),
+        ("%", "percent"),
+        ("+", "plus"),
+        ("=", "equals"),
+        ("#", "number"),
+        ("@", "at"),
+        ("€", "euros"),
+        ("$", "dollars"),
+        ("£", "pounds"),
+        ("°", "degrees"),
+    ),
+    url_words={
+        ".": "dot",
+        "@": "at",
+        "/": "slash",
+        "-": "dash",
+        "_": "underscore",
+        ":": "colon",
+    },
+    range_word="to",
+    weekdays=(
+        ("Mon", "Monday"),
+        ("Tues", "Tuesday"),
+        ("Tue", "Tuesday"),
+        ("Wed", "Wednesday"),
+        ("Thurs", "Thursday"),
+        ("Thu", "Thursday"),
+        ("Fri", "Friday"),
+        ("Sat", "Saturday"),
+        ("Sun", "Sunday"),
+    ),
+    ratio_word="to",
+)
+
+LANGUAGES = {"de": GERMAN, "en": ENGLISH}
+
+# --- shared pattern pieces --------------------------------------------------------------------
+
+_DE_NUMBER = r"\d{1,3}(?:\.\d{3})+(?:,\d+)?|\d+(?:,\d+)?"
+_EN_NUMBER = r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?"
+# Bounded label lengths and counts keep these linear on hostile input (5000 x "a.").
+_URL = re.compile(
+    r"(?<![\w.@-])(?:(?:https?://|www\.)[^\s<>\"']{1,200}|[a-z0-9-]{1,63}(?:\.[a-z0-9-]{1,63})"
+    r"{0,6}\.(?:de|com|org|net|eu|at|ch|io|info|co\.uk|uk)(?:/[^\s<>\"']{0,200})?)"
+    r"(?<![.,;:!?)])(?![\w.-]*\w)",
+    re.IGNORECASE,
+)
+_EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]{1,64}@[\w-]{1,63}(?:\.[\w-]{1,63}){1,6}\b")
+_PHONE = re.compile(
+    r"(?<![\w+])(?:\+\d{1,3}[ \u00a0]?(?:\(0\)[ \u00a0]?)?|\(0\d{1,5}\)[ \u00a0]?|0)"
+    r"\d[\d \u00a0/-]*\d(?![\d,.]\d)"
+)
+_US_PHONE = re.compile(r"(?<![\w-])(?:(?:\(\d{3}\)\s?|\d{3}-)\d{3}-\d{4}|\d{3}-\d{4})(?![\w-])")
+_SPACES = re.compile(r"[ \t\u00a0]+")
+_SPACE_BEFORE_PUNCT = re.compile(r" +([,.;:!?])")
+
+
+def _base(lang: str) -> str:
+    return lang.strip().lower().replace("_", "-").split("-")[0]
+
+
+def normalize(text: str, lang: str) -> str:
+    """`text` as words for a synthesiser speaking `lang`; other languages come back unchanged."""
+    language = LANGUAGES.get(_base(lang))
+    if language is None:
+        return text
+    region = lang.strip().lower().replace("_", "-")
+    for pattern, replace in _compiled_rules(language.code, region):
+        text = pattern.sub(replace, text)
+    text = _SPACES.sub(" ", text)
+    return _SPACE_BEFORE_PUNCT.sub(r"\1", text).strip()
+
+
+# --- number words -----------------------------------------------------------------------------
+
+
+def digits_read(digits: str, language: Language) -> str:
+    """Each digit as a word: "030" -> "null drei null"."""
+    return " ".join(language.digits[int(d)] for d in digits if d.isdigit())
+
+
+def cardinal(number: int, language: Language) -> str:
+    """An integer as words; very long ones digit by digit."""
+    if len(str(abs(number))) > MAX_CARDINAL_DIGITS:
+        return digits_read(str(abs(number)), language)
+    words = str(num2words(number, lang=language.code))
+    if language.code == "en":
+        words = words.replace(",", "")
+    return words
+
+
+def _count_word(number: int, unit: Unit, language: Language) -> str:
+    """A number before a noun: German "1" is "ein"/"eine", not "eins"."""
+    if language.code == "de" and number == 1:
+        return "eine" if unit.feminine else "ein"
+    if language.code == "de" and str(number).endswith("01") and number > 100:
+        return cardinal(number, language)[: -len("eins")] + "ein"
+    return cardinal(number, language)
+
+
+def _split_number(written: str, language: Language) -> tuple[int, str | None]:
+    """ "1.299,50" -> (1299, "50") in German; the decimals as written, or None."""
+    whole, _, decimals = written.replace(language.group, "").partition(language.decimal)
+    return int(whole), decimals or None
+
+
+def number_words(written: str, language: Language) -> str:
+    """A written number with separators ("1.299,5") as words."""
+    whole, decimals = _split_number(written, language)
+    words = cardinal(whole, language)
+    if decimals is not None:
+        words = f"{words} {language.point} {digits_read(decimals, language)}"
+    return words
+
+
+def ordinal(number: int, language: Language, ending: str = "") -> str:
+    """An ordinal: German "dritte" plus a case ending ("r", "n"), English "third"."""
+    if number > 10**6:
+        return cardinal(number, language)
+    words = str(num2words(number, lang=language.code, to="ordinal"))
+    if language.code == "en":
+        return words.replace(",", "")
+    return words + ending
+
+
+def year(number: int, language: Language) -> str:
+    """A year as it is read: "neunzehnhundertneunundachtzig", "twenty twenty-six"."""
+    if not 1000 <= number <= 2999:
+        return cardinal(number, language)
+    return str(num2words(number, lang=language.code, to="year")).replace(",", "")
+
+
+# --- rules ------------------------------------------------------------------------------------
+
+FEMININE_ENDINGS = ("ung", "heit", "keit", "schaft", "ion", "tät", "ik", "e")
+"""German noun endings that are mostly feminine: "1 Stunde" -> "eine Stunde", else "ein"."""
+_GERMAN_NOUN_AFTER = re.compile(r"\s+([A-ZÄÖÜ][a-zäöüß]+)\b")
+
+ORDINAL_NOUNS = {
+    "Stock": "r",
+    "Platz": "r",
+    "Rang": "r",
+    "Tag": "r",
+    "Spieltag": "r",
+    "Geburtstag": "r",
+    "Monat": "r",
+    "Advent": "r",
+    "Mal": "s",
+    "Jahr": "s",
+    "Jahrhundert": "s",
+    "Quartal": "s",
+    "Kapitel": "s",
+    "Halbjahr": "s",
+    "Obergeschoss": "s",
+    "OG": "s",
+    "Klasse": "",
+    "Liga": "",
+    "Etage": "",
+    "Runde": "",
+    "Woche": "",
+    "Auflage": "",
+    "Halbzeit": "",
+}
+"""Nouns a German ordinal often stands before without an article, with the ending it takes
+then ("3. Stock" -> "dritter Stock", "2. Klasse" -> "zweite Klasse")."""
+_DATIVE_BEFORE = re.compile(
+    r"(?:\b(?:am|vom|zum|beim|im|dem|den|des|ab dem|seit dem|bis zum|ab|bis|seit)\s+)$",
+    re.IGNORECASE,
+)
+"""German words after which an ordinal takes the ending -en ("am dritten Dezember")."""
+_NOMINATIVE_BEFORE = re.compile(r"(?:\b(?:der|die|das)\s+)$", re.IGNORECASE)
+"""German words after which an ordinal takes the ending -e ("der dritte Platz")."""
+_YEAR_BEFORE = {
+    "de": re.compile(
+        r"(?:\b(?:im Jahre?|Jahre?s?|seit|bis|von|ab|anno|Anfang|Mitte|Ende|Herbst|Frühjahr|"
+        r"Sommer|Winter|Frühling)\s+)$",
+        re.IGNORECASE,
+    ),
+    "en": re.compile(
+        r"(?:\b(?:in|since|by|until|from|of|year|during|before|after|around|circa|early|"
+        r"late|mid|spring|summer|autumn|fall|winter)\s+)$",
+        re.IGNORECASE,
+    ),
+}
+
+
+def _ordinal_ending(text_before: str) -> str:
+    """The German case ending of an ordinal given the words before it."""
+    if _DATIVE_BEFORE.search(text_before):
+        return "n"
+    if _NOMINATIVE_BEFORE.search(text_before):
+        return ""
+    return "r"
+
+
+def _pad(words: str) -> str:
+    return f" {words} "
+
+
+_SENTENCE_END = re.compile(r"\s*$")
+_NEXT_SENTENCE = re.compile(r"\s+[A-Z]")
+
+
+def _keeps_period(match: re.Match[str], before_capital: bool) -> bool:
+    """Whether the dot a rule swallowed also ended the sentence: at the end of the text, or
+    (for English words that usually end one) before a capital letter. German capitalises
+    nouns, so there a capital says nothing."""
+    rest = match.string[match.end() :]
+    return bool(_SENTENCE_END.fullmatch(rest) or (before_capital and _NEXT_SENTENCE.match(rest)))
+
+
+def _abbreviation_rules(language: Language) -> list[Rule]:
+    rules: list[Rule] = []
+    # Longest first, so "Sept." wins over "Sep." and "u.U." over "u.".
+    for written, spoken in sorted(language.abbreviations, key=lambda p: -len(p[0])):
+        final = spoken in language.final_abbreviations
+        variants = [(written, spoken)]
+        if written[0].islower():  # "Z. B." at the start of a sentence
+            variants.append((written[0].upper() + written[1:], spoken[0].upper() + spoken[1:]))
+        for form, said in variants:
+            parts = [re.escape(part) for part in form.rstrip(".").split(".")]
+            body = r"\.\s?".join(parts) + r"\."
+            if language.code == "en" and form == "No.":
+                body += r"(?=\s?\d)"  # "No." is "number" only before a digit
+            start = r"(?<![\w.])"
+            if form in language.units:  # "10 Min." is a unit, read with its number later
+                start += r"(?<!\d )"
+            pattern = re.compile(start + body)
+
+            def replace(match: re.Match[str], said: str = said, final: bool = final) -> str:
+                return said + ("." if _keeps_period(match, final) else "")
+
+            rules.append((pattern, replace))
+    return rules
+
+
+def _weekday_range_rule(language: Language) -> Rule:
+    """ "Mo.-Fr." -> "Montag bis Freitag", "Mon-Fri" -> "Monday to Friday"."""
+    days = dict(language.weekdays)
+    names = "|".join(sorted(days, key=len, reverse=True))
+    pattern = re.compile(rf"(?<![\w.])(?P<a>{names})\.?\s?[-–]\s?(?P<b>{names})(?![\w])\.?")
+
+    def replace(match: re.Match[str]) -> str:
+        words = f"{days[match['a']]} {language.range_word} {days[match['b']]}"
+        return words + ("." if match.group(0).endswith(".") and _keeps_period(match, False) else "")
+
+    return (pattern, replace)
+
+
+def _street_rule() -> Rule:
+    """German street names: "Hauptstr. 12" -> "Hauptstraße 12"."""
+    return (re.compile(r"\b(\w+)str\.(?=\s?\d|\s*$)"), lambda m: m.group(1) + "straße")
+
+
+def _spell_address(text: str, language: Language) -> str:
+    """An URL or e-mail address read out: words stay words, punctuation gets its name."""
+    text = re.sub(r"^https?://", "", text, flags=re.IGNORECASE).rstrip("/")
+    pieces = re.split(r"([./@_:-])", text)
+    spoken: list[str] = []
+    for piece in pieces:
+        if not piece:
+            continue
+        if piece in language.url_words:
+            spoken.append(language.url_words[piece])
+        elif piece.isdigit():
+            spoken.append(digits_read(piece, language) if len(piece) > 4 else piece)
+        elif piece.lower() == "www":
+            spoken.append("w w w")
+        else:
+            spoken.append(piece.lower())
+    return _pad(" ".join(spoken))
+
+
+def _address_rules(language: Language) -> list[Rule]:
+    return [
+        (_EMAIL, lambda m: _spell_address(m.group(0), language)),
+        (_URL, lambda m: _spell_address(m.group(0), language)),
+    ]
+
+
+def _phone_words(written: str, language: Language) -> str:
+    """Digit by digit, with a pause (comma) where the writer put a space, slash or hyphen."""
+    # "+49 (0)89": the bracketed trunk zero is not dialled from abroad, nor said.
+    written = written.replace("(0)", " ").replace("\u00a0", " ")
+    groups = [g for g in re.split(r"[\s/()-]+", written) if g]
+    spoken = []
+    for group in groups:
+        prefix = language.plus + " " if group.startswith("+") else ""
+        spoken.append(prefix + digits_read(group, language))
+    return _pad(", ".join(spoken))
+
+
+def _phone_rules(language: Language) -> list[Rule]:
+    def replace(match: re.Match[str]) -> str:
+        written = match.group(0)
+        if sum(c.isdigit() for c in written) < PHONE_MIN_DIGITS:
+            return written
+        return _phone_words(written, language)
+
+    rules: list[Rule] = [(_PHONE, replace)]
+    if language.code == "en":
+        rules.append((_US_PHONE, lambda m: _phone_words(m.group(0), language)))
+    # Any other number written with a leading zero is a code, not a quantity: "0815", "007".
+    rules.append(
+        (
+            re.compile(r"(?<![\w.,])0\d+(?![\d,.]\d)"),
+            lambda m: _pad(digits_read(m.group(0), language)),
+        )
+    )
+    return rules
+
+
+def _month_pattern(language: Language) -> str:
+    return "|".join(language.months)
+
+
+def _german_date_rules(language: Language) -> list[Rule]:
+    months = _month_pattern(language)
+
+    def numeric(match: re.Match[str]) -> str:
+        day, month, year_text = int(match["d"]), int(match["m"]), match["y"]
+        if not (1 <= day <= 31 and 1 <= month <= 12):
+            return match.group(0)
+        ending = _ordinal_ending(match.string[: match.start()])
+        words = f"{ordinal(day, language, ending)} {language.months[month - 1]}"
+        if year_text:
+            number = int(year_text) + (2000 if len(year_text) == 2 else 0)
+            words += f" {year(number, language)}"
+        return _pad(words)
+
+    def named(match: re.Match[str]) -> str:
+        ending = _ordinal_ending(match.string[: match.start()])
+        words = f"{ordinal(int(match['d']), language, ending)} {match['month']}"
+        if match["y"]:
+            words += f" {year(int(match['y']), language)}"
+        return _pad(words)
+
+    return [
+        (
+            re.compile(r"(?<![\w.,])(?P<d>\d{1,2})\.(?P<m>\d{1,2})\.(?P<y>\d{4}|\d{2})?(?![\d])"),
+            numeric,
+        ),
+        (
+            re.compile(
+                rf"(?<![\w.,])(?P<d>\d{{1,2}})\.\s*(?P<month>{months})(?:\s+(?P<y>\d{{4}}))?"
+            ),
+            named,
+        ),
+    ]
+
+
+def _english_date_rules(language: Language, region: str) -> list[Rule]:
+    months = _month_pattern(language)
+    day_first = region in {"en-gb", "en-ie", "en-au", "en-nz", "en-in"}
+
+    def numeric(match: re.Match[str]) -> str:
+        first, second = int(match["a"]), int(match["b"])
+        day, month = (first, second) if day_first else (second, first)
+        if not (1 <= day <= 31 and 1 <= month <= 12):
+            return match.group(0)
+        year_words = year(_full_year(match["y"]), language)
+        if day_first:
+            return _pad(
+                f"the {ordinal(day, language)} of {language.months[month - 1]} {year_words}"
+            )
+        return _pad(f"{language.months[month - 1]} {ordinal(day, language)}, {year_words}")
+
+    def month_day(match: re.Match[str]) -> str:
+        words = f"{match['month']} {ordinal(int(match['d']), language)}"
+        if match["y"]:
+            words += f", {year(int(match['y']), language)}"
+        return _pad(words)
+
+    def day_month(match: re.Match[str]) -> str:
+        article = "" if re.search(r"\bthe\s+$", match.string[: match.start()]) else "the "
+        words = f"{article}{ordinal(int(match['d']), language)} of {match['month']}"
+        if match["y"]:
+            words += f" {year(int(match['y']), language)}"
+        return _pad(words)
+
+    return [
+        (
+            re.compile(r"(?<![\w/])(?P<a>\d{1,2})/(?P<b>\d{1,2})/(?P<y>\d{4}|\d{2})(?![\w/])"),
+            numeric,
+        ),
+        (
+            re.compile(
+                rf"\b(?P<month>{months})\s+(?P<d>\d{{1,2}})(?:st|nd|rd|th)?\b"
+                rf"(?:,?\s+(?P<y>\d{{4}})\b)?"
+            ),
+            month_day,
+        ),
+        (
+            re.compile(
+                rf"(?<![\w.,])(?P<d>\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?(?P<month>{months})\b"
+                rf"(?:,?\s+(?P<y>\d{{4}})\b)?"
+            ),
+            day_month,
+        ),
+    ]
+
+
+def _full_year(written: str) -> int:
+    return int(written) + (2000 if len(written) == 2 else 0)
+
+
+def _iso_date_rule(language: Language) -> Rule:
+    def replace(match: re.Match[str]) -> str:
+        y, m, d = int(match["y"]), int(match["m"]), int(match["d"])
+        if not (1 <= d <= 31 and 1 <= m <= 12):
+            return match.group(0)
+        month = language.months[m - 1]
+        if language.code == "de":
+            ending = _ordinal_ending(match.string[: match.start()])
+            return _pad(f"{ordinal(d, language, ending)} {month} {year(y, language)}")
+        return _pad(f"{month} {ordinal(d, language)}, {year(y, language)}")
+
+    return (
+        re.compile(r"(?<![\w.-])(?P<y>\d{4})-(?P<m>\d{2})-(?P<d>\d{2})(?![\w-])"),
+        replace,
+    )
+
+
+def _time_rules(language: Language) -> list[Rule]:
+    return _german_time_rules(language) if language.code == "de" else _english_time_rules(language)
+
+
+def _german_time_rules(language: Language) -> list[Rule]:
+    def say(match: re.Match[str]) -> str:
+        hour, minute = int(match["h"]), int(match["min"] or 0)
+        if hour > 24 or minute > 59:
+            return match.group(0)
+        words = f"{cardinal(hour, language)} Uhr"
+        if minute:
+            words += f" {cardinal(minute, language)}"
+        return _pad(words)
+
+    def say_range(match: re.Match[str]) -> str:
+        first, second = int(match["a"]), int(match["b"])
+        return _pad(f"{cardinal(first, language)} bis {cardinal(second, language)} Uhr")
+
+    return [
+        (
+            re.compile(r"(?<![\w.,:])(?P<a>\d{1,2})\s*[-–]\s*(?P<b>\d{1,2})\s*Uhr\b"),
+            say_range,
+        ),
+        (re.compile(r"(?<![\w.,:])(?P<h>\d{1,2})(?:[:.](?P<min>\d{2}))?\s*Uhr\b"), say),
+        (re.compile(r"(?<![\w.,:])(?P<h>\d{1,2}):(?P<min>\d{2})(?![\d:])"), say),
+    ]
+
+
+def _english_time_rules(language: Language) -> list[Rule]:
+    def say(match: re.Match[str]) -> str:
+        hour, minute = int(match["h"]), int(match["min"] or 0)
+        ampm = match.groupdict().get("ampm")
+        if hour > 24 or minute > 59:
+            return match.group(0)
+        words = cardinal(hour, language)
+        if minute:
+            minute_words = cardinal(minute, language)
+            words += f" oh {minute_words}" if minute < 10 else f" {minute_words}"
+        elif not ampm:
+            words += " hundred" if hour > 12 else " o'clock"
+        if ampm:
+            words += " " + " ".join(ampm.replace(".", "").lower())
+            if ampm.endswith(".") and _keeps_period(match, True):
+                words += "."
+        return _pad(words)
+
+    return [
+        (
+            re.compile(
+                r"(?<![\w.,:])(?P<h>\d{1,2})(?::(?P<min>\d{2}))?\s*(?P<ampm>[ap]\.?m\.?(?![a-z]))",
+                re.IGNORECASE,
+            ),
+            say,
+        ),
+        (re.compile(r"(?<![\w.,:])(?P<h>\d{1,2}):(?P<min>\d{2})(?![\d:])"), say),
+    ]
+
+
+def _money_rules(language: Language) -> list[Rule]:
+    number = _DE_NUMBER if language.code == "de" else _EN_NUMBER
+    codes = sorted(language.currencies, key=len, reverse=True)
+    symbol = "|".join(re.escape(code) for code in codes)
+    scale = r"(?:\s*(?P<scale>Mio\.|Mrd\.|Millionen|Milliarden|Tsd\.|million|billion|thousand|"
+    scale += r"trillion|bn|m(?![a-z]))\b\.?)?"
+
+    def say(match: re.Match[str]) -> str:
+        main, sub = language.currencies[match["cur"]]
+        written = match["num"]
+        cents_dash = bool(match.groupdict().get("dash"))
+        if match["scale"]:
+            big = _scale_word(match["scale"], language)
+            return _pad(f"{number_words(written, language)} {big} {main.plural}")
+        whole, decimals = _split_number(written, language)
+        if cents_dash:
+            decimals = None
+        cents = int((decimals or "0").ljust(2, "0")[:2]) if decimals else 0
+        if whole == 0 and cents:
+            return _pad(f"{_count_word(cents, sub, language)} {_unit(cents, sub)}")
+        words = f"{_count_word(whole, main, language)} {_unit(whole, main)}"
+        if cents:
+            if language.code == "de":
+                words += f" {cardinal(cents, language)}"
+            else:
+                words += f" and {cardinal(cents, language)} {_unit(cents, sub)}"
+        return _pad(words)
+
+    return [
+        (
+            re.compile(
+                rf"(?<![\w.,])(?P<num>{number})(?P<dash>,[-–])?{scale}\s*(?P<cur>{symbol})"
+                r"(?![\w])"
+            ),
+            say,
+        ),
+        (
+            re.compile(rf"(?<![\w])(?P<cur>{symbol})\s*(?P<num>{number})(?P<dash>,[-–])?{scale}"),
+            say,
+        ),
+    ]
+
+
+def _scale_word(written: str, language: Language) -> str:
+    table = {
+        "mio.": "Millionen",
+        "mrd.": "Milliarden",
+        "tsd.": "Tausend",
+        "bn": "billion",
+        "m": "million",
+    }
+    return table.get(written.lower(), written)
+
+
+def _unit(count: int, unit: Unit) -> str:
+    return unit.singular if count == 1 else unit.plural
+
+
+def _percent_rule(language: Language) -> Rule:
+    number = _DE_NUMBER if language.code == "de" else _EN_NUMBER
+
+    def replace(match: re.Match[str]) -> str:
+        sign = f"{language.minus} " if match["sign"] else ""
+        return _pad(f"{sign}{number_words(match['num'], language)} {language.percent}")
+
+    return (
+        re.compile(rf"(?<![\w.,])(?P<sign>[-−])?(?P<num>{number})\s?%"),
+        replace,
+    )
+
+
+def _unit_rule(language: Language) -> Rule:
+    number = _DE_NUMBER if language.code == "de" else _EN_NUMBER
+    symbols = sorted(language.units, key=len, reverse=True)
+    alternatives = "|".join(re.escape(s) for s in symbols)
+
+    def replace(match: re.Match[str]) -> str:
+        unit = language.units[match["unit"]]
+        written = match["to"] or match["num"]
+        sign = f"{language.minus} " if match["sign"] else ""
+        whole, decimals = _split_number(written, language)
+        if decimals is None:
+            words = f"{_count_word(whole, unit, language)} {_unit(whole, unit)}"
+        else:
+            words = f"{number_words(written, language)} {unit.plural}"
+        if match["to"]:
+            words = f"{number_words(match['num'], language)} {language.range_word} {words}"
+        if match["unit"].endswith(".") and _keeps_period(match, language.code == "en"):
+            words += "."
+        return _pad(sign + words)
+
+    return (
+        re.compile(
+            rf"(?<![\w.,])(?P<sign>[-−])?(?P<num>{number})(?:\s?[-–]\s?(?P<to>{number}))?"
+            rf"\s?(?P<unit>{alternatives})"
+            r"(?![\w²³])"
+        ),
+        replace,
+    )
+
+
+def _ordinal_rules(language: Language) -> list[Rule]:
+    if language.code == "en":
+        return [
+            (
+                re.compile(r"(?<![\w.,])(\d+)(?:st|nd|rd|th)\b"),
+                lambda m: _pad(ordinal(int(m.group(1)), language)),
+            )
+        ]
+
+    def german(match: re.Match[str]) -> str:
+        before = match.string[: match.start()]
+        if _DATIVE_BEFORE.search(before) or _NOMINATIVE_BEFORE.search(before):
+            ending = _ordinal_ending(before)
+        elif match["noun"] in ORDINAL_NOUNS:
+            ending = ORDINAL_NOUNS[match["noun"]]
+        else:  # most likely a sentence that ends with a number
+            return match.group(0)
+        return _pad(ordinal(int(match["n"]), language, ending))
+
+    # "der 3. Platz", "zum 2. Mal", "3. Stock": a number with a dot before a word.
+    return [(re.compile(r"(?<![\w.,])(?P<n>\d{1,4})\.(?=\s+(?P<noun>\w+))"), german)]
+
+
+def _year_rule(language: Language) -> Rule:
+    before = _YEAR_BEFORE[language.code]
+
+    def replace(match: re.Match[str]) -> str:
+        if not before.search(match.string[: match.start()]):
+            return match.group(0)
+        return _pad(year(int(match.group(0)), language))
+
+    # German years from 2000 read like any number; English ones do not ("twenty twenty-six").
+    first = "1[1-9]" if language.code == "de" else "(?:1[1-9]|20)"
+    return (re.compile(rf"(?<![\w.,]){first}\d\d(?![\w.,]\d|\d)"), replace)
+
+
+def _range_rule(language: Language) -> Rule:
+    number = _DE_NUMBER if language.code == "de" else _EN_NUMBER
+
+    def replace(match: re.Match[str]) -> str:
+        first = number_words(match["a"], language)
+        second = number_words(match["b"], language)
+        return _pad(f"{first} {language.range_word} {second}")
+
+    return (
+        re.compile(rf"(?<![\w.,-])(?P<a>{number})\s?[-–]\s?(?P<b>{number})(?![\w.,-]\d|\d)"),
+        replace,
+    )
+
+
+def _number_rule(language: Language) -> Rule:
+    number = _DE_NUMBER if language.code == "de" else _EN_NUMBER
+
+    def replace(match: re.Match[str]) -> str:
+        noun = _GERMAN_NOUN_AFTER.match(match.string, match.end())
+        if language.code == "de" and match["num"] == "1" and noun:
+            return "eine" if noun.group(1).endswith(FEMININE_ENDINGS) else "ein"
+        sign = ""
+        if match["sign"]:
+            sign = language.plus if match["sign"] == "+" else language.minus
+            sign += " "
+        return _pad(sign + number_words(match["num"], language))
+
+    # A sign counts only where a word could not end: "-5" at the start or after a space.
+    return (re.compile(rf"(?P<sign>(?:(?<=\s)|^)[-−+](?=\d))?(?P<num>{number})"), replace)
+
+
+def _long_digits_rule(language: Language) -> Rule:
+    """Digit runs too long to be a quantity (IDs, codes, garbage) are read digit by digit first,
+    so no later rule turns thousands of digits into one number."""
+    return (
+        re.compile(rf"\d{{{MAX_CARDINAL_DIGITS + 1},}}"),
+        lambda m: _pad(digits_read(m.group(0), language)),
+    )
+
+
+def _ratio_rule(language: Language) -> Rule:
+    """Scores and ratios left after the time rules: "2:1" -> "zwei zu eins"."""
+    return (
+        re.compile(r"(?<![\w.,:])(\d+):(\d+)(?![\d:])"),
+        lambda m: _pad(
+            f"{cardinal(int(m.group(1)), language)} {language.ratio_word} "
+            f"{cardinal(int(m.group(2)), language)}"
+        ),
+    )
+
+
+def _symbol_rule(language: Language) -> Rule:
+    table = dict(language.symbols)
+    pattern = re.compile("|".join(re.escape(s) for s in sorted(table, key=len, reverse=True)))
+    return (pattern, lambda m: _pad(table[m.group(0)]))
+
+
+def _times_rule(language: Language) -> Rule:
+    word = "mal" if language.code == "de" else "times"
+    return (re.compile(r"(?<=\d)\s?[x×]\s?(?=\d)"), lambda m: _pad(word))
+
+
+@lru_cache(maxsize=16)
+def _compiled_rules(code: str, region: str) -> tuple[Rule, ...]:
+    """The rules of a language and region, compiled once per process."""
+    return tuple(_rules(LANGUAGES[code], region))
+
+
+def _rules(language: Language, region: str) -> list[Rule]:
+    """Every rule for `language`, in the order they apply."""
+    dates = (
+        _german_date_rules(language)
+        if language.code == "de"
+        else _english_date_rules(language, region)
+    )
+    return [
+        _long_digits_rule(language),
+        *_address_rules(language),
+        _weekday_range_rule(language),
+        *([_street_rule()] if language.code == "de" else []),
+        *_abbreviation_rules(language),
+        _iso_date_rule(language),
+        *dates,
+        *_time_rules(language),
+        *_phone_rules(language),
+        *_money_rules(language),
+        _percent_rule(language),
+        _times_rule(language),
+        _unit_rule(language),
+        *_ordinal_rules(language),
+        _year_rule(language),
+        _range_rule(language),
+        _ratio_rule(language),
+        _number_rule(language),
+        _symbol_rule(language),
+    ]

@@ -1,0 +1,148 @@
+"""Speech at submit time, as an attacker or a careless client tries it: texts that would speak
+for too long and bad voice samples are refused with a clear 4xx before any job exists."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from conftest_service import LiveService
+from facecast.audio import AudioTrack, save_wav
+from test_cli import facecast
+
+CJK_BOMB = "会议在下午开始我们讨论了很多问题" * 312  # 4992 characters: ~22 min from espeak
+RATE = 22_050
+
+
+def error_of(answer: httpx.Response, status: int) -> dict[str, str]:
+    assert answer.status_code == status, answer.text
+    body = answer.json()
+    assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}, body
+    error: dict[str, str] = body["error"]
+    return error
+
+
+def job_dirs(service: LiveService) -> set[str]:
+    return (
+        {p.name for p in service.data_dir.iterdir() if p.is_dir()}
+        if service.data_dir.is_dir()
+        else set()
+    )
+
+
+def tone(seconds: float) -> AudioTrack:
+    """A voice-like signal: a 140 Hz buzz with harmonics, gently modulated."""
+    t = np.arange(int(seconds * RATE)) / RATE
+    buzz = sum(np.sin(2 * np.pi * 140 * k * t) / k for k in range(1, 6))
+    envelope = 0.5 + 0.5 * np.sin(2 * np.pi * 3 * t) ** 2
+    return AudioTrack((0.2 * buzz * envelope).astype(np.float32), RATE)
+
+
+@pytest.fixture(scope="module")
+def samples(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("samples")
+    made = {}
+    for name, seconds in (("good", 4.0), ("short", 1.5), ("long", 35.0)):
+        made[name] = folder / f"{name}.wav"
+        save_wav(tone(seconds), made[name])
+    made["silent"] = folder / "silent.wav"
+    save_wav(AudioTrack(np.zeros(4 * RATE, np.float32), RATE), made["silent"])
+    made["png"] = folder / "not-audio.wav"
+    made["png"].write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(2000))
+    made["empty"] = folder / "empty.wav"
+    made["empty"].write_bytes(b"")
+    return made
+
+
+def test_cjk_bomb_is_refused_at_submit_on_every_route(
+    live_service: LiveService, portrait: Path
+) -> None:
+    before = job_dirs(live_service)
+    tts = live_service.client.post("/tts", json={"text": CJK_BOMB, "lang": "cmn"})
+    assert error_of(tts, 400)["code"] == "speech_too_long"
+    multipart = live_service.client.post(
+        "/tts", files={"text": (None, CJK_BOMB), "lang": (None, "ja")}
+    )
+    assert error_of(multipart, 400)["code"] == "speech_too_long"
+    animate = live_service.animate(portrait, text=CJK_BOMB, lang="cmn")
+    assert error_of(animate, 400)["code"] == "speech_too_long"
+    assert "limit" in error_of(animate, 400)["message"]
+    assert job_dirs(live_service) == before, "a refused request left a job behind"
+
+
+@pytest.mark.parametrize(
+    ("sample", "code"),
+    [
+        ("empty", "voice_sample_missing"),
+        ("short", "voice_sample_too_short"),
+        ("long", "voice_sample_too_long"),
+        ("png", "invalid_voice_sample"),
+        ("silent", "invalid_voice_sample"),
+        ("good", "backend_unavailable"),  # a fine sample, but no XTTS on this server
+    ],
+)
+def test_cloning_errors_on_tts(
+    live_service: LiveService, samples: dict[str, Path], sample: str, code: str
+) -> None:
+    before = job_dirs(live_service)
+    answer = live_service.client.post(
+        "/tts",
+        data={"text": "Klon mich."},
+        files={"voice_clone_wav": ("me.wav", samples[sample].read_bytes(), "audio/wav")},
+    )
+    error = error_of(answer, 400)
+    assert error["code"] == code, error
+    assert job_dirs(live_service) == before
+
+
+def test_cloning_errors_on_animate(
+    live_service: LiveService, portrait: Path, samples: dict[str, Path]
+) -> None:
+    def animate(sample: str, **fields: str) -> httpx.Response:
+        with portrait.open("rb") as photo:
+            return live_service.client.post(
+                "/animate",
+                data={"consent": "true", **fields},
+                files={
+                    "source_image": (portrait.name, photo, "image/jpeg"),
+                    "voice_clone_wav": ("me.wav", samples[sample].read_bytes(), "audio/wav"),
+                },
+            )
+
+    assert error_of(animate("short", text="Hallo."), 400)["code"] == "voice_sample_too_short"
+    assert error_of(animate("png", text="Hallo."), 400)["code"] == "invalid_voice_sample"
+    absent = error_of(animate("good", text="Hallo."), 400)
+    assert absent["code"] == "backend_unavailable" and "cloning" in absent["message"].lower()
+    assert error_of(animate("good"), 422)["code"] == "invalid_request"  # a voice needs text
+
+
+def test_voice_sample_sent_as_text_is_refused(live_service: LiveService) -> None:
+    answer = live_service.client.post(
+        "/tts", files={"text": (None, "Hallo."), "voice_clone_wav": (None, "not a file")}
+    )
+    assert error_of(answer, 400)["code"] == "voice_sample_missing"
+
+
+def test_cli_refuses_the_bomb_with_one_plain_line(tmp_path: Path) -> None:
+    out = tmp_path / "bomb.wav"
+    run = facecast("tts", "--text", CJK_BOMB, "--lang", "cmn", "-o", out, cwd=tmp_path)
+    assert run.code == 2
+    assert "Traceback" not in run.stderr
+    assert run.stderr.strip().startswith("error:") and "limit" in run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_cli_cloning_without_xtts_is_one_plain_line(
+    tmp_path: Path, samples: dict[str, Path]
+) -> None:
+    out = tmp_path / "clone.wav"
+    run = facecast(
+        "tts", "--text", "Hallo.", "--clone-voice", samples["good"], "-o", out, cwd=tmp_path
+    )
+    assert run.code == 2
+    assert run.stderr.strip().startswith("error:") and "XTTS" in run.stderr
+    assert not out.exists()
