@@ -13,8 +13,8 @@ from PIL import Image
 
 from conftest import astronaut_photo, png_declaring
 from facecast import face
-from facecast.image import MAX_WORKING_SIDE, load_image
 from facecast.errors import InvalidImageError, NoFaceError
+from facecast.image import MAX_WORKING_SIDE, load_image
 
 EXIF_ORIENTATION = 0x0112
 ROTATE_90_CW_ON_DISPLAY = 6

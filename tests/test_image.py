@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import io
 import os
-import re
 import subprocess
 import sys
 import textwrap
@@ -19,7 +18,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import astronaut_photo, png_declaring
+from conftest import (
+    REPEATED_SCANS,
+    WIDE_ATTACKS,
+    astronaut_photo,
+    png_declaring,
+    progressive_scan_bomb,
+    wide_png,
+)
 from facecast import face, image
 from facecast.errors import FaceChoiceError, InvalidImageError
 from facecast.options import RenderOptions
@@ -35,9 +41,6 @@ ATTACK_PEAK_MIB = 300
 """Refusing a crafted file costs what importing the decoder costs, not what it declares."""
 ATTACK_CPU_S = 2.0
 """Refusing must not decode: the progressive JPEG below costs several times this to decode."""
-WIDE_ATTACKS = ((20_000, 2_000), (30_000, 1_333))
-"""Greyscale PNGs of about 39 KB that cost the worker 1.7 and 3.6 GB before (issue 11 #1)."""
-REPEATED_SCANS = 400
 
 
 @dataclass(frozen=True)
@@ -107,19 +110,6 @@ def giant_jpeg(tmp_path_factory: pytest.TempPathFactory, grace: Path) -> Path:
     )
     assert made.returncode == 0, made.stdout
     return path
-
-
-def progressive_scan_bomb(grace_img: Image.Image) -> bytes:
-    """A 6000 x 6000 progressive JPEG whose smallest AC scan is repeated hundreds of times."""
-    data = _encode(grace_img.resize((6000, 6000)), "JPEG", progressive=True, quality=75)
-    starts = [m.start() for m in re.finditer(rb"\xff\xda", data)]
-    ends = [*starts[1:], len(data) - 2]
-    size, start = min((end - begin, begin) for begin, end in zip(starts, ends, strict=True))
-    return data[:-2] + data[start : start + size] * REPEATED_SCANS + b"\xff\xd9"
-
-
-def wide_png(width: int, height: int) -> bytes:
-    return _encode(Image.new("L", (width, height), 128), "PNG", optimize=True)
 
 
 # --- formats ---------------------------------------------------------------------------
@@ -244,6 +234,25 @@ def test_progressive_jpeg_with_hundreds_of_scans_is_refused(
 def test_declared_sizes_are_refused_before_decoding(data: bytes, message: str) -> None:
     with pytest.raises(InvalidImageError, match=message):
         image.load_photo(data)
+
+
+def test_declared_bombs_cost_nothing_to_refuse(tmp_path: Path) -> None:
+    """Refusal reads headers only (Pillow's PNG getexif alone would decode 60000 x 60000)."""
+    path = tmp_path / "bomb.png"
+    path.write_bytes(png_declaring(60_000, 60_000))
+    run = run_child(
+        f"""
+        from pathlib import Path
+        from facecast.errors import InvalidImageError
+        from facecast.image import inspect
+        try:
+            inspect(Path({str(path)!r}))
+        except InvalidImageError as exc:
+            print("refused:", exc.message)
+        """
+    )
+    assert "refused:" in run.stdout, run.stdout
+    assert run.peak_mib < ATTACK_PEAK_MIB and run.cpu_s < ATTACK_CPU_S, run
 
 
 def test_png_too_large_to_decode_whole_is_refused() -> None:
