@@ -149,12 +149,15 @@ class JobService:
         # Photo checks and face searches hold a file in memory and take CPU: a few at a time
         # keep the API's memory under its ceiling and leave cores for everything else.
         self._decoding = threading.BoundedSemaphore(settings.decode_concurrency)
+        # A face search decodes pixels (up to image.DECODE_BUDGET_BYTES): one at a time.
+        self._searching = threading.BoundedSemaphore(1)
 
     @contextmanager
-    def _decode_slot(self) -> Iterator[None]:
-        """One of `decode_concurrency` slots for photo work; 503 when none frees up in time."""
+    def _decode_slot(self, slots: threading.BoundedSemaphore | None = None) -> Iterator[None]:
+        """A slot for photo work (`decode_concurrency` of them); 503 when none frees in time."""
         wait = self.settings.decode_wait_seconds
-        if not self._decoding.acquire(timeout=wait):
+        slots = self._decoding if slots is None else slots
+        if not slots.acquire(timeout=wait):
             raise ServiceBusyError(
                 "The server is busy checking other photos; try again shortly.",
                 retry_after=max(1, math.ceil(wait / 4)),
@@ -162,7 +165,7 @@ class JobService:
         try:
             yield
         finally:
-            self._decoding.release()
+            slots.release()
 
     def check_photo(self, path: Path) -> str:
         """Check a stored upload (see inputs.check_image) in a decode slot; its extension."""
@@ -178,7 +181,7 @@ class JobService:
         data = upload.read(limit + 1)
         if len(data) > limit:
             raise PayloadTooLargeError(f"The photo is larger than {limit} bytes.")
-        with self._decode_slot():
+        with self._decode_slot(self._searching):
             photo = load_photo(data, max_pixels=self.settings.max_image_pixels)
             found = pipeline.find_photo_faces(photo)
         return FacesResult(
