@@ -170,13 +170,18 @@ class FaceMesh:
         )
 
     def _run(self, name: str, graph: Any, rgb: np.ndarray) -> Any:
-        """Run one graph; its first run (when it loads its model) is kept off stderr."""
+        """Run one graph, kept off stderr until it has found a face once.
+
+        The first run loads the model, and the first face on a non-square photo makes the mesh
+        warn about its projection ("Using NORM_RECT without IMAGE_DIMENSIONS"), once.
+        """
         with self._lock:
             if name in self._started:
                 return graph.process(np.ascontiguousarray(rgb))
             with _quiet_native_stderr():
                 result = graph.process(np.ascontiguousarray(rgb))
-            self._started.add(name)
+            if result.multi_face_landmarks if name == "mesh" else result.detections:
+                self._started.add(name)
             return result
 
     def all_faces(self, rgb: np.ndarray) -> list[FaceLandmarks]:
@@ -251,6 +256,11 @@ def find_faces(rgb: np.ndarray) -> FaceSearch:
     for quarters in (0, 1, 3, 2):
         turned = _turned(rgb, quarters)
         faces = _faces_in(mesh, turned)
+        if quarters:
+            # Turned photos of things that are not faces (a coffee cup) fool the mesh's own
+            # detector now and then: there the full-range detector must agree.
+            boxes = mesh.face_boxes(turned)
+            faces = tuple(f for f in faces if any(_inside(f, box) for box in boxes))
         if not faces:
             continue
         extra = quarter_turns_to_upright(faces[0])

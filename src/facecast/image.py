@@ -52,9 +52,9 @@ COEFFICIENT_BYTES = 128
 INFLATE_CHUNK = 1 << 20
 FORMATS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "HEIF": "heic"}
 """Accepted formats (Pillow's names) and the extension a stored upload gets."""
-BYTES_PER_PIXEL = {"1": 1, "L": 1, "LA": 2, "I;16": 2, "I;16B": 2, "I;16L": 2, "RGB": 3}
-"""Decoded bytes per pixel of the modes that take less than 4 (palette images count 4: they
-become RGBA before they can be reduced)."""
+BYTES_PER_PIXEL = {"1": 1, "L": 1, "LA": 2, "RGB": 3}
+"""Decoded bytes per pixel of the modes that take less than 4 (palette and 16-bit images
+count 4: they become RGBA or 32-bit before they can be reduced)."""
 ROTATED_ORIENTATIONS = frozenset({5, 6, 7, 8})
 """EXIF orientations that swap width and height."""
 EXIF_ORIENTATION = 0x0112
@@ -423,11 +423,11 @@ def load_photo(
 
 
 def _reduce(image: Image.Image, working_side: int) -> Image.Image:
-    """Whole-pixel box reduction to at most twice the working side, before any conversion.
+    """Whole-pixel box reduction to less than twice the working side, before any conversion.
 
-    Conversions (transparency onto white, 16 bit to 8) then work on the small copy.
+    Conversions (transparency onto white, grey or 16 bit to RGB) then work on the small copy.
     """
-    factor = max(image.size) // (2 * working_side)
+    factor = max(image.size) // working_side
     if factor < 2:
         return image
     if image.mode == "1":

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import io
 import logging
 import math
 import threading
@@ -36,6 +37,7 @@ from facecast.service.errors import (
     StorageFullError,
     StorageUnavailableError,
 )
+from facecast.service.facefinder import FaceFinder
 from facecast.service.inputs import (
     audio_file_name,
     check_audio,
@@ -49,7 +51,6 @@ from facecast.service.queueing import QUEUES, TASK_ANIMATE, TASK_TTS, TASK_WEBHO
 from facecast.service.schemas import (
     Check,
     ErrorInfo,
-    FaceBoxView,
     FacesResult,
     JobKind,
     JobManifest,
@@ -149,8 +150,9 @@ class JobService:
         # Photo checks and face searches hold a file in memory and take CPU: a few at a time
         # keep the API's memory under its ceiling and leave cores for everything else.
         self._decoding = threading.BoundedSemaphore(settings.decode_concurrency)
-        # A face search decodes pixels (up to image.DECODE_BUDGET_BYTES): one at a time.
+        # Face searches run in one helper process: callers take turns.
         self._searching = threading.BoundedSemaphore(1)
+        self.face_finder = FaceFinder(settings.max_image_pixels)
 
     @contextmanager
     def _decode_slot(self, slots: threading.BoundedSemaphore | None = None) -> Iterator[None]:
@@ -174,25 +176,14 @@ class JobService:
 
     def find_faces(self, upload: BinaryIO) -> FacesResult:
         """The faces in an uploaded photo with their boxes, largest first (POST /faces)."""
-        from facecast import pipeline  # the engine is loaded only when faces are searched
-        from facecast.image import load_photo
-
         limit = self.settings.max_upload_bytes
         data = upload.read(limit + 1)
         if len(data) > limit:
             raise PayloadTooLargeError(f"The photo is larger than {limit} bytes.")
+        with self._decode_slot():
+            check_image(io.BytesIO(data), self.settings.max_image_pixels)
         with self._decode_slot(self._searching):
-            photo = load_photo(data, max_pixels=self.settings.max_image_pixels)
-            found = pipeline.find_photo_faces(photo)
-        return FacesResult(
-            width=found.width,
-            height=found.height,
-            rotation=found.rotation,
-            faces=[
-                FaceBoxView(index=i, x0=box.x0, y0=box.y0, x1=box.x1, y1=box.y1)
-                for i, box in enumerate(found.boxes)
-            ],
-        )
+            return self.face_finder.find(data)
 
     # ------------------------------------------------------------------ creating
 
@@ -618,5 +609,6 @@ class JobService:
             logger.warning("broker or state store not reachable at start-up: %s", exc)
 
     def close(self) -> None:
-        """Release connections."""
+        """Release connections and the face search helper."""
         self.queue.close()
+        self.face_finder.close()
