@@ -338,6 +338,45 @@ def test_face_choice_picks_the_named_face(
         prepare_photo(photo, RenderOptions(face_at=(5.0, 590.0)))
 
 
+def test_cli_lists_faces_chooses_one_and_warns_on_stderr(
+    tmp_path: Path,
+    grace_img: Image.Image,
+    silence_wav: Path,
+    two_faces: tuple[bytes, tuple[int, int], tuple[int, int]],
+) -> None:
+    facecast = Path(sys.executable).with_name("facecast")
+    photo = tmp_path / "two.png"
+    photo.write_bytes(two_faces[0])
+    listed = subprocess.run(
+        [facecast, "faces", "--image", photo], capture_output=True, text=True, check=False
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert "photo 1072 x 600: 2 face(s)" in listed.stdout
+    assert "--face 0:" in listed.stdout and "--face 1:" in listed.stdout
+    small = Image.new("RGB", (600, 600), (128, 128, 128))
+    small.paste(grace_img.resize((85, 100)), (250, 250))
+    small.save(tmp_path / "small.png")
+    args = ["render", "--audio", silence_wav, "-o", tmp_path / "out.mp4", "--size", "512"]
+    rendered = subprocess.run(
+        [facecast, *args, "--image", tmp_path / "small.png", "--face", "0"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert rendered.returncode == 0, rendered.stderr
+    assert [line for line in rendered.stderr.splitlines() if line.startswith("warning:")]
+    refused = subprocess.run(
+        [facecast, *args, "--image", photo, "--face", "2"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert refused.returncode == 2
+    assert refused.stderr.strip().splitlines() == [
+        "error: There is no face 2: the photo shows 2 face(s), numbered from 0, largest first."
+    ]
+
+
 def test_small_face_warns_instead_of_a_silent_blur(grace: Path, grace_img: Image.Image) -> None:
     small = grace_img.resize((85, 100))
     canvas = Image.new("RGB", (600, 600), (128, 128, 128))
