@@ -192,6 +192,8 @@ def inspect(source: str | Path | bytes, *, max_pixels: int = MAX_PIXELS) -> Phot
             _check_png(data)
         elif info.format == "WEBP":
             _check_riff(data)
+        elif info.format == "HEIF":
+            _check_boxes(data)
     return info
 
 
@@ -384,6 +386,22 @@ def _check_riff(data: bytes) -> None:
         raise InvalidImageError(DAMAGED)
     (size,) = struct.unpack("<I", data[4:8])
     if len(data) < size + 8:
+        raise InvalidImageError(DAMAGED)
+
+
+def _check_boxes(data: bytes) -> None:
+    """A HEIF file is a sequence of ISO BMFF boxes that must end exactly with the file."""
+    pos = 0
+    while pos + 8 <= len(data):
+        size = int.from_bytes(data[pos : pos + 4])
+        if size == 1:  # a 64-bit size follows the type
+            size = int.from_bytes(data[pos + 8 : pos + 16])
+        elif size == 0:  # the last box runs to the end of the file
+            return
+        if size < 8:
+            break
+        pos += size
+    if pos != len(data):
         raise InvalidImageError(DAMAGED)
 
 
