@@ -133,6 +133,18 @@ def test_heic_decodes_upright(grace_img: Image.Image) -> None:
     assert difference < 8, "the HEIC decodes to other pixels than were encoded"
 
 
+def test_multi_picture_jpeg_is_a_jpeg(grace_img: Image.Image) -> None:
+    """Some phones store a second picture after the first (MPO): decoded reduced, as JPEG."""
+    big = grace_img.resize((2560, 3000))
+    buf = io.BytesIO()
+    big.save(buf, "MPO", save_all=True, append_images=[grace_img])
+    assert Image.open(io.BytesIO(buf.getvalue())).format == "MPO"
+    photo = image.load_photo(buf.getvalue())
+    assert photo.format == "JPEG" and image.inspect(buf.getvalue()).extension == "jpg"
+    assert (photo.width, photo.height) == (2560, 3000)
+    assert max(photo.rgb.shape[:2]) == image.MAX_WORKING_SIDE
+
+
 def test_giant_jpeg_decodes_reduced_within_a_gigabyte(giant_jpeg: Path) -> None:
     run = run_child(
         f"""

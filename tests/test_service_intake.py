@@ -22,6 +22,11 @@ API_GROWTH_MIB = 120
 """What crafted uploads may add to the API's memory (16 large PNGs added 1.3 GB before)."""
 API_CPU_S = 3.0
 """API CPU for all attack uploads together (one scan bomb alone cost 11 s before)."""
+WORKER_GROWTH_MIB = 250
+"""What a job with a large photo may add to a worker process (the 20000 x 2000 PNG added
+1.7 GB through the photo screen before)."""
+LARGE_PHOTO = (8000, 9375)
+"""75 megapixels, 1.6 MB as a JPEG: under the test service's upload limit."""
 SAMPLE_S = 0.01
 CONCURRENT = 4
 PAGE = 4096
@@ -31,6 +36,23 @@ def _encode(img: Image.Image, fmt: str, **params: object) -> bytes:
     buf = io.BytesIO()
     img.save(buf, fmt, **params)
     return buf.getvalue()
+
+
+def rss_mib(pid: int) -> float:
+    """Resident memory of a process now (0 once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/statm") as statm:
+            return int(statm.read().split()[1]) * PAGE / (1024 * 1024)
+    except (FileNotFoundError, ProcessLookupError):
+        return 0.0
+
+
+def children(pid: int) -> list[int]:
+    """Direct children of a process, started by any of its threads."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        found += [int(child) for child in task.read_text().split()]
+    return found
 
 
 @dataclass
@@ -43,8 +65,7 @@ class ProcessWatch:
     cpu_s: float = 0.0
 
     def rss_mib(self) -> float:
-        with open(f"/proc/{self.pid}/statm") as statm:
-            return int(statm.read().split()[1]) * PAGE / (1024 * 1024)
+        return rss_mib(self.pid)
 
     def cpu(self) -> float:
         with open(f"/proc/{self.pid}/stat") as stat:
@@ -156,24 +177,48 @@ def test_faces_lists_the_boxes(live_service: LiveService, two_faces: bytes) -> N
         assert answer.json()["error"]["code"] == "invalid_image"
 
 
-def test_heic_small_face_and_face_choice_through_jobs(
+def test_heic_large_photo_small_face_and_face_choice_through_jobs(
     live_service: LiveService, grace_img: Image.Image, two_faces: bytes
 ) -> None:
+    """Real jobs; the worker processes' memory is sampled meanwhile (a 75 MP JPEG among them)."""
     from pillow_heif import register_heif_opener
 
     register_heif_opener()
     small = Image.new("RGB", (600, 600), (128, 128, 128))
     small.paste(grace_img.resize((85, 100)), (250, 250))
     heic = _encode(small, "HEIF", quality=90)
-    submitted = {
-        "small": _post(live_service, "small.heic", heic, size="512"),
-        "second": _post(live_service, "two.jpg", two_faces, face_index="1"),
-        "at": _post(live_service, "two.jpg", two_faces, face_at="800,200"),
-        "missing": _post(live_service, "two.jpg", two_faces, face_index="5"),
-    }
-    for name, answer in submitted.items():
-        assert answer.status_code == 202, f"{name}: {answer.text}"
-    jobs = {name: live_service.wait_job(a.json()["job_id"]) for name, a in submitted.items()}
+    large = _encode(grace_img.resize(LARGE_PHOTO, Image.Resampling.BILINEAR), "JPEG", quality=30)
+    pool = children(live_service.processes["worker"].pid)
+    before = {pid: rss_mib(pid) for pid in pool}
+    peak = dict(before)
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            for pid in pool:
+                peak[pid] = max(peak[pid], rss_mib(pid))
+            done.wait(SAMPLE_S)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        submitted = {
+            "small": _post(live_service, "small.heic", heic, size="512"),
+            "large": _post(live_service, "large.jpg", large),
+            "second": _post(live_service, "two.jpg", two_faces, face_index="1"),
+            "at": _post(live_service, "two.jpg", two_faces, face_at="800,200"),
+            "missing": _post(live_service, "two.jpg", two_faces, face_index="5"),
+        }
+        for name, answer in submitted.items():
+            assert answer.status_code == 202, f"{name}: {answer.text}"
+        jobs = {name: live_service.wait_job(a.json()["job_id"]) for name, a in submitted.items()}
+    finally:
+        done.set()
+        sampler.join()
+    growth = max(peak[pid] - before[pid] for pid in pool)
+    print(f"worker processes: {before} MiB before, peaks {peak} MiB")
+    assert growth < WORKER_GROWTH_MIB, f"a worker process grew by {growth:.0f} MiB"
+    assert jobs["large"]["status"] == "done", jobs["large"]
     assert jobs["small"]["status"] == "done", jobs["small"]
     assert any("blurred" in warning for warning in jobs["small"]["warnings"])
     for name in ("second", "at"):

@@ -52,6 +52,8 @@ COEFFICIENT_BYTES = 128
 INFLATE_CHUNK = 1 << 20
 FORMATS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "HEIF": "heic"}
 """Accepted formats (Pillow's names) and the extension a stored upload gets."""
+FORMAT_ALIASES = {"MPO": "JPEG"}
+"""Phones' multi-picture JPEGs (a second image after the first's end) are JPEGs."""
 BYTES_PER_PIXEL = {"1": 1, "L": 1, "LA": 2, "RGB": 3}
 """Decoded bytes per pixel of the modes that take less than 4 (palette and 16-bit images
 count 4: they become RGBA or 32-bit before they can be reduced)."""
@@ -176,7 +178,7 @@ def inspect(source: str | Path | bytes, *, max_pixels: int = MAX_PIXELS) -> Phot
     data = _read(source)
     with _open(data) as image:
         info = PhotoInfo(
-            format=str(image.format),
+            format=FORMAT_ALIASES.get(str(image.format), str(image.format)),
             width=image.width,
             height=image.height,
             mode=image.mode,
