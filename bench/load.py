@@ -3,6 +3,7 @@
     python bench/load.py                                    # both client models, no Redis
     python bench/load.py --redis-url redis://127.0.0.1:6379/12 --jobs 200 --clients 50
     python bench/load.py --mode burst                       # only the saturation run
+    python bench/load.py --mode uploads                     # API memory, 16 large photos at once
 
 Two client models, each against a fresh `facecast serve`:
 
@@ -14,14 +15,20 @@ Two client models, each against a fresh `facecast serve`:
   makes the latency C x (API time per submission) / (cores the API gets), so this run reports
   the API's capacity (submissions per second) rather than a latency it could meet.
 
-Both check that every job ends `done`, none is lost and none ran twice (ids unique, one attempt
-each), and print submit latency p50/p99 (target p99 < 50 ms), queue pickup latency, jobs per
-minute and the peak memory (VmHWM) of the API process.
+- `uploads`: `--uploads` clients (16) post large-dimension photos at the same moment: 48 MP
+  greyscale PNGs and 192 MP JPEGs, and the crafted ones (a 20000 x 2000 PNG, a 6000 x 6000
+  progressive JPEG with 400 scans). It reports the API's resident memory before, its peak
+  (sampled every 10 ms) and after, against the ceiling in the README; no worker runs.
+
+`app` and `burst` check that every job ends `done`, none is lost and none ran twice (ids unique,
+one attempt each), and print submit latency p50/p99 (target p99 < 50 ms), queue pickup latency,
+jobs per minute and the peak memory (VmHWM) of the API process.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
 import random
@@ -52,6 +59,10 @@ from service import (
 
 TEXT = "Hallo {i}."
 TARGET_P99_MS = 50.0
+API_CEILING_MIB = 400
+"""The API's memory ceiling under concurrent large uploads (README, "Photos")."""
+RSS_SAMPLE_S = 0.01
+PAGE_BYTES = 4096
 
 
 @dataclass(frozen=True)
@@ -219,16 +230,133 @@ def report(run: Run, args: argparse.Namespace) -> bool:
     )
 
 
+def rss_mib(pid: int) -> float:
+    """Resident memory of a process now, in MiB."""
+    return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE_BYTES / 2**20
+
+
+def child_pids(pid: int) -> list[int]:
+    """Direct children of a process (started by any of its threads)."""
+    tasks = Path(f"/proc/{pid}/task").glob("*/children")
+    return [int(child) for task in tasks for child in task.read_text().split()]
+
+
+def large_uploads() -> list[tuple[str, bytes]]:
+    """Large-dimension photos (real content, so they pass the checks) and crafted ones."""
+    import io
+
+    from PIL import Image
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from conftest import progressive_scan_bomb, wide_png
+
+    grace = Image.open(PHOTO).convert("RGB")
+    png, jpeg = io.BytesIO(), io.BytesIO()
+    grace.convert("L").resize((6000, 8000), Image.Resampling.BILINEAR).save(png, "PNG")
+    big = grace.resize((12_000, 16_000), Image.Resampling.BILINEAR)
+    big.save(jpeg, "JPEG", quality=30)
+    del big
+    return [
+        ("48mp.png", png.getvalue()),
+        ("192mp.jpg", jpeg.getvalue()),
+        ("wide.png", wide_png(20_000, 2_000)),
+        ("scans.jpg", progressive_scan_bomb(grace)),
+    ]
+
+
+def measure_uploads(args: argparse.Namespace) -> bool:
+    """`--uploads` photos posted at once to an API without workers; its memory throughout."""
+    photos = large_uploads()
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    with tempfile.TemporaryDirectory(prefix="facecast-load-") as tmp:
+        data_dir, log = Path(tmp) / "data", Path(tmp) / "serve.log"
+        args_no_workers = argparse.Namespace(**{**vars(args), "workers": 0})
+        process = start_service(
+            args_no_workers, data_dir, port, log, FACECAST_RATE_LIMIT_PER_MINUTE="0"
+        )
+        try:
+            with httpx.Client(base_url=base_url, timeout=120) as client:
+                deadline = time.monotonic() + 120
+                while time.monotonic() < deadline:
+                    with contextlib.suppress(httpx.TransportError):
+                        if client.get("/health").status_code == 200:
+                            break
+                    time.sleep(0.2)
+                before = rss_mib(process.pid)
+                peak, done = before, threading.Event()
+
+                def sample() -> None:
+                    nonlocal peak
+                    while not done.is_set():
+                        peak = max(peak, rss_mib(process.pid))
+                        done.wait(RSS_SAMPLE_S)
+
+                sampler = threading.Thread(target=sample)
+                sampler.start()
+                clients = [httpx.Client(base_url=base_url, timeout=120) for _ in photos]
+                begin = time.monotonic()
+
+                def post(i: int) -> int:
+                    name, data = photos[i % len(photos)]
+                    form = {"text": TEXT.format(i=i), "consent": "true", "size": str(args.size)}
+                    answer = clients[i % len(clients)].post(
+                        "/animate", data=form, files={"source_image": (name, data)}
+                    )
+                    return answer.status_code
+
+                with ThreadPoolExecutor(args.uploads) as pool:
+                    statuses = list(pool.map(post, range(args.uploads)))
+                wall = time.monotonic() - begin
+                upload_peak = peak
+                time.sleep(1.0)
+                after = rss_mib(process.pid)
+
+                def faces(i: int) -> int:
+                    name, data = photos[i % 2]  # the large PNG and the large JPEG
+                    answer = clients[i].post("/faces", files={"source_image": (name, data)})
+                    return answer.status_code
+
+                with ThreadPoolExecutor(4) as pool:
+                    face_statuses = list(pool.map(faces, range(4)))
+                helper = max(map(peak_memory_mib, child_pids(process.pid)), default=0.0)
+                done.set()
+                sampler.join()
+                for each in clients:
+                    each.close()
+        finally:
+            stop_service(process)
+    sizes = ", ".join(f"{name} {len(data) / 2**20:.1f} MB" for name, data in photos)
+    print(f"{args.uploads} concurrent uploads, cycling through: {sizes}")
+    counts = {code: statuses.count(code) for code in sorted(set(statuses))}
+    print(f"  answers         {counts} in {wall:.1f} s")
+    verdict = "met" if upload_peak < API_CEILING_MIB else "missed"
+    print(
+        f"  API process     RSS before {before:.0f} MiB, peak {upload_peak:.0f} MiB, after "
+        f"{after:.0f} MiB (ceiling {API_CEILING_MIB} MiB: {verdict})"
+    )
+    print(
+        f"  then 4 x POST /faces (48 MP PNG, 192 MP JPEG): {face_statuses}, API peak "
+        f"{peak:.0f} MiB; the face search helper process peaked at {helper:.0f} MiB"
+    )
+    return upload_peak < API_CEILING_MIB and all(code in (202, 400) for code in statuses)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     add_service_arguments(parser, jobs=200, size=128)
     parser.add_argument("--clients", type=int, default=50)
-    parser.add_argument("--mode", choices=[*MODES, "both"], default="both")
+    parser.add_argument("--mode", choices=[*MODES, "both", "uploads"], default="both")
+    parser.add_argument("--uploads", type=int, default=16, help="uploads mode: at once")
     parser.add_argument("--ramp", type=float, default=5.0, help="app clients start within (s)")
     parser.add_argument("--think", type=float, default=2.0, help="app client pause, max (s)")
     args = parser.parse_args()
+    if args.mode == "uploads":
+        if not measure_uploads(args):
+            sys.exit(1)
+        return
     modes = list(MODES) if args.mode == "both" else [args.mode]
     print(f"facecast serve --workers {args.workers}, ", end="")
     print(f"Redis {args.redis_url}" if args.redis_url else "server-less (filesystem queue)", end="")

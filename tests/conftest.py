@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import re
 import struct
 import zlib
 from collections.abc import Callable
@@ -9,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from _measure import Clip, measure_clip
 from facecast.audio import AudioTrack, save_wav
@@ -25,6 +28,9 @@ the astronaut's closed smiling mouth as ~1 % open, and H.264 at CRF 23 adds ~0.7
 SILENCE_SECONDS = 2.5
 SILENCE_RATE = 16_000
 PHOTO_NAMES = ("grace", "astronaut")
+WIDE_ATTACKS = ((20_000, 2_000), (30_000, 1_333))
+"""Greyscale PNGs of about 39 KB that cost the worker 1.7 and 3.6 GB before (issue 11 #1)."""
+REPEATED_SCANS = 400
 
 
 def grace_photo() -> Path:
@@ -102,3 +108,23 @@ def png_declaring(width: int, height: int) -> bytes:
         + chunk(b"IDAT", zlib.compress(b"\0" * 64))
         + chunk(b"IEND", b"")
     )
+
+
+def _saved(img: Image.Image, fmt: str, **params: object) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, fmt, **params)
+    return buf.getvalue()
+
+
+def progressive_scan_bomb(grace_img: Image.Image) -> bytes:
+    """A 6000 x 6000 progressive JPEG whose smallest AC scan is repeated hundreds of times."""
+    data = _saved(grace_img.resize((6000, 6000)), "JPEG", progressive=True, quality=75)
+    starts = [m.start() for m in re.finditer(rb"\xff\xda", data)]
+    ends = [*starts[1:], len(data) - 2]
+    size, start = min((end - begin, begin) for begin, end in zip(starts, ends, strict=True))
+    return data[:-2] + data[start : start + size] * REPEATED_SCANS + b"\xff\xd9"
+
+
+def wide_png(width: int, height: int) -> bytes:
+    """A flat greyscale PNG: tens of kilobytes for tens of megapixels."""
+    return _saved(Image.new("L", (width, height), 128), "PNG", optimize=True)

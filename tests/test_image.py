@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import io
 import os
-import re
 import subprocess
 import sys
 import textwrap
@@ -19,7 +18,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import astronaut_photo, png_declaring
+from conftest import (
+    REPEATED_SCANS,
+    WIDE_ATTACKS,
+    astronaut_photo,
+    png_declaring,
+    progressive_scan_bomb,
+    wide_png,
+)
 from facecast import face, image
 from facecast.errors import FaceChoiceError, InvalidImageError
 from facecast.options import RenderOptions
@@ -35,9 +41,6 @@ ATTACK_PEAK_MIB = 300
 """Refusing a crafted file costs what importing the decoder costs, not what it declares."""
 ATTACK_CPU_S = 2.0
 """Refusing must not decode: the progressive JPEG below costs several times this to decode."""
-WIDE_ATTACKS = ((20_000, 2_000), (30_000, 1_333))
-"""Greyscale PNGs of about 39 KB that cost the worker 1.7 and 3.6 GB before (issue 11 #1)."""
-REPEATED_SCANS = 400
 
 
 @dataclass(frozen=True)
@@ -109,19 +112,6 @@ def giant_jpeg(tmp_path_factory: pytest.TempPathFactory, grace: Path) -> Path:
     return path
 
 
-def progressive_scan_bomb(grace_img: Image.Image) -> bytes:
-    """A 6000 x 6000 progressive JPEG whose smallest AC scan is repeated hundreds of times."""
-    data = _encode(grace_img.resize((6000, 6000)), "JPEG", progressive=True, quality=75)
-    starts = [m.start() for m in re.finditer(rb"\xff\xda", data)]
-    ends = [*starts[1:], len(data) - 2]
-    size, start = min((end - begin, begin) for begin, end in zip(starts, ends, strict=True))
-    return data[:-2] + data[start : start + size] * REPEATED_SCANS + b"\xff\xd9"
-
-
-def wide_png(width: int, height: int) -> bytes:
-    return _encode(Image.new("L", (width, height), 128), "PNG", optimize=True)
-
-
 # --- formats ---------------------------------------------------------------------------
 
 
@@ -141,6 +131,18 @@ def test_heic_decodes_upright(grace_img: Image.Image) -> None:
     assert found.rotation == 0 and found.faces
     difference = np.abs(photo.rgb.astype(int) - np.asarray(grace_img, dtype=int)).mean()
     assert difference < 8, "the HEIC decodes to other pixels than were encoded"
+
+
+def test_multi_picture_jpeg_is_a_jpeg(grace_img: Image.Image) -> None:
+    """Some phones store a second picture after the first (MPO): decoded reduced, as JPEG."""
+    big = grace_img.resize((2560, 3000))
+    buf = io.BytesIO()
+    big.save(buf, "MPO", save_all=True, append_images=[grace_img])
+    assert Image.open(io.BytesIO(buf.getvalue())).format == "MPO"
+    photo = image.load_photo(buf.getvalue())
+    assert photo.format == "JPEG" and image.inspect(buf.getvalue()).extension == "jpg"
+    assert (photo.width, photo.height) == (2560, 3000)
+    assert max(photo.rgb.shape[:2]) == image.MAX_WORKING_SIDE
 
 
 def test_giant_jpeg_decodes_reduced_within_a_gigabyte(giant_jpeg: Path) -> None:
@@ -246,6 +248,25 @@ def test_declared_sizes_are_refused_before_decoding(data: bytes, message: str) -
         image.load_photo(data)
 
 
+def test_declared_bombs_cost_nothing_to_refuse(tmp_path: Path) -> None:
+    """Refusal reads headers only (Pillow's PNG getexif alone would decode 60000 x 60000)."""
+    path = tmp_path / "bomb.png"
+    path.write_bytes(png_declaring(60_000, 60_000))
+    run = run_child(
+        f"""
+        from pathlib import Path
+        from facecast.errors import InvalidImageError
+        from facecast.image import inspect
+        try:
+            inspect(Path({str(path)!r}))
+        except InvalidImageError as exc:
+            print("refused:", exc.message)
+        """
+    )
+    assert "refused:" in run.stdout, run.stdout
+    assert run.peak_mib < ATTACK_PEAK_MIB and run.cpu_s < ATTACK_CPU_S, run
+
+
 def test_png_too_large_to_decode_whole_is_refused() -> None:
     """PNG has no reduced decode: its pixels must fit the decode budget (noise: a real size)."""
     side = 9_000  # 81 MP RGB = 243 MB in the file's pixels, 324 MB decoded as RGBA
@@ -254,14 +275,24 @@ def test_png_too_large_to_decode_whole_is_refused() -> None:
         image._check_full_decode(header)
 
 
-def test_png_cut_or_damaged_is_refused_without_decoding(astronaut: Path) -> None:
-    whole = astronaut.read_bytes()
-    assert image.inspect(whole).format == "PNG"
-    flipped = bytearray(whole)
-    flipped[len(whole) // 2] ^= 0xFF
-    for bad in (whole[: len(whole) // 2], whole[:-12], bytes(flipped)):
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP", "HEIF"])
+def test_cut_files_are_refused_without_decoding(grace_img: Image.Image, fmt: str) -> None:
+    """What the API checks: a file cut anywhere is refused from its structure alone."""
+    from pillow_heif import register_heif_opener
+
+    register_heif_opener()
+    whole = _encode(grace_img, fmt)
+    assert image.inspect(whole).format == fmt
+    for cut in (len(whole) // 2, len(whole) - 10, len(whole) - 1):
         with pytest.raises(InvalidImageError, match="damaged"):
-            image.inspect(bad)
+            image.inspect(whole[:cut])
+
+
+def test_png_with_a_damaged_byte_is_refused(astronaut: Path) -> None:
+    flipped = bytearray(astronaut.read_bytes())
+    flipped[len(flipped) // 2] ^= 0xFF
+    with pytest.raises(InvalidImageError, match="damaged"):
+        image.inspect(bytes(flipped))
 
 
 # --- orientation and faces -------------------------------------------------------------
@@ -327,6 +358,45 @@ def test_face_choice_picks_the_named_face(
         prepare_photo(photo, RenderOptions(face_index=2))
     with pytest.raises(FaceChoiceError):
         prepare_photo(photo, RenderOptions(face_at=(5.0, 590.0)))
+
+
+def test_cli_lists_faces_chooses_one_and_warns_on_stderr(
+    tmp_path: Path,
+    grace_img: Image.Image,
+    silence_wav: Path,
+    two_faces: tuple[bytes, tuple[int, int], tuple[int, int]],
+) -> None:
+    facecast = Path(sys.executable).with_name("facecast")
+    photo = tmp_path / "two.png"
+    photo.write_bytes(two_faces[0])
+    listed = subprocess.run(
+        [facecast, "faces", "--image", photo], capture_output=True, text=True, check=False
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert "photo 1072 x 600: 2 face(s)" in listed.stdout
+    assert "--face 0:" in listed.stdout and "--face 1:" in listed.stdout
+    small = Image.new("RGB", (600, 600), (128, 128, 128))
+    small.paste(grace_img.resize((85, 100)), (250, 250))
+    small.save(tmp_path / "small.png")
+    args = ["render", "--audio", silence_wav, "-o", tmp_path / "out.mp4", "--size", "512"]
+    rendered = subprocess.run(
+        [facecast, *args, "--image", tmp_path / "small.png", "--face", "0"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert rendered.returncode == 0, rendered.stderr
+    assert [line for line in rendered.stderr.splitlines() if line.startswith("warning:")]
+    refused = subprocess.run(
+        [facecast, *args, "--image", photo, "--face", "2"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert refused.returncode == 2
+    assert refused.stderr.strip().splitlines() == [
+        "error: There is no face 2: the photo shows 2 face(s), numbered from 0, largest first."
+    ]
 
 
 def test_small_face_warns_instead_of_a_silent_blur(grace: Path, grace_img: Image.Image) -> None:

@@ -169,7 +169,7 @@ def test_one_opencv_distribution() -> None:
     assert hasattr(cv2, "face") and hasattr(cv2, "dnn")  # contrib modules are there
 
 
-def test_images_are_decoded_fully_and_bombs_refused(
+def test_images_are_checked_whole_and_bombs_refused(
     tmp_path: Path, astronaut_png: Path, portrait: Path
 ) -> None:
     bomb = tmp_path / "bomb.png"
@@ -181,7 +181,7 @@ def test_images_are_decoded_fully_and_bombs_refused(
     with pytest.raises(InvalidImageError):
         check_image(truncated, 40_000_000)
     assert check_image(astronaut_png, 40_000_000) == "png"
-    # JPEGs are checked at 1/8 scale: still every entropy-coded block, so any cut is caught.
+    # JPEG markers are walked to the final EOI (facecast.image.inspect): any cut is caught.
     whole = portrait.read_bytes()
     assert check_image(portrait, 40_000_000) == "jpg"
     for cut in (len(whole) // 2, len(whole) - 100, len(whole) - 3):

@@ -247,8 +247,8 @@ def find_faces(rgb: np.ndarray) -> FaceSearch:
         turned = _turned(rgb, quarters)
         faces = _faces_in(mesh, turned)
         if quarters:
-            # Four searches find four times the false faces (a coffee cup turned sideways
-            # meshes as a face): a turned photo's face must also satisfy the detector.
+            # Turned photos of things that are not faces (a coffee cup) fool the mesh's own
+            # detector now and then: there the full-range detector must agree.
             boxes = mesh.face_boxes(turned)
             faces = tuple(f for f in faces if any(_inside(f, box) for box in boxes))
         if not faces:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import errno
+import io
 import logging
 import math
 import threading
@@ -46,6 +47,7 @@ from facecast.service.errors import (
     StorageFullError,
     StorageUnavailableError,
 )
+from facecast.service.facefinder import FaceFinder
 from facecast.service.inputs import (
     audio_file_name,
     check_audio,
@@ -61,7 +63,6 @@ from facecast.service.schemas import (
     BackendView,
     Check,
     ErrorInfo,
-    FaceBoxView,
     FacesResult,
     JobKind,
     JobManifest,
@@ -240,12 +241,16 @@ class JobService:
         # Photo checks and face searches hold a file in memory and take CPU: a few at a time
         # keep the API's memory under its ceiling and leave cores for everything else.
         self._decoding = threading.BoundedSemaphore(settings.decode_concurrency)
+        # Face searches run in one helper process: callers take turns.
+        self._searching = threading.BoundedSemaphore(1)
+        self.face_finder = FaceFinder(settings.max_image_pixels)
 
     @contextmanager
-    def _decode_slot(self) -> Iterator[None]:
-        """One of `decode_concurrency` slots for photo work; 503 when none frees up in time."""
+    def _decode_slot(self, slots: threading.BoundedSemaphore | None = None) -> Iterator[None]:
+        """A slot for photo work (`decode_concurrency` of them); 503 when none frees in time."""
         wait = self.settings.decode_wait_seconds
-        if not self._decoding.acquire(timeout=wait):
+        slots = self._decoding if slots is None else slots
+        if not slots.acquire(timeout=wait):
             raise ServiceBusyError(
                 "The server is busy checking other photos; try again shortly.",
                 retry_after=max(1, math.ceil(wait / 4)),
@@ -253,7 +258,7 @@ class JobService:
         try:
             yield
         finally:
-            self._decoding.release()
+            slots.release()
 
     def check_photo(self, path: Path) -> str:
         """Check a stored upload (see inputs.check_image) in a decode slot; its extension."""
@@ -262,25 +267,14 @@ class JobService:
 
     def find_faces(self, upload: BinaryIO) -> FacesResult:
         """The faces in an uploaded photo with their boxes, largest first (POST /faces)."""
-        from facecast import pipeline  # the engine is loaded only when faces are searched
-        from facecast.image import load_photo
-
         limit = self.settings.max_upload_bytes
         data = upload.read(limit + 1)
         if len(data) > limit:
             raise PayloadTooLargeError(f"The photo is larger than {limit} bytes.")
         with self._decode_slot():
-            photo = load_photo(data, max_pixels=self.settings.max_image_pixels)
-            found = pipeline.find_photo_faces(photo)
-        return FacesResult(
-            width=found.width,
-            height=found.height,
-            rotation=found.rotation,
-            faces=[
-                FaceBoxView(index=i, x0=box.x0, y0=box.y0, x1=box.x1, y1=box.y1)
-                for i, box in enumerate(found.boxes)
-            ],
-        )
+            check_image(io.BytesIO(data), self.settings.max_image_pixels)
+        with self._decode_slot(self._searching):
+            return self.face_finder.find(data)
 
     # ------------------------------------------------------------------ creating
 
@@ -866,5 +860,6 @@ class JobService:
             logger.warning("broker or state store not reachable at start-up: %s", exc)
 
     def close(self) -> None:
-        """Release connections."""
+        """Release connections and the face search helper."""
         self.queue.close()
+        self.face_finder.close()

@@ -1,0 +1,67 @@
+"""Face searches for POST /faces, run in a helper process so that the API process stays light.
+
+A search loads the engine's face mesh and decodes pixels: in the API process that added
+several hundred megabytes (glibc keeps what each request thread freed). The helper is started
+on the first search, keeps its mesh warm, and is replaced when it dies or overruns.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from concurrent.futures.process import BrokenProcessPool
+
+from facecast.service.errors import ServiceBusyError
+from facecast.service.schemas import FaceBoxView, FacesResult
+
+SEARCH_TIMEOUT_S = 60.0
+"""Longest a search may take, the helper's start-up included."""
+RETRY_AFTER_S = 5
+
+
+def search(data: bytes, max_pixels: int) -> FacesResult:
+    """Decode the photo and find its faces (runs in the helper process; the engine is imported
+    there only, and the answer comes back as a schema the API knows)."""
+    from facecast import pipeline
+    from facecast.image import load_photo
+
+    found = pipeline.find_photo_faces(load_photo(data, max_pixels=max_pixels))
+    return FacesResult(
+        width=found.width,
+        height=found.height,
+        rotation=found.rotation,
+        faces=[
+            FaceBoxView(index=i, x0=box.x0, y0=box.y0, x1=box.x1, y1=box.y1)
+            for i, box in enumerate(found.boxes)
+        ],
+    )
+
+
+class FaceFinder:
+    """One helper process, started on first use; callers take turns (see JobService)."""
+
+    def __init__(self, max_pixels: int) -> None:
+        self.max_pixels = max_pixels
+        self._pool: ProcessPoolExecutor | None = None
+
+    def find(self, data: bytes) -> FacesResult:
+        """The faces in `data`; the photo's own errors (InvalidImageError) pass through."""
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+        future = self._pool.submit(search, data, self.max_pixels)
+        try:
+            return future.result(timeout=SEARCH_TIMEOUT_S)
+        except (BrokenProcessPool, FutureTimeout):
+            self.close()  # a dead or stuck helper: the next search starts a fresh one
+            raise ServiceBusyError(
+                "The face search did not finish; try again shortly.", retry_after=RETRY_AFTER_S
+            ) from None
+
+    def close(self) -> None:
+        """Stop the helper process, if one runs."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            for process in list(getattr(pool, "_processes", {}).values()):
+                process.kill()  # a stuck search would make shutdown wait for it
+            pool.shutdown(wait=True, cancel_futures=True)
