@@ -61,7 +61,15 @@ from facecast.service.schemas import (
     iso,
 )
 from facecast.service.state import Mutation, StateStore, finish, request_cancel
-from facecast.service.storage import AUDIO, VIDEO, Storage, content_key, is_job_id
+from facecast.service.storage import (
+    AUDIO,
+    DISK_FULL,
+    DOWNLOADS,
+    VIDEO,
+    Storage,
+    content_key,
+    is_job_id,
+)
 from facecast.service.watch import StateWatch
 
 logger = logging.getLogger(__name__)
@@ -71,7 +79,8 @@ VOICE_SAMPLE = "voice_sample.wav"
 CLONE_BACKEND = "xtts"
 DEFAULT_BACKEND = "espeak"
 WAIT_POLL_S = 0.05
-DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+STORAGE_ERRNOS = DISK_FULL | {errno.EACCES, errno.EROFS, errno.EPERM}
+NONE: frozenset[str] = frozenset()
 WARM_CONNECTIONS = 8
 """State-store connections opened at start-up: enough for a burst of concurrent requests."""
 
@@ -397,6 +406,7 @@ class JobService:
         self.storage.write_manifest(manifest)
         self.store.create(manifest.state)
         if manifest.state.status.final:
+            self.storage.settle(manifest.job_id, DOWNLOADS)
             self.store.increment("jobs_reused_total", f"kind={manifest.kind.value}")
             self._notify(manifest)
             return Submitted(manifest.state, reused=True)
@@ -529,7 +539,11 @@ class JobService:
         if new is not None and new.status.final:
             manifest = self.storage.read_manifest(job_id)
             if manifest is not None:
-                self.storage.write_manifest(manifest.model_copy(update={"state": new}))
+                try:
+                    self.storage.write_manifest(manifest.model_copy(update={"state": new}))
+                except OSError:  # a full disk: the state store has the outcome already
+                    logger.warning("could not write the manifest", extra={"job_id": job_id})
+                self.storage.settle(job_id, DOWNLOADS if new.status is JobStatus.DONE else NONE)
                 self._notify(manifest)
 
     def _notify(self, manifest: JobManifest) -> None:

@@ -16,8 +16,8 @@ from kombu import Queue
 from kombu.exceptions import OperationalError
 
 from facecast.config import Settings
-from facecast.service.errors import QueueUnavailableError
-from facecast.service.storage import Storage
+from facecast.service.errors import QueueUnavailableError, StorageFullError
+from facecast.service.storage import DISK_FULL, Storage
 
 TASK_ANIMATE = "facecast.animate"
 TASK_TTS = "facecast.tts"
@@ -114,7 +114,13 @@ class TaskQueue:
             self.app.send_task(
                 task, args=[job_id], task_id=task_id or job_id, queue=queue, ignore_result=True
             )
-        except (OperationalError, OSError) as exc:
+        except OSError as exc:
+            if exc.errno in DISK_FULL:  # the server-less queue writes a file per message
+                raise StorageFullError("The server's storage is full; try again later.") from exc
+            raise QueueUnavailableError(
+                "The job queue cannot be reached; try again later."
+            ) from exc
+        except OperationalError as exc:
             raise QueueUnavailableError(
                 "The job queue cannot be reached; try again later."
             ) from exc
