@@ -63,7 +63,8 @@ class JobRequest(Request):
     ) -> None:
         """A pool process that died mid-job (SIGKILL, out of memory): the message is requeued,
         so the job shows `queued` until its next attempt starts, not `running` meanwhile."""
-        if isinstance(exc_info.exception, WorkerLostError):
+        exc = exc_info.exception
+        if isinstance(getattr(exc, "exc", exc), WorkerLostError):  # may come wrapped
             try:
                 requeue_lost_job(self.id)
             except Exception:

@@ -11,7 +11,7 @@ import asyncio
 import gc
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import asynccontextmanager, suppress
 
 from fastapi import FastAPI, HTTPException, Request
@@ -20,7 +20,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match
+from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from facecast import __version__
@@ -119,14 +119,21 @@ def install_error_handlers(app: FastAPI) -> None:
 def allowed_methods(request: Request) -> str:
     """The `Allow` header for the request's path: the methods of every route that matches it."""
     methods = {"OPTIONS"}
-    for route in request.app.router.routes:
+    for route in _leaf_routes(request.app.router.routes):
         match, _ = route.matches({**request.scope, "method": "GET"})
         if match is not Match.NONE:
             methods.update(getattr(route, "methods", None) or ())
-        match, _ = route.matches(request.scope)
-        if match is Match.PARTIAL:
-            methods.update(getattr(route, "methods", None) or ())
     return ", ".join(sorted(methods))
+
+
+def _leaf_routes(routes: Iterable[BaseRoute]) -> Iterator[BaseRoute]:
+    """Every route, with included routers (FastAPI wraps them) opened; ours have no prefix."""
+    for route in routes:
+        inner = getattr(route, "original_router", None)
+        if inner is not None:
+            yield from _leaf_routes(inner.routes)
+        else:
+            yield route
 
 
 class BodyLimitMiddleware:
