@@ -25,6 +25,9 @@ TASK_WEBHOOK = "facecast.webhook"
 QUEUES = ("default", "gpu")
 """`default` takes CPU work; `gpu` is for GPU backends on GPU hosts."""
 
+FILESYSTEM_BROKER_URL = "filesystem://localhost/"
+"""The filesystem transport ignores the host; naming one keeps kombu from warning that none was
+given, once per connection (a dozen lines at every `facecast serve` start)."""
 PUBLISH_RETRIES = 2
 VISIBILITY_MARGIN_S = 300
 WORKER_START_TIMEOUT_S = 300.0
@@ -42,7 +45,7 @@ def _filesystem_broker(settings: Settings, storage: Storage) -> dict[str, Any]:
     for folder in folders.values():
         folder.mkdir(parents=True, exist_ok=True)
     return {
-        "broker_url": "filesystem://",
+        "broker_url": FILESYSTEM_BROKER_URL,
         "broker_transport_options": {
             "data_folder_in": str(folders["queue"]),
             "data_folder_out": str(folders["queue"]),
