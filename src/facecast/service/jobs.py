@@ -104,7 +104,7 @@ def done_by_reuse(state: JobState, earlier: JobManifest, owner: str) -> JobState
     """`state` finished at once with the result of `earlier`; it names the earlier job only
     when that job is the same tenant's (another tenant's job id would leak)."""
     now = time.time()
-    same = earlier.state.owner == owner
+    same = (earlier.state.owner or ANONYMOUS) == owner
     return state.model_copy(
         update={
             "status": JobStatus.DONE,
@@ -378,7 +378,8 @@ class JobService:
         earlier = self.storage.cache_get(cache_key)
         if earlier is not None and self.storage.download(earlier, AUDIO) is not None:
             mine = self._state_of(earlier)
-            if mine is not None and mine.owner == owner and mine.status is JobStatus.DONE:
+            ours = mine is not None and (mine.owner or ANONYMOUS) == owner
+            if mine is not None and ours and mine.status is JobStatus.DONE:
                 # The caller's own speech: answer with that job, as before.
                 self.storage.remove(job_id)
                 self.storage.touch(earlier)

@@ -214,7 +214,7 @@ def screening_off_reason(
 def serve(host: str, port: int, workers: int) -> None:
     """Start the API (uvicorn) and `workers` worker processes; return when stopped."""
     settings = get_settings()
-    check_access(host, settings.api_keys, settings.anonymous_access)
+    check_access(host, [*settings.api_keys, *settings.admin_keys], settings.anonymous_access)
     unscreened = screening_off_reason(
         host, settings.nudity_screen, settings.nudity_model, bundled_model()
     )
