@@ -42,3 +42,37 @@ def test_no_server_errors_and_responses_match_the_schema(live_service: LiveServi
         check()
         tested.append(operation.label)
     assert len(tested) >= 8, tested
+
+
+def test_options_preflights_and_range_errors_answer_in_the_error_shape(
+    live_service: LiveService,
+) -> None:
+    """What the schema cannot generate: OPTIONS on every path, CORS preflights from an origin
+    that is not allowed, methods a path lacks, and broken or unsatisfiable Range headers."""
+    client = live_service.client
+    paths: dict[str, dict[str, object]] = client.get("/openapi.json").json()["paths"]
+    speech = client.post("/tts", json={"text": "Bereich."}).json()
+    audio_url = live_service.wait_job(speech["job_id"])["audio_url"]
+    job_path = audio_url.split("/files/", 1)[1].split("?", 1)[0]
+    for template, operations in paths.items():
+        path = template.replace("{job_id}/{name}", job_path).replace("{job_id}", "0" * 32)
+        options = client.options(path)
+        assert options.status_code == 204, (path, options.text)
+        allowed = set(options.headers["allow"].split(", "))
+        assert {m.upper() for m in operations} <= allowed, (path, allowed)
+        preflight = client.options(
+            path,
+            headers={"Origin": "https://elsewhere.example", "Access-Control-Request-Method": "PUT"},
+        )
+        assert preflight.status_code < 500
+        for method in {"PUT", "PATCH", "DELETE", "POST"} - allowed:
+            refused = client.request(method, path)
+            assert refused.status_code == 405, (method, path, refused.text)
+            assert refused.json()["error"]["code"] == "method_not_allowed"
+            assert set(refused.headers["allow"].split(", ")) == allowed
+    for bad in ("bytes=99999999-", "bytes=5-2", "bytes=abc", "items=0-1", "bytes=-0", "bytes=0-1,"):
+        answer = client.get(audio_url, headers={"Range": bad})
+        assert answer.status_code < 500, (bad, answer.text)
+        if answer.status_code >= 400:
+            body = answer.json()
+            assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}, body

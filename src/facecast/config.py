@@ -141,6 +141,25 @@ class Settings(BaseSettings):
     cors_origins: CommaList = Field(
         default_factory=list, description="Browser origins allowed to call the API (CORS)."
     )
+    allowed_hosts: CommaList = Field(
+        default_factory=lambda: ["localhost", "127.0.0.1", "::1"],
+        description="`Host` header values the API answers (no port; `*`: any). The host of "
+        "FACECAST_PUBLIC_URL is added; `facecast serve --host X` adds X.",
+    )
+    trusted_proxies: CommaList = Field(
+        default_factory=list,
+        description="Addresses or networks (CIDR) of reverse proxies whose X-Forwarded-For and "
+        "X-Forwarded-Proto are believed; empty: none (forwarded headers are ignored).",
+    )
+    header_timeout_seconds: float = Field(
+        10.0, gt=0, description="A client must send its request headers within this time."
+    )
+    read_timeout_seconds: float = Field(
+        30.0, gt=0, description="Longest pause while a client sends its request body."
+    )
+    body_timeout_seconds: float = Field(
+        300.0, gt=0, description="A client must send its whole request body within this time."
+    )
     rate_limit_per_minute: int = Field(
         60, ge=0, description="Job submissions per minute per API key (or client); 0: no limit."
     )
@@ -201,7 +220,14 @@ class Settings(BaseSettings):
             return Path(parse_storage_url(self.storage_url)[1])
         return self.data_dir
 
-    @field_validator("api_keys", "admin_keys", "cors_origins", mode="before")
+    @field_validator(
+        "api_keys",
+        "admin_keys",
+        "cors_origins",
+        "allowed_hosts",
+        "trusted_proxies",
+        mode="before",
+    )
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):

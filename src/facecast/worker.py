@@ -23,8 +23,10 @@ from typing import Any
 
 import matplotlib
 import numpy as np
+from billiard.exceptions import WorkerLostError
 from celery import Celery, Task, signals
 from celery.exceptions import TimeLimitExceeded
+from celery.worker.request import Request
 
 from facecast import audio, face, pipeline
 from facecast.config import Settings, get_settings
@@ -33,10 +35,13 @@ from facecast.image import load_photo
 from facecast.safety import ExplicitImageError, NudityScreen
 from facecast.service import webhooks
 from facecast.service.execution import (
+    STORAGE_ERRNOS,
     TIMEOUT,
     Heartbeat,
     fail_lost_job,
+    requeue_lost_job,
     running_job,
+    storage_error,
     worker_context,
 )
 from facecast.service.logs import JobLogHandler, configure_logging, job_context
@@ -60,8 +65,27 @@ AI_JOB_TAG = "facecast_job_id"
 """MP4 metadata key that names the job a video came from (next to the AI-generated notice)."""
 
 
+class JobRequest(Request):
+    """Celery's request of a job task, as the worker's main process sees it."""
+
+    def on_failure(
+        self, exc_info: Any, send_failed_event: bool = True, return_ok: bool = False
+    ) -> None:
+        """A pool process that died mid-job (SIGKILL, out of memory): the message is requeued,
+        so the job shows `queued` until its next attempt starts, not `running` meanwhile."""
+        exc = exc_info.exception
+        if isinstance(getattr(exc, "exc", exc), WorkerLostError):  # may come wrapped
+            try:
+                requeue_lost_job(self.id)
+            except Exception:
+                logger.exception("could not mark job %s queued again", self.id)
+        super().on_failure(exc_info, send_failed_event=send_failed_event, return_ok=return_ok)
+
+
 class JobTask(Task):
     """Base of facecast tasks: a job whose process the hard time limit killed is marked failed."""
+
+    Request = JobRequest
 
     def on_failure(
         self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any
@@ -69,6 +93,9 @@ class JobTask(Task):
         """Celery calls this in the worker's main process when a task raised or was killed."""
         if isinstance(exc, TimeLimitExceeded):
             code, message = TIMEOUT, "The job ran past the hard time limit and was stopped."
+        elif isinstance(exc, OSError) and exc.errno in STORAGE_ERRNOS:
+            error = storage_error(exc)
+            code, message = error.code, error.message
         else:
             code, message = "internal_error", "The job's worker failed; try again later."
         try:

@@ -11,15 +11,16 @@ import asyncio
 import gc
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import asynccontextmanager, suppress
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from facecast import __version__
@@ -28,7 +29,17 @@ from facecast.errors import CanceledError, FacecastError
 from facecast.service.access import RateLimiter
 from facecast.service.errors import ServiceError
 from facecast.service.execution import state_ttl
-from facecast.service.jobs import JobService
+from facecast.service.guards import (
+    HTTP_CODES,
+    BodyDeadlineMiddleware,
+    ForwardedMiddleware,
+    HostOriginMiddleware,
+    JsonErrorsMiddleware,
+    error_body,
+    parse_networks,
+)
+from facecast.service.jobs import STORAGE_ERRNOS, JobService, storage_failure
+from facecast.service.logs import redact_request_logs
 from facecast.service.queueing import TaskQueue
 from facecast.service.routes import backends, files, jobs, ops, playground, speech
 from facecast.service.state import open_state_store
@@ -36,15 +47,6 @@ from facecast.service.storage import open_storage
 
 logger = logging.getLogger(__name__)
 
-HTTP_CODES = {
-    400: "bad_request",
-    401: "unauthorized",
-    404: "not_found",
-    405: "method_not_allowed",
-    413: "payload_too_large",
-    415: "unsupported_media_type",
-    416: "range_not_satisfiable",
-}
 FORM_OVERHEAD_BYTES = 1024 * 1024
 """Room for multipart framing and text fields on top of the uploads."""
 DESCRIPTION = """\
@@ -54,11 +56,6 @@ Flow: `POST /animate` (or `POST /tts` first, then `/animate` with its `audio_id`
 follow `GET /jobs/{job_id}`, `WS /ws/jobs/{job_id}` or `GET /jobs/{job_id}/events` -> download
 `video_url`. Every error answers `{"error": {"code": ..., "message": ...}}`.
 """
-
-
-def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
-    """The one error shape."""
-    return {"error": {"code": code, "message": message}}
 
 
 def _validation_message(exc: RequestValidationError) -> str:
@@ -90,14 +87,26 @@ def install_error_handlers(app: FastAPI) -> None:
             error_body("invalid_request", _validation_message(exc)), status_code=422
         )
 
-    async def on_http_error(_: Request, exc: Exception) -> JSONResponse:
+    async def on_http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
+        headers = exc.headers
+        if exc.status_code == 405:
+            # The route that matched names only its own method; the path may have more.
+            allow = allowed_methods(request)
+            if request.method == "OPTIONS":
+                return Response(status_code=204, headers={"Allow": allow})
+            headers = {**(headers or {}), "Allow": allow}
         code = HTTP_CODES.get(exc.status_code, "http_error")
         return JSONResponse(
-            error_body(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers
+            error_body(code, str(exc.detail)), status_code=exc.status_code, headers=headers
         )
 
     async def on_unexpected(_: Request, exc: Exception) -> JSONResponse:
+        if isinstance(exc, OSError) and exc.errno in STORAGE_ERRNOS:
+            # Any write path that meets a full or read-only disk: 507 / 503, never a 500.
+            logger.warning("storage failure: %s", exc)
+            failure = storage_failure(exc)
+            return JSONResponse(error_body(failure.code, failure.message), failure.status)
         logger.error("unhandled error", exc_info=exc)
         return JSONResponse(error_body("internal_error", "Internal server error."), status_code=500)
 
@@ -105,6 +114,26 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(Exception, on_unexpected)
+
+
+def allowed_methods(request: Request) -> str:
+    """The `Allow` header for the request's path: the methods of every route that matches it."""
+    methods = {"OPTIONS"}
+    for route in _leaf_routes(request.app.router.routes):
+        match, _ = route.matches({**request.scope, "method": "GET"})
+        if match is not Match.NONE:
+            methods.update(getattr(route, "methods", None) or ())
+    return ", ".join(sorted(methods))
+
+
+def _leaf_routes(routes: Iterable[BaseRoute]) -> Iterator[BaseRoute]:
+    """Every route, with included routers (FastAPI wraps them) opened; ours have no prefix."""
+    for route in routes:
+        inner = getattr(route, "original_router", None)
+        if inner is not None:
+            yield from _leaf_routes(inner.routes)
+        else:
+            yield route
 
 
 class BodyLimitMiddleware:
@@ -160,6 +189,7 @@ async def _sweep_forever(service: JobService, interval: float) -> None:
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The API. Creating it touches nothing; connections open when it starts serving."""
     settings = settings or get_settings()
+    redact_request_logs()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -186,6 +216,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     for module in (jobs, speech, backends, files, ops, playground):
         app.include_router(module.router)
+    # Added innermost first: a request meets the last one added first.
+    app.add_middleware(
+        BodyDeadlineMiddleware,
+        read_s=settings.read_timeout_seconds,
+        total_s=settings.body_timeout_seconds,
+    )
     app.add_middleware(
         BodyLimitMiddleware, max_bytes=settings.max_upload_bytes * 2 + FORM_OVERHEAD_BYTES
     )
@@ -197,6 +233,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
             expose_headers=["Retry-After"],
         )
+    app.add_middleware(HostOriginMiddleware, settings=settings)
+    app.add_middleware(ForwardedMiddleware, trusted=parse_networks(settings.trusted_proxies))
+    app.add_middleware(JsonErrorsMiddleware)
     return app
 
 

@@ -40,11 +40,12 @@ from facecast.service.schemas import (
 from facecast.service.state import (
     StateStore,
     advance,
+    back_to_queue,
     finish,
     open_state_store,
     start_attempt,
 )
-from facecast.service.storage import AUDIO, VIDEO, Storage, open_storage
+from facecast.service.storage import AUDIO, DOWNLOADS, VIDEO, Storage, open_storage
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +59,10 @@ UNTIMED_STAGES = frozenset({"queued", "starting", "done"})
 DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 STORAGE_ERRNOS = DISK_FULL | {errno.EACCES, errno.EROFS, errno.EPERM}
 TIMEOUT = "timeout"
+KEPT: dict[JobStatus, frozenset[str]] = {s: frozenset() for s in JobStatus} | {
+    JobStatus.DONE: DOWNLOADS
+}
+"""Outputs a job keeps once it has ended: all when done, none otherwise."""
 
 
 def storage_error(exc: OSError) -> ErrorInfo:
@@ -192,7 +197,7 @@ class JobRun:
 
     def end(self, status: JobStatus, error: ErrorInfo | None = None) -> JobState:
         """Record the final state in the store, the manifest and the metrics."""
-        store, storage, kind = self.context.store, self.context.storage, self.manifest.kind.value
+        store, storage = self.context.store, self.context.storage
         self._close_stage(time.monotonic())
         current = store.get(self.job_id)
         if status is JobStatus.DONE and current is not None and current.cancel_requested:
@@ -200,7 +205,10 @@ class JobRun:
             for artifact in (self.video_path, self.audio_path):
                 artifact.unlink(missing_ok=True)
         if status is JobStatus.DONE and self.manifest.cache_key:
-            storage.cache_put(self.manifest.cache_key, self.job_id)
+            try:
+                storage.cache_put(self.manifest.cache_key, self.job_id)
+            except OSError:  # reuse is an optimisation; the job itself is done
+                logger.warning("could not record the result for reuse", exc_info=True)
         changed = store.update(self.job_id, finish(status, time.time(), error))
         final = changed or store.get(self.job_id)
         if final is None:
@@ -214,11 +222,21 @@ class JobRun:
             )
         except OSError:  # a full disk: the state store still has the outcome
             logger.warning("could not write the manifest", exc_info=True)
+        storage.settle(self.job_id, KEPT[final.status])
         if changed is not None and self.manifest.request.webhook:
             try:
                 self.context.notify(self.job_id)
             except Exception:
                 logger.exception("could not queue the webhook")
+        try:
+            self._record_metrics(final)
+        except OSError:  # metrics on a full disk: the outcome above is what matters
+            logger.warning("could not record the job's metrics", exc_info=True)
+        logger.info("job %s: %s", final.status.value, error.code if error else "ok")
+        return final
+
+    def _record_metrics(self, final: JobState) -> None:
+        store, kind = self.context.store, self.manifest.kind.value
         for stage, seconds in self.stages.items():
             store.observe("stage_duration_seconds", label(stage=stage), seconds)
         if final.started_at is not None and final.finished_at is not None:
@@ -226,8 +244,6 @@ class JobRun:
                 "job_duration_seconds", label(kind=kind), final.finished_at - final.started_at
             )
         store.increment("jobs_finished_total", label(kind=kind, status=final.status.value))
-        logger.info("job %s: %s", final.status.value, error.code if error else "ok")
-        return final
 
 
 def _begin(context: WorkerContext, job_id: str) -> JobRun | None:
@@ -298,6 +314,15 @@ def running_job(job_id: str) -> Iterator[JobRun | None]:
             run.end(JobStatus.DONE)
         finally:
             context.storage.drop_local(job_id)  # with a shared store, this host keeps no copy
+
+
+def requeue_lost_job(job_id: str) -> None:
+    """Show a job whose worker process died as `queued` again: its message goes back to the
+    queue (acks_late) and the next delivery runs it as its next attempt."""
+    context = worker_context()
+    with job_context(job_id):
+        if context.store.update(job_id, back_to_queue()) is not None:
+            logger.warning("worker process lost; job back in the queue")
 
 
 def fail_lost_job(job_id: str, code: str, message: str) -> None:

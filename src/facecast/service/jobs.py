@@ -76,6 +76,7 @@ from facecast.service.schemas import (
 from facecast.service.state import Mutation, StateStore, finish, request_cancel
 from facecast.service.storage import (
     AUDIO,
+    DISK_FULL,
     DOWNLOADS,
     STREAM_DIR,
     STREAM_FILE_PATTERN,
@@ -100,7 +101,8 @@ STREAMED = frozenset({JobStatus.RUNNING, JobStatus.DONE})
 """Statuses whose view links the live stream (once it has a segment)."""
 STREAM_LINK = "stream"
 """The name download links of a job's HLS stream are signed for (every file under stream/)."""
-DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+STORAGE_ERRNOS = DISK_FULL | {errno.EACCES, errno.EROFS, errno.EPERM}
+NONE: frozenset[str] = frozenset()
 WARM_CONNECTIONS = 8
 """State-store connections opened at start-up: enough for a burst of concurrent requests."""
 
@@ -162,7 +164,7 @@ def done_by_reuse(state: JobState, earlier: JobManifest, owner: str) -> JobState
     """`state` finished at once with the result of `earlier`; it names the earlier job only
     when that job is the same tenant's (another tenant's job id would leak)."""
     now = time.time()
-    same = earlier.state.owner == owner
+    same = (earlier.state.owner or ANONYMOUS) == owner
     return state.model_copy(
         update={
             "status": JobStatus.DONE,
@@ -545,7 +547,8 @@ class JobService:
         earlier = self.storage.cache_get(cache_key)
         if earlier is not None and self.storage.has(earlier, AUDIO):
             mine = self._state_of(earlier)
-            if mine is not None and mine.owner == owner and mine.status is JobStatus.DONE:
+            ours = mine is not None and (mine.owner or ANONYMOUS) == owner
+            if mine is not None and ours and mine.status is JobStatus.DONE:
                 # The caller's own speech: answer with that job, as before.
                 self.storage.remove(job_id)
                 self.storage.touch(earlier)
@@ -573,6 +576,7 @@ class JobService:
         self.storage.write_manifest(manifest)
         self.store.create(manifest.state)
         if manifest.state.status.final:
+            self.storage.settle(manifest.job_id, DOWNLOADS)
             self.store.increment("jobs_reused_total", f"kind={manifest.kind.value}")
             self._notify(manifest)
             return Submitted(manifest.state, reused=True)
@@ -784,7 +788,11 @@ class JobService:
         if new is not None and new.status.final:
             manifest = self.storage.read_manifest(job_id)
             if manifest is not None:
-                self.storage.write_manifest(manifest.model_copy(update={"state": new}))
+                try:
+                    self.storage.write_manifest(manifest.model_copy(update={"state": new}))
+                except OSError:  # a full disk: the state store has the outcome already
+                    logger.warning("could not write the manifest", extra={"job_id": job_id})
+                self.storage.settle(job_id, DOWNLOADS if new.status is JobStatus.DONE else NONE)
                 self._notify(manifest)
 
     def _notify(self, manifest: JobManifest) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -16,6 +17,34 @@ job_id_var: ContextVar[str | None] = ContextVar("facecast_job_id", default=None)
 """The job the current code works on (set by the worker around a task, by the API per request)."""
 
 FRAMEWORK_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "celery")
+SECRET_PARAMS = re.compile(r"(?i)\b(access_token|sig)=[^&\s\"']*")
+"""Query parameters that carry a key or a link signature (`?access_token=` on WebSockets)."""
+REQUEST_LOGGERS = ("uvicorn.access", "uvicorn.error")
+"""Where uvicorn logs request lines (HTTP, and WebSocket handshakes)."""
+
+
+def redact(text: str) -> str:
+    """`text` with the values of secret query parameters replaced by `***`."""
+    return SECRET_PARAMS.sub(lambda m: f"{m.group(1)}=***", text)
+
+
+class RedactSecretsFilter(logging.Filter):
+    """Blanks keys and signatures in request lines before any handler sees them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str):
+            record.msg = redact(record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(redact(a) if isinstance(a, str) else a for a in record.args)
+        return True
+
+
+def redact_request_logs() -> None:
+    """Install `RedactSecretsFilter` on uvicorn's request loggers (once per process)."""
+    for name in REQUEST_LOGGERS:
+        log = logging.getLogger(name)
+        if not any(isinstance(f, RedactSecretsFilter) for f in log.filters):
+            log.addFilter(RedactSecretsFilter())
 
 
 def record_job_id(record: logging.LogRecord) -> str | None:

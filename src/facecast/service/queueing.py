@@ -16,8 +16,8 @@ from kombu import Queue
 from kombu.exceptions import OperationalError
 
 from facecast.config import Settings
-from facecast.service.errors import QueueUnavailableError
-from facecast.service.storage import Storage
+from facecast.service.errors import QueueUnavailableError, StorageFullError
+from facecast.service.storage import DISK_FULL, Storage
 
 TASK_ANIMATE = "facecast.animate"
 TASK_TTS = "facecast.tts"
@@ -25,6 +25,9 @@ TASK_WEBHOOK = "facecast.webhook"
 QUEUES = ("default", "gpu")
 """`default` takes CPU work; `gpu` is for GPU backends on GPU hosts."""
 
+FILESYSTEM_BROKER_URL = "filesystem://localhost/"
+"""The filesystem transport ignores the host; naming one keeps kombu from warning that none was
+given, once per connection (a dozen lines at every `facecast serve` start)."""
 PUBLISH_RETRIES = 2
 VISIBILITY_MARGIN_S = 300
 WORKER_START_TIMEOUT_S = 300.0
@@ -42,7 +45,7 @@ def _filesystem_broker(settings: Settings, storage: Storage) -> dict[str, Any]:
     for folder in folders.values():
         folder.mkdir(parents=True, exist_ok=True)
     return {
-        "broker_url": "filesystem://",
+        "broker_url": FILESYSTEM_BROKER_URL,
         "broker_transport_options": {
             "data_folder_in": str(folders["queue"]),
             "data_folder_out": str(folders["queue"]),
@@ -114,7 +117,13 @@ class TaskQueue:
             self.app.send_task(
                 task, args=[job_id], task_id=task_id or job_id, queue=queue, ignore_result=True
             )
-        except (OperationalError, OSError) as exc:
+        except OSError as exc:
+            if exc.errno in DISK_FULL:  # the server-less queue writes a file per message
+                raise StorageFullError("The server's storage is full; try again later.") from exc
+            raise QueueUnavailableError(
+                "The job queue cannot be reached; try again later."
+            ) from exc
+        except OperationalError as exc:
             raise QueueUnavailableError(
                 "The job queue cannot be reached; try again later."
             ) from exc

@@ -7,9 +7,11 @@ Ctrl-C or SIGTERM stops the API, then the workers (they finish or hand back thei
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ctypes
 import ipaddress
+import json
 import logging
 import os
 import signal
@@ -17,6 +19,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 
@@ -101,6 +104,66 @@ class _Signals:
         self.stopping = True
 
 
+WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", ""})
+REQUEST_TIMEOUT_RESPONSE = (
+    b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\nconnection: close\r\n"
+    + b"content-length: %d\r\n\r\n%s"
+)
+
+
+def _timeout_response() -> bytes:
+    body = json.dumps(
+        {"error": {"code": "request_timeout", "message": "The request headers came too slowly."}}
+    ).encode()
+    return REQUEST_TIMEOUT_RESPONSE % (len(body), body)
+
+
+def http_protocol(seconds: float) -> type[asyncio.Protocol]:
+    """uvicorn's HTTP protocol with a deadline for request headers.
+
+    uvicorn times out idle keep-alive connections but not a client that connects and then sends
+    its headers a byte at a time (slowloris): such a connection is answered 408 and closed once
+    `seconds` pass without complete headers. Bodies have their own deadline (guards.py).
+    """
+    base: Any
+    try:
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as base
+    except ImportError:  # httptools is optional
+        from uvicorn.protocols.http.h11_impl import H11Protocol as base
+
+    class HeaderDeadlineProtocol(base):
+        _header_timer: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport: asyncio.Transport) -> None:
+            super().connection_made(transport)
+            self._arm_header_deadline()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            self._arm_header_deadline()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            if self._header_timer is not None:
+                self._header_timer.cancel()
+            super().connection_lost(exc)
+
+        def _arm_header_deadline(self) -> None:
+            if self._header_timer is not None:
+                self._header_timer.cancel()
+            self._header_timer = self.loop.call_later(seconds, self._headers_too_slow)
+
+        def _headers_too_slow(self) -> None:
+            transport = self.transport
+            if transport.is_closing() or transport.get_protocol() is not self:
+                return  # closed, or upgraded to a WebSocket
+            if self.cycle is not None and not self.cycle.response_complete:
+                return  # a request is being served: its headers came in time
+            transport.write(_timeout_response())
+            transport.close()
+
+    return HeaderDeadlineProtocol
+
+
 LOOPBACK_NAMES = frozenset({"localhost", "ip6-localhost"})
 
 
@@ -151,7 +214,7 @@ def screening_off_reason(
 def serve(host: str, port: int, workers: int) -> None:
     """Start the API (uvicorn) and `workers` worker processes; return when stopped."""
     settings = get_settings()
-    check_access(host, settings.api_keys, settings.anonymous_access)
+    check_access(host, [*settings.api_keys, *settings.admin_keys], settings.anonymous_access)
     unscreened = screening_off_reason(
         host, settings.nudity_screen, settings.nudity_model, bundled_model()
     )
@@ -172,9 +235,19 @@ def serve(host: str, port: int, workers: int) -> None:
     signals.install()
     signals.workers = start_workers(workers, loglevel) if workers > 0 else None
     started = time.monotonic()
+    if host not in WILDCARD_HOSTS and "*" not in settings.allowed_hosts:
+        settings = settings.model_copy(update={"allowed_hosts": [*settings.allowed_hosts, host]})
     try:
         config = uvicorn.Config(
-            create_app(settings), host=host, port=port, log_config=None, lifespan="on"
+            create_app(settings),
+            host=host,
+            port=port,
+            log_config=None,
+            lifespan="on",
+            # Forwarded headers are judged by the app against FACECAST_TRUSTED_PROXIES;
+            # uvicorn's own handling would believe any local client.
+            proxy_headers=False,
+            http=http_protocol(settings.header_timeout_seconds),
         )
         uvicorn.Server(config).run()
     finally:

@@ -346,6 +346,12 @@ class FileStateStore:
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
+    def _reserve_for(self, state: JobState) -> Path | None:
+        """The space reserve may pay only for an ending (final state or cancel): progress on a
+        full disk fails, and the job then ends `storage_full` from its reserve."""
+        ending = state.status.final or state.cancel_requested
+        return self.storage.reserve(state.job_id) if ending else None
+
     def warm_up(self, connections: int) -> None:
         """Nothing to open: files need no connections."""
 
@@ -359,7 +365,9 @@ class FileStateStore:
     def create(self, state: JobState) -> None:
         """Write the first state.json."""
         write_atomically(
-            self.storage.path(state.job_id, STATE_FILE), state.model_dump_json().encode()
+            self.storage.path(state.job_id, STATE_FILE),
+            state.model_dump_json().encode(),
+            self._reserve_for(state),
         )
 
     def get(self, job_id: str) -> JobState | None:
@@ -402,7 +410,11 @@ class FileStateStore:
             new = None if current is None else mutate(current)
             if new is None:
                 return None
-            write_atomically(self.storage.path(job_id, STATE_FILE), new.model_dump_json().encode())
+            write_atomically(
+                self.storage.path(job_id, STATE_FILE),
+                new.model_dump_json().encode(),
+                self._reserve_for(new),
+            )
             return new
 
     def forget(self, job_id: str) -> None:
@@ -580,6 +592,20 @@ def start_attempt(now: float, max_attempts: int) -> Mutation:
                 "attempts": attempts,
                 "stage": "starting",
             }
+        )
+
+    return mutate
+
+
+def back_to_queue() -> Mutation:
+    """running -> queued: its worker process died and the job waits for the next delivery
+    (which `start_attempt` counts). Attempts so far are kept."""
+
+    def mutate(state: JobState) -> JobState | None:
+        if state.status is not JobStatus.RUNNING:
+            return None
+        return state.model_copy(
+            update={"status": JobStatus.QUEUED, "stage": JobStatus.QUEUED.value, "progress": 0}
         )
 
     return mutate

@@ -20,6 +20,8 @@ the store and those calls cost nothing.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import os
 import re
@@ -50,6 +52,13 @@ AUDIO = "audio.wav"
 DOWNLOADS = frozenset({VIDEO, AUDIO})
 """The only files a client may download; sources and manifests stay private."""
 
+RESERVE = "space_reserve"
+RESERVE_BYTES = 64 * 1024
+"""Space each unfinished job holds back, so that its final state can be written on a full disk."""
+DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+TEMP_SUFFIXES = (".tmp", ".partial")
+PARTIAL_FILES = frozenset({"audio_partial.wav"})
+"""Files a job writes before renaming them into place; gone once the job has ended."""
 USED_MARKER = ".used"
 CACHE_DIR = "_cache"
 BROKER_DIR = "_broker"
@@ -74,11 +83,24 @@ def content_key(*parts: str | bytes | int | float | bool | None) -> str:
     return digest.hexdigest()
 
 
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write `data` to `path` so that readers see the old or the new file, never half of one."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+def write_atomically(path: Path, data: bytes, reserve: Path | None = None) -> None:
+    """Write `data` to `path` so that readers see the old or the new file, never half of one.
+
+    A failed write leaves no temporary file. On a full disk the `reserve` file, when there is
+    one, is given up and the write tried once more: that is what the reserve is kept for.
+    """
+    for last in (False, True):
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+        try:
+            tmp.write_bytes(data)
+            os.replace(tmp, path)
+            return
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            if last or exc.errno not in DISK_FULL or reserve is None or not reserve.exists():
+                raise
+            reserve.unlink(missing_ok=True)
 
 
 class Storage:
@@ -132,10 +154,38 @@ class Storage:
         return self.root / BROKER_DIR
 
     def new_job(self) -> str:
-        """Create an empty job directory and return its id."""
+        """Create a job directory holding only its space reserve, and return its id.
+
+        Without room for the reserve there is no room to finish the job cleanly: the OSError
+        (ENOSPC) refuses the job before anything else is written.
+        """
         job_id = uuid.uuid4().hex
-        (self.root / job_id).mkdir(parents=True)
+        folder = self.root / job_id
+        folder.mkdir(parents=True)
+        try:
+            with (folder / RESERVE).open("wb") as out:
+                out.write(b"\0" * RESERVE_BYTES)  # written, not sparse: the blocks are held
+        except OSError:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
         return job_id
+
+    def reserve(self, job_id: str) -> Path:
+        """The job's space reserve (see `write_atomically`)."""
+        return self.path(job_id, RESERVE)
+
+    def settle(self, job_id: str, keep: frozenset[str]) -> None:
+        """After a job ended: drop its reserve, temporary and partial files, and every output
+        not in `keep` (a failed job keeps no half-made result)."""
+        folder = self.job_dir(job_id)
+        with contextlib.suppress(FileNotFoundError):
+            for entry in os.scandir(folder):
+                name = entry.name
+                temporary = name.endswith(TEMP_SUFFIXES) or name in PARTIAL_FILES
+                dropped = name in DOWNLOADS and name not in keep
+                if temporary or dropped or name == RESERVE:
+                    with contextlib.suppress(OSError):
+                        os.unlink(entry.path)
 
     def job_dir(self, job_id: str) -> Path:
         """The directory of `job_id`; raises JobNotFoundError for malformed ids."""
@@ -209,7 +259,8 @@ class Storage:
         data = manifest.model_dump_json(indent=2).encode()
         path = self.path(manifest.job_id, MANIFEST)
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomically(path, data)
+        reserve = self.reserve(manifest.job_id) if manifest.state.status.final else None
+        write_atomically(path, data, reserve)
         if self.remote is not None:
             self.remote.put_bytes(f"{manifest.job_id}/{MANIFEST}", data)
 
