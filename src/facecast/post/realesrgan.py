@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facecast import weights
+from facecast import accel, weights
 from facecast.config import get_settings
 from facecast.post import PostContext, Role
 from facecast.registry import Capabilities
@@ -61,18 +61,6 @@ FRAME_NETWORK = {2: "animevideov3-x2", 4: "animevideov3-x4"}
 """Network per output upscale factor."""
 
 
-def _providers() -> list[str]:
-    import onnxruntime as ort
-
-    available = ort.get_available_providers()
-    return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
-
-
-def on_gpu() -> bool:
-    """True when onnxruntime can use a CUDA device here."""
-    return "CUDAExecutionProvider" in _providers()
-
-
 def onnx_model(network: Network, models_dir: Path) -> bytes | Path:
     """The ONNX form of `network`: the cached file, made on first use (bytes if unwritable)."""
     files = weights.require(network.model, models_dir)
@@ -97,13 +85,7 @@ class Upscaler:
     """Runs one Real-ESRGAN network on batches of RGB uint8 images."""
 
     def __init__(self, network: Network, models_dir: Path) -> None:
-        import onnxruntime as ort
-
-        model = onnx_model(network, models_dir)
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        source = str(model) if isinstance(model, Path) else model
-        self.session = ort.InferenceSession(source, options, providers=_providers())
+        self.session = accel.session(onnx_model(network, models_dir))
         self.scale = network.scale
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
@@ -125,7 +107,7 @@ class RealEsrgan:
         self._models_dir = models_dir
         self._upscalers: dict[str, Upscaler] = {}
         self._lock = threading.Lock()
-        gpu = on_gpu()
+        gpu = accel.cuda_available()
         self.capabilities = Capabilities(
             device="any",
             batch_size=GPU_BATCH if gpu else CPU_BATCH,
