@@ -162,6 +162,10 @@ def to_net(image: np.ndarray, side: int) -> np.ndarray:
     return np.ascontiguousarray(small.transpose(2, 0, 1)[None], dtype=np.float32) / 255.0
 
 
+def _quantised(value: float) -> float:
+    return round(value / RATIO_STEP) * RATIO_STEP
+
+
 class Networks:
     """The six ONNX sessions, bound by position and shape-checked."""
 
@@ -225,30 +229,32 @@ class LivePortraitAnimator:
         return self._size
 
     def lip_target(self, jaw: float) -> float:
-        """The lip ratio the jaw curve asks for (an open source mouth closes at jaw 0)."""
+        """The lip ratio the jaw curve asks for (an open source mouth closes at jaw 0).
+
+        The opening is quantised to RATIO_STEP so that deltas can be cached; jaw 0 gives
+        the source's own ratio exactly (a closed source mouth stays as it is)."""
         base = self.lip_s if self.lip_s < SOURCE_MOUTH_OPEN else 0.0
-        return base + LIP_OPEN * max(0.0, jaw)
+        return base + _quantised(LIP_OPEN * max(0.0, jaw))
 
     def eye_target(self, blink_a: float, blink_b: float) -> float:
         """One eye ratio for both eyes (the eye net takes one): the source's, closed by blinks."""
+        eyes = float(np.mean(self.eyes_s))
         blink = min(1.0, max(0.0, (blink_a + blink_b) / 2))
-        return float(np.mean(self.eyes_s)) * (1.0 - blink)
+        return eyes - _quantised(eyes * blink)
 
     def _lip_delta(self, target: float) -> np.ndarray:
-        key = round(target / RATIO_STEP) * RATIO_STEP
-        if key not in self._lip_cache:
-            feed = np.concatenate([self.x_s.reshape(-1), [self.lip_s, key]])[None]
+        if target not in self._lip_cache:
+            feed = np.concatenate([self.x_s.reshape(-1), [self.lip_s, target]])[None]
             (delta,) = self._nets.run("stitching_lip.onnx", feed.astype(np.float32))
-            self._lip_cache[key] = delta.reshape(N_KP, 3)
-        return self._lip_cache[key]
+            self._lip_cache[target] = delta.reshape(N_KP, 3)
+        return self._lip_cache[target]
 
     def _eye_delta(self, target: float) -> np.ndarray:
-        key = round(target / RATIO_STEP) * RATIO_STEP
-        if key not in self._eye_cache:
-            feed = np.concatenate([self.x_s.reshape(-1), [*self.eyes_s, key]])[None]
+        if target not in self._eye_cache:
+            feed = np.concatenate([self.x_s.reshape(-1), [*self.eyes_s, target]])[None]
             (delta,) = self._nets.run("stitching_eye.onnx", feed.astype(np.float32))
-            self._eye_cache[key] = delta.reshape(N_KP, 3)
-        return self._eye_cache[key]
+            self._eye_cache[target] = delta.reshape(N_KP, 3)
+        return self._eye_cache[target]
 
     def driving_keypoints(self, values: dict[str, float]) -> np.ndarray:
         """x_d for one frame's channel values, before stitching."""
