@@ -46,6 +46,9 @@ class Network:
     weights: str
     """Its .bin file's name."""
     scale: int
+    operator_file: str | None = None
+    """`<models dir>/realesrgan/<this>.onnx`, made by `facecast models import X.pth`,
+    replaces the packaged weights when present and trusted."""
 
 
 NETWORKS = {
@@ -53,16 +56,32 @@ NETWORKS = {
         "realesrgan-animevideov3", "REALESRGAN_ANIMAVIDEOV3_UP2X", "REALESRGAN_ANIMAVIDEOV3_UP4X", 2
     ),
     "animevideov3-x4": Network(
-        "realesrgan-animevideov3", "REALESRGAN_ANIMAVIDEOV3_UP4X", "REALESRGAN_ANIMAVIDEOV3_UP4X", 4
+        "realesrgan-animevideov3",
+        "REALESRGAN_ANIMAVIDEOV3_UP4X",
+        "REALESRGAN_ANIMAVIDEOV3_UP4X",
+        4,
+        "realesr-animevideov3",
     ),
-    "x4plus": Network("realesrgan-x4plus", "REALESRGAN_X4PLUS_UP4X", "REALESRGAN_X4PLUS_UP4X", 4),
+    "x4plus": Network(
+        "realesrgan-x4plus",
+        "REALESRGAN_X4PLUS_UP4X",
+        "REALESRGAN_X4PLUS_UP4X",
+        4,
+        "RealESRGAN_x4plus",
+    ),
 }
 FRAME_NETWORK = {2: "animevideov3-x2", 4: "animevideov3-x4"}
 """Network per output upscale factor."""
 
 
 def onnx_model(network: Network, models_dir: Path) -> bytes | Path:
-    """The ONNX form of `network`: the cached file, made on first use (bytes if unwritable)."""
+    """The ONNX form of `network`: the operator's imported file if trusted, else the packaged
+    ncnn weights converted once and cached (bytes if the cache is unwritable)."""
+    if network.operator_file:
+        rel = f"realesrgan/{network.operator_file}.onnx"
+        own = models_dir / rel
+        if own.is_file() and weights.trusted(models_dir).get(rel) == weights.file_hash(own):
+            return own
     files = weights.require(network.model, models_dir)
     param, binary = files[f"{network.stem}.param"], files[f"{network.weights}.bin"]
     cached = weights.converted_path(models_dir, network.stem, (param, binary))
