@@ -15,6 +15,7 @@ from scipy.spatial.transform import Rotation
 
 import _lp_graphs as graphs
 from facecast import accel, render, weights
+from facecast.backends import queue_for
 from facecast.errors import BackendUnavailableError
 from facecast.face import detect_landmarks, frame_portrait, load_image
 from facecast.options import RenderOptions
@@ -183,3 +184,40 @@ def test_pipeline_renders_with_liveportrait(registered: None, grace: Path, tmp_p
     options = RenderOptions(renderer="liveportrait", size=256, fps=5)
     result = render_talking_head(grace, tmp_path / "lp.mp4", text="Hallo", options=options)
     assert result.video.is_file() and result.frames >= 2
+
+
+def test_gpu_jobs_go_only_where_a_live_worker_takes_them(registered: None, tmp_path: Path) -> None:
+    """The API decides from real heartbeats (file state store) what to accept and where."""
+    from facecast.config import Settings
+    from facecast.service.jobs import JobService
+    from facecast.service.schemas import JobRequest, WorkerInfo
+    from facecast.service.state import FileStateStore
+    from facecast.service.storage import Storage
+
+    storage = Storage(tmp_path / "data")
+    store = FileStateStore(storage)
+    service = JobService(Settings(), storage, store, None)  # type: ignore[arg-type]
+    lp = JobRequest(renderer="liveportrait")
+    assert queue_for(RenderOptions(renderer="liveportrait"), "default") == "gpu"
+
+    def beat(worker: str, queues: list[str], backends: list[str], gpu: list[str]) -> None:
+        info = WorkerInfo(
+            worker_id=worker,
+            hostname="h",
+            pid=1,
+            queues=queues,
+            backends=backends,
+            gpu_backends=gpu,
+        )
+        store.heartbeat(info, 60)
+
+    beat("cpu-1", ["default"], ["realesrgan", "warp"], [])
+    with pytest.raises(BackendUnavailableError, match="Available renderers: warp"):
+        service.check_backends(lp)  # installed here, but no live worker offers it
+    assert service.check_backends(JobRequest(upscale=2)) == "default"
+    beat("odd-1", ["default"], ["liveportrait", "warp"], ["liveportrait"])
+    with pytest.raises(BackendUnavailableError, match="renderer 'liveportrait'"):
+        service.check_backends(lp)  # offered, but nobody consumes the gpu queue with it
+    beat("gpu-1", ["gpu"], ["liveportrait", "realesrgan", "warp"], ["liveportrait"])
+    assert service.check_backends(lp) == "gpu"
+    assert service.check_backends(JobRequest()) == "default"
