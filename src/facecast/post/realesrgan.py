@@ -33,6 +33,10 @@ GPU_BATCH = 8
 CPU_BATCH = 1
 """On the CPU a batch only adds memory: the cores are busy with one frame already."""
 FACTORS = (2, 4)
+TILE = 512
+"""Longest input side run in one piece by onnxruntime; larger images are tiled."""
+TILE_OVERLAP = 12
+"""Context pixels around each tile (the networks see ~10 px around a pixel)."""
 
 
 @dataclass(frozen=True)
@@ -105,17 +109,42 @@ def onnx_model(network: Network, models_dir: Path) -> bytes | Path:
 class Upscaler:
     """Runs one Real-ESRGAN network on batches of RGB uint8 images."""
 
-    def __init__(self, network: Network, models_dir: Path) -> None:
+    def __init__(self, network: Network, models_dir: Path, tile: int = TILE) -> None:
         self.session = accel.session(onnx_model(network, models_dir))
         self.scale = network.scale
+        self.tile = tile
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
-        """(B, H, W, 3) uint8 -> (B, H * scale, W * scale, 3) uint8."""
+        """(B, H, W, 3) uint8 -> (B, H * scale, W * scale, 3) uint8.
+
+        Images larger than `tile` run in overlapping tiles, so that memory stays bounded
+        (a 1024 px frame at batch 8 would need gigabytes of activations at once)."""
         x = np.ascontiguousarray(images.transpose(0, 3, 1, 2), dtype=np.float32)
         x *= 1.0 / 255.0
-        (y,) = self.session.run(None, {INPUT_NAME: x})
+        h, w = x.shape[2:]
+        if max(h, w) <= self.tile:
+            (y,) = self.session.run(None, {INPUT_NAME: x})
+        else:
+            y = self._tiled(x)
         y = np.clip(y * 255.0 + 0.5, 0, 255).astype(np.uint8)
         return np.ascontiguousarray(y.transpose(0, 2, 3, 1))
+
+    def _tiled(self, x: np.ndarray) -> np.ndarray:
+        """Run tiles with TILE_OVERLAP px of context per side; keep each tile's own part."""
+        n, _, h, w = x.shape
+        s, step = self.scale, self.tile
+        out = np.empty((n, 3, h * s, w * s), np.float32)
+        for top in range(0, h, step):
+            for left in range(0, w, step):
+                bottom, right = min(top + step, h), min(left + step, w)
+                y0, x0 = max(0, top - TILE_OVERLAP), max(0, left - TILE_OVERLAP)
+                y1, x1 = min(h, bottom + TILE_OVERLAP), min(w, right + TILE_OVERLAP)
+                patch = np.ascontiguousarray(x[:, :, y0:y1, x0:x1])
+                (up,) = self.session.run(None, {INPUT_NAME: patch})
+                out[:, :, top * s : bottom * s, left * s : right * s] = up[
+                    :, :, (top - y0) * s : (bottom - y0) * s, (left - x0) * s : (right - x0) * s
+                ]
+        return out
 
 
 def ncnn_available() -> bool:
