@@ -15,7 +15,7 @@ import pytest
 from facecast import weights
 from facecast.face import detect_landmarks
 from facecast.image import load_image
-from facecast.post.realesrgan import NETWORKS, Upscaler, onnx_model
+from facecast.post.realesrgan import NETWORKS, NcnnUpscaler, Upscaler, onnx_model
 from facecast.restore import needs_restore, restore_face, restore_region
 from facecast.weights.ncnn import NcnnFormatError, parse_param, to_onnx
 
@@ -169,3 +169,24 @@ def test_cli_upscale_2_makes_a_1024_video(tmp_path: Path, grace: Path, models_di
     half = cv2.resize(frame, (512, 512), interpolation=cv2.INTER_AREA)
     bicubic = cv2.resize(half, (1024, 1024), interpolation=cv2.INTER_CUBIC)
     assert sharpness(frame) > 1.2 * sharpness(bicubic)
+
+
+def test_ncnn_and_the_onnx_conversion_agree(models_dir: Path, face_crop: np.ndarray) -> None:
+    """The frame network runs on ncnn on the CPU; it must compute what the converter's ONNX
+    graph computes (and so what Real-ESRGAN computes)."""
+    small = cv2.resize(face_crop, (48, 48), interpolation=cv2.INTER_AREA)
+    for key in ("animevideov3-x4", "animevideov3-x2"):
+        by_ort = Upscaler(NETWORKS[key], models_dir)(small[None])
+        by_ncnn = NcnnUpscaler(NETWORKS[key], models_dir)(small[None])
+        assert by_ncnn.shape == by_ort.shape
+        assert np.abs(by_ncnn.astype(int) - by_ort).mean() < 0.5
+        assert np.abs(by_ncnn.astype(int) - by_ort).max() <= 8
+
+
+def test_tiles_join_without_seams(models_dir: Path, face_crop: np.ndarray) -> None:
+    """Large frames run in overlapping tiles; the result matches the frame run whole."""
+    image = cv2.resize(face_crop, (80, 72), interpolation=cv2.INTER_AREA)[None]
+    whole = Upscaler(NETWORKS["animevideov3-x4"], models_dir)(image)
+    tiled = Upscaler(NETWORKS["animevideov3-x4"], models_dir, tile=32)(image)
+    assert tiled.shape == whole.shape == (1, 288, 320, 3)
+    assert np.abs(tiled.astype(int) - whole).max() <= 3

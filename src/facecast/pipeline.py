@@ -35,13 +35,14 @@ import cv2
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from facecast import face, motion, post, restore
+from facecast import accel, face, motion, post, restore
 from facecast.audio import AudioTrack, load_audio
 from facecast.config import get_settings
 from facecast.errors import BackendUnavailableError, FacecastError, InvalidTextError
 from facecast.image import Photo, load_photo
 from facecast.options import RenderOptions
 from facecast.progress import CancelCheck, ProgressCallback, Reporter
+from facecast.registry import Capabilities
 from facecast.render import Animator, get_renderer
 from facecast.speech import PhonemeEvent, Speech
 from facecast.speech.cloning import CloningBackend, read_voice_sample
@@ -337,6 +338,21 @@ def post_steps(context: post.PostContext) -> tuple[list[post.FrameStep], int]:
     return [b.prepare(context) for b in backends], batch
 
 
+def check_cpu_time(capabilities: Capabilities, n_frames: int, options: RenderOptions) -> None:
+    """Refuse a long clip for a GPU-class backend running on the CPU, unless forced."""
+    if capabilities.device != "gpu" or options.force_cpu or accel.cuda_available():
+        return
+    seconds = n_frames / options.fps
+    limit = get_settings().cpu_max_gpu_seconds
+    if seconds > limit:
+        cost = (capabilities.seconds_per_frame_cpu or 0.0) * n_frames
+        raise BackendUnavailableError(
+            f"This server has no GPU: {seconds:.1f} s of video would take about {cost / 60:.0f} "
+            f"min on the CPU (limit {limit:g} s of video). Shorten it or force the CPU "
+            "(--force-cpu / force_cpu=true)."
+        )
+
+
 def _marked(frame: np.ndarray, watermark: str | None) -> np.ndarray:
     return watermark_frame(frame, watermark) if watermark else frame
 
@@ -409,7 +425,10 @@ def _encode(
     started: float,
 ) -> RenderResult:
     animator = rigged.animator
-    steps, batch = post_steps(post.PostContext(options, track, rigged.portrait))
+    renderer = get_renderer(options.renderer)
+    check_cpu_time(renderer.capabilities, curves.n_frames, options)
+    steps, post_batch = post_steps(post.PostContext(options, track, rigged.portrait))
+    batch = max(renderer.capabilities.batch_size, post_batch)
     width, height = (side * (options.upscale or 1) for side in animator.size)
     tags = {"comment": AI_NOTICE, "description": AI_NOTICE, **(metadata or {})}
     output = Path(output)
@@ -424,18 +443,15 @@ def _encode(
             metadata=tags,
             streams=streams,
         ) as writer:
-            pending: list[np.ndarray] = []
-            for i in range(curves.n_frames):
-                pending.append(animator.render(curves.frame(i)))
-                if len(pending) == batch or i == curves.n_frames - 1:
-                    first = i + 1 - len(pending)
-                    for step in steps:
-                        pending = step(pending, first)
-                    for frame in pending:
-                        writer.write(_marked(frame, options.watermark))
-                    pending = []
-                if i % PROGRESS_EVERY == 0 or batch > 1:
-                    report.stage("render", *SPAN_RENDER, i / curves.n_frames)
+            for first in range(0, curves.n_frames, batch):
+                count = min(batch, curves.n_frames - first)
+                frames = animator.render_batch([curves.frame(first + k) for k in range(count)])
+                for step in steps:
+                    frames = step(frames, first)
+                for frame in frames:
+                    writer.write(_marked(frame, options.watermark))
+                if batch > 1 or first % PROGRESS_EVERY == 0:
+                    report.stage("render", *SPAN_RENDER, first / curves.n_frames)
         os.replace(partial, output)
     finally:
         with contextlib.suppress(FileNotFoundError):

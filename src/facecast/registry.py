@@ -88,6 +88,13 @@ class Registry(Generic[B]):
             self._backends[backend.name] = backend
             self._loaded_in.pop(backend.name, None)
 
+    def unregister(self, name: str) -> None:
+        """Forget the backend called `name` (no error when there is none)."""
+        with self._lock:
+            self._ensure_builtins()
+            self._backends.pop(name, None)
+            self._loaded_in.pop(name, None)
+
     def names(self) -> list[str]:
         """Names of the registered backends, sorted."""
         with self._lock:

@@ -48,8 +48,9 @@ class PostProcessor(Protocol):
 
 def _builtin_post() -> list[PostProcessor]:
     from facecast.post.realesrgan import builtin_upscalers
+    from facecast.post.wav2lip import builtin_refiners
 
-    found: list[PostProcessor] = [*builtin_upscalers()]
+    found: list[PostProcessor] = [*builtin_upscalers(), *builtin_refiners()]
     return found
 
 

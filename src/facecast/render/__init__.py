@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 import numpy as np
@@ -18,8 +19,9 @@ class Animator(Protocol):
         """Output (width, height)."""
         ...
 
-    def render(self, values: dict[str, float]) -> np.ndarray:
-        """One RGB uint8 frame for the channel values of motion.CHANNELS."""
+    def render_batch(self, values: Sequence[dict[str, float]]) -> list[np.ndarray]:
+        """One RGB uint8 frame per entry of channel values (motion.CHANNELS); a GPU renderer
+        runs a batch at once, the warp renderer one frame after the other."""
         ...
 
 
@@ -35,9 +37,10 @@ class Renderer(Protocol):
 
 
 def _builtin_renderers() -> list[Renderer]:
+    from facecast.render.liveportrait import builtin_liveportrait
     from facecast.render.warp import WarpRenderer
 
-    return [WarpRenderer()]
+    return [WarpRenderer(), *builtin_liveportrait()]
 
 
 REGISTRY: Registry[Renderer] = Registry("renderer", _builtin_renderers)

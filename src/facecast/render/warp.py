@@ -8,6 +8,8 @@ resolution head field turns and tilts the head while the body and background sta
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import cv2
 import numpy as np
 
@@ -97,6 +99,10 @@ class WarpAnimator:
         self._paint_mouth(canvas, values)
         self._paint_lashes(canvas, values)
         return self._turn_head(canvas, values)
+
+    def render_batch(self, values: Sequence[dict[str, float]]) -> list[np.ndarray]:
+        """Frames one by one: the warp gains nothing from batching."""
+        return [self.render(v) for v in values]
 
     def _paint_lashes(self, canvas: np.ndarray, values: dict[str, float]) -> None:
         """A soft lash line where closed lids meet: hides the seam the lid warp leaves."""

@@ -156,6 +156,12 @@ def trusted(models_dir: Path) -> dict[str, str]:
     return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
 
 
+def write_trusted(models_dir: Path, record: dict[str, str]) -> None:
+    """Replace the operator's trusted checksums."""
+    models_dir.mkdir(parents=True, exist_ok=True)
+    (models_dir / TRUSTED_FILE).write_text(json.dumps(record, indent=2, sort_keys=True))
+
+
 def check_file(model: ModelSpec, known: KnownFile, models_dir: Path) -> FileStatus:
     """Whether one known file is present and has its pinned (or trusted) checksum."""
     path = location(model, known, models_dir)
@@ -228,8 +234,7 @@ def import_file(source: Path, models_dir: Path, *, trust: bool = False) -> Path:
     shutil.copyfile(source, partial)
     partial.replace(destination)
     if known.sha256 is None:
-        record = trusted(models_dir) | {known.path: actual}
-        (models_dir / TRUSTED_FILE).write_text(json.dumps(record, indent=2, sort_keys=True))
+        write_trusted(models_dir, trusted(models_dir) | {known.path: actual})
     return destination
 
 
