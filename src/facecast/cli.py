@@ -165,6 +165,8 @@ def _run_render(
     from facecast.video import mpegts_target
 
     stream = opts.pop("stream", None)
+    if stream is not None and stream.isatty():
+        raise FacecastError("--stream writes video: pipe it to a player, e.g. | ffplay -")
     streams = [mpegts_target(stream)] if stream is not None else []
 
     options = _options(opts)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import math
 import queue
+import shutil
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -102,9 +103,11 @@ def hls_target(folder: Path) -> StreamTarget:
     """An HLS event stream in `folder`: `index.m3u8`, `init.mp4` and ~1 s fMP4 segments.
 
     The playlist (`#EXT-X-PLAYLIST-TYPE:EVENT`) is rewritten atomically after each segment
-    and ends with `#EXT-X-ENDLIST` when the writer closes.
+    and ends with `#EXT-X-ENDLIST` when the writer closes. The folder starts empty: a stream
+    left by an earlier attempt is removed first.
     """
-    folder.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
     options = {
         "hls_time": str(SEGMENT_SECONDS),
         "hls_segment_type": "fmp4",
