@@ -217,6 +217,7 @@ class JobService:
             self.store.claim(
                 idempotency, submitted.state.job_id, self.settings.idempotency_hours * 3600
             )
+        self.storage.drop_local(job_id)  # with a shared store the uploads are in the bucket now
         return submitted
 
     def _state_or_queued(self, job_id: str, kind: JobKind) -> JobState:
