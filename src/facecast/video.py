@@ -370,9 +370,9 @@ class VideoWriter:
         frame = av.VideoFrame.from_ndarray(yuv, format=PIXEL_FORMAT)
         frame.pts = index
         frame.time_base = Fraction(1, self.fps)
-        self._container.mux(self._video.encode(frame))
-        if self._live_encoder is not None:
+        if self._live_encoder is not None:  # first: a viewer is waiting for this one
             self._mux_live(self._live_video.encode(frame), LIVE_VIDEO)
+        self._container.mux(self._video.encode(frame))
 
     def _encode_audio_until(self, seconds: float | None) -> None:
         """Encode the audio not yet encoded, up to `seconds` (None: to the end)."""
