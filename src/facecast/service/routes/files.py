@@ -123,11 +123,19 @@ async def stream_file(job_id: str, name: str, request: Request, service: Service
     target = await run_in_threadpool(service.stream_file, job_id, name)
     cache = {"Cache-Control": PLAYLIST_CACHE if name == HLS_PLAYLIST else SEGMENT_CACHE}
     media_type = STREAM_TYPES[Path(name).suffix]
-    if isinstance(target, Path) and name == HLS_PLAYLIST:
-        # The muxer replaces the playlist (rename) after every segment: read it once, so the
-        # length sent is the length of what is sent.
-        content = await run_in_threadpool(target.read_bytes)
+    if name == HLS_PLAYLIST:
+        # The playlist is replaced after every segment: read it once, so that the length sent
+        # is the length of what is sent.
+        content = await run_in_threadpool(_read_whole, service, target)
         return Response(content, media_type=media_type, headers=cache)
     if isinstance(target, Path):
         return FileResponse(target, media_type=media_type, headers=cache)
     return proxied(service, target, request, media_type, cache)
+
+
+def _read_whole(service: JobService, target: Path | RemoteFile) -> bytes:
+    """A small file's bytes, from the data directory or the shared store."""
+    if isinstance(target, Path):
+        return target.read_bytes()
+    assert service.storage.remote is not None
+    return service.storage.remote.get_bytes(target.key) or b""
