@@ -185,12 +185,14 @@ def test_playground_renders_german_text(api: LiveService, browser: Browser) -> N
     page.check("#consent")
     shot(page, "playground-form")
     page.click("#submit")
-    # #result shows as soon as the live stream plays; the download link only once it is done.
-    done, error = page.locator("#download"), page.locator("#error")
+    result, error = page.locator("#result"), page.locator("#error")
+    # The result shows while the live stream plays; the MP4 replaces it when the job is done.
     progress = watch_progress(
-        lambda: playground_progress(page), lambda: done.is_visible() or error.is_visible()
+        lambda: playground_progress(page),
+        lambda: page.inner_text("#stage") == "Done." or error.is_visible(),
     )
     assert not error.is_visible(), error.inner_text()
+    assert result.is_visible()
     assert_rose(progress)
     video_url = page.eval_on_selector("#video", "v => v.src")
     assert page.get_attribute("#download", "href") == video_url

@@ -37,6 +37,7 @@ FPS = 25
 SIZE = 128
 SECONDS = 3.3
 FACECAST = Path(sys.executable).with_name("facecast")
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 CHROMIUM = Path("/usr/bin/chromium")
 LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--autoplay-policy=no-user-gesture-required"]
 LONG_TEXT = (
@@ -250,6 +251,9 @@ def test_playground_plays_from_the_first_segment(
     with page.expect_response("**/animate") as created:
         page.click("#submit")
     job_id = created.value.json()["job_id"]
+    page.wait_for_function("window.plays.some(p => p.source === 'stream')", timeout=120_000)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "playground-stream.png"), full_page=True)
     page.wait_for_function(
         "document.getElementById('video').dataset.source === 'mp4'", timeout=120_000
     )

@@ -131,19 +131,10 @@ def _render_options(func: F) -> F:
     return func
 
 
-def _run_render(
-    image: Path, output: Path, text: str | None, audio: Path | None, **opts: Any
-) -> None:
-    from tqdm import tqdm
+def _options(opts: dict[str, Any]) -> Any:
+    from facecast.options import RenderOptions
 
-    from facecast.backends import check_options
-    from facecast.pipeline import RenderOptions, choose_voice, render_talking_head
-    from facecast.video import mpegts_target
-
-    stream = opts.pop("stream", None)
-    streams = [mpegts_target(stream)] if stream is not None else []
-
-    options = RenderOptions(
+    return RenderOptions(
         fps=opts["fps"],
         size=opts["size"] - opts["size"] % 2,
         full_frame=opts["full_frame"],
@@ -158,9 +149,13 @@ def _run_render(
         restore=not opts["no_restore"],
         force_cpu=opts["force_cpu"],
     )
-    if text is not None:  # the voice is refused here, before the photo is even read
-        options = choose_voice(options)
-    check_options(options)
+
+
+@contextmanager
+def _progress_bar() -> Iterator[Callable[[str, float], None]]:
+    """The render progress bar on stderr: a callable taking (stage, fraction)."""
+    from tqdm import tqdm
+
     # disable=None: a bar on a terminal, nothing when stderr is a pipe or a file.
     with tqdm(
         disable=None,
@@ -177,6 +172,63 @@ def _run_render(
             bar.n = round(fraction * 100)
             bar.refresh()
 
+        yield progress
+
+
+def _run_remote(
+    server: str,
+    api_key: str | None,
+    image: Path,
+    output: Path,
+    text: str | None,
+    audio: Path | None,
+    **opts: Any,
+) -> None:
+    """Render through a facecast service: submit, follow with the progress bar, download."""
+    import time
+
+    from facecast.client import FacecastAPIError, FacecastClient
+
+    if opts.get("stream") is not None:
+        raise FacecastError("--stream writes a local render; leave it out with --server.")
+    options = _options(opts)
+    started = time.perf_counter()
+    try:
+        with FacecastClient(server, api_key) as client, _progress_bar() as progress:
+            if text is not None:
+                job = client.submit_text(image, text, options)
+            else:
+                assert audio is not None
+                job = client.submit_audio(image, audio, options)
+            job = client.wait(job.job_id, lambda view: progress(view.stage, view.progress / 100))
+            if job.status != "done":
+                error = job.error or FacecastAPIError(job.status, f"The job was {job.status}.")
+                raise FacecastError(f"{error.message} ({error.code})")
+            client.download(job.job_id, output)
+    except FacecastAPIError as exc:
+        raise FacecastError(f"{exc.message} ({exc.code})") from None
+    click.echo(
+        f"wrote {output} (job {job.job_id} on {server}) in {time.perf_counter() - started:.1f} s"
+    )
+
+
+def _run_render(
+    image: Path, output: Path, text: str | None, audio: Path | None, **opts: Any
+) -> None:
+    from facecast.backends import check_options
+    from facecast.pipeline import choose_voice, render_talking_head
+    from facecast.video import mpegts_target
+
+    stream = opts.pop("stream", None)
+    if stream is not None and stream.isatty():
+        raise FacecastError("--stream writes video: pipe it to a player, e.g. | ffplay -")
+    streams = [mpegts_target(stream)] if stream is not None else []
+
+    options = _options(opts)
+    if text is not None:  # the voice is refused here, before the photo is even read
+        options = choose_voice(options)
+    check_options(options)
+    with _progress_bar() as progress:
         result = render_talking_head(
             image,
             output,
@@ -217,12 +269,30 @@ def main() -> None:
     help="Recording to lip-sync to (WAV, MP3, OGG/Opus, FLAC, M4A).",
 )
 @_render_options
-def render(image: Path, text: str | None, audio: Path | None, output: Path, **opts: Any) -> None:
+@click.option(
+    "--server",
+    default=None,
+    metavar="URL",
+    help="Render on this facecast service instead of here (same options, same progress bar).",
+)
+@click.option("--api-key", default=None, help="API key for --server.")
+def render(
+    image: Path,
+    text: str | None,
+    audio: Path | None,
+    output: Path,
+    server: str | None,
+    api_key: str | None,
+    **opts: Any,
+) -> None:
     """Animate IMAGE speaking TEXT or AUDIO."""
     with _plain_errors():
         if (text is None) == (audio is None):
             raise FacecastError("Give exactly one of --text or --audio.")
-        _run_render(image, output, text, audio, **opts)
+        if server is not None:
+            _run_remote(server, api_key, image, output, text, audio, **opts)
+        else:
+            _run_render(image, output, text, audio, **opts)
 
 
 @main.command()

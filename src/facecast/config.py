@@ -184,6 +184,13 @@ class Settings(BaseSettings):
         "s3://bucket/prefix (any S3-compatible store; AWS_* variables for credentials and "
         "endpoint; the data directory then only holds working copies).",
     )
+    lost_job_seconds: int | None = Field(
+        None,
+        gt=0,
+        description="How long a job whose worker host vanished (no acknowledgement) waits "
+        "before another worker takes it over; unset: twice the hard time limit plus 5 minutes. "
+        "Must exceed the longest job, or a running job is started twice.",
+    )
     url_ttl: int = Field(
         3600, gt=0, description="Seconds a presigned download URL (s3:// storage) stays valid."
     )

@@ -68,7 +68,7 @@ SPAN_RENDER = (0.18, 1.0)
 MAX_ENLARGEMENT = 2.0
 """A face enlarged more than this from the photo to the video looks blurred: warn."""
 PREPARED_PHOTOS = 4
-"""Analysed photos each process keeps (a 512 px one holds about 20 MB of fields)."""
+"""Analysed photos each process keeps (a 512 px one holds about 8 MB of fields and images)."""
 WATERMARK_ALPHA = 0.6
 WATERMARK_SCALE = 1 / 1000
 """OpenCV font scale per pixel of frame height (about 2 % of the height)."""

@@ -5,18 +5,20 @@ stays flat however long the clip is, and rendering (caller's thread) overlaps en
 (one worker thread; PyAV releases the GIL while encoding). Audio is encoded alongside the
 video, up to the time of each written frame, so the muxer interleaves the two.
 
-Live copies (`StreamTarget`: an HLS folder, MPEG-TS to a pipe) get the same encoded packets
-as they come out of the encoders, remuxed, so a player can start while the MP4 is still
-being written. With a live copy the encoder emits a keyframe at every segment start and
-holds no frames back (no lookahead, no B-frames), so a segment is out as soon as it is
-rendered.
+Live copies (`StreamTarget`: an HLS folder, MPEG-TS to a pipe) get the video from a second
+encoder on the same thread, tuned for streaming: a keyframe at every segment start and no
+frames held back (no lookahead, no B-frames), so each segment is out as soon as it is
+rendered. The MP4 keeps its own long-GOP encoder: 1 s keyframes and no B-frames would make it
+about four times larger. Both get the same AAC packets.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import math
 import queue
+import shutil
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -54,6 +56,8 @@ HLS_PLAYLIST = "index.m3u8"
 HLS_INIT = "init.mp4"
 HLS_SEGMENT_PREFIX = "seg"
 HLS_SEGMENT_SUFFIX = ".m4s"
+LIVE_VIDEO = -1
+"""Key of the live encoder's video in a live copy's stream map (audio: its MP4 index)."""
 TS_BUFFER_BYTES = 4096
 """I/O buffer of an MPEG-TS pipe: small, so a player gets each frame soon after it is encoded."""
 METADATA_TAGS_FLAG = "+use_metadata_tags"
@@ -102,9 +106,11 @@ def hls_target(folder: Path) -> StreamTarget:
     """An HLS event stream in `folder`: `index.m3u8`, `init.mp4` and ~1 s fMP4 segments.
 
     The playlist (`#EXT-X-PLAYLIST-TYPE:EVENT`) is rewritten atomically after each segment
-    and ends with `#EXT-X-ENDLIST` when the writer closes.
+    and ends with `#EXT-X-ENDLIST` when the writer closes. The folder starts empty: a stream
+    left by an earlier attempt is removed first.
     """
-    folder.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
     options = {
         "hls_time": str(SEGMENT_SECONDS),
         "hls_segment_type": "fmp4",
@@ -196,9 +202,10 @@ class VideoWriter:
             flags += METADATA_TAGS_FLAG
         self._container = av.open(str(path), "w", format="mp4", options={"movflags": flags})
         self._live: list[tuple[av.container.OutputContainer, dict[int, av.stream.Stream]]] = []
+        self._live_encoder: av.container.OutputContainer | None = None
         try:
             self._container.metadata.update(tags)
-            self._video = self._add_video_stream(crf, preset, live=bool(streams))
+            self._video = self._add_video_stream(self._container, crf, preset, live=False)
             self._audio_stream = cast(
                 av.AudioStream,
                 self._container.add_stream(
@@ -206,8 +213,15 @@ class VideoWriter:
                 ),
             )
             if streams:
-                # Opens the encoders now: the live copies need their extradata (SPS/PPS, ASC).
+                # The live encoder lives in a container that is never written to: it only
+                # gives the encoder the MP4-style extradata (SPS/PPS) the live copies copy.
+                self._live_encoder = av.open(io.BytesIO(), "w", format="mp4")
+                self._live_video = self._add_video_stream(
+                    self._live_encoder, crf, preset, live=True
+                )
+                # Open the encoders now: the live copies need their extradata (SPS/PPS, ASC).
                 self._container.start_encoding()
+                self._live_encoder.start_encoding()
                 for target in streams:
                     self._live.append(self._open_live(target))
         except BaseException:
@@ -217,14 +231,16 @@ class VideoWriter:
         self._thread = threading.Thread(target=self._run, name="facecast-encoder", daemon=True)
         self._thread.start()
 
-    def _add_video_stream(self, crf: int, preset: str, *, live: bool) -> av.VideoStream:
+    def _add_video_stream(
+        self, container: av.container.OutputContainer, crf: int, preset: str, *, live: bool
+    ) -> av.VideoStream:
         options = {"crf": str(crf), "preset": preset}
         if live:
             keyint = self.fps * SEGMENT_SECONDS
             options["tune"] = LIVE_TUNE
             options["x264-params"] = f"keyint={keyint}:min-keyint={keyint}:scenecut=0"
         stream = cast(
-            av.VideoStream, self._container.add_stream(VIDEO_CODEC, rate=self.fps, options=options)
+            av.VideoStream, container.add_stream(VIDEO_CODEC, rate=self.fps, options=options)
         )
         stream.width = self.width
         stream.height = self.height
@@ -249,7 +265,7 @@ class VideoWriter:
         )
         try:
             streams = {
-                self._video.index: container.add_stream_from_template(self._video),
+                LIVE_VIDEO: container.add_stream_from_template(self._live_video),
                 self._audio_stream.index: container.add_stream_from_template(self._audio_stream),
             }
         except BaseException:
@@ -264,7 +280,8 @@ class VideoWriter:
         should not wait for that to get the last segment.
         """
         error: Exception | None = None
-        for container in [*(live for live, _ in self._live), self._container]:
+        encoder = [self._live_encoder] if self._live_encoder is not None else []
+        for container in [*(live for live, _ in self._live), *encoder, self._container]:
             try:
                 container.close()
             except Exception as exc:  # close the others all the same
@@ -353,7 +370,9 @@ class VideoWriter:
         frame = av.VideoFrame.from_ndarray(yuv, format=PIXEL_FORMAT)
         frame.pts = index
         frame.time_base = Fraction(1, self.fps)
-        self._mux(self._video.encode(frame))
+        if self._live_encoder is not None:  # first: a viewer is waiting for this one
+            self._mux_live(self._live_video.encode(frame), LIVE_VIDEO)
+        self._container.mux(self._video.encode(frame))
 
     def _encode_audio_until(self, seconds: float | None) -> None:
         """Encode the audio not yet encoded, up to `seconds` (None: to the end)."""
@@ -369,20 +388,24 @@ class VideoWriter:
         frame.pts = self._audio_pos
         frame.time_base = Fraction(1, track.sample_rate)
         self._audio_pos = end
-        self._mux(self._audio_stream.encode(frame))
+        packets = self._audio_stream.encode(frame)
+        self._container.mux(packets)
+        self._mux_live(packets, self._audio_stream.index)
 
     def _flush(self) -> None:
         self._encode_audio_until(None)
-        self._mux(self._video.encode(None))
-        self._mux(self._audio_stream.encode(None))
+        self._container.mux(self._video.encode(None))
+        if self._live_encoder is not None:
+            self._mux_live(self._live_video.encode(None), LIVE_VIDEO)
+        packets = self._audio_stream.encode(None)
+        self._container.mux(packets)
+        self._mux_live(packets, self._audio_stream.index)
 
-    def _mux(self, packets: list[av.Packet]) -> None:
-        """Write encoded packets to the MP4 and to every live copy."""
+    def _mux_live(self, packets: list[av.Packet], key: int) -> None:
+        """Write encoded packets to every live copy (`key`: LIVE_VIDEO or the audio index)."""
         for packet in packets:
-            index = packet.stream.index
-            self._container.mux_one(packet)
             for container, streams in self._live:
-                packet.stream = streams[index]
+                packet.stream = streams[key]
                 container.mux_one(packet)
 
 

@@ -340,6 +340,7 @@ class JobService:
             self.store.claim(
                 idempotency, submitted.state.job_id, self.settings.idempotency_hours * 3600
             )
+        self.storage.drop_local(job_id)  # with a shared store the uploads are in the bucket now
         return submitted
 
     def _state_or_queued(self, job_id: str, kind: JobKind) -> JobState:
@@ -710,14 +711,6 @@ class JobService:
         if path is None:
             raise missing
         return path
-
-    def read_stream_text(self, target: Path | RemoteFile) -> str:
-        """The text of a (small) stream file: the playlist."""
-        if isinstance(target, Path):
-            return target.read_text()
-        remote = self.storage.remote
-        assert remote is not None
-        return b"".join(remote.read(target.key, 0, target.size - 1)).decode()
 
     def download(
         self, job_id: str, name: str, caller: Principal | None = None, sig: str | None = None

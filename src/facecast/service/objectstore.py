@@ -67,6 +67,9 @@ class ObjectStore(Protocol):
     def keys(self, prefix: str) -> Iterator[str]:
         """Keys under `prefix`, relative to it."""
 
+    def modified(self, prefix: str) -> float | None:
+        """When an object under `prefix` last changed (None: there is none)."""
+
     def presign(self, key: str, ttl: int, filename: str | None = None) -> str:
         """A SigV4 GET URL that expires after `ttl` seconds."""
 
@@ -181,6 +184,15 @@ class S3ObjectStore:
         for page in self._pages(prefix):
             for entry in page.get("Contents", []):
                 yield entry["Key"][start:]
+
+    def modified(self, prefix: str) -> float | None:
+        """When an object under `prefix` last changed (None: there is none)."""
+        times = [
+            entry["LastModified"].timestamp()
+            for page in self._pages(prefix)
+            for entry in page.get("Contents", [])
+        ]
+        return max(times, default=None)
 
     def presign(self, key: str, ttl: int, filename: str | None = None) -> str:
         """A SigV4 GET URL valid for `ttl` seconds (a download name when `filename` is given)."""

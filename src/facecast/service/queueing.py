@@ -59,12 +59,15 @@ def _filesystem_broker(settings: Settings, storage: Storage) -> dict[str, Any]:
 
 
 def _redis_broker(settings: Settings, url: str) -> dict[str, Any]:
-    return {
-        "broker_url": url,
-        "broker_transport_options": {
-            "visibility_timeout": settings.job_time_limit * 2 + VISIBILITY_MARGIN_S,
-        },
+    options: dict[str, Any] = {
+        "visibility_timeout": settings.job_time_limit * 2 + VISIBILITY_MARGIN_S,
     }
+    if settings.lost_job_seconds is not None:
+        # Look for abandoned jobs often enough that the timeout is what decides.
+        options["visibility_timeout"] = settings.lost_job_seconds
+        options["unacked_restore_interval"] = max(1, settings.lost_job_seconds // 10)
+        options["unacked_restore_throttle"] = 1
+    return {"broker_url": url, "broker_transport_options": options}
 
 
 def celery_config(settings: Settings, storage: Storage) -> dict[str, Any]:

@@ -329,7 +329,8 @@ class Storage:
         if self.remote is not None:
             marker: ObjectInfo | None = self.remote.head(f"{job_id}/{USED_MARKER}")
             used_at = marker.modified if marker is not None else 0.0
-            created = 0.0
+            # No manifest yet: a job still being created counts from its newest object.
+            created = (self.remote.modified(f"{job_id}/") or 0.0) if manifest is None else 0.0
         else:
             used = folder / USED_MARKER
             used_at = used.stat().st_mtime if used.exists() else 0.0

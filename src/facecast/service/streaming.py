@@ -55,7 +55,12 @@ class StreamWatch:
     ) -> None:
         self._stop.set()
         self._thread.join()
-        self._step()  # the last segment and the playlist with its end tag
+        try:
+            self._step()  # the last segment and the playlist with its end tag
+        except Exception:
+            if exc is None:
+                raise
+            logger.warning("could not publish the end of the stream", exc_info=True)
 
     def _run(self) -> None:
         while not self._stop.wait(POLL_S):

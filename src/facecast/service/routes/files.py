@@ -157,9 +157,21 @@ async def stream_file(
     target = await run_in_threadpool(service.stream_file, job_id, name, _caller(request), sig)
     cache = {"Cache-Control": PLAYLIST_CACHE if name == HLS_PLAYLIST else SEGMENT_CACHE}
     media_type = STREAM_TYPES[Path(name).suffix]
-    if name == HLS_PLAYLIST and sig:
-        text = await run_in_threadpool(service.read_stream_text, target)
-        return Response(signed_playlist(text, sig), media_type=media_type, headers=cache)
+    if name == HLS_PLAYLIST:
+        # The playlist is replaced after every segment: read it once, so that the length sent
+        # is the length of what is sent. A signed one hands its signature on to its segments.
+        content = await run_in_threadpool(_read_whole, service, target)
+        if sig:
+            content = signed_playlist(content.decode(), sig).encode()
+        return Response(content, media_type=media_type, headers=cache)
     if isinstance(target, Path):
         return FileResponse(target, media_type=media_type, headers=cache)
     return proxied(service, target, request, media_type, cache)
+
+
+def _read_whole(service: JobService, target: Path | RemoteFile) -> bytes:
+    """A small file's bytes, from the data directory or the shared store."""
+    if isinstance(target, Path):
+        return target.read_bytes()
+    assert service.storage.remote is not None
+    return service.storage.remote.get_bytes(target.key) or b""

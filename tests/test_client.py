@@ -1,0 +1,156 @@
+"""facecast.client (sync and async) and `render --server`, against a real `facecast serve`."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from conftest_service import LiveService, serve_single_command, service_env
+from facecast.audio import save_wav
+from facecast.client import AsyncFacecastClient, FacecastAPIError, FacecastClient, Job
+from facecast.options import RenderOptions
+from facecast.speech import registry
+from facecast.video import probe
+
+FACECAST = Path(sys.executable).with_name("facecast")
+SMALL = RenderOptions(size=128)
+LONG_TEXT = (
+    "Dieser Satz ist lang genug, damit man ihn abbrechen kann, bevor das Video fertig ist, "
+    "und damit der Fortschritt mehrmals steigt."
+)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveService]:
+    """`facecast serve` with one worker (server-less queue)."""
+    root = tmp_path_factory.mktemp("client")
+    service = serve_single_command(root, service_env(root / "data", None))
+    try:
+        service.wait_ready()
+        yield service
+    finally:
+        service.close()
+
+
+@pytest.fixture
+def client(server: LiveService) -> Iterator[FacecastClient]:
+    with FacecastClient(server.base_url) as api:
+        yield api
+
+
+def test_text_job_follow_and_download(
+    client: FacecastClient, portrait: Path, tmp_path: Path
+) -> None:
+    job = client.submit_text(portrait, LONG_TEXT, SMALL, client_ref="mine")
+    assert isinstance(job, Job) and job.client_ref == "mine"
+    views = list(client.follow(job.job_id))
+    assert views[-1].status == "done" and views[-1].final
+    progress = [v.progress for v in views]
+    assert progress == sorted(progress) and progress[-1] == 100
+    assert any(v.stream_url for v in views)
+    target = client.download(job.job_id, tmp_path / "out.mp4")
+    info = probe(target)
+    assert info.width == 128 and info.has_audio
+    assert not (tmp_path / "out.mp4.part").exists()
+
+
+def test_download_resumes_a_partial_file(
+    client: FacecastClient, portrait: Path, tmp_path: Path
+) -> None:
+    job = client.wait(client.submit_text(portrait, "Noch einmal.", SMALL).job_id)
+    whole = client.download(job.job_id, tmp_path / "whole.mp4").read_bytes()
+    part = tmp_path / "resumed.mp4.part"
+    part.write_bytes(whole[: len(whole) // 2])
+    resumed = client.download(job.job_id, tmp_path / "resumed.mp4").read_bytes()
+    assert resumed == whole
+    (tmp_path / "again.mp4.part").write_bytes(whole)  # complete already: the server says 416
+    assert client.download(job.job_id, tmp_path / "again.mp4").read_bytes() == whole
+
+
+def test_async_audio_job(server: LiveService, portrait: Path, tmp_path: Path) -> None:
+    speech = registry.get_backend("espeak").synthesize("Hallo aus der Datei.", "de")
+    wav = tmp_path / "speech.wav"
+    save_wav(speech.audio, wav)
+
+    async def run() -> tuple[Job, Path]:
+        async with AsyncFacecastClient(server.base_url) as api:
+            job = await api.submit_audio(portrait, wav, SMALL)
+            seen: list[Job] = []
+            final = await api.wait(job.job_id, seen.append)
+            assert seen and seen[-1] == final
+            return final, await api.download(job.job_id, tmp_path / "async.mp4")
+
+    final, path = asyncio.run(run())
+    assert final.status == "done"
+    assert probe(path).audio_duration == pytest.approx(speech.audio.duration, abs=0.1)
+
+
+def test_progress_falls_back_to_server_sent_events(
+    client: FacecastClient, portrait: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refused(job_id: str) -> Iterator[Job]:
+        raise OSError("WebSocket blocked by a proxy")
+
+    monkeypatch.setattr(client, "_socket", refused)
+    job = client.submit_text(portrait, "Ohne WebSocket.", SMALL)
+    views = list(client.follow(job.job_id))
+    assert views[-1].status == "done"
+
+
+def test_errors_carry_the_api_code(client: FacecastClient, portrait: Path, tmp_path: Path) -> None:
+    with pytest.raises(FacecastAPIError) as missing:
+        client.job("0" * 32)
+    assert (missing.value.code, missing.value.status) == ("not_found", 404)
+    with pytest.raises(FacecastAPIError) as small:
+        client.submit_text(portrait, "Hallo", RenderOptions(size=64))
+    assert small.value.code == "invalid_request" and small.value.status == 422
+    blank = tmp_path / "blank.png"
+    Image.new("RGB", (256, 256), "white").save(blank)
+    job = client.wait(client.submit_text(blank, "Hallo", SMALL).job_id)
+    assert job.status == "error" and job.error is not None and job.error.code == "no_face"
+    with pytest.raises(FacecastAPIError) as unreachable:
+        FacecastClient("http://127.0.0.1:9").job("0" * 32)
+    assert unreachable.value.code == "unreachable"
+
+
+def test_cancel_and_voices(client: FacecastClient, portrait: Path) -> None:
+    job = client.submit_text(portrait, LONG_TEXT * 3, RenderOptions(size=512))
+    canceled = client.cancel(job.job_id)
+    assert canceled.status in ("canceled", "running")
+    assert client.wait(job.job_id).status == "canceled"
+    with pytest.raises(FacecastAPIError) as again:
+        client.cancel(job.job_id)
+    assert again.value.status == 409
+    voices = client.voices()  # [] on a server without GET /voices
+    assert isinstance(voices, list) and all(v.name for v in voices)
+
+
+def test_cli_renders_on_a_server(server: LiveService, portrait: Path, tmp_path: Path) -> None:
+    output = tmp_path / "remote.mp4"
+    command = [str(FACECAST), "render", "--server", server.base_url, "--image", str(portrait)]
+    done = subprocess.run(
+        [*command, "--text", "Aus der Ferne.", "--size", "128", "-o", str(output)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "wrote" in done.stdout and probe(output).width == 128
+    nowhere = [str(FACECAST), "render", "--server", "http://127.0.0.1:9"]
+    gone = subprocess.run(
+        [*nowhere, "--image", str(portrait), "--text", "Hallo", "-o", str(output)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert gone.returncode == 2
+    assert gone.stderr.strip().splitlines()[-1].startswith("error:")
+    assert "Traceback" not in gone.stderr
