@@ -534,3 +534,74 @@ def test_spoofed_forwarded_for_does_not_escape_the_rate_limit(open_service: Live
     assert set(codes) == {422, 429} and codes.count(422) <= RATE + refilled, codes
     assert codes[-1] == 429, codes
     assert error_of(answers[-1], 429)["code"] == "rate_limited"
+
+
+def self_signed(folder: Path, name: str) -> Path:
+    """A certificate (and key, in the same PEM file) for DNS name `name`."""
+    pem = folder / f"{name}.pem"
+    subprocess.run(
+        [
+            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            "-subj", f"/CN={name}", "-addext", f"subjectAltName=DNS:{name}",
+            "-keyout", str(pem), "-out", str(folder / f"{name}.crt"),
+        ],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    pem.write_bytes(pem.read_bytes() + (folder / f"{name}.crt").read_bytes())
+    return pem
+
+
+def test_https_webhook_checks_the_name_while_connecting_to_the_checked_address(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pinned to an IP, TLS still sends the URL's name (SNI) and verifies the certificate
+    against it: a receiver whose certificate names another host is refused."""
+    import ssl
+
+    from facecast.config import Settings
+    from facecast.service import webhooks
+
+    if subprocess.run(["openssl", "version"], capture_output=True).returncode != 0:
+        pytest.skip("openssl is not installed")
+    names_seen: list[str | None] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("content-length", 0)))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+    real = socket.getaddrinfo
+
+    def pinned(host: Any, *args: Any, **kwargs: Any) -> Any:
+        return real("127.0.0.1" if host in ("hook.test", "other.test") else host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", pinned)
+    settings = Settings(webhook_secret=SECRET, webhook_allow_private=True)
+    for served, asked, works in (
+        ("hook.test", "hook.test", True),
+        ("other.test", "hook.test", False),
+    ):
+        pem = self_signed(tmp_path, served)
+        monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / f"{served}.crt"))
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(pem)
+        context.sni_callback = lambda _sock, name, _ctx: names_seen.append(name)
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        url = f"https://{asked}:{server.server_address[1]}/hook"
+        try:
+            if works:
+                webhooks.deliver(url, b"{}", settings)
+            else:
+                with pytest.raises(webhooks.WebhookError, match=r"(?i)certificate"):
+                    webhooks.deliver(url, b"{}", settings)
+        finally:
+            server.shutdown()
+            server.server_close()
+    assert names_seen[:1] == ["hook.test"] and "hook.test" in names_seen[1:]
