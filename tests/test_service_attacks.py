@@ -605,3 +605,20 @@ def test_https_webhook_checks_the_name_while_connecting_to_the_checked_address(
             server.shutdown()
             server.server_close()
     assert names_seen[:1] == ["hook.test"] and "hook.test" in names_seen[1:]
+
+
+def test_readiness_keeps_broker_details_to_the_operator(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from facecast.config import Settings
+    from facecast.service.app import build_service
+
+    secret_url = "redis://:hunter2@127.0.0.1:1/0"
+    service = build_service(Settings(redis_url=secret_url, data_dir=tmp_path / "data"))
+    try:
+        report = service.readiness()
+    finally:
+        service.close()
+    assert not report.ready and report.checks["broker"].detail == "unreachable"
+    assert "127.0.0.1" not in report.model_dump_json() and "hunter2" not in report.model_dump_json()
+    assert any("unreachable" in record.getMessage() for record in caplog.records)
