@@ -521,21 +521,6 @@ def test_killed_job_waits_as_queued_with_its_attempt(
     assert attempts == sorted(attempts), seen[-20:]
 
 
-def test_spoofed_forwarded_for_does_not_escape_the_rate_limit(open_service: LiveService) -> None:
-    """Runs last in this module: it empties the loopback client's bucket. A new
-    X-Forwarded-For on every request must not buy a new bucket."""
-    started = time.monotonic()
-    answers = [
-        open_service.client.post("/tts", json={}, headers={"X-Forwarded-For": f"203.0.113.{n}"})
-        for n in range(RATE + 10)
-    ]
-    refilled = (time.monotonic() - started) * RATE / 60 + 1  # the bucket refills meanwhile
-    codes = [a.status_code for a in answers]
-    assert set(codes) == {422, 429} and codes.count(422) <= RATE + refilled, codes
-    assert codes[-1] == 429, codes
-    assert error_of(answers[-1], 429)["code"] == "rate_limited"
-
-
 def self_signed(folder: Path, name: str) -> Path:
     """A certificate (and key, in the same PEM file) for DNS name `name`."""
     pem = folder / f"{name}.pem"
@@ -622,3 +607,18 @@ def test_readiness_keeps_broker_details_to_the_operator(
     assert not report.ready and report.checks["broker"].detail == "unreachable"
     assert "127.0.0.1" not in report.model_dump_json() and "hunter2" not in report.model_dump_json()
     assert any("unreachable" in record.getMessage() for record in caplog.records)
+
+
+def test_spoofed_forwarded_for_does_not_escape_the_rate_limit(open_service: LiveService) -> None:
+    """Runs last in this module: it empties the loopback client's bucket. A new
+    X-Forwarded-For on every request must not buy a new bucket."""
+    started = time.monotonic()
+    answers = [
+        open_service.client.post("/tts", json={}, headers={"X-Forwarded-For": f"203.0.113.{n}"})
+        for n in range(RATE + 10)
+    ]
+    refilled = (time.monotonic() - started) * RATE / 60 + 1  # the bucket refills meanwhile
+    codes = [a.status_code for a in answers]
+    assert set(codes) == {422, 429} and codes.count(422) <= RATE + refilled, codes
+    assert codes[-1] == 429, codes
+    assert error_of(answers[-1], 429)["code"] == "rate_limited"
