@@ -348,6 +348,27 @@ def test_public_url_names_the_links_and_the_allowed_host() -> None:
     assert "https://facecast.example.com" in allowed_origins(settings)
 
 
+def test_links_come_from_the_public_url_not_the_request(tmp_path: Path) -> None:
+    from facecast.config import Settings
+    from facecast.service.access import link_is_valid
+    from facecast.service.app import build_service
+    from facecast.service.schemas import JobKind, JobState, JobStatus
+
+    settings = Settings(
+        public_url="https://facecast.example.com", api_keys=["k"], data_dir=tmp_path / "data"
+    )
+    service = build_service(settings)
+    job_id = service.storage.new_job()
+    service.storage.path(job_id, "video.mp4").write_bytes(b"\0\0\0\x18ftypmp42")
+    state = JobState(job_id=job_id, kind=JobKind.ANIMATE, status=JobStatus.DONE, created_at=0)
+    view = service.view(state, "http://evil.example:8000")
+    prefix = f"https://facecast.example.com/files/{job_id}/video.mp4?sig="
+    assert view.video_url is not None and view.video_url.startswith(prefix), view.video_url
+    assert link_is_valid(settings, job_id, "video.mp4", view.video_url.removeprefix(prefix))
+    assert not link_is_valid(settings, job_id, "audio.wav", view.video_url.removeprefix(prefix))
+    service.close()
+
+
 def raw_exchange(service: LiveService, payload: bytes, wait: float) -> tuple[bytes, float]:
     """Send `payload`, then nothing; what the server answered and how long until it closed."""
     host, port = service.base_url.removeprefix("http://").split(":")
