@@ -348,6 +348,27 @@ def test_public_url_names_the_links_and_the_allowed_host() -> None:
     assert "https://facecast.example.com" in allowed_origins(settings)
 
 
+def test_links_come_from_the_public_url_not_the_request(tmp_path: Path) -> None:
+    from facecast.config import Settings
+    from facecast.service.access import link_is_valid
+    from facecast.service.app import build_service
+    from facecast.service.schemas import JobKind, JobState, JobStatus
+
+    settings = Settings(
+        public_url="https://facecast.example.com", api_keys=["k"], data_dir=tmp_path / "data"
+    )
+    service = build_service(settings)
+    job_id = service.storage.new_job()
+    service.storage.path(job_id, "video.mp4").write_bytes(b"\0\0\0\x18ftypmp42")
+    state = JobState(job_id=job_id, kind=JobKind.ANIMATE, status=JobStatus.DONE, created_at=0)
+    view = service.view(state, "http://evil.example:8000")
+    prefix = f"https://facecast.example.com/files/{job_id}/video.mp4?sig="
+    assert view.video_url is not None and view.video_url.startswith(prefix), view.video_url
+    assert link_is_valid(settings, job_id, "video.mp4", view.video_url.removeprefix(prefix))
+    assert not link_is_valid(settings, job_id, "audio.wav", view.video_url.removeprefix(prefix))
+    service.close()
+
+
 def raw_exchange(service: LiveService, payload: bytes, wait: float) -> tuple[bytes, float]:
     """Send `payload`, then nothing; what the server answered and how long until it closed."""
     host, port = service.base_url.removeprefix("http://").split(":")
@@ -519,6 +540,94 @@ def test_killed_job_waits_as_queued_with_its_attempt(
     # Whatever the poll caught in between, attempt 1 never followed attempt 2.
     attempts = [attempt for _, attempt in seen]
     assert attempts == sorted(attempts), seen[-20:]
+
+
+def self_signed(folder: Path, name: str) -> Path:
+    """A certificate (and key, in the same PEM file) for DNS name `name`."""
+    pem = folder / f"{name}.pem"
+    subprocess.run(
+        [
+            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            "-subj", f"/CN={name}", "-addext", f"subjectAltName=DNS:{name}",
+            "-keyout", str(pem), "-out", str(folder / f"{name}.crt"),
+        ],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    pem.write_bytes(pem.read_bytes() + (folder / f"{name}.crt").read_bytes())
+    return pem
+
+
+def test_https_webhook_checks_the_name_while_connecting_to_the_checked_address(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pinned to an IP, TLS still sends the URL's name (SNI) and verifies the certificate
+    against it: a receiver whose certificate names another host is refused."""
+    import ssl
+
+    from facecast.config import Settings
+    from facecast.service import webhooks
+
+    if subprocess.run(["openssl", "version"], capture_output=True).returncode != 0:
+        pytest.skip("openssl is not installed")
+    names_seen: list[str | None] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("content-length", 0)))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+    real = socket.getaddrinfo
+
+    def pinned(host: Any, *args: Any, **kwargs: Any) -> Any:
+        return real("127.0.0.1" if host in ("hook.test", "other.test") else host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", pinned)
+    settings = Settings(webhook_secret=SECRET, webhook_allow_private=True)
+    for served, asked, works in (
+        ("hook.test", "hook.test", True),
+        ("other.test", "hook.test", False),
+    ):
+        pem = self_signed(tmp_path, served)
+        monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / f"{served}.crt"))
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(pem)
+        context.sni_callback = lambda _sock, name, _ctx: names_seen.append(name)
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        url = f"https://{asked}:{server.server_address[1]}/hook"
+        try:
+            if works:
+                webhooks.deliver(url, b"{}", settings)
+            else:
+                with pytest.raises(webhooks.WebhookError, match=r"(?i)certificate"):
+                    webhooks.deliver(url, b"{}", settings)
+        finally:
+            server.shutdown()
+            server.server_close()
+    assert names_seen[:1] == ["hook.test"] and "hook.test" in names_seen[1:]
+
+
+def test_readiness_keeps_broker_details_to_the_operator(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from facecast.config import Settings
+    from facecast.service.app import build_service
+
+    secret_url = "redis://:hunter2@127.0.0.1:1/0"
+    service = build_service(Settings(redis_url=secret_url, data_dir=tmp_path / "data"))
+    try:
+        report = service.readiness()
+    finally:
+        service.close()
+    assert not report.ready and report.checks["broker"].detail == "unreachable"
+    assert "127.0.0.1" not in report.model_dump_json() and "hunter2" not in report.model_dump_json()
+    assert any("unreachable" in record.getMessage() for record in caplog.records)
 
 
 def test_spoofed_forwarded_for_does_not_escape_the_rate_limit(open_service: LiveService) -> None:

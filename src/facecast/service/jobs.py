@@ -820,13 +820,16 @@ class JobService:
             self.queue.ping()
             self.store.ping()
             checks["broker"] = Check(ok=True, detail="reachable")
-        except Exception as exc:
-            checks["broker"] = Check(ok=False, detail=f"unreachable: {exc}")
+        except Exception:
+            # The reason (addresses, errors) goes to the operator's log, not to any caller.
+            logger.warning("broker or state store unreachable", exc_info=True)
+            checks["broker"] = Check(ok=False, detail="unreachable")
         try:
             workers = self.store.workers()
-        except Exception as exc:
+        except Exception:
+            logger.warning("state store unreachable", exc_info=True)
             workers = []
-            checks["broker"] = Check(ok=False, detail=f"unreachable: {exc}")
+            checks["broker"] = Check(ok=False, detail="unreachable")
         warmed = [w for w in workers if w.warmed]
         checks["workers"] = Check(
             ok=bool(workers), detail=f"{len(workers)} worker process(es) alive"
