@@ -17,7 +17,8 @@ import _lp_graphs as graphs
 from facecast import accel, render, weights
 from facecast.backends import queue_for
 from facecast.errors import BackendUnavailableError
-from facecast.face import detect_landmarks, frame_portrait, load_image
+from facecast.face import detect_landmarks, frame_portrait
+from facecast.image import load_image
 from facecast.options import RenderOptions
 from facecast.pipeline import check_cpu_time, render_talking_head
 from facecast.registry import Capabilities

@@ -15,7 +15,8 @@ from onnx import TensorProto, helper, numpy_helper
 from facecast import post, weights
 from facecast.audio import AudioTrack
 from facecast.config import get_settings
-from facecast.face import detect_landmarks, frame_portrait, load_image
+from facecast.face import detect_landmarks, frame_portrait
+from facecast.image import load_image
 from facecast.options import RenderOptions
 from facecast.pipeline import render_talking_head
 from facecast.post import PostContext
