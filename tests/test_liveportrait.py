@@ -198,7 +198,7 @@ def test_gpu_jobs_go_only_where_a_live_worker_takes_them(registered: None, tmp_p
     storage = Storage(tmp_path / "data")
     store = FileStateStore(storage)
     service = JobService(Settings(), storage, store, None)  # type: ignore[arg-type]
-    lp = JobRequest(renderer="liveportrait")
+    lp = JobRequest(options=RenderOptions(renderer="liveportrait"))
     assert queue_for(RenderOptions(renderer="liveportrait"), "default") == "gpu"
 
     def beat(worker: str, queues: list[str], backends: list[str], gpu: list[str]) -> None:
@@ -215,7 +215,7 @@ def test_gpu_jobs_go_only_where_a_live_worker_takes_them(registered: None, tmp_p
     beat("cpu-1", ["default"], ["realesrgan", "warp"], [])
     with pytest.raises(BackendUnavailableError, match="Available renderers: warp"):
         service.check_backends(lp)  # installed here, but no live worker offers it
-    assert service.check_backends(JobRequest(upscale=2)) == "default"
+    assert service.check_backends(JobRequest(options=RenderOptions(upscale=2))) == "default"
     beat("odd-1", ["default"], ["liveportrait", "warp"], ["liveportrait"])
     with pytest.raises(BackendUnavailableError, match="renderer 'liveportrait'"):
         service.check_backends(lp)  # offered, but nobody consumes the gpu queue with it

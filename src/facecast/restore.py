@@ -58,14 +58,17 @@ def restore_region(
 
 
 def restore_face(
-    rgb: np.ndarray, landmarks: FaceLandmarks, upscale4: object
+    rgb: np.ndarray, landmarks: FaceLandmarks, upscale4: object, size: int = 512
 ) -> tuple[np.ndarray, FaceLandmarks]:
     """The super-resolved face region and the landmarks moved onto it.
 
-    `upscale4` maps a (1, H, W, 3) uint8 batch to (1, 4H, 4W, 3) (Real-ESRGAN x4plus).
+    `upscale4` maps a (1, H, W, 3) uint8 batch to (1, 4H, 4W, 3) (Real-ESRGAN x4plus). The
+    region is fed at no more than the `size` px output needs (cost and memory grow with the
+    square of the input).
     """
     (bx0, by0, _, _), region = restore_region(rgb, landmarks)
-    shrink = min(1.0, MAX_INPUT_SIDE / max(region.shape[:2]))
+    needed = size * (1 + 2 * RESTORE_MARGIN) / X4
+    shrink = min(1.0, min(MAX_INPUT_SIDE, needed) / max(region.shape[:2]))
     if shrink < 1.0:
         size = (round(region.shape[1] * shrink), round(region.shape[0] * shrink))
         region = cv2.resize(region, size, interpolation=cv2.INTER_AREA)
@@ -91,5 +94,5 @@ def maybe_restore(
         backend = post.REGISTRY.get(name)
         face_upscaler = getattr(backend, "face_upscaler", None)
         if face_upscaler is not None:
-            return restore_face(rgb, landmarks, face_upscaler())
+            return restore_face(rgb, landmarks, face_upscaler(), options.size)
     return rgb, landmarks
