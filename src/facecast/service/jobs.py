@@ -302,9 +302,8 @@ class JobService:
 
         options = request.render_options()
         default = self.settings.animate_queue
-        plain = RenderOptions(renderer=options.renderer)
-        if plain == RenderOptions() and not options.refine and not options.upscale:
-            return default
+        if options.renderer == RenderOptions().renderer and not (options.refine or options.upscale):
+            return default  # the default engine runs on every worker
         try:
             workers = [w for w in self.store.workers() if w.backends]
         except Exception:
