@@ -111,6 +111,7 @@ def _run_render(
         force_cpu=opts["force_cpu"],
     )
     check_options(options)
+    _say_cpu_cost(options)
     # disable=None: a bar on a terminal, nothing when stderr is a pipe or a file.
     with tqdm(
         disable=None,
@@ -135,6 +136,18 @@ def _run_render(
         f"wrote {result.video} ({result.duration:.1f} s, {result.frames} frames) "
         f"in {result.elapsed:.1f} s ({speed:.1f}x real time)"
     )
+
+
+def _say_cpu_cost(options: Any) -> None:
+    """Slow backends on a machine without CUDA: say what to expect before starting."""
+    from facecast import accel
+    from facecast.backends import cpu_seconds_per_video_second
+
+    cost = cpu_seconds_per_video_second(options)
+    if cost and not accel.cuda_available():
+        click.echo(
+            f"note: no GPU here; this takes about {cost:.0f} s per second of video", err=True
+        )
 
 
 @click.group()
