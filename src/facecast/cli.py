@@ -303,6 +303,13 @@ def models_verify() -> None:
                 verdict = "ok" if found.verified else f"FAILED: {found.problem}"
                 bad += not found.verified
                 click.echo(f"{verdict:8s} {found.location}")
+        for rel, expected in sorted(weights.trusted(folder).items()):
+            path = folder / rel
+            if any(rel == f.path for m in weights.manifest() for f in m.files):
+                continue  # checked above with its model
+            good = path.is_file() and weights.sha256_of(path) == expected
+            bad += not good
+            click.echo(f"{'ok' if good else 'FAILED:':8s} {path} (trusted by the operator)")
         for path in weights.unknown_files(folder):
             bad += 1
             click.echo(f"UNKNOWN  {path} (not in the manifest; never used)")
