@@ -1,14 +1,14 @@
 """Real-ESRGAN on this machine's CPU: onnxruntime (converted) against the ncnn package, and
 what super-resolution buys on a small face.
 
-    python bench/upscale.py [--out docs/img/restore.png]
+    python bench/upscale.py [--out docs/img/restore.jpg]
 
 Prints (a) seconds per frame for realesr-animevideov3 (512 -> 2048, the output-frame network)
 and RealESRGAN_x4plus (128 -> 512, the face-restoring network) with onnxruntime and, when the
 `ncnn` package is installed, with ncnn on the same .param/.bin; (b) PSNR against the original
 of the Grace Hopper face crop downscaled 512 -> 128 and brought back by bicubic, animevideov3
 and x4plus, and saves the side-by-side image; (c) the quarter-size photo framed at 512 px
-with and without restoring the small face (docs/img/small-face.png).
+with and without restoring the small face (docs/img/small-face.jpg).
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("docs/img/restore.png"))
+    parser.add_argument("--out", type=Path, default=Path("docs/img/restore.jpg"))
     args = parser.parse_args()
     photo = load_image(Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg")
     models = Path(tempfile.mkdtemp(prefix="facecast-bench-"))
@@ -110,7 +110,7 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(args.out), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
     print(f"side-by-side: {args.out}")
-    small_face(args.out.with_name("small-face.png"))
+    small_face(args.out.with_name("small-face.jpg"))
 
 
 if __name__ == "__main__":

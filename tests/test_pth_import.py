@@ -123,6 +123,15 @@ def test_imported_pth_computes_what_the_ncnn_weights_compute(tmp_path: Path) -> 
     ours = accel.session(converted).run(None, {INPUT_NAME: x})[0]
     packaged = accel.session(onnx_model(NETWORKS["animevideov3-x4"], tmp_path / "cache"))
     np.testing.assert_allclose(ours, packaged.run(None, {INPUT_NAME: x})[0], atol=1e-4)
+    verify = subprocess.run(
+        [FACECAST, "models", "verify"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={"FACECAST_MODELS_DIR": str(models), "PATH": "/usr/bin:/bin"},
+    )
+    assert verify.returncode == 0 and "realesr-animevideov3.onnx (trusted" in verify.stdout
     # ...and the upscaler now uses the operator's file.
     assert onnx_model(NETWORKS["animevideov3-x4"], models) == converted
     assert Upscaler(NETWORKS["animevideov3-x4"], models).scale == 4

@@ -228,6 +228,7 @@ def _run_render(
     if text is not None:  # the voice is refused here, before the photo is even read
         options = choose_voice(options)
     check_options(options)
+    _say_cpu_cost(options)
     with _progress_bar() as progress:
         result = render_talking_head(
             image,
@@ -246,6 +247,18 @@ def _run_render(
         f"in {result.elapsed:.1f} s ({speed:.1f}x real time)",
         err=stream is not None and getattr(stream, "name", None) == "<stdout>",
     )
+
+
+def _say_cpu_cost(options: Any) -> None:
+    """Slow backends on a machine without CUDA: say what to expect before starting."""
+    from facecast import accel
+    from facecast.backends import cpu_seconds_per_video_second
+
+    cost = cpu_seconds_per_video_second(options)
+    if cost and not accel.cuda_available():
+        click.echo(
+            f"note: no GPU here; this takes about {cost:.0f} s per second of video", err=True
+        )
 
 
 @click.group()
@@ -492,6 +505,13 @@ def models_verify() -> None:
                 verdict = "ok" if found.verified else f"FAILED: {found.problem}"
                 bad += not found.verified
                 click.echo(f"{verdict:8s} {found.location}")
+        for rel, expected in sorted(weights.trusted(folder).items()):
+            path = folder / rel
+            if any(rel == f.path for m in weights.manifest() for f in m.files):
+                continue  # checked above with its model
+            good = path.is_file() and weights.sha256_of(path) == expected
+            bad += not good
+            click.echo(f"{'ok' if good else 'FAILED:':8s} {path} (trusted by the operator)")
         for path in weights.unknown_files(folder):
             bad += 1
             click.echo(f"UNKNOWN  {path} (not in the manifest; never used)")

@@ -70,8 +70,8 @@ def restore_face(
     needed = size * (1 + 2 * RESTORE_MARGIN) / X4
     shrink = min(1.0, min(MAX_INPUT_SIDE, needed) / max(region.shape[:2]))
     if shrink < 1.0:
-        size = (round(region.shape[1] * shrink), round(region.shape[0] * shrink))
-        region = cv2.resize(region, size, interpolation=cv2.INTER_AREA)
+        fed = (round(region.shape[1] * shrink), round(region.shape[0] * shrink))
+        region = cv2.resize(region, fed, interpolation=cv2.INTER_AREA)
     assert callable(upscale4)
     big = upscale4(np.ascontiguousarray(region)[None])[0]
     scale = X4 * shrink

@@ -424,9 +424,8 @@ class JobService:
 
         options = request.options
         default = self.settings.animate_queue
-        plain = RenderOptions(renderer=options.renderer)
-        if plain == RenderOptions() and not options.refine and not options.upscale:
-            return default
+        if options.renderer == RenderOptions().renderer and not (options.refine or options.upscale):
+            return default  # the default engine runs on every worker
         try:
             workers = [w for w in self.store.workers() if w.backends]
         except Exception:

@@ -195,10 +195,12 @@ def require(name: str, models_dir: Path) -> dict[str, Path]:
 
 
 def unknown_files(models_dir: Path) -> list[Path]:
-    """Files under the models dir that no manifest entry names (never used)."""
+    """Files under the models dir that neither the manifest nor the operator's trusted list
+    names (never used)."""
     if not models_dir.is_dir():
         return []
     known = {f.path for m in manifest() if m.package is None for f in m.files}
+    known |= set(trusted(models_dir))
     found = []
     for path in sorted(models_dir.rglob("*")):
         rel = path.relative_to(models_dir).as_posix()
