@@ -275,7 +275,7 @@ def test_png_too_large_to_decode_whole_is_refused() -> None:
         image._check_full_decode(header)
 
 
-@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP", "HEIF"])
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP", "HEIF", "AVIF"])
 def test_cut_files_are_refused_without_decoding(grace_img: Image.Image, fmt: str) -> None:
     """What the API checks: a file cut anywhere is refused from its structure alone."""
     from pillow_heif import register_heif_opener

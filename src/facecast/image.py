@@ -50,7 +50,7 @@ MAX_SCAN_PIXELS = 1_200_000_000
 COEFFICIENT_BYTES = 128
 """A progressive JPEG keeps every 8 x 8 block's coefficients (64 x int16) until its end."""
 INFLATE_CHUNK = 1 << 20
-FORMATS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "HEIF": "heic"}
+FORMATS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "HEIF": "heic", "AVIF": "avif"}
 """Accepted formats (Pillow's names) and the extension a stored upload gets."""
 FORMAT_ALIASES = {"MPO": "JPEG"}
 """Phones' multi-picture JPEGs (a second image after the first's end) are JPEGs."""
@@ -70,7 +70,7 @@ TRANSPOSE_FOR_ORIENTATION = {
     8: Image.Transpose.ROTATE_90,
 }
 """How to turn a photo with each EXIF orientation upright (as Pillow's exif_transpose does)."""
-UNREADABLE = "The file is not an image that can be read (JPEG, PNG, WebP or HEIC)."
+UNREADABLE = "The file is not an image that can be read (JPEG, PNG, WebP, HEIC or AVIF)."
 DAMAGED = "The image file is damaged or truncated."
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
@@ -145,10 +145,12 @@ def _open(data: bytes) -> Image.Image:
     """
     _register_heif()
     Image.init()
+    recognised = False
     for name in FORMATS:
         factory, accept = Image.OPEN[name]
         if accept is not None and not accept(data[:16]):
             continue
+        recognised = True
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -157,6 +159,8 @@ def _open(data: bytes) -> Image.Image:
             continue
         except (OSError, ValueError):
             raise InvalidImageError(DAMAGED) from None
+    if recognised:  # the signature of a format, but its headers do not parse
+        raise InvalidImageError(DAMAGED)
     raise InvalidImageError(UNREADABLE)
 
 
@@ -170,7 +174,7 @@ def _read(source: str | Path | bytes) -> bytes:
 def inspect(source: str | Path | bytes, *, max_pixels: int = MAX_PIXELS) -> PhotoInfo:
     """Check a photo without decoding its pixels; InvalidImageError says what is wrong.
 
-    Refused: formats other than JPEG/PNG/WebP/HEIC, more than `max_pixels` or MAX_EDGE,
+    Refused: formats other than JPEG/PNG/WebP/HEIC/AVIF, more than `max_pixels` or MAX_EDGE,
     an aspect ratio beyond MAX_ASPECT, tiny files declaring huge sizes, JPEGs whose scans
     would cost too much time or memory, PNGs whose chunks are cut or damaged, and photos
     that a decode could not scale down within DECODE_BUDGET_BYTES.
@@ -194,7 +198,7 @@ def inspect(source: str | Path | bytes, *, max_pixels: int = MAX_PIXELS) -> Phot
             _check_png(data)
         elif info.format == "WEBP":
             _check_riff(data)
-        elif info.format == "HEIF":
+        elif info.format in ("HEIF", "AVIF"):
             _check_boxes(data)
     return info
 
@@ -392,7 +396,7 @@ def _check_riff(data: bytes) -> None:
 
 
 def _check_boxes(data: bytes) -> None:
-    """A HEIF file is a sequence of ISO BMFF boxes that must end exactly with the file."""
+    """HEIF and AVIF files are ISO BMFF boxes that must end exactly with the file."""
     pos = 0
     while pos + 8 <= len(data):
         size = int.from_bytes(data[pos : pos + 4])
