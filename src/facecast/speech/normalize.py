@@ -5,7 +5,8 @@ regular expressions applied in a fixed order, most specific first: URLs and e-ma
 abbreviations, phone numbers, dates, times, money, percentages, units, ordinals, then plain
 numbers and the symbols left over; the words come from the per-language tables in
 `normalize_tables.py`, numbers through `num2words`. Languages other than German and English
-pass through unchanged. Every pattern is bounded, so hostile input stays linear.
+pass through unchanged. Patterns are bounded where they could backtrack, so hostile input
+stays fast (bench/speech_limits.py measures it).
 """
 
 from __future__ import annotations
@@ -50,7 +51,9 @@ _PHONE = re.compile(
     r"(?<![\w+])(?:\+\d{1,3}[ \u00a0]?(?:\(0\)[ \u00a0]?)?|\(0\d{1,5}\)[ \u00a0]?|0)"
     r"\d[\d \u00a0/-]*\d(?![\d,.]\d)"
 )
-_US_PHONE = re.compile(r"(?<![\w-])(?:(?:\(\d{3}\)\s?|\d{3}-)\d{3}-\d{4}|\d{3}-\d{4})(?![\w-])")
+_US_PHONE = re.compile(
+    r"(?<![\w-])(?:\+?1[-\s])?(?:(?:\(\d{3}\)\s?|\d{3}-)\d{3}-\d{4}|\d{3}-\d{4})(?![\w-])"
+)
 _SPACES = re.compile(r"[ \t\u00a0]+")
 _SPACE_BEFORE_PUNCT = re.compile(r" +([,.;:!?])")
 
@@ -216,6 +219,30 @@ def _weekday_range_rule(language: Language) -> Rule:
         return words + ("." if match.group(0).endswith(".") and _keeps_period(match, False) else "")
 
     return (pattern, replace)
+
+
+def _weekday_rule(language: Language) -> Rule:
+    """A short weekday before a time or date: "Sa 10-14 Uhr" -> "Samstag 10-14 Uhr"."""
+    days = dict(language.weekdays)
+    names = "|".join(sorted(days, key=len, reverse=True))
+    return (
+        re.compile(
+            rf"(?<![\w.])(?P<day>{names})\b\.?"
+            r"(?=,?\s+\d{1,2}(?:[:.\-–/]|\s*(?:Uhr\b|[ap]\.?m\b)))",
+        ),
+        lambda m: days[m["day"]],
+    )
+
+
+def _decade_rule(language: Language) -> Rule:
+    """English decades: "the 1990s" -> "the nineteen nineties", "the 80s" -> "the eighties"."""
+
+    def replace(match: re.Match[str]) -> str:
+        digits = match["n"]
+        words = year(int(digits), language) if len(digits) == 4 else cardinal(int(digits), language)
+        return _pad(words[:-1] + "ies" if words.endswith("y") else words + "s")
+
+    return (re.compile(r"(?<![\w.,])'?(?P<n>(?:1[1-9]|20)?\d0)s\b"), replace)
 
 
 def _street_rule() -> Rule:
@@ -393,7 +420,26 @@ def _iso_date_rule(language: Language) -> Rule:
 
 
 def _time_rules(language: Language) -> list[Rule]:
-    return _german_time_rules(language) if language.code == "de" else _english_time_rules(language)
+    rules = _german_time_rules(language) if language.code == "de" else _english_time_rules(language)
+    return [_time_range_rule(language, rules[-1]), *rules]
+
+
+def _time_range_rule(language: Language, clock: Rule) -> Rule:
+    """ "9:00-18:00 Uhr" -> "neun Uhr bis achtzehn Uhr": each end read by the clock rule."""
+    pattern, say = clock
+    suffix = r"(?:\s*Uhr\b)?" if language.code == "de" else ""
+
+    def replace(match: re.Match[str]) -> str:
+        first = pattern.sub(say, match["a"]).strip()
+        second = pattern.sub(say, match["b"]).strip()
+        return _pad(f"{first} {language.range_word} {second}")
+
+    return (
+        re.compile(
+            rf"(?<![\w.,:])(?P<a>\d{{1,2}}:\d{{2}})\s*[-–]\s*(?P<b>\d{{1,2}}:\d{{2}})(?![\d:]){suffix}"
+        ),
+        replace,
+    )
 
 
 def _german_time_rules(language: Language) -> list[Rule]:
@@ -666,6 +712,7 @@ def _rules(language: Language, region: str) -> list[Rule]:
         _long_digits_rule(language),
         *_address_rules(language),
         _weekday_range_rule(language),
+        _weekday_rule(language),
         *([_street_rule()] if language.code == "de" else []),
         *_abbreviation_rules(language),
         _iso_date_rule(language),
@@ -675,6 +722,7 @@ def _rules(language: Language, region: str) -> list[Rule]:
         *_money_rules(language),
         _percent_rule(language),
         _times_rule(language),
+        *([_decade_rule(language)] if language.code == "en" else []),
         _unit_rule(language),
         *_ordinal_rules(language),
         _year_rule(language),
