@@ -3,6 +3,7 @@ for too long and bad voice samples are refused with a clear 4xx before any job e
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import httpx
@@ -146,3 +147,30 @@ def test_cli_cloning_without_xtts_is_one_plain_line(
     assert run.code == 2
     assert run.stderr.strip().startswith("error:") and "XTTS" in run.stderr
     assert not out.exists()
+
+
+def test_a_model_dir_without_weights_offers_no_cloning(tmp_path: Path) -> None:
+    """FACECAST_XTTS_MODEL_DIR alone once made the API accept cloning that then failed in the
+    worker; now the registry offers cloning only with the package and all weight files."""
+    import subprocess
+    import sys
+
+    (tmp_path / "config.json").write_text("{}")
+    env = {
+        **os.environ,
+        "FACECAST_XTTS_MODEL_DIR": str(tmp_path),
+        "FACECAST_DATA_DIR": str(tmp_path),
+    }
+    probe = (
+        "from facecast.speech.registry import available, cloning_backend; "
+        "print(available(), cloning_backend())"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert done.stdout.strip() == "['espeak'] None"

@@ -255,3 +255,21 @@ def test_streaming_synthesis_stops_at_the_cap(
     text = "Guten Tag, wie geht es Ihnen heute? " * 40
     speech = synthesize_capped(xtts, text, "de", voice, max_seconds=1.0)
     assert 0.5 < speech.audio.duration <= 1.0
+
+
+def test_named_speakers_of_the_weights(xtts_dir: Path, tmp_path: Path) -> None:
+    """With the release's speakers_xtts.pth, XTTS speaks without a sample (its first voice by
+    default) and by speaker name."""
+    from xtts_checkpoint import write_speakers
+
+    folder = tmp_path / "with-speakers"
+    folder.mkdir()
+    for name in ("config.json", "model.pth", "vocab.json"):
+        (folder / name).symlink_to(xtts_dir / name)
+    write_speakers(folder / "speakers_xtts.pth", ("Ana Florence", "Claribel Dervla"))
+    backend = XttsBackend(folder, tmp_path / "cache")
+    assert backend.speakers() == ("Ana Florence", "Claribel Dervla")
+    assert backend.synthesize("hello there.", "en").audio.duration > 0
+    assert backend.synthesize("hallo.", "de", "Claribel Dervla").audio.duration > 0
+    with pytest.raises(FacecastError, match="Ana Florence"):
+        backend.synthesize("hallo.", "de", "Nobody")

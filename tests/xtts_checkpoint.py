@@ -66,3 +66,18 @@ def make_checkpoint(folder: Path, *, old_format: bool = False, seed: int = 0) ->
         torch.save({"model": model.state_dict(), "config": config.to_dict()}, folder / "model.pth")
     config.save_json(str(folder / "config.json"))
     return folder
+
+
+def write_speakers(path: Path, names: tuple[str, ...], seed: int = 0) -> None:
+    """A `speakers_xtts.pth` like the release's: name -> conditioning latents (random here)."""
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    speakers = {
+        name: {
+            "gpt_cond_latent": torch.randn(1, 32, 64, generator=generator),
+            "speaker_embedding": torch.randn(1, 512, 1, generator=generator),
+        }
+        for name in names
+    }
+    torch.save(speakers, path)

@@ -251,6 +251,11 @@ class XttsBackend:
         logger.info("cloned voice %s computed", key)
         return voice
 
+    def speakers(self) -> tuple[str, ...]:
+        """Named studio voices of the weights (`speakers_xtts.pth` of the release), if any."""
+        manager = getattr(self._engine().model, "speaker_manager", None)
+        return tuple(getattr(manager, "name_to_id", {}) or {}) if manager is not None else ()
+
     def cloned_voices(self) -> tuple[str, ...]:
         """Voices cloned in this process (memory cache)."""
         with self._lock:
@@ -267,6 +272,8 @@ class XttsBackend:
                 return stored["gpt"], stored["speaker"]
         speakers = getattr(engine.model, "speaker_manager", None)
         names = list(getattr(speakers, "name_to_id", {}) or {}) if speakers is not None else []
+        if voice is None and names:
+            voice = names[0]  # the release's speaker file: its first studio voice by default
         if voice is not None and voice in names and speakers is not None:
             latents = speakers.speakers[voice]
             return latents["gpt_cond_latent"], latents["speaker_embedding"]
@@ -275,7 +282,8 @@ class XttsBackend:
                 "XTTS speaks in a cloned voice: send a voice sample (voice_clone_wav)"
                 + (f" or name a speaker ({', '.join(names[:8])}, ...)." if names else ".")
             )
-        raise FacecastError(f"Unknown XTTS voice {voice!r}; send a voice sample to clone.")
+        known = f" Named voices: {', '.join(names[:8])}." if names else ""
+        raise FacecastError(f"Unknown XTTS voice {voice!r}; send a voice sample to clone.{known}")
 
     # ------------------------------------------------------------------ speaking
 
