@@ -23,7 +23,9 @@ from facecast.options import RenderOptions
 from facecast.pipeline import render_talking_head, synthesize
 from facecast.registry import Capabilities, Registry
 from facecast.speech import PhonemeEvent, Speech, VoiceInfo, registry
+from facecast.speech import pico as pico_module
 from facecast.speech.espeak import EspeakBackend
+from facecast.speech.pico import PicoBackend
 from facecast.speech.piper import DURATION_OUTPUT, PiperBackend, find_voices, patched_model
 
 BILABIAL_TEXT = "Mama baut Pappeln am Meer. Oh, das ist aber schön!"
@@ -154,6 +156,27 @@ def test_pico_gives_the_same_audio_for_the_same_text(pico_speech: Speech) -> Non
     other = backend.synthesize("Ein anderer, längerer Text dazwischen. " * 4, "de")
     again = backend.synthesize(BILABIAL_TEXT, "de")
     assert other.audio.duration > again.audio.duration
+    np.testing.assert_array_equal(again.audio.samples, pico_speech.audio.samples)
+
+
+def test_pico_recovers_from_an_interrupted_request(
+    pico_speech: Speech, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A job's time limit can strike while the answer is in the pipe: the next request must
+    get its own audio, not that stale answer."""
+    backend = PicoBackend()
+
+    def time_limit(*_: object) -> bytes:
+        raise RuntimeError("soft time limit exceeded")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(pico_module, "_read", time_limit)
+        with pytest.raises(RuntimeError, match="time limit"):
+            backend.synthesize("Etwas ganz anderes, und viel länger als der Satz danach.", "de")
+    try:
+        again = backend.synthesize(BILABIAL_TEXT, "de")
+    finally:
+        backend.close()
     np.testing.assert_array_equal(again.audio.samples, pico_speech.audio.samples)
 
 
