@@ -427,3 +427,30 @@ def test_two_voices_never_share_a_result(live_service: LiveService) -> None:
     assert first.status_code == second.status_code == again.status_code == 200, second.text
     assert first.json()["audio_id"] != second.json()["audio_id"]
     assert again.json()["reused"] and again.json()["audio_id"] == first.json()["audio_id"]
+
+
+# --- the CLI -------------------------------------------------------------------------------
+
+
+def test_cli_lists_voices_and_refuses_a_bad_one_before_rendering(tmp_path: Path) -> None:
+    from test_cli import facecast
+
+    listed = facecast("voices", "--lang", "de", cwd=tmp_path)
+    assert listed.code == 0, listed.stderr
+    assert "default for de: pico:de-DE" in listed.stdout and "espeak:default" in listed.stdout
+    helped = facecast("tts", "--help", cwd=tmp_path)
+    squeezed = "".join(helped.stdout.split())  # click wraps anywhere, even inside "de-DE"
+    assert "PicoforGerman(pico:de-DE)andEnglish(pico:en-US)" in squeezed, helped.stdout
+    out = tmp_path / "never.mp4"
+    bad = facecast(
+        "render", "--image", grace_photo(), "--text", "Hallo", "--voice", "nope", "-o", out,
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert bad.code == 2 and bad.stderr.startswith("error: Voice 'nope'"), bad.stderr
+    assert "pico:de-DE" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+    assert not out.exists()
+    spoken = facecast(
+        "tts", "--text", "Hello.", "--lang", "en", "--voice", "espeak", "-o", tmp_path / "a.wav",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert spoken.code == 0 and "with espeak:default" in spoken.stdout, spoken.stderr
