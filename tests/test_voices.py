@@ -288,6 +288,26 @@ def test_tiny_piper_voice_timings_come_from_its_duration_tensor(tiny_voices: Pat
     assert np.all(frames > 0.9)
 
 
+def test_a_voice_copied_into_the_voices_dir_is_offered_and_spoken(
+    tiny_voices: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FACECAST_VOICES_DIR", str(tiny_voices))
+    get_settings.cache_clear()
+    try:
+        fresh = Registry("speech backend", registry._builtin_backends)
+        monkeypatch.setattr(registry, "REGISTRY", fresh)
+        ids = [voice.id for voice in registry.catalogue()]
+        assert "piper:xx_XX-tiny-low" in ids
+        tiny = next(v for v in registry.catalogue() if v.name == "xx_XX-tiny-low")
+        assert tiny.commercial_use and "operator" in tiny.licence
+        # An operator's voice with clear terms becomes the default for its language.
+        assert registry.default_voice("en-us").id == "piper:xx_XX-tiny-low"
+        speech = synthesize("Hi Bob.", "en", "xx_XX-tiny-low")
+        assert speech.audio.sample_rate == 22050 and speech.phonemes
+    finally:
+        get_settings.cache_clear()
+
+
 def test_piper_refuses_unknown_voice_names(tiny_voices: Path) -> None:
     backend = PiperBackend(find_voices(tiny_voices, include_wheel=False))
     with pytest.raises(FacecastError, match="xx_XX-tiny-low"):
