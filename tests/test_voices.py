@@ -23,7 +23,9 @@ from facecast.options import RenderOptions
 from facecast.pipeline import render_talking_head, synthesize
 from facecast.registry import Capabilities, Registry
 from facecast.speech import PhonemeEvent, Speech, VoiceInfo, registry
+from facecast.speech import pico as pico_module
 from facecast.speech.espeak import EspeakBackend
+from facecast.speech.pico import PicoBackend
 from facecast.speech.piper import DURATION_OUTPUT, PiperBackend, find_voices, patched_model
 
 BILABIAL_TEXT = "Mama baut Pappeln am Meer. Oh, das ist aber schön!"
@@ -157,6 +159,27 @@ def test_pico_gives_the_same_audio_for_the_same_text(pico_speech: Speech) -> Non
     np.testing.assert_array_equal(again.audio.samples, pico_speech.audio.samples)
 
 
+def test_pico_recovers_from_an_interrupted_request(
+    pico_speech: Speech, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A job's time limit can strike while the answer is in the pipe: the next request must
+    get its own audio, not that stale answer."""
+    backend = PicoBackend()
+
+    def time_limit(*_: object) -> bytes:
+        raise RuntimeError("soft time limit exceeded")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(pico_module, "_read", time_limit)
+        with pytest.raises(RuntimeError, match="time limit"):
+            backend.synthesize("Etwas ganz anderes, und viel länger als der Satz danach.", "de")
+    try:
+        again = backend.synthesize(BILABIAL_TEXT, "de")
+    finally:
+        backend.close()
+    np.testing.assert_array_equal(again.audio.samples, pico_speech.audio.samples)
+
+
 def test_pico_timings_fit_its_audio_and_the_unmapped_ones_do_not(pico_speech: Speech) -> None:
     """espeak's events mapped onto Pico put every bilabial on a closure; espeak's own times
     laid over Pico's audio (what the mapping fixes) miss many of them."""
@@ -263,6 +286,26 @@ def test_tiny_piper_voice_timings_come_from_its_duration_tensor(tiny_voices: Pat
     assert all(e.end > e.start for e in spoken)
     frames = np.array([(e.end - e.start) * 22050 / 256 for e in spoken])
     assert np.all(frames > 0.9)
+
+
+def test_a_voice_copied_into_the_voices_dir_is_offered_and_spoken(
+    tiny_voices: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FACECAST_VOICES_DIR", str(tiny_voices))
+    get_settings.cache_clear()
+    try:
+        fresh = Registry("speech backend", registry._builtin_backends)
+        monkeypatch.setattr(registry, "REGISTRY", fresh)
+        ids = [voice.id for voice in registry.catalogue()]
+        assert "piper:xx_XX-tiny-low" in ids
+        tiny = next(v for v in registry.catalogue() if v.name == "xx_XX-tiny-low")
+        assert tiny.commercial_use and "operator" in tiny.licence
+        # An operator's voice with clear terms becomes the default for its language.
+        assert registry.default_voice("en-us").id == "piper:xx_XX-tiny-low"
+        speech = synthesize("Hi Bob.", "en", "xx_XX-tiny-low")
+        assert speech.audio.sample_rate == 22050 and speech.phonemes
+    finally:
+        get_settings.cache_clear()
 
 
 def test_piper_refuses_unknown_voice_names(tiny_voices: Path) -> None:
@@ -404,3 +447,30 @@ def test_two_voices_never_share_a_result(live_service: LiveService) -> None:
     assert first.status_code == second.status_code == again.status_code == 200, second.text
     assert first.json()["audio_id"] != second.json()["audio_id"]
     assert again.json()["reused"] and again.json()["audio_id"] == first.json()["audio_id"]
+
+
+# --- the CLI -------------------------------------------------------------------------------
+
+
+def test_cli_lists_voices_and_refuses_a_bad_one_before_rendering(tmp_path: Path) -> None:
+    from test_cli import facecast
+
+    listed = facecast("voices", "--lang", "de", cwd=tmp_path)
+    assert listed.code == 0, listed.stderr
+    assert "default for de: pico:de-DE" in listed.stdout and "espeak:default" in listed.stdout
+    helped = facecast("tts", "--help", cwd=tmp_path)
+    squeezed = "".join(helped.stdout.split())  # click wraps anywhere, even inside "de-DE"
+    assert "PicoforGerman(pico:de-DE)andEnglish(pico:en-US)" in squeezed, helped.stdout
+    out = tmp_path / "never.mp4"
+    bad = facecast(
+        "render", "--image", grace_photo(), "--text", "Hallo", "--voice", "nope", "-o", out,
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert bad.code == 2 and bad.stderr.startswith("error: Voice 'nope'"), bad.stderr
+    assert "pico:de-DE" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+    assert not out.exists()
+    spoken = facecast(
+        "tts", "--text", "Hello.", "--lang", "en", "--voice", "espeak", "-o", tmp_path / "a.wav",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert spoken.code == 0 and "with espeak:default" in spoken.stdout, spoken.stderr

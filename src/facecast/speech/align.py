@@ -147,7 +147,9 @@ def dtw_path(a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
         return None
     if not (m / MAX_SLOPE <= n <= m * MAX_SLOPE):
         return None
-    cost = np.sqrt(((a[:, None, :] - b[None, :, :]) ** 2).sum(axis=2))
+    # |a-b|^2 = |a|^2 + |b|^2 - 2ab: one n x m matrix, not n x m x features.
+    squared = (a * a).sum(axis=1)[:, None] + (b * b).sum(axis=1)[None, :] - 2.0 * (a @ b.T)
+    cost = np.sqrt(np.maximum(squared, 0.0, dtype=np.float64))
     total = np.full((n, m), np.inf)
     step = np.zeros((n, m), dtype=np.int8)
     total[0, 0] = cost[0, 0]

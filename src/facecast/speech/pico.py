@@ -15,6 +15,7 @@ import struct
 import subprocess
 import sys
 import threading
+import weakref
 from dataclasses import dataclass
 from typing import IO
 
@@ -124,7 +125,15 @@ class PicoBackend:
             env=env,
         )
         self._helper, self._helper_of = helper, os.getpid()
+        weakref.finalize(self, _stop, helper)
         return helper
+
+    def close(self) -> None:
+        """Stop this process's helper (a later synthesis starts a new one)."""
+        with self._lock:
+            if self._helper is not None and self._helper_of == os.getpid():
+                _stop(self._helper)
+            self._helper = None
 
     def _speak(self, text: str, voice: str) -> bytes:
         request = json.dumps({"text": text, "voice": voice, "volume": VOLUME}).encode() + b"\n"
@@ -136,9 +145,14 @@ class PicoBackend:
                 helper.stdin.flush()
                 status, size = HEADER.unpack(_read(helper.stdout, HEADER.size))
                 body = _read(helper.stdout, size)
-            except (OSError, EOFError) as exc:
-                helper.kill()
-                raise BackendUnavailableError(f"The Pico helper stopped: {exc}") from exc
+            except BaseException as exc:
+                # Interrupted half-way (a job's time limit, a cancel, a dead helper), the pipe
+                # may still hold this answer: the next request must not read it. Start over.
+                _stop(helper)
+                self._helper = None
+                if isinstance(exc, (OSError, EOFError)):
+                    raise BackendUnavailableError(f"The Pico helper stopped: {exc}") from exc
+                raise
         if status != 0:
             raise InvalidTextError(f"Pico could not speak this text: {body.decode()}")
         return body
@@ -176,6 +190,16 @@ def _trim_tail(samples: np.ndarray) -> np.ndarray:
     if not len(loud):
         return samples
     return samples[: min(len(samples), int(loud[-1]) + 1 + round(TAIL_S * SAMPLE_RATE))]
+
+
+def _stop(helper: subprocess.Popen[bytes]) -> None:
+    """End a helper and close its pipes."""
+    if helper.poll() is None:
+        helper.kill()
+        helper.wait()
+    for stream in (helper.stdin, helper.stdout):
+        if stream is not None:
+            stream.close()
 
 
 def _read(stream: IO[bytes], size: int) -> bytes:
