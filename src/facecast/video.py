@@ -203,6 +203,8 @@ class VideoWriter:
         self._container = av.open(str(path), "w", format="mp4", options={"movflags": flags})
         self._live: list[tuple[av.container.OutputContainer, dict[int, av.stream.Stream]]] = []
         self._live_encoder: av.container.OutputContainer | None = None
+        self._held: list[av.VideoFrame] = []
+        """Frames the MP4 encodes once the first live segment is out (at most one segment)."""
         try:
             self._container.metadata.update(tags)
             self._video = self._add_video_stream(self._container, crf, preset, live=False)
@@ -351,6 +353,10 @@ class VideoWriter:
                 self._encode_video(yuv, index)
                 index += 1
                 self._encode_audio_until(index / self.fps)
+                # A viewer waits for the first live segment (out once the sound passes its
+                # end): until then the MP4 holds its frames back, then catches up.
+                if index > self.fps * SEGMENT_SECONDS + 1:
+                    self._release_held()
             stopped = True
             if not self._abort:
                 self._flush()
@@ -370,9 +376,17 @@ class VideoWriter:
         frame = av.VideoFrame.from_ndarray(yuv, format=PIXEL_FORMAT)
         frame.pts = index
         frame.time_base = Fraction(1, self.fps)
-        if self._live_encoder is not None:  # first: a viewer is waiting for this one
-            self._mux_live(self._live_video.encode(frame), LIVE_VIDEO)
-        self._container.mux(self._video.encode(frame))
+        if self._live_encoder is None:
+            self._container.mux(self._video.encode(frame))
+            return
+        self._mux_live(self._live_video.encode(frame), LIVE_VIDEO)
+        self._held.append(frame)  # encoded for the MP4 by `_release_held`
+
+    def _release_held(self) -> None:
+        """Encode the frames the MP4 held back while the first live segment was made."""
+        for frame in self._held:
+            self._container.mux(self._video.encode(frame))
+        self._held.clear()
 
     def _encode_audio_until(self, seconds: float | None) -> None:
         """Encode the audio not yet encoded, up to `seconds` (None: to the end)."""
@@ -393,6 +407,7 @@ class VideoWriter:
         self._mux_live(packets, self._audio_stream.index)
 
     def _flush(self) -> None:
+        self._release_held()
         self._encode_audio_until(None)
         self._container.mux(self._video.encode(None))
         if self._live_encoder is not None:
