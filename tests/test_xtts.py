@@ -28,8 +28,8 @@ from facecast.speech.xtts import LANGUAGES, XttsBackend, xtts_installed
 
 pytestmark = pytest.mark.skipif(
     any(importlib.util.find_spec(name) is None for name in ("TTS", "torch", "torchaudio")),
-    reason="XTTS needs the [xtts] extra (coqui-tts, torch, torchaudio), which CI does not "
-    "install: on PyPI torch 2.13 pulls ~3 GB of CUDA wheels. pip install -e '.[xtts]' to run.",
+    reason="XTTS needs the [xtts] extra (coqui-tts, torch, torchaudio; .ci/run installs it): "
+    "pip install -e '.[xtts]' to run (see the README on torch's CPU wheel).",
 )
 
 RATE = 22_050
