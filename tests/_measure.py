@@ -43,6 +43,14 @@ def lip_gap(lm: face.FaceLandmarks) -> float:
     return float((lower[:, 1] - upper[:, 1]).mean() / lm.face_height)
 
 
+def mouth_opening(lm: face.FaceLandmarks) -> float:
+    """Inner lip opening over the mouth's width (corner to corner): the issue's measure."""
+    upper = lm.xy[list(MID_UPPER_LIP)]
+    lower = lm.xy[list(MID_LOWER_LIP)]
+    width = float(np.linalg.norm(lm.xy[face.MOUTH_CORNERS[0]] - lm.xy[face.MOUTH_CORNERS[1]]))
+    return float((lower[:, 1] - upper[:, 1]).mean() / max(width, 1e-6))
+
+
 def eye_ratio(lm: face.FaceLandmarks) -> float:
     """Eye aspect ratio: lid distance over eye width, averaged over both eyes."""
     xy = lm.xy
@@ -62,6 +70,8 @@ class FrameTrack:
     eye: np.ndarray
     nose: np.ndarray  # (n, 2) pixels
     face_height: np.ndarray
+    opening: np.ndarray
+    """Inner lip gap over mouth width (mouth_opening)."""
 
     @property
     def n_frames(self) -> int:
@@ -74,17 +84,26 @@ class FrameTrack:
 
 def track_faces(video: Path) -> FrameTrack:
     """Run the face mesh on every frame of `video`."""
-    rows: list[tuple[float, float, float, float, float]] = []
+    rows: list[tuple[float, ...]] = []
     for rgb in iter_frames(video):
         try:
             lm = face.detect_landmarks(rgb)
         except NoFaceError:
-            rows.append((np.nan,) * 5)
+            rows.append((np.nan,) * 6)
             continue
         nose = lm.xy[face.NOSE_TIP]
-        rows.append((lip_gap(lm), eye_ratio(lm), float(nose[0]), float(nose[1]), lm.face_height))
-    table = np.array(rows, dtype=np.float64).reshape(-1, 5)
-    return FrameTrack(table[:, 0], table[:, 1], table[:, 2:4], table[:, 4])
+        rows.append(
+            (
+                lip_gap(lm),
+                eye_ratio(lm),
+                float(nose[0]),
+                float(nose[1]),
+                lm.face_height,
+                mouth_opening(lm),
+            )
+        )
+    table = np.array(rows, dtype=np.float64).reshape(-1, 6)
+    return FrameTrack(table[:, 0], table[:, 1], table[:, 2:4], table[:, 4], table[:, 5])
 
 
 def sound_rms(video: Path, fps: int, n_frames: int) -> np.ndarray:

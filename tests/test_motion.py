@@ -86,7 +86,7 @@ def _mama(m_s: float, a_s: float) -> tuple[list[PhonemeEvent], float]:
 def test_mama_closes_on_m_and_opens_on_a(m_s: float, a_s: float) -> None:
     events, duration = _mama(m_s, a_s)
     loudness = np.ones(int(np.ceil(duration * RATE)))
-    jaw, width = motion.mouth_from_phonemes(events, duration, loudness)
+    jaw, width, _tongue = motion.mouth_from_phonemes(events, duration, loudness)
     assert len(jaw) == len(width) == len(loudness)
     at = {i: float(jaw[_index(0.5 * (e.start + e.end))]) for i, e in enumerate(events)}
     kinds = [e.phoneme for e in events]

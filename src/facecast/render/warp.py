@@ -11,15 +11,24 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from facecast.face import EYE_A_LOWER, EYE_A_UPPER, EYE_B_LOWER, EYE_B_UPPER, Portrait
+from facecast.face import (
+    CHEEK_SAMPLES,
+    EYE_A_LOWER,
+    EYE_A_UPPER,
+    EYE_B_LOWER,
+    EYE_B_UPPER,
+    LIP_SAMPLES,
+    LOWER_INNER_LIP,
+    UPPER_INNER_LIP,
+    Portrait,
+)
 from facecast.registry import Capabilities
 from facecast.render import fields
-from facecast.render.mouth import MouthPalette, draw_interior, palette_from
+from facecast.render.matte import person_matte
+from facecast.render.mouth import MouthPalette, draw_interior, palette_from, with_own_teeth
 
-EXPRESSION_CHANNELS = ("jaw", "width", "brows", "blink_a", "blink_b")
+EXPRESSION_CHANNELS = ("jaw", "width", "brows", "blink_a", "blink_b", "smile", "gaze_x", "gaze_y")
 HEAD_CHANNELS = ("yaw", "pitch", "roll")
-CHEEK_SAMPLE_POINTS = (205, 425, 50, 280, 101, 330)
-LIP_SAMPLE_POINTS = (17, 84, 314, 0, 37, 267)
 LASH_FROM = 0.55
 """Blink amount from which the lash line starts to show..."""
 LASH_OPACITY = 0.75
@@ -45,6 +54,7 @@ class WarpAnimator:
         jaw, jaw_up, jaw_lo = fields.jaw_field(lm, mouth, region, anchors, seam)
         width, width_travel = fields.width_field(lm, mouth, region, anchors)
         brows = fields.brow_field(lm, region, anchors)
+        smile, smile_travel = fields.smile_field(lm, mouth, region, anchors)
         # Expression fields as backward sample offsets, one row per channel, for one GEMV a frame.
         offsets = [
             jaw,
@@ -52,6 +62,9 @@ class WarpAnimator:
             fields.backward(brows),
             fields.blink_field(lm, EYE_A_UPPER, EYE_A_LOWER, region),
             fields.blink_field(lm, EYE_B_UPPER, EYE_B_LOWER, region),
+            fields.backward(smile),
+            fields.backward(fields.gaze_field(lm, region, anchors, 0)),
+            fields.backward(fields.gaze_field(lm, region, anchors, 1)),
         ]
         self._expr = np.stack([f.reshape(-1) for f in offsets]).astype(np.float32)
         ys, xs = np.mgrid[region.y0 : region.y0 + region.h, region.x0 : region.x0 + region.w]
@@ -61,11 +74,25 @@ class WarpAnimator:
             base += closing
         self._expr_base = base.reshape(-1)
         self._mouth = mouth
-        self._lip_travel = {"jaw": (jaw_up, jaw_lo), "width": (width_travel, width_travel)}
-        self._palette: MouthPalette = palette_from(
-            rgb, lm.xy[list(LIP_SAMPLE_POINTS)], lm.xy[list(CHEEK_SAMPLE_POINTS)]
+        self._lip_travel = {
+            "jaw": (jaw_up, jaw_lo),
+            "width": (width_travel, width_travel),
+            "smile": (smile_travel, smile_travel),
+        }
+        palette = palette_from(rgb, lm.xy[list(LIP_SAMPLES)], lm.xy[list(CHEEK_SAMPLES)])
+        skin = rgb[
+            np.clip(lm.xy[list(CHEEK_SAMPLES), 1].round().astype(int), 0, h - 1),
+            np.clip(lm.xy[list(CHEEK_SAMPLES), 0].round().astype(int), 0, w - 1),
+        ].mean(axis=0)
+        self._palette: MouthPalette = with_own_teeth(
+            palette,
+            rgb,
+            lm.xy[list(UPPER_INNER_LIP)].astype(np.float64),
+            lm.xy[list(LOWER_INNER_LIP)].astype(np.float64),
+            lm.face_height,
+            skin,
         )
-        head, support = fields.head_fields(lm, w, h)
+        head, support = fields.head_fields(lm, w, h, person_matte(rgb))
         self._head = np.stack([-head[c].reshape(-1) for c in HEAD_CHANNELS]).astype(np.float32)
         self._head_shape = head["yaw"].shape
         self._head_region = support
@@ -125,7 +152,14 @@ class WarpAnimator:
             amount = values.get(channel, 0.0)
             upper += amount * up_travel
             lower += amount * lo_travel
-        draw_interior(canvas, upper, lower, self._palette, self._face_height)
+        draw_interior(
+            canvas,
+            upper,
+            lower,
+            self._palette,
+            self._face_height,
+            tongue=values.get("tongue", 0.0),
+        )
 
     def _turn_head(self, canvas: np.ndarray, values: dict[str, float]) -> np.ndarray:
         radians = np.radians([values.get(c, 0.0) for c in HEAD_CHANNELS]).astype(np.float32)
