@@ -492,9 +492,15 @@ def smile_field(
 
 
 def gaze_field(lm: FaceLandmarks, region: Region, anchors: np.ndarray, axis: int) -> np.ndarray:
-    """Forward field that moves both irises by gaze = 1 along `axis` (0: x, 1: y); lids stay."""
+    """Forward field that moves both irises by gaze = 1 along `axis` (0: x, 1: y); lids stay.
+
+    The field is cut off smoothly just outside each eye, so nothing else on the face moves.
+    """
     eyes = ((IRIS_A, EYE_A_UPPER, EYE_A_LOWER), (IRIS_B, EYE_B_UPPER, EYE_B_LOWER))
     pts, vals = [anchors], [np.zeros_like(anchors)]
+    window = np.zeros((region.h, region.w), np.float64)
+    ys = region.y0 + np.arange(region.h, dtype=np.float64)[:, None]
+    xs = region.x0 + np.arange(region.w, dtype=np.float64)[None, :]
     for iris, upper, lower in eyes:
         ring = _points(lm, iris)
         radius = float(np.linalg.norm(ring[1:] - ring[0], axis=1).mean())
@@ -506,7 +512,11 @@ def gaze_field(lm: FaceLandmarks, region: Region, anchors: np.ndarray, axis: int
         outside = centre + (lids - centre) * 1.35
         pts += [ring, lids, outside]
         vals += [np.tile(shift, (len(ring), 1)), np.zeros_like(lids), np.zeros_like(outside)]
-    return _interpolate(np.concatenate(pts), np.concatenate(vals), region, smoothing=0.0)
+        half = np.maximum(np.ptp(lids, axis=0) / 2.0, 1.0)
+        r = np.sqrt(((xs - centre[0]) / half[0]) ** 2 + ((ys - centre[1]) / (half[1] + 2.0)) ** 2)
+        window = np.maximum(window, 1.0 - _smoothstep((r - 1.0) / 0.35))
+    field = _interpolate(np.concatenate(pts), np.concatenate(vals), region, smoothing=0.0)
+    return np.ascontiguousarray(field * window[..., None].astype(np.float32))
 
 
 def brow_field(lm: FaceLandmarks, region: Region, anchors: np.ndarray) -> np.ndarray:
