@@ -187,3 +187,29 @@ def encode_audio(samples: np.ndarray, rate: int, path: Path, fmt: str, codec: st
         frame.time_base = Fraction(1, rate)
         container.mux(stream.encode(frame))
         container.mux(stream.encode(None))
+
+
+BACKGROUND_MARGIN = 0.04
+"""The person's matte grows by this share of the frame before the rest counts as background."""
+
+
+def background_mask(rgb: np.ndarray) -> np.ndarray:
+    """True where the photo shows neither the person nor a margin around them."""
+    import cv2
+
+    from facecast.render.matte import person_matte
+
+    person = (person_matte(rgb) > 0.3).astype(np.uint8)
+    grow = max(int(BACKGROUND_MARGIN * rgb.shape[0]), 1)
+    person = cv2.dilate(person, np.ones((2 * grow + 1, 2 * grow + 1), np.uint8))
+    return np.asarray(person == 0)
+
+
+def background_ssim(source: np.ndarray, frame: np.ndarray, mask: np.ndarray) -> float:
+    """Mean SSIM (grey, 7 x 7 windows) of `frame` to `source` over the `mask`ed pixels."""
+    import cv2
+    from skimage.metrics import structural_similarity
+
+    a, b = (cv2.cvtColor(x, cv2.COLOR_RGB2GRAY) for x in (source, frame))
+    _, full = structural_similarity(a, b, full=True, data_range=255)
+    return float(full[mask].mean())

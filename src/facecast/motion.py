@@ -28,6 +28,13 @@ DOMINANCE_REACH = 12.0
 """A phoneme's dominance is evaluated this many decay constants beyond its own span."""
 """Lips move slightly ahead of the sound they make (seconds)."""
 
+BILABIAL_PRESS = (0.3, 0.3)
+"""A bilabial's share of the dominance from which the lips start to press (first value) and
+over which they close fully (second)."""
+
+TONGUE_DOMINANCE = 4.0
+"""How much more an alveolar's tongue target weighs than its neighbours' (which is 0)."""
+
 PAUSE_MIN = 0.12
 """Gaps longer than this between phonemes close the mouth."""
 
@@ -233,6 +240,8 @@ def mouth_from_phonemes(
     num_jaw = np.zeros(n)
     num_width = np.zeros(n)
     num_tongue = np.zeros(n)
+    num_closed = np.zeros(n)
+    den_tongue = np.full(n, 1e-6)
     den = np.full(n, 1e-6)
     for ev in events:
         vis = viseme_for(ev.phoneme)
@@ -249,13 +258,22 @@ def mouth_from_phonemes(
         dom = vis.dominance * np.exp(-dist / vis.decay)
         num_jaw[lo:hi] += dom * vis.jaw
         num_width[lo:hi] += dom * vis.width
-        num_tongue[lo:hi] += dom * vis.tongue
+        # The tongue's tip is what an alveolar is about: it dominates the tongue channel.
+        tongue_dom = dom * (TONGUE_DOMINANCE if vis.tongue > 0 else 1.0)
+        num_tongue[lo:hi] += tongue_dom * vis.tongue
+        den_tongue[lo:hi] += tongue_dom
+        if vis is CLOSED:
+            num_closed[lo:hi] += dom
         den[lo:hi] += dom
     jaw = num_jaw / den
     width = num_width / den
     gain = 0.75 + 0.35 * np.clip(loudness[:n], 0.0, 1.0)
     jaw = jaw * gain
-    tongue = _lowpass(num_tongue / den, CURVE_RATE, 8.0)
+    # Where a bilabial dominates, the lips press together whatever the jaw does around it: a
+    # weighted mean alone leaves a short /m/ between two vowels a little open.
+    pressed = np.clip((num_closed / den - BILABIAL_PRESS[0]) / BILABIAL_PRESS[1], 0.0, 1.0)
+    jaw = jaw * (1.0 - pressed)
+    tongue = _lowpass(num_tongue / den_tongue, CURVE_RATE, 8.0)
     return _lowpass(jaw, CURVE_RATE, 12.0), _lowpass(width, CURVE_RATE, 6.0), tongue
 
 

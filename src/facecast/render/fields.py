@@ -43,7 +43,7 @@ from facecast.face import (
     FaceLandmarks,
 )
 
-JAW_GAP = 0.55
+JAW_GAP = 0.47
 """Lip gap at jaw = 1 (an open "a"), as a fraction of the mouth's width: wide mouths open
 wider, so the opening reads the same on every face..."""
 JAW_GAP_MAX = 0.27
@@ -69,7 +69,7 @@ SMILE_BASE = 0.02
 """Corner travel at smile = 1 for a face that does not smile, fraction of the mouth width..."""
 SMILE_GAIN = 0.7
 """...plus this share of how far the photo's corners already sit above the lips' middle."""
-GAZE_SHIFT = (0.35, 0.2)
+GAZE_SHIFT = (0.25, 0.1)
 """Iris travel at gaze_x / gaze_y = 1, as a share of the iris radius."""
 HEAD_MATTE_SCALE = 1.9
 """The head field reaches this many face half-extents out, within the person's matte."""
