@@ -426,3 +426,13 @@ def test_open_mouthed_photo_rests_closed(clip_dir: Path, grace: Path, silence_wa
     clip = _render(photo, clip_dir / "grace-open-rest.mp4", audio=silence_wav, options=options)
     assert clip.faces.found.all()
     assert float(np.nanmax(clip.faces.gap)) < SILENT_GAP_MAX, f"{np.nanmax(clip.faces.gap):.4f}"
+
+
+def test_recording_opens_like_speech(astronaut_recording: Clip) -> None:
+    """Without phoneme timings the loudness drives the jaw to the same openings."""
+    opening, speech = astronaut_recording.faces.opening, astronaut_recording.sound.speech
+    peak = float(np.nanmax(opening[speech]))
+    median = float(np.nanmedian(opening[speech]))
+    report = f"recording: peak {peak:.3f}, median {median:.3f}"
+    assert peak >= OPEN_VOWEL_PEAK, report
+    assert VOICED_MEDIAN[0] <= median <= VOICED_MEDIAN[1], report

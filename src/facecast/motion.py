@@ -72,6 +72,10 @@ SIGNAL_LAG = 0.02
 """Delay of the signal path's envelope follower, taken back out (seconds)."""
 SIGNAL_JAW_FLOOR = 1.0 / 3.0
 """Share of the loudness range (30 dB) below which an uploaded recording keeps the jaw shut."""
+SIGNAL_JAW_MEDIAN = 0.18
+"""A recording's voiced median opening relative to its loud syllables' (phonemes give ~0.4)."""
+SIGNAL_JAW_GAIN = 0.92
+"""A recording's loudest syllables open the jaw this far (phonemes reach ~0.9 on an "a")."""
 CLOSURE_LEVEL = 0.12
 """A jaw value below this inside a frame's span counts as the lips meeting."""
 SPECTRUM_BLOCK = 2048
@@ -297,14 +301,32 @@ def mouth_from_signal(
     gate = _lowpass(np.clip((activity - 0.25) / 0.35, 0.0, 1.0), CURVE_RATE, 4.0)
     # Loudness spans 30 dB below the speech level; the jaw uses the top 20 dB of it with a
     # curve, so quieter consonants between vowels let the mouth nearly close.
-    open_ = (
-        np.clip((loudness - SIGNAL_JAW_FLOOR) / (1.0 - SIGNAL_JAW_FLOOR), 0.0, 1.0) ** 1.6 * gate
-    )
+    open_ = np.clip((loudness - SIGNAL_JAW_FLOOR) / (1.0 - SIGNAL_JAW_FLOOR), 0.0, 1.0) * gate
+    open_ = _jaw_contrast(open_, gate > 0.5)
     # Syllable nuclei are louder than their consonants: follow the envelope but open a touch
     # faster than it closes, as jaws do.
     jaw = _attack_release(open_, CURVE_RATE, attack=0.035, release=0.07)
     width = np.clip(brightness, -1.0, 1.0) * 0.7 * np.clip(gate * 1.5, 0.0, 1.0)
-    return _lowpass(jaw * 0.85, CURVE_RATE, 8.0), _lowpass(width, CURVE_RATE, 4.0)
+    return _lowpass(jaw * SIGNAL_JAW_GAIN, CURVE_RATE, 8.0), _lowpass(width, CURVE_RATE, 4.0)
+
+
+def _jaw_contrast(open_: np.ndarray, voiced: np.ndarray) -> np.ndarray:
+    """Loudness turned into jaw openings with the spread of phoneme-driven speech.
+
+    Recordings differ in how much their loudness varies within speech; a power curve fitted
+    per clip puts the voiced median at SIGNAL_JAW_MEDIAN of the loud syllables' opening.
+    """
+    if voiced.sum() < 10:
+        return open_
+    loud = float(np.percentile(open_[voiced], 95))
+    if loud <= 1e-6:
+        return open_
+    rel = np.clip(open_ / loud, 0.0, 1.0)
+    median = float(np.median(rel[voiced]))
+    power = float(
+        np.clip(np.log(SIGNAL_JAW_MEDIAN) / np.log(np.clip(median, 1e-3, 0.99)), 0.5, 4.0)
+    )
+    return np.asarray(rel**power, dtype=np.float64)
 
 
 def _attack_release(x: np.ndarray, rate: int, attack: float, release: float) -> np.ndarray:

@@ -43,12 +43,12 @@ from facecast.face import (
     FaceLandmarks,
 )
 
-JAW_GAP = 0.44
+JAW_GAP = 0.48
 """Lip gap at jaw = 1 (an open "a"), as a fraction of the mouth's width: wide mouths open
 wider, so the opening reads the same on every face..."""
 JAW_GAP_MAX = 0.27
 """...but never more than this fraction of the face height (brow to chin)."""
-UPPER_LIP_RISE = 0.08
+UPPER_LIP_RISE = 0.05
 """The upper lip's share of the opening: it lifts a little as the jaw drops."""
 JAW_LATERAL_FALLOFF = 0.85
 """How much less than the chin the jaw's corners travel (the jaw turns about the ears)."""

@@ -15,7 +15,7 @@ import numpy as np
 MIN_OPENING = 0.6
 """Openings thinner than this (pixels) draw nothing: the lips still touch."""
 SUBPIXEL_BITS = 4
-TEETH_SHOW = 0.034
+TEETH_SHOW = 0.042
 """Upper teeth hang this fraction of the face height below the upper lip..."""
 TEETH_SHARE = 0.55
 """...but fill at most this share of a small opening."""
@@ -28,11 +28,11 @@ LOWER_TEETH_FROM = 0.1
 """Lower teeth show once the opening exceeds this fraction of the face height..."""
 LOWER_TEETH_SHOW = 0.02
 """...and rise up to this fraction of the face height above the lower lip."""
-TONGUE_REST = 0.38
+TONGUE_REST = 0.42
 """The tongue fills this share of the opening from below at rest..."""
 TONGUE_RAISED = 0.8
 """...and this share when raised to the ridge behind the teeth (l, t, d, n)."""
-TONGUE_FROM = 0.035
+TONGUE_FROM = 0.03
 """The tongue shows once the opening exceeds this fraction of the face height."""
 OWN_TEETH_MIN_GAP = 0.02
 """A photo whose lips part by this fraction of the face height may show its own teeth..."""
@@ -61,8 +61,10 @@ def palette_from(rgb: np.ndarray, lip_points: np.ndarray, cheek_points: np.ndarr
     skin = _sample(rgb, cheek_points)
     luma = float(skin @ np.array([0.299, 0.587, 0.114]))
     light = np.clip(luma / 170.0, 0.55, 1.15)
-    cavity = lips * 0.16 + np.array([8.0, 1.0, 1.0])
-    tongue = lips * 0.75 + np.array([18.0, 0.0, 2.0])
+    # A throat that is lit a little by the photo's light, never a flat black hole.
+    cavity = lips * 0.22 + np.array([14.0, 3.0, 3.0]) * light
+    # The tongue: the lips' hue, pinker and lighter than dark lips, darker than pale ones.
+    tongue = 0.5 * lips + 0.5 * np.array([190.0, 95.0, 95.0]) * light
     teeth = np.array([232.0, 226.0, 210.0]) * light * 0.88 + skin * 0.1
     return MouthPalette(
         cavity.astype(np.float32),
