@@ -66,11 +66,19 @@ def palette_from(rgb: np.ndarray, lip_points: np.ndarray, cheek_points: np.ndarr
     # The tongue: the lips' hue, pinker and lighter than dark lips, darker than pale ones.
     tongue = 0.5 * lips + 0.5 * np.array([190.0, 95.0, 95.0]) * light
     teeth = np.array([232.0, 226.0, 210.0]) * light * 0.88 + skin * 0.1
+    # As colourful as the photo: a black-and-white portrait gets a grey mouth.
+    colourful = float(np.clip((skin.max() - skin.min()) / 40.0, 0.0, 1.0))
+    cavity, tongue, teeth = (_saturate(c, colourful) for c in (cavity, tongue, teeth))
     return MouthPalette(
         cavity.astype(np.float32),
         np.clip(tongue, 0, 255).astype(np.float32),
         np.clip(teeth, 0, 255).astype(np.float32),
     )
+
+
+def _saturate(colour: np.ndarray, amount: float) -> np.ndarray:
+    grey = float(colour @ np.array([0.299, 0.587, 0.114]))
+    return np.asarray(grey + (colour - grey) * amount, dtype=np.float64)
 
 
 def with_own_teeth(
