@@ -34,6 +34,10 @@ LASH_FROM = 0.55
 LASH_OPACITY = 0.75
 """...and its opacity when the eye is fully shut."""
 LASH_WIDTH = 1
+LOCAL_SHARE = 0.25
+"""A channel whose field covers less than this share of the face region is added as a patch."""
+SUPPORT_EPS = 1e-3
+"""Offsets below this many pixels count as still."""
 
 
 class WarpAnimator:
@@ -66,7 +70,20 @@ class WarpAnimator:
             fields.backward(fields.gaze_field(lm, region, anchors, 0)),
             fields.backward(fields.gaze_field(lm, region, anchors, 1)),
         ]
-        self._expr = np.stack([f.reshape(-1) for f in offsets]).astype(np.float32)
+        # Channels that move a small part of the face (eyes: blinks, gaze) are kept as patches
+        # and added only where they act; the rest go through one GEMV.
+        self._dense: list[int] = []
+        self._patches: dict[int, tuple[tuple[slice, slice], np.ndarray]] = {}
+        for i, field in enumerate(offsets):
+            box = _support(field)
+            if box is None:
+                continue
+            area = (box[0].stop - box[0].start) * (box[1].stop - box[1].start)
+            if area < LOCAL_SHARE * region.w * region.h:
+                self._patches[i] = (box, np.ascontiguousarray(field[box], dtype=np.float32))
+            else:
+                self._dense.append(i)
+        self._expr = np.stack([offsets[i].reshape(-1) for i in self._dense]).astype(np.float32)
         ys, xs = np.mgrid[region.y0 : region.y0 + region.h, region.x0 : region.x0 + region.w]
         base = np.stack([xs, ys], axis=-1).astype(np.float32)
         closing = fields.close_field(lm, mouth, region, anchors, seam)
@@ -113,9 +130,12 @@ class WarpAnimator:
         """One frame for the given channel values (see motion.CHANNELS)."""
         region = self._region
         weights = np.array([values.get(c, 0.0) for c in EXPRESSION_CHANNELS], np.float32)
-        offsets = weights @ self._expr
+        offsets = weights[self._dense] @ self._expr
         offsets += self._expr_base
         maps = offsets.reshape(region.h, region.w, 2)
+        for i, (box, patch) in self._patches.items():
+            if weights[i] != 0.0:
+                maps[box] += weights[i] * patch
         canvas = self._canvas
         rows, cols = region.slices
         canvas[rows, cols] = cv2.remap(
@@ -178,6 +198,15 @@ class WarpAnimator:
         )
         frame[support.y0 : support.y0 + vis_h, support.x0 : support.x0 + vis_w] = moved
         return frame
+
+
+def _support(field: np.ndarray) -> tuple[slice, slice] | None:
+    """The bounding box of a field's non-zero offsets (None if it moves nothing)."""
+    moving = np.argwhere(np.abs(field).max(axis=-1) > SUPPORT_EPS)
+    if len(moving) == 0:
+        return None
+    (y0, x0), (y1, x1) = moving.min(axis=0), moving.max(axis=0) + 1
+    return slice(int(y0), int(y1)), slice(int(x0), int(x1))
 
 
 def _lash_colour(rgb: np.ndarray, lid_points: np.ndarray) -> np.ndarray:
