@@ -43,6 +43,14 @@ def lip_gap(lm: face.FaceLandmarks) -> float:
     return float((lower[:, 1] - upper[:, 1]).mean() / lm.face_height)
 
 
+def mouth_opening(lm: face.FaceLandmarks) -> float:
+    """Inner lip opening over the mouth's width (corner to corner): the issue's measure."""
+    upper = lm.xy[list(MID_UPPER_LIP)]
+    lower = lm.xy[list(MID_LOWER_LIP)]
+    width = float(np.linalg.norm(lm.xy[face.MOUTH_CORNERS[0]] - lm.xy[face.MOUTH_CORNERS[1]]))
+    return float((lower[:, 1] - upper[:, 1]).mean() / max(width, 1e-6))
+
+
 def eye_ratio(lm: face.FaceLandmarks) -> float:
     """Eye aspect ratio: lid distance over eye width, averaged over both eyes."""
     xy = lm.xy
@@ -62,6 +70,8 @@ class FrameTrack:
     eye: np.ndarray
     nose: np.ndarray  # (n, 2) pixels
     face_height: np.ndarray
+    opening: np.ndarray
+    """Inner lip gap over mouth width (mouth_opening)."""
 
     @property
     def n_frames(self) -> int:
@@ -74,17 +84,26 @@ class FrameTrack:
 
 def track_faces(video: Path) -> FrameTrack:
     """Run the face mesh on every frame of `video`."""
-    rows: list[tuple[float, float, float, float, float]] = []
+    rows: list[tuple[float, ...]] = []
     for rgb in iter_frames(video):
         try:
             lm = face.detect_landmarks(rgb)
         except NoFaceError:
-            rows.append((np.nan,) * 5)
+            rows.append((np.nan,) * 6)
             continue
         nose = lm.xy[face.NOSE_TIP]
-        rows.append((lip_gap(lm), eye_ratio(lm), float(nose[0]), float(nose[1]), lm.face_height))
-    table = np.array(rows, dtype=np.float64).reshape(-1, 5)
-    return FrameTrack(table[:, 0], table[:, 1], table[:, 2:4], table[:, 4])
+        rows.append(
+            (
+                lip_gap(lm),
+                eye_ratio(lm),
+                float(nose[0]),
+                float(nose[1]),
+                lm.face_height,
+                mouth_opening(lm),
+            )
+        )
+    table = np.array(rows, dtype=np.float64).reshape(-1, 6)
+    return FrameTrack(table[:, 0], table[:, 1], table[:, 2:4], table[:, 4], table[:, 5])
 
 
 def sound_rms(video: Path, fps: int, n_frames: int) -> np.ndarray:
@@ -168,3 +187,29 @@ def encode_audio(samples: np.ndarray, rate: int, path: Path, fmt: str, codec: st
         frame.time_base = Fraction(1, rate)
         container.mux(stream.encode(frame))
         container.mux(stream.encode(None))
+
+
+BACKGROUND_MARGIN = 0.04
+"""The person's matte grows by this share of the frame before the rest counts as background."""
+
+
+def background_mask(rgb: np.ndarray) -> np.ndarray:
+    """True where the photo shows neither the person nor a margin around them."""
+    import cv2
+
+    from facecast.render.matte import person_matte
+
+    person = (person_matte(rgb) > 0.3).astype(np.uint8)
+    grow = max(int(BACKGROUND_MARGIN * rgb.shape[0]), 1)
+    person = cv2.dilate(person, np.ones((2 * grow + 1, 2 * grow + 1), np.uint8))
+    return np.asarray(person == 0)
+
+
+def background_ssim(source: np.ndarray, frame: np.ndarray, mask: np.ndarray) -> float:
+    """Mean SSIM (grey, 7 x 7 windows) of `frame` to `source` over the `mask`ed pixels."""
+    import cv2
+    from skimage.metrics import structural_similarity
+
+    a, b = (cv2.cvtColor(x, cv2.COLOR_RGB2GRAY) for x in (source, frame))
+    _, full = structural_similarity(a, b, full=True, data_range=255)
+    return float(full[mask].mean())

@@ -86,7 +86,7 @@ def _mama(m_s: float, a_s: float) -> tuple[list[PhonemeEvent], float]:
 def test_mama_closes_on_m_and_opens_on_a(m_s: float, a_s: float) -> None:
     events, duration = _mama(m_s, a_s)
     loudness = np.ones(int(np.ceil(duration * RATE)))
-    jaw, width = motion.mouth_from_phonemes(events, duration, loudness)
+    jaw, width, _tongue = motion.mouth_from_phonemes(events, duration, loudness)
     assert len(jaw) == len(width) == len(loudness)
     at = {i: float(jaw[_index(0.5 * (e.start + e.end))]) for i, e in enumerate(events)}
     kinds = [e.phoneme for e in events]
@@ -228,3 +228,39 @@ def test_recording_path_head_motion_is_bounded(story: Speech) -> None:
         angle = getattr(curves, name)
         assert float(np.abs(angle).max()) < HEAD_LIMIT_DEG, name
         assert float(np.abs(np.diff(angle)).max()) < HEAD_STEP_DEG, name
+
+
+# --- tongue, smile and gaze (issue 10) -------------------------------------------------
+
+
+def test_tongue_rises_for_alveolars_only() -> None:
+    events = [
+        PhonemeEvent("_", 0.0, 0.2),
+        PhonemeEvent("a", 0.2, 0.4),
+        PhonemeEvent("l", 0.4, 0.5),
+        PhonemeEvent("a", 0.5, 0.7),
+        PhonemeEvent("_", 0.7, 1.0),
+    ]
+    _jaw, _width, tongue = motion.mouth_from_phonemes(events, 1.0, np.ones(RATE))
+    lead = motion.VISUAL_LEAD
+    assert float(tongue[_index(0.45 - lead)]) > 0.6
+    assert float(tongue[_index(0.25 - lead)]) < 0.3
+
+
+def test_smile_relaxes_while_talking_and_returns_in_pauses() -> None:
+    speech = synthesize("Hallo, wie geht es dir heute? Mir geht es gut.", "de")
+    rate = speech.audio.sample_rate
+    pause = np.zeros(3 * rate, np.float32)
+    track = AudioTrack(np.concatenate([speech.audio.samples, pause]), rate)
+    curves = motion.motion_curves(track, 25, phonemes=speech.phonemes)
+    talking = int(speech.audio.duration * 0.7 * 25)
+    assert float(curves.smile[talking]) < -0.3, "the smile does not relax in speech"
+    assert float(curves.smile[-2]) > -0.1, "the smile does not come back in the pause"
+
+
+def test_gaze_makes_saccades_and_returns() -> None:
+    curves = motion.motion_curves(AudioTrack(np.zeros(16_000 * 20, np.float32), 16_000), 25)
+    steps = np.abs(np.diff(curves.gaze_x))
+    assert int(np.sum(steps > 0.1)) >= 3, "no saccades"
+    assert float(np.max(np.abs(curves.gaze_x))) <= 1.0
+    assert float(np.median(np.abs(curves.gaze_x))) < 0.4, "the eyes never come back"

@@ -82,6 +82,31 @@ EYE_B_UPPER = (362, 398, 384, 385, 386, 387, 388, 466, 263)
 EYE_B_LOWER = (362, 382, 381, 380, 374, 373, 390, 249, 263)
 BROW_A = (70, 63, 105, 66, 107, 46, 53, 52, 65, 55)
 BROW_B = (300, 293, 334, 296, 336, 276, 283, 282, 295, 285)
+MOUTH_CORNERS = (61, 291)
+"""Outer corners of the mouth, image left then right."""
+INNER_CORNERS = (78, 308)
+IRIS_A = (468, 469, 470, 471, 472)
+"""Iris of eye "a" (centre first), from the refined mesh."""
+IRIS_B = (473, 474, 475, 476, 477)
+CHIN_MIDLINE = (17, 18, 200, 199, 175, 152)
+"""From the lower lip's outer edge down to the chin's lowest point."""
+JAW_PAIRS = ((148, 377), (176, 400), (149, 378), (150, 379), (136, 365), (172, 397), (58, 288))
+"""The jaw line from the chin up towards the ears, one (image-left, image-right) pair a step."""
+EAR_LEVEL = (234, 454)
+"""The face outline's widest points, level with the jaw joints in front of the ears."""
+NOSE_AND_CHEEKS = (1, 2, 98, 327, 4, 5, 195, 197, 6, 168, 205, 425, 50, 280, 187, 411, 36, 266)
+"""Nose and upper cheeks: they stay put while the mouth moves."""
+UPPER_FOREHEAD = (10, 109, 67, 103, 338, 297, 332, 151, 108, 337, 69, 299)
+NASOLABIAL = (92, 322, 165, 391, 206, 426, 216, 436, 186, 410)
+"""Along the folds from the nose's wings down past the mouth corners."""
+LOWER_CHEEKS = (212, 432, 214, 434, 202, 422, 210, 430, 169, 394, 135, 364, 138, 367)
+"""Cheek and jaw skin lateral to and below the mouth corners."""
+MALAR = (123, 352, 147, 376, 117, 346, 118, 347, 101, 330, 36, 266)
+"""The cheek bones' soft tissue: lifts in a smile."""
+CHEEK_SAMPLES = (205, 425, 50, 280, 101, 330)
+"""Plain cheek skin, for sampling the skin's colour."""
+LIP_SAMPLES = (17, 84, 314, 0, 37, 267)
+"""Lip tissue, for sampling the lips' colour."""
 NOSE_TIP = 1
 NOSE_BASE = 2
 CHIN = 152

@@ -28,6 +28,13 @@ DOMINANCE_REACH = 12.0
 """A phoneme's dominance is evaluated this many decay constants beyond its own span."""
 """Lips move slightly ahead of the sound they make (seconds)."""
 
+BILABIAL_PRESS = (0.3, 0.3)
+"""A bilabial's share of the dominance from which the lips start to press (first value) and
+over which they close fully (second)."""
+
+TONGUE_DOMINANCE = 4.0
+"""How much more an alveolar's tongue target weighs than its neighbours' (which is 0)."""
+
 PAUSE_MIN = 0.12
 """Gaps longer than this between phonemes close the mouth."""
 
@@ -45,12 +52,30 @@ HEAD_IDLE_AMPLITUDE = {"yaw": 1.6, "pitch": 1.0, "roll": 0.8}
 HEAD_IDLE_FREQS = (0.09, 0.17, 0.31)
 NOD_DEGREES = 1.6
 NOD_SMOOTH_S = 0.16
-BROW_RAISE_P = 0.35
+BROW_RAISE_P = 0.5
 """Chance that an emphasised syllable also lifts the brows."""
+SMILE_RELAX = 0.6
+"""While the person talks the photo's smile relaxes this far (smile = -SMILE_RELAX)..."""
+SMILE_RETURN_HZ = 0.7
+"""...following speech this slowly, so it returns in pauses rather than between syllables."""
+SACCADE_HOLD_S = (0.5, 2.6)
+"""The eyes rest this long (uniform) on one point before the next saccade."""
+SACCADE_S = 0.04
+"""A saccade's duration."""
+GAZE_SPREAD = (0.45, 0.3)
+"""Standard deviation of gaze targets (x, y) in units of the renderer's gaze channels."""
+GAZE_CENTRE_P = 0.45
+"""Chance that a saccade returns to looking straight ahead."""
+GAZE_DRIFT = 0.12
+"""Slow drift around each target."""
 SIGNAL_LAG = 0.02
 """Delay of the signal path's envelope follower, taken back out (seconds)."""
 SIGNAL_JAW_FLOOR = 1.0 / 3.0
 """Share of the loudness range (30 dB) below which an uploaded recording keeps the jaw shut."""
+SIGNAL_JAW_MEDIAN = 0.18
+"""A recording's voiced median opening relative to its loud syllables' (phonemes give ~0.4)."""
+SIGNAL_JAW_GAIN = 0.92
+"""A recording's loudest syllables open the jaw this far (phonemes reach ~0.9 on an "a")."""
 CLOSURE_LEVEL = 0.12
 """A jaw value below this inside a frame's span counts as the lips meeting."""
 SPECTRUM_BLOCK = 2048
@@ -68,6 +93,8 @@ class Viseme:
     dominance: float
     decay: float = 0.055
     """Seconds for the dominance to fall by 1/e beyond the phoneme's own span."""
+    tongue: float = 0.0
+    """How far the tongue's tip rises towards the ridge behind the upper teeth, 0..1."""
 
 
 CLOSED = Viseme(0.0, 0.0, 6.0, 0.022)
@@ -119,15 +146,15 @@ VISEMES: dict[str, Viseme] = {
     "tS": Viseme(0.2, -0.5, 1.5),
     "dZ": Viseme(0.2, -0.5, 1.5),
     # alveolar and dental consonants: teeth close together, lips neutral-spread
-    "s": Viseme(0.14, 0.35, 1.2),
-    "z": Viseme(0.14, 0.35, 1.2),
-    "ts": Viseme(0.14, 0.3, 1.2),
-    "t": Viseme(0.2, 0.2, 0.6),
-    "d": Viseme(0.2, 0.2, 0.6),
-    "n": Viseme(0.22, 0.15, 0.5),
-    "l": Viseme(0.3, 0.15, 0.5),
-    "T": Viseme(0.22, 0.1, 0.8),
-    "D": Viseme(0.22, 0.1, 0.8),
+    "s": Viseme(0.14, 0.35, 1.2, tongue=0.6),
+    "z": Viseme(0.14, 0.35, 1.2, tongue=0.6),
+    "ts": Viseme(0.14, 0.3, 1.2, tongue=0.6),
+    "t": Viseme(0.2, 0.2, 0.6, tongue=1.0),
+    "d": Viseme(0.2, 0.2, 0.6, tongue=1.0),
+    "n": Viseme(0.22, 0.15, 0.5, tongue=1.0),
+    "l": Viseme(0.3, 0.15, 0.5, tongue=1.0),
+    "T": Viseme(0.22, 0.1, 0.8, tongue=1.0),
+    "D": Viseme(0.22, 0.1, 0.8, tongue=1.0),
     "r": Viseme(0.3, -0.1, 0.4),
     "R": Viseme(0.35, 0.0, 0.3),
     "j": Viseme(0.25, 0.45, 0.6),
@@ -150,7 +177,8 @@ class MotionCurves:
     """Per-frame values for every motion channel the renderers understand.
 
     jaw 0..1 (1 = widest speaking opening), width -1..1 (rounded..spread), blink_a/blink_b
-    0..1 per eye, brows 0..1 (raised), yaw/pitch/roll in degrees.
+    0..1 per eye, brows 0..1 (raised), yaw/pitch/roll in degrees, tongue 0..1 (tip raised),
+    smile -1..1 (relaxed..broader than in the photo), gaze_x/gaze_y -1..1 (eyes' direction).
     """
 
     fps: int
@@ -162,6 +190,10 @@ class MotionCurves:
     yaw: np.ndarray
     pitch: np.ndarray
     roll: np.ndarray
+    tongue: np.ndarray
+    smile: np.ndarray
+    gaze_x: np.ndarray
+    gaze_y: np.ndarray
 
     @property
     def n_frames(self) -> int:
@@ -172,7 +204,20 @@ class MotionCurves:
         return {name: float(getattr(self, name)[i]) for name in CHANNELS}
 
 
-CHANNELS = ("jaw", "width", "blink_a", "blink_b", "brows", "yaw", "pitch", "roll")
+CHANNELS = (
+    "jaw",
+    "width",
+    "blink_a",
+    "blink_b",
+    "brows",
+    "yaw",
+    "pitch",
+    "roll",
+    "tongue",
+    "smile",
+    "gaze_x",
+    "gaze_y",
+)
 
 
 def viseme_for(phoneme: str) -> Viseme:
@@ -188,8 +233,8 @@ def viseme_for(phoneme: str) -> Viseme:
 
 def mouth_from_phonemes(
     phonemes: Sequence[PhonemeEvent], duration: float, loudness: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Jaw and width at CURVE_RATE from phoneme timings, blended by dominance.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Jaw, width and tongue at CURVE_RATE from phoneme timings, blended by dominance.
 
     `loudness` (0..1 at CURVE_RATE) scales each opening so stressed syllables open wider.
     """
@@ -198,6 +243,9 @@ def mouth_from_phonemes(
     events = _with_pauses(phonemes, duration)
     num_jaw = np.zeros(n)
     num_width = np.zeros(n)
+    num_tongue = np.zeros(n)
+    num_closed = np.zeros(n)
+    den_tongue = np.full(n, 1e-6)
     den = np.full(n, 1e-6)
     for ev in events:
         vis = viseme_for(ev.phoneme)
@@ -214,12 +262,23 @@ def mouth_from_phonemes(
         dom = vis.dominance * np.exp(-dist / vis.decay)
         num_jaw[lo:hi] += dom * vis.jaw
         num_width[lo:hi] += dom * vis.width
+        # The tongue's tip is what an alveolar is about: it dominates the tongue channel.
+        tongue_dom = dom * (TONGUE_DOMINANCE if vis.tongue > 0 else 1.0)
+        num_tongue[lo:hi] += tongue_dom * vis.tongue
+        den_tongue[lo:hi] += tongue_dom
+        if vis is CLOSED:
+            num_closed[lo:hi] += dom
         den[lo:hi] += dom
     jaw = num_jaw / den
     width = num_width / den
     gain = 0.75 + 0.35 * np.clip(loudness[:n], 0.0, 1.0)
     jaw = jaw * gain
-    return _lowpass(jaw, CURVE_RATE, 12.0), _lowpass(width, CURVE_RATE, 6.0)
+    # Where a bilabial dominates, the lips press together whatever the jaw does around it: a
+    # weighted mean alone leaves a short /m/ between two vowels a little open.
+    pressed = np.clip((num_closed / den - BILABIAL_PRESS[0]) / BILABIAL_PRESS[1], 0.0, 1.0)
+    jaw = jaw * (1.0 - pressed)
+    tongue = _lowpass(num_tongue / den_tongue, CURVE_RATE, 8.0)
+    return _lowpass(jaw, CURVE_RATE, 12.0), _lowpass(width, CURVE_RATE, 6.0), tongue
 
 
 def _with_pauses(phonemes: Sequence[PhonemeEvent], duration: float) -> list[PhonemeEvent]:
@@ -242,14 +301,32 @@ def mouth_from_signal(
     gate = _lowpass(np.clip((activity - 0.25) / 0.35, 0.0, 1.0), CURVE_RATE, 4.0)
     # Loudness spans 30 dB below the speech level; the jaw uses the top 20 dB of it with a
     # curve, so quieter consonants between vowels let the mouth nearly close.
-    open_ = (
-        np.clip((loudness - SIGNAL_JAW_FLOOR) / (1.0 - SIGNAL_JAW_FLOOR), 0.0, 1.0) ** 1.6 * gate
-    )
+    open_ = np.clip((loudness - SIGNAL_JAW_FLOOR) / (1.0 - SIGNAL_JAW_FLOOR), 0.0, 1.0) * gate
+    open_ = _jaw_contrast(open_, gate > 0.5)
     # Syllable nuclei are louder than their consonants: follow the envelope but open a touch
     # faster than it closes, as jaws do.
     jaw = _attack_release(open_, CURVE_RATE, attack=0.035, release=0.07)
     width = np.clip(brightness, -1.0, 1.0) * 0.7 * np.clip(gate * 1.5, 0.0, 1.0)
-    return _lowpass(jaw * 0.85, CURVE_RATE, 8.0), _lowpass(width, CURVE_RATE, 4.0)
+    return _lowpass(jaw * SIGNAL_JAW_GAIN, CURVE_RATE, 8.0), _lowpass(width, CURVE_RATE, 4.0)
+
+
+def _jaw_contrast(open_: np.ndarray, voiced: np.ndarray) -> np.ndarray:
+    """Loudness turned into jaw openings with the spread of phoneme-driven speech.
+
+    Recordings differ in how much their loudness varies within speech; a power curve fitted
+    per clip puts the voiced median at SIGNAL_JAW_MEDIAN of the loud syllables' opening.
+    """
+    if voiced.sum() < 10:
+        return open_
+    loud = float(np.percentile(open_[voiced], 95))
+    if loud <= 1e-6:
+        return open_
+    rel = np.clip(open_ / loud, 0.0, 1.0)
+    median = float(np.median(rel[voiced]))
+    power = float(
+        np.clip(np.log(SIGNAL_JAW_MEDIAN) / np.log(np.clip(median, 1e-3, 0.99)), 0.5, 4.0)
+    )
+    return np.asarray(rel**power, dtype=np.float64)
 
 
 def _attack_release(x: np.ndarray, rate: int, attack: float, release: float) -> np.ndarray:
@@ -382,6 +459,31 @@ def head_curves(
     return out
 
 
+def gaze_curves(n: int, rate: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Gaze x and y at `rate`: fixations joined by quick saccades, with a slow drift."""
+    t = np.arange(n) / rate
+    targets_x, targets_y = np.zeros(n), np.zeros(n)
+    start, x, y = 0, 0.0, 0.0
+    while start < n:
+        hold = int(rng.uniform(*SACCADE_HOLD_S) * rate)
+        targets_x[start : start + hold] = x
+        targets_y[start : start + hold] = y
+        start += hold
+        if rng.random() < GAZE_CENTRE_P:
+            x, y = 0.0, 0.0
+        else:
+            x = float(np.clip(rng.normal(0.0, GAZE_SPREAD[0]), -1.0, 1.0))
+            y = float(np.clip(rng.normal(0.0, GAZE_SPREAD[1]), -1.0, 1.0))
+    # A saccade is a short ramp, not a jump between two frames.
+    ramp = max(int(SACCADE_S * rate), 1)
+    kernel = np.ones(ramp) / ramp
+    out = []
+    for target, phase in ((targets_x, rng.uniform(0, 6.3)), (targets_y, rng.uniform(0, 6.3))):
+        drift = GAZE_DRIFT * np.sin(2 * np.pi * 0.23 * t + phase)
+        out.append(np.convolve(target, kernel, mode="same") + drift)
+    return out[0], out[1]
+
+
 def _emphasis_onsets(loudness: np.ndarray, rate: int) -> list[int]:
     """Indices where loudness rises sharply: stressed syllables."""
     smooth = _lowpass(loudness, rate, 4.0)
@@ -416,7 +518,7 @@ def motion_curves(
     features = signal_features(track, from_signal=not phonemes)
     n_curve = len(features.loudness)
     if phonemes:
-        jaw, width = mouth_from_phonemes(phonemes, track.duration, features.loudness)
+        jaw, width, tongue = mouth_from_phonemes(phonemes, track.duration, features.loudness)
         activity = np.clip(_lowpass(features.loudness * 3.0, CURVE_RATE, 2.0), 0.0, 1.0)
     else:
         jaw, width = mouth_from_signal(features.loudness, features.activity, features.brightness)
@@ -424,10 +526,13 @@ def motion_curves(
         lead = round((VISUAL_LEAD + SIGNAL_LAG) * CURVE_RATE)
         jaw = np.concatenate([jaw[lead:], np.zeros(lead)])
         width = np.concatenate([width[lead:], np.zeros(lead)])
+        tongue = np.zeros_like(jaw)
         activity = features.activity
     rng = np.random.default_rng(seed)
     blink = blink_curve(n_curve, CURVE_RATE, rng)
     head = head_curves(features.loudness, activity, CURVE_RATE, rng)
+    gaze_x, gaze_y = gaze_curves(n_curve, CURVE_RATE, rng)
+    smile = -SMILE_RELAX * np.clip(_lowpass(activity, CURVE_RATE, SMILE_RETURN_HZ), 0.0, 1.0)
     n_frames = n_video_frames(track.duration, fps)
 
     def at_frames(curve: np.ndarray, smooth: bool = True) -> np.ndarray:
@@ -446,6 +551,11 @@ def motion_curves(
         yaw=at_frames(head["yaw"]),
         pitch=at_frames(head["pitch"]),
         roll=at_frames(head["roll"]),
+        tongue=np.clip(at_frames(tongue), 0.0, 1.0),
+        smile=np.clip(at_frames(smile), -1.0, 1.0),
+        # Saccades are fast: sampled without the low-pass that keeps the rest free of jitter.
+        gaze_x=np.clip(at_frames(gaze_x, smooth=False), -1.0, 1.0),
+        gaze_y=np.clip(at_frames(gaze_y, smooth=False), -1.0, 1.0),
     )
 
 

@@ -19,28 +19,60 @@ from facecast.face import (
     BROW_A,
     BROW_B,
     CHIN,
+    CHIN_MIDLINE,
+    EAR_LEVEL,
     EYE_A_LOWER,
     EYE_A_UPPER,
     EYE_B_LOWER,
     EYE_B_UPPER,
     FACE_OVAL,
+    INNER_CORNERS,
+    IRIS_A,
+    IRIS_B,
+    JAW_PAIRS,
+    LOWER_CHEEKS,
     LOWER_INNER_LIP,
     LOWER_OUTER_LIP,
+    MALAR,
+    MOUTH_CORNERS,
+    NASOLABIAL,
+    NOSE_AND_CHEEKS,
+    UPPER_FOREHEAD,
     UPPER_INNER_LIP,
     UPPER_OUTER_LIP,
     FaceLandmarks,
 )
 
-JAW_GAP = 0.085
-"""Lip gap at jaw = 1, as a fraction of the face height (brow to chin)."""
+JAW_GAP = 0.48
+"""Lip gap at jaw = 1 (an open "a"), as a fraction of the mouth's width: wide mouths open
+wider, so the opening reads the same on every face..."""
+JAW_GAP_MAX = 0.27
+"""...but never more than this fraction of the face height (brow to chin)."""
+UPPER_LIP_RISE = 0.05
+"""The upper lip's share of the opening: it lifts a little as the jaw drops."""
+JAW_LATERAL_FALLOFF = 0.85
+"""How much less than the chin the jaw's corners travel (the jaw turns about the ears)."""
+CHEEK_FOLLOW = 0.35
+"""Share of the local jaw travel that the cheeks beside the mouth follow."""
 CLOSED_GAP = 0.012
 """A resting gap wider than this (fraction of face height) is closed by the warp."""
 CLOSE_OVERSHOOT = 0.62
 """Each lip of an open photo travels this share of the gap when the warp closes it..."""
 CLOSE_MARGIN_PX = 0.8
 """...plus this many pixels."""
-WIDTH_GAIN = 0.13
+WIDTH_GAIN = 0.2
 """Corner travel at width = +-1, as a fraction of the mouth's width."""
+POUT = 0.05
+"""Outer lip edges move this fraction of the mouth's width away from the seam at width = -1
+(rounded lips pushed forward look fuller) and towards it at +1 (spread lips thin out)."""
+SMILE_BASE = 0.02
+"""Corner travel at smile = 1 for a face that does not smile, fraction of the mouth width..."""
+SMILE_GAIN = 0.7
+"""...plus this share of how far the photo's corners already sit above the lips' middle."""
+GAZE_SHIFT = (0.25, 0.1)
+"""Iris travel at gaze_x / gaze_y = 1, as a share of the iris radius."""
+HEAD_MATTE_SCALE = 1.9
+"""The head field reaches this many face half-extents out, within the person's matte."""
 BROW_LIFT = 0.035
 """Brow travel at brows = 1, fraction of face height."""
 ANCHOR_RING = 1.45
@@ -61,23 +93,8 @@ HEAD_SCALE = 4
 HEAD_AXIS_DEPTH = 0.55
 """The head turns about an axis this many face widths behind the face."""
 
-# Points along the chin's midline and jaw line, with the share of the chin's travel they get.
-CHIN_LINE = {17: 0.98, 18: 0.96, 200: 0.93, 199: 0.9, 175: 0.88, CHIN: 0.86}
-JAW_LINE = (
-    ((148, 377), 0.84),
-    ((176, 400), 0.8),
-    ((149, 378), 0.7),
-    ((150, 379), 0.56),
-    ((136, 365), 0.38),
-    ((172, 397), 0.2),
-    ((58, 288), 0.08),
-    ((132, 361), 0.0),
-    ((93, 323), 0.0),
-    ((234, 454), 0.0),
-)
-UPPER_STILL = (1, 2, 98, 327, 4, 5, 195, 197, 6, 168, 205, 425, 50, 280, 187, 411, 36, 266)
-"""Nose and cheek points that stay put while the mouth moves."""
-FOREHEAD = (10, 109, 67, 103, 338, 297, 332, 151, 108, 337, 69, 299)
+JAW_STILL = ((132, 361), (93, 323), EAR_LEVEL)
+"""Outline points in front of the ears: the jaw turns about them."""
 
 
 @dataclass(frozen=True)
@@ -203,9 +220,12 @@ def _interpolate(
 
 
 def _bump(x: np.ndarray, mouth: MouthGeometry, floor: float) -> np.ndarray:
-    """1 at the mouth's centre falling to `floor` at its corners (cosine profile)."""
+    """1 at the mouth's centre falling to `floor` at its corners.
+
+    An elliptic profile: an open mouth is rounded at the bottom (a U), not a V.
+    """
     u = np.clip(np.abs(x - mouth.centre_x) / max(mouth.half_width, 1.0), 0.0, 1.0)
-    return floor + (1.0 - floor) * 0.5 * (1.0 + np.cos(np.pi * u))
+    return floor + (1.0 - floor) * np.sqrt(1.0 - u**2)
 
 
 def seam_weight(mouth: MouthGeometry, region: Region) -> np.ndarray:
@@ -266,50 +286,84 @@ def _points(lm: FaceLandmarks, ids: tuple[int, ...] | list[int]) -> np.ndarray:
     return lm.xy[list(ids)].astype(np.float64)
 
 
+def jaw_gap(lm: FaceLandmarks, mouth: MouthGeometry) -> float:
+    """The lips' gap in pixels at jaw = 1."""
+    return min(JAW_GAP * 2.0 * mouth.half_width, JAW_GAP_MAX * lm.face_height)
+
+
+def jaw_share(lm: FaceLandmarks, pts: np.ndarray) -> np.ndarray:
+    """Share of the chin's travel that points of the lower face get when the jaw drops.
+
+    The jaw turns about the joints in front of the ears: points travel with their distance
+    below that axis and less the further out to the side they sit (closer to the joint in
+    depth), so the chin travels most and the jaw's corners little.
+    """
+    ears = _points(lm, EAR_LEVEL)
+    pivot_y = float(ears[:, 1].mean())
+    chin = lm.xy[CHIN].astype(np.float64)
+    cx = float(ears[:, 0].mean())
+    half_w = max(float(abs(ears[1, 0] - ears[0, 0])) / 2.0, 1.0)
+    down = np.clip((pts[:, 1] - pivot_y) / max(float(chin[1]) - pivot_y, 1.0), 0.0, 1.2)
+    side = np.clip(np.abs(pts[:, 0] - cx) / half_w, 0.0, 1.0)
+    return np.sqrt(down) * (1.0 - JAW_LATERAL_FALLOFF * side**2)
+
+
 def _jaw_line(lm: FaceLandmarks, travel: float) -> tuple[np.ndarray, np.ndarray]:
-    pts, vals = [], []
-    for idx, share in CHIN_LINE.items():
-        pts.append(lm.xy[idx])
-        vals.append((0.0, share * travel))
-    for pair, share in JAW_LINE:
-        for idx in pair:
-            pts.append(lm.xy[idx])
-            vals.append((0.0, share * travel))
-    return np.array(pts, dtype=np.float64), np.array(vals, dtype=np.float64)
+    """The chin's midline, the jaw line and the skin between them, with their travel down."""
+    ids = list(CHIN_MIDLINE) + [i for pair in JAW_PAIRS for i in pair]
+    pts = _points(lm, ids)
+    share = jaw_share(lm, pts)
+    still = _points(lm, [i for pair in JAW_STILL for i in pair])
+    vals = np.stack([np.zeros(len(pts)), share * travel], axis=1)
+    return np.concatenate([pts, still]), np.concatenate([vals, np.zeros_like(still)])
+
+
+def _cheeks(
+    lm: FaceLandmarks, mouth: MouthGeometry, travel: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Cheeks beside and below the mouth follow the jaw part of the way, a little inwards."""
+    pts = _points(lm, LOWER_CHEEKS + NASOLABIAL)
+    # Squared: the cheeks high up beside the nose barely move.
+    share = jaw_share(lm, pts) ** 2 * CHEEK_FOLLOW
+    inward = -np.sign(pts[:, 0] - mouth.centre_x) * 0.1 * share * travel
+    return pts, np.stack([inward, share * travel], axis=1)
 
 
 def jaw_field(
     lm: FaceLandmarks, mouth: MouthGeometry, region: Region, anchors: np.ndarray, seam: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Sample offsets for jaw = 1 and the travel of the inner lip points (upper, lower)."""
-    gap = JAW_GAP * lm.face_height
-    corners = _points(lm, (61, 291, 78, 308))
+    gap = jaw_gap(lm, mouth)
+    corners = _points(lm, MOUTH_CORNERS + INNER_CORNERS)
     corner_vals = np.stack(
-        [-np.sign(corners[:, 0] - mouth.centre_x) * 0.06 * gap, np.full(4, 0.18 * gap)], axis=1
+        [-np.sign(corners[:, 0] - mouth.centre_x) * 0.06 * gap, np.full(4, 0.2 * gap)], axis=1
     )
     lo_in = mouth.lower_inner[1:-1]
-    lo_in_v = np.stack([np.zeros(len(lo_in)), gap * _bump(lo_in[:, 0], mouth, 0.12)], axis=1)
+    lo_in_v = np.stack([np.zeros(len(lo_in)), gap * _bump(lo_in[:, 0], mouth, 0.15)], axis=1)
     lo_out = _points(lm, LOWER_OUTER_LIP[1:-1])
     lo_out_v = np.stack(
         [np.zeros(len(lo_out)), gap * 0.97 * _bump(lo_out[:, 0], mouth, 0.3)], axis=1
     )
-    jaw_pts, jaw_v = _jaw_line(lm, gap * 0.95)
+    jaw_pts, jaw_v = _jaw_line(lm, gap)
+    cheek_pts, cheek_v = _cheeks(lm, mouth, gap)
+    rise = UPPER_LIP_RISE * gap
     up_in = mouth.upper_inner[1:-1]
-    up_in_v = np.stack([np.zeros(len(up_in)), -0.1 * gap * _bump(up_in[:, 0], mouth, 0.0)], axis=1)
+    up_in_v = np.stack([np.zeros(len(up_in)), -rise * _bump(up_in[:, 0], mouth, 0.0)], axis=1)
     up_out = _points(lm, UPPER_OUTER_LIP[1:-1])
     up_out_v = np.stack(
-        [np.zeros(len(up_out)), -0.06 * gap * _bump(up_out[:, 0], mouth, 0.0)], axis=1
+        [np.zeros(len(up_out)), -0.6 * rise * _bump(up_out[:, 0], mouth, 0.0)], axis=1
     )
-    still = _points(lm, UPPER_STILL)
+    still = _points(lm, NOSE_AND_CHEEKS)
     up_travel = np.concatenate([corner_vals[2:3], up_in_v, corner_vals[3:4]])
     lo_travel = np.concatenate([corner_vals[2:3], lo_in_v, corner_vals[3:4]])
     lower = (
-        np.concatenate([mouth.lower_inner, corners[:2], lo_out, jaw_pts]),
-        np.concatenate([lo_travel, corner_vals[:2], lo_out_v, jaw_v]),
+        np.concatenate([mouth.lower_inner, corners[:2], lo_out, jaw_pts, cheek_pts]),
+        np.concatenate([lo_travel, corner_vals[:2], lo_out_v, jaw_v, cheek_v]),
     )
+    # The cheeks belong to both sides: beyond the corners the seam blends the two.
     upper = (
-        np.concatenate([mouth.upper_inner, corners[:2], up_out, still]),
-        np.concatenate([up_travel, corner_vals[:2], up_out_v, np.zeros_like(still)]),
+        np.concatenate([mouth.upper_inner, corners[:2], up_out, still, cheek_pts]),
+        np.concatenate([up_travel, corner_vals[:2], up_out_v, np.zeros_like(still), cheek_v]),
     )
     field = _split_field(upper, lower, anchors, region, seam, reach=gap + SEAM_REACH_PX)
     return field, up_travel, lo_travel
@@ -331,7 +385,7 @@ def close_field(
     outer_half = np.interp(up_out[:, 0], up_in[:, 0], half) * 0.55
     mean_half = float(half.mean())
     jaw_pts, jaw_v = _jaw_line(lm, -0.5 * mean_half)
-    still = _points(lm, UPPER_STILL)
+    still = _points(lm, NOSE_AND_CHEEKS)
     # After closing, pixels on the seam come from the photo's inner lip edges.
     upper = (
         np.concatenate([up_in, up_out, still]),
@@ -361,30 +415,115 @@ def close_field(
 def width_field(
     lm: FaceLandmarks, mouth: MouthGeometry, region: Region, anchors: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Forward field for width = +1 (spread; -1 rounds) and the travel of the inner lips."""
-    span = 2.0 * mouth.half_width * WIDTH_GAIN
-    lips = np.concatenate(
-        [mouth.upper_inner, _points(lm, UPPER_OUTER_LIP), _points(lm, LOWER_OUTER_LIP)[1:-1]]
-    )
-    rel = (lips[:, 0] - mouth.centre_x) / max(mouth.half_width, 1.0)
-    vals = np.stack([rel * span / 2.0, -(np.abs(rel) ** 2) * span * 0.12], axis=1)
-    cheeks = _points(lm, (206, 426, 216, 436, 57, 287))
+    """Forward field for width = +1 (spread; -1 rounds) and the travel of the inner lips.
+
+    Spreading pulls the corners out and thins the lips; rounding (-1) draws the corners in
+    and pushes the lips out, so they look fuller.
+    """
+    mouth_w = 2.0 * mouth.half_width
+    span = mouth_w * WIDTH_GAIN
+    inner = mouth.upper_inner
+    up_out = _points(lm, UPPER_OUTER_LIP)
+    lo_out = _points(lm, LOWER_OUTER_LIP)[1:-1]
+
+    def along(pts: np.ndarray, towards_seam: float) -> np.ndarray:
+        rel = (pts[:, 0] - mouth.centre_x) / max(mouth.half_width, 1.0)
+        thin = towards_seam * POUT * mouth_w * np.clip(1.0 - rel**2, 0.0, 1.0)
+        return np.stack([rel * span / 2.0, -(rel**2) * span * 0.12 + thin], axis=1)
+
+    cheeks = _points(lm, (206, 426, 216, 436, *MOUTH_CORNERS))
     crel = (cheeks[:, 0] - mouth.centre_x) / max(mouth.half_width, 1.0)
     cvals = np.stack([np.sign(crel) * span * 0.3, np.zeros(len(cheeks))], axis=1)
-    still = _points(lm, (1, 2, 98, 327, CHIN, 18, 200))
-    pts = np.concatenate([lips, cheeks, still, anchors])
-    values = np.concatenate([vals, cvals, np.zeros_like(still), np.zeros_like(anchors)])
+    still = _points(lm, (1, 2, 98, 327, *CHIN_MIDLINE[2:]))
+    pts = np.concatenate([inner, up_out, lo_out, cheeks, still, anchors])
+    values = np.concatenate(
+        [
+            along(inner, 0.0),
+            along(up_out, 1.0),
+            along(lo_out, -1.0),
+            cvals,
+            np.zeros_like(still),
+            np.zeros_like(anchors),
+        ]
+    )
     field = _interpolate(pts, values, region)
-    inner_rel = (mouth.upper_inner[:, 0] - mouth.centre_x) / max(mouth.half_width, 1.0)
-    travel = np.stack([inner_rel * span / 2.0, -(np.abs(inner_rel) ** 2) * span * 0.12], axis=1)
-    return field, travel
+    return field, along(inner, 0.0)
+
+
+def smile_degree(lm: FaceLandmarks) -> float:
+    """How far the photo's mouth corners sit above the lips' middle, over the mouth's width."""
+    corners = _points(lm, MOUTH_CORNERS)
+    middle = _points(lm, (13, 14)).mean(axis=0)
+    width = max(float(abs(corners[1, 0] - corners[0, 0])), 1.0)
+    return max(float(middle[1] - corners[:, 1].mean()) / width, 0.0)
+
+
+def smile_field(
+    lm: FaceLandmarks, mouth: MouthGeometry, region: Region, anchors: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Forward field for smile = +1 (corners up and out, cheeks up) and the inner lips' travel.
+
+    Motion drives it negative while the person talks: the photo's smile relaxes (more so the
+    broader it is) and returns in pauses.
+    """
+    mouth_w = 2.0 * mouth.half_width
+    lift = mouth_w * (SMILE_BASE + SMILE_GAIN * smile_degree(lm))
+
+    def corner_pull(pts: np.ndarray) -> np.ndarray:
+        rel = np.clip((pts[:, 0] - mouth.centre_x) / max(mouth.half_width, 1.0), -1.2, 1.2)
+        weight = np.abs(rel) ** 2
+        return np.stack([np.sign(rel) * 0.35 * lift * weight, -lift * weight], axis=1)
+
+    lips = np.concatenate(
+        [mouth.upper_inner, mouth.lower_inner[1:-1], _points(lm, UPPER_OUTER_LIP)]
+    )
+    lips = np.concatenate([lips, _points(lm, LOWER_OUTER_LIP)[1:-1]])
+    folds = _points(lm, NASOLABIAL + LOWER_CHEEKS[:4])
+    malar = _points(lm, MALAR)
+    still = _points(lm, (1, 2, 4, 98, 327, *CHIN_MIDLINE[2:], *EYE_A_LOWER, *EYE_B_LOWER))
+    fold_v = corner_pull(folds) * 0.45
+    malar_v = np.stack([np.zeros(len(malar)), np.full(len(malar), -0.25 * lift)], axis=1)
+    pts = np.concatenate([lips, folds, malar, still, anchors])
+    values = np.concatenate(
+        [corner_pull(lips), fold_v, malar_v, np.zeros_like(still), np.zeros_like(anchors)]
+    )
+    field = _interpolate(pts, values, region)
+    return field, corner_pull(mouth.upper_inner)
+
+
+def gaze_field(lm: FaceLandmarks, region: Region, anchors: np.ndarray, axis: int) -> np.ndarray:
+    """Forward field that moves both irises by gaze = 1 along `axis` (0: x, 1: y); lids stay.
+
+    The field is cut off smoothly just outside each eye, so nothing else on the face moves.
+    """
+    eyes = ((IRIS_A, EYE_A_UPPER, EYE_A_LOWER), (IRIS_B, EYE_B_UPPER, EYE_B_LOWER))
+    pts, vals = [anchors], [np.zeros_like(anchors)]
+    window = np.zeros((region.h, region.w), np.float64)
+    ys = region.y0 + np.arange(region.h, dtype=np.float64)[:, None]
+    xs = region.x0 + np.arange(region.w, dtype=np.float64)[None, :]
+    for iris, upper, lower in eyes:
+        ring = _points(lm, iris)
+        radius = float(np.linalg.norm(ring[1:] - ring[0], axis=1).mean())
+        shift = np.zeros(2)
+        shift[axis] = GAZE_SHIFT[axis] * radius
+        lids = _points(lm, upper + lower)
+        centre = lids.mean(axis=0)
+        # A second ring just outside the lids keeps the skin around the eye still.
+        outside = centre + (lids - centre) * 1.35
+        pts += [ring, lids, outside]
+        vals += [np.tile(shift, (len(ring), 1)), np.zeros_like(lids), np.zeros_like(outside)]
+        half = np.maximum(np.ptp(lids, axis=0) / 2.0, 1.0)
+        r = np.sqrt(((xs - centre[0]) / half[0]) ** 2 + ((ys - centre[1]) / (half[1] + 2.0)) ** 2)
+        window = np.maximum(window, 1.0 - _smoothstep((r - 1.0) / 0.35))
+    field = _interpolate(np.concatenate(pts), np.concatenate(vals), region, smoothing=0.0)
+    return np.ascontiguousarray(field * window[..., None].astype(np.float32))
 
 
 def brow_field(lm: FaceLandmarks, region: Region, anchors: np.ndarray) -> np.ndarray:
     """Forward field for brows = 1: brows and forehead lift, eyes stay."""
     lift = BROW_LIFT * lm.face_height
     brows = _points(lm, BROW_A + BROW_B)
-    forehead = _points(lm, FOREHEAD)
+    forehead = _points(lm, UPPER_FOREHEAD)
     lids = _points(lm, EYE_A_UPPER[1:-1] + EYE_B_UPPER[1:-1])
     eyes = _points(lm, EYE_A_LOWER + EYE_B_LOWER + (468, 473))
     still = _points(lm, (1, 2, 4, 6, 13, 14, 61, 291, CHIN))
@@ -473,8 +612,13 @@ def _lid_curve(points: np.ndarray, xs: np.ndarray) -> np.ndarray:
     return np.polyval(coeffs, np.clip(xs, px[0], px[-1]) - px.mean())
 
 
-def head_fields(lm: FaceLandmarks, width: int, height: int) -> tuple[dict[str, np.ndarray], Region]:
+def head_fields(
+    lm: FaceLandmarks, width: int, height: int, matte: np.ndarray | None = None
+) -> tuple[dict[str, np.ndarray], Region]:
     """Forward fields per radian of yaw, pitch and roll at 1/HEAD_SCALE resolution.
+
+    With a person `matte` (0..1 per pixel) the hair and ears move with the head as far as
+    they reach while the background behind them stays; without, an ellipse around the face.
 
     Fields are cropped to the blocks where the head moves at all; the Region says where
     those blocks lie in the full frame (it may overhang the frame's right or bottom edge).
@@ -487,7 +631,15 @@ def head_fields(lm: FaceLandmarks, width: int, height: int) -> tuple[dict[str, n
     cx, cy = (x0 + x1) / 2.0, (y0 + y1) / 2.0 - 0.08 * (y1 - y0)
     ax, ay = (x1 - x0) / 2.0, (y1 - y0) / 2.0
     r = np.sqrt(((gx - cx) / ax) ** 2 + ((gy - cy) / (ay * 1.1)) ** 2)
-    weight = 1.0 - _smoothstep((r - 1.1) / 0.55)
+    if matte is None:
+        weight = 1.0 - _smoothstep((r - 1.1) / 0.55)
+    else:
+        small = cv2.resize(matte.astype(np.float32), (sw, sh), interpolation=cv2.INTER_AREA)
+        # A soft matte edge: the background next to the hair stretches a little, never tears.
+        small = cv2.GaussianBlur(small, (0, 0), 1.0).astype(np.float64)
+        reach = 1.0 - _smoothstep((r - 1.2) / (HEAD_MATTE_SCALE - 1.2))
+        core = 1.0 - _smoothstep((r - 0.9) / 0.3)
+        weight = np.maximum(core, reach * small)
     chin_y = float(lm.xy[CHIN][1])
     fh = lm.face_height
     weight *= 1.0 - _smoothstep((gy - chin_y) / (0.35 * fh))

@@ -13,20 +13,33 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from facecast.face import EYE_A_LOWER, EYE_A_UPPER, EYE_B_LOWER, EYE_B_UPPER, Portrait
+from facecast.face import (
+    CHEEK_SAMPLES,
+    EYE_A_LOWER,
+    EYE_A_UPPER,
+    EYE_B_LOWER,
+    EYE_B_UPPER,
+    LIP_SAMPLES,
+    LOWER_INNER_LIP,
+    UPPER_INNER_LIP,
+    Portrait,
+)
 from facecast.registry import Capabilities
 from facecast.render import fields
-from facecast.render.mouth import MouthPalette, draw_interior, palette_from
+from facecast.render.matte import person_matte
+from facecast.render.mouth import MouthPalette, draw_interior, palette_from, with_own_teeth
 
-EXPRESSION_CHANNELS = ("jaw", "width", "brows", "blink_a", "blink_b")
+EXPRESSION_CHANNELS = ("jaw", "width", "brows", "blink_a", "blink_b", "smile", "gaze_x", "gaze_y")
 HEAD_CHANNELS = ("yaw", "pitch", "roll")
-CHEEK_SAMPLE_POINTS = (205, 425, 50, 280, 101, 330)
-LIP_SAMPLE_POINTS = (17, 84, 314, 0, 37, 267)
 LASH_FROM = 0.55
 """Blink amount from which the lash line starts to show..."""
 LASH_OPACITY = 0.75
 """...and its opacity when the eye is fully shut."""
 LASH_WIDTH = 1
+LOCAL_SHARE = 0.25
+"""A channel whose field covers less than this share of the face region is added as a patch."""
+SUPPORT_EPS = 1e-3
+"""Offsets below this many pixels count as still."""
 
 
 class WarpAnimator:
@@ -47,6 +60,7 @@ class WarpAnimator:
         jaw, jaw_up, jaw_lo = fields.jaw_field(lm, mouth, region, anchors, seam)
         width, width_travel = fields.width_field(lm, mouth, region, anchors)
         brows = fields.brow_field(lm, region, anchors)
+        smile, smile_travel = fields.smile_field(lm, mouth, region, anchors)
         # Expression fields as backward sample offsets, one row per channel, for one GEMV a frame.
         offsets = [
             jaw,
@@ -54,8 +68,24 @@ class WarpAnimator:
             fields.backward(brows),
             fields.blink_field(lm, EYE_A_UPPER, EYE_A_LOWER, region),
             fields.blink_field(lm, EYE_B_UPPER, EYE_B_LOWER, region),
+            fields.backward(smile),
+            fields.backward(fields.gaze_field(lm, region, anchors, 0)),
+            fields.backward(fields.gaze_field(lm, region, anchors, 1)),
         ]
-        self._expr = np.stack([f.reshape(-1) for f in offsets]).astype(np.float32)
+        # Channels that move a small part of the face (eyes: blinks, gaze) are kept as patches
+        # and added only where they act; the rest go through one GEMV.
+        self._dense: list[int] = []
+        self._patches: dict[int, tuple[tuple[slice, slice], np.ndarray]] = {}
+        for i, field in enumerate(offsets):
+            box = _support(field)
+            if box is None:
+                continue
+            area = (box[0].stop - box[0].start) * (box[1].stop - box[1].start)
+            if area < LOCAL_SHARE * region.w * region.h:
+                self._patches[i] = (box, np.ascontiguousarray(field[box], dtype=np.float32))
+            else:
+                self._dense.append(i)
+        self._expr = np.stack([offsets[i].reshape(-1) for i in self._dense]).astype(np.float32)
         ys, xs = np.mgrid[region.y0 : region.y0 + region.h, region.x0 : region.x0 + region.w]
         base = np.stack([xs, ys], axis=-1).astype(np.float32)
         closing = fields.close_field(lm, mouth, region, anchors, seam)
@@ -63,11 +93,25 @@ class WarpAnimator:
             base += closing
         self._expr_base = base.reshape(-1)
         self._mouth = mouth
-        self._lip_travel = {"jaw": (jaw_up, jaw_lo), "width": (width_travel, width_travel)}
-        self._palette: MouthPalette = palette_from(
-            rgb, lm.xy[list(LIP_SAMPLE_POINTS)], lm.xy[list(CHEEK_SAMPLE_POINTS)]
+        self._lip_travel = {
+            "jaw": (jaw_up, jaw_lo),
+            "width": (width_travel, width_travel),
+            "smile": (smile_travel, smile_travel),
+        }
+        palette = palette_from(rgb, lm.xy[list(LIP_SAMPLES)], lm.xy[list(CHEEK_SAMPLES)])
+        skin = rgb[
+            np.clip(lm.xy[list(CHEEK_SAMPLES), 1].round().astype(int), 0, h - 1),
+            np.clip(lm.xy[list(CHEEK_SAMPLES), 0].round().astype(int), 0, w - 1),
+        ].mean(axis=0)
+        self._palette: MouthPalette = with_own_teeth(
+            palette,
+            rgb,
+            lm.xy[list(UPPER_INNER_LIP)].astype(np.float64),
+            lm.xy[list(LOWER_INNER_LIP)].astype(np.float64),
+            lm.face_height,
+            skin,
         )
-        head, support = fields.head_fields(lm, w, h)
+        head, support = fields.head_fields(lm, w, h, person_matte(rgb))
         self._head = np.stack([-head[c].reshape(-1) for c in HEAD_CHANNELS]).astype(np.float32)
         self._head_shape = head["yaw"].shape
         self._head_region = support
@@ -88,9 +132,12 @@ class WarpAnimator:
         """One frame for the given channel values (see motion.CHANNELS)."""
         region = self._region
         weights = np.array([values.get(c, 0.0) for c in EXPRESSION_CHANNELS], np.float32)
-        offsets = weights @ self._expr
+        offsets = weights[self._dense] @ self._expr
         offsets += self._expr_base
         maps = offsets.reshape(region.h, region.w, 2)
+        for i, (box, patch) in self._patches.items():
+            if weights[i] != 0.0:
+                maps[box] += weights[i] * patch
         canvas = self._canvas
         rows, cols = region.slices
         canvas[rows, cols] = cv2.remap(
@@ -131,7 +178,14 @@ class WarpAnimator:
             amount = values.get(channel, 0.0)
             upper += amount * up_travel
             lower += amount * lo_travel
-        draw_interior(canvas, upper, lower, self._palette, self._face_height)
+        draw_interior(
+            canvas,
+            upper,
+            lower,
+            self._palette,
+            self._face_height,
+            tongue=values.get("tongue", 0.0),
+        )
 
     def _turn_head(self, canvas: np.ndarray, values: dict[str, float]) -> np.ndarray:
         radians = np.radians([values.get(c, 0.0) for c in HEAD_CHANNELS]).astype(np.float32)
@@ -150,6 +204,15 @@ class WarpAnimator:
         )
         frame[support.y0 : support.y0 + vis_h, support.x0 : support.x0 + vis_w] = moved
         return frame
+
+
+def _support(field: np.ndarray) -> tuple[slice, slice] | None:
+    """The bounding box of a field's non-zero offsets (None if it moves nothing)."""
+    moving = np.argwhere(np.abs(field).max(axis=-1) > SUPPORT_EPS)
+    if len(moving) == 0:
+        return None
+    (y0, x0), (y1, x1) = moving.min(axis=0), moving.max(axis=0) + 1
+    return slice(int(y0), int(y1)), slice(int(x0), int(x1))
 
 
 def _lash_colour(rgb: np.ndarray, lid_points: np.ndarray) -> np.ndarray:

@@ -1,0 +1,65 @@
+"""The mouth interior on a plain canvas: teeth, tongue and throat where they belong."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from facecast.render.mouth import draw_interior, palette_from
+
+FACE_HEIGHT = 180.0
+LUMA = np.array([0.299, 0.587, 0.114])
+
+
+def _open_mouth(
+    opening: float, tongue: float = 0.0, skin: tuple[int, int, int] = (200, 160, 140)
+) -> np.ndarray:
+    """An open mouth 100 px wide whose lips part by `opening` px in the middle."""
+    image = np.full((120, 140, 3), skin, np.uint8)
+    image[10:20] = (170, 90, 90)  # lips, sampled for the palette
+    palette = palette_from(image, np.array([[70.0, 15.0]]), np.array([[70.0, 100.0]]))
+    xs = np.linspace(20, 120, 11)
+    upper = np.stack([xs, np.full(11, 40.0)], axis=1)
+    lower = np.stack([xs, 40.0 + opening * np.sin(np.linspace(0, np.pi, 11))], axis=1)
+    draw_interior(image, upper, lower, palette, FACE_HEIGHT, tongue=tongue)
+    return image
+
+
+def _column(image: np.ndarray) -> np.ndarray:
+    return image[:, 70].astype(np.float64) @ LUMA
+
+
+def test_upper_teeth_under_the_lip_then_dark_throat() -> None:
+    luma = _column(_open_mouth(36.0))
+    teeth = luma[42:46].mean()
+    throat = luma[52:58].mean()
+    assert teeth > 2.0 * throat, (teeth, throat)
+
+
+def test_teeth_have_gaps() -> None:
+    image = _open_mouth(36.0)
+    row = image[43, 25:115].astype(np.float64) @ LUMA
+    # Between neighbouring teeth the strip darkens: the row is not flat.
+    assert float(np.ptp(row)) > 20.0
+
+
+def test_tongue_shows_when_open_and_rises_for_alveolars() -> None:
+    def tongue_top(image: np.ndarray) -> int:
+        red = image[:, 70, 0].astype(int) - image[:, 70, 2].astype(int)
+        rows = np.flatnonzero((red > 40) & (np.arange(len(red)) > 45) & (np.arange(len(red)) < 76))
+        return int(rows.min()) if len(rows) else 10_000
+
+    rest = tongue_top(_open_mouth(36.0))
+    raised = tongue_top(_open_mouth(36.0, tongue=1.0))
+    assert rest < 76, "no tongue in an open mouth"
+    assert raised < rest - 8, (rest, raised)
+
+
+def test_a_black_and_white_photo_gets_a_grey_interior() -> None:
+    image = _open_mouth(36.0, tongue=1.0, skin=(150, 150, 150))
+    inside = image[45:75, 50:90].astype(int)
+    assert int(np.abs(inside[..., 0] - inside[..., 2]).max()) <= 6
+
+
+def test_closed_lips_draw_nothing() -> None:
+    image = _open_mouth(0.3)
+    assert (image[21:] == (200, 160, 140)).all()
