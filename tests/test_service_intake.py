@@ -221,7 +221,8 @@ def test_heic_large_photo_small_face_and_face_choice_through_jobs(
     assert growth < WORKER_GROWTH_MIB, f"a worker process grew by {growth:.0f} MiB"
     assert jobs["large"]["status"] == "done", jobs["large"]
     assert jobs["small"]["status"] == "done", jobs["small"]
-    assert any("blurred" in warning for warning in jobs["small"]["warnings"])
+    # Blurred, or super-resolved where Real-ESRGAN is installed: either way, said.
+    assert any("pixels high" in warning for warning in jobs["small"]["warnings"])
     for name in ("second", "at"):
         assert jobs[name]["status"] == "done", jobs[name]
         assert jobs[name]["warnings"] == []
