@@ -6,6 +6,7 @@ frame (tests/_measure.py), loudness from the file's own sound track: what a view
 
 from __future__ import annotations
 
+import itertools
 import math
 from pathlib import Path
 
@@ -132,9 +133,18 @@ def _best_lag(clip: Clip) -> int:
     return max(range(-MAX_LAG_FRAMES, MAX_LAG_FRAMES + 1), key=r)
 
 
+BLINK_GAP_FRAMES = 2
+"""Open frames inside one blink that are the mesh's noise, not a reopening (80 ms at 25 fps:
+lids take longer to open and close again; behind glasses the mesh wavers that much)."""
+
+
 def _blinks(clip: Clip) -> np.ndarray:
     """Frame indices where a blink starts (first closed frame of each run)."""
-    closed = closed_eye_frames(clip.faces.eye, BLINK_SHARE[clip.name])
+    closed = closed_eye_frames(clip.faces.eye, BLINK_SHARE[clip.name]).copy()
+    shut = np.flatnonzero(closed)
+    for a, b in itertools.pairwise(shut):
+        if 1 < b - a <= BLINK_GAP_FRAMES + 1:
+            closed[a:b] = True
     return np.flatnonzero(closed & ~np.concatenate(([False], closed[:-1])))
 
 

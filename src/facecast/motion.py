@@ -74,6 +74,11 @@ SIGNAL_JAW_FLOOR = 1.0 / 3.0
 """Share of the loudness range (30 dB) below which an uploaded recording keeps the jaw shut."""
 SIGNAL_JAW_MEDIAN = 0.18
 """A recording's voiced median opening relative to its loud syllables' (phonemes give ~0.4)."""
+SIGNAL_CONTRAST_MAX = 3.5
+"""Strongest contrast curve (power) for a recording whose loudness barely varies (TTS voices):
+stronger ones closed espeak recordings to a slit, weaker ones left Pico's wide open."""
+SOUNDING = 0.05
+"""Loudness opening (0..1 over the top 20 dB) above which a frame counts as sounding."""
 SIGNAL_JAW_GAIN = 0.92
 """A recording's loudest syllables open the jaw this far (phonemes reach ~0.9 on an "a")."""
 CLOSURE_LEVEL = 0.12
@@ -302,12 +307,16 @@ def mouth_from_signal(
     # Loudness spans 30 dB below the speech level; the jaw uses the top 20 dB of it with a
     # curve, so quieter consonants between vowels let the mouth nearly close.
     open_ = np.clip((loudness - SIGNAL_JAW_FLOOR) / (1.0 - SIGNAL_JAW_FLOOR), 0.0, 1.0) * gate
-    open_ = _jaw_contrast(open_, gate > 0.5)
     # Syllable nuclei are louder than their consonants: follow the envelope but open a touch
     # faster than it closes, as jaws do.
-    jaw = _attack_release(open_, CURVE_RATE, attack=0.035, release=0.07)
+    jaw = _lowpass(_attack_release(open_, CURVE_RATE, attack=0.035, release=0.07), CURVE_RATE, 8.0)
+    # The spread is fitted on the final curve: smoothing lifts the troughs between syllables,
+    # so a curve fitted before it opened recordings wider than speech from text.
+    # Fitted over the sounding frames (voice active and within the top 20 dB), so a voice
+    # whose activity outlasts its sound (TTS tails, breaths) is not opened wider for it.
+    jaw = _jaw_contrast(jaw, (gate > 0.5) & (open_ > SOUNDING))
     width = np.clip(brightness, -1.0, 1.0) * 0.7 * np.clip(gate * 1.5, 0.0, 1.0)
-    return _lowpass(jaw * SIGNAL_JAW_GAIN, CURVE_RATE, 8.0), _lowpass(width, CURVE_RATE, 4.0)
+    return jaw * SIGNAL_JAW_GAIN, _lowpass(width, CURVE_RATE, 4.0)
 
 
 def _jaw_contrast(open_: np.ndarray, voiced: np.ndarray) -> np.ndarray:
@@ -324,7 +333,11 @@ def _jaw_contrast(open_: np.ndarray, voiced: np.ndarray) -> np.ndarray:
     rel = np.clip(open_ / loud, 0.0, 1.0)
     median = float(np.median(rel[voiced]))
     power = float(
-        np.clip(np.log(SIGNAL_JAW_MEDIAN) / np.log(np.clip(median, 1e-3, 0.99)), 0.5, 4.0)
+        np.clip(
+            np.log(SIGNAL_JAW_MEDIAN) / np.log(np.clip(median, 1e-3, 0.99)),
+            0.5,
+            SIGNAL_CONTRAST_MAX,
+        )
     )
     return np.asarray(rel**power, dtype=np.float64)
 
