@@ -67,6 +67,8 @@ def _redis_broker(settings: Settings, url: str) -> dict[str, Any]:
         options["visibility_timeout"] = settings.lost_job_seconds
         options["unacked_restore_interval"] = max(1, settings.lost_job_seconds // 10)
         options["unacked_restore_throttle"] = 1
+        # A host killed while it held the restore lock must not block the others for long.
+        options["unacked_mutex_expire"] = settings.lost_job_seconds
     return {"broker_url": url, "broker_transport_options": options}
 
 
