@@ -65,8 +65,9 @@ SPAN_SPEECH = (0.0, 0.08)
 SPAN_FACE = (0.08, 0.14)
 SPAN_MOTION = (0.14, 0.18)
 SPAN_RENDER = (0.18, 1.0)
-MAX_ENLARGEMENT = 2.0
-"""A face enlarged more than this from the photo to the video looks blurred: warn."""
+MAX_ENLARGEMENT = 2.5
+"""A face enlarged more than this from the photo to the video looks blurred: warn. Where
+Real-ESRGAN is installed, the same faces are restored first (restore.RESTORE_BELOW)."""
 PREPARED_PHOTOS = 4
 """Analysed photos each process keeps (a 512 px one holds about 8 MB of fields and images)."""
 WATERMARK_ALPHA = 0.6
