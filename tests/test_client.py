@@ -119,6 +119,18 @@ def test_errors_carry_the_api_code(client: FacecastClient, portrait: Path, tmp_p
     assert unreachable.value.code == "unreachable"
 
 
+def test_every_render_option_reaches_the_service(client: FacecastClient, portrait: Path) -> None:
+    """Options beyond voice and size travel too: the server judges them, not the client."""
+    with pytest.raises(FacecastAPIError) as renderer:
+        client.submit_text(portrait, "Hallo", RenderOptions(size=256, renderer="liveportrait"))
+    assert renderer.value.code == "backend_unavailable" and renderer.value.status == 400
+    job = client.wait(
+        client.submit_text(portrait, "Hallo", RenderOptions(size=256, face_index=5)).job_id
+    )
+    assert job.status == "error" and job.error is not None
+    assert job.error.code == "invalid_face_choice"
+
+
 def test_cancel_and_voices(client: FacecastClient, portrait: Path) -> None:
     job = client.submit_text(portrait, LONG_TEXT * 3, RenderOptions(size=512))
     canceled = client.cancel(job.job_id)

@@ -149,6 +149,28 @@ def test_cli_cloning_without_xtts_is_one_plain_line(
     assert not out.exists()
 
 
+def test_cli_render_cloning_without_xtts_is_one_plain_line(
+    tmp_path: Path, samples: dict[str, Path], portrait: Path
+) -> None:
+    out = tmp_path / "clone.mp4"
+    run = facecast(
+        "render",
+        "--image",
+        portrait,
+        "--text",
+        "Hallo.",
+        "--clone-voice",
+        samples["good"],
+        "-o",
+        out,
+        cwd=tmp_path,
+    )
+    assert run.code == 2
+    assert run.stderr.strip().startswith("error:") and "XTTS" in run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1
+    assert not out.exists()
+
+
 def test_a_model_dir_without_weights_offers_no_cloning(tmp_path: Path) -> None:
     """FACECAST_XTTS_MODEL_DIR alone once made the API accept cloning that then failed in the
     worker; now the registry offers cloning only with the package and all weight files."""

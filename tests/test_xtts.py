@@ -25,6 +25,7 @@ from facecast.speech import registry
 from facecast.speech.cloning import read_voice_sample
 from facecast.speech.limits import synthesize_capped
 from facecast.speech.xtts import LANGUAGES, XttsBackend, xtts_installed
+from test_cli import facecast
 
 pytestmark = pytest.mark.skipif(
     any(importlib.util.find_spec(name) is None for name in ("TTS", "torch", "torchaudio")),
@@ -273,3 +274,28 @@ def test_named_speakers_of_the_weights(xtts_dir: Path, tmp_path: Path) -> None:
     assert backend.synthesize("hallo.", "de", "Claribel Dervla").audio.duration > 0
     with pytest.raises(FacecastError, match="Ana Florence"):
         backend.synthesize("hallo.", "de", "Nobody")
+
+
+def test_cli_renders_remotely_with_a_cloned_voice(
+    cloning_service: LiveService, sample_files: dict[str, Path], grace: Path, tmp_path: Path
+) -> None:
+    """`facecast render --server --clone-voice` uploads the sample with the job (client)."""
+    out = tmp_path / "remote.mp4"
+    run = facecast(
+        "render",
+        "--server",
+        cloning_service.base_url,
+        "--image",
+        grace,
+        "--text",
+        "Guten Tag.",
+        "--clone-voice",
+        sample_files["a"],
+        "--size",
+        "256",
+        "-o",
+        out,
+        cwd=tmp_path,
+    )
+    assert run.code == 0, run.stderr + cloning_service.dump_logs()
+    assert out.is_file() and load_audio(out).duration > 0.2

@@ -86,6 +86,13 @@ def _render_options(func: F) -> F:
         ),
         click.option("--voice", default=None, help=VOICE_HELP),
         click.option(
+            "--clone-voice",
+            type=click.Path(exists=True, dir_okay=False, path_type=Path),
+            default=None,
+            help="Speak --text in the voice of this 3-30 s recording (needs XTTS: the [xtts] "
+            "extra and FACECAST_XTTS_MODEL_DIR, or a --server that has it).",
+        ),
+        click.option(
             "--seed",
             type=int,
             default=0,
@@ -148,7 +155,23 @@ def _options(opts: dict[str, Any]) -> Any:
         upscale=int(opts["upscale"]) if opts["upscale"] else None,
         restore=not opts["no_restore"],
         force_cpu=opts["force_cpu"],
+        voice_sample=opts.get("clone_voice"),
     )
+
+
+def _cloning(options: Any) -> Any:
+    """`options` speaking with this installation's cloning backend; one clear error without."""
+    import dataclasses
+
+    from facecast.speech.registry import cloning_backend
+
+    backend = cloning_backend()
+    if backend is None:
+        raise BackendUnavailableError(
+            "Voice cloning needs XTTS: pip install 'facecast[xtts]' and set "
+            "FACECAST_XTTS_MODEL_DIR to its weights."
+        )
+    return dataclasses.replace(options, speech_backend=backend, voice=None)
 
 
 @contextmanager
@@ -225,7 +248,11 @@ def _run_render(
     streams = [mpegts_target(stream)] if stream is not None else []
 
     options = _options(opts)
-    if text is not None:  # the voice is refused here, before the photo is even read
+    if options.voice_sample is not None:
+        if text is None:
+            raise FacecastError("--clone-voice speaks --text in the sample's voice: give --text.")
+        options = _cloning(options)
+    elif text is not None:  # the voice is refused here, before the photo is even read
         options = choose_voice(options)
     check_options(options)
     _say_cpu_cost(options)
@@ -359,17 +386,13 @@ def demo(output: Path, **opts: Any) -> None:
 def tts(text: str, lang: str, voice: str | None, output: Path, clone_voice: Path | None) -> None:
     """Speak TEXT into a WAV file."""
     from facecast.audio import save_wav
+    from facecast.options import RenderOptions
     from facecast.pipeline import synthesize
-    from facecast.speech.registry import cloning_backend, resolve_voice
+    from facecast.speech.registry import resolve_voice
 
     with _plain_errors():
         if clone_voice is not None:
-            backend = cloning_backend() or ""
-            if not backend:
-                raise BackendUnavailableError(
-                    "Voice cloning needs XTTS: pip install 'facecast[xtts]' and set "
-                    "FACECAST_XTTS_MODEL_DIR to its weights."
-                )
+            backend = _cloning(RenderOptions(lang=lang)).speech_backend
             voice, label = None, f"{backend} (cloned from {clone_voice.name})"
         else:
             choice = resolve_voice(lang, voice)

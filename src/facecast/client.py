@@ -141,9 +141,29 @@ def _form(options: RenderOptions, **extra: str | None) -> dict[str, str]:
         "fps": str(options.fps),
         "size": str(options.size),
         "full_frame": "true" if options.full_frame else "false",
+        "face_index": None if options.face_index is None else str(options.face_index),
+        "face_at": None if options.face_at is None else "{:g},{:g}".format(*options.face_at),
+        "renderer": None if options.renderer == "warp" else options.renderer,
+        "refine": options.refine,
+        "upscale": None if options.upscale is None else str(options.upscale),
+        "force_cpu": "true" if options.force_cpu else None,
         **extra,
     }
     return {k: v for k, v in fields.items() if v is not None}
+
+
+def _files(
+    image: str | Path | bytes | BinaryIO,
+    audio: str | Path | bytes | BinaryIO | None,
+    options: RenderOptions,
+) -> dict[str, tuple[str, Any]]:
+    """The /animate uploads: the photo, the recording if any, the voice sample to clone if any."""
+    files = {"source_image": _upload(image, "photo")}
+    if audio is not None:
+        files["audio"] = _upload(audio, "audio")
+    if options.voice_sample is not None:
+        files["voice_clone_wav"] = _upload(options.voice_sample, "voice")
+    return files
 
 
 def _upload(source: str | Path | bytes | BinaryIO, default_name: str) -> tuple[str, Any]:
@@ -280,9 +300,7 @@ class FacecastClient:
         webhook: str | None,
         idempotency_key: str | None,
     ) -> Job:
-        files = {"source_image": _upload(image, "photo")}
-        if audio is not None:
-            files["audio"] = _upload(audio, "audio")
+        files = _files(image, audio, options)
         data = _form(options, text=text, client_ref=client_ref, webhook=webhook)
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         created = self._call("POST", "/animate", data=data, files=files, headers=headers)
@@ -454,9 +472,7 @@ class AsyncFacecastClient:
         webhook: str | None,
         idempotency_key: str | None,
     ) -> Job:
-        files = {"source_image": _upload(image, "photo")}
-        if audio is not None:
-            files["audio"] = _upload(audio, "audio")
+        files = _files(image, audio, options)
         data = _form(options, text=text, client_ref=client_ref, webhook=webhook)
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         created = await self._call("POST", "/animate", data=data, files=files, headers=headers)
