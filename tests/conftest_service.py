@@ -241,3 +241,21 @@ def live_service(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> It
 def marker() -> str:
     """A unique value to find a test's processes by their environment."""
     return uuid.uuid4().hex
+
+
+@contextlib.contextmanager
+def tmpfs(tmp_path: Path, size_mib: int) -> Iterator[Path]:
+    """A real filesystem of `size_mib` MiB (tmpfs) to fill up; the test is skipped where it
+    cannot be mounted (needs root and CAP_SYS_ADMIN)."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size_mib}m", "tmpfs", str(mount)],
+        capture_output=True,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs: {done.stderr.decode().strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)

@@ -28,7 +28,7 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 from websockets.typing import Origin
 
-from conftest_service import LiveService, serve_single_command, service_env, spawn
+from conftest_service import LiveService, serve_single_command, service_env, spawn, tmpfs
 from test_service_hardening import WORKER, children_of, error_of, fill, start_api_alone
 
 KEY_A = "tenant-a-key"
@@ -169,17 +169,8 @@ def test_another_key_cannot_cancel_a_running_job(tenants: LiveService, portrait:
 @pytest.fixture
 def tiny_disk(tmp_path: Path) -> Iterator[Path]:
     """A 16 MiB tmpfs (needs root and CAP_SYS_ADMIN; skipped otherwise)."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount)], capture_output=True
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs: {done.stderr.decode().strip()}")
-    try:
+    with tmpfs(tmp_path, 16) as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def leftovers(data: Path) -> list[str]:

@@ -38,6 +38,7 @@ from conftest_service import (
     service_env,
     spawn,
     stop_process,
+    tmpfs,
 )
 from facecast.audio import AudioTrack, save_wav
 from facecast.errors import InvalidImageError
@@ -581,17 +582,8 @@ def test_jobs_waiting_through_a_redis_restart_finish(tmp_path: Path, portrait: P
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A 24 MiB tmpfs (needs root and CAP_SYS_ADMIN; skipped otherwise)."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", str(mount)], capture_output=True
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs: {done.stderr.decode().strip()}")
-    try:
+    with tmpfs(tmp_path, 24) as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def fill(folder: Path) -> Path:
