@@ -41,7 +41,10 @@ AUDIO_RATE = 48_000
 """AAC sample rate of the output (the track is resampled by PyAV on encode)."""
 AUDIO_LAYOUT = "mono"
 AUDIO_BIT_RATE = 96_000
-DEFAULT_CRF = 23
+DEFAULT_CRF = 19
+"""x264 quality. The background is static, so every later frame copies what the keyframe
+kept: at CRF 23 grainy backgrounds lost SSIM 0.956 against the source, at 19 they keep 0.973
+(grace, biden; about 1.45x the bytes, ~330 kbit/s at 512 px)."""
 DEFAULT_PRESET = "veryfast"
 X264_THREADS = 0
 """libx264 threads; 0 lets x264 choose (measured fastest on 2 cores, even beside a renderer)."""
