@@ -7,7 +7,8 @@ Prints, with the provider actually used:
   (a) LivePortrait stand-ins at the real sizes with random weights: warping (5-D GridSample on
       the 1x32x16x64x64 feature volume, opset 20) and a SPADE-sized generator (64 -> 512 px,
       ~55 M parameters): does the CUDA provider run 5-D GridSample, and frames per second at
-      batch 1/8/16 in fp32 and fp16 (fp16 by casting the weights and inputs);
+      batch 1/8/16 in fp32 and fp16 (fp16 by casting the weights and inputs), each as exported
+      and with its 5-D GridSample rewritten into gathers (facecast/weights/gridsample.py);
   (b) Real-ESRGAN (the real packaged weights): animevideov3 512 -> 2048 and x4plus 128 -> 512,
       frames per second at batch 1 and 8;
   (c) a whole upscale=2 job through the `gpu`-capable worker path (render_talking_head).
@@ -31,6 +32,7 @@ from facecast import accel
 from facecast.options import RenderOptions
 from facecast.pipeline import render_talking_head
 from facecast.post.realesrgan import NETWORKS, Upscaler
+from facecast.weights import gridsample
 
 RNG = np.random.default_rng(0)
 
@@ -125,14 +127,21 @@ def bench_liveportrait(quick: bool) -> None:
     side, width, batches = (16, 64, (1, 2)) if quick else (64, 512, (1, 8, 16))
     blob = liveportrait_standin(width, side)
     print(f"(a) LivePortrait stand-in {side}->{side * 8} px, width {width}")
-    for precision in ("fp32", "fp16"):
+    half = to_fp16(blob)
+    variants = {
+        "fp32": blob,
+        "fp32 rewritten": gridsample.rewritten_bytes(blob),
+        "fp16": half,
+        "fp16 rewritten": gridsample.rewritten_bytes(half),
+    }
+    for precision, graph in variants.items():
         try:
-            sess = accel.session(blob if precision == "fp32" else to_fp16(blob))
+            sess = accel.session(graph)
         except Exception as exc:  # report and go on: this is what the run is for
             print(f"  {precision}: cannot load: {str(exc).splitlines()[0]}")
             continue
         provider = sess.get_providers()[0]
-        dtype = np.float32 if precision == "fp32" else np.float16
+        dtype = np.float32 if precision.startswith("fp32") else np.float16
         for batch in batches:
             feed = {
                 "feature": RNG.standard_normal((batch, 32, 16, side, side)).astype(dtype),

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
+
+logger = logging.getLogger(__name__)
 
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
@@ -32,8 +35,48 @@ def session(model: Path | bytes, arena: bool = True) -> Any:
     options = ort.SessionOptions()
     options.log_severity_level = 3
     options.enable_cpu_mem_arena = arena
+    chosen = providers()
+    if CUDA in chosen and isinstance(model, Path):
+        model = for_cuda(model)
     source = str(model) if isinstance(model, Path) else model
-    return ort.InferenceSession(source, options, providers=providers())
+    return ort.InferenceSession(source, options, providers=chosen)
+
+
+def has_gridsample(path: Path) -> bool:
+    """Whether the graph in `path` has a GridSample node (read without its weights' data)."""
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    return any(node.op_type == "GridSample" for node in graph.node)
+
+
+def for_cuda(path: Path, cache_dir: Path | None = None) -> Path | bytes:
+    """`path` ready for the CUDA provider: its 5-D GridSample nodes rewritten into ops CUDA
+    runs (weights/gridsample.py), cached under the models dir's converted/ folder, or in
+    memory when that folder is read-only; `path` itself when there is nothing to rewrite."""
+    from facecast import weights
+    from facecast.config import get_settings
+    from facecast.weights import gridsample
+
+    if not has_gridsample(path):
+        return path
+    folder = cache_dir or get_settings().models_dir
+    target = weights.converted_path(folder, f"{path.stem}-cuda", [path])
+    if target.is_file():
+        return target
+    replaced: list[int] = []
+    blob = gridsample.rewritten_bytes(path.read_bytes(), replaced.append)
+    if not replaced or replaced[0] == 0:
+        return path
+    logger.info("%s: %d 5-D GridSample nodes rewritten for CUDA", path.name, replaced[0])
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(target.name + ".partial")
+        partial.write_bytes(blob)
+        partial.replace(target)
+    except OSError:
+        return blob
+    return target
 
 
 Shape = tuple[int | None, ...]
