@@ -3,9 +3,14 @@ at submit, `facecast models`, and an upscale=2 job through real uvicorn, Celery 
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import http.server
 import io
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import av
@@ -13,6 +18,7 @@ import httpx
 import pytest
 
 from conftest_service import LiveService
+from facecast import weights
 from facecast.backends import check_options, queue_for
 from facecast.errors import BackendUnavailableError
 from facecast.options import RenderOptions
@@ -141,3 +147,90 @@ def test_liveportrait_without_weights_is_one_clear_line(tmp_path: Path, portrait
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), done.stderr
     assert all(name in lines[0] for name in LP_FILES)
+
+
+@pytest.fixture
+def file_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """A real HTTP server on localhost serving tmp_path/served (a release-asset host)."""
+    served = tmp_path / "served"
+    served.mkdir()
+    handler = functools.partial(QuietHandler, directory=str(served))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/", served
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_every_liveportrait_file_has_a_pinned_download() -> None:
+    spec = weights.spec("liveportrait")
+    for known in spec.files:
+        assert known.url and known.url.startswith("https://")
+        assert known.sha256 and len(known.sha256) == 64
+
+
+def test_fetch_keeps_only_files_that_match_their_pin(
+    file_server: tuple[str, Path], tmp_path: Path
+) -> None:
+    base, served = file_server
+    blobs = {"a.onnx": b"first model" * 1000, "b.onnx": b"second model"}
+    for name, blob in blobs.items():
+        (served / name).write_bytes(blob)
+    files = tuple(
+        weights.KnownFile(f"demo/{n}", hashlib.sha256(b).hexdigest(), base + n)
+        for n, b in blobs.items()
+    )
+    spec = weights.ModelSpec("demo", "demo", "MIT", True, "by hand", files)
+    models = tmp_path / "models"
+    seen: list[tuple[str, int, int | None]] = []
+    got = weights.fetch_model(spec, models, lambda *a: seen.append(a))
+    assert [p.read_bytes() for p in got] == list(blobs.values())
+    assert seen[-1] == ("b.onnx", len(blobs["b.onnx"]), len(blobs["b.onnx"]))
+    assert weights.status(spec, models).verified
+    # Already verified: not downloaded again, even with the server's copy gone.
+    (served / "a.onnx").unlink()
+    assert weights.fetch_model(spec, models) == got
+
+    (served / "b.onnx").write_bytes(b"tampered on the server")
+    (models / "demo" / "b.onnx").unlink()
+    with pytest.raises(weights.ModelError, match="does not match the pinned sha256"):
+        weights.fetch_model(spec, models)
+    assert sorted(p.name for p in (models / "demo").iterdir()) == ["a.onnx"]  # nothing kept
+
+    missing = weights.ModelSpec(
+        "demo",
+        "demo",
+        "MIT",
+        True,
+        "by hand",
+        (weights.KnownFile("demo/c.onnx", "0" * 64, base + "c.onnx"),),
+    )
+    with pytest.raises(weights.ModelError, match="HTTP 404"):
+        weights.fetch_model(missing, models)
+
+
+def test_fetch_without_a_pinned_source_says_how_to_get_it(tmp_path: Path) -> None:
+    done = run_cli("models", "fetch", "wav2lip", cwd=tmp_path, models=tmp_path / "m")
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: ") and done.stderr.count("\n") == 1
+    assert "get it by hand" in done.stderr
+
+
+def test_own_export_of_a_pinned_file_needs_trust(tmp_path: Path) -> None:
+    models = tmp_path / "models"
+    own = tmp_path / "stitching.onnx"
+    own.write_bytes(b"my own export")
+    with pytest.raises(weights.ModelError, match="--trust"):
+        weights.import_file(own, models)
+    weights.import_file(own, models, trust=True)
+    spec = weights.spec("liveportrait")
+    known = next(f for f in spec.files if f.path.endswith("stitching.onnx"))
+    assert weights.check_file(spec, known, models).verified

@@ -544,7 +544,11 @@ def models_verify() -> None:
 
 @models.command("import")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--trust", is_flag=True, help="Accept a file the manifest has no checksum for.")
+@click.option(
+    "--trust",
+    is_flag=True,
+    help="Accept a file the manifest has no checksum for, or your own export of a pinned one.",
+)
 def models_import(path: Path, trust: bool) -> None:
     """Copy (or convert) an operator's model file into the models dir."""
     from facecast import weights
@@ -562,12 +566,28 @@ def models_import(path: Path, trust: bool) -> None:
 @models.command("fetch")
 @click.argument("name")
 def models_fetch(name: str) -> None:
-    """Download model NAME at its pinned revision (online machines only), then verify it."""
+    """Download model NAME from its pinned source (online machines only), keeping only files
+    whose sha256 matches the manifest."""
+    from tqdm import tqdm
+
     from facecast import weights
 
+    bars: dict[str, tqdm] = {}
+
+    def progress(file: str, done: int, total: int | None) -> None:
+        bar = bars.get(file)
+        if bar is None:
+            bar = bars[file] = tqdm(total=total, desc=file, unit="B", unit_scale=True, leave=False)
+        bar.update(done - bar.n)
+
     with _plain_errors():
-        for path in weights.fetch(name, _models_dir()):
-            click.echo(f"fetched {path}")
+        try:
+            paths = weights.fetch(name, _models_dir(), progress)
+        finally:
+            for bar in bars.values():
+                bar.close()
+        for path in paths:
+            click.echo(f"ok {path}")
 
 
 if __name__ == "__main__":

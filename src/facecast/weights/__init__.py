@@ -14,7 +14,7 @@ import hashlib
 import importlib.util
 import json
 import shutil
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -42,6 +42,8 @@ class KnownFile:
     path: str
     """Relative to the package folder (shipped) or to the models dir (operator files)."""
     sha256: str | None
+    url: str | None = None
+    """A pinned download (a release asset); `fetch` keeps it only if the sha256 matches."""
 
 
 @dataclass(frozen=True)
@@ -97,7 +99,7 @@ def manifest() -> tuple[ModelSpec, ...]:
     raw = json.loads(resources.files("facecast.weights").joinpath("manifest.json").read_text())
     specs = []
     for entry in raw["models"]:
-        files = tuple(KnownFile(f["path"], f["sha256"]) for f in entry.pop("files"))
+        files = tuple(KnownFile(f["path"], f["sha256"], f.get("url")) for f in entry.pop("files"))
         specs.append(ModelSpec(files=files, **entry))
     return tuple(specs)
 
@@ -167,7 +169,8 @@ def check_file(model: ModelSpec, known: KnownFile, models_dir: Path) -> FileStat
     path = location(model, known, models_dir)
     if not path.is_file():
         return FileStatus(known, path, False, False, "missing")
-    expected = known.sha256 or trusted(models_dir).get(known.path)
+    # The operator's own record wins: their own export of a pinned model differs from the pin.
+    expected = trusted(models_dir).get(known.path) or known.sha256
     if expected is None:
         return FileStatus(known, path, True, False, "no pinned checksum; not trusted yet")
     actual = file_hash(path)
@@ -213,8 +216,9 @@ def unknown_files(models_dir: Path) -> list[Path]:
 def import_file(source: Path, models_dir: Path, *, trust: bool = False) -> Path:
     """Copy an operator's file into its place in the layout (matched by name).
 
-    A file whose pinned checksum differs is refused; a file without a pin is refused unless
-    `trust` is given, which records its checksum in trusted.json.
+    A file that differs from its pin (an operator's own export) or has no pin is refused
+    unless `trust` is given, which records its checksum in trusted.json; the record then
+    outranks the pin for that path.
     """
     matches = [(m, f) for m in manifest() if m.package is None for f in m.files]
     target = [(m, f) for m, f in matches if Path(f.path).name == source.name]
@@ -223,8 +227,12 @@ def import_file(source: Path, models_dir: Path, *, trust: bool = False) -> Path:
         raise ModelError(f"{source.name} is not a known model file. Known: {names}.")
     _, known = target[0]
     actual = sha256_of(source)
-    if known.sha256 is not None and actual != known.sha256:
-        raise ModelError(f"{source} does not match the pinned sha256 of {known.path}.")
+    pinned = known.sha256 is not None and actual == known.sha256
+    if known.sha256 is not None and not pinned and not trust:
+        raise ModelError(
+            f"{source} does not match the pinned sha256 of {known.path}; if it is your own "
+            f"export, pass --trust to accept it (sha256 {actual})."
+        )
     if known.sha256 is None and not trust:
         raise ModelError(
             f"{known.path} has no pinned checksum; pass --trust to accept "
@@ -235,35 +243,107 @@ def import_file(source: Path, models_dir: Path, *, trust: bool = False) -> Path:
     partial = destination.with_name(destination.name + ".partial")
     shutil.copyfile(source, partial)
     partial.replace(destination)
-    if known.sha256 is None:
-        write_trusted(models_dir, trusted(models_dir) | {known.path: actual})
+    record = trusted(models_dir)
+    if pinned:
+        record.pop(known.path, None)
+    else:
+        record[known.path] = actual
+    write_trusted(models_dir, record)
     return destination
 
 
-def fetch(name: str, models_dir: Path) -> list[Path]:
-    """Download model `name` with huggingface_hub at its pinned revision, then verify it."""
-    model = spec(name)
+FETCH_TIMEOUT = 60.0
+"""Seconds without a byte before a download is given up."""
+Progress = Callable[[str, int, int | None], None]
+"""fetch's progress callback: file name, bytes so far, total bytes when known."""
+
+
+def fetch(name: str, models_dir: Path, progress: Progress | None = None) -> list[Path]:
+    """Download model `name` from its pinned source, keeping only files whose sha256 matches
+    the manifest (an explicit command for online machines; never called at run time)."""
+    return fetch_model(spec(name), models_dir, progress)
+
+
+def fetch_model(model: ModelSpec, models_dir: Path, progress: Progress | None = None) -> list[Path]:
+    """`fetch` for a manifest entry: files already present and verified are kept as they are."""
     if model.package is not None:
-        raise ModelError(f"{name} ships in the Python package: {model.how_to_get}.")
-    if model.hf_repo is None or model.hf_revision is None:
+        raise ModelError(f"{model.name} ships in the Python package: {model.how_to_get}.")
+    if any(f.sha256 is None for f in model.files):
         raise ModelError(
-            f"{name} has no pinned download (repository and revision) in the manifest; "
+            f"{model.name} has files without pinned checksums, so nothing can be fetched and "
+            f"checked; get it by hand: {model.how_to_get}."
+        )
+    unpinned = [f.path for f in model.files if f.url is None]
+    if unpinned and (model.hf_repo is None or model.hf_revision is None):
+        raise ModelError(
+            f"{model.name} has no pinned download for {', '.join(unpinned)}; "
             f"get it by hand: {model.how_to_get}."
         )
-    if any(f.sha256 is None for f in model.files):
-        raise ModelError(f"{name} has files without pinned checksums; get it by hand.")
+    paths = []
+    for known in model.files:
+        found = check_file(model, known, models_dir)
+        if found.verified:
+            paths.append(found.location)
+        elif known.url is not None:
+            paths.append(_download(known, models_dir, progress))
+        else:
+            paths.append(_from_hub(model, known, models_dir))  # pragma: no cover - network
+    return paths
+
+
+def _download(known: KnownFile, models_dir: Path, progress: Progress | None) -> Path:
+    """Stream `known.url` into place, hashing on the way; a mismatch leaves nothing behind."""
+    import httpx
+
+    assert known.url is not None and known.sha256 is not None
+    destination = models_dir / known.path
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    partial = destination.with_name(destination.name + ".partial")
+    digest = hashlib.sha256()
+    try:
+        with (
+            httpx.stream(
+                "GET", known.url, follow_redirects=True, timeout=FETCH_TIMEOUT
+            ) as response,
+            partial.open("wb") as out,
+        ):
+            if response.status_code != 200:
+                raise ModelError(f"{known.url}: HTTP {response.status_code}.")
+            length = response.headers.get("content-length")
+            total = int(length) if length and length.isdigit() else None
+            done = 0
+            for chunk in response.iter_bytes(HASH_CHUNK):
+                digest.update(chunk)
+                out.write(chunk)
+                done += len(chunk)
+                if progress is not None:
+                    progress(destination.name, done, total)
+        if digest.hexdigest() != known.sha256:
+            raise ModelError(
+                f"{known.url} does not match the pinned sha256 of {known.path} "
+                f"(got {digest.hexdigest()[:12]}...); nothing was kept."
+            )
+        partial.replace(destination)
+    except httpx.HTTPError as exc:
+        raise ModelError(f"cannot download {known.url}: {exc}") from None
+    finally:
+        partial.unlink(missing_ok=True)
+    return destination
+
+
+def _from_hub(model: ModelSpec, known: KnownFile, models_dir: Path) -> Path:
+    """One file through huggingface_hub at the pinned revision, then checked and imported.
+
+    huggingface_hub hands back an existing local copy unchecked when offline: import_file
+    checks it against the manifest either way."""
     try:
         from huggingface_hub import hf_hub_download
     except ImportError:
         raise ModelError("fetch needs huggingface_hub: pip install huggingface_hub") from None
-    paths = []
-    for known in model.files:
-        remote = f"{model.hf_folder}/{Path(known.path).name}" if model.hf_folder else known.path
-        downloaded = Path(
-            hf_hub_download(model.hf_repo, remote, revision=model.hf_revision)
-        )  # pragma: no cover - needs the network
-        paths.append(import_file(downloaded, models_dir))
-    return paths
+    assert model.hf_repo is not None
+    remote = f"{model.hf_folder}/{Path(known.path).name}" if model.hf_folder else known.path
+    downloaded = Path(hf_hub_download(model.hf_repo, remote, revision=model.hf_revision))
+    return import_file(downloaded, models_dir)
 
 
 def converted_path(models_dir: Path, stem: str, sources: Iterable[Path]) -> Path:
