@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from onnx import TensorProto, helper, numpy_helper
@@ -27,6 +28,7 @@ from facecast.post.wav2lip import (
     builtin_refiners,
     face_box,
     face_input,
+    follow_box,
     mel_filters,
     melspectrogram,
 )
@@ -140,6 +142,33 @@ def test_paste_back_stays_inside_the_face_box(model_path: Path, portrait) -> Non
     outside[y0:y1, x0:x1] = False
     assert np.array_equal(out[outside], portrait.rgb[outside])
     assert not np.array_equal(out[y0:y1, x0:x1], portrait.rgb[y0:y1, x0:x1])
+
+
+def _shifted(rgb: np.ndarray, dx: int, dy: int) -> np.ndarray:
+    matrix = np.float32([[1, 0, dx], [0, 1, dy]])
+    return cv2.warpAffine(rgb, matrix, rgb.shape[1::-1], borderMode=cv2.BORDER_REPLICATE)
+
+
+@pytest.mark.parametrize(("dx", "dy"), [(0, 0), (6, -4), (-9, 7)])
+def test_box_follows_the_head(model_path: Path, portrait, dx: int, dy: int) -> None:  # type: ignore[no-untyped-def]
+    """Renderers sway and turn the head: the refined mouth must move with it, not stay on
+    the photo's box. Frames here are the photo moved by a known shift."""
+    box = face_box(portrait.landmarks, portrait.rgb.shape)
+    step = Wav2Lip(model_path).prepare(PostContext(RenderOptions(fps=FPS), burst_track(), portrait))
+    moved = _shifted(portrait.rgb, dx, dy)
+    x0, y0, x1, y1 = box
+    assert follow_box(step.reference, moved, box) == (x0 + dx, y0 + dy, x1 + dx, y1 + dy)
+    (out,) = step([moved.copy()], 28)
+    outside = np.ones(out.shape[:2], bool)
+    outside[y0 + dy : y1 + dy, x0 + dx : x1 + dx] = False
+    assert np.array_equal(out[outside], moved[outside])
+
+
+def test_box_stays_when_the_frame_is_not_the_face(model_path: Path, portrait) -> None:  # type: ignore[no-untyped-def]
+    box = face_box(portrait.landmarks, portrait.rgb.shape)
+    step = Wav2Lip(model_path).prepare(PostContext(RenderOptions(fps=FPS), burst_track(), portrait))
+    noise = np.random.default_rng(0).integers(0, 255, portrait.rgb.shape, dtype=np.uint8)
+    assert follow_box(step.reference, noise, box) == box
 
 
 @pytest.fixture

@@ -7,8 +7,9 @@ and opts in with FACECAST_ALLOW_NONCOMMERCIAL=true, which is logged when the bac
 The mel spectrogram follows the published recipe: 16 kHz, pre-emphasis 0.97, STFT (n_fft 800,
 hop 200, Hann 800, centred with reflect padding), Slaney mel 80 bands 55-7600 Hz on the
 magnitude, 20 log10(max(1e-5, S)) - 20 dB, then scaled to [-4, 4]. Frame i sees the 16 mel
-frames from int(i * 80 / fps). The 96 px prediction goes back through a feathered mask over
-the lower face instead of a hard box.
+frames from int(i * 80 / fps). The face box follows the head frame by frame (phase
+correlation of the upper face against the photo), and the 96 px prediction goes back through
+a feathered mask over the lower face instead of a hard box.
 """
 
 from __future__ import annotations
@@ -52,6 +53,13 @@ FACE_SIDE = 96
 CHIN_PAD = 0.06
 """The face box reaches this share of its height below the chin (upstream pads 10 px)."""
 BATCH = 16
+TRACK_SHARE = 0.55
+"""Top share of the face box (brows, eyes, nose) used to follow the head: the mouth below
+changes shape from frame to frame and would pull the estimate."""
+TRACK_MAX_SHIFT = 0.2
+"""Shifts beyond this share of the box side are taken as a failed estimate (box stays)."""
+TRACK_MIN_RESPONSE = 0.05
+"""Phase-correlation peaks weaker than this are not trusted."""
 
 
 def preemphasis(samples: np.ndarray) -> np.ndarray:
@@ -140,24 +148,63 @@ def lower_face_mask(width: int, height: int) -> np.ndarray:
     return cv2.GaussianBlur(mask, (blur, blur), 0)[..., None]
 
 
+Box = tuple[int, int, int, int]
+
+
+def _tracking_region(box: Box) -> Box:
+    x0, y0, x1, y1 = box
+    return x0, y0, x1, y0 + max(8, round(TRACK_SHARE * (y1 - y0)))
+
+
+def _grey(rgb: np.ndarray, region: Box) -> np.ndarray:
+    x0, y0, x1, y1 = region
+    return cv2.cvtColor(np.ascontiguousarray(rgb[y0:y1, x0:x1]), cv2.COLOR_RGB2GRAY).astype(
+        np.float32
+    )
+
+
+def follow_box(reference: np.ndarray, frame: np.ndarray, box: Box) -> Box:
+    """`box` moved with the head: the shift of the upper face between the photo (`reference`,
+    grey, cut by `_tracking_region(box)`) and `frame`, by phase correlation.
+
+    Renderers move the head a few pixels (turns, nods, sway); a box fixed on the photo would
+    let the refined mouth slide against the face."""
+    region = _tracking_region(box)
+    current = _grey(frame, region)
+    if current.shape != reference.shape:
+        return box
+    window = cv2.createHanningWindow(current.shape[::-1], cv2.CV_32F)
+    (dx, dy), response = cv2.phaseCorrelate(reference, current, window)
+    x0, y0, x1, y1 = box
+    limit = TRACK_MAX_SHIFT * max(x1 - x0, y1 - y0)
+    if response < TRACK_MIN_RESPONSE or max(abs(dx), abs(dy)) > limit:
+        return box
+    h, w = frame.shape[:2]
+    sx = int(np.clip(round(dx), -x0, w - x1))
+    sy = int(np.clip(round(dy), -y0, h - y1))
+    return x0 + sx, y0 + sy, x1 + sx, y1 + sy
+
+
 @dataclass(frozen=True)
 class _Refine:
     session: Any
     mel: np.ndarray
     fps: float
-    box: tuple[int, int, int, int]
+    box: Box
+    reference: np.ndarray
+    """The photo's upper face (grey) inside `box`, to follow the head frame by frame."""
 
     def __call__(self, frames: list[np.ndarray], first: int) -> list[np.ndarray]:
-        x0, y0, x1, y1 = self.box
-        crops = [f[y0:y1, x0:x1] for f in frames]
+        boxes = [follow_box(self.reference, f, self.box) for f in frames]
+        crops = [f[y0:y1, x0:x1] for f, (x0, y0, x1, y1) in zip(frames, boxes, strict=True)]
         mels = np.stack([mel_window(self.mel, first + i, self.fps) for i in range(len(frames))])
         faces = np.stack([face_input(c) for c in crops])
         sess = self.session
         names = accel.input_names(sess)
         (pred,) = sess.run(None, {names[0]: mels[:, None], names[1]: faces})
-        mask = lower_face_mask(x1 - x0, y1 - y0)
         out = []
-        for frame, crop, face in zip(frames, crops, pred, strict=True):
+        for frame, crop, face, (x0, y0, x1, y1) in zip(frames, crops, pred, boxes, strict=True):
+            mask = lower_face_mask(x1 - x0, y1 - y0)
             rgb = np.clip(face.transpose(1, 2, 0)[..., ::-1] * 255.0, 0, 255).astype(np.float32)
             mouth = cv2.resize(rgb, (x1 - x0, y1 - y0), interpolation=cv2.INTER_CUBIC)
             blended = crop.astype(np.float32) * (1 - mask) + mouth * mask
@@ -200,11 +247,13 @@ class Wav2Lip:
         if self._session is None:
             self.load()
         portrait = context.portrait
+        box = face_box(portrait.landmarks, portrait.rgb.shape)
         return _Refine(
             self._session,
             melspectrogram(context.audio),
             float(context.options.fps),
-            face_box(portrait.landmarks, portrait.rgb.shape),
+            box,
+            _grey(portrait.rgb, _tracking_region(box)),
         )
 
 
