@@ -5,6 +5,9 @@
 Portraits come from packages only (pip for wheels and sdists; matplotlib and scikit-image are
 installed already): face_recognition's sdist test photos, insightface's wheel sample images
 (its group photo is cut into one portrait per face), Grace Hopper and the astronaut. The
+yolov5 wheel's two test photos (a bearded man in a street; an older man at a football match: the man
+shouting beside him in profile is not found by the face search, so he is left out) are
+cut into portraits the same way. The
 recording is CMU ARCTIC's arctic_a0007.wav (a real speaker) from pysptk's sdist. Nothing is
 fetched except through pip. Each portrait is rendered at 512 x 512 speaking the text and the
 recording, judged from the decoded MP4 with the face mesh (tests/_measure.py), and gets a row
@@ -36,6 +39,7 @@ from _measure import (
     measure_clip,
 )
 from facecast import face, motion
+from facecast.image import load_image
 from facecast.pipeline import (
     RenderOptions,
     prepare_portrait,
@@ -54,6 +58,7 @@ PACKAGES = {
     "face_recognition": ("face_recognition==1.3.0", True),
     "insightface": ("insightface==2.1", False),
     "pysptk": ("pysptk==1.0.1", None),
+    "yolov5": ("yolov5==7.0.13", False),
 }
 """pip requirement and whether the sdist (True), a wheel (False) or either (None) ships the
 files."""
@@ -102,7 +107,7 @@ def group_faces(photo: bytes) -> list[bytes]:
 
     The full-range detector runs on overlapping, enlarged tiles: the faces are small.
     """
-    rgb = face.load_image(photo)
+    rgb = load_image(photo)
     h, w = rgb.shape[:2]
     boxes: list[tuple[float, float, float, float]] = []
     for ty in (0.0, 0.4):
@@ -121,6 +126,24 @@ def group_faces(photo: bytes) -> list[bytes]:
         cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
         left, top = int(max(cx - side / 2, 0)), int(max(cy - side * 0.45, 0))
         crop = rgb[top : min(int(top + side), h), left : min(int(left + side), w)]
+        ok, png = cv2.imencode(".png", cv2.cvtColor(crop, cv2.COLOR_RGB2BGR))
+        assert ok
+        out.append(png.tobytes())
+    return out
+
+
+def faces_found(photo: bytes) -> list[bytes]:
+    """Each face facecast's own search finds, left to right, as a portrait PNG (the window is
+    moved, not cut, at the photo's edges, so the face stays whole)."""
+    rgb = load_image(photo)
+    h, w = rgb.shape[:2]
+    out = []
+    for found in sorted(face.find_faces(rgb).faces, key=lambda f: f.oval_box[0]):
+        x0, y0, x1, y1 = found.oval_box
+        side = int(min(2.6 * max(x1 - x0, y1 - y0), h, w))
+        left = int(np.clip((x0 + x1) / 2 - side / 2, 0, w - side))
+        top = int(np.clip((y0 + y1) / 2 - side * 0.45, 0, h - side))
+        crop = rgb[top : top + side, left : left + side]
         ok, png = cv2.imencode(".png", cv2.cvtColor(crop, cv2.COLOR_RGB2BGR))
         assert ok
         out.append(png.tobytes())
@@ -161,6 +184,24 @@ def portraits(cache: Path) -> list[Portrait]:
     ]
     for i, trait in enumerate(traits):
         listed.append(Portrait(f"group-{i + 1}", "insightface wheel (t1.jpg)", trait, group(i)))
+
+    def street(photo: str, i: int) -> Callable[[], bytes]:
+        return lambda: faces_found(member(fetch(cache, "yolov5"), f"data/images/{photo}"))[i]
+
+    listed += [
+        Portrait(
+            "bearded",
+            "yolov5 wheel (bus.jpg)",
+            "man, full beard, sunglasses, street",
+            street("bus.jpg", 0),
+        ),
+        Portrait(
+            "grey-hair",
+            "yolov5 wheel (zidane.jpg)",
+            "old man, grey hair, closed mouth",
+            street("zidane.jpg", 0),
+        ),
+    ]
     return listed
 
 

@@ -40,7 +40,8 @@ RESTORE_TILE = 128
 """Tile side for face restores on the CPU: x4plus's last layers hold 64 channels at 4x the
 input, so a 256 px face in one piece took a worker ~360 MiB more at its peak."""
 TILE_OVERLAP = 12
-"""Context pixels around each tile (the networks see ~10 px around a pixel)."""
+"""Context pixels around each tile (the networks see ~10 px around a pixel); a multiple of 4
+so that tiles of x2plus inputs (2x2 pixels folded into channels) keep even sides."""
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,11 @@ class Network:
 
 NETWORKS = {
     "animevideov3-x2": Network(
-        "realesrgan-animevideov3", "REALESRGAN_ANIMAVIDEOV3_UP2X", "REALESRGAN_ANIMAVIDEOV3_UP4X", 2
+        "realesrgan-animevideov3",
+        "REALESRGAN_ANIMAVIDEOV3_UP2X",
+        "REALESRGAN_ANIMAVIDEOV3_UP4X",
+        2,
+        "RealESRGAN_x2plus",
     ),
     "animevideov3-x4": Network(
         "realesrgan-animevideov3",
@@ -119,6 +124,8 @@ class Upscaler:
         self.session = accel.session(onnx_model(network, models_dir), arena)
         self.scale = network.scale
         self.tile = tile
+        # x2plus folds 2x2 pixels into channels first: its input sides must be even.
+        self.multiple = 4 // network.scale if network.scale < 4 else 1
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
         """(B, H, W, 3) uint8 -> (B, H * scale, W * scale, 3) uint8.
@@ -128,10 +135,14 @@ class Upscaler:
         x = np.ascontiguousarray(images.transpose(0, 3, 1, 2), dtype=np.float32)
         x *= 1.0 / 255.0
         h, w = x.shape[2:]
-        if max(h, w) <= self.tile:
+        m = self.multiple
+        if h % m or w % m:
+            x = np.pad(x, ((0, 0), (0, 0), (0, -h % m), (0, -w % m)), mode="edge")
+        if max(x.shape[2:]) <= self.tile:
             (y,) = self.session.run(None, {INPUT_NAME: x})
         else:
             y = self._tiled(x)
+        y = y[:, :, : h * self.scale, : w * self.scale]
         y = np.clip(y * 255.0 + 0.5, 0, 255).astype(np.uint8)
         return np.ascontiguousarray(y.transpose(0, 2, 3, 1))
 

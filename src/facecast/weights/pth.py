@@ -5,7 +5,8 @@ The pickle is read with an unpickler that knows exactly four names (an ordered d
 tensor rebuild function and the storage types) and refuses anything else, so a hostile file
 cannot run code. The state dict (inside `params_ema` or `params` in official files) is then
 built into an ONNX graph with `onnx.helper` for either architecture Real-ESRGAN uses:
-RRDBNet (x4plus, x4plus_anime_6B: `conv_first`, `body.N.rdbK.convJ`, ...) or
+RRDBNet (x4plus, x4plus_anime_6B, and x2plus, which folds 2x2 pixels into channels first:
+`conv_first`, `body.N.rdbK.convJ`, ...) or
 SRVGGNetCompact (realesr-animevideov3, realesr-general-x4v3: `body.N`).
 """
 
@@ -165,13 +166,30 @@ class _Builder:
         )
 
 
+def _pixel_unshuffle(b: _Builder, x: str, factor: int) -> str:
+    """torch's pixel_unshuffle: channel c * f * f + i * f + j <- pixel (i, j) of block.
+
+    ONNX's SpaceToDepth orders the same values (i * f + j) * C + c, so a fixed channel
+    permutation follows it."""
+    depth = b.op("SpaceToDepth", [x], blocksize=factor)
+    order = [
+        (i * factor + j) * 3 + c for c in range(3) for i in range(factor) for j in range(factor)
+    ]
+    from onnx import numpy_helper
+
+    key = b.name("unshuffle_order")
+    b.inits.append(numpy_helper.from_array(np.array(order, np.int64), key))
+    return b.op("Gather", [depth, key], axis=1)
+
+
 def _rrdbnet(b: _Builder) -> tuple[str, int]:
-    if b.state["conv_first.weight"].shape[1] != 3:
-        raise PthError(
-            "only the x4 RRDBNet (3 input channels) is supported; x2/x1 need pixel-unshuffle"
-        )
+    in_channels = b.state["conv_first.weight"].shape[1]
+    unshuffle = {3: 1, 12: 2, 48: 4}.get(in_channels)
+    if unshuffle is None:
+        raise PthError(f"an RRDBNet with {in_channels} input channels is not Real-ESRGAN's")
+    x_in = INPUT_NAME if unshuffle == 1 else _pixel_unshuffle(b, INPUT_NAME, unshuffle)
     blocks = 1 + max(int(k.split(".")[1]) for k in b.state if k.startswith("body."))
-    feat = b.conv(INPUT_NAME, "conv_first")
+    feat = b.conv(x_in, "conv_first")
     x = feat
     for i in range(blocks):
         block_in = x
@@ -187,7 +205,8 @@ def _rrdbnet(b: _Builder) -> tuple[str, int]:
     x = b.op("Add", [feat, b.conv(x, "conv_body")])
     x = b.conv(b.upsample(x, 2), "conv_up1", leaky=True)
     x = b.conv(b.upsample(x, 2), "conv_up2", leaky=True)
-    return b.conv(b.conv(x, "conv_hr", leaky=True), "conv_last"), 4
+    # x2plus and x1 first fold 2x2 or 4x4 pixels into channels, then upsample 4x as x4plus.
+    return b.conv(b.conv(x, "conv_hr", leaky=True), "conv_last"), 4 // unshuffle
 
 
 def _srvgg(b: _Builder) -> tuple[str, int]:
