@@ -62,6 +62,8 @@ PACKAGES = {
 }
 """pip requirement and whether the sdist (True), a wheel (False) or either (None) ships the
 files."""
+HAND_NOTES = "## What still looks wrong"
+"""Heading of the hand-written part of docs/quality.md, kept when the tables are rewritten."""
 BLINK_SHARE = 0.6
 """A frame is a blink when its eye ratio is below this share of the clip's median."""
 
@@ -364,7 +366,12 @@ def write_markdown(rows: list[Row], out: Path) -> None:
     ]
     for r in rows:
         lines += [f"### {r.name}", "", f"![{r.name}](quality/{r.name}.png)", ""]
-    (out / "quality.md").write_text("\n".join(lines))
+    target = out / "quality.md"
+    # The judgement written by hand after looking at the sheets survives a re-run.
+    previous = target.read_text() if target.exists() else ""
+    if HAND_NOTES in previous:
+        lines += [previous[previous.index(HAND_NOTES) :].rstrip("\n"), ""]
+    target.write_text("\n".join(lines))
 
 
 def main() -> None:
