@@ -10,11 +10,13 @@ import io
 import subprocess
 import sys
 import threading
+import wave
 from collections.abc import Iterator
 from pathlib import Path
 
 import av
 import httpx
+import numpy as np
 import pytest
 
 from conftest_service import LiveService
@@ -86,6 +88,31 @@ def test_upscale_2_job_makes_a_1024_video(live_service: LiveService, portrait: P
     with av.open(io.BytesIO(video.content)) as container:
         stream = container.streams.video[0]
         assert (stream.width, stream.height) == (1024, 1024)
+        seconds = float(container.duration or 0) / av.time_base
+    # ...and for the whole video, from the text's estimated spoken length.
+    assert 0.5 < created["estimated_seconds"] / (7.6 * seconds) < 2.0, (created, seconds)
+
+
+def test_estimate_for_a_recording_uses_its_length(
+    live_service: LiveService, portrait: Path, tmp_path: Path
+) -> None:
+    wav = tmp_path / "three-seconds.wav"
+    samples = (0.3 * np.sin(np.linspace(0, 2 * np.pi * 440 * 3, 3 * 16000))).astype(np.float32)
+    with wave.open(str(wav), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(16000)
+        out.writeframes((samples * 32767).astype(np.int16).tobytes())
+    with wav.open("rb") as audio, portrait.open("rb") as photo:
+        answer = live_service.client.post(
+            "/animate",
+            data={"consent": "true", "size": "512", "fps": "4", "upscale": "2"},
+            files={"source_image": (portrait.name, photo), "audio": (wav.name, audio)},
+        )
+    assert answer.status_code == 202, answer.text
+    created = answer.json()
+    assert created["estimated_seconds"] == pytest.approx(3 * 7.6, abs=1)
+    live_service.client.delete(f"/jobs/{created['job_id']}")
 
 
 def test_worker_offers_decide_what_is_accepted_and_where_it_goes() -> None:

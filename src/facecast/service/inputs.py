@@ -52,8 +52,9 @@ def warm_up_image_decoding() -> None:
     check_image(io.BytesIO(sample.getvalue()), 16 * 16)
 
 
-def check_audio(path: Path, max_seconds: float) -> None:
-    """Refuse uploads with no audio stream, or that declare more than `max_seconds`.
+def check_audio(path: Path, max_seconds: float) -> float | None:
+    """Refuse uploads with no audio stream, or that declare more than `max_seconds`; the
+    declared length in seconds (None when the container does not say).
 
     The worker counts the decoded samples again, so a lying header gains nothing.
     """
@@ -78,6 +79,7 @@ def check_audio(path: Path, max_seconds: float) -> None:
             f"The audio is {format_duration(seconds)} long; the limit is "
             f"{format_duration(max_seconds)}."
         )
+    return seconds
 
 
 def parse_point(text: str | None) -> tuple[float, float] | None:

@@ -24,7 +24,7 @@ from starlette.concurrency import run_in_threadpool
 
 from facecast import __version__
 from facecast.config import Settings
-from facecast.errors import BackendUnavailableError, UnsupportedLanguageError
+from facecast.errors import BackendUnavailableError, FacecastError, UnsupportedLanguageError
 from facecast.options import RenderOptions
 from facecast.service import webhooks
 from facecast.service.access import (
@@ -88,7 +88,7 @@ from facecast.service.storage import (
 from facecast.service.watch import StateWatch
 from facecast.speech import registry as speech_registry
 from facecast.speech.cloning import read_voice_sample
-from facecast.speech.limits import check_spoken_length
+from facecast.speech.limits import check_spoken_length, typical_seconds
 from facecast.speech.normalize import normalize
 from facecast.speech.registry import choose_voice
 
@@ -445,14 +445,30 @@ class JobService:
         check_options(options, able)
         return queue
 
-    def cpu_cost(self, job_id: str) -> float | None:
-        """CPU seconds per second of video for the slow backends of a job; None if none."""
+    def cpu_cost(self, job_id: str) -> tuple[float | None, float | None]:
+        """For the slow backends of a job (upscaling, a GPU-class renderer on a CPU): CPU
+        seconds per second of video, and for the whole video (from the upload's declared
+        length, or the text's typical spoken length); (None, None) when all are cheap."""
         from facecast.backends import cpu_seconds_per_video_second
 
         manifest = self.storage.read_manifest(job_id)
         if manifest is None:
-            return None
-        return cpu_seconds_per_video_second(manifest.request.options)
+            return None, None
+        request = manifest.request
+        per_second = cpu_seconds_per_video_second(request.options)
+        if per_second is None:
+            return None, None
+        seconds: float | None = None
+        if request.audio is not None:
+            try:
+                seconds = check_audio(
+                    self.storage.path(job_id, request.audio), self.settings.max_audio_seconds
+                )
+            except FacecastError:
+                seconds = None
+        elif request.text:
+            seconds = typical_seconds(normalize(request.text, request.options.lang))
+        return per_second, None if seconds is None else round(per_second * seconds)
 
     def backends(self) -> BackendList:
         """The backend catalogue, with what live workers offer."""

@@ -163,6 +163,12 @@ class JobCreated(BaseModel):
         description="With `upscale` (or a GPU-class renderer): how many seconds each second "
         "of video takes on a 2-core CPU worker; a GPU worker is far faster.",
     )
+    estimated_seconds: float | None = Field(
+        None,
+        description="With `upscale` (or a GPU-class renderer): about how long the whole video "
+        "takes on a 2-core CPU worker (the recording's length, or the text's typical spoken "
+        "length, times `cpu_seconds_per_video_second`).",
+    )
 
 
 class JobView(BaseModel):

@@ -105,6 +105,18 @@ def estimate_seconds(text: str) -> float:
     return sum(char_seconds(char) for char in text)
 
 
+TYPICAL_PER_ESTIMATE = 1.65
+"""estimate_seconds is a low bound (it must never refuse text that fits); the default voices
+speak about 1.4-1.8x as long (Pico de/en, measured on news sentences)."""
+TYPICAL_PADDING = 0.35
+"""Seconds of lead-in and tail every synthesis adds ("Ja" alone lasts 0.47 s)."""
+
+
+def typical_seconds(text: str) -> float:
+    """How long `text` (normalised) usually takes to say: for time estimates, not for caps."""
+    return TYPICAL_PER_ESTIMATE * estimate_seconds(text) + TYPICAL_PADDING
+
+
 def check_spoken_length(text: str, max_seconds: float) -> float:
     """The estimate for `text`; SpeechTooLongError when it passes `max_seconds`."""
     seconds = estimate_seconds(text)

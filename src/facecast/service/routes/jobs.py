@@ -180,7 +180,7 @@ def animate(
         Form(
             description="Real-ESRGAN factor 2 or 4: the video is size x upscale. On a CPU "
             "worker about 1.9 s a 512 px frame (see GET /backends); `estimated_seconds` "
-            "in the answer says how long."
+            "in the answer says about how long the whole video takes."
         ),
     ] = None,
     force_cpu: Annotated[
@@ -224,11 +224,13 @@ def animate(
         owner=submitter,
     )
     submitted = service.submit_animate(submission)
+    per_second, estimated = service.cpu_cost(submitted.state.job_id)
     return JobCreated(
         job_id=submitted.state.job_id,
         status=submitted.state.status,
         client_ref=service.view(submitted.state, "").client_ref,
-        cpu_seconds_per_video_second=service.cpu_cost(submitted.state.job_id),
+        cpu_seconds_per_video_second=per_second,
+        estimated_seconds=estimated,
     )
 
 
