@@ -35,7 +35,7 @@ from _measure import (
     closed_eye_frames,
     measure_clip,
 )
-from facecast import face, motion
+from facecast import face, image, motion
 from facecast.pipeline import (
     RenderOptions,
     prepare_portrait,
@@ -102,7 +102,7 @@ def group_faces(photo: bytes) -> list[bytes]:
 
     The full-range detector runs on overlapping, enlarged tiles: the faces are small.
     """
-    rgb = face.load_image(photo)
+    rgb = image.load_image(photo)
     h, w = rgb.shape[:2]
     boxes: list[tuple[float, float, float, float]] = []
     for ty in (0.0, 0.4):

@@ -55,12 +55,17 @@ class WarpAnimator:
         region = fields.expression_region(lm, w, h)
         self._region = region
         anchors = fields.anchors_for(lm, w, h)
-        mouth = fields.mouth_geometry(lm)
+        # An open mouth is closed first; every motion starts from that rest pose.
+        closing = fields.close_field(lm, fields.mouth_geometry(lm), region, anchors)
+        rest = lm if closing is None else closing.landmarks
+        mouth = fields.mouth_geometry(rest)
         seam = fields.seam_weight(mouth, region)
-        jaw, jaw_up, jaw_lo = fields.jaw_field(lm, mouth, region, anchors, seam)
-        width, width_travel = fields.width_field(lm, mouth, region, anchors)
+        jaw, jaw_up, jaw_lo = fields.jaw_field(rest, mouth, region, anchors, seam)
+        if closing is not None:
+            jaw = fields.compose_jaw(jaw, closing.offsets, rest, mouth, region)
+        width, width_travel = fields.width_field(rest, mouth, region, anchors)
         brows = fields.brow_field(lm, region, anchors)
-        smile, smile_travel = fields.smile_field(lm, mouth, region, anchors)
+        smile, smile_travel = fields.smile_field(rest, mouth, region, anchors)
         # Expression fields as backward sample offsets, one row per channel, for one GEMV a frame.
         offsets = [
             jaw,
@@ -88,9 +93,8 @@ class WarpAnimator:
         self._expr = np.stack([offsets[i].reshape(-1) for i in self._dense]).astype(np.float32)
         ys, xs = np.mgrid[region.y0 : region.y0 + region.h, region.x0 : region.x0 + region.w]
         base = np.stack([xs, ys], axis=-1).astype(np.float32)
-        closing = fields.close_field(lm, mouth, region, anchors, seam)
         if closing is not None:
-            base += closing
+            base += closing.offsets
         self._expr_base = base.reshape(-1)
         self._mouth = mouth
         self._lip_travel = {
