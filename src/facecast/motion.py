@@ -72,7 +72,7 @@ SIGNAL_LAG = 0.02
 """Delay of the signal path's envelope follower, taken back out (seconds)."""
 SIGNAL_JAW_FLOOR = 1.0 / 3.0
 """Share of the loudness range (30 dB) below which an uploaded recording keeps the jaw shut."""
-SIGNAL_JAW_MEDIAN = 0.36
+SIGNAL_JAW_MEDIAN = 0.4
 """A recording's median opening over its loud frames (within about 9 dB of its loudest),
 relative to its loudest syllables': phoneme-driven speech opens ~0.35 of the way there, and
 a viewer judges the mouth where the voice is clearly heard."""
@@ -113,20 +113,20 @@ NEUTRAL_CONSONANT = Viseme(0.32, 0.0, 0.25)
 # espeak-ng phoneme mnemonics (German and English share most); longest prefix wins.
 VISEMES: dict[str, Viseme] = {
     # open vowels
-    "a": Viseme(0.85, 0.15, 1.0),
-    "A": Viseme(0.85, 0.0, 1.0),
+    "a": Viseme(1.0, 0.15, 1.0),
+    "A": Viseme(1.0, 0.0, 1.0),
     "&": Viseme(0.75, 0.35, 1.0),
     "V": Viseme(0.65, 0.1, 1.0),
-    "aI": Viseme(0.8, 0.25, 1.0),
-    "aU": Viseme(0.8, -0.1, 1.0),
+    "aI": Viseme(0.9, 0.25, 1.0),
+    "aU": Viseme(0.9, -0.1, 1.0),
     # mid vowels
-    "E": Viseme(0.6, 0.4, 1.0),
-    "e": Viseme(0.45, 0.5, 1.0),
-    "@": Viseme(0.4, 0.0, 0.7),
+    "E": Viseme(0.55, 0.4, 1.0),
+    "e": Viseme(0.42, 0.5, 1.0),
+    "@": Viseme(0.36, 0.0, 0.7),
     "3": Viseme(0.45, 0.0, 0.8),
-    "6": Viseme(0.5, 0.0, 0.8),
+    "6": Viseme(0.45, 0.0, 0.8),
     # close vowels
-    "I": Viseme(0.35, 0.55, 1.0),
+    "I": Viseme(0.32, 0.55, 1.0),
     "i": Viseme(0.28, 0.7, 1.0),
     # rounded vowels
     "O": Viseme(0.6, -0.55, 1.0),

@@ -50,6 +50,8 @@ JAW_GAP_MAX = 0.27
 """...but never more than this fraction of the face height (brow to chin)."""
 UPPER_LIP_RISE = 0.05
 """The upper lip's share of the opening: it lifts a little as the jaw drops."""
+JAW_NEIGHBOURS = 0.03
+"""Jaw-line points closer than about this fraction of the face height travel alike."""
 JAW_LATERAL_FALLOFF = 0.85
 """How much less than the chin the jaw's corners travel (the jaw turns about the ears)."""
 CHEEK_FOLLOW = 0.35
@@ -60,6 +62,9 @@ CLOSE_UPPER_SHARE = 0.3
 """When the warp closes an open photo's mouth the upper lip comes down this share of the gap;
 the jaw rises the rest, lower lip, chin and jaw line together, as a mouth really closes (the
 lips themselves keep their thickness instead of being stretched over the gap)."""
+CLOSE_UPPER_MAX = 0.03
+"""...but at most this fraction of the face height: a wide-open mouth (a tongue out) closes
+by its jaw, not by stretching the skin under the nose."""
 CLOSE_OVERSHOOT = 0.12
 """Each lip's inner edge is carried this share of the gap past the seam..."""
 CLOSE_MARGIN_PX = 0.8
@@ -67,6 +72,14 @@ CLOSE_MARGIN_PX = 0.8
 Each lip moves as a whole, column by column, and the chin as far as the lower lip: the lips
 keep their thickness, and the jaw's own field, added on top, finds the lower lip where it
 expects it and never shows what lay behind it."""
+CLOSE_CHIN_FOLLOW = 1.0
+"""Closing, the chin's midline rises with the lower lip right under it and this share of the
+lip's way at the chin: all of it, so the jaw's field added on top finds the lower lip and
+the chin where it expects them (compose_jaw leaves the mouth's neighbourhood out)."""
+CLOSE_JAW_SIDES = 3.0
+"""Closing, the jaw line's sides travel their jaw share to this power: a wide-open photo's
+jaw rises far, and the full share folded the skin in front of the ears when the jaw opened
+again (a turned face's far side)."""
 CLOSE_CHEEK_GAIN = 2.0
 """The cheeks follow a closing mouth this many times as far as they follow the jaw."""
 WIDTH_GAIN = 0.2
@@ -139,7 +152,8 @@ def mouth_geometry(lm: FaceLandmarks) -> MouthGeometry:
     gap = np.maximum(lo[:, 1] - up[:, 1], 0.0)
     if float(np.median(gap[2:-2])) < CLOSED_GAP * lm.face_height:
         gap = np.zeros_like(gap)
-    seam = up + np.stack([np.zeros_like(gap), CLOSE_UPPER_SHARE * gap], axis=1)
+    down = np.minimum(CLOSE_UPPER_SHARE * gap, CLOSE_UPPER_MAX * lm.face_height)
+    seam = up + np.stack([np.zeros_like(gap), down], axis=1)
     closed_up = np.where(gap[:, None] > 0, seam, up)
     closed_lo = np.where(gap[:, None] > 0, seam, lo)
     left, right = lm.xy[61], lm.xy[291]
@@ -331,23 +345,43 @@ def jaw_share(lm: FaceLandmarks, pts: np.ndarray) -> np.ndarray:
 
 
 def _jaw_line(
-    lm: FaceLandmarks, travel: float, *, with_lip: bool = False
+    lm: FaceLandmarks,
+    travel: float,
+    *,
+    with_lip: bool = False,
+    chin_follow: float = 1.0,
+    side_power: float = 1.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The chin's midline, the jaw line and the skin between them, with their travel down.
 
-    `with_lip`: `travel` is the lower lip's, and the chin's midline goes as far as the lip
-    does (the skin right under the lip neither folds nor stretches); the jaw line turns as
-    before.
+    `with_lip`: `travel` is the lower lip's; the chin's midline goes as far as the lip right
+    under it (the skin there neither folds nor stretches) and `chin_follow` of it at the
+    chin. The jaw line's sides travel their share to `side_power`.
     """
     ids = list(CHIN_MIDLINE) + [i for pair in JAW_PAIRS for i in pair]
     pts = _points(lm, ids)
     share = jaw_share(lm, pts)
     if with_lip:
         midline = slice(0, len(CHIN_MIDLINE))
-        share[midline] = np.minimum(share[midline] / max(float(share[0]), 1e-3), 1.0)
+        below = (pts[midline, 1] - pts[0, 1]) / max(
+            float(pts[len(CHIN_MIDLINE) - 1, 1] - pts[0, 1]), 1.0
+        )
+        share[midline] = 1.0 - (1.0 - chin_follow) * np.clip(below, 0.0, 1.0)
+    sides = slice(len(CHIN_MIDLINE), None)
+    share[sides] = share[sides] ** side_power
+    # Seen from the side, the far half of the jaw line lies over the chin's midline: points
+    # that close together must travel alike, or the field between them tears.
+    share = _neighbourhood_mean(pts, share, JAW_NEIGHBOURS * lm.face_height)
     still = _points(lm, [i for pair in JAW_STILL for i in pair])
     vals = np.stack([np.zeros(len(pts)), share * travel], axis=1)
     return np.concatenate([pts, still]), np.concatenate([vals, np.zeros_like(still)])
+
+
+def _neighbourhood_mean(pts: np.ndarray, values: np.ndarray, radius: float) -> np.ndarray:
+    """`values` averaged over the points within about `radius` of each point (Gaussian)."""
+    dist2 = ((pts[:, None, :] - pts[None, :, :]) ** 2).sum(axis=-1)
+    weights = np.exp(-dist2 / (2.0 * max(radius, 1e-3) ** 2))
+    return np.asarray(weights @ values / weights.sum(axis=1), dtype=np.float64)
 
 
 def _cheeks(
@@ -429,14 +463,16 @@ def close_field(
         return None
     gap = mouth.rest_gap
     over = np.where(gap > 0, gap * CLOSE_OVERSHOOT + CLOSE_MARGIN_PX, 0.0)
-    down = CLOSE_UPPER_SHARE * gap
+    down = np.minimum(CLOSE_UPPER_SHARE * gap, CLOSE_UPPER_MAX * lm.face_height)
     rise = gap - down
     up_in = _points(lm, UPPER_INNER_LIP)
     lo_in = _points(lm, LOWER_INNER_LIP)
     up_out = _points(lm, UPPER_OUTER_LIP)
     lo_out = _points(lm, LOWER_OUTER_LIP)
     middle = float(rise[len(rise) // 2] + over[len(over) // 2])
-    jaw_pts, jaw_v = _jaw_line(lm, -middle, with_lip=True)
+    jaw_pts, jaw_v = _jaw_line(
+        lm, -middle, with_lip=True, chin_follow=CLOSE_CHIN_FOLLOW, side_power=CLOSE_JAW_SIDES
+    )
     # The cheeks beside a closing mouth follow it twice as far as they follow a speaking jaw:
     # the chin rises far, and skin left behind beside it would fold along the jaw line.
     cheek_pts, cheek_v = _cheeks(lm, mouth, -CLOSE_CHEEK_GAIN * middle)
@@ -451,22 +487,23 @@ def close_field(
         np.concatenate(
             [
                 vertical(down + over),
-                vertical(np.interp(up_out[:, 0], up_in[:, 0], down + over)),
+                # Inner and outer lip points pair up by index, corner to corner (by x they
+                # need not be in order on a face seen from the side).
+                vertical(down + over),
                 np.zeros_like(still),
                 cheek_v,
             ]
         ),
     )
+    # Below the inner lip, points that lie close together travel alike: on a face seen from
+    # the side the lip's outer edge, the chin and the far jaw line crowd together, and
+    # different travels between them tear the skin.
+    around = np.concatenate([lo_out, jaw_pts, cheek_pts])
+    travel = np.concatenate([vertical(-(rise + over)), jaw_v, cheek_v])
+    travel[:, 1] = _neighbourhood_mean(around, travel[:, 1], JAW_NEIGHBOURS * lm.face_height)
     lower = (
-        np.concatenate([lo_in, lo_out, jaw_pts, cheek_pts]),
-        np.concatenate(
-            [
-                vertical(-(rise + over)),
-                vertical(-np.interp(lo_out[:, 0], lo_in[:, 0], rise + over)),
-                jaw_v,
-                cheek_v,
-            ]
-        ),
+        np.concatenate([lo_in, around]),
+        np.concatenate([vertical(-(rise + over)), travel]),
     )
     seam = seam_weight(mouth, region)
     reach = float(gap.max()) + SEAM_REACH_PX
@@ -504,35 +541,33 @@ def _closed_landmarks(
 
 
 def compose_jaw(
-    jaw: np.ndarray, closing: np.ndarray, lm: FaceLandmarks, mouth: MouthGeometry, region: Region
+    jaw: np.ndarray, closing: Closing, lm: FaceLandmarks, mouth: MouthGeometry, region: Region
 ) -> np.ndarray:
-    """The jaw's offsets on a closed photo, corrected for the closing around the mouth.
+    """The jaw's offsets on a closed photo, corrected for the closing away from the mouth.
 
     A frame samples x + B_close(x) + jaw * B_jaw(x); the exact pose samples the closing where
-    the jaw moved x to, B_close(x + B_jaw(x)). Around the lips both agree (the lips move as a
-    whole), but along the jaw line and under the chin, where the closing fades out, the sum
-    would tear the skin: there the difference is added to the jaw's field (exact at jaw = 1,
-    linear between). Inside the opening the jaw's own offsets cross the seam and are left as
-    they are.
+    the jaw moved x to, B_close(x + B_jaw(x)). Around the lips the two agree (the lower lip
+    and the chin under it rise as one when the photo is closed), but along the jaw line and
+    under the chin, where the closing fades out, the plain sum would tear the skin: there the
+    difference is added to the jaw's field (exact at jaw = 1, linear between). Over the mouth
+    and the lower lip's way down it is left out: there the jaw's offsets cross the seam.
     """
     h, w = jaw.shape[:2]
     gy, gx = np.mgrid[0:h, 0:w].astype(np.float32)
     moved = cv2.remap(
-        closing,
+        closing.offsets,
         gx + jaw[..., 0],
         gy + jaw[..., 1],
         cv2.INTER_LINEAR,
         borderMode=cv2.BORDER_REPLICATE,
     )
-    # Zero over the mouth and the lower lip as far as the jaw carries it, one beyond.
     seam_y = float(mouth.upper_inner[:, 1].mean()) - region.y0
     lip_bottom = float(lm.xy[LOWER_OUTER_LIP[5]][1]) - region.y0
     reach = lip_bottom - seam_y + jaw_gap(lm, mouth)
-    centre_x = mouth.centre_x - region.x0
-    rx = (gx - centre_x) / (mouth.half_width * 1.3)
+    rx = (gx - (mouth.centre_x - region.x0)) / (mouth.half_width * 1.3)
     ry = np.where(gy < seam_y, (gy - seam_y) / max(0.3 * reach, 1.0), (gy - seam_y) / reach)
     weight = _smoothstep((np.sqrt(rx**2 + ry**2) - 1.0) / 0.6)[..., None]
-    return np.ascontiguousarray(jaw + weight * (moved - closing), dtype=np.float32)
+    return np.ascontiguousarray(jaw + weight * (moved - closing.offsets), dtype=np.float32)
 
 
 def width_field(
@@ -582,15 +617,21 @@ def smile_degree(lm: FaceLandmarks) -> float:
 
 
 def smile_field(
-    lm: FaceLandmarks, mouth: MouthGeometry, region: Region, anchors: np.ndarray
+    lm: FaceLandmarks,
+    mouth: MouthGeometry,
+    region: Region,
+    anchors: np.ndarray,
+    degree: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Forward field for smile = +1 (corners up and out, cheeks up) and the inner lips' travel.
 
     Motion drives it negative while the person talks: the photo's smile relaxes (more so the
-    broader it is) and returns in pauses.
+    broader it is) and returns in pauses. `degree` is the photo's smile_degree where `lm`
+    are the landmarks of its closed rest pose (the lips' middle moved).
     """
     mouth_w = 2.0 * mouth.half_width
-    lift = mouth_w * (SMILE_BASE + SMILE_GAIN * smile_degree(lm))
+    degree = smile_degree(lm) if degree is None else degree
+    lift = mouth_w * (SMILE_BASE + SMILE_GAIN * degree)
 
     def corner_pull(pts: np.ndarray) -> np.ndarray:
         rel = np.clip((pts[:, 0] - mouth.centre_x) / max(mouth.half_width, 1.0), -1.2, 1.2)
