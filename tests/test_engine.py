@@ -481,11 +481,11 @@ TONGUE_RGB = (205, 95, 105)
 def _tongue_out_photo(astronaut: Path, path: Path) -> np.ndarray:
     """The astronaut with her mouth open and her tongue out over the lower lip.
 
-    No registry package ships a real tongue-out portrait (face_recognition, insightface,
-    scikit-image and matplotlib were looked through), so this one is made: the real photo
-    with the jaw dropped by the renderer, and a shaded tongue (lit on top, darker at its
-    sides, a groove down the middle, a rounded tip) painted from inside the mouth to below
-    the lower lip, with soft edges.
+    None of the packages the gallery draws on (face_recognition's and insightface's sample
+    photos, scikit-image, matplotlib) has a tongue-out portrait, so this one is made: the
+    real photo with the jaw dropped by the renderer, and a shaded tongue (lit on top, darker
+    at its sides, a groove down the middle, a rounded tip) painted from inside the mouth to
+    below the lower lip, with soft edges.
     """
     frame = _open_photo(astronaut, path, {"jaw": 0.6})
     lm = face.detect_landmarks(frame)
