@@ -213,3 +213,38 @@ def background_ssim(source: np.ndarray, frame: np.ndarray, mask: np.ndarray) -> 
     a, b = (cv2.cvtColor(x, cv2.COLOR_RGB2GRAY) for x in (source, frame))
     _, full = structural_similarity(a, b, full=True, data_range=255)
     return float(full[mask].mean())
+
+
+def lip_mask(rgb: np.ndarray, lm: face.FaceLandmarks) -> np.ndarray:
+    """True inside the outer lip outline (lips and whatever shows between them)."""
+    import cv2
+
+    outline = np.concatenate(
+        [lm.xy[list(face.UPPER_OUTER_LIP)], lm.xy[list(face.LOWER_OUTER_LIP)][::-1]]
+    )
+    mask = np.zeros(rgb.shape[:2], np.uint8)
+    cv2.fillPoly(mask, [np.round(outline).astype(np.int32)], 1)
+    return mask.astype(bool)
+
+
+TEETH_OVER_SKIN = 1.15
+"""A pixel reads as a tooth when it is this much brighter than the cheeks..."""
+TEETH_GREY = 45
+"""...and nearly grey (max - min channel at most this)."""
+
+
+def teeth_share(rgb: np.ndarray, lm: face.FaceLandmarks) -> float:
+    """Share of the pixels inside the lips that look like teeth: bright, nearly white."""
+    cheeks = lm.xy[list(face.CHEEK_SAMPLES)].round().astype(int)
+    skin = rgb[cheeks[:, 1], cheeks[:, 0]].astype(np.float64).mean(axis=0)
+    luma_weights = np.array([0.299, 0.587, 0.114])
+    pixels = rgb[lip_mask(rgb, lm)].astype(np.float64)
+    bright = pixels @ luma_weights > TEETH_OVER_SKIN * float(skin @ luma_weights)
+    grey = np.ptp(pixels, axis=1) <= TEETH_GREY
+    return float((bright & grey).mean())
+
+
+def lower_lip_height(lm: face.FaceLandmarks) -> float:
+    """Middle of the lower lip, inner edge to outer edge, over face height."""
+    inner, outer = lm.xy[face.LOWER_INNER_LIP[5]], lm.xy[face.LOWER_OUTER_LIP[5]]
+    return float((outer[1] - inner[1]) / lm.face_height)

@@ -22,8 +22,11 @@ from _measure import (
     encode_audio,
     frames_digest,
     lip_gap,
+    lip_mask,
+    lower_lip_height,
     measure_clip,
     pearson,
+    teeth_share,
 )
 from conftest import LIPSYNC_SIZE, PHOTOS, SPEECH_TEXT
 from facecast import face, motion
@@ -461,25 +464,133 @@ def test_encoded_video_keeps_the_background(text_clip: Clip) -> None:
     assert worst >= BACKGROUND_SSIM, f"{text_clip.name}: video background SSIM {worst:.4f}"
 
 
+REST_TEETH_MAX = 0.002
+"""Share of the pixels inside a closed mouth's lips that may look like teeth."""
+REST_LIP_SWELL = 1.1
+"""A closed rest pose keeps the lower lip's height within this factor of the photo's: the
+lips are brought together, not stretched over the gap."""
+
+
+def _open_photo(animator_source: Path, path: Path, values: dict[str, float]) -> np.ndarray:
+    """A test photo rendered from a real one with its mouth open, written to `path`."""
+    animator = WarpRenderer().prepare(prepare_portrait(animator_source, RenderOptions(size=512)))
+    frame = animator.render(values)
+    cv2.imwrite(str(path), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    return frame
+
+
+def _rest_frame(photo: Path) -> tuple[face.Portrait, np.ndarray]:
+    portrait = prepare_portrait(photo, RenderOptions(size=LIPSYNC_SIZE))
+    return portrait, WarpRenderer().prepare(portrait).render({})
+
+
 def test_open_mouthed_photo_rests_closed(clip_dir: Path, grace: Path, silence_wav: Path) -> None:
-    """A photo taken mid-word (made here: Grace with her jaw dropped) is brought to a closed
-    mouth when nothing is said."""
-    options = RenderOptions(size=LIPSYNC_SIZE)
-    animator = WarpRenderer().prepare(prepare_portrait(grace, options))
-    open_frame = animator.render({"jaw": 0.8, "tongue": 0.3})
+    """A photo taken mid-word (made here: Grace with her jaw dropped, teeth and tongue
+    showing) is brought to a closed mouth when nothing is said: the lips meet, no tooth of
+    the photo is left between them, and the lower lip keeps its height."""
     photo = clip_dir / "grace-open.png"
-    cv2.imwrite(str(photo), cv2.cvtColor(open_frame, cv2.COLOR_RGB2BGR))
-    assert lip_gap(face.detect_landmarks(open_frame)) > 3 * SILENT_GAP_MAX, "photo not open"
+    open_frame = _open_photo(grace, photo, {"jaw": 0.8, "tongue": 0.3})
+    open_lm = face.detect_landmarks(open_frame)
+    assert lip_gap(open_lm) > 3 * SILENT_GAP_MAX, "photo not open"
+    portrait, rest = _rest_frame(photo)
+    rest_lm = face.detect_landmarks(rest)
+    assert teeth_share(rest, rest_lm) <= REST_TEETH_MAX, f"{teeth_share(rest, rest_lm):.4f}"
+    swell = lower_lip_height(rest_lm) / lower_lip_height(portrait.landmarks)
+    assert swell <= REST_LIP_SWELL, f"lower lip {swell:.2f} x the photo's"
+    options = RenderOptions(size=LIPSYNC_SIZE)
     clip = _render(photo, clip_dir / "grace-open-rest.mp4", audio=silence_wav, options=options)
     assert clip.faces.found.all()
     assert float(np.nanmax(clip.faces.gap)) < SILENT_GAP_MAX, f"{np.nanmax(clip.faces.gap):.4f}"
 
 
-def test_recording_opens_like_speech(astronaut_recording: Clip) -> None:
+TONGUE_RGB = (205, 95, 105)
+
+
+def _tongue_out_photo(astronaut: Path, path: Path) -> np.ndarray:
+    """The astronaut with her mouth open and her tongue out over the lower lip.
+
+    None of the packages the gallery draws on (face_recognition's and insightface's sample
+    photos, scikit-image, matplotlib) has a tongue-out portrait, so this one is made: the
+    real photo with the jaw dropped by the renderer, and a shaded tongue (lit on top, darker
+    at its sides, a groove down the middle, a rounded tip) painted from inside the mouth to
+    below the lower lip, with soft edges.
+    """
+    frame = _open_photo(astronaut, path, {"jaw": 0.6})
+    lm = face.detect_landmarks(frame)
+    upper, lower = lm.xy[face.UPPER_INNER_LIP[5]], lm.xy[face.LOWER_INNER_LIP[5]]
+    outer = lm.xy[face.LOWER_OUTER_LIP[5]]
+    centre = float(lm.xy[list(face.MOUTH_CORNERS), 0].mean())
+    half = 0.24 * float(abs(np.subtract(*lm.xy[list(face.MOUTH_CORNERS), 0])))
+    top = float(upper[1] + 0.35 * (lower[1] - upper[1]))
+    bottom = float(outer[1] + 0.25 * (outer[1] - lower[1]))
+    ys, xs = np.mgrid[0 : frame.shape[0], 0 : frame.shape[1]].astype(np.float32)
+    u, t = (xs - centre) / half, (ys - top) / (bottom - top)
+    side = np.where(t < 0.6, 1.0, np.sqrt(np.clip(1.0 - ((t - 0.6) / 0.4) ** 2, 0.0, 1.0)))
+    inside = ((np.abs(u) < side) & (t >= 0) & (t <= 1)).astype(np.float32)
+    alpha = cv2.GaussianBlur(inside, (5, 5), 1.2)[..., None]
+    shade = (1.0 - 0.35 * np.clip(np.abs(u), 0, 1) ** 2) * (0.8 + 0.25 * np.clip(t, 0, 1))
+    shade = shade * (1.0 - 0.15 * np.exp(-((u / 0.08) ** 2)) * (t < 0.8))
+    tongue = np.array(TONGUE_RGB, np.float32) * shade[..., None]
+    painted = frame.astype(np.float32) * (1.0 - alpha) + tongue * alpha
+    photo = np.clip(painted + 0.5, 0, 255).astype(np.uint8)
+    cv2.imwrite(str(path), cv2.cvtColor(photo, cv2.COLOR_RGB2BGR))
+    return photo
+
+
+TONGUE_CHROMA_DISTANCE = 0.04
+"""A pixel has the painted tongue's colour when its chromaticity (r, g, b over their sum) is
+this close to the tongue's (the astronaut's own lips are paler: ~0.1 away)."""
+REST_TONGUE_MAX = 0.02
+"""Share of the pixels inside the lips at rest that may have the tongue's colour."""
+
+
+def _tongue_share(rgb: np.ndarray, lm: face.FaceLandmarks) -> float:
+    pixels = rgb[lip_mask(rgb, lm)].astype(np.float64)
+    chroma = pixels / np.maximum(pixels.sum(axis=1, keepdims=True), 1.0)
+    tongue = np.array(TONGUE_RGB, np.float64) / sum(TONGUE_RGB)
+    return float((np.linalg.norm(chroma - tongue, axis=1) < TONGUE_CHROMA_DISTANCE).mean())
+
+
+def test_tongue_out_photo_rests_with_the_tongue_inside(
+    clip_dir: Path, astronaut: Path, silence_wav: Path
+) -> None:
+    """A photo with the tongue out over the lower lip rests with closed lips and no tongue:
+    the tongue between the lips is covered by the closing, the part over the lower lip is
+    painted over with a lower lip."""
+    photo = clip_dir / "astronaut-tongue.png"
+    painted = _tongue_out_photo(astronaut, photo)
+    painted_lm = face.detect_landmarks(painted)
+    assert lip_gap(painted_lm) > 2 * SILENT_GAP_MAX, "photo not open"
+    assert _tongue_share(painted, painted_lm) > 0.15, "no tongue in the photo"
+    _portrait, rest = _rest_frame(photo)
+    rest_lm = face.detect_landmarks(rest)
+    assert _tongue_share(rest, rest_lm) <= REST_TONGUE_MAX, f"{_tongue_share(rest, rest_lm):.3f}"
+    options = RenderOptions(size=LIPSYNC_SIZE)
+    clip = _render(
+        photo, clip_dir / "astronaut-tongue-rest.mp4", audio=silence_wav, options=options
+    )
+    assert clip.faces.found.all()
+    assert float(np.nanmax(clip.faces.gap)) < SILENT_GAP_MAX, f"{np.nanmax(clip.faces.gap):.4f}"
+
+
+@pytest.fixture(scope="module")
+def grace_recording(clip_dir: Path, grace: Path, speech_wav: Path) -> Clip:
+    """The signal-driven mouth on the closed-mouth portrait, at lip-sync size."""
+    options = RenderOptions(size=LIPSYNC_SIZE)
+    return _render(grace, clip_dir / "audio-grace.mp4", audio=speech_wav, options=options)
+
+
+@pytest.mark.parametrize("which", ["astronaut", "grace"])
+def test_recording_opens_like_speech(
+    which: str, request: pytest.FixtureRequest, astronaut_recording: Clip
+) -> None:
     """Without phoneme timings the loudness drives the jaw to the same openings."""
-    opening, speech = astronaut_recording.faces.opening, astronaut_recording.sound.speech
+    clip = (
+        astronaut_recording if which == "astronaut" else request.getfixturevalue("grace_recording")
+    )
+    opening, speech = clip.faces.opening, clip.sound.speech
     peak = float(np.nanmax(opening[speech]))
     median = float(np.nanmedian(opening[speech]))
-    report = f"recording: peak {peak:.3f}, median {median:.3f}"
+    report = f"recording on {which}: peak {peak:.3f}, median {median:.3f}"
     assert peak >= OPEN_VOWEL_PEAK, report
     assert VOICED_MEDIAN[0] <= median <= VOICED_MEDIAN[1], report

@@ -125,7 +125,10 @@ def test_mouth_from_signal_closes_outside_speech() -> None:
     jaw, width = motion.mouth_from_signal(loudness, activity, np.zeros(n))
     assert float(jaw[: int(0.8 * RATE)].max()) < 0.01
     assert float(jaw[int(2.3 * RATE) :].max()) < 0.01
-    assert float(np.median(jaw[speech])) > OPEN_JAW
+    # The loud half of the syllables opens wide; over the whole span the median stays at a
+    # speaking opening (a recording's median is fitted to phoneme-driven speech's, ~0.33).
+    assert float(np.percentile(jaw[speech], 75)) > OPEN_JAW
+    assert float(np.median(jaw[speech])) > 2 * CLOSED_JAW
     assert float(np.abs(width).max()) < 1e-6
 
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
-from facecast.render.mouth import draw_interior, palette_from
+from facecast.render.mouth import LipOutline, draw_interior, palette_from, tongue_off_the_lip
 
 FACE_HEIGHT = 180.0
 LUMA = np.array([0.299, 0.587, 0.114])
@@ -63,3 +64,45 @@ def test_a_black_and_white_photo_gets_a_grey_interior() -> None:
 def test_closed_lips_draw_nothing() -> None:
     image = _open_mouth(0.3)
     assert (image[21:] == (200, 160, 140)).all()
+
+
+def _lips(tongue: bool) -> tuple[np.ndarray, LipOutline]:
+    """Skin with an upper and a lower lip 100 px wide, the mouth open between them, and
+    optionally a tongue hanging from the opening over the middle of the lower lip."""
+    image = np.full((120, 140, 3), (200, 160, 140), np.uint8)
+    xs = np.linspace(20, 120, 11)
+    bulge = np.sin(np.linspace(0, np.pi, 11))
+    upper_outer = np.stack([xs, 40.0 - 4 * bulge], axis=1)
+    upper_inner = np.stack([xs, 40.0 + 4 * bulge], axis=1)
+    lower_inner = np.stack([xs, 40.0 + 14 * bulge], axis=1)
+    lower_outer = np.stack([xs, 40.0 + 24 * bulge], axis=1)
+    for top, bottom, colour in (
+        (upper_outer, upper_inner, (170, 90, 90)),
+        (upper_inner, lower_inner, (40, 15, 15)),
+        (lower_inner, lower_outer, (170, 90, 90)),
+    ):
+        outline = np.concatenate([top, bottom[::-1]])
+        cv2.fillPoly(image, [np.round(outline).astype(np.int32)], colour)
+    if tongue:
+        image[45:70, 55:85] = (225, 120, 140)
+        # Over a tongue the face mesh puts the lower lip's inner edge on the tongue.
+        lower_inner = np.stack([xs, 40.0 + 6 * bulge], axis=1)
+    return image, LipOutline(upper_inner, upper_outer, lower_inner, lower_outer, 70.0, 50.0)
+
+
+def test_a_tongue_over_the_lower_lip_is_painted_over_with_lip() -> None:
+    image, lips = _lips(tongue=True)
+    painted, lower_inner = tongue_off_the_lip(image, lips)
+    lip = np.array([170, 90, 90], np.float64)
+    # Where the tongue covered the lower lip, lip colour; the lip's inner edge moves down
+    # onto the drawn lip (the real lip's top is at 54), so the closing lifts it over the
+    # rest of the tongue.
+    assert np.linalg.norm(painted[60, 70].astype(np.float64) - lip) < 30, painted[60, 70]
+    assert 50.0 < lower_inner[5, 1] < 56.0, lower_inner[5]
+
+
+def test_a_lower_lip_without_a_tongue_is_left_alone() -> None:
+    image, lips = _lips(tongue=False)
+    painted, lower_inner = tongue_off_the_lip(image, lips)
+    assert painted is image
+    np.testing.assert_array_equal(lower_inner, lips.lower_inner)

@@ -72,9 +72,13 @@ SIGNAL_LAG = 0.02
 """Delay of the signal path's envelope follower, taken back out (seconds)."""
 SIGNAL_JAW_FLOOR = 1.0 / 3.0
 """Share of the loudness range (30 dB) below which an uploaded recording keeps the jaw shut."""
-SIGNAL_JAW_MEDIAN = 0.18
-"""A recording's voiced median opening relative to its loud syllables' (phonemes give ~0.4)."""
-SIGNAL_CONTRAST_MAX = 3.5
+SIGNAL_JAW_MEDIAN = 0.4
+"""A recording's median opening over its loud frames (within about 9 dB of its loudest),
+relative to its loudest syllables': phoneme-driven speech opens ~0.35 of the way there, and
+a viewer judges the mouth where the voice is clearly heard."""
+SIGNAL_LOUD = 0.6
+"""Loudness opening (0..1 over the top 20 dB) from which a sounding frame counts as loud."""
+SIGNAL_CONTRAST_MAX = 6.0
 """Strongest contrast curve (power) for a recording whose loudness barely varies (TTS voices):
 stronger ones closed espeak recordings to a slit, weaker ones left Pico's wide open."""
 SOUNDING = 0.05
@@ -109,20 +113,20 @@ NEUTRAL_CONSONANT = Viseme(0.32, 0.0, 0.25)
 # espeak-ng phoneme mnemonics (German and English share most); longest prefix wins.
 VISEMES: dict[str, Viseme] = {
     # open vowels
-    "a": Viseme(0.85, 0.15, 1.0),
-    "A": Viseme(0.85, 0.0, 1.0),
+    "a": Viseme(1.0, 0.15, 1.0),
+    "A": Viseme(1.0, 0.0, 1.0),
     "&": Viseme(0.75, 0.35, 1.0),
     "V": Viseme(0.65, 0.1, 1.0),
-    "aI": Viseme(0.8, 0.25, 1.0),
-    "aU": Viseme(0.8, -0.1, 1.0),
+    "aI": Viseme(0.9, 0.25, 1.0),
+    "aU": Viseme(0.9, -0.1, 1.0),
     # mid vowels
-    "E": Viseme(0.6, 0.4, 1.0),
-    "e": Viseme(0.45, 0.5, 1.0),
-    "@": Viseme(0.4, 0.0, 0.7),
+    "E": Viseme(0.55, 0.4, 1.0),
+    "e": Viseme(0.42, 0.5, 1.0),
+    "@": Viseme(0.36, 0.0, 0.7),
     "3": Viseme(0.45, 0.0, 0.8),
-    "6": Viseme(0.5, 0.0, 0.8),
+    "6": Viseme(0.45, 0.0, 0.8),
     # close vowels
-    "I": Viseme(0.35, 0.55, 1.0),
+    "I": Viseme(0.32, 0.55, 1.0),
     "i": Viseme(0.28, 0.7, 1.0),
     # rounded vowels
     "O": Viseme(0.6, -0.55, 1.0),
@@ -314,24 +318,26 @@ def mouth_from_signal(
     # so a curve fitted before it opened recordings wider than speech from text.
     # Fitted over the sounding frames (voice active and within the top 20 dB), so a voice
     # whose activity outlasts its sound (TTS tails, breaths) is not opened wider for it.
-    jaw = _jaw_contrast(jaw, (gate > 0.5) & (open_ > SOUNDING))
+    sounding = (gate > 0.5) & (open_ > SOUNDING)
+    jaw = _jaw_contrast(jaw, sounding, sounding & (open_ > SIGNAL_LOUD))
     width = np.clip(brightness, -1.0, 1.0) * 0.7 * np.clip(gate * 1.5, 0.0, 1.0)
     return jaw * SIGNAL_JAW_GAIN, _lowpass(width, CURVE_RATE, 4.0)
 
 
-def _jaw_contrast(open_: np.ndarray, voiced: np.ndarray) -> np.ndarray:
+def _jaw_contrast(open_: np.ndarray, voiced: np.ndarray, loud: np.ndarray) -> np.ndarray:
     """Loudness turned into jaw openings with the spread of phoneme-driven speech.
 
     Recordings differ in how much their loudness varies within speech; a power curve fitted
-    per clip puts the voiced median at SIGNAL_JAW_MEDIAN of the loud syllables' opening.
+    per clip puts the median over the `loud` frames at SIGNAL_JAW_MEDIAN of the loudest
+    syllables' opening (over all `voiced` frames when too few are loud).
     """
     if voiced.sum() < 10:
         return open_
-    loud = float(np.percentile(open_[voiced], 95))
-    if loud <= 1e-6:
+    top = float(np.percentile(open_[voiced], 95))
+    if top <= 1e-6:
         return open_
-    rel = np.clip(open_ / loud, 0.0, 1.0)
-    median = float(np.median(rel[voiced]))
+    rel = np.clip(open_ / top, 0.0, 1.0)
+    median = float(np.median(rel[loud if loud.sum() >= 10 else voiced]))
     power = float(
         np.clip(
             np.log(SIGNAL_JAW_MEDIAN) / np.log(np.clip(median, 1e-3, 0.99)),

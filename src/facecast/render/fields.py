@@ -50,16 +50,38 @@ JAW_GAP_MAX = 0.27
 """...but never more than this fraction of the face height (brow to chin)."""
 UPPER_LIP_RISE = 0.05
 """The upper lip's share of the opening: it lifts a little as the jaw drops."""
+JAW_NEIGHBOURS = 0.03
+"""Jaw-line points closer than about this fraction of the face height travel alike."""
 JAW_LATERAL_FALLOFF = 0.85
 """How much less than the chin the jaw's corners travel (the jaw turns about the ears)."""
 CHEEK_FOLLOW = 0.35
 """Share of the local jaw travel that the cheeks beside the mouth follow."""
 CLOSED_GAP = 0.012
 """A resting gap wider than this (fraction of face height) is closed by the warp."""
-CLOSE_OVERSHOOT = 0.62
-"""Each lip of an open photo travels this share of the gap when the warp closes it..."""
+CLOSE_UPPER_SHARE = 0.3
+"""When the warp closes an open photo's mouth the upper lip comes down this share of the gap;
+the jaw rises the rest, lower lip, chin and jaw line together, as a mouth really closes (the
+lips themselves keep their thickness instead of being stretched over the gap)."""
+CLOSE_UPPER_MAX = 0.03
+"""...but at most this fraction of the face height: a wide-open mouth (a tongue out) closes
+by its jaw, not by stretching the skin under the nose."""
+CLOSE_OVERSHOOT = 0.12
+"""Each lip's inner edge is carried this share of the gap past the seam..."""
 CLOSE_MARGIN_PX = 0.8
-"""...plus this many pixels."""
+"""...plus this many pixels, so no tooth or tongue between the lips survives on the seam.
+Each lip moves as a whole, column by column, and the chin as far as the lower lip: the lips
+keep their thickness, and the jaw's own field, added on top, finds the lower lip where it
+expects it and never shows what lay behind it."""
+CLOSE_CHIN_FOLLOW = 1.0
+"""Closing, the chin's midline rises with the lower lip right under it and this share of the
+lip's way at the chin: all of it, so the jaw's field added on top finds the lower lip and
+the chin where it expects them (compose_jaw leaves the mouth's neighbourhood out)."""
+CLOSE_JAW_SIDES = 3.0
+"""Closing, the jaw line's sides travel their jaw share to this power: a wide-open photo's
+jaw rises far, and the full share folded the skin in front of the ears when the jaw opened
+again (a turned face's far side)."""
+CLOSE_CHEEK_GAIN = 2.0
+"""The cheeks follow a closing mouth this many times as far as they follow the jaw."""
 WIDTH_GAIN = 0.2
 """Corner travel at width = +-1, as a fraction of the mouth's width."""
 POUT = 0.05
@@ -123,15 +145,17 @@ class MouthGeometry:
 
 
 def mouth_geometry(lm: FaceLandmarks) -> MouthGeometry:
-    """Where the lips meet at rest; an open mouth is closed onto its midline."""
+    """Where the lips meet at rest; an open mouth is closed where its upper lip comes down to
+    (CLOSE_UPPER_SHARE of the gap below the photo's upper lip)."""
     up = lm.xy[list(UPPER_INNER_LIP)].astype(np.float64)
     lo = lm.xy[list(LOWER_INNER_LIP)].astype(np.float64)
     gap = np.maximum(lo[:, 1] - up[:, 1], 0.0)
     if float(np.median(gap[2:-2])) < CLOSED_GAP * lm.face_height:
         gap = np.zeros_like(gap)
-    mid = (up + lo) / 2.0
-    closed_up = np.where(gap[:, None] > 0, mid, up)
-    closed_lo = np.where(gap[:, None] > 0, mid, lo)
+    down = np.minimum(CLOSE_UPPER_SHARE * gap, CLOSE_UPPER_MAX * lm.face_height)
+    seam = up + np.stack([np.zeros_like(gap), down], axis=1)
+    closed_up = np.where(gap[:, None] > 0, seam, up)
+    closed_lo = np.where(gap[:, None] > 0, seam, lo)
     left, right = lm.xy[61], lm.xy[291]
     return MouthGeometry(
         upper_inner=closed_up,
@@ -269,6 +293,19 @@ def _split_field(
     """Backward offsets from an upper and a lower forward field joined at the lip seam.
 
     Both sides list their 11 inner-lip points first."""
+    f_up, f_lo = _split_forward(upper, lower, anchors, region, reach)
+    # Each side is smooth and invertible on its own; the seam picks a side per output pixel.
+    return backward(f_up) * (1.0 - seam[..., None]) + backward(f_lo) * seam[..., None]
+
+
+def _split_forward(
+    upper: tuple[np.ndarray, np.ndarray],
+    lower: tuple[np.ndarray, np.ndarray],
+    anchors: np.ndarray,
+    region: Region,
+    reach: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The forward fields of the upper and the lower face, each over the whole region."""
     zeros = np.zeros_like(anchors)
     upper = _across_seam(upper, reach, +1.0)
     lower = _across_seam(lower, reach, -1.0)
@@ -278,8 +315,7 @@ def _split_field(
     f_lo = _interpolate(
         np.concatenate([lower[0], anchors]), np.concatenate([lower[1], zeros]), region
     )
-    # Each side is smooth and invertible on its own; the seam picks a side per output pixel.
-    return backward(f_up) * (1.0 - seam[..., None]) + backward(f_lo) * seam[..., None]
+    return f_up, f_lo
 
 
 def _points(lm: FaceLandmarks, ids: tuple[int, ...] | list[int]) -> np.ndarray:
@@ -308,14 +344,44 @@ def jaw_share(lm: FaceLandmarks, pts: np.ndarray) -> np.ndarray:
     return np.sqrt(down) * (1.0 - JAW_LATERAL_FALLOFF * side**2)
 
 
-def _jaw_line(lm: FaceLandmarks, travel: float) -> tuple[np.ndarray, np.ndarray]:
-    """The chin's midline, the jaw line and the skin between them, with their travel down."""
+def _jaw_line(
+    lm: FaceLandmarks,
+    travel: float,
+    *,
+    with_lip: bool = False,
+    chin_follow: float = 1.0,
+    side_power: float = 1.0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The chin's midline, the jaw line and the skin between them, with their travel down.
+
+    `with_lip`: `travel` is the lower lip's; the chin's midline goes as far as the lip right
+    under it (the skin there neither folds nor stretches) and `chin_follow` of it at the
+    chin. The jaw line's sides travel their share to `side_power`.
+    """
     ids = list(CHIN_MIDLINE) + [i for pair in JAW_PAIRS for i in pair]
     pts = _points(lm, ids)
     share = jaw_share(lm, pts)
+    if with_lip:
+        midline = slice(0, len(CHIN_MIDLINE))
+        below = (pts[midline, 1] - pts[0, 1]) / max(
+            float(pts[len(CHIN_MIDLINE) - 1, 1] - pts[0, 1]), 1.0
+        )
+        share[midline] = 1.0 - (1.0 - chin_follow) * np.clip(below, 0.0, 1.0)
+    sides = slice(len(CHIN_MIDLINE), None)
+    share[sides] = share[sides] ** side_power
+    # Seen from the side, the far half of the jaw line lies over the chin's midline: points
+    # that close together must travel alike, or the field between them tears.
+    share = _neighbourhood_mean(pts, share, JAW_NEIGHBOURS * lm.face_height)
     still = _points(lm, [i for pair in JAW_STILL for i in pair])
     vals = np.stack([np.zeros(len(pts)), share * travel], axis=1)
     return np.concatenate([pts, still]), np.concatenate([vals, np.zeros_like(still)])
+
+
+def _neighbourhood_mean(pts: np.ndarray, values: np.ndarray, radius: float) -> np.ndarray:
+    """`values` averaged over the points within about `radius` of each point (Gaussian)."""
+    dist2 = ((pts[:, None, :] - pts[None, :, :]) ** 2).sum(axis=-1)
+    weights = np.exp(-dist2 / (2.0 * max(radius, 1e-3) ** 2))
+    return np.asarray(weights @ values / weights.sum(axis=1), dtype=np.float64)
 
 
 def _cheeks(
@@ -344,7 +410,8 @@ def jaw_field(
     lo_out_v = np.stack(
         [np.zeros(len(lo_out)), gap * 0.97 * _bump(lo_out[:, 0], mouth, 0.3)], axis=1
     )
-    jaw_pts, jaw_v = _jaw_line(lm, gap)
+    # The chin goes down with the lower lip (the mandible carries both): no fold under the lip.
+    jaw_pts, jaw_v = _jaw_line(lm, 0.97 * gap, with_lip=True)
     cheek_pts, cheek_v = _cheeks(lm, mouth, gap)
     rise = UPPER_LIP_RISE * gap
     up_in = mouth.upper_inner[1:-1]
@@ -369,47 +436,138 @@ def jaw_field(
     return field, up_travel, lo_travel
 
 
+@dataclass(frozen=True)
+class Closing:
+    """How an open-mouthed photo is brought to its closed rest pose."""
+
+    offsets: np.ndarray
+    """Static backward sample offsets over the expression region, (h, w, 2)."""
+    landmarks: FaceLandmarks
+    """The photo's landmarks where the closed face shows them: every other field is built on
+    these, so the lower lip, chin and jaw line are moved from where they rest, not from where
+    the photo had them."""
+
+
 def close_field(
-    lm: FaceLandmarks, mouth: MouthGeometry, region: Region, anchors: np.ndarray, seam: np.ndarray
-) -> np.ndarray | None:
-    """Static sample offsets that bring the lips of an open-mouthed photo together."""
+    lm: FaceLandmarks, mouth: MouthGeometry, region: Region, anchors: np.ndarray
+) -> Closing | None:
+    """The closed rest pose of an open-mouthed photo (None for a closed mouth).
+
+    The upper lip comes down a little and the jaw rises the rest of the way, the lower lip,
+    chin, jaw line and cheeks with it: a mouth closing, not two lips stretched over the gap.
+    Each lip's inner edge is carried a little past the seam, so what lay between the lips
+    (teeth, the tongue) is covered, and a photo's lower teeth or tongue do not come back when
+    the jaw opens again.
+    """
     if not mouth.rest_gap.any():
         return None
-    # Inner-lip landmarks of a toothy smile sit a little inside the teeth: overshoot so no
-    # tooth survives on the seam.
-    half = np.where(mouth.rest_gap > 0, mouth.rest_gap * CLOSE_OVERSHOOT + CLOSE_MARGIN_PX, 0.0)
+    gap = mouth.rest_gap
+    over = np.where(gap > 0, gap * CLOSE_OVERSHOOT + CLOSE_MARGIN_PX, 0.0)
+    down = np.minimum(CLOSE_UPPER_SHARE * gap, CLOSE_UPPER_MAX * lm.face_height)
+    rise = gap - down
     up_in = _points(lm, UPPER_INNER_LIP)
     lo_in = _points(lm, LOWER_INNER_LIP)
     up_out = _points(lm, UPPER_OUTER_LIP)
     lo_out = _points(lm, LOWER_OUTER_LIP)
-    outer_half = np.interp(up_out[:, 0], up_in[:, 0], half) * 0.55
-    mean_half = float(half.mean())
-    jaw_pts, jaw_v = _jaw_line(lm, -0.5 * mean_half)
+    middle = float(rise[len(rise) // 2] + over[len(over) // 2])
+    jaw_pts, jaw_v = _jaw_line(
+        lm, -middle, with_lip=True, chin_follow=CLOSE_CHIN_FOLLOW, side_power=CLOSE_JAW_SIDES
+    )
+    # The cheeks beside a closing mouth follow it twice as far as they follow a speaking jaw:
+    # the chin rises far, and skin left behind beside it would fold along the jaw line.
+    cheek_pts, cheek_v = _cheeks(lm, mouth, -CLOSE_CHEEK_GAIN * middle)
     still = _points(lm, NOSE_AND_CHEEKS)
-    # After closing, pixels on the seam come from the photo's inner lip edges.
+
+    def vertical(values: np.ndarray) -> np.ndarray:
+        return np.stack([np.zeros(len(values)), values], axis=1)
+
+    # The cheeks belong to both sides: beyond the corners the seam blends the two.
     upper = (
-        np.concatenate([up_in, up_out, still]),
+        np.concatenate([up_in, up_out, still, cheek_pts]),
         np.concatenate(
             [
-                np.stack([np.zeros(11), half], 1),
-                np.stack([np.zeros(11), outer_half], 1),
+                vertical(down + over),
+                # Inner and outer lip points pair up by index, corner to corner (by x they
+                # need not be in order on a face seen from the side).
+                vertical(down + over),
                 np.zeros_like(still),
+                cheek_v,
             ]
         ),
     )
+    # Below the inner lip, points that lie close together travel alike: on a face seen from
+    # the side the lip's outer edge, the chin and the far jaw line crowd together, and
+    # different travels between them tear the skin.
+    around = np.concatenate([lo_out, jaw_pts, cheek_pts])
+    travel = np.concatenate([vertical(-(rise + over)), jaw_v, cheek_v])
+    travel[:, 1] = _neighbourhood_mean(around, travel[:, 1], JAW_NEIGHBOURS * lm.face_height)
     lower = (
-        np.concatenate([lo_in, lo_out, jaw_pts]),
-        np.concatenate(
-            [
-                np.stack([np.zeros(11), -half], 1),
-                np.stack([np.zeros(11), -np.interp(lo_out[:, 0], lo_in[:, 0], half) * 0.55], 1),
-                jaw_v,
-            ]
-        ),
+        np.concatenate([lo_in, around]),
+        np.concatenate([vertical(-(rise + over)), travel]),
     )
-    return _split_field(
-        upper, lower, anchors, region, seam, reach=float(mouth.rest_gap.max()) + SEAM_REACH_PX
+    seam = seam_weight(mouth, region)
+    reach = float(gap.max()) + SEAM_REACH_PX
+    f_up, f_lo = _split_forward(upper, lower, anchors, region, reach)
+    offsets = backward(f_up) * (1.0 - seam[..., None]) + backward(f_lo) * seam[..., None]
+    return Closing(offsets, _closed_landmarks(lm, mouth, region, seam, (f_up, f_lo)))
+
+
+def _closed_landmarks(
+    lm: FaceLandmarks,
+    mouth: MouthGeometry,
+    region: Region,
+    seam: np.ndarray,
+    forward: tuple[np.ndarray, np.ndarray],
+) -> FaceLandmarks:
+    """Every landmark moved by its side's forward field; the inner lips onto the seam."""
+    pts = lm.points.astype(np.float64).copy()
+    local = pts[:, :2] - np.array([region.x0, region.y0])
+    col = np.clip(np.round(local[:, 0]).astype(int), 0, region.w - 1)
+    row = np.clip(np.round(local[:, 1]).astype(int), 0, region.h - 1)
+    below = seam[row, col] > 0.5
+    for field, side in ((forward[0], ~below), (forward[1], below)):
+        moved = cv2.remap(
+            field,
+            local[:, 0:1].astype(np.float32),
+            local[:, 1:2].astype(np.float32),
+            cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_CONSTANT,
+            borderValue=0,
+        )[:, 0, :]
+        pts[side, :2] += moved[side]
+    pts[list(UPPER_INNER_LIP), :2] = mouth.upper_inner
+    pts[list(LOWER_INNER_LIP), :2] = mouth.lower_inner
+    return FaceLandmarks(pts.astype(np.float32))
+
+
+def compose_jaw(
+    jaw: np.ndarray, closing: Closing, lm: FaceLandmarks, mouth: MouthGeometry, region: Region
+) -> np.ndarray:
+    """The jaw's offsets on a closed photo, corrected for the closing away from the mouth.
+
+    A frame samples x + B_close(x) + jaw * B_jaw(x); the exact pose samples the closing where
+    the jaw moved x to, B_close(x + B_jaw(x)). Around the lips the two agree (the lower lip
+    and the chin under it rise as one when the photo is closed), but along the jaw line and
+    under the chin, where the closing fades out, the plain sum would tear the skin: there the
+    difference is added to the jaw's field (exact at jaw = 1, linear between). Over the mouth
+    and the lower lip's way down it is left out: there the jaw's offsets cross the seam.
+    """
+    h, w = jaw.shape[:2]
+    gy, gx = np.mgrid[0:h, 0:w].astype(np.float32)
+    moved = cv2.remap(
+        closing.offsets,
+        gx + jaw[..., 0],
+        gy + jaw[..., 1],
+        cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_REPLICATE,
     )
+    seam_y = float(mouth.upper_inner[:, 1].mean()) - region.y0
+    lip_bottom = float(lm.xy[LOWER_OUTER_LIP[5]][1]) - region.y0
+    reach = lip_bottom - seam_y + jaw_gap(lm, mouth)
+    rx = (gx - (mouth.centre_x - region.x0)) / (mouth.half_width * 1.3)
+    ry = np.where(gy < seam_y, (gy - seam_y) / max(0.3 * reach, 1.0), (gy - seam_y) / reach)
+    weight = _smoothstep((np.sqrt(rx**2 + ry**2) - 1.0) / 0.6)[..., None]
+    return np.ascontiguousarray(jaw + weight * (moved - closing.offsets), dtype=np.float32)
 
 
 def width_field(
@@ -459,15 +617,21 @@ def smile_degree(lm: FaceLandmarks) -> float:
 
 
 def smile_field(
-    lm: FaceLandmarks, mouth: MouthGeometry, region: Region, anchors: np.ndarray
+    lm: FaceLandmarks,
+    mouth: MouthGeometry,
+    region: Region,
+    anchors: np.ndarray,
+    degree: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Forward field for smile = +1 (corners up and out, cheeks up) and the inner lips' travel.
 
     Motion drives it negative while the person talks: the photo's smile relaxes (more so the
-    broader it is) and returns in pauses.
+    broader it is) and returns in pauses. `degree` is the photo's smile_degree where `lm`
+    are the landmarks of its closed rest pose (the lips' middle moved).
     """
     mouth_w = 2.0 * mouth.half_width
-    lift = mouth_w * (SMILE_BASE + SMILE_GAIN * smile_degree(lm))
+    degree = smile_degree(lm) if degree is None else degree
+    lift = mouth_w * (SMILE_BASE + SMILE_GAIN * degree)
 
     def corner_pull(pts: np.ndarray) -> np.ndarray:
         rel = np.clip((pts[:, 0] - mouth.centre_x) / max(mouth.half_width, 1.0), -1.2, 1.2)

@@ -21,13 +21,25 @@ from facecast.face import (
     EYE_B_UPPER,
     LIP_SAMPLES,
     LOWER_INNER_LIP,
+    LOWER_OUTER_LIP,
     UPPER_INNER_LIP,
+    UPPER_OUTER_LIP,
+    FaceLandmarks,
     Portrait,
 )
 from facecast.registry import Capabilities
 from facecast.render import fields
 from facecast.render.matte import person_matte
-from facecast.render.mouth import MouthPalette, draw_interior, palette_from, with_own_teeth
+from facecast.render.mouth import (
+    LipOutline,
+    MouthPalette,
+    corners_filled,
+    draw_contact_line,
+    draw_interior,
+    palette_from,
+    tongue_off_the_lip,
+    with_own_teeth,
+)
 
 EXPRESSION_CHANNELS = ("jaw", "width", "brows", "blink_a", "blink_b", "smile", "gaze_x", "gaze_y")
 HEAD_CHANNELS = ("yaw", "pitch", "roll")
@@ -49,18 +61,36 @@ class WarpAnimator:
         rgb = np.ascontiguousarray(portrait.rgb)
         lm = portrait.landmarks
         h, w = rgb.shape[:2]
-        self._rgb = rgb
         self._shape = (w, h)
         self._face_height = lm.face_height
         region = fields.expression_region(lm, w, h)
         self._region = region
         anchors = fields.anchors_for(lm, w, h)
-        mouth = fields.mouth_geometry(lm)
+        # An open mouth is closed first; every motion starts from that rest pose. Its dark
+        # corners are filled and a tongue out over the lower lip is taken off it before (the
+        # closing hides what lies between the lips).
+        photo_mouth = fields.mouth_geometry(lm)
+        if photo_mouth.rest_gap.any():
+            lips = _lip_outline(lm, photo_mouth)
+            rgb, lower_inner = tongue_off_the_lip(corners_filled(rgb, lips), lips)
+            points = lm.points.copy()
+            points[list(LOWER_INNER_LIP), :2] = lower_inner
+            lm = FaceLandmarks(points)
+            photo_mouth = fields.mouth_geometry(lm)
+        closing = fields.close_field(lm, photo_mouth, region, anchors)
+        self._rgb = rgb
+        self._closed_by_warp = closing is not None
+        rest = lm if closing is None else closing.landmarks
+        mouth = fields.mouth_geometry(rest)
         seam = fields.seam_weight(mouth, region)
-        jaw, jaw_up, jaw_lo = fields.jaw_field(lm, mouth, region, anchors, seam)
-        width, width_travel = fields.width_field(lm, mouth, region, anchors)
+        jaw, jaw_up, jaw_lo = fields.jaw_field(rest, mouth, region, anchors, seam)
+        if closing is not None:
+            jaw = fields.compose_jaw(jaw, closing, rest, mouth, region)
+        width, width_travel = fields.width_field(rest, mouth, region, anchors)
         brows = fields.brow_field(lm, region, anchors)
-        smile, smile_travel = fields.smile_field(lm, mouth, region, anchors)
+        smile, smile_travel = fields.smile_field(
+            rest, mouth, region, anchors, degree=fields.smile_degree(portrait.landmarks)
+        )
         # Expression fields as backward sample offsets, one row per channel, for one GEMV a frame.
         offsets = [
             jaw,
@@ -88,9 +118,8 @@ class WarpAnimator:
         self._expr = np.stack([offsets[i].reshape(-1) for i in self._dense]).astype(np.float32)
         ys, xs = np.mgrid[region.y0 : region.y0 + region.h, region.x0 : region.x0 + region.w]
         base = np.stack([xs, ys], axis=-1).astype(np.float32)
-        closing = fields.close_field(lm, mouth, region, anchors, seam)
         if closing is not None:
-            base += closing
+            base += closing.offsets
         self._expr_base = base.reshape(-1)
         self._mouth = mouth
         self._lip_travel = {
@@ -178,6 +207,8 @@ class WarpAnimator:
             amount = values.get(channel, 0.0)
             upper += amount * up_travel
             lower += amount * lo_travel
+        if self._closed_by_warp:
+            draw_contact_line(canvas, upper, lower, self._palette)
         draw_interior(
             canvas,
             upper,
@@ -204,6 +235,22 @@ class WarpAnimator:
         )
         frame[support.y0 : support.y0 + vis_h, support.x0 : support.x0 + vis_w] = moved
         return frame
+
+
+def _lip_outline(lm: FaceLandmarks, mouth: fields.MouthGeometry) -> LipOutline:
+    """The photo's four lip edges as the mouth interior's helpers take them."""
+
+    def edge(ids: tuple[int, ...]) -> np.ndarray:
+        return lm.xy[list(ids)].astype(np.float64)
+
+    return LipOutline(
+        edge(UPPER_INNER_LIP),
+        edge(UPPER_OUTER_LIP),
+        edge(LOWER_INNER_LIP),
+        edge(LOWER_OUTER_LIP),
+        mouth.centre_x,
+        mouth.half_width,
+    )
 
 
 def _support(field: np.ndarray) -> tuple[slice, slice] | None:
