@@ -36,6 +36,7 @@ from _measure import (
     measure_clip,
 )
 from facecast import face, motion
+from facecast.image import load_image
 from facecast.pipeline import (
     RenderOptions,
     prepare_portrait,
@@ -102,7 +103,7 @@ def group_faces(photo: bytes) -> list[bytes]:
 
     The full-range detector runs on overlapping, enlarged tiles: the faces are small.
     """
-    rgb = face.load_image(photo)
+    rgb = load_image(photo)
     h, w = rgb.shape[:2]
     boxes: list[tuple[float, float, float, float]] = []
     for ty in (0.0, 0.4):

@@ -1,0 +1,285 @@
+"""Blinks for the warp renderer: the lid warp and the closed lid painted over it.
+
+A blink is drawn in two layers. A backward field (`blink_field`) carries the upper lid's
+edge down to the closure line and the lower lid a little up, squeezing the eyeball out of
+sight. Over it, `LidPainter` lays the closing lid itself: skin in the lid's own colour,
+shaded darker towards its rim, with a lash line along the moving edge. The paint does not
+depend on how far the eye is open in the photo, so narrow and smiling eyes close as fully
+as wide ones, and the upper band that moves is kept short, so glasses' frames stay put.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from facecast.face import FaceLandmarks
+
+LID_MEET = 0.85
+"""Closed lids meet this share of the way down the open eye (the upper lid travels most)."""
+LID_MARGIN = 0.2
+"""Below a closed eye the lower lid is sampled this share of the opening under its landmarks."""
+UPPER_MARGIN = 0.08
+"""Above a closed eye the upper lid is sampled this share of the opening over its landmarks."""
+LID_BAND = 0.1
+"""Skin above the upper lid that moves with it, as a share of the eye's width..."""
+LID_BAND_OPENING = 0.35
+"""...plus this share of the eye's opening."""
+LOWER_BAND = 0.6
+"""Skin below the lower lid that shifts up with it, as a share of the opening."""
+SMOOTH_SHARE = 0.08
+"""Lid curves are smoothed along the eye over this share of its width."""
+PAINT_FROM = 0.15
+"""Blink amount at which the painted lid starts to show..."""
+PAINT_FULL = 0.6
+"""...and where it is fully opaque."""
+RIM_SHADE = 0.22
+"""How much darker the lid is at its rim (where it curls under) than at its top."""
+RIM_REACH = 0.09
+"""Width of that darker rim, as a share of the eye's width."""
+LASH_BAND = 0.07
+"""The photo's lashes and lid margin reach this share of the eye's width above the lid line;
+the paint covers them, stretched as the warp stretches them..."""
+COVER_FADE = 1.5
+"""...and fades into the lid's warped skin over this many times that height."""
+LIFT_RANGE = 20.0
+"""Pixels this many levels darker than the lid's skin are replaced by it entirely."""
+FLATTEN = 0.6
+"""Share of the lighter skin texture that the lid's colour replaces too (a lid is smooth)."""
+LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+LASH_OPACITY = 0.85
+"""Opacity of the lash line on a shut eye."""
+LASH_SIGMA = 0.022
+"""Half-thickness of the lash line, as a share of the eye's width (at least LASH_MIN_PX)."""
+LASH_MIN_PX = 0.7
+LASH_DROP = 0.05
+"""The lashes' soft shadow below the line reaches this share of the eye's width."""
+LASH_FROM = 0.35
+"""Blink amount from which the lash line shows."""
+
+
+@dataclass(frozen=True)
+class Lids:
+    """One eye's lids sampled at every pixel column it spans (image coordinates)."""
+
+    xs: np.ndarray
+    """Pixel columns from corner to corner."""
+    upper: np.ndarray
+    lower: np.ndarray
+    closed: np.ndarray
+    """Where the lids meet when the eye is shut."""
+    top: np.ndarray
+    """Top of the skin that moves down with the upper lid."""
+    width: float
+
+    @property
+    def opening(self) -> np.ndarray:
+        """How far the upper lid travels to shut the eye, per column."""
+        return self.closed - self.upper
+
+    def edge(self, amount: float) -> np.ndarray:
+        """Where the upper lid's edge sits at blink `amount` (0 open .. 1 shut), per column.
+
+        The warp stretches [top, upper] linearly onto [top, closed] and blends that with
+        the identity by `amount`; this inverts that map at the lid's edge.
+        """
+        span = np.maximum(self.upper - self.top, 1e-3)
+        k = span / np.maximum(self.closed - self.top, 1e-3)
+        return self.top + span / (1.0 - amount * (1.0 - k))
+
+
+def lid_geometry(
+    lm: FaceLandmarks, upper_ids: tuple[int, ...], lower_ids: tuple[int, ...]
+) -> Lids | None:
+    """The lids of one eye, or None when the eye is too small to animate."""
+    up = lm.xy[list(upper_ids)].astype(np.float64)
+    lo = lm.xy[list(lower_ids)].astype(np.float64)
+    x_left = float(min(up[:, 0].min(), lo[:, 0].min()))
+    x_right = float(max(up[:, 0].max(), lo[:, 0].max()))
+    width = x_right - x_left
+    if width < 4.0:
+        return None
+    xs = np.arange(np.ceil(x_left), np.floor(x_right) + 1.0)
+    sigma = max(SMOOTH_SHARE * width, 0.5)
+    yu = _lid_curve(up, xs, sigma)
+    yl = _lid_curve(lo, xs, sigma)
+    # The lids meet smoothly at the corners rather than ending in a vertical cut.
+    along = np.clip((xs - x_left) / width, 0.0, 1.0)
+    window = np.sin(np.pi * along) ** 0.5
+    opening = np.maximum(yl - yu, 0.0) * window
+    if float(opening.max()) < 1.0:
+        return None
+    band = LID_BAND * width + LID_BAND_OPENING * float(opening.max()) + 1.0
+    # A shut eye's lash line is one smooth arc, whatever bumps the lower lid has.
+    meet = yu + LID_MEET * opening
+    arc = np.polyval(np.polyfit(xs - xs.mean(), meet, 2, w=window + 1e-3), xs - xs.mean())
+    closed = np.clip(arc, yu, np.maximum(yu, yl - 0.5))
+    return Lids(
+        xs=xs,
+        upper=yu,
+        lower=yl,
+        closed=closed,
+        top=yu - band * window,
+        width=width,
+    )
+
+
+def _lid_curve(points: np.ndarray, xs: np.ndarray, sigma: float) -> np.ndarray:
+    """A smooth lid line through the landmarks at columns `xs`: no polynomial wiggles."""
+    order = np.argsort(points[:, 0])
+    line = np.interp(xs, points[order, 0], points[order, 1])
+    radius = int(np.ceil(2.5 * sigma))
+    kernel = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
+    padded = np.pad(line, radius, mode="edge")
+    return np.asarray(np.convolve(padded, kernel / kernel.sum(), mode="valid"))
+
+
+def blink_field(lids: Lids | None, x0: int, y0: int, w: int, h: int) -> np.ndarray:
+    """BACKWARD field (sample offsets) over the region (x0, y0, w, h) that shuts one eye.
+
+    Above the closure line the output samples the upper lid and the band of skin over it,
+    stretched down; below, the lower lid and the skin under it, moved up; the eyeball
+    between them disappears instead of being squeezed.
+    """
+    field = np.zeros((h, w, 2), np.float32)
+    if lids is None:
+        return field
+    cols = lids.xs.astype(int) - x0
+    keep = (cols >= 0) & (cols < w)
+    if not keep.any():
+        return field
+    cols = cols[keep]
+    top, yu, yc = lids.top[keep], lids.upper[keep], lids.closed[keep]
+    opening = lids.opening[keep] / LID_MEET
+    yl = lids.lower[keep]
+    bottom = yl + LOWER_BAND * opening + 1.5
+    lid_lo = yl + LID_MARGIN * opening + 0.7
+    ys = y0 + np.arange(h, dtype=np.float64)[:, None]
+    # Landmarks can sit a little inside the lids: sample just outside them, never the eyeball.
+    lid_up = yu - (UPPER_MARGIN * opening + 0.7) * (yu > top + 1.0)
+    src_above = top + (ys - top) * (lid_up - top) / np.maximum(yc - top, 1e-3)
+    src_below = lid_lo + (ys - yc) * (bottom - lid_lo) / np.maximum(bottom - yc, 1e-3)
+    above = (ys >= top) & (ys < yc)
+    below = (ys >= yc) & (ys <= bottom)
+    offset = np.where(above, src_above - ys, np.where(below, src_below - ys, 0.0))
+    # The lid curves are smooth already: no blur across columns, which would mix a column's
+    # upper-lid offsets with its neighbour's lower-lid ones and sample the eyeball between.
+    field[:, cols, 1] = offset
+    return field
+
+
+def _lid_colour(rgb: np.ndarray, lids: Lids) -> np.ndarray:
+    """The lid skin's colour per column (n, 3): mid-tone skin just above the upper lid.
+
+    Lashes, the crease's shadow, glasses' frames and highlights are left out by luma.
+    """
+    h, w = rgb.shape[:2]
+    cols = np.clip(lids.xs.astype(int), 0, w - 1)
+    reach = max(lids.width * 0.35, 3.0)
+    offsets = np.linspace(1.5, reach, 8)
+    rows = np.clip(np.round(lids.upper[None, :] - offsets[:, None]).astype(int), 0, h - 1)
+    samples = rgb[rows, cols[None, :]].astype(np.float32)  # (8, n, 3)
+    luma = samples @ LUMA
+    lo, hi = np.percentile(luma, [40, 90])
+    ok = (luma >= lo) & (luma <= hi)
+    fallback = samples[ok].mean(axis=0) if ok.any() else samples.reshape(-1, 3).mean(axis=0)
+    counts = ok.sum(axis=0)[:, None]
+    per_col = np.where(
+        counts > 0, (samples * ok[..., None]).sum(axis=0) / np.maximum(counts, 1), fallback
+    )
+    sigma = max(lids.width * 0.15, 1.0)
+    smooth = cv2.GaussianBlur(per_col[None].astype(np.float32), (0, 0), sigma)[0]
+    return np.asarray(smooth, dtype=np.float32)
+
+
+class LidPainter:
+    """Paints one eye's closing lid and lash line onto rendered frames."""
+
+    def __init__(self, rgb: np.ndarray, lids: Lids, lash_colour: np.ndarray) -> None:
+        h, w = rgb.shape[:2]
+        pad = int(np.ceil(LASH_DROP * lids.width + 3 * LASH_MIN_PX)) + 2
+        self._x0 = max(int(lids.xs[0]), 0)
+        self._x1 = min(int(lids.xs[-1]) + 1, w)
+        self._y0 = max(int(np.floor(lids.top.min())) - 1, 0)
+        self._y1 = min(int(np.ceil(lids.closed.max())) + pad, h)
+        keep = (lids.xs >= self._x0) & (lids.xs < self._x1)
+        self._lids = lids
+        self._keep = keep
+        self._ys = np.arange(self._y0, self._y1, dtype=np.float32)[:, None]
+        self._colour = _lid_colour(rgb, lids)[keep]
+        self._lash = lash_colour.astype(np.float32)
+        self._lash_sigma = max(LASH_SIGMA * lids.width, LASH_MIN_PX)
+        self._drop = max(LASH_DROP * lids.width, 1.0)
+        self._rim = max(RIM_REACH * lids.width, 1.0)
+        self._luma = self._colour @ LUMA
+        along = np.clip((lids.xs[keep] - lids.xs[0]) / max(lids.width, 1.0), 0.0, 1.0)
+        self._taper = (np.sin(np.pi * along) ** 0.3).astype(np.float32)
+        self._fade = np.maximum(lids.upper - lids.top, 1.0)[keep].astype(np.float32)
+
+    def paint(self, canvas: np.ndarray, amount: float) -> None:
+        """Lay the lid over `canvas` (the warped frame) for blink `amount` in 0..1."""
+        if amount <= PAINT_FROM or self._x1 <= self._x0 or self._y1 <= self._y0:
+            return
+        amount = min(amount, 1.0)
+        lids = self._lids
+        edge = lids.edge(amount)[self._keep].astype(np.float32)
+        top = lids.top[self._keep].astype(np.float32)
+        ys = self._ys
+        above_edge = edge - ys  # > 0 on the lid
+        # Above its edge the warp shows the lid's own skin, but the photo's lashes come out
+        # stretched into a smear: the paint covers them and fades into the skin above.
+        stretch = (edge - top) / self._fade
+        zone = (LASH_BAND * self._lids.width * stretch + 1.0)[None, :]
+        cover = np.clip(1.0 - (above_edge - zone) / (COVER_FADE * zone), 0.0, 1.0)
+        cover = cover * cover * (3.0 - 2.0 * cover)
+        cover *= np.clip((ys - top) / (0.6 * self._fade), 0.0, 1.0)
+        cover *= np.clip(above_edge + 0.5, 0.0, 1.0)
+        cover *= _ramp(amount, PAINT_FROM, PAINT_FULL)
+        patch = canvas[self._y0 : self._y1, self._x0 : self._x1].astype(np.float32)
+        # Lift what is darker than the lid's skin (the smeared lashes, the crease) to the
+        # skin's colour and keep the lighter texture, then shade the lid towards its rim.
+        luma = patch @ LUMA
+        lift = np.clip((self._luma[None] - luma) / LIFT_RANGE, 0.0, 1.0)
+        lift = (FLATTEN + (1.0 - FLATTEN) * lift) * cover
+        patch += (self._colour[None] - patch) * lift[..., None]
+        rim = np.exp(-np.maximum(above_edge, 0.0) / self._rim) * (above_edge > -0.5)
+        patch *= (1.0 - RIM_SHADE * rim * cover)[..., None]
+        lash = self._lash_alpha(above_edge, amount)
+        patch += (self._lash - patch) * lash[..., None]
+        canvas[self._y0 : self._y1, self._x0 : self._x1] = np.clip(patch + 0.5, 0, 255).astype(
+            np.uint8
+        )
+
+    def _lash_alpha(self, above_edge: np.ndarray, amount: float) -> np.ndarray:
+        """A dark line along the lid's edge with the lashes' softer shadow under it."""
+        strength = LASH_OPACITY * _ramp(amount, LASH_FROM, 1.0)
+        if strength <= 0.0:
+            return np.zeros_like(above_edge)
+        line = np.exp(-0.5 * (above_edge / self._lash_sigma) ** 2)
+        below = np.maximum(-above_edge, 0.0)
+        shadow = 0.35 * np.exp(-below / self._drop) * (above_edge < 0)
+        return np.asarray(np.maximum(line, shadow) * strength * self._taper[None], np.float32)
+
+
+def _ramp(x: float, lo: float, hi: float) -> float:
+    t = min(max((x - lo) / (hi - lo), 0.0), 1.0)
+    return t * t * (3.0 - 2.0 * t)
+
+
+def lash_colour(rgb: np.ndarray, lid_points: np.ndarray) -> np.ndarray:
+    """The darkest colour found just around the upper lids: the lashes' own colour."""
+    h, w = rgb.shape[:2]
+    samples = []
+    for x, y in lid_points:
+        for dy in (-2, -1, 0, 1):
+            xi, yi = round(float(x)), round(float(y)) + dy
+            if 0 <= xi < w and 0 <= yi < h:
+                samples.append(rgb[yi, xi].astype(np.float32))
+    if not samples:
+        return np.zeros(3, np.float32)
+    stack = np.array(samples)
+    luma = stack @ np.array([0.299, 0.587, 0.114], np.float32)
+    darkest = stack[luma <= np.percentile(luma, 30)]
+    return np.asarray(darkest.mean(axis=0) * 0.85, dtype=np.float32)
