@@ -2,10 +2,11 @@
 
 A blink is drawn in two layers. A backward field (`blink_field`) carries the upper lid's
 edge down to the closure line and the lower lid a little up, squeezing the eyeball out of
-sight. Over it, `LidPainter` lays the closing lid itself: skin in the lid's own colour,
-shaded darker towards its rim, with a lash line along the moving edge. The paint does not
-depend on how far the eye is open in the photo, so narrow and smiling eyes close as fully
-as wide ones, and the upper band that moves is kept short, so glasses' frames stay put.
+sight. Over it, `LidPainter` lays the closing lid itself: the stretched lashes and crease
+lifted to the lid's own skin colour (the lighter skin texture partly kept), a darker rim
+where the lid curls under, and a lash line along the moving edge. Everything is sized by
+the eye's width as well as its opening, so narrow and smiling eyes shut as fully as wide
+ones, and the band of skin that moves is kept short, so glasses' frames stay put.
 """
 
 from __future__ import annotations
@@ -39,25 +40,26 @@ RIM_SHADE = 0.22
 """How much darker the lid is at its rim (where it curls under) than at its top."""
 RIM_REACH = 0.09
 """Width of that darker rim, as a share of the eye's width."""
-LASH_BAND = 0.07
+LASH_BAND = 0.15
 """The photo's lashes and lid margin reach this share of the eye's width above the lid line;
 the paint covers them, stretched as the warp stretches them..."""
 COVER_FADE = 1.5
 """...and fades into the lid's warped skin over this many times that height."""
+TONE_FROM = 40.0
+TONE_TO = 90.0
+"""The lid's colour is the mean of the skin over the lid between these luma percentiles."""
 LIFT_RANGE = 20.0
 """Pixels this many levels darker than the lid's skin are replaced by it entirely."""
 FLATTEN = 0.6
 """Share of the lighter skin texture that the lid's colour replaces too (a lid is smooth)."""
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)
-LASH_OPACITY = 0.85
+LASH_OPACITY = 1.0
 """Opacity of the lash line on a shut eye."""
-LASH_SIGMA = 0.022
+LASH_SIGMA = 0.04
 """Half-thickness of the lash line, as a share of the eye's width (at least LASH_MIN_PX)."""
 LASH_MIN_PX = 0.7
 LASH_DROP = 0.05
 """The lashes' soft shadow below the line reaches this share of the eye's width."""
-LASH_FROM = 0.35
-"""Blink amount from which the lash line shows."""
 
 
 @dataclass(frozen=True)
@@ -182,7 +184,7 @@ def _lid_colour(rgb: np.ndarray, lids: Lids) -> np.ndarray:
     rows = np.clip(np.round(lids.upper[None, :] - offsets[:, None]).astype(int), 0, h - 1)
     samples = rgb[rows, cols[None, :]].astype(np.float32)  # (8, n, 3)
     luma = samples @ LUMA
-    lo, hi = np.percentile(luma, [40, 90])
+    lo, hi = np.percentile(luma, [TONE_FROM, TONE_TO])
     ok = (luma >= lo) & (luma <= hi)
     fallback = samples[ok].mean(axis=0) if ok.any() else samples.reshape(-1, 3).mean(axis=0)
     counts = ok.sum(axis=0)[:, None]
@@ -254,7 +256,8 @@ class LidPainter:
 
     def _lash_alpha(self, above_edge: np.ndarray, amount: float) -> np.ndarray:
         """A dark line along the lid's edge with the lashes' softer shadow under it."""
-        strength = LASH_OPACITY * _ramp(amount, LASH_FROM, 1.0)
+        # The paint lifts the photo's own lashes as the lid comes down: draw them back at once.
+        strength = LASH_OPACITY * _ramp(amount, PAINT_FROM, PAINT_FULL)
         if strength <= 0.0:
             return np.zeros_like(above_edge)
         line = np.exp(-0.5 * (above_edge / self._lash_sigma) ** 2)
