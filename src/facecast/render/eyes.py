@@ -219,6 +219,7 @@ class LidPainter:
         along = np.clip((lids.xs[keep] - lids.xs[0]) / max(lids.width, 1.0), 0.0, 1.0)
         self._taper = (np.sin(np.pi * along) ** 0.3).astype(np.float32)
         self._fade = np.maximum(lids.upper - lids.top, 1.0)[keep].astype(np.float32)
+        self._seam = (lids.closed[keep] - self._y0).astype(np.float32)
 
     def paint(self, canvas: np.ndarray, amount: float) -> None:
         """Lay the lid over `canvas` (the warped frame) for blink `amount` in 0..1."""
@@ -240,6 +241,7 @@ class LidPainter:
         cover *= np.clip(above_edge + 0.5, 0.0, 1.0)
         cover *= _ramp(amount, PAINT_FROM, PAINT_FULL)
         patch = canvas[self._y0 : self._y1, self._x0 : self._x1].astype(np.float32)
+        self._smooth_seam(patch)
         # Lift what is darker than the lid's skin (the smeared lashes, the crease) to the
         # skin's colour and keep the lighter texture, then shade the lid towards its rim.
         luma = patch @ LUMA
@@ -253,6 +255,20 @@ class LidPainter:
         canvas[self._y0 : self._y1, self._x0 : self._x1] = np.clip(patch + 0.5, 0, 255).astype(
             np.uint8
         )
+
+    def _smooth_seam(self, patch: np.ndarray) -> None:
+        """Anti-alias the row where the warp switches from upper to lower lid (a step in
+        whole pixels that shows as a staircase while the eye is half shut)."""
+        seam = self._seam
+        rows = np.ceil(seam).astype(int)
+        ok = (rows >= 1) & (rows < patch.shape[0])
+        cols = np.flatnonzero(ok)
+        r = rows[ok]
+        above, below = patch[r - 1, cols].copy(), patch[r, cols].copy()
+        into_above = np.clip(r - 0.5 - seam[ok], 0.0, 1.0)[:, None]
+        into_below = np.clip(seam[ok] - (r - 0.5), 0.0, 1.0)[:, None]
+        patch[r - 1, cols] = above + (below - above) * into_above
+        patch[r, cols] = below + (above - below) * into_below
 
     def _lash_alpha(self, above_edge: np.ndarray, amount: float) -> np.ndarray:
         """A dark line along the lid's edge with the lashes' softer shadow under it."""
