@@ -22,12 +22,12 @@ from facecast.render.eyes import Lids, blink_field, lid_geometry
 from facecast.render.warp import WarpAnimator
 
 SIZE = 512
-BLINK_DEPTH = {"astronaut": 0.7, "narrowed": 0.48, "grace": 0.5}
-"""Shut-eye depth the mesh must read (measured: astronaut 0.77, narrowed 0.54, grace 0.59).
+BLINK_DEPTH = {"astronaut": 0.7, "narrowed": 0.58, "grace": 0.52}
+"""Shut-eye depth the mesh must read (measured: astronaut 0.79, narrowed 0.65, grace 0.61).
 Behind Grace Hopper's thick glasses, and on eyes that are narrow in the photo, the mesh reads
 even fully shut lids as less narrow than on wide open eyes: their open ratio is small already
 (the narrowed variant reads 0.25 open against the astronaut's 0.35), and the mesh never puts
-the lids of a shut eye closer than ~0.08-0.13 of its width. Before the lids were painted
+the lids of a shut eye closer than ~0.07-0.11 of its width. Before the lids were painted
 Grace's shut eyes read 0.29 and the astronaut's 0.64."""
 NARROWING = 0.55
 """How far the lids of the narrowed variant are already down in its photo."""

@@ -30,6 +30,8 @@ LID_BAND_OPENING = 0.35
 """...plus this share of the eye's opening."""
 LOWER_BAND = 0.6
 """Skin below the lower lid that shifts up with it, as a share of the opening."""
+CORNER_EASE = 0.3
+"""How much the closure eases off towards the corners (0: the lids meet right into them)."""
 SMOOTH_SHARE = 0.08
 """Lid curves are smoothed along the eye over this share of its width."""
 PAINT_FROM = 0.15
@@ -110,7 +112,7 @@ def lid_geometry(
     # The lids meet smoothly at the corners rather than ending in a vertical cut.
     along = np.clip((xs - x_left) / width, 0.0, 1.0)
     window = np.sin(np.pi * along) ** 0.5
-    opening = np.maximum(yl - yu, 0.0) * window
+    opening = np.maximum(yl - yu, 0.0) * window**CORNER_EASE
     if float(opening.max()) < 1.0:
         return None
     band = LID_BAND * width + LID_BAND_OPENING * float(opening.max()) + 1.0
