@@ -47,6 +47,8 @@ LASH_BAND = 0.15
 the paint covers them, stretched as the warp stretches them..."""
 COVER_FADE = 1.5
 """...and fades into the lid's warped skin over this many times that height."""
+LID_MIN_LIGHT = 0.55
+"""A lid is at least this light, relative to the cheeks (it is skin, if shaded)."""
 TONE_FROM = 40.0
 TONE_TO = 90.0
 """The lid's colour is the mean of the skin over the lid between these luma percentiles."""
@@ -174,10 +176,12 @@ def blink_field(lids: Lids | None, x0: int, y0: int, w: int, h: int) -> np.ndarr
     return field
 
 
-def _lid_colour(rgb: np.ndarray, lids: Lids) -> np.ndarray:
+def _lid_colour(rgb: np.ndarray, lids: Lids, skin: np.ndarray) -> np.ndarray:
     """The lid skin's colour per column (n, 3): mid-tone skin just above the upper lid.
 
-    Lashes, the crease's shadow, glasses' frames and highlights are left out by luma.
+    Lashes, the crease's shadow, glasses' frames and highlights are left out by luma. Where
+    low brows or a deep shadow leave nothing but dark above the lid, the colour turns to
+    the face's `skin` (a cheek's colour), shaded: a shut lid is skin, never a dark hole.
     """
     h, w = rgb.shape[:2]
     cols = np.clip(lids.xs.astype(int), 0, w - 1)
@@ -195,13 +199,18 @@ def _lid_colour(rgb: np.ndarray, lids: Lids) -> np.ndarray:
     )
     sigma = max(lids.width * 0.15, 1.0)
     smooth = cv2.GaussianBlur(per_col[None].astype(np.float32), (0, 0), sigma)[0]
-    return np.asarray(smooth, dtype=np.float32)
+    floor = LID_MIN_LIGHT * float(skin @ LUMA)
+    darker = np.clip((floor - smooth @ LUMA) / (0.3 * max(floor, 1.0)), 0.0, 1.0)[:, None]
+    shaded = skin.astype(np.float32) * LID_MIN_LIGHT
+    return np.asarray(smooth + (shaded - smooth) * darker, dtype=np.float32)
 
 
 class LidPainter:
     """Paints one eye's closing lid and lash line onto rendered frames."""
 
-    def __init__(self, rgb: np.ndarray, lids: Lids, lash_colour: np.ndarray) -> None:
+    def __init__(
+        self, rgb: np.ndarray, lids: Lids, lash_colour: np.ndarray, skin: np.ndarray
+    ) -> None:
         h, w = rgb.shape[:2]
         pad = int(np.ceil(LASH_DROP * lids.width + 3 * LASH_MIN_PX)) + 2
         self._x0 = max(int(lids.xs[0]), 0)
@@ -212,7 +221,7 @@ class LidPainter:
         self._lids = lids
         self._keep = keep
         self._ys = np.arange(self._y0, self._y1, dtype=np.float32)[:, None]
-        self._colour = _lid_colour(rgb, lids)[keep]
+        self._colour = _lid_colour(rgb, lids, skin)[keep]
         self._lash = lash_colour.astype(np.float32)
         self._lash_sigma = max(LASH_SIGMA * lids.width, LASH_MIN_PX)
         self._drop = max(LASH_DROP * lids.width, 1.0)
