@@ -34,6 +34,11 @@ NARROWING = 0.55
 JPEG_QUALITY = 85
 """Frames are judged after lossy compression, as a viewer sees them in the video."""
 SHUT = {"blink_a": 1.0, "blink_b": 1.0}
+LUMA = np.array([0.299, 0.587, 0.114])
+LASH_REACH = 0.12
+"""Share of the eye's width above the upper lid that the lashes take."""
+RIM_LUMA = 60.0
+"""Pixels of Grace Hopper's glasses' frames are darker than this."""
 
 
 def _lossy(rgb: np.ndarray) -> np.ndarray:
@@ -110,3 +115,21 @@ def test_shut_lids_sample_no_eyeball_whatever_the_opening(opening: float) -> Non
         src = ys + field[:, col, 1]
         inside = (src > up + 0.5) & (src < lo - 0.5)
         assert not inside.any(), f"column {col} shows the eyeball at rows {ys[inside]}"
+
+
+def test_glasses_frames_stay_put_while_the_lids_shut() -> None:
+    """Grace Hopper's dark frames run between her brows and lids: a blink leaves them be."""
+    portrait = prepare_portrait(PHOTOS["grace"]().read_bytes(), RenderOptions(size=SIZE))
+    animator = WarpAnimator(portrait)
+    opened, shut = animator.render({}), animator.render(SHUT)
+    xy = portrait.landmarks.xy
+    luma = opened.astype(np.float64) @ LUMA
+    for brow, upper in ((face.BROW_A, face.EYE_A_UPPER), (face.BROW_B, face.EYE_B_UPPER)):
+        x0, x1 = int(xy[list(upper), 0].min()), int(xy[list(upper), 0].max())
+        # Down to the lashes: where the frame touches them its edge may move with them.
+        lashes = LASH_REACH * (x1 - x0)
+        y0, y1 = int(xy[list(brow), 1].min()), int(xy[list(upper), 1].min() - lashes)
+        rim = luma[y0:y1, x0:x1] < RIM_LUMA
+        assert rim.sum() > 20, "no frame found between brow and lid"
+        moved = np.abs(shut[y0:y1, x0:x1].astype(int) - opened[y0:y1, x0:x1].astype(int))
+        assert float(moved.max(axis=-1)[rim].mean()) < 2.0

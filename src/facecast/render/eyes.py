@@ -32,6 +32,11 @@ LOWER_BAND = 0.6
 """Skin below the lower lid that shifts up with it, as a share of the opening."""
 CORNER_EASE = 0.3
 """How much the closure eases off towards the corners (0: the lids meet right into them)."""
+LASH_SKIP = 0.1
+"""The lashes reach this share of the eye's width above the upper lid; past them, a dark
+row (a glasses frame, the brow) ends the band that moves with the lid..."""
+DARK_SHARE = 0.3
+"""...dark meaning below this share of the band's bright skin."""
 SMOOTH_SHARE = 0.08
 """Lid curves are smoothed along the eye over this share of its width."""
 PAINT_FROM = 0.15
@@ -97,9 +102,16 @@ class Lids:
 
 
 def lid_geometry(
-    lm: FaceLandmarks, upper_ids: tuple[int, ...], lower_ids: tuple[int, ...]
+    lm: FaceLandmarks,
+    upper_ids: tuple[int, ...],
+    lower_ids: tuple[int, ...],
+    rgb: np.ndarray | None = None,
 ) -> Lids | None:
-    """The lids of one eye, or None when the eye is too small to animate."""
+    """The lids of one eye, or None when the eye is too small to animate.
+
+    With the photo (`rgb`), the band of skin that moves with the upper lid stops short of
+    anything dark above the lashes: a glasses frame or the brow stays where it is.
+    """
     up = lm.xy[list(upper_ids)].astype(np.float64)
     lo = lm.xy[list(lower_ids)].astype(np.float64)
     x_left = float(min(up[:, 0].min(), lo[:, 0].min()))
@@ -117,7 +129,9 @@ def lid_geometry(
     opening = np.maximum(yl - yu, 0.0) * window**CORNER_EASE
     if float(opening.max()) < 1.0:
         return None
-    band = LID_BAND * width + LID_BAND_OPENING * float(opening.max()) + 1.0
+    band = np.full(len(xs), LID_BAND * width + LID_BAND_OPENING * float(opening.max()) + 1.0)
+    if rgb is not None:
+        band = np.minimum(band, _clear_above(rgb, xs, yu, width))
     # A shut eye's lash line is one smooth arc, whatever bumps the lower lid has.
     meet = yu + LID_MEET * opening
     arc = np.polyval(np.polyfit(xs - xs.mean(), meet, 2, w=window + 1e-3), xs - xs.mean())
@@ -130,6 +144,31 @@ def lid_geometry(
         top=yu - band * window,
         width=width,
     )
+
+
+def _clear_above(rgb: np.ndarray, xs: np.ndarray, yu: np.ndarray, width: float) -> np.ndarray:
+    """Per column, how far above the upper lid the skin is clear of dark things (frames,
+    brows) once past the lashes, in pixels."""
+    h, w = rgb.shape[:2]
+    reach = int(np.ceil(LID_BAND * width + LID_BAND_OPENING * width)) + 2
+    skip = LASH_SKIP * width
+    rows = np.round(yu[None, :] - skip - np.arange(reach)[:, None]).astype(int)
+    cols = np.clip(xs.astype(int), 0, w - 1)
+    luma = rgb[np.clip(rows, 0, h - 1), cols[None, :]].astype(np.float32) @ LUMA
+    dark = (luma < DARK_SHARE * float(np.percentile(luma, 75))) | (rows < 0)
+    first = np.where(dark.any(axis=0), dark.argmax(axis=0), reach).astype(np.float64)
+    # The first dark row itself stays put, and so does one more: a margin for the resampling.
+    clear = skip + np.maximum(first - 2.0, 0.0)
+    # Neighbouring columns agree (a rim crossing the band must not make it jagged)...
+    radius = max(int(0.1 * width), 1)
+    padded = np.pad(clear, radius, mode="edge")
+    windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * radius + 1)
+    lowest = windows.min(axis=1)
+    # ...and the band's top has no steps, which the warp would show as vertical seams. Each
+    # column's mean over +-radius of the minima over +-radius stays below its own clearance.
+    kernel = np.full(2 * radius + 1, 1.0 / (2 * radius + 1))
+    smooth = np.convolve(np.pad(lowest, radius, mode="edge"), kernel, mode="valid")
+    return np.asarray(smooth, dtype=np.float64)
 
 
 def _lid_curve(points: np.ndarray, xs: np.ndarray, sigma: float) -> np.ndarray:

@@ -58,8 +58,8 @@ class WarpAnimator:
         brows = fields.brow_field(lm, region, anchors)
         smile, smile_travel = fields.smile_field(lm, mouth, region, anchors)
         lids = {
-            "blink_a": lid_geometry(lm, EYE_A_UPPER, EYE_A_LOWER),
-            "blink_b": lid_geometry(lm, EYE_B_UPPER, EYE_B_LOWER),
+            "blink_a": lid_geometry(lm, EYE_A_UPPER, EYE_A_LOWER, rgb),
+            "blink_b": lid_geometry(lm, EYE_B_UPPER, EYE_B_LOWER, rgb),
         }
         # Expression fields as backward sample offsets, one row per channel, for one GEMV a frame.
         offsets = [
