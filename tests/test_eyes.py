@@ -18,7 +18,7 @@ from _measure import eye_ratio
 from conftest import PHOTOS
 from facecast import face
 from facecast.pipeline import RenderOptions, prepare_portrait
-from facecast.render.eyes import Lids, blink_field, lid_geometry
+from facecast.render.eyes import Lids, LidWarp, lid_geometry
 from facecast.render.warp import WarpAnimator
 
 SIZE = 512
@@ -103,18 +103,36 @@ def _eye(opening: float, width: float = 40.0) -> Lids:
     return lids
 
 
+def _sources(lids: Lids, amount: float) -> tuple[np.ndarray, np.ndarray]:
+    """Output rows and the photo rows they sample at blink `amount`, (rows, columns)."""
+    warp = LidWarp(lids, 0, 0, 120, 100)
+    rows = warp.box[0]
+    ys = np.arange(rows.start, rows.stop, dtype=np.float64)[:, None]
+    return ys, ys + warp.offsets(amount)
+
+
 @pytest.mark.parametrize("opening", [3.0, 6.0, 12.0, 24.0])
 def test_shut_lids_sample_no_eyeball_whatever_the_opening(opening: float) -> None:
     """At blink = 1 no output pixel of the eye samples between the photo's lids."""
     lids = _eye(opening)
-    field = blink_field(lids, 0, 0, 120, 100)
+    ys, src = _sources(lids, 1.0)
     middle = np.abs(lids.xs - 60.0) <= 0.3 * lids.width
-    for x, up, lo in zip(lids.xs[middle], lids.upper[middle], lids.lower[middle], strict=True):
-        col = int(x)
-        ys = np.arange(100, dtype=np.float64)
-        src = ys + field[:, col, 1]
-        inside = (src > up + 0.5) & (src < lo - 0.5)
-        assert not inside.any(), f"column {col} shows the eyeball at rows {ys[inside]}"
+    for j in np.flatnonzero(middle):
+        inside = (src[:, j] > lids.upper[j] + 0.5) & (src[:, j] < lids.lower[j] - 0.5)
+        assert not inside.any(), f"column {lids.xs[j]} shows the eyeball at rows {ys[inside, 0]}"
+
+
+@pytest.mark.parametrize("amount", [0.0, 0.3, 0.6, 0.9])
+def test_a_closing_lid_slides_over_the_eyeball(amount: float) -> None:
+    """Below the moving lid's edge the eyeball is shown where it is, not squeezed."""
+    lids = _eye(12.0)
+    ys, src = _sources(lids, amount)
+    j = int(np.argmin(np.abs(lids.xs - 60.0)))
+    edge = lids.upper[j] + amount * (lids.closed[j] - lids.upper[j])
+    ball = (ys[:, 0] > edge + 0.5) & (ys[:, 0] < lids.lower[j] - 2.0)
+    np.testing.assert_allclose(src[ball, j], ys[ball, 0])
+    if amount == 0.0:
+        np.testing.assert_allclose(src[:, j], ys[:, 0])
 
 
 def test_glasses_frames_stay_put_while_the_lids_shut() -> None:

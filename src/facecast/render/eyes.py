@@ -91,14 +91,8 @@ class Lids:
         return self.closed - self.upper
 
     def edge(self, amount: float) -> np.ndarray:
-        """Where the upper lid's edge sits at blink `amount` (0 open .. 1 shut), per column.
-
-        The warp stretches [top, upper] linearly onto [top, closed] and blends that with
-        the identity by `amount`; this inverts that map at the lid's edge.
-        """
-        span = np.maximum(self.upper - self.top, 1e-3)
-        k = span / np.maximum(self.closed - self.top, 1e-3)
-        return self.top + span / (1.0 - amount * (1.0 - k))
+        """Where the upper lid's edge sits at blink `amount` (0 open .. 1 shut), per column."""
+        return self.upper + amount * (self.closed - self.upper)
 
 
 def lid_geometry(
@@ -181,38 +175,57 @@ def _lid_curve(points: np.ndarray, xs: np.ndarray, sigma: float) -> np.ndarray:
     return np.asarray(np.convolve(padded, kernel / kernel.sum(), mode="valid"))
 
 
-def blink_field(lids: Lids | None, x0: int, y0: int, w: int, h: int) -> np.ndarray:
-    """BACKWARD field (sample offsets) over the region (x0, y0, w, h) that shuts one eye.
+class LidWarp:
+    """Per frame, the BACKWARD offsets (rows only) that move one eye's lids, over a small box.
 
-    Above the closure line the output samples the upper lid and the band of skin over it,
-    stretched down; below, the lower lid and the skin under it, moved up; the eyeball
-    between them disappears instead of being squeezed.
+    The map is exact for every blink amount, not a blend of the open and the shut eye: the
+    upper lid's edge comes down to `Lids.edge(amount)` with the band of skin above it
+    stretched after it, the eyeball below the edge stays where it is (the lid slides over
+    it instead of squeezing it), and the lower lid rises the last part of the way.
     """
-    field = np.zeros((h, w, 2), np.float32)
-    if lids is None:
-        return field
-    cols = lids.xs.astype(int) - x0
-    keep = (cols >= 0) & (cols < w)
-    if not keep.any():
-        return field
-    cols = cols[keep]
-    top, yu, yc = lids.top[keep], lids.upper[keep], lids.closed[keep]
-    opening = lids.opening[keep] / LID_MEET
-    yl = lids.lower[keep]
-    bottom = yl + LOWER_BAND * opening + 1.5
-    lid_lo = yl + LID_MARGIN * opening + 0.7
-    ys = y0 + np.arange(h, dtype=np.float64)[:, None]
-    # Landmarks can sit a little inside the lids: sample just outside them, never the eyeball.
-    lid_up = yu - (UPPER_MARGIN * opening + 0.7) * (yu > top + 1.0)
-    src_above = top + (ys - top) * (lid_up - top) / np.maximum(yc - top, 1e-3)
-    src_below = lid_lo + (ys - yc) * (bottom - lid_lo) / np.maximum(bottom - yc, 1e-3)
-    above = (ys >= top) & (ys < yc)
-    below = (ys >= yc) & (ys <= bottom)
-    offset = np.where(above, src_above - ys, np.where(below, src_below - ys, 0.0))
-    # The lid curves are smooth already: no blur across columns, which would mix a column's
-    # upper-lid offsets with its neighbour's lower-lid ones and sample the eyeball between.
-    field[:, cols, 1] = offset
-    return field
+
+    def __init__(self, lids: Lids, region_x0: int, region_y0: int, w: int, h: int) -> None:
+        cols = lids.xs.astype(int) - region_x0
+        keep = (cols >= 0) & (cols < w)
+        opening = lids.opening / LID_MEET
+        self._top = lids.top[keep]
+        self._upper = lids.upper[keep]
+        self._closed = lids.closed[keep]
+        self._lower = lids.lower[keep]
+        self._up_margin = ((UPPER_MARGIN * opening + 0.7) * (lids.upper > lids.top + 1.0))[keep]
+        self._lo_margin = (LID_MARGIN * opening + 0.7)[keep]
+        self._bottom = (lids.lower + LOWER_BAND * opening + 1.5)[keep]
+        self._lids = lids
+        self._keep = keep
+        if keep.any():
+            r0 = max(int(np.floor(self._top.min())) - region_y0, 0)
+            r1 = min(int(np.ceil(self._bottom.max())) + 1 - region_y0, h)
+            c0, c1 = int(cols[keep].min()), int(cols[keep].max()) + 1
+        else:
+            r0 = r1 = c0 = c1 = 0
+        self.box = (slice(r0, max(r1, r0)), slice(c0, c1))
+        self._ys = (region_y0 + np.arange(r0, max(r1, r0), dtype=np.float64))[:, None]
+        self._cols = cols[keep] - c0
+        self._width = c1 - c0
+
+    def offsets(self, amount: float) -> np.ndarray:
+        """Row offsets over `box`, shape (rows, cols), for blink `amount` in 0..1."""
+        out = np.zeros((len(self._ys), self._width), np.float32)
+        if not len(self._cols):
+            return out
+        t = min(max(amount, 0.0), 1.0)
+        ys, top, bottom = self._ys, self._top, self._bottom
+        edge = self._lids.edge(t)[self._keep]
+        # The lower lid waits, then rises to meet the upper one.
+        lower = self._lower - t * t * (self._lower - self._closed)
+        lid_up = self._upper - t * self._up_margin
+        lid_lo = self._lower + t * self._lo_margin
+        src_above = top + (ys - top) * (lid_up - top) / np.maximum(edge - top, 1e-3)
+        src_below = lid_lo + (ys - lower) * (bottom - lid_lo) / np.maximum(bottom - lower, 1e-3)
+        src = np.where(ys < edge, src_above, np.where(ys < lower, ys, src_below))
+        inside = (ys >= top) & (ys <= bottom)
+        out[:, self._cols] = np.where(inside, src - ys, 0.0)
+        return out
 
 
 def _lid_colour(rgb: np.ndarray, lids: Lids, skin: np.ndarray) -> np.ndarray:
@@ -269,7 +282,6 @@ class LidPainter:
         along = np.clip((lids.xs[keep] - lids.xs[0]) / max(lids.width, 1.0), 0.0, 1.0)
         self._taper = (np.sin(np.pi * along) ** 0.3).astype(np.float32)
         self._fade = np.maximum(lids.upper - lids.top, 1.0)[keep].astype(np.float32)
-        self._seam = (lids.closed[keep] - self._y0).astype(np.float32)
 
     def paint(self, canvas: np.ndarray, amount: float) -> None:
         """Lay the lid over `canvas` (the warped frame) for blink `amount` in 0..1."""
@@ -291,7 +303,7 @@ class LidPainter:
         cover *= np.clip(above_edge + 0.5, 0.0, 1.0)
         cover *= _ramp(amount, PAINT_FROM, PAINT_FULL)
         patch = canvas[self._y0 : self._y1, self._x0 : self._x1].astype(np.float32)
-        self._smooth_seam(patch)
+        self._smooth_seam(patch, amount)
         # Lift what is darker than the lid's skin (the smeared lashes, the crease) to the
         # skin's colour and keep the lighter texture, then shade the lid towards its rim.
         luma = patch @ LUMA
@@ -306,10 +318,11 @@ class LidPainter:
             np.uint8
         )
 
-    def _smooth_seam(self, patch: np.ndarray) -> None:
-        """Anti-alias the row where the warp switches from upper to lower lid (a step in
-        whole pixels that shows as a staircase while the eye is half shut)."""
-        seam = self._seam
+    def _smooth_seam(self, patch: np.ndarray, amount: float) -> None:
+        """Anti-alias the lower lid's edge, where the warp switches from the eyeball to the
+        lower lid at a whole pixel row (a staircase while the eye is half shut)."""
+        lids = self._lids
+        seam = (lids.lower - amount * amount * (lids.lower - lids.closed))[self._keep] - self._y0
         rows = np.ceil(seam).astype(int)
         ok = (rows >= 1) & (rows < patch.shape[0])
         cols = np.flatnonzero(ok)

@@ -26,7 +26,7 @@ from facecast.face import (
 )
 from facecast.registry import Capabilities
 from facecast.render import fields
-from facecast.render.eyes import LidPainter, blink_field, lash_colour, lid_geometry
+from facecast.render.eyes import LidPainter, LidWarp, lash_colour, lid_geometry
 from facecast.render.matte import person_matte
 from facecast.render.mouth import MouthPalette, draw_interior, palette_from, with_own_teeth
 
@@ -61,13 +61,14 @@ class WarpAnimator:
             "blink_a": lid_geometry(lm, EYE_A_UPPER, EYE_A_LOWER, rgb),
             "blink_b": lid_geometry(lm, EYE_B_UPPER, EYE_B_LOWER, rgb),
         }
+        still = np.zeros((region.h, region.w, 2), np.float32)
         # Expression fields as backward sample offsets, one row per channel, for one GEMV a frame.
         offsets = [
             jaw,
             fields.backward(width),
             fields.backward(brows),
-            blink_field(lids["blink_a"], region.x0, region.y0, region.w, region.h),
-            blink_field(lids["blink_b"], region.x0, region.y0, region.w, region.h),
+            still,  # blinks: per frame (LidWarp), not a fixed field
+            still,
             fields.backward(smile),
             fields.backward(fields.gaze_field(lm, region, anchors, 0)),
             fields.backward(fields.gaze_field(lm, region, anchors, 1)),
@@ -85,6 +86,11 @@ class WarpAnimator:
                 self._patches[i] = (box, np.ascontiguousarray(field[box], dtype=np.float32))
             else:
                 self._dense.append(i)
+        self._blinks = {
+            EXPRESSION_CHANNELS.index(c): LidWarp(g, region.x0, region.y0, region.w, region.h)
+            for c, g in lids.items()
+            if g is not None
+        }
         self._expr = np.stack([offsets[i].reshape(-1) for i in self._dense]).astype(np.float32)
         ys, xs = np.mgrid[region.y0 : region.y0 + region.h, region.x0 : region.x0 + region.w]
         base = np.stack([xs, ys], axis=-1).astype(np.float32)
@@ -135,6 +141,10 @@ class WarpAnimator:
         for i, (box, patch) in self._patches.items():
             if weights[i] != 0.0:
                 maps[box] += weights[i] * patch
+        for i, lid in self._blinks.items():
+            if weights[i] > 0.0:
+                rows, cols = lid.box
+                maps[rows, cols, 1] += lid.offsets(float(weights[i]))
         canvas = self._canvas
         rows, cols = region.slices
         canvas[rows, cols] = cv2.remap(
