@@ -52,8 +52,10 @@ LASH_BAND = 0.15
 the paint covers them, stretched as the warp stretches them..."""
 COVER_FADE = 1.5
 """...and fades into the lid's warped skin over this many times that height."""
-LID_MIN_LIGHT = 0.55
-"""A lid is at least this light, relative to the cheeks (it is skin, if shaded)."""
+LID_MIN_LIGHT = 0.7
+"""A lid is at least this light, relative to the skin under the eye (it is skin, if shaded)..."""
+UNDER_EYE = (0.15, 0.35)
+"""...which is sampled this far under the lower lid, in shares of the eye's width."""
 TONE_FROM = 40.0
 TONE_TO = 90.0
 """The lid's colour is the mean of the skin over the lid between these luma percentiles."""
@@ -228,12 +230,13 @@ class LidWarp:
         return out
 
 
-def _lid_colour(rgb: np.ndarray, lids: Lids, skin: np.ndarray) -> np.ndarray:
+def _lid_colour(rgb: np.ndarray, lids: Lids) -> np.ndarray:
     """The lid skin's colour per column (n, 3): mid-tone skin just above the upper lid.
 
     Lashes, the crease's shadow, glasses' frames and highlights are left out by luma. Where
-    low brows or a deep shadow leave nothing but dark above the lid, the colour turns to
-    the face's `skin` (a cheek's colour), shaded: a shut lid is skin, never a dark hole.
+    a low brow's hair leaves nothing but dark above the lid, the colour turns to the skin
+    under the eye, shaded: a shut lid is skin, never a dark hole. Under a deep shadow or
+    dark lenses that skin is dark too, and so the lid stays.
     """
     h, w = rgb.shape[:2]
     cols = np.clip(lids.xs.astype(int), 0, w - 1)
@@ -241,6 +244,10 @@ def _lid_colour(rgb: np.ndarray, lids: Lids, skin: np.ndarray) -> np.ndarray:
     offsets = np.linspace(1.5, reach, 8)
     rows = np.clip(np.round(lids.upper[None, :] - offsets[:, None]).astype(int), 0, h - 1)
     samples = rgb[rows, cols[None, :]].astype(np.float32)  # (8, n, 3)
+    below = np.linspace(UNDER_EYE[0], UNDER_EYE[1], 5) * lids.width
+    under_rows = np.clip(np.round(lids.lower[None, :] + below[:, None]).astype(int), 0, h - 1)
+    under = rgb[under_rows, cols[None, :]].reshape(-1, 3).astype(np.float32)
+    skin = np.median(under, axis=0)
     luma = samples @ LUMA
     lo, hi = np.percentile(luma, [TONE_FROM, TONE_TO])
     ok = (luma >= lo) & (luma <= hi)
@@ -260,9 +267,7 @@ def _lid_colour(rgb: np.ndarray, lids: Lids, skin: np.ndarray) -> np.ndarray:
 class LidPainter:
     """Paints one eye's closing lid and lash line onto rendered frames."""
 
-    def __init__(
-        self, rgb: np.ndarray, lids: Lids, lash_colour: np.ndarray, skin: np.ndarray
-    ) -> None:
+    def __init__(self, rgb: np.ndarray, lids: Lids, lash_colour: np.ndarray) -> None:
         h, w = rgb.shape[:2]
         pad = int(np.ceil(LASH_DROP * lids.width + 3 * LASH_MIN_PX)) + 2
         self._x0 = max(int(lids.xs[0]), 0)
@@ -273,7 +278,7 @@ class LidPainter:
         self._lids = lids
         self._keep = keep
         self._ys = np.arange(self._y0, self._y1, dtype=np.float32)[:, None]
-        self._colour = _lid_colour(rgb, lids, skin)[keep]
+        self._colour = _lid_colour(rgb, lids)[keep]
         self._lash = lash_colour.astype(np.float32)
         self._lash_sigma = max(LASH_SIGMA * lids.width, LASH_MIN_PX)
         self._drop = max(LASH_DROP * lids.width, 1.0)

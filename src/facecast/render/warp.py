@@ -125,7 +125,7 @@ class WarpAnimator:
         self._head_grid = np.stack([gx, gy], axis=-1).astype(np.float32)
         self._canvas = rgb.copy()
         lashes = lash_colour(rgb, lm.xy[list(EYE_A_UPPER + EYE_B_UPPER)])
-        self._lids = {c: LidPainter(rgb, g, lashes, skin) for c, g in lids.items() if g is not None}
+        self._lids = {c: LidPainter(rgb, g, lashes) for c, g in lids.items() if g is not None}
 
     @property
     def size(self) -> tuple[int, int]:
