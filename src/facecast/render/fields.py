@@ -99,10 +99,6 @@ BROW_LIFT = 0.035
 """Brow travel at brows = 1, fraction of face height."""
 ANCHOR_RING = 1.45
 """Fixed anchors sit this many half-extents of the face away from its centre."""
-LID_MEET = 0.7
-"""Closed lids meet this share of the way down the open eye (the upper lid travels most)."""
-LID_MARGIN = 0.25
-"""Below a closed eye the lower lid is sampled this share of the opening under its landmarks."""
 NECK_ANCHOR = 0.55
 """The neck is held still this many face heights below the chin."""
 INVERSE_ITERATIONS = 8
@@ -701,79 +697,6 @@ def brow_field(lm: FaceLandmarks, region: Region, anchors: np.ndarray) -> np.nda
         ]
     )
     return _interpolate(pts, values, region)
-
-
-def blink_field(
-    lm: FaceLandmarks, upper_ids: tuple[int, ...], lower_ids: tuple[int, ...], region: Region
-) -> np.ndarray:
-    """BACKWARD field (sample offsets) that closes one eye at blink = 1.
-
-    Between the lids the output samples the stretched upper-lid skin above the closure
-    line and the lower lid below it, so the eyeball disappears instead of being squeezed.
-    """
-    up = _points(lm, upper_ids)
-    lo = _points(lm, lower_ids)
-    field = np.zeros((region.h, region.w, 2), np.float32)
-    x_left = min(up[:, 0].min(), lo[:, 0].min())
-    x_right = max(up[:, 0].max(), lo[:, 0].max())
-    xs = region.x0 + np.arange(region.w, dtype=np.float64)
-    inside = (xs > x_left) & (xs < x_right)
-    if not inside.any():
-        return field
-    yu = _lid_curve(up, xs)
-    yl = _lid_curve(lo, xs)
-    # The lids meet smoothly at the corners rather than ending in a vertical cut.
-    along = np.clip((xs - x_left) / max(x_right - x_left, 1.0), 0.0, 1.0)
-    window = np.sin(np.pi * along) ** 0.5
-    opening = np.where(inside, np.maximum(yl - yu, 0.0), 0.0) * window
-    eye_h = float(opening.max())
-    if eye_h < 1.0:
-        return field
-    h_up = 0.7 * eye_h + 1.5
-    h_lo = 0.6 * eye_h + 1.5
-    yc = yu + LID_MEET * opening
-    ys = region.y0 + np.arange(region.h, dtype=np.float64)[:, None]
-    top = (yu - h_up)[None, :]
-    bottom = (yl + h_lo)[None, :]
-    # Landmarks can sit a little inside the lids: sample just outside them, never the eyeball.
-    lid_up = yu[None, :]
-    lid_lo = yl[None, :] + (LID_MARGIN * opening + 0.7)[None, :]
-    src_above = top + (ys - top) * (lid_up - top) / np.maximum(yc[None, :] - top, 1e-3)
-    src_below = lid_lo + (ys - yc[None, :]) * (bottom - lid_lo) / np.maximum(
-        bottom - yc[None, :], 1e-3
-    )
-    above = (ys >= top) & (ys < yc[None, :])
-    below = (ys >= yc[None, :]) & (ys <= bottom)
-    offset = np.where(above, src_above - ys, np.where(below, src_below - ys, 0.0))
-    offset = np.where(inside[None, :], offset, 0.0).astype(np.float32)
-    # Blur along the lid only: neighbouring columns agree, the closure line stays crisp.
-    offset = cv2.GaussianBlur(offset, (7, 1), 1.5)
-    field[..., 1] = offset
-    return field
-
-
-def closure_line(
-    lm: FaceLandmarks, upper_ids: tuple[int, ...], lower_ids: tuple[int, ...], points: int = 16
-) -> np.ndarray:
-    """Where the lids of a closed eye meet (the lash line), corner to corner, (points, 2)."""
-    up = _points(lm, upper_ids)
-    lo = _points(lm, lower_ids)
-    x_left = min(up[:, 0].min(), lo[:, 0].min())
-    x_right = max(up[:, 0].max(), lo[:, 0].max())
-    xs = np.linspace(x_left, x_right, points)
-    yu, yl = _lid_curve(up, xs), _lid_curve(lo, xs)
-    along = (xs - x_left) / max(x_right - x_left, 1.0)
-    opening = np.maximum(yl - yu, 0.0) * np.sin(np.pi * along) ** 0.5
-    return np.stack([xs, yu + LID_MEET * opening], axis=1)
-
-
-def _lid_curve(points: np.ndarray, xs: np.ndarray) -> np.ndarray:
-    """A smooth lid line through the landmarks, sampled at columns `xs`."""
-    order = np.argsort(points[:, 0])
-    px, py = points[order, 0], points[order, 1]
-    degree = min(4, len(px) - 1)
-    coeffs = np.polyfit(px - px.mean(), py, degree)
-    return np.polyval(coeffs, np.clip(xs, px[0], px[-1]) - px.mean())
 
 
 def head_fields(

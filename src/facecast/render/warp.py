@@ -29,6 +29,7 @@ from facecast.face import (
 )
 from facecast.registry import Capabilities
 from facecast.render import fields
+from facecast.render.eyes import LidPainter, LidWarp, lash_colour, lid_geometry
 from facecast.render.matte import person_matte
 from facecast.render.mouth import (
     LipOutline,
@@ -43,11 +44,6 @@ from facecast.render.mouth import (
 
 EXPRESSION_CHANNELS = ("jaw", "width", "brows", "blink_a", "blink_b", "smile", "gaze_x", "gaze_y")
 HEAD_CHANNELS = ("yaw", "pitch", "roll")
-LASH_FROM = 0.55
-"""Blink amount from which the lash line starts to show..."""
-LASH_OPACITY = 0.75
-"""...and its opacity when the eye is fully shut."""
-LASH_WIDTH = 1
 LOCAL_SHARE = 0.25
 """A channel whose field covers less than this share of the face region is added as a patch."""
 SUPPORT_EPS = 1e-3
@@ -91,13 +87,18 @@ class WarpAnimator:
         smile, smile_travel = fields.smile_field(
             rest, mouth, region, anchors, degree=fields.smile_degree(portrait.landmarks)
         )
+        lids = {
+            "blink_a": lid_geometry(lm, EYE_A_UPPER, EYE_A_LOWER, rgb),
+            "blink_b": lid_geometry(lm, EYE_B_UPPER, EYE_B_LOWER, rgb),
+        }
+        still = np.zeros((region.h, region.w, 2), np.float32)
         # Expression fields as backward sample offsets, one row per channel, for one GEMV a frame.
         offsets = [
             jaw,
             fields.backward(width),
             fields.backward(brows),
-            fields.blink_field(lm, EYE_A_UPPER, EYE_A_LOWER, region),
-            fields.blink_field(lm, EYE_B_UPPER, EYE_B_LOWER, region),
+            still,  # blinks: per frame (LidWarp), not a fixed field
+            still,
             fields.backward(smile),
             fields.backward(fields.gaze_field(lm, region, anchors, 0)),
             fields.backward(fields.gaze_field(lm, region, anchors, 1)),
@@ -115,6 +116,11 @@ class WarpAnimator:
                 self._patches[i] = (box, np.ascontiguousarray(field[box], dtype=np.float32))
             else:
                 self._dense.append(i)
+        self._blinks = {
+            EXPRESSION_CHANNELS.index(c): LidWarp(g, region.x0, region.y0, region.w, region.h)
+            for c, g in lids.items()
+            if g is not None
+        }
         self._expr = np.stack([offsets[i].reshape(-1) for i in self._dense]).astype(np.float32)
         ys, xs = np.mgrid[region.y0 : region.y0 + region.h, region.x0 : region.x0 + region.w]
         base = np.stack([xs, ys], axis=-1).astype(np.float32)
@@ -147,11 +153,8 @@ class WarpAnimator:
         gy, gx = np.mgrid[support.y0 : support.y0 + support.h, support.x0 : support.x0 + support.w]
         self._head_grid = np.stack([gx, gy], axis=-1).astype(np.float32)
         self._canvas = rgb.copy()
-        self._lash_lines = {
-            "blink_a": fields.closure_line(lm, EYE_A_UPPER, EYE_A_LOWER),
-            "blink_b": fields.closure_line(lm, EYE_B_UPPER, EYE_B_LOWER),
-        }
-        self._lash_colour = _lash_colour(rgb, lm.xy[list(EYE_A_UPPER + EYE_B_UPPER)])
+        lashes = lash_colour(rgb, lm.xy[list(EYE_A_UPPER + EYE_B_UPPER)])
+        self._lids = {c: LidPainter(rgb, g, lashes) for c, g in lids.items() if g is not None}
 
     @property
     def size(self) -> tuple[int, int]:
@@ -167,38 +170,27 @@ class WarpAnimator:
         for i, (box, patch) in self._patches.items():
             if weights[i] != 0.0:
                 maps[box] += weights[i] * patch
+        for i, lid in self._blinks.items():
+            if weights[i] > 0.0:
+                rows, cols = lid.box
+                maps[rows, cols, 1] += lid.offsets(float(weights[i]))
         canvas = self._canvas
         rows, cols = region.slices
         canvas[rows, cols] = cv2.remap(
             self._rgb, maps, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
         )
         self._paint_mouth(canvas, values)
-        self._paint_lashes(canvas, values)
+        self._paint_lids(canvas, values)
         return self._turn_head(canvas, values)
 
     def render_batch(self, values: Sequence[dict[str, float]]) -> list[np.ndarray]:
         """Frames one by one: the warp gains nothing from batching."""
         return [self.render(v) for v in values]
 
-    def _paint_lashes(self, canvas: np.ndarray, values: dict[str, float]) -> None:
-        """A soft lash line where closed lids meet: hides the seam the lid warp leaves."""
-        for channel, line in self._lash_lines.items():
-            amount = (values.get(channel, 0.0) - LASH_FROM) / (1.0 - LASH_FROM)
-            if amount <= 0.0:
-                continue
-            x0, y0 = np.floor(line.min(axis=0)).astype(int) - 2
-            x1, y1 = np.ceil(line.max(axis=0)).astype(int) + 3
-            h, w = canvas.shape[:2]
-            x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
-            if x1 <= x0 or y1 <= y0:
-                continue
-            mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
-            pts = np.round((line - [x0, y0]) * 16).astype(np.int32)
-            cv2.polylines(mask, [pts], False, 255, LASH_WIDTH, cv2.LINE_AA, 4)
-            alpha = mask.astype(np.float32)[..., None] / 255.0 * (LASH_OPACITY * min(amount, 1.0))
-            patch = canvas[y0:y1, x0:x1].astype(np.float32)
-            patch += (self._lash_colour - patch) * alpha
-            canvas[y0:y1, x0:x1] = np.clip(patch + 0.5, 0, 255).astype(np.uint8)
+    def _paint_lids(self, canvas: np.ndarray, values: dict[str, float]) -> None:
+        """The closing lids and their lash lines over the warped eyes."""
+        for channel, painter in self._lids.items():
+            painter.paint(canvas, values.get(channel, 0.0))
 
     def _paint_mouth(self, canvas: np.ndarray, values: dict[str, float]) -> None:
         upper = self._mouth.upper_inner.copy()
@@ -260,23 +252,6 @@ def _support(field: np.ndarray) -> tuple[slice, slice] | None:
         return None
     (y0, x0), (y1, x1) = moving.min(axis=0), moving.max(axis=0) + 1
     return slice(int(y0), int(y1)), slice(int(x0), int(x1))
-
-
-def _lash_colour(rgb: np.ndarray, lid_points: np.ndarray) -> np.ndarray:
-    """The darkest colour found just around the upper lids: the lashes' own colour."""
-    h, w = rgb.shape[:2]
-    samples = []
-    for x, y in lid_points:
-        for dy in (-2, -1, 0, 1):
-            xi, yi = round(float(x)), round(float(y)) + dy
-            if 0 <= xi < w and 0 <= yi < h:
-                samples.append(rgb[yi, xi].astype(np.float32))
-    if not samples:
-        return np.zeros(3, np.float32)
-    stack = np.array(samples)
-    luma = stack @ np.array([0.299, 0.587, 0.114], np.float32)
-    darkest = stack[luma <= np.percentile(luma, 30)]
-    return np.asarray(darkest.mean(axis=0) * 0.85, dtype=np.float32)
 
 
 class WarpRenderer:
