@@ -24,9 +24,9 @@ from facecast.video import VideoInfo, iter_frames, probe
 
 MID_UPPER_LIP = face.UPPER_INNER_LIP[3:8]
 MID_LOWER_LIP = face.LOWER_INNER_LIP[3:8]
-# (upper lid, lower lid, outer corner, inner corner) of each eye
-EYE_A = (159, 145, 33, 133)
-EYE_B = (386, 374, 362, 263)
+# Each eye: its corners, and three (upper lid, lower lid) pairs across its middle.
+EYE_A = ((33, 133), ((160, 144), (159, 145), (158, 153)))
+EYE_B = ((362, 263), ((387, 373), (386, 374), (385, 380)))
 
 SILENCE_DB = -40.0
 """A frame is silent when it and its neighbours are this far below the clip's loudest frame."""
@@ -52,13 +52,19 @@ def mouth_opening(lm: face.FaceLandmarks) -> float:
 
 
 def eye_ratio(lm: face.FaceLandmarks) -> float:
-    """Eye aspect ratio: lid distance over eye width, averaged over both eyes."""
+    """Eye aspect ratio, averaged over both eyes: the lids' distance across the eye's axis
+    (corner to corner) at three points, over the eye's width.
+
+    Across the axis, not point to point: on a shut eye the mesh often puts a lid pair side by
+    side, and their straight distance then reads as an opening that is not there."""
     xy = lm.xy
     ratios = []
-    for top, bottom, left, right in (EYE_A, EYE_B):
-        opening = np.linalg.norm(xy[top] - xy[bottom])
-        width = np.linalg.norm(xy[left] - xy[right])
-        ratios.append(opening / width)
+    for (outer, inner), pairs in (EYE_A, EYE_B):
+        axis = xy[inner] - xy[outer]
+        width = float(np.linalg.norm(axis))
+        normal = np.array([-axis[1], axis[0]]) / max(width, 1e-6)
+        across = [abs(float(np.dot(xy[top] - xy[bottom], normal))) for top, bottom in pairs]
+        ratios.append(float(np.mean(across)) / max(width, 1e-6))
     return float(np.mean(ratios))
 
 
