@@ -298,6 +298,7 @@ def _split_field(
 
     Both sides list their 11 inner-lip points first."""
     f_up, f_lo = _split_forward(upper, lower, anchors, region, reach)
+    f_up, f_lo = unfold(f_up), unfold(f_lo)
     # Each side is smooth and invertible on its own; the seam picks a side per output pixel.
     return backward(f_up) * (1.0 - seam[..., None]) + backward(f_lo) * seam[..., None]
 
@@ -319,7 +320,7 @@ def _split_forward(
     f_lo = _interpolate(
         np.concatenate([lower[0], anchors]), np.concatenate([lower[1], zeros]), region
     )
-    return unfold(f_up), unfold(f_lo)
+    return f_up, f_lo
 
 
 def _least_stretch(forward: np.ndarray) -> np.ndarray:
