@@ -39,7 +39,7 @@ from facecast.pipeline import (
     render_talking_head,
     synthesize,
 )
-from facecast.render.warp import WarpRenderer
+from facecast.render.warp import JAW_OPENING, WarpRenderer
 from facecast.video import iter_frames
 
 SHORT_TEXT = "Guten Morgen. Heute scheint die Sonne."
@@ -449,6 +449,16 @@ def test_background_stays_like_the_photo(name: str) -> None:
         for i in range(0, curves.n_frames, 6)
     )
     assert worst >= BACKGROUND_SSIM, f"{name}: background SSIM {worst:.4f}"
+
+
+@pytest.mark.parametrize("name", list(PHOTOS))
+def test_every_face_opens_alike_at_full_jaw(name: str) -> None:
+    """Each rigged face is measured once and its jaw scaled, so jaw = 1 reads as about the
+    same opening (gap over mouth width) on every face, as the face mesh sees the picture."""
+    animator = WarpRenderer().prepare(prepare_portrait(PHOTOS[name](), RenderOptions(size=512)))
+    opening = face.detect_landmarks(animator.render({"jaw": 1.0})).mouth_opening
+    assert abs(opening - JAW_OPENING) <= 0.08, f"{name}: jaw = 1 opens {opening:.3f}"
+    assert face.detect_landmarks(animator.render({"jaw": 0.0})).mouth_opening < 0.02
 
 
 def test_encoded_video_keeps_the_background(text_clip: Clip) -> None:

@@ -131,6 +131,14 @@ class FaceLandmarks:
         return float(np.linalg.norm(self.xy[CHIN] - brow))
 
     @property
+    def mouth_opening(self) -> float:
+        """Gap between the middle inner-lip points over the mouth's width (corner to corner)."""
+        upper = self.xy[list(UPPER_INNER_LIP[3:8])]
+        lower = self.xy[list(LOWER_INNER_LIP[3:8])]
+        width = float(np.linalg.norm(self.xy[MOUTH_CORNERS[0]] - self.xy[MOUTH_CORNERS[1]]))
+        return float((lower[:, 1] - upper[:, 1]).mean() / max(width, 1e-6))
+
+    @property
     def oval_box(self) -> tuple[float, float, float, float]:
         """x0, y0, x1, y1 of the face outline."""
         oval = self.xy[list(FACE_OVAL)]

@@ -102,6 +102,13 @@ ANCHOR_RING = 1.45
 NECK_ANCHOR = 0.55
 """The neck is held still this many face heights below the chin."""
 INVERSE_ITERATIONS = 8
+UNFOLD_STRETCH = 0.5
+"""A forward field is smoothed where it squeezes the skin to less than this share of its
+size in some direction (a fold, or the shear beside a mouth corner)..."""
+UNFOLD_SIGMA = 3.0
+"""...with a Gaussian of this many pixels,"""
+UNFOLD_ITERATIONS = 12
+"""...at most this many times."""
 SEAM_REACH_PX = 4.0
 """Each side's lip motion is carried this far (plus the opening) past the seam."""
 FIELD_STEP = 4
@@ -266,15 +273,16 @@ def seam_weight(mouth: MouthGeometry, region: Region) -> np.ndarray:
 
 
 def _across_seam(
-    side: tuple[np.ndarray, np.ndarray], reach: float, direction: float
+    side: tuple[np.ndarray, np.ndarray], reach: np.ndarray, direction: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Copies of a side's first 11 points (its inner lip) moved `reach` across the seam.
+    """Copies of a side's first 11 points (its inner lip) moved `reach` (each its own) across
+    the seam.
 
     Each side's field then carries its lip's motion a little past the seam, so it stays
     invertible where the other side's pixels used to be.
     """
     pts, vals = side
-    lip = pts[:11] + np.array([0.0, direction * reach])
+    lip = pts[:11] + np.stack([np.zeros(11), direction * reach], axis=1)
     return np.concatenate([pts, lip]), np.concatenate([vals, vals[:11]])
 
 
@@ -284,12 +292,13 @@ def _split_field(
     anchors: np.ndarray,
     region: Region,
     seam: np.ndarray,
-    reach: float,
+    reach: np.ndarray,
 ) -> np.ndarray:
     """Backward offsets from an upper and a lower forward field joined at the lip seam.
 
     Both sides list their 11 inner-lip points first."""
     f_up, f_lo = _split_forward(upper, lower, anchors, region, reach)
+    f_up, f_lo = unfold(f_up), unfold(f_lo)
     # Each side is smooth and invertible on its own; the seam picks a side per output pixel.
     return backward(f_up) * (1.0 - seam[..., None]) + backward(f_lo) * seam[..., None]
 
@@ -299,7 +308,7 @@ def _split_forward(
     lower: tuple[np.ndarray, np.ndarray],
     anchors: np.ndarray,
     region: Region,
-    reach: float,
+    reach: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The forward fields of the upper and the lower face, each over the whole region."""
     zeros = np.zeros_like(anchors)
@@ -312,6 +321,39 @@ def _split_forward(
         np.concatenate([lower[0], anchors]), np.concatenate([lower[1], zeros]), region
     )
     return f_up, f_lo
+
+
+def _least_stretch(forward: np.ndarray) -> np.ndarray:
+    """The smallest singular value of I + grad F per pixel: how far the field squeezes the
+    skin in its most squeezed direction (0: a fold; a strong shear squeezes too)."""
+    dxy, dxx = np.gradient(forward[..., 0])
+    dyy, dyx = np.gradient(forward[..., 1])
+    a, b, c, d = 1.0 + dxx, dxy, dyx, 1.0 + dyy
+    squares = a * a + b * b + c * c + d * d
+    det = a * d - b * c
+    root = np.sqrt(np.maximum(squares * squares - 4.0 * det * det, 0.0))
+    return np.asarray(np.sign(det) * np.sqrt(np.maximum((squares - root) / 2.0, 0.0)))
+
+
+def unfold(forward: np.ndarray) -> np.ndarray:
+    """`forward` smoothed where it squeezes the skin (_least_stretch under UNFOLD_STRETCH).
+
+    Squeezed skin is stretched again by the backward offsets, and a fold has two sources for
+    one output pixel that the offsets jump between: either draws a line, typically beside a
+    mouth corner on a smiling or turned face, where the lower lip travels far and the corner
+    and the cheek a few pixels away little. Smoothing the field there spreads the shear out.
+    """
+    field = forward
+    for _ in range(UNFOLD_ITERATIONS):
+        stretch = _least_stretch(field)
+        if float(stretch.min()) >= UNFOLD_STRETCH:
+            break
+        weight = _smoothstep((UNFOLD_STRETCH - stretch) / UNFOLD_STRETCH)
+        weight = cv2.GaussianBlur(weight.astype(np.float32), (0, 0), UNFOLD_SIGMA)
+        weight = np.clip(weight * 3.0, 0.0, 1.0)[..., None]
+        blurred = cv2.GaussianBlur(field, (0, 0), UNFOLD_SIGMA)
+        field = field * (1.0 - weight) + blurred * weight
+    return np.ascontiguousarray(field, dtype=np.float32)
 
 
 def _points(lm: FaceLandmarks, ids: tuple[int, ...] | list[int]) -> np.ndarray:
@@ -428,7 +470,8 @@ def jaw_field(
         np.concatenate([mouth.upper_inner, corners[:2], up_out, still, cheek_pts]),
         np.concatenate([up_travel, corner_vals[:2], up_out_v, np.zeros_like(still), cheek_v]),
     )
-    field = _split_field(upper, lower, anchors, region, seam, reach=gap + SEAM_REACH_PX)
+    opening = lo_travel[:, 1] - up_travel[:, 1]
+    field = _split_field(upper, lower, anchors, region, seam, reach=opening + SEAM_REACH_PX)
     return field, up_travel, lo_travel
 
 
@@ -502,7 +545,7 @@ def close_field(
         np.concatenate([vertical(-(rise + over)), travel]),
     )
     seam = seam_weight(mouth, region)
-    reach = float(gap.max()) + SEAM_REACH_PX
+    reach = gap + SEAM_REACH_PX
     f_up, f_lo = _split_forward(upper, lower, anchors, region, reach)
     offsets = backward(f_up) * (1.0 - seam[..., None]) + backward(f_lo) * seam[..., None]
     return Closing(offsets, _closed_landmarks(lm, mouth, region, seam, (f_up, f_lo)))

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
+from facecast.errors import NoFaceError
 from facecast.face import (
     CHEEK_SAMPLES,
     EYE_A_LOWER,
@@ -26,6 +27,7 @@ from facecast.face import (
     UPPER_OUTER_LIP,
     FaceLandmarks,
     Portrait,
+    detect_landmarks,
 )
 from facecast.registry import Capabilities
 from facecast.render import fields
@@ -48,6 +50,23 @@ LOCAL_SHARE = 0.25
 """A channel whose field covers less than this share of the face region is added as a patch."""
 SUPPORT_EPS = 1e-3
 """Offsets below this many pixels count as still."""
+JAW_OPENING = 0.4
+"""Inner-lip gap over mouth width that jaw = 1 opens to, as the face mesh reads the rendered
+face. How far the jaw's field parts the lips in the picture differs from face to face (a
+face turned away shows less of its opening, a beard or dark glasses change how the lips
+read), so each rigged face is measured once..."""
+JAW_LEVELS = (0.25, 0.5, 0.75, 1.0)
+"""...rendered at these amounts of its jaw field, and the jaw scaled by the gain that brings
+the readings' mean opening per unit of jaw to JAW_OPENING..."""
+JAW_GAIN_RANGE = (0.8, 1.2)
+"""...within these bounds: the mesh misreads the widest openings of some faces as narrower
+than they are, and the field stretched much past its design looks torn."""
+JAW_GAIN_FROM = 0.2
+"""The gain grows in over jaw values up to this: lips that barely part (the tail of a word
+before a pause) stay as they were."""
+JAW_RESPONSE_MIN = 0.15
+"""A face whose widest measured opening stays under this keeps the plain jaw (a failed
+measurement, not a mouth that cannot open)."""
 
 
 class WarpAnimator:
@@ -155,13 +174,44 @@ class WarpAnimator:
         self._canvas = rgb.copy()
         lashes = lash_colour(rgb, lm.xy[list(EYE_A_UPPER + EYE_B_UPPER)])
         self._lids = {c: LidPainter(rgb, g, lashes) for c, g in lids.items() if g is not None}
+        self._jaw_gain = 1.0
+        self._jaw_gain = self._measure_jaw()
+        self._canvas = rgb.copy()
 
     @property
     def size(self) -> tuple[int, int]:
         return self._shape
 
+    def _measure_jaw(self) -> float:
+        """The gain on the jaw that opens this face's lips as far as JAW_OPENING says,
+        measured with the face mesh on frames of the rigged face (1 if it cannot tell)."""
+        levels: list[float] = []
+        readings: list[float] = []
+        # Only the rigged face's neighbourhood: another person in the photo is not measured.
+        rows, cols = self._region.slices
+        for level in JAW_LEVELS:
+            frame = np.ascontiguousarray(self.render({"jaw": level})[rows, cols])
+            try:
+                opening = detect_landmarks(frame).mouth_opening
+            except NoFaceError:
+                break
+            # A reading under the last one is the mesh losing the lips, not the mouth closing.
+            if readings and opening <= readings[-1]:
+                break
+            levels.append(level)
+            readings.append(opening)
+        if len(readings) < 2 or readings[-1] < JAW_RESPONSE_MIN:
+            return 1.0
+        # Every level counts alike: small openings matter as much as the widest ones.
+        per_unit = float(np.mean(np.asarray(readings) / np.asarray(levels)))
+        return float(np.clip(JAW_OPENING / per_unit, *JAW_GAIN_RANGE))
+
     def render(self, values: dict[str, float]) -> np.ndarray:
         """One frame for the given channel values (see motion.CHANNELS)."""
+        jaw = values.get("jaw", 0.0)
+        if self._jaw_gain != 1.0 and jaw > 0.0:
+            gain = 1.0 + (self._jaw_gain - 1.0) * min(jaw / JAW_GAIN_FROM, 1.0)
+            values = {**values, "jaw": jaw * gain}
         region = self._region
         weights = np.array([values.get(c, 0.0) for c in EXPRESSION_CHANNELS], np.float32)
         offsets = weights[self._dense] @ self._expr
