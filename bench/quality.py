@@ -104,6 +104,12 @@ def member(archive: Path, suffix: str) -> bytes:
         return handle.read()
 
 
+def _png(rgb: np.ndarray) -> bytes:
+    ok, png = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    assert ok
+    return bytes(png.tobytes())
+
+
 def group_faces(photo: bytes) -> list[bytes]:
     """Each face of a group photo as its own PNG portrait, left to right.
 
@@ -128,9 +134,7 @@ def group_faces(photo: bytes) -> list[bytes]:
         cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
         left, top = int(max(cx - side / 2, 0)), int(max(cy - side * 0.45, 0))
         crop = rgb[top : min(int(top + side), h), left : min(int(left + side), w)]
-        ok, png = cv2.imencode(".png", cv2.cvtColor(crop, cv2.COLOR_RGB2BGR))
-        assert ok
-        out.append(png.tobytes())
+        out.append(_png(crop))
     return out
 
 
@@ -146,9 +150,7 @@ def faces_found(photo: bytes) -> list[bytes]:
         left = int(np.clip((x0 + x1) / 2 - side / 2, 0, w - side))
         top = int(np.clip((y0 + y1) / 2 - side * 0.45, 0, h - side))
         crop = rgb[top : top + side, left : left + side]
-        ok, png = cv2.imencode(".png", cv2.cvtColor(crop, cv2.COLOR_RGB2BGR))
-        assert ok
-        out.append(png.tobytes())
+        out.append(_png(crop))
     return out
 
 

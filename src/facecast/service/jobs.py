@@ -381,15 +381,7 @@ class JobService:
             voice_key = self._link_tts_audio(submission.audio_id, job_id, submission.owner)
             request = request.model_copy(update={"audio": AUDIO, "audio_id": submission.audio_id})
         else:
-            sample_key = None
-            if submission.voice_sample is not None:
-                sample_key = self._save_voice_sample(job_id, submission.voice_sample)
-                self.storage.publish(job_id, VOICE_SAMPLE)
-                cloner = self._cloner(request.options.lang)
-                options = dataclasses.replace(request.options, speech_backend=cloner, voice=None)
-                request = request.model_copy(
-                    update={"voice_sample": VOICE_SAMPLE, "options": options}
-                )
+            request, sample_key = self._with_voice_sample(job_id, request, submission.voice_sample)
             voice_key = content_key("text", text, sample_key)
         # The whole options object: two voices (or any other choice) never share a video.
         cache_key = content_key(
@@ -551,13 +543,7 @@ class JobService:
             webhook=submission.webhook,
             client_ref=submission.client_ref,
         )
-        sample_key = None
-        if submission.voice_sample is not None:
-            sample_key = self._save_voice_sample(job_id, submission.voice_sample)
-            self.storage.publish(job_id, VOICE_SAMPLE)
-            cloner = self._cloner(request.options.lang)
-            options = dataclasses.replace(request.options, speech_backend=cloner, voice=None)
-            request = request.model_copy(update={"voice_sample": VOICE_SAMPLE, "options": options})
+        request, sample_key = self._with_voice_sample(job_id, request, submission.voice_sample)
         cache_key = content_key("tts", __version__, text, request.options.fingerprint(), sample_key)
         owner = submission.owner.tenant
         earlier = self.storage.cache_get(cache_key)
@@ -633,6 +619,21 @@ class JobService:
                 f"Voice cloning ({name}) does not speak {lang!r}. It speaks: {', '.join(spoken)}."
             )
         return name
+
+    def _with_voice_sample(
+        self, job_id: str, request: JobRequest, sample: BinaryIO | None
+    ) -> tuple[JobRequest, str | None]:
+        """`request` speaking in the voice of `sample` (stored, checked, published, and the
+        cloning backend chosen), with the sample's content key; unchanged without a sample."""
+        if sample is None:
+            return request, None
+        sample_key = self._save_voice_sample(job_id, sample)
+        self.storage.publish(job_id, VOICE_SAMPLE)
+        cloner = self._cloner(request.options.lang)
+        options = dataclasses.replace(request.options, speech_backend=cloner, voice=None)
+        return request.model_copy(
+            update={"voice_sample": VOICE_SAMPLE, "options": options}
+        ), sample_key
 
     def _save_voice_sample(self, job_id: str, sample: BinaryIO) -> str:
         """Store a voice sample and check it is 3-30 s of audio; its content key."""
