@@ -156,6 +156,85 @@ def test_mpegts_holds_the_same_video(streamed: tuple[Path, Path, bytes], tmp_pat
     assert info.n_frames == n_video_frames(SECONDS, FPS)
 
 
+NAL_HEADERS = frozenset({7, 8, 9})
+"""SPS, PPS and access unit delimiters: an MPEG-TS muxer repeats the first two before every
+keyframe (they live in the MP4's header) and may add the third; they are not the picture."""
+
+
+def nal_units(data: bytes, annex_b: bool) -> list[bytes]:
+    """The NAL units of one H.264 packet (Annex B start codes, or MP4's 4-byte lengths),
+    without the parameter sets and delimiters, so MP4 and MPEG-TS packets compare."""
+    units: list[bytes] = []
+    if annex_b:
+        units = [u.rstrip(b"\0") for u in data.split(b"\0\0\1")[1:]]
+    else:
+        at = 0
+        while at < len(data):
+            size = int.from_bytes(data[at : at + 4], "big")
+            units.append(data[at + 4 : at + 4 + size])
+            at += 4 + size
+    return [u for u in units if u and u[0] & 0x1F not in NAL_HEADERS]
+
+
+def video_packets(source: str | Path, annex_b: bool) -> list[tuple[bool, list[bytes]]]:
+    """(keyframe, NAL units) of every video packet of a file or playlist, in decoding order."""
+    with av.open(str(source)) as container:
+        return [
+            (packet.is_keyframe, nal_units(bytes(packet), annex_b))
+            for packet in container.demux(video=0)
+            if packet.size
+        ]
+
+
+def test_mp4_hls_and_mpegts_carry_the_same_video_packets(
+    streamed: tuple[Path, Path, bytes], tmp_path: Path
+) -> None:
+    mp4, folder, ts = streamed
+    (tmp_path / "clip.ts").write_bytes(ts)
+    from_mp4 = video_packets(mp4, annex_b=False)
+    assert len(from_mp4) == n_video_frames(SECONDS, FPS)
+    # One keyframe a second, and no other: one fixed GOP for every output.
+    assert [i for i, (key, _) in enumerate(from_mp4) if key] == list(range(0, len(from_mp4), FPS))
+    assert video_packets(folder / HLS_PLAYLIST, annex_b=False) == from_mp4
+    assert video_packets(tmp_path / "clip.ts", annex_b=True) == from_mp4
+
+
+def decoded(source: str | Path) -> list[tuple[float, np.ndarray]]:
+    """(time, RGB) of every video frame a player decodes from a file or playlist."""
+    with av.open(str(source)) as container:
+        return [
+            (float(f.time or 0.0), f.to_ndarray(format="rgb24")) for f in container.decode(video=0)
+        ]
+
+
+def test_mp4_decodes_whole_and_seeks_to_every_second(streamed: tuple[Path, Path, bytes]) -> None:
+    mp4, _, _ = streamed
+    frames = decoded(mp4)
+    assert len(frames) == n_video_frames(SECONDS, FPS)
+    with av.open(str(mp4)) as container:
+        stream = container.streams.video[0]
+        assert stream.time_base is not None
+        for second in range(1, math.ceil(SECONDS)):
+            container.seek(round(second / stream.time_base), stream=stream)
+            first = next(container.decode(stream))
+            # A keyframe opens every second: the seek lands on it, not before.
+            assert first.key_frame
+            assert first.time == pytest.approx(second, abs=1 / (2 * FPS))
+            assert np.array_equal(first.to_ndarray(format="rgb24"), frames[second * FPS][1])
+
+
+def test_hls_playlist_and_mpegts_play_the_mp4s_pictures(
+    streamed: tuple[Path, Path, bytes], tmp_path: Path
+) -> None:
+    mp4, folder, ts = streamed
+    (tmp_path / "clip.ts").write_bytes(ts)
+    reference = [rgb for _, rgb in decoded(mp4)]
+    for source in (folder / HLS_PLAYLIST, tmp_path / "clip.ts"):
+        pictures = [rgb for _, rgb in decoded(source)]
+        assert len(pictures) == len(reference), source.name
+        assert all(np.array_equal(a, b) for a, b in zip(pictures, reference, strict=True))
+
+
 def test_cli_streams_mpegts_to_stdout_while_rendering(grace: Path, tmp_path: Path) -> None:
     output = tmp_path / "out.mp4"
     command = [str(FACECAST), "render", "--image", str(grace), "--text", LONG_TEXT]
