@@ -58,6 +58,7 @@ def service_env(data_dir: Path, redis_url: str | None, **extra: str) -> dict[str
     env["FACECAST_DATA_DIR"] = str(data_dir)
     env["FACECAST_MAX_UPLOAD_BYTES"] = str(UPLOAD_LIMIT)
     env["FACECAST_WORKER_HEARTBEAT_SECONDS"] = "1"
+    env["FACECAST_RATES_FILE"] = str(data_dir / "rates.json")  # measured afresh per service
     if redis_url:
         env["REDIS_URL"] = redis_url
     env.update(extra)

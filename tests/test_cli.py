@@ -81,7 +81,8 @@ def test_render_text_writes_an_mp4_and_says_where(rendered: tuple[Run, Path]) ->
     assert (info.width, info.height) == (256, 256)
     assert int(said["count"]) == info.n_frames and said["unit"] == "frames"
     assert float(said["seconds"]) == pytest.approx(info.audio_duration, abs=0.06)
-    assert "real time" in run.stdout
+    # "Nx real time", or "N s per second of video" when slower (a cold start on a busy machine).
+    assert "x real time" in run.stdout or " s per second of video" in run.stdout
 
 
 def test_same_command_gives_the_same_video(

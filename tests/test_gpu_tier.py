@@ -79,8 +79,10 @@ def test_upscale_2_job_makes_a_1024_video(live_service: LiveService, portrait: P
     answer = live_service.animate(portrait, text="Ja", size="512", fps="4", upscale="2")
     assert answer.status_code == 202, answer.text
     created = answer.json()
-    # The API says what the CPU will cost: 4 fps x ~1.9 s a 512 px frame.
-    assert created["cpu_seconds_per_video_second"] == pytest.approx(7.6, rel=0.01)
+    # The API says what the CPU will cost: before any upscale job was measured on the
+    # workers, the declared 4 fps x ~1.9 s a 512 px frame; then the workers' measured rate.
+    per_second = created["cpu_seconds_per_video_second"]
+    assert per_second > 1.0
     view = live_service.wait_job(created["job_id"], timeout=300)
     assert view["status"] == "done", view
     video = httpx.get(view["video_url"], timeout=30)
@@ -90,29 +92,34 @@ def test_upscale_2_job_makes_a_1024_video(live_service: LiveService, portrait: P
         assert (stream.width, stream.height) == (1024, 1024)
         seconds = float(container.duration or 0) / av.time_base
     # ...and for the whole video, from the text's estimated spoken length.
-    assert 0.5 < created["estimated_seconds"] / (7.6 * seconds) < 2.0, (created, seconds)
+    assert 0.5 < created["estimated_seconds"] / (per_second * seconds) < 2.0, (created, seconds)
 
 
 def test_estimate_for_a_recording_uses_its_length(
     live_service: LiveService, portrait: Path, tmp_path: Path
 ) -> None:
-    wav = tmp_path / "three-seconds.wav"
-    samples = (0.3 * np.sin(np.linspace(0, 2 * np.pi * 440 * 3, 3 * 16000))).astype(np.float32)
-    with wave.open(str(wav), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(16000)
-        out.writeframes((samples * 32767).astype(np.int16).tobytes())
-    with wav.open("rb") as audio, portrait.open("rb") as photo:
-        answer = live_service.client.post(
-            "/animate",
-            data={"consent": "true", "size": "512", "fps": "4", "upscale": "2"},
-            files={"source_image": (portrait.name, photo), "audio": (wav.name, audio)},
-        )
-    assert answer.status_code == 202, answer.text
-    created = answer.json()
-    assert created["estimated_seconds"] == pytest.approx(3 * 7.6, abs=1)
-    live_service.client.delete(f"/jobs/{created['job_id']}")
+    estimates = []
+    for seconds in (3, 6):
+        wav = tmp_path / f"{seconds}-seconds.wav"
+        t = np.linspace(0, seconds, seconds * 16000, endpoint=False)
+        samples = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+        with wave.open(str(wav), "wb") as out:
+            out.setnchannels(1)
+            out.setsampwidth(2)
+            out.setframerate(16000)
+            out.writeframes((samples * 32767).astype(np.int16).tobytes())
+        with wav.open("rb") as audio, portrait.open("rb") as photo:
+            answer = live_service.client.post(
+                "/animate",
+                data={"consent": "true", "size": "512", "fps": "4", "upscale": "2"},
+                files={"source_image": (portrait.name, photo), "audio": (wav.name, audio)},
+            )
+        assert answer.status_code == 202, answer.text
+        created = answer.json()
+        estimates.append(created["estimated_seconds"])
+        live_service.client.delete(f"/jobs/{created['job_id']}")
+    # Twice the recording, about twice the time (a fixed start-up share aside).
+    assert 1.6 < estimates[1] / estimates[0] <= 2.0, estimates
 
 
 def test_worker_offers_decide_what_is_accepted_and_where_it_goes() -> None:

@@ -4,7 +4,7 @@ that `GET /backends` and `facecast models list` show."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -12,6 +12,7 @@ from facecast import post, render, weights
 from facecast.config import get_settings
 from facecast.errors import BackendUnavailableError
 from facecast.options import RenderOptions
+from facecast.rates import Estimate, Rate
 from facecast.registry import Capabilities
 
 MAX_OUTPUT_EDGE = 4096
@@ -138,6 +139,27 @@ def cpu_seconds_per_video_second(options: RenderOptions) -> float | None:
         if cost:
             total += cost * options.fps * (options.size / REFERENCE_EDGE) ** 2
     return round(total, 1) if total else None
+
+
+def job_estimate(
+    options: RenderOptions,
+    video_seconds: float | None,
+    measured: Mapping[str, Rate] | None = None,
+) -> Estimate | None:
+    """What the job will cost: from the rate measured for its configuration (`measured`;
+    default this host's), else from its backends' declared CPU cost; None when neither knows."""
+    from facecast.rates import estimate, host_rates, rate_key
+
+    rates = host_rates().as_dict() if measured is None else measured
+    rate = rates.get(rate_key(options))
+    if rate is not None:
+        return estimate(rate, options, video_seconds)
+    declared = cpu_seconds_per_video_second(options)
+    if declared is None:
+        return None
+    # The declared figures are CPU seconds of a 2-core machine, used as wall time too.
+    total = None if video_seconds is None else declared * video_seconds
+    return Estimate(declared, declared, total, measured=False)
 
 
 def offered_here() -> list[str]:

@@ -268,24 +268,34 @@ def _run_render(
         )
     for warning in result.warnings:
         click.echo(f"warning: {warning}", err=True)
-    speed = result.duration / max(result.elapsed, 1e-9)
     click.echo(
         f"wrote {result.video} ({result.duration:.1f} s, {result.frames} frames) "
-        f"in {result.elapsed:.1f} s ({speed:.1f}x real time)",
+        f"in {result.elapsed:.1f} s ({_speed(result.duration, result.elapsed)})",
         err=stream is not None and getattr(stream, "name", None) == "<stdout>",
     )
 
 
-def _say_cpu_cost(options: Any) -> None:
-    """Slow backends on a machine without CUDA: say what to expect before starting."""
-    from facecast import accel
-    from facecast.backends import cpu_seconds_per_video_second
+def _speed(video_seconds: float, elapsed: float) -> str:
+    """ "12.3x real time", or "4 s per second of video" when slower than real time."""
+    if elapsed <= video_seconds:
+        return f"{video_seconds / max(elapsed, 1e-9):.1f}x real time"
+    per_second = elapsed / max(video_seconds, 1e-9)
+    return f"{per_second:.{0 if per_second >= 10 else 1}f} s per second of video"
 
-    cost = cpu_seconds_per_video_second(options)
-    if cost and not accel.cuda_available():
-        click.echo(
-            f"note: no GPU here; this takes about {cost:.0f} s per second of video", err=True
-        )
+
+def _say_cpu_cost(options: Any) -> None:
+    """A render slower than real time: say what to expect before starting (from the rate
+    measured on this host, see facecast.rates)."""
+    from facecast.backends import job_estimate
+
+    cost = job_estimate(options, None)
+    if cost is None or cost.wall_per_video_second <= 1.0:
+        return
+    how = "measured on this host" if cost.measured else "not measured on this host yet"
+    click.echo(
+        f"note: this takes about {cost.wall_per_video_second:.0f} s per second of video ({how})",
+        err=True,
+    )
 
 
 @click.group()

@@ -64,6 +64,11 @@ class Settings(BaseSettings):
         "[voices] extra's en_US-joe-medium) be a language's default voice; off, they are used "
         "only when asked for by name.",
     )
+    rates_file: Path | None = Field(
+        None,
+        description="Where this host's measured render rates (for time estimates) are kept; "
+        "unset means ~/.cache/facecast/rates-<host name>.json.",
+    )
     liveportrait_dir: Path | None = Field(None, description="LivePortrait ONNX weights.")
     wav2lip_onnx: Path | None = Field(None, description="Wav2Lip ONNX model file.")
     realesrgan_onnx: Path | None = Field(None, description="Real-ESRGAN ONNX model file.")

@@ -42,6 +42,7 @@ from facecast.errors import BackendUnavailableError, FacecastError, InvalidTextE
 from facecast.image import Photo, load_photo
 from facecast.options import RenderOptions
 from facecast.progress import CancelCheck, ProgressCallback, Reporter
+from facecast.rates import host_rates
 from facecast.registry import Capabilities
 from facecast.render import Animator, get_renderer
 from facecast.speech import PhonemeEvent, Speech
@@ -434,6 +435,7 @@ def _encode(
     tags = {"comment": AI_NOTICE, "description": AI_NOTICE, **(metadata or {})}
     output = Path(output)
     partial = output.with_name(f".{output.name}.partial")
+    loop_started, loop_cpu = time.perf_counter(), time.process_time()
     try:
         with VideoWriter(
             partial,
@@ -457,6 +459,15 @@ def _encode(
     finally:
         with contextlib.suppress(FileNotFoundError):
             partial.unlink()
+    finished = time.perf_counter()
+    # This host's rate for the estimates of later jobs (facecast.rates).
+    host_rates().observe(
+        options,
+        curves.n_frames,
+        wall=finished - loop_started,
+        cpu=time.process_time() - loop_cpu,
+        overhead=loop_started - started,
+    )
     report.stage("done", *SPAN_RENDER, 1.0)
-    elapsed = time.perf_counter() - started
+    elapsed = finished - started
     return RenderResult(output, track.duration, curves.n_frames, elapsed, rigged.warnings)

@@ -57,7 +57,9 @@ logger = logging.getLogger("facecast.worker")  # also when run as __main__
 WARMUP_TEXT = "Hallo."
 WARMUP_PHOTO = "grace_hopper.jpg"
 """A portrait that ships inside matplotlib's wheel (a dependency)."""
-WARMUP_SIZE = 128
+WARMUP_SIZE = 512
+"""The usual job size: the warm-up's frame loop is this host's first measured render rate
+(facecast.rates), which estimates scale by frame area."""
 PARTIAL_AUDIO = "audio_partial.wav"
 SCREENED_PHOTOS = 512
 """Photos whose passed screening a worker process remembers (by content hash)."""
@@ -242,7 +244,8 @@ def webhook(task: Task, job_id: str) -> str:
 
 
 def warm_up(settings: Settings) -> None:
-    """Run the whole engine once on a tiny render, so that the first job starts warm."""
+    """Run the whole engine once on a short render, so that the first job starts warm and
+    the render rate of this host is measured."""
     photo = Path(matplotlib.get_data_path()) / "sample_data" / WARMUP_PHOTO
     if settings.nudity_screen and photo.is_file():
         with contextlib.suppress(ExplicitImageError):  # a strict model; loading is the point

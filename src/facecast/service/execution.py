@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -364,7 +364,11 @@ class Heartbeat:
     def beat(self) -> None:
         """Write one heartbeat now."""
         interval = self.context.settings.worker_heartbeat_seconds
-        info = self.info.model_copy(update={"warmed": self.warmed.is_set(), "seen_at": time.time()})
+        from facecast.rates import host_rates
+
+        rates = {key: asdict(rate) for key, rate in host_rates().as_dict().items()}
+        update = {"warmed": self.warmed.is_set(), "seen_at": time.time(), "rates": rates}
+        info = self.info.model_copy(update=update)
         self.context.store.heartbeat(info, interval * HEARTBEAT_TTL_FACTOR)
 
     def _run(self) -> None:

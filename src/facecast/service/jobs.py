@@ -438,18 +438,31 @@ class JobService:
         return queue
 
     def cpu_cost(self, job_id: str) -> tuple[float | None, float | None]:
-        """For the slow backends of a job (upscaling, a GPU-class renderer on a CPU): CPU
-        seconds per second of video, and for the whole video (from the upload's declared
-        length, or the text's typical spoken length); (None, None) when all are cheap."""
-        from facecast.backends import cpu_seconds_per_video_second
+        """CPU seconds per second of video and wall seconds for the whole job (from the
+        upload's declared length, or the text's typical spoken length), from the rates the
+        live workers measured (their heartbeats), else the backends' declared cost;
+        (None, None) when nothing is known."""
+        from facecast.backends import job_estimate
+        from facecast.rates import Rate, rate_key
 
         manifest = self.storage.read_manifest(job_id)
         if manifest is None:
             return None, None
         request = manifest.request
-        per_second = cpu_seconds_per_video_second(request.options)
-        if per_second is None:
-            return None, None
+        key = rate_key(request.options)
+        try:
+            reported = [w.rates[key] for w in self.store.workers() if key in w.rates]
+        except Exception:  # the estimate is a courtesy: no store, no measured rate
+            logger.warning("cannot read worker heartbeats", exc_info=True)
+            reported = []
+        measured: dict[str, Rate] = {}
+        if reported:
+            # Workers on different machines differ: the slowest is the honest promise.
+            slowest = max(reported, key=lambda r: r.get("wall_per_frame", 0.0))
+            try:
+                measured = {key: Rate(**slowest)}
+            except TypeError:  # a worker of another version
+                measured = {}
         seconds: float | None = None
         if request.audio is not None:
             try:
@@ -460,7 +473,11 @@ class JobService:
                 seconds = None
         elif request.text:
             seconds = typical_seconds(normalize(request.text, request.options.lang))
-        return per_second, None if seconds is None else round(per_second * seconds)
+        cost = job_estimate(request.options, seconds, measured)
+        if cost is None:
+            return None, None
+        total = None if cost.seconds is None else round(cost.seconds, 1)
+        return round(cost.cpu_per_video_second, 2), total
 
     def backends(self) -> BackendList:
         """The backend catalogue, with what live workers offer."""

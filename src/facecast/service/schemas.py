@@ -142,6 +142,8 @@ class WorkerInfo(BaseModel):
     """Renderers and post-processors this worker process can run."""
     gpu_backends: list[str] = Field(default_factory=list)
     """Those of `backends` that want a GPU (their jobs go to the `gpu` queue)."""
+    rates: dict[str, dict[str, float]] = Field(default_factory=dict)
+    """Render rates measured by this process (facecast.rates.Rate fields, by rate_key)."""
 
 
 # --------------------------------------------------------------------------- API messages
@@ -160,14 +162,15 @@ class JobCreated(BaseModel):
     client_ref: str | None = Field(None, description="The `client_ref` sent with the request.")
     cpu_seconds_per_video_second: float | None = Field(
         None,
-        description="With `upscale` (or a GPU-class renderer): how many seconds each second "
-        "of video takes on a 2-core CPU worker; a GPU worker is far faster.",
+        description="CPU seconds (all threads) each second of video takes, from the rate the "
+        "workers measured for this job's configuration (renderer, refiner, upscale) at "
+        "warm-up and on finished jobs; before any was measured, the backends' declared cost "
+        "on a 2-core CPU (none for the cheap default).",
     )
     estimated_seconds: float | None = Field(
         None,
-        description="With `upscale` (or a GPU-class renderer): about how long the whole video "
-        "takes on a 2-core CPU worker (the recording's length, or the text's typical spoken "
-        "length, times `cpu_seconds_per_video_second`).",
+        description="About how many seconds the job takes once a worker starts it (the "
+        "recording's length, or the text's typical spoken length, at the measured rate).",
     )
 
 
