@@ -4,11 +4,18 @@ Per photo, `prepare` builds one displacement field per motion channel. Per frame
 expression fields are summed over the face region and the photo is remapped there (lips,
 eyes, brows), the mouth interior is painted where the lips part, and a second, low-
 resolution head field turns and tilts the head while the body and background stay still.
+
+Only what moves is resampled: the expression warp covers the face region (whose fields reach
+its edges), the head warp only the bands of rows and columns where a turn of up to
+HEAD_CAP_DEGREES moves a pixel by STILL_PIXELS or more; every other pixel of a frame is the
+photo's own, bit for bit. `WarpAnimator.clock` takes a `StepClock` to time each step.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -67,6 +74,54 @@ before a pause) stay as they were."""
 JAW_RESPONSE_MIN = 0.15
 """A face whose widest measured opening stays under this keeps the plain jaw (a failed
 measurement, not a mouth that cannot open)."""
+STILL_PIXELS = 1 / 64
+"""A sample moved by less than this lands on the same 1/32-pixel grid point of cv2.remap's
+bilinear table as an unmoved one: it reads back the photo's own pixel exactly."""
+HEAD_CAP_DEGREES = 6.0
+"""The head bands hold every pixel that a turn of up to this much (per axis) moves; larger
+turns (the motion's idle sway and nods stay under about 3 degrees) resample the whole
+support."""
+HEAD_BAND_ROWS = 16
+"""Rows per head band: each band is resampled over its own moving columns."""
+RENDER_STEPS = ("fields", "warp", "mouth", "eyes", "head", "frame")
+"""What `StepClock` times: the expression offsets (GEMV, gaze and lid patches), the face
+region's resampling, the mouth interior, the lids, the head's field and resampling, and
+the frame's copy out of the canvas."""
+
+
+@dataclass
+class StepClock:
+    """CPU seconds (whole process) spent in each render step, summed over frames."""
+
+    seconds: dict[str, float]
+    _mark: float = 0.0
+
+    @classmethod
+    def new(cls) -> StepClock:
+        """A clock at zero for every step of RENDER_STEPS."""
+        return cls(dict.fromkeys(RENDER_STEPS, 0.0))
+
+    def start(self) -> None:
+        self._mark = time.process_time()
+
+    def lap(self, step: str) -> None:
+        """Charge the time since the last mark to `step`."""
+        now = time.process_time()
+        self.seconds[step] += now - self._mark
+        self._mark = now
+
+
+class _NoClock:
+    """Timing off: the render's laps cost a method call and nothing more."""
+
+    def start(self) -> None:
+        pass
+
+    def lap(self, step: str) -> None:
+        pass
+
+
+NO_CLOCK = _NoClock()
 
 
 class WarpAnimator:
@@ -171,6 +226,9 @@ class WarpAnimator:
         self._head_region = support
         gy, gx = np.mgrid[support.y0 : support.y0 + support.h, support.x0 : support.x0 + support.w]
         self._head_grid = np.stack([gx, gy], axis=-1).astype(np.float32)
+        self._head_bands = _moving_bands(self._head, self._head_shape, support, self._shape)
+        self.clock: StepClock | _NoClock = NO_CLOCK
+        """Set a StepClock to time each step of `render` (bench/render.py does)."""
         self._canvas = rgb.copy()
         lashes = lash_colour(rgb, lm.xy[list(EYE_A_UPPER + EYE_B_UPPER)])
         self._lids = {c: LidPainter(rgb, g, lashes) for c, g in lids.items() if g is not None}
@@ -181,6 +239,18 @@ class WarpAnimator:
     @property
     def size(self) -> tuple[int, int]:
         return self._shape
+
+    def moving_mask(self) -> np.ndarray:
+        """True where a frame may differ from the photo (the face region, where the mouth
+        and lids are painted too, and the head bands); elsewhere a frame is the photo."""
+        w, h = self._shape
+        mask = np.zeros((h, w), bool)
+        rows, cols = self._region.slices
+        mask[rows, cols] = True
+        support = self._head_region
+        for y0, y1, x0, x1 in self._head_bands:
+            mask[support.y0 + y0 : support.y0 + y1, support.x0 + x0 : support.x0 + x1] = True
+        return mask
 
     def _measure_jaw(self) -> float:
         """The gain on the jaw that opens this face's lips as far as JAW_OPENING says,
@@ -207,7 +277,9 @@ class WarpAnimator:
         return float(np.clip(JAW_OPENING / per_unit, *JAW_GAIN_RANGE))
 
     def render(self, values: dict[str, float]) -> np.ndarray:
-        """One frame for the given channel values (see motion.CHANNELS)."""
+        """One frame for the given channel values (see motion.CHANNELS): a new array."""
+        clock = self.clock
+        clock.start()
         jaw = values.get("jaw", 0.0)
         if self._jaw_gain != 1.0 and jaw > 0.0:
             gain = 1.0 + (self._jaw_gain - 1.0) * min(jaw / JAW_GAIN_FROM, 1.0)
@@ -224,13 +296,17 @@ class WarpAnimator:
             if weights[i] > 0.0:
                 rows, cols = lid.box
                 maps[rows, cols, 1] += lid.offsets(float(weights[i]))
+        clock.lap("fields")
         canvas = self._canvas
         rows, cols = region.slices
         canvas[rows, cols] = cv2.remap(
             self._rgb, maps, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
         )
+        clock.lap("warp")
         self._paint_mouth(canvas, values)
+        clock.lap("mouth")
         self._paint_lids(canvas, values)
+        clock.lap("eyes")
         return self._turn_head(canvas, values)
 
     def render_batch(self, values: Sequence[dict[str, float]]) -> list[np.ndarray]:
@@ -261,21 +337,34 @@ class WarpAnimator:
         )
 
     def _turn_head(self, canvas: np.ndarray, values: dict[str, float]) -> np.ndarray:
+        clock = self.clock
         radians = np.radians([values.get(c, 0.0) for c in HEAD_CHANNELS]).astype(np.float32)
         if not radians.any():
-            return canvas.copy()
+            frame = canvas.copy()
+            clock.lap("frame")
+            return frame
         small = (radians @ self._head).reshape(self._head_shape)
         support = self._head_region
         offsets = cv2.resize(small, (support.w, support.h), interpolation=cv2.INTER_LINEAR)
         offsets += self._head_grid
+        clock.lap("head")
         frame = canvas.copy()
-        # Only the blocks where the head moves are resampled; the body and background are copied.
-        w, h = self._shape
-        vis_w, vis_h = min(support.w, w - support.x0), min(support.h, h - support.y0)
-        moved = cv2.remap(
-            canvas, offsets[:vis_h, :vis_w], None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
-        )
-        frame[support.y0 : support.y0 + vis_h, support.x0 : support.x0 + vis_w] = moved
+        clock.lap("frame")
+        bands = self._head_bands
+        if np.abs(radians).max() > np.radians(HEAD_CAP_DEGREES):
+            w, h = self._shape
+            bands = [(0, min(support.h, h - support.y0), 0, min(support.w, w - support.x0))]
+        # Only the bands where the head moves are resampled; the body and background are the
+        # canvas's (the photo's) own pixels.
+        for y0, y1, x0, x1 in bands:
+            frame[support.y0 + y0 : support.y0 + y1, support.x0 + x0 : support.x0 + x1] = cv2.remap(
+                canvas,
+                offsets[y0:y1, x0:x1],
+                None,
+                cv2.INTER_LINEAR,
+                borderMode=cv2.BORDER_REPLICATE,
+            )
+        clock.lap("head")
         return frame
 
 
@@ -293,6 +382,29 @@ def _lip_outline(lm: FaceLandmarks, mouth: fields.MouthGeometry) -> LipOutline:
         mouth.centre_x,
         mouth.half_width,
     )
+
+
+def _moving_bands(
+    head: np.ndarray, shape: tuple[int, ...], support: fields.Region, size: tuple[int, int]
+) -> list[tuple[int, int, int, int]]:
+    """(y0, y1, x0, x1) boxes in the head support, inside the frame, holding every pixel that
+    a turn of up to HEAD_CAP_DEGREES on each axis moves by STILL_PIXELS or more."""
+    reach = np.zeros((support.h, support.w), np.float32)
+    for per_radian in head:  # yaw, pitch, roll: a pixel moves at most the sum of the three
+        full = cv2.resize(
+            per_radian.reshape(shape), (support.w, support.h), interpolation=cv2.INTER_LINEAR
+        )
+        reach += np.abs(full).sum(axis=-1)
+    w, h = size
+    moving = reach[: h - support.y0, : w - support.x0] * np.radians(HEAD_CAP_DEGREES)
+    moving = moving >= STILL_PIXELS
+    bands = []
+    for y0 in range(0, moving.shape[0], HEAD_BAND_ROWS):
+        y1 = min(y0 + HEAD_BAND_ROWS, moving.shape[0])
+        cols = np.flatnonzero(moving[y0:y1].any(axis=0))
+        if len(cols):
+            bands.append((y0, y1, int(cols[0]), int(cols[-1]) + 1))
+    return bands
 
 
 def _support(field: np.ndarray) -> tuple[slice, slice] | None:
