@@ -3,11 +3,14 @@
     python bench/render.py [--long] [--size 512] [--fps 25]
 
 For a ~10 s German sentence (espeak) on the Grace Hopper portrait it prints:
-  (a) the renderer alone: WarpAnimator.render over the motion curves, no encoding, plus the
-      one-time cost of rigging the photo;
-  (b) the encoder alone: VideoWriter fed pre-rendered frames from a small ring;
+  (a) the renderer alone: WarpAnimator.render over the motion curves, no encoding (BLAS on
+      one thread, as render_talking_head runs it), plus the one-time cost of rigging the
+      photo, and its CPU time per step (fields, warp, mouth, eyes, head, frame);
+  (b) the encoder alone: VideoWriter fed pre-rendered frames from a small ring, its CPU time,
+      and the RGB -> YUV conversion it does on its thread;
   (c) end to end, text to finished MP4 via render_talking_head: the cold first call of the
-      process and a warm one, with the real-time factor (audio seconds per wall second);
+      process and a warm one, with the real-time factor (audio seconds per wall second), the
+      CPU seconds of the warm one and its share of the encoder-alone throughput;
   (d) peak resident memory of a fresh process rendering the 10 s clip and, with --long, a
       ~5 minute one: similar peaks mean memory stays flat with clip length.
 """
@@ -24,7 +27,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 SENTENCE = (
     "Guten Tag! Ich heiße Grace und erzähle Ihnen heute eine kurze Geschichte. Es war einmal "
@@ -50,6 +53,13 @@ def timed(func: Callable[[], T]) -> tuple[T, float]:
     started = time.perf_counter()
     value = func()
     return value, time.perf_counter() - started
+
+
+def cpu_timed(func: Callable[[], T]) -> tuple[T, float, float]:
+    """`func`'s value, wall seconds and CPU seconds (all threads of this process)."""
+    cpu = time.process_time()
+    value, wall = timed(func)
+    return value, wall, time.process_time() - cpu
 
 
 def maxrss_mib() -> float:
@@ -140,7 +150,9 @@ def memory_rows(children: list[tuple[str, dict[str, float]]]) -> None:
 
 
 def in_process(size: int, fps: int, folder: Path) -> None:
+    import cv2
     import numpy as np
+    from threadpoolctl import threadpool_limits
 
     from facecast import motion
     from facecast.pipeline import RenderOptions, prepare_portrait, render_talking_head, synthesize
@@ -156,13 +168,18 @@ def in_process(size: int, fps: int, folder: Path) -> None:
     duration = cold.duration
     row("clip", f"{duration:.2f} s", f"{cold.frames} frames, {len(SENTENCE)} characters")
     row("(c) end to end, cold first call", f"{cold_s:.2f} s", f"{duration / cold_s:.1f}x real time")
-    warm, warm_s = timed(
+    warm, warm_s, warm_cpu = cpu_timed(
         lambda: render_talking_head(photo(), folder / "warm.mp4", text=SENTENCE, options=options)
     )
     row(
         "(c) end to end, warm",
         f"{warm_s:.2f} s",
         f"{duration / warm_s:.1f}x real time, {warm.frames / warm_s:.0f} frames/s",
+    )
+    row(
+        "(c) end to end, warm, CPU",
+        f"{warm_cpu:.2f} s",
+        f"{warm_cpu / duration:.3f} CPU s per second of video",
     )
 
     speech, tts_s = timed(lambda: synthesize(SENTENCE, "de"))
@@ -186,12 +203,24 @@ def in_process(size: int, fps: int, folder: Path) -> None:
             if len(ring) < RING_FRAMES:
                 ring.append(frame.copy())
 
-    _, render_s = timed(render_all)
+    clock = step_clock()
+    if clock is not None:
+        animator.clock = clock  # type: ignore[attr-defined]
+    with threadpool_limits(limits=1, user_api="blas"):
+        _, render_s, render_cpu = cpu_timed(render_all)
     row(
         "(a) renderer alone",
         f"{len(values) / render_s:.0f} frames/s",
         f"{render_s * 1000 / len(values):.2f} ms/frame",
     )
+    row("(a) renderer alone, CPU", f"{render_cpu * 1000 / len(values):.2f} ms/frame")
+    if clock is not None:
+        for step, seconds in clock.seconds.items():
+            row(
+                f"(a)   step {step}",
+                f"{seconds * 1000 / len(values):.3f} ms/frame",
+                f"{seconds / max(render_cpu, 1e-9):.0%} of the renderer's CPU",
+            )
 
     # (b) The encoder alone, fed from the ring.
     width, height = animator.size
@@ -203,12 +232,35 @@ def in_process(size: int, fps: int, folder: Path) -> None:
             for i in range(curves.n_frames):
                 writer.write(ring[i % len(ring)])
 
-    _, encode_s = timed(encode_all)
+    _, encode_s, encode_cpu = cpu_timed(encode_all)
     row(
         "(b) encoder alone (H.264 + AAC)",
         f"{curves.n_frames / encode_s:.0f} frames/s",
         f"{encode_s * 1000 / curves.n_frames:.2f} ms/frame",
     )
+    row("(b) encoder alone, CPU", f"{encode_cpu * 1000 / curves.n_frames:.2f} ms/frame")
+    _, _, convert_cpu = cpu_timed(
+        lambda: [cv2.cvtColor(f, cv2.COLOR_RGB2YUV_I420) for f in ring * 4]
+    )
+    row(
+        "(b)   colour conversion (RGB->I420)",
+        f"{convert_cpu * 1000 / (4 * len(ring)):.3f} ms/frame",
+    )
+    encoder_fps = curves.n_frames / encode_s
+    row(
+        "(c) warm end to end / encoder alone",
+        f"{warm.frames / warm_s / encoder_fps:.0%}",
+        "of the encoder-alone throughput",
+    )
+
+
+def step_clock() -> Any:
+    """A StepClock for the warp renderer (None where this facecast has none)."""
+    try:
+        from facecast.render.warp import StepClock
+    except ImportError:
+        return None
+    return StepClock.new()
 
 
 def bench(size: int, fps: int, long: bool) -> None:
