@@ -60,6 +60,28 @@ class _Point(click.ParamType):
         return x, y
 
 
+LEXICON_OPTION = click.option(
+    "--lexicon",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Your pronunciations: `[de]` / `[en]` sections of `word = how to say it` lines.",
+)
+
+
+def _read_lexicon(path: Path | None) -> str | None:
+    """The lexicon file's text, checked; FacecastError (one plain line) when it is not one."""
+    from facecast.speech.script import parse_lexicon
+
+    if path is None:
+        return None
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise FacecastError(f"{path}: a lexicon is UTF-8 text.") from exc
+    parse_lexicon(text)
+    return text
+
+
 def _render_options(func: F) -> F:
     decorators = [
         click.option(
@@ -125,6 +147,7 @@ def _render_options(func: F) -> F:
         click.option(
             "--force-cpu", is_flag=True, help="Render a long clip with a GPU renderer on the CPU."
         ),
+        LEXICON_OPTION,
         click.option(
             "--stream",
             "stream",
@@ -156,6 +179,7 @@ def _options(opts: dict[str, Any]) -> Any:
         restore=not opts["no_restore"],
         force_cpu=opts["force_cpu"],
         voice_sample=opts.get("clone_voice"),
+        lexicon=_read_lexicon(opts.get("lexicon")),
     )
 
 
@@ -383,21 +407,43 @@ def demo(output: Path, **opts: Any) -> None:
     help="Speak in the voice of this 3-30 s recording (needs XTTS: the [xtts] extra and "
     "FACECAST_XTTS_MODEL_DIR).",
 )
-def tts(text: str, lang: str, voice: str | None, output: Path, clone_voice: Path | None) -> None:
-    """Speak TEXT into a WAV file."""
+@LEXICON_OPTION
+@click.option(
+    "--show-text",
+    is_flag=True,
+    help="Print what will be spoken (numbers, dates, your lexicon, pauses) and stop.",
+)
+def tts(
+    text: str,
+    lang: str,
+    voice: str | None,
+    output: Path,
+    clone_voice: Path | None,
+    lexicon: Path | None,
+    show_text: bool,
+) -> None:
+    """Speak TEXT into a WAV file.
+
+    Pauses: `[pause 500ms]` or SSML `<break time="500ms"/>` anywhere in TEXT.
+    """
     from facecast.audio import save_wav
     from facecast.options import RenderOptions
     from facecast.pipeline import synthesize
+    from facecast.speech import script
     from facecast.speech.registry import resolve_voice
 
     with _plain_errors():
+        words = _read_lexicon(lexicon)
+        if show_text:
+            click.echo(script.spoken_text(script.prepare(text, lang, words)))
+            return
         if clone_voice is not None:
             backend = _cloning(RenderOptions(lang=lang)).speech_backend
             voice, label = None, f"{backend} (cloned from {clone_voice.name})"
         else:
             choice = resolve_voice(lang, voice)
             backend, voice, label = choice.backend, choice.voice, choice.id
-        speech = synthesize(text, lang, voice, backend, voice_sample=clone_voice)
+        speech = synthesize(text, lang, voice, backend, voice_sample=clone_voice, lexicon=words)
         save_wav(speech.audio, output)
         click.echo(
             f"wrote {output} ({speech.audio.duration:.1f} s, {len(speech.phonemes)} phonemes) "

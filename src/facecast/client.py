@@ -147,9 +147,15 @@ def _form(options: RenderOptions, **extra: str | None) -> dict[str, str]:
         "refine": options.refine,
         "upscale": None if options.upscale is None else str(options.upscale),
         "force_cpu": "true" if options.force_cpu else None,
+        "lexicon": options.lexicon,
         **extra,
     }
     return {k: v for k, v in fields.items() if v is not None}
+
+
+def _normalize_body(text: str, lang: str | None, lexicon: str | None) -> dict[str, str]:
+    body = {"text": text, "lang": lang, "lexicon": lexicon}
+    return {k: v for k, v in body.items() if v is not None}
 
 
 def _files(
@@ -313,6 +319,11 @@ class FacecastClient:
     def cancel(self, job_id: str) -> Job:
         """Cancel a queued or running job."""
         return Job.from_json(self._call("DELETE", f"/jobs/{job_id}"))
+
+    def spoken(self, text: str, lang: str | None = None, lexicon: str | None = None) -> str:
+        """What the server's voices will say for `text` (POST /text/normalize)."""
+        body = self._call("POST", "/text/normalize", json=_normalize_body(text, lang, lexicon))
+        return str(body["spoken"])
 
     def voices(self) -> list[Voice]:
         """The voices the server offers; empty when the server has no GET /voices."""
@@ -485,6 +496,13 @@ class AsyncFacecastClient:
     async def cancel(self, job_id: str) -> Job:
         """Cancel a queued or running job."""
         return Job.from_json(await self._call("DELETE", f"/jobs/{job_id}"))
+
+    async def spoken(self, text: str, lang: str | None = None, lexicon: str | None = None) -> str:
+        """What the server's voices will say for `text` (POST /text/normalize)."""
+        body = await self._call(
+            "POST", "/text/normalize", json=_normalize_body(text, lang, lexicon)
+        )
+        return str(body["spoken"])
 
     async def voices(self) -> list[Voice]:
         """The voices the server offers; empty when the server has no GET /voices."""

@@ -39,6 +39,9 @@ class RenderOptions:
     """Run a GPU-class renderer on the CPU even for a long clip (slow)."""
     voice_sample: Path | None = None
     """A recording (3-30 s) whose voice a cloning speech backend speaks `text` in."""
+    lexicon: str | None = None
+    """The user's pronunciations in facecast.speech.script's lexicon format (`[de]` sections
+    of `word = how to say it` lines)."""
 
     def fingerprint(self) -> str:
         """Every field but `voice_sample` as canonical JSON: what result reuse hashes (the job

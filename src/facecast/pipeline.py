@@ -38,16 +38,15 @@ from threadpoolctl import threadpool_limits
 from facecast import accel, face, motion, post, restore
 from facecast.audio import AudioTrack, load_audio
 from facecast.config import get_settings
-from facecast.errors import BackendUnavailableError, FacecastError, InvalidTextError
+from facecast.errors import BackendUnavailableError, FacecastError
 from facecast.image import Photo, load_photo
 from facecast.options import RenderOptions
 from facecast.progress import CancelCheck, ProgressCallback, Reporter
 from facecast.registry import Capabilities
 from facecast.render import Animator, get_renderer
-from facecast.speech import PhonemeEvent, Speech
+from facecast.speech import PhonemeEvent, Speech, script
 from facecast.speech.cloning import CloningBackend, read_voice_sample
-from facecast.speech.limits import check_spoken_length, synthesize_capped
-from facecast.speech.normalize import normalize
+from facecast.speech.limits import check_estimate
 from facecast.speech.registry import choose_voice, get_backend, resolve_voice
 from facecast.video import StreamTarget, VideoWriter
 
@@ -125,33 +124,44 @@ def synthesize(
     voice: str | None = None,
     backend: str | None = None,
     voice_sample: Path | None = None,
+    lexicon: str | None = None,
 ) -> Speech:
     """Speak `text`: the one entry every synthesis goes through (CLI, worker, renders).
 
     With `backend`, `voice` is that backend's own voice name (None: its voice for `lang`);
     without, `voice` is resolved as `--voice` spells it ("backend:voice", a backend, a
     plain voice name, or None for the language's default voice). The text is normalised for
-    its language (numbers, dates, abbreviations ... as words), its spoken length estimated and
-    refused past FACECAST_MAX_AUDIO_SECONDS, and synthesis stops at that cap whatever the
-    estimate said. With `voice_sample` the backend clones that voice.
+    its language after the `lexicon`'s words (numbers, dates, abbreviations ... as words), cut
+    at its pause marks (facecast.speech.script), its spoken length estimated and refused past
+    FACECAST_MAX_AUDIO_SECONDS, and synthesis stops at that cap whatever the estimate said.
+    With `voice_sample` the backend clones that voice.
     """
     settings = get_settings()
-    limit = settings.max_text_chars
-    if len(text) > limit:
-        raise InvalidTextError(
-            f"The text has {len(text)} characters; at most {limit} are accepted."
-        )
+    script.check_length(text, settings.max_text_chars)
     if backend is None:
         choice = resolve_voice(lang, voice)
         backend, voice = choice.backend, choice.voice
-    spoken = normalize(text, lang)
-    check_spoken_length(spoken, settings.max_audio_seconds)
+    prepared = script.prepare(text, lang, lexicon)
+    check_estimate(script.estimated_seconds(prepared), settings.max_audio_seconds)
     engine = get_backend(backend)
     if voice_sample is not None:
         if not isinstance(engine, CloningBackend) or not engine.capabilities.cloning:
             raise BackendUnavailableError(f"The speech backend {backend!r} cannot clone voices.")
         voice = engine.clone(read_voice_sample(voice_sample))
-    return synthesize_capped(engine, spoken, lang, voice, settings.max_audio_seconds)
+    return script.speak(engine, prepared, lang, voice, settings.max_audio_seconds)
+
+
+def speak(text: str, options: RenderOptions, voice_sample: Path | None = None) -> Speech:
+    """`synthesize` with everything `options` says about speech (the worker's and the CLI's
+    one way from options to audio); `voice_sample` defaults to the options' own."""
+    return synthesize(
+        text,
+        options.lang,
+        options.voice,
+        options.speech_backend,
+        voice_sample or options.voice_sample,
+        options.lexicon,
+    )
 
 
 def _speech_track(
@@ -160,9 +170,7 @@ def _speech_track(
     if (text is None) == (audio is None):
         raise FacecastError("Give either text to speak or an audio recording, not both or neither.")
     if text is not None:
-        speech = synthesize(
-            text, options.lang, options.voice, options.speech_backend, options.voice_sample
-        )
+        speech = speak(text, options)
         return speech.audio, speech.phonemes
     if isinstance(audio, AudioTrack):
         return audio, ()

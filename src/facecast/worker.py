@@ -196,14 +196,7 @@ def tts(job_id: str) -> str:
             return "skipped"
         request = run.manifest.request
         run.progress("speech", 0.0)
-        options = request.options
-        speech = pipeline.synthesize(
-            request.text or "",
-            options.lang,
-            options.voice,
-            backend=options.speech_backend,
-            voice_sample=run.file(request.voice_sample),
-        )
+        speech = pipeline.speak(request.text or "", request.options, run.file(request.voice_sample))
         if run.canceled():
             raise CanceledError("The job was canceled.")
         partial = run.audio_path.with_name(PARTIAL_AUDIO)

@@ -33,6 +33,8 @@ from facecast.service.jobs import AnimateSubmission, JobService, build_options, 
 from facecast.service.routes import IDEMPOTENCY_KEY, error_responses
 from facecast.service.schemas import (
     LANG_PATTERN,
+    LEXICON_HELP,
+    LEXICON_MAX_CHARS,
     ErrorInfo,
     ErrorResponse,
     FacesResult,
@@ -73,6 +75,7 @@ ANIMATE_FIELDS = frozenset(
         "refine",
         "upscale",
         "force_cpu",
+        "lexicon",
     }
 )
 FACES_FIELDS = frozenset({"source_image"})
@@ -186,6 +189,9 @@ def animate(
     force_cpu: Annotated[
         bool, Form(description="Render a long clip with a GPU renderer on a CPU anyway.")
     ] = False,
+    lexicon: Annotated[
+        str | None, Form(max_length=LEXICON_MAX_CHARS, description=LEXICON_HELP)
+    ] = None,
     idempotency_key: IDEMPOTENCY_KEY = None,
 ) -> JobCreated:
     """Queue a render; poll GET /jobs/{job_id} or follow /ws/jobs/{job_id} for progress.
@@ -208,6 +214,7 @@ def animate(
         refine=_given(refine),
         upscale=upscale,
         force_cpu=force_cpu,
+        lexicon=_given(lexicon),
     )
     submission = AnimateSubmission(
         image=source_image.file,
