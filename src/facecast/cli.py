@@ -554,6 +554,7 @@ def models_list() -> None:
             checked = "verified" if found.verified else "NOT verified"
             click.echo(f"{spec.name:26s} {state:8s} {checked:13s} backend={spec.backend}")
             click.echo(f"    licence: {spec.licence}")
+            click.echo(f"    source:  {spec.source}")
             if not found.present:
                 click.echo(f"    missing: {', '.join(found.missing)}")
                 click.echo(f"    get it:  {spec.how_to_get}")

@@ -6,6 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
+import platformdirs
 from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -68,8 +69,10 @@ class Settings(BaseSettings):
     wav2lip_onnx: Path | None = Field(None, description="Wav2Lip ONNX model file.")
     realesrgan_onnx: Path | None = Field(None, description="Real-ESRGAN ONNX model file.")
     models_dir: Path = Field(
-        Path("./models"),
-        description="Operator model files (liveportrait/, wav2lip/) and converted ONNX caches.",
+        default_factory=lambda: Path(platformdirs.user_data_dir("facecast")) / "models",
+        description="Operator model files (liveportrait/, wav2lip/) and converted ONNX caches; "
+        "default: the user's data folder (~/.local/share/facecast/models on Linux), the same "
+        "from every working directory. The service images set /models.",
     )
     allow_noncommercial: bool = Field(
         False, description="Enable backends whose weights forbid commercial use (Wav2Lip)."

@@ -495,6 +495,7 @@ class JobService:
                     commercial_use=caps.commercial_use if caps else None,
                     missing=list(entry.missing),
                     how_to_get=entry.how_to_get,
+                    source=entry.source,
                 )
             )
         return BackendList(backends=views)

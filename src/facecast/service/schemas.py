@@ -389,6 +389,7 @@ class BackendView(BaseModel):
     commercial_use: bool | None = None
     missing: list[str] = Field(default_factory=list, description="What the server lacks.")
     how_to_get: str = ""
+    source: str = Field("", description="Where `facecast models fetch` downloads its weights.")
 
 
 class BackendList(BaseModel):
