@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -43,6 +45,44 @@ def _plain_errors() -> Iterator[None]:
     except (OSError, ValueError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
+
+
+TEXT_FILE_MAX_BYTES = 1 << 20
+"""A --text-file larger than this is not a text to speak (the service's cap is far lower)."""
+
+TEXT_FILE_OPTION = click.option(
+    "--text-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Read the text to speak from this UTF-8 file (`--text -` reads standard input).",
+)
+
+
+def _text_input(text: str | None, text_file: Path | None) -> str | None:
+    """The text to speak from --text (`-`: standard input) or --text-file; None for neither."""
+    if text is not None and text_file is not None:
+        raise FacecastError("Give --text or --text-file, not both.")
+    try:
+        if text_file is not None:
+            if text_file.stat().st_size > TEXT_FILE_MAX_BYTES:
+                raise FacecastError(f"{text_file} is over {TEXT_FILE_MAX_BYTES >> 20} MiB.")
+            return text_file.read_text(encoding="utf-8")
+        if text == "-":
+            return sys.stdin.read()
+    except UnicodeDecodeError:
+        raise FacecastError(f"{text_file or 'standard input'} is not UTF-8 text.") from None
+    return text
+
+
+def _check_output(path: Path) -> None:
+    """Refuse an output the command could not write, before any work, naming the path."""
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise FacecastError(f"cannot write {path}: the folder {folder} does not exist.")
+    if not os.access(folder, os.W_OK):
+        raise FacecastError(f"cannot write {path}: the folder {folder} is not writable.")
+    if path.is_dir():
+        raise FacecastError(f"cannot write {path}: it is a folder.")
 
 
 class _Point(click.ParamType):
@@ -243,16 +283,20 @@ def _run_remote(
     try:
         with FacecastClient(server, api_key) as client, _progress_bar() as progress:
             if text is not None:
-                job = client.submit_text(image, text, options)
+                job = client.submit_text(image, text, options, consent=True)
             else:
                 assert audio is not None
-                job = client.submit_audio(image, audio, options)
+                job = client.submit_audio(image, audio, options, consent=True)
             job = client.wait(job.job_id, lambda view: progress(view.stage, view.progress / 100))
             if job.status != "done":
                 error = job.error or FacecastAPIError(job.status, f"The job was {job.status}.")
                 raise FacecastError(f"{error.message} ({error.code})")
             client.download(job.job_id, output)
     except FacecastAPIError as exc:
+        if exc.code == "unauthorized":
+            raise FacecastError(
+                f"{server} refused the API key: pass --api-key KEY or set FACECAST_API_KEY."
+            ) from None
         raise FacecastError(f"{exc.message} ({exc.code})") from None
     click.echo(
         f"wrote {output} (job {job.job_id} on {server}) in {time.perf_counter() - started:.1f} s"
@@ -325,7 +369,8 @@ def main() -> None:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Portrait photo (JPEG, PNG, WebP, HEIC).",
 )
-@click.option("--text", default=None, help="Text to speak.")
+@click.option("--text", default=None, help="Text to speak (`-`: read standard input).")
+@TEXT_FILE_OPTION
 @click.option(
     "--audio",
     default=None,
@@ -339,21 +384,40 @@ def main() -> None:
     metavar="URL",
     help="Render on this facecast service instead of here (same options, same progress bar).",
 )
-@click.option("--api-key", default=None, help="API key for --server.")
+@click.option(
+    "--api-key",
+    envvar="FACECAST_API_KEY",
+    default=None,
+    help="API key for --server (or set FACECAST_API_KEY, which keeps it out of shell history).",
+)
+@click.option(
+    "--consent",
+    is_flag=True,
+    help="With --server: you confirm the person in the photo agreed to be animated (required).",
+)
 def render(
     image: Path,
     text: str | None,
+    text_file: Path | None,
     audio: Path | None,
     output: Path,
     server: str | None,
     api_key: str | None,
+    consent: bool,
     **opts: Any,
 ) -> None:
     """Animate IMAGE speaking TEXT or AUDIO."""
     with _plain_errors():
+        text = _text_input(text, text_file)
         if (text is None) == (audio is None):
-            raise FacecastError("Give exactly one of --text or --audio.")
+            raise FacecastError("Give exactly one of --text, --text-file or --audio.")
+        _check_output(output)
         if server is not None:
+            if not consent:
+                raise FacecastError(
+                    "add --consent to confirm the person in the photo agreed to be animated "
+                    "(the service requires it)."
+                )
             _run_remote(server, api_key, image, output, text, audio, **opts)
         else:
             _run_render(image, output, text, audio, **opts)
@@ -366,12 +430,16 @@ def render(
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Photo (JPEG, PNG, WebP, HEIC).",
 )
-def faces(image: Path) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print JSON, as POST /faces answers.")
+def faces(image: Path, as_json: bool) -> None:
     """List the faces in IMAGE, largest first, with their boxes (for --face / --face-at)."""
     from facecast.pipeline import find_photo_faces
 
     with _plain_errors():
         found = find_photo_faces(image)
+        if as_json:
+            click.echo(json.dumps(found.as_json()))
+            return
         turned = f", turned {found.rotation} degrees clockwise" if found.rotation else ""
         click.echo(f"photo {found.width} x {found.height}{turned}: {len(found.boxes)} face(s)")
         for index, box in enumerate(found.boxes):
@@ -386,11 +454,13 @@ def faces(image: Path) -> None:
 def demo(output: Path, **opts: Any) -> None:
     """Animate the Grace Hopper portrait from matplotlib saying a short German sentence."""
     with _plain_errors():
+        _check_output(output)
         _run_render(_demo_photo(), output, DEMO_TEXT, None, **opts)
 
 
 @main.command(help=f"Speak TEXT into a WAV file.\n\n{VOICE_HELP}")
-@click.option("--text", required=True, help="Text to speak.")
+@click.option("--text", default=None, help="Text to speak (`-`: read standard input).")
+@TEXT_FILE_OPTION
 @click.option("--lang", default="de", show_default=True)
 @click.option("--voice", default=None, help=VOICE_HELP)
 @click.option(
@@ -414,7 +484,8 @@ def demo(output: Path, **opts: Any) -> None:
     help="Print what will be spoken (numbers, dates, your lexicon, pauses) and stop.",
 )
 def tts(
-    text: str,
+    text: str | None,
+    text_file: Path | None,
     lang: str,
     voice: str | None,
     output: Path,
@@ -433,7 +504,12 @@ def tts(
     from facecast.speech.registry import resolve_voice
 
     with _plain_errors():
+        text = _text_input(text, text_file)
+        if text is None:
+            raise FacecastError("Give --text (`-` reads standard input) or --text-file.")
         words = _read_lexicon(lexicon)
+        if not show_text:
+            _check_output(output)
         if show_text:
             click.echo(script.spoken_text(script.prepare(text, lang, words)))
             return

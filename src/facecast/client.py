@@ -38,6 +38,10 @@ DOWNLOAD_CHUNK = 256 * 1024
 PARTIAL_SUFFIX = ".part"
 
 
+API_KEY_VARIABLE = "FACECAST_API_KEY"
+"""Where both clients (and `facecast render --server`) find a key nobody passed."""
+
+
 class FacecastAPIError(Exception):
     """An error the API answered (or could not answer): `code` is the API's error code."""
 
@@ -98,7 +102,9 @@ class Voice:
 
     name: str
     lang: str | None = None
+    """The voice's main language (the first it lists)."""
     backend: str | None = None
+    languages: tuple[str, ...] = ()
     details: tuple[tuple[str, Any], ...] = ()
     """Everything else the server said about it."""
 
@@ -107,11 +113,13 @@ class Voice:
         """Parse one entry of GET /voices."""
         if isinstance(body, str):
             return cls(name=body)
-        known = {"name", "id", "lang", "language", "backend"}
+        known = {"name", "id", "lang", "language", "languages", "backend"}
+        languages = tuple(str(code) for code in body.get("languages") or ())
         return cls(
             name=str(body.get("name") or body.get("id") or ""),
-            lang=body.get("lang") or body.get("language"),
+            lang=body.get("lang") or body.get("language") or (languages[0] if languages else None),
             backend=body.get("backend"),
+            languages=languages,
             details=tuple((k, v) for k, v in sorted(body.items()) if k not in known),
         )
 
@@ -132,10 +140,10 @@ def _raise_for(answer: httpx.Response) -> None:
     raise FacecastAPIError(code, message, answer.status_code)
 
 
-def _form(options: RenderOptions, **extra: str | None) -> dict[str, str]:
+def _form(options: RenderOptions, consent: bool, **extra: str | None) -> dict[str, str]:
     """The /animate form fields for `options` (what the API accepts of them)."""
     fields: dict[str, str | None] = {
-        "consent": "true",
+        "consent": "true" if consent else "false",
         "lang": options.lang,
         "voice": options.voice,
         "fps": str(options.fps),
@@ -242,7 +250,7 @@ class FacecastClient:
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
-        self.api_key = api_key
+        self.api_key = api_key = api_key or os.environ.get(API_KEY_VARIABLE) or None
         self._http = httpx.Client(
             base_url=self.base_url, headers=_headers(api_key), timeout=timeout, transport=transport
         )
@@ -276,12 +284,16 @@ class FacecastClient:
         text: str,
         options: RenderOptions = RenderOptions(),
         *,
+        consent: bool,
         client_ref: str | None = None,
         webhook: str | None = None,
         idempotency_key: str | None = None,
     ) -> Job:
-        """Queue a job that animates `image` speaking `text`."""
-        return self._submit(image, None, text, options, client_ref, webhook, idempotency_key)
+        """Queue a job that animates `image` speaking `text`. `consent=True` confirms that the
+        person in the photo agreed (the service refuses the job without it)."""
+        return self._submit(
+            image, None, text, options, consent, client_ref, webhook, idempotency_key
+        )
 
     def submit_audio(
         self,
@@ -289,12 +301,16 @@ class FacecastClient:
         audio: str | Path | bytes | BinaryIO,
         options: RenderOptions = RenderOptions(),
         *,
+        consent: bool,
         client_ref: str | None = None,
         webhook: str | None = None,
         idempotency_key: str | None = None,
     ) -> Job:
-        """Queue a job that lip-syncs `image` to the recording `audio`."""
-        return self._submit(image, audio, None, options, client_ref, webhook, idempotency_key)
+        """Queue a job that lip-syncs `image` to the recording `audio` (`consent` as in
+        `submit_text`)."""
+        return self._submit(
+            image, audio, None, options, consent, client_ref, webhook, idempotency_key
+        )
 
     def _submit(
         self,
@@ -302,12 +318,13 @@ class FacecastClient:
         audio: str | Path | bytes | BinaryIO | None,
         text: str | None,
         options: RenderOptions,
+        consent: bool,
         client_ref: str | None,
         webhook: str | None,
         idempotency_key: str | None,
     ) -> Job:
         files = _files(image, audio, options)
-        data = _form(options, text=text, client_ref=client_ref, webhook=webhook)
+        data = _form(options, consent, text=text, client_ref=client_ref, webhook=webhook)
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         created = self._call("POST", "/animate", data=data, files=files, headers=headers)
         return self.job(str(created["job_id"]))
@@ -419,7 +436,7 @@ class AsyncFacecastClient:
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
-        self.api_key = api_key
+        self.api_key = api_key = api_key or os.environ.get(API_KEY_VARIABLE) or None
         self._http = httpx.AsyncClient(
             base_url=self.base_url, headers=_headers(api_key), timeout=timeout, transport=transport
         )
@@ -453,12 +470,15 @@ class AsyncFacecastClient:
         text: str,
         options: RenderOptions = RenderOptions(),
         *,
+        consent: bool,
         client_ref: str | None = None,
         webhook: str | None = None,
         idempotency_key: str | None = None,
     ) -> Job:
-        """Queue a job that animates `image` speaking `text`."""
-        return await self._submit(image, None, text, options, client_ref, webhook, idempotency_key)
+        """Queue a job that animates `image` speaking `text` (`consent` as in the sync client)."""
+        return await self._submit(
+            image, None, text, options, consent, client_ref, webhook, idempotency_key
+        )
 
     async def submit_audio(
         self,
@@ -466,12 +486,15 @@ class AsyncFacecastClient:
         audio: str | Path | bytes | BinaryIO,
         options: RenderOptions = RenderOptions(),
         *,
+        consent: bool,
         client_ref: str | None = None,
         webhook: str | None = None,
         idempotency_key: str | None = None,
     ) -> Job:
         """Queue a job that lip-syncs `image` to the recording `audio`."""
-        return await self._submit(image, audio, None, options, client_ref, webhook, idempotency_key)
+        return await self._submit(
+            image, audio, None, options, consent, client_ref, webhook, idempotency_key
+        )
 
     async def _submit(
         self,
@@ -479,12 +502,13 @@ class AsyncFacecastClient:
         audio: str | Path | bytes | BinaryIO | None,
         text: str | None,
         options: RenderOptions,
+        consent: bool,
         client_ref: str | None,
         webhook: str | None,
         idempotency_key: str | None,
     ) -> Job:
         files = _files(image, audio, options)
-        data = _form(options, text=text, client_ref=client_ref, webhook=webhook)
+        data = _form(options, consent, text=text, client_ref=client_ref, webhook=webhook)
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         created = await self._call("POST", "/animate", data=data, files=files, headers=headers)
         return await self.job(str(created["job_id"]))

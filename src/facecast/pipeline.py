@@ -117,6 +117,18 @@ class PhotoFaces:
     """Degrees the photo was turned clockwise to stand its faces upright."""
     boxes: tuple[FaceBox, ...]
 
+    def as_json(self) -> dict[str, object]:
+        """The shape POST /faces answers with (`facecast faces --json` prints the same)."""
+        return {
+            "width": self.width,
+            "height": self.height,
+            "rotation": self.rotation,
+            "faces": [
+                {"index": i, "x0": b.x0, "y0": b.y0, "x1": b.x1, "y1": b.y1}
+                for i, b in enumerate(self.boxes)
+            ],
+        }
+
 
 def synthesize(
     text: str,
