@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -233,3 +234,30 @@ def test_the_key_comes_from_the_environment(
         assert denied.value.status == 401
     finally:
         service.close()
+
+
+def test_batch_through_the_service(server: LiveService, portrait: Path, tmp_path: Path) -> None:
+    shutil.copy(portrait, tmp_path / "me.jpg")
+    Image.new("RGB", (256, 256), "white").save(tmp_path / "wall.png")
+    (tmp_path / "m.csv").write_text(
+        "image,text,output\n"
+        "me.jpg,Erstens.,out/one.mp4\n"
+        "me.jpg,Zweitens.,out/two.mp4\n"
+        "wall.png,Drittens.,out/three.mp4\n",
+        encoding="utf-8",
+    )
+    command = [str(FACECAST), "batch", str(tmp_path / "m.csv"), "--server", server.base_url]
+    done = subprocess.run(
+        [*command, "--consent", "--concurrency", "2", "--size", "128"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 1, done.stderr
+    assert done.stdout.strip() == "2 rendered, 0 skipped (output exists), 1 failed"
+    assert "line 4" in done.stderr and "(no_face)" in done.stderr
+    assert probe(tmp_path / "out" / "one.mp4").width == 128
+    assert probe(tmp_path / "out" / "two.mp4").n_frames > 10
+    refused = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    assert refused.returncode == 2 and refused.stderr.startswith("error: add --consent")

@@ -123,6 +123,7 @@ def _read_lexicon(path: Path | None) -> str | None:
 
 
 def _render_options(func: F) -> F:
+    """The options of one render: where it goes, a live stream, and every job option."""
     decorators = [
         click.option(
             "-o",
@@ -132,6 +133,58 @@ def _render_options(func: F) -> F:
             show_default=True,
             help="Where the MP4 goes.",
         ),
+        _job_options,
+        click.option(
+            "--stream",
+            "stream",
+            type=click.File("wb", lazy=False),
+            default=None,
+            help="Also write MPEG-TS here while rendering ('-': stdout, e.g. | ffplay -).",
+        ),
+    ]
+    for decorate in reversed(decorators):
+        func = decorate(func)
+    return func
+
+
+def _server_options(func: F) -> F:
+    """Rendering on a facecast service instead of here."""
+    decorators = [
+        click.option(
+            "--server",
+            default=None,
+            metavar="URL",
+            help="Render on this facecast service instead of here (same options).",
+        ),
+        click.option(
+            "--api-key",
+            envvar="FACECAST_API_KEY",
+            default=None,
+            help="API key for --server (or FACECAST_API_KEY, which keeps it out of shell history).",
+        ),
+        click.option(
+            "--consent",
+            is_flag=True,
+            help="With --server: you confirm the people in the photos agreed to be animated "
+            "(required).",
+        ),
+    ]
+    for decorate in reversed(decorators):
+        func = decorate(func)
+    return func
+
+
+def _require_consent(consent: bool) -> None:
+    if not consent:
+        raise FacecastError(
+            "add --consent to confirm the person in the photo agreed to be animated "
+            "(the service requires it)."
+        )
+
+
+def _job_options(func: F) -> F:
+    """What a video looks and sounds like (shared by render, demo and batch)."""
+    decorators = [
         click.option("--fps", type=click.IntRange(1, 60), default=25, show_default=True),
         click.option(
             "--size",
@@ -188,13 +241,6 @@ def _render_options(func: F) -> F:
             "--force-cpu", is_flag=True, help="Render a long clip with a GPU renderer on the CPU."
         ),
         LEXICON_OPTION,
-        click.option(
-            "--stream",
-            "stream",
-            type=click.File("wb", lazy=False),
-            default=None,
-            help="Also write MPEG-TS here while rendering ('-': stdout, e.g. | ffplay -).",
-        ),
     ]
     for decorate in reversed(decorators):
         func = decorate(func)
@@ -274,33 +320,58 @@ def _run_remote(
     """Render through a facecast service: submit, follow with the progress bar, download."""
     import time
 
-    from facecast.client import FacecastAPIError, FacecastClient
+    from facecast.client import FacecastClient
 
     if opts.get("stream") is not None:
         raise FacecastError("--stream writes a local render; leave it out with --server.")
     options = _options(opts)
     started = time.perf_counter()
+    with FacecastClient(server, api_key) as client, _progress_bar() as progress:
+        job_id = _remote_render(
+            client,
+            image,
+            output,
+            text,
+            audio,
+            options,
+            lambda view: progress(view.stage, view.progress / 100),
+        )
+    click.echo(
+        f"wrote {output} (job {job_id} on {server}) in {time.perf_counter() - started:.1f} s"
+    )
+
+
+def _remote_render(
+    client: Any,
+    image: Path,
+    output: Path,
+    text: str | None,
+    audio: Path | None,
+    options: Any,
+    progress: Callable[[Any], None] | None = None,
+) -> str:
+    """One video made on the service `client` talks to; its job id. Every failure is a
+    FacecastError (one plain line): the service's own words, or what to do about the key."""
+    from facecast.client import FacecastAPIError
+
     try:
-        with FacecastClient(server, api_key) as client, _progress_bar() as progress:
-            if text is not None:
-                job = client.submit_text(image, text, options, consent=True)
-            else:
-                assert audio is not None
-                job = client.submit_audio(image, audio, options, consent=True)
-            job = client.wait(job.job_id, lambda view: progress(view.stage, view.progress / 100))
-            if job.status != "done":
-                error = job.error or FacecastAPIError(job.status, f"The job was {job.status}.")
-                raise FacecastError(f"{error.message} ({error.code})")
-            client.download(job.job_id, output)
+        if text is not None:
+            job = client.submit_text(image, text, options, consent=True)
+        else:
+            job = client.submit_audio(image, audio, options, consent=True)
+        job = client.wait(job.job_id, progress)
+        if job.status != "done":
+            error = job.error or FacecastAPIError(job.status, f"The job was {job.status}.")
+            raise FacecastError(f"{error.message} ({error.code})")
+        client.download(job.job_id, output)
     except FacecastAPIError as exc:
         if exc.code == "unauthorized":
             raise FacecastError(
-                f"{server} refused the API key: pass --api-key KEY or set FACECAST_API_KEY."
+                f"{client.base_url} refused the API key: pass --api-key KEY or set "
+                "FACECAST_API_KEY."
             ) from None
         raise FacecastError(f"{exc.message} ({exc.code})") from None
-    click.echo(
-        f"wrote {output} (job {job.job_id} on {server}) in {time.perf_counter() - started:.1f} s"
-    )
+    return str(job.job_id)
 
 
 def _run_render(
@@ -378,23 +449,7 @@ def main() -> None:
     help="Recording to lip-sync to (WAV, MP3, OGG/Opus, FLAC, M4A).",
 )
 @_render_options
-@click.option(
-    "--server",
-    default=None,
-    metavar="URL",
-    help="Render on this facecast service instead of here (same options, same progress bar).",
-)
-@click.option(
-    "--api-key",
-    envvar="FACECAST_API_KEY",
-    default=None,
-    help="API key for --server (or set FACECAST_API_KEY, which keeps it out of shell history).",
-)
-@click.option(
-    "--consent",
-    is_flag=True,
-    help="With --server: you confirm the person in the photo agreed to be animated (required).",
-)
+@_server_options
 def render(
     image: Path,
     text: str | None,
@@ -413,11 +468,7 @@ def render(
             raise FacecastError("Give exactly one of --text, --text-file or --audio.")
         _check_output(output)
         if server is not None:
-            if not consent:
-                raise FacecastError(
-                    "add --consent to confirm the person in the photo agreed to be animated "
-                    "(the service requires it)."
-                )
+            _require_consent(consent)
             _run_remote(server, api_key, image, output, text, audio, **opts)
         else:
             _run_render(image, output, text, audio, **opts)
@@ -456,6 +507,89 @@ def demo(output: Path, **opts: Any) -> None:
     with _plain_errors():
         _check_output(output)
         _run_render(_demo_photo(), output, DEMO_TEXT, None, **opts)
+
+
+@main.command()
+@click.argument("manifest", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@_job_options
+@_server_options
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 16),
+    default=2,
+    show_default=True,
+    help="With --server: videos rendering at once.",
+)
+def batch(
+    manifest: Path,
+    server: str | None,
+    api_key: str | None,
+    consent: bool,
+    concurrency: int,
+    **opts: Any,
+) -> None:
+    """Render every row of MANIFEST, a CSV file with the columns image, text or audio, voice,
+    lang and output (paths relative to its folder). Existing outputs are skipped; a failed row
+    is reported and the rest go on (exit status 1 when any failed)."""
+    from facecast import batch as batches
+
+    with _plain_errors():
+        rows = batches.read_manifest(manifest)
+        base = _options(opts)
+        if server is None:
+            report = _batch_bar(rows, lambda bar: batches.run(rows, _local_row(base), 1, bar))
+        else:
+            from facecast.client import FacecastClient
+
+            _require_consent(consent)
+            with FacecastClient(server, api_key) as client:
+
+                def remote(row: Any) -> None:
+                    options = row.options(base)
+                    _remote_render(client, row.image, row.output, row.text, row.audio, options)
+
+                report = _batch_bar(rows, lambda bar: batches.run(rows, remote, concurrency, bar))
+    for failed in report.failures:
+        click.echo(
+            f"failed: line {failed.row.line} ({failed.row.output}): {failed.message}", err=True
+        )
+    click.echo(report.summary())
+    if report.failures:
+        sys.exit(1)
+
+
+def _local_row(base: Any) -> Callable[[Any], None]:
+    """Renders one manifest row in this process (photos and voices stay warm between rows)."""
+    from facecast.backends import check_options
+    from facecast.pipeline import choose_voice, render_talking_head
+
+    def render(row: Any) -> None:
+        options = row.options(base)
+        if options.voice_sample is not None and row.text is not None:
+            options = _cloning(options)
+        elif row.text is not None:
+            options = choose_voice(options)
+        check_options(options)
+        render_talking_head(row.image, row.output, text=row.text, audio=row.audio, options=options)
+
+    return render
+
+
+def _batch_bar(rows: Any, work: Callable[[Callable[[Any], None]], Any]) -> Any:
+    """Runs `work` with a callback that moves one progress bar over all rows."""
+    import threading
+
+    from tqdm import tqdm
+
+    lock = threading.Lock()
+    with tqdm(total=len(rows), unit="video", file=sys.stderr, leave=False) as bar:
+
+        def advance(outcome: Any) -> None:
+            with lock:
+                bar.set_postfix_str(f"{outcome.status}: {outcome.row.output.name}")
+                bar.update(1)
+
+        return work(advance)
 
 
 @main.command(help=f"Speak TEXT into a WAV file.\n\n{VOICE_HELP}")
