@@ -8,6 +8,10 @@ import subprocess
 import wave
 from pathlib import Path
 
+import av
+import numpy as np
+from PIL import Image
+
 from test_cli import CLI_TIMEOUT_S, FACECAST
 
 
@@ -82,3 +86,25 @@ def test_faces_json_is_what_post_faces_answers(tmp_path: Path, grace: Path) -> N
     assert found["rotation"] == 0 and len(found["faces"]) == 1
     face = found["faces"][0]
     assert face["index"] == 0 and 0 <= face["x0"] < face["x1"] <= found["width"]
+
+
+def test_preview_is_the_first_frame_as_png(tmp_path: Path, grace: Path) -> None:
+    done = run(
+        "render", "--image", grace, "--preview", "--size", "256", "-o", "f.png", cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    with Image.open(tmp_path / "f.png") as picture:
+        assert picture.format == "PNG" and picture.size == (256, 256)
+        first = np.asarray(picture.convert("RGB"), dtype=np.float64)
+    video = tmp_path / "v.mp4"
+    made = run(
+        "render", "--image", grace, "--text", "Hallo.", "--size", "256", "-o", video, cwd=tmp_path
+    )
+    assert made.returncode == 0, made.stderr
+    with av.open(str(video)) as container:
+        frame = next(container.decode(video=0)).to_ndarray(format="rgb24").astype(np.float64)
+    assert np.abs(first - frame).mean() < 4.0  # the video's own first frame, up to H.264's loss
+    wrong = run("render", "--image", grace, "--preview", "-o", "f.mp4", cwd=tmp_path)
+    assert wrong.returncode == 2 and wrong.stderr.strip() == (
+        "error: --preview writes a PNG: name it with -o NAME.png."
+    )

@@ -308,6 +308,28 @@ def _progress_bar() -> Iterator[Callable[[str, float], None]]:
         yield progress
 
 
+def _write_preview(image: Path, output: Path, server: str | None, opts: dict[str, Any]) -> None:
+    """The video's first frame as a PNG, made here or by the service."""
+    import io
+
+    from PIL import Image
+
+    if output.suffix.lower() != ".png":
+        raise FacecastError("--preview writes a PNG: name it with -o NAME.png.")
+    _check_output(output)
+    if opts.get("stream") is not None:
+        raise FacecastError("--preview writes one picture; leave --stream out.")
+    if server is not None:
+        raise FacecastError("--preview renders here; leave --server out.")
+    from facecast.pipeline import preview_frame
+
+    buffer = io.BytesIO()
+    Image.fromarray(preview_frame(image, _options(opts))).save(buffer, format="PNG")
+    data = buffer.getvalue()
+    output.write_bytes(data)
+    click.echo(f"wrote {output}")
+
+
 def _run_remote(
     server: str,
     api_key: str | None,
@@ -450,6 +472,11 @@ def main() -> None:
 )
 @_render_options
 @_server_options
+@click.option(
+    "--preview",
+    is_flag=True,
+    help="Write only the first frame as PNG (-o NAME.png), in well under a second.",
+)
 def render(
     image: Path,
     text: str | None,
@@ -459,10 +486,14 @@ def render(
     server: str | None,
     api_key: str | None,
     consent: bool,
+    preview: bool,
     **opts: Any,
 ) -> None:
     """Animate IMAGE speaking TEXT or AUDIO."""
     with _plain_errors():
+        if preview:
+            _write_preview(image, output, server, opts)
+            return
         text = _text_input(text, text_file)
         if (text is None) == (audio is None):
             raise FacecastError("Give exactly one of --text, --text-file or --audio.")

@@ -378,6 +378,29 @@ def _marked(frame: np.ndarray, watermark: str | None) -> np.ndarray:
     return watermark_frame(frame, watermark) if watermark else frame
 
 
+PREVIEW_SECONDS = 0.2
+"""Silence the preview's motion is computed over (its first frame is the video's rest pose)."""
+
+
+def preview_frame(
+    image: Path | bytes | Photo, options: RenderOptions = RenderOptions()
+) -> np.ndarray:
+    """The video's first frame (the face at rest, framed as the video frames it) as RGB, with
+    the watermark but without upscaling or refinement: what an app shows before the video."""
+    with threadpool_limits(limits=BLAS_THREADS, user_api="blas"):
+        photos, key = prepared_photos(), photo_key(image, options)
+        rigged = photos.take(key) or rig_photo(image, options)
+        try:
+            silence = AudioTrack(
+                np.zeros(round(PREVIEW_SECONDS * OUTPUT_AUDIO_RATE), np.float32), OUTPUT_AUDIO_RATE
+            )
+            curves = motion.motion_curves(silence, options.fps, seed=options.seed)
+            frame = rigged.animator.render_batch([curves.frame(0)])[0]
+        finally:
+            photos.give(key, rigged)
+    return _marked(frame, options.watermark)
+
+
 def render_talking_head(
     image: Path | bytes | Photo,
     output: Path,
