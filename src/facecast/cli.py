@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import click
 
 from facecast.errors import BackendUnavailableError, FacecastError
+from facecast.options import FRAMINGS
 
 VOICE_HELP = (
     "Voice: backend:voice (e.g. pico:de-DE, espeak:f3), a backend, or a plain voice name; "
@@ -194,8 +195,14 @@ def _job_options(func: F) -> F:
             help="Output edge in pixels (square crop on the face).",
         ),
         click.option(
-            "--full-frame", is_flag=True, help="Keep the whole photo, longer side = size."
+            "--framing",
+            type=click.Choice(FRAMINGS),
+            default="square",
+            show_default=True,
+            help="square, portrait (9:16) or landscape (16:9) on the face, size the shorter "
+            "side; full: the whole photo, longer side size.",
         ),
+        click.option("--full-frame", is_flag=True, help="The same as --framing full."),
         click.option(
             "--lang", default="de", show_default=True, help="Speech language (text input)."
         ),
@@ -254,6 +261,7 @@ def _options(opts: dict[str, Any]) -> Any:
         fps=opts["fps"],
         size=opts["size"] - opts["size"] % 2,
         full_frame=opts["full_frame"],
+        framing=opts["framing"],
         lang=opts["lang"],
         voice=opts["voice"],
         seed=opts["seed"],

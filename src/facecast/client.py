@@ -149,6 +149,7 @@ def _form(options: RenderOptions, consent: bool, **extra: str | None) -> dict[st
         "fps": str(options.fps),
         "size": str(options.size),
         "full_frame": "true" if options.full_frame else "false",
+        "framing": options.framing,
         "face_index": None if options.face_index is None else str(options.face_index),
         "face_at": None if options.face_at is None else "{:g},{:g}".format(*options.face_at),
         "renderer": None if options.renderer == "warp" else options.renderer,

@@ -232,7 +232,7 @@ def prepare_photo(image: Path | bytes | Photo, options: RenderOptions) -> Prepar
     rgb, landmarks = restore.maybe_restore(search.rgb, chosen, options)
     # H.264 in yuv420p needs even sides: an odd size is rounded down.
     size = options.size // 2 * 2
-    portrait = face.frame_portrait(rgb, landmarks, size, options.full_frame)
+    portrait = face.frame_portrait(rgb, landmarks, size, options.shape)
     restored = landmarks is not chosen
     warnings = _enlargement_warnings(chosen, portrait.landmarks, size, restored)
     return PreparedPhoto(portrait, warnings)
@@ -318,7 +318,7 @@ def photo_key(image: Path | bytes | Photo, options: RenderOptions) -> tuple[str,
         )
     framing = (
         options.size // 2 * 2,
-        options.full_frame,
+        options.shape,
         options.renderer,
         options.face_index,
         options.face_at,

@@ -25,7 +25,7 @@ from starlette.concurrency import run_in_threadpool
 from facecast import __version__
 from facecast.config import Settings
 from facecast.errors import BackendUnavailableError, FacecastError, UnsupportedLanguageError
-from facecast.options import RenderOptions
+from facecast.options import Framing, RenderOptions
 from facecast.service import webhooks
 from facecast.service.access import (
     ANONYMOUS,
@@ -128,6 +128,7 @@ def build_options(
     fps: int | None = None,
     size: int | None = None,
     full_frame: bool = False,
+    framing: Framing = "square",
     face_index: int | None = None,
     face_at: tuple[float, float] | None = None,
     renderer: str = "warp",
@@ -145,6 +146,7 @@ def build_options(
         fps=fps or settings.default_fps,
         size=even(size or settings.default_size),
         full_frame=full_frame,
+        framing=framing,
         lang=lang or settings.default_lang,
         voice=voice,
         watermark=settings.watermark,

@@ -20,6 +20,7 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from facecast.errors import FacecastError
+from facecast.options import Framing
 from facecast.service.access import authenticate
 from facecast.service.deps import (
     BaseUrlDep,
@@ -67,6 +68,7 @@ ANIMATE_FIELDS = frozenset(
         "fps",
         "size",
         "full_frame",
+        "framing",
         "webhook",
         "client_ref",
         "face_index",
@@ -149,9 +151,19 @@ def animate(
         int | None, Form(ge=1, le=60, description="Frames per second; default 25.")
     ] = None,
     size: Annotated[
-        int | None, Form(ge=128, le=2048, description="Edge of the square video; default 512.")
+        int | None, Form(ge=128, le=2048, description="The video's shorter side; default 512.")
     ] = None,
-    full_frame: Annotated[bool, Form(description="Animate the whole photo, not a crop.")] = False,
+    full_frame: Annotated[
+        bool, Form(description="Animate the whole photo, not a crop (framing=full).")
+    ] = False,
+    framing: Annotated[
+        Framing,
+        Form(
+            description="square (default), portrait 9:16 or landscape 16:9, framed on the "
+            "face with `size` the shorter side (the photo extended where it is too small, "
+            "never stretched); full: the whole photo, longer side `size`."
+        ),
+    ] = "square",
     webhook: Annotated[
         str | None,
         Form(max_length=2048, description="URL that gets a signed POST when the job ends."),
@@ -208,6 +220,7 @@ def animate(
         fps=fps,
         size=size,
         full_frame=full_frame,
+        framing=framing,
         face_index=face_index,
         face_at=parse_point(_given(face_at)),
         renderer=_given(renderer) or "warp",
