@@ -263,6 +263,22 @@ def _weekday_range_rule(language: Language) -> Rule:
     return (pattern, replace)
 
 
+def _weekday_after_rule(language: Language) -> Rule:
+    """A short weekday after a preposition: "bis Fr." is Friday, not "Frau"."""
+    days = dict(language.weekdays)
+    names = "|".join(sorted(days, key=len, reverse=True))
+
+    def replace(match: re.Match[str]) -> str:
+        return match["pre"] + days[match["day"]] + ("." if _keeps_period(match, False) else "")
+
+    return (
+        re.compile(
+            rf"(?P<pre>\b(?:bis|ab|am|vom|zum|seit|jeden|außer)\s+)(?P<day>{names})\.(?!\w)",
+        ),
+        replace,
+    )
+
+
 def _weekday_rule(language: Language) -> Rule:
     """A short weekday before a time or date: "Sa 10-14 Uhr" -> "Samstag 10-14 Uhr"."""
     days = dict(language.weekdays)
@@ -894,7 +910,7 @@ def _dotted_groups(written: str, language: Language) -> list[str]:
 
 def _is_thousands(written: str) -> bool:
     """ "18.432" and "1.000.000" are German thousands, not outline numbers."""
-    return all(len(group) == 3 for group in written.split(".")[1:])
+    return "." in written and all(len(group) == 3 for group in written.split(".")[1:])
 
 
 def _outline(written: str, language: Language) -> str:
@@ -907,19 +923,22 @@ def _room_and_section_rule(language: Language) -> Rule:
     not a date."""
 
     def replace(match: re.Match[str]) -> str:
-        noun, written = match["noun"], match["num"]
-        if noun.endswith(ROOM_NOUNS):
-            spoken = " ".join(_dotted_groups(written, language))
-        elif noun in SECTION_NOUNS and not _is_thousands(written):
-            spoken = _outline(written, language)
+        noun, written, wing = match["noun"], match["num"], match["wing"] or ""
+        dotted = "." in written or wing.endswith(".")
+        letter = wing.rstrip(". ")[:1]
+        if noun.endswith(ROOM_NOUNS) and dotted:
+            spoken = " ".join([*letter, *_dotted_groups(written, language)])
+        elif noun in SECTION_NOUNS and dotted and not _is_thousands(written):
+            spoken = " ".join([*letter, _outline(written, language)])
         else:
             return match.group(0)
         return f"{noun}{match['gap']}{spoken}"
 
+    # A wing or building letter may come first: "Raum B 2.14", "Raum E.07".
     return (
         re.compile(
-            rf"(?<![\w.])(?P<noun>[^\W\d]{{1,40}}|§)(?P<gap>\s+(?:[A-Z] ?)?)(?P<num>{_DOTTED})"
-            r"(?!\d|\.\d)"
+            r"(?<![\w.])(?P<noun>[^\W\d]{1,40}|§)(?P<gap>\s+)(?P<wing>[A-Z][ .]?)?"
+            r"(?P<num>\d{1,3}(?:\.\d{1,3}){0,4})(?!\d|\.\d)"
         ),
         replace,
     )
@@ -937,7 +956,8 @@ def _dotted_number_rule(language: Language) -> Rule:
 
 
 def _house_number_rules(language: Language) -> list[Rule]:
-    """ "42/B" -> "zweiundvierzig B"; after a street "42/1" -> "zweiundvierzig Strich eins"."""
+    """ "42/B" -> "zweiundvierzig B"; after a street "42/1" -> "zweiundvierzig Strich eins";
+    a file number "345/25" -> "dreihundertfünfundvierzig Strich fünfundzwanzig"."""
 
     def street(match: re.Match[str]) -> str:
         if not match["street"].endswith(STREET_ENDINGS):
@@ -957,6 +977,14 @@ def _house_number_rules(language: Language) -> list[Rule]:
         (
             re.compile(r"(?<![\w.,/])(?P<n>\d{1,4}) ?/ ?(?P<letter>[A-Za-z])(?![\w/])"),
             lambda m: _pad(f"{cardinal(int(m['n']), language)} {m['letter']}"),
+        ),
+        # File numbers with a year: "345/25", "1234/2026" ("Strich"); "1/2" stays a fraction.
+        (
+            re.compile(r"(?<![\w.,/])(?P<n>[1-9]\d{2,5})/(?P<m>\d{2}|\d{4})(?![\w/]|[.,]\d)"),
+            lambda m: _pad(
+                f"{cardinal(int(m['n']), language)} {language.slash_word} "
+                f"{cardinal(int(m['m']), language)}"
+            ),
         ),
     ]
 
@@ -1015,6 +1043,7 @@ def _rules(language: Language, region: str) -> list[Rule]:
         *(_postcode_rules(language) if german else []),
         _weekday_range_rule(language),
         _weekday_rule(language),
+        *([_weekday_after_rule(language)] if german else []),
         *([_street_rule(), _number_suffix_rule(), _following_pages_rule()] if german else []),
         *_abbreviation_rules(language),
         *([_word_abbreviation_rule(language), _identifier_rule(language)] if german else []),
