@@ -33,23 +33,25 @@ def test_the_list_is_long_enough_in_both_languages() -> None:
     assert sum(lang == "en" for lang, _, _ in CASES) >= 30
 
 
-MANY_DATES = "am Mo., 7.12. und " * 250
+MANY_DATES = "am Mo., 7.12. und " * 500
+GROWTH = 10
 
 
-def test_thousands_of_dates_cost_about_what_one_hundred_do() -> None:
+def test_thousands_of_dates_cost_linear_time() -> None:
     """The case rules look at a short window before each date, not the whole text before it:
-    ten times the dates must not cost a hundred times the work (it did, quadratically)."""
+    ten times the dates must cost about ten times the work, not a hundred (it was
+    quadratic). CPU time, best of five, so other processes on the machine matter less."""
     import time
 
     def seconds(text: str) -> float:
-        started = time.perf_counter()
+        started = time.process_time()
         normalize(text, "de")
-        return time.perf_counter() - started
+        return time.process_time() - started
 
     normalize(MANY_DATES[:100], "de")  # compile the rules
-    short = min(seconds(MANY_DATES[: len(MANY_DATES) // 10]) for _ in range(3))
-    long = min(seconds(MANY_DATES) for _ in range(3))
-    assert long < short * 30
+    short = min(seconds(MANY_DATES[: len(MANY_DATES) // GROWTH]) for _ in range(5))
+    long = min(seconds(MANY_DATES) for _ in range(5))
+    assert long < short * GROWTH * 2.5
 
 
 @pytest.mark.parametrize("lang", ["de-DE", "de_AT", "DE"])

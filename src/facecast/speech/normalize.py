@@ -3,10 +3,11 @@
 `normalize(text, lang)` runs before every backend (see `pipeline.synthesize`). Rules are tables of
 regular expressions applied in a fixed order, most specific first: URLs and e-mail addresses,
 abbreviations, phone numbers, dates, times, money, percentages, units, ordinals, then plain
-numbers and the symbols left over; the words come from the per-language tables in
-`normalize_tables.py`, numbers through `num2words`. Languages other than German and English
-pass through unchanged. Patterns are bounded where they could backtrack, so hostile input
-stays fast (bench/speech_limits.py measures it).
+numbers and the symbols left over. German adds the shapes of forms, letters and signs: IBANs,
+postcodes, IDs after "Nummer", room and section numbers, house numbers, "€/kg". The words come
+from the per-language tables in `normalize_tables.py`, numbers through `num2words`. Languages
+other than German and English pass through unchanged. Patterns are bounded where they could
+backtrack, so hostile input stays fast (bench/speech_limits.py measures it).
 """
 
 from __future__ import annotations
@@ -805,12 +806,13 @@ def _iban_rule(language: Language) -> Rule:
 
 
 _TOWN_AFTER = (
-    r"(?=[ ][A-ZÄÖÜ][\w]{0,40}(?:[ ]?$|[ ]?[,;.()\n-]|[ ]+(?:am|an der|im|ob der|bei|in der)"
-    r"[ ]+[A-ZÄÖÜ]|[ ]+[A-ZÄÖÜ]))"
+    r"(?![ ](?:Euro|Dollar|Franken|Pfund|Cent)\b)"
+    r"(?=[ ][A-ZÄÖÜ][\w]{0,40}(?:[ ]?$|[ ]?[,;.()\n-]"
+    r"|[ ]+(?:am|an der|im|ob der|bei|in der)[ ]+[A-ZÄÖÜ]|[ ]+[A-ZÄÖÜ]))"
 )
 """A town name after a postcode: a capital word ending the line or the text, or followed by
-punctuation, "am Main", "an der Oder" or a second capital word. "10000 Menschen demonstrierten"
-is a count (the verb after it is lower case)."""
+punctuation, "am Main", "an der Oder" or a second capital word, and not a currency.
+"10000 Menschen demonstrierten" is a count (the verb after it is lower case)."""
 
 
 def _postcode_rules(language: Language) -> list[Rule]:
@@ -938,7 +940,7 @@ def _room_and_section_rule(language: Language) -> Rule:
     return (
         re.compile(
             r"(?<![\w.])(?P<noun>[^\W\d]{1,40}|§)(?P<gap>\s+)(?P<wing>[A-Z][ .]?)?"
-            r"(?P<num>\d{1,3}(?:\.\d{1,3}){0,4})(?!\d|\.\d)"
+            r"(?P<num>\d{1,3}(?:\.\d{1,3}){0,4})(?!\d|\.\d|\s?Uhr\b)"
         ),
         replace,
     )
