@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from facecast.errors import FaceChoiceError, NoFaceError
+from facecast.image import Photo
 
 MIN_FACE_SIDE = 24
 """A face smaller than this many pixels across cannot be animated."""
@@ -380,6 +381,61 @@ ASPECTS = {"square": 1.0, "portrait": 9 / 16, "landscape": 16 / 9}
 EXTEND_BLUR = 0.04
 """Where a framing reaches past the photo, the photo is extended from its edges and blurred with
 this sigma (of the output's longer side), so the extension reads as soft background."""
+
+
+@dataclass(frozen=True)
+class FaceBox:
+    """A face's outline box in pixels of the upright photo (x0, y0 top left)."""
+
+    x0: int
+    y0: int
+    x1: int
+    y1: int
+
+
+@dataclass(frozen=True)
+class PhotoFaces:
+    """The faces a photo shows, largest first, for a caller that lets the user choose."""
+
+    width: int
+    height: int
+    """Size of the upright photo (EXIF orientation and `rotation` applied)."""
+    rotation: int
+    """Degrees the photo was turned clockwise to stand its faces upright."""
+    boxes: tuple[FaceBox, ...]
+
+    def as_json(self) -> dict[str, object]:
+        """The shape POST /faces answers with (`facecast faces --json` prints the same)."""
+        return {
+            "width": self.width,
+            "height": self.height,
+            "rotation": self.rotation,
+            "faces": [
+                {"index": i, "x0": b.x0, "y0": b.y0, "x1": b.x1, "y1": b.y1}
+                for i, b in enumerate(self.boxes)
+            ],
+        }
+
+
+def search_photo(photo: Photo) -> tuple[FaceSearch, float, tuple[int, int]]:
+    """The face search over a decoded photo, working pixels per photo pixel, and the upright
+    photo's size."""
+    search = find_faces(photo.rgb)
+    width, height = photo.width, photo.height
+    if search.rotation % 180:
+        width, height = height, width
+    return search, search.rgb.shape[1] / width, (width, height)
+
+
+def photo_faces(photo: Photo) -> PhotoFaces:
+    """The faces in a decoded photo with their boxes in the photo's own pixels, largest first
+    (the API's face search runs this in a helper process, without the pipeline)."""
+    search, scale, (width, height) = search_photo(photo)
+    boxes = []
+    for found in search.faces:
+        x0, y0, x1, y1 = (round(v / scale) for v in found.oval_box)
+        boxes.append(FaceBox(max(x0, 0), max(y0, 0), min(x1, width), min(y1, height)))
+    return PhotoFaces(width, height, search.rotation, tuple(boxes))
 
 
 def frame_portrait(rgb: np.ndarray, face: FaceLandmarks, size: int, framing: str) -> Portrait:

@@ -96,40 +96,6 @@ class PreparedPhoto:
     warnings: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
-class FaceBox:
-    """A face's outline box in pixels of the upright photo (x0, y0 top left)."""
-
-    x0: int
-    y0: int
-    x1: int
-    y1: int
-
-
-@dataclass(frozen=True)
-class PhotoFaces:
-    """The faces a photo shows, largest first, for a caller that lets the user choose."""
-
-    width: int
-    height: int
-    """Size of the upright photo (EXIF orientation and `rotation` applied)."""
-    rotation: int
-    """Degrees the photo was turned clockwise to stand its faces upright."""
-    boxes: tuple[FaceBox, ...]
-
-    def as_json(self) -> dict[str, object]:
-        """The shape POST /faces answers with (`facecast faces --json` prints the same)."""
-        return {
-            "width": self.width,
-            "height": self.height,
-            "rotation": self.rotation,
-            "faces": [
-                {"index": i, "x0": b.x0, "y0": b.y0, "x1": b.x1, "y1": b.y1}
-                for i, b in enumerate(self.boxes)
-            ],
-        }
-
-
 def synthesize(
     text: str,
     lang: str = "de",
@@ -199,30 +165,14 @@ def _decoded(image: Path | bytes | Photo) -> Photo:
     return load_photo(image, max_pixels=get_settings().max_image_pixels)
 
 
-def _search(photo: Photo) -> tuple[face.FaceSearch, float, tuple[int, int]]:
-    """The face search, working pixels per photo pixel, and the upright photo's size."""
-    search = face.find_faces(photo.rgb)
-    width, height = photo.width, photo.height
-    if search.rotation % 180:
-        width, height = height, width
-    return search, search.rgb.shape[1] / width, (width, height)
-
-
-def find_photo_faces(image: Path | bytes | Photo) -> PhotoFaces:
+def find_photo_faces(image: Path | bytes | Photo) -> face.PhotoFaces:
     """The faces in a photo with their boxes in the photo's own pixels, largest first."""
-    search, scale, (width, height) = _search(_decoded(image))
-    boxes = []
-    for found in search.faces:
-        x0, y0, x1, y1 = (round(v / scale) for v in found.oval_box)
-        boxes.append(
-            FaceBox(max(x0, 0), max(y0, 0), min(x1, width), min(y1, height)),
-        )
-    return PhotoFaces(width, height, search.rotation, tuple(boxes))
+    return face.photo_faces(_decoded(image))
 
 
 def prepare_photo(image: Path | bytes | Photo, options: RenderOptions) -> PreparedPhoto:
     """Decode the photo, turn it upright, pick the face and frame it for rendering."""
-    search, scale, _ = _search(_decoded(image))
+    search, scale, _ = face.search_photo(_decoded(image))
     at = (
         None
         if options.face_at is None

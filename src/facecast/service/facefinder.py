@@ -23,10 +23,10 @@ RETRY_AFTER_S = 5
 def search(data: bytes, max_pixels: int) -> FacesResult:
     """Decode the photo and find its faces (runs in the helper process; the engine is imported
     there only, and the answer comes back as a schema the API knows)."""
-    from facecast import pipeline
+    from facecast.face import photo_faces
     from facecast.image import load_photo
 
-    found = pipeline.find_photo_faces(load_photo(data, max_pixels=max_pixels))
+    found = photo_faces(load_photo(data, max_pixels=max_pixels))
     return FacesResult.model_validate(found.as_json())
 
 
