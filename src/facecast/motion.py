@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.ndimage import gaussian_filter1d
+from scipy.ndimage import gaussian_filter1d, maximum_filter1d
 
 from facecast.audio import AudioTrack, frame_rms, n_video_frames, resample, voice_activity
 from facecast.speech import PhonemeEvent
@@ -100,14 +100,17 @@ TEXT_SIGNAL_SHARE = 0.7
 """For text, the share of the jaw that follows the sound played, the rest the phonemes: the
 sound alone gives lip gap vs loudness r 0.87-0.89 on Pico and espeak speech, the phonemes
 alone 0.47-0.64, this mix 0.85-0.89 while bilabials still press the lips shut."""
-LOCAL_LEVEL_S = 0.6
-"""Standard deviation (seconds) of the Gaussian window over which a passage's own speech
-level is judged (about 2 s across): a reader who drops 6 dB still opens the mouth."""
+TEXT_SIGNAL_SCALE = (0.7, 1.5)
+"""Bounds on the factor that gives text's mixed jaw the phonemes' median opening."""
+LOCAL_LEVEL_S = 1.5
+"""Span (seconds) around each moment whose loudest speech sets the level loudness is judged
+against: a reader who drops 6 dB for a sentence still opens the mouth."""
 LOCAL_LEVEL_MAX_DB = 12.0
 """A quiet passage's level is taken as at most this far below the clip's: quieter still is
 mumbling or noise the voice activity let through, and opens less."""
-LOCAL_LEVEL_MIN_WEIGHT = 0.2
-"""Share of voiced steps in the window below which the clip's own level is used instead."""
+LEVEL_SMOOTH_S = 0.025
+"""Smoothing of the power before its peaks are taken (seconds); four times this smooths the
+level itself."""
 MAX_SMOOTH_HZ = 6.0
 """Nothing the face does changes faster than this; keeps frames free of jitter."""
 
@@ -342,8 +345,16 @@ def mouth_from_speech(
     also give the lips' closures, their rounding and the tongue."""
     targets = phoneme_targets(phonemes, duration, features.loudness)
     signal_jaw = _signal_jaw_aligned(features)[: len(targets.jaw)]
-    jaw = TEXT_SIGNAL_SHARE * signal_jaw + (1.0 - TEXT_SIGNAL_SHARE) * targets.jaw
-    jaw, width, tongue = _finish_phoneme_mouth(targets, jaw)
+    mixed = TEXT_SIGNAL_SHARE * signal_jaw + (1.0 - TEXT_SIGNAL_SHARE) * targets.jaw
+    # The sound sets when the jaw moves, the phonemes how far: the mix is scaled so that its
+    # median over the sounding steps is what the phonemes alone would open (the sound's
+    # troughs between syllables would otherwise lower every opening).
+    sounding = signal_jaw > SOUNDING
+    if sounding.sum() >= 10:
+        alone = np.median(targets.jaw[sounding] * (1.0 - targets.pressed[sounding]))
+        now = max(float(np.median(mixed[sounding] * (1.0 - targets.pressed[sounding]))), 1e-3)
+        mixed = mixed * float(np.clip(alone / now, *TEXT_SIGNAL_SCALE))
+    jaw, width, tongue = _finish_phoneme_mouth(targets, mixed)
     return jaw, width, tongue, targets.pressed > BILABIAL_CLOSED
 
 
@@ -467,21 +478,21 @@ def signal_features(track: AudioTrack) -> SignalFeatures:
 
 def local_level(db: np.ndarray, voiced: np.ndarray) -> np.ndarray:
     """Speech level (dB) per curve step: the clip's (90th percentile over voiced steps),
-    lowered where the surrounding ~2 s of speech is quieter than the clip as a whole (by at
-    most LOCAL_LEVEL_MAX_DB), never raised above it."""
+    moved by how far the loudest speech within LOCAL_LEVEL_S lies below the clip's loudest;
+    lowered by at most LOCAL_LEVEL_MAX_DB, never raised."""
     if voiced.sum() <= 5:
         return np.full(len(db), float(db.max()))
     level = float(np.percentile(db[voiced], 90))
-    mean = float(db[voiced].mean())
-    sigma = LOCAL_LEVEL_S * CURVE_RATE
-    weight = gaussian_filter1d(voiced.astype(np.float64), sigma, mode="constant")
-    total = gaussian_filter1d(np.where(voiced, db, 0.0), sigma, mode="constant")
-    local_mean = total / np.maximum(weight, 1e-9)
-    # The window's mean, shifted as the clip's mean sits below the clip's level.
-    local = np.clip(local_mean + (level - mean), level - LOCAL_LEVEL_MAX_DB, level)
-    # Where the window holds little speech, its mean says little: lean on the clip's level.
-    trust = np.clip(weight / LOCAL_LEVEL_MIN_WEIGHT, 0.0, 1.0)
-    return np.asarray(trust * local + (1.0 - trust) * level, dtype=np.float64)
+    # Syllable peaks: power smoothed over a few milliseconds, so one click sets no level.
+    power = gaussian_filter1d(10.0 ** (db / 10.0), LEVEL_SMOOTH_S * CURVE_RATE)
+    peaks = np.where(voiced, 10.0 * np.log10(np.maximum(power, 1e-12)), -np.inf)
+    window = max(int(LOCAL_LEVEL_S * CURVE_RATE), 1)
+    nearby = maximum_filter1d(peaks, window, mode="nearest")
+    drop = np.clip(nearby - float(peaks[voiced].max()), -LOCAL_LEVEL_MAX_DB, 0.0)
+    # A long silence has no level of its own: it keeps the clip's (the gate shuts it anyway).
+    drop[~np.isfinite(nearby)] = 0.0
+    drop = gaussian_filter1d(drop, LEVEL_SMOOTH_S * 4 * CURVE_RATE, mode="nearest")
+    return np.asarray(level + drop, dtype=np.float64)
 
 
 def _brightness(audio: AudioTrack, n: int, voiced: np.ndarray) -> np.ndarray:
