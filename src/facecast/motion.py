@@ -105,6 +105,8 @@ TEXT_SIGNAL_SCALE = (0.7, 1.5)
 LOCAL_LEVEL_S = 1.5
 """Span (seconds) around each moment whose loudest speech sets the level loudness is judged
 against: a reader who drops 6 dB for a sentence still opens the mouth."""
+SYNTHETIC_RANGE_DB = 40.0
+"""A synthetic voice sounds where it is within this many dB of its loudest."""
 LOCAL_LEVEL_MAX_DB = 12.0
 """A quiet passage's level is taken as at most this far below the clip's: quieter still is
 mumbling or noise the voice activity let through, and opens less."""
@@ -456,23 +458,29 @@ class SignalFeatures:
     brightness: np.ndarray  # -1 (dark, rounded vowels) .. 1 (bright, spread vowels)
 
 
-def signal_features(track: AudioTrack) -> SignalFeatures:
+def signal_features(track: AudioTrack, *, synthetic: bool = False) -> SignalFeatures:
     """Loudness, voice activity and spectral brightness of `track` at CURVE_RATE.
 
-    Loudness is judged against the speech level of the surrounding ~2 s (see `local_level`),
-    so a passage spoken more quietly still opens the mouth.
+    Loudness is judged against the speech level of the surrounding ~1.5 s (see
+    `local_level`), so a passage spoken more quietly still opens the mouth. A `synthetic`
+    voice (text to speech) is clean: its activity is where it sounds (within 40 dB of its
+    loudest), without the costly voice activity detector, and its brightness is not needed
+    (the phonemes give the lips' width).
     """
     audio = resample(track, ANALYSIS_RATE) if track.sample_rate != ANALYSIS_RATE else track
     n = max(int(np.ceil(audio.duration * CURVE_RATE)), 1)
     rms = frame_rms(audio, CURVE_RATE, n)
     db = 20.0 * np.log10(np.maximum(rms, 1e-6))
-    activity = voice_activity(audio, CURVE_RATE, n).astype(np.float64)
+    if synthetic:
+        activity = (db > db.max() - SYNTHETIC_RANGE_DB).astype(np.float64)
+    else:
+        activity = voice_activity(audio, CURVE_RATE, n).astype(np.float64)
     voiced = activity > 0.5
     level = local_level(db, voiced)
     floor = np.maximum(level - 30.0, -70.0)
     loudness = np.clip((db - floor) / (level - floor + 1e-6), 0.0, 1.2)
     loudness[db < -60.0] = 0.0
-    brightness = _brightness(audio, n, voiced)
+    brightness = np.zeros(n) if synthetic else _brightness(audio, n, voiced)
     return SignalFeatures(loudness, activity, brightness)
 
 
@@ -631,7 +639,7 @@ def motion_curves(
 
     The mouth follows the signal; with `phonemes` (synthesised speech) also the phonemes.
     """
-    features = signal_features(track)
+    features = signal_features(track, synthetic=bool(phonemes))
     n_curve = len(features.loudness)
     if phonemes:
         jaw, width, tongue, closures = mouth_from_speech(phonemes, track.duration, features)
