@@ -78,6 +78,8 @@ PACKAGES = {
 files."""
 HAND_NOTES = "## What still looks wrong"
 """Heading of the hand-written part of docs/quality.md, kept when the tables are rewritten."""
+WIDEST_JPEG_QUALITY = 92
+"""The full-size widest-opening sheets are JPEG at this quality (no visible loss at 100 %)."""
 BLINK_SHARE = 0.6
 """A frame is a blink when its eye ratio is below this share of the clip's median."""
 
@@ -453,7 +455,7 @@ def judge(item: Portrait, recording: Path, work: Path, sheets: Path) -> Row:
     opening, sound = clip.faces.opening, clip.sound
     blinks, depth = blink_stats(clip)
     sheet(clip, rec, source, sheets / f"{item.name}.png")
-    widest_sheet(clip, source, sheets / f"{item.name}-widest.png")
+    widest_sheet(clip, source, sheets / f"{item.name}-widest.jpg")
     return Row(
         item.name,
         item.source,
@@ -480,7 +482,9 @@ def widest_sheet(clip: Clip, source: np.ndarray, path: Path) -> None:
     """The photo and the clip's widest opening side by side, both at full size (2 x 512 px)."""
     widest = int(np.argmax(np.nan_to_num(clip.faces.opening, nan=0.0)))
     frame = next(f for i, f in enumerate(iter_frames(clip.path)) if i == widest)
-    cv2.imwrite(str(path), cv2.cvtColor(np.concatenate([source, frame], axis=1), cv2.COLOR_RGB2BGR))
+    pair = cv2.cvtColor(np.concatenate([source, frame], axis=1), cv2.COLOR_RGB2BGR)
+    # JPEG at high quality: 20 full-size pairs as PNG would add 20 MB to the repository.
+    cv2.imwrite(str(path), pair, [cv2.IMWRITE_JPEG_QUALITY, WIDEST_JPEG_QUALITY])
 
 
 def _sync(sync: Sync) -> str:
@@ -502,7 +506,7 @@ def write_markdown(rows: list[Row], out: Path) -> None:
         "  mouth (closed lips read 0.00-0.02); **photo**: the photo's own gap; **rest - photo**:",
         "  silence relative to the photo's own gap (how far the rest pose moved from the photo).",
         "- **sync de / en / rec**: Pearson r of the lip gap (over face height) against the sound's",
-        f"  RMS per frame (smoothed over 3 frames), best over lags {LAGS.start}..{LAGS.stop - 1}",
+        f"  RMS per frame (smoothed over 3 frames), best over lags {LAGS.start}..{LAGS.stop - 1:+d}",
         "  frames, with that lag in brackets (negative: the lips lead the sound). Target >= 0.55.",
         f"- **blinks**: runs of frames with an eye ratio under {BLINK_SHARE} of the clip's median;",
         "  **depth**: 1 - smallest eye ratio / median (a full closure reads about 0.6-0.8).",
@@ -536,7 +540,7 @@ def write_markdown(rows: list[Row], out: Path) -> None:
     ]
     for r in rows:
         lines += [f"### {r.name}", "", f"![{r.name}](quality/{r.name}.png)", ""]
-        lines += [f"![{r.name}, widest](quality/{r.name}-widest.png)", ""]
+        lines += [f"![{r.name}, widest](quality/{r.name}-widest.jpg)", ""]
     target = out / "quality.md"
     # The judgement written by hand after looking at the sheets survives a re-run.
     previous = target.read_text() if target.exists() else ""
