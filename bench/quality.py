@@ -506,8 +506,9 @@ def write_markdown(rows: list[Row], out: Path) -> None:
         "  mouth (closed lips read 0.00-0.02); **photo**: the photo's own gap; **rest - photo**:",
         "  silence relative to the photo's own gap (how far the rest pose moved from the photo).",
         "- **sync de / en / rec**: Pearson r of the lip gap (over face height) against the sound's",
-        f"  RMS per frame (smoothed over 3 frames), best over lags {LAGS.start}..{LAGS.stop - 1:+d}",
-        "  frames, with that lag in brackets (negative: the lips lead the sound). Target >= 0.55.",
+        "  RMS per frame (smoothed over 3 frames), best over lags "
+        f"{LAGS.start}..{LAGS.stop - 1:+d} frames, with that lag in brackets (negative: the lips",
+        "  lead the sound). Target >= 0.55.",
         f"- **blinks**: runs of frames with an eye ratio under {BLINK_SHARE} of the clip's median;",
         "  **depth**: 1 - smallest eye ratio / median (a full closure reads about 0.6-0.8).",
         "- **SSIM**: worst frame's SSIM to the source over the background (outside the person's",
