@@ -331,7 +331,9 @@ class Row:
     median: float
     silence: float
     photo_opening: float
-    """The photo's own inner-lip opening: what `keep` rests at (silence relative to it)."""
+    """The photo's own inner-lip opening: what `expression=keep` should rest at. Until that
+    option exists the clip is rendered once; with it, render the German text once per mode
+    and judge `keep` by silence - photo_opening, `neutral` by silence itself (0 = closed)."""
     rec_peak: float
     rec_median: float
     sync_de: Sync
