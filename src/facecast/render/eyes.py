@@ -47,7 +47,7 @@ CORNER_KEEP = 0.6
 """...from this share of the half-width out from the eye's middle (exact inside it)."""
 SMOOTH_SHARE = 0.08
 """Lid curves are smoothed along the eye over this share of its width."""
-LASH_LINE = (0.03, 0.07, 0.15)
+LASH_LINE = (0.03, 0.07, 0.12)
 """Height of the lid margin and lash line that travels down unstretched, as a share of the
 eye's width: at least, without a photo to measure it in, and at most..."""
 LASH_OF_BAND = 0.7
@@ -71,12 +71,10 @@ STRETCH_FULL = 0.6
 grain fully; less stretched rows take a share."""
 GRAIN_FADE = 0.06
 """The borrowed grain fades in over this share of the eye's width below the still skin."""
-RIM_SHADE = 0.25
+RIM_SHADE = 0.35
 """A shut lid is this much darker at its rim, where it curves under, than on its dome..."""
 RIM_REACH = 0.08
 """...over this share of the eye's width, where the photo's lash line is dark..."""
-LASH_SQUEEZE = 0.0
-"""A shut lid's lash line is this share thinner than the open eye's."""
 LASH_HANG = 0.6
 """Lashes hang this share of the lash line's height below a closing lid's edge..."""
 LASH_HANG_OPACITY = 0.7
@@ -304,12 +302,11 @@ class LidWarp:
         lower = self._lower - t * t * (self._lower - self._closed)
         lid_up = self._upper - t * self._up_margin
         lid_lo = self._lower + t * self._lo_margin
-        # The lash line moves as one piece (a little squeezed: shut, the lashes point down
-        # and overlap); the skin between it and the still band's top stretches.
-        shown = lash * (1.0 - LASH_SQUEEZE * t)
-        skin_end = edge - shown
+        # The lash line moves as one piece; the skin between it and the still band's top
+        # stretches.
+        skin_end = edge - lash
         src_skin = top + (ys - top) * (lid_up - lash - top) / np.maximum(skin_end - top, 1e-3)
-        src_lash = lid_up - (edge - ys) * lash / np.maximum(shown, 1e-3)
+        src_lash = ys - (edge - lid_up)
         src_below = lid_lo + (ys - lower) * (bottom - lid_lo) / np.maximum(bottom - lower, 1e-3)
         src = np.where(
             ys < skin_end,
@@ -428,7 +425,7 @@ class LidPainter:
         top = lids.top[k].astype(np.float32)
         lash = lids.lash[k].astype(np.float32)
         lid_up = (lids.upper - t * lids.margin)[k].astype(np.float32)
-        skin_end = edge - lash * (1.0 - LASH_SQUEEZE * t)
+        skin_end = edge - lash
         ys = self._ys
         stretch = (skin_end - top) / np.maximum(lid_up - lash - top, 2.0)
         share = np.clip((stretch - 1.0) / STRETCH_FULL, 0.0, 1.0) * self._ends
