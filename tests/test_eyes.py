@@ -23,13 +23,17 @@ from facecast.render.eyes import Lids, LidWarp, lid_geometry
 from facecast.render.warp import WarpAnimator
 
 SIZE = 512
-BLINK_DEPTH = {"astronaut": 0.7, "narrowed": 0.58, "grace": 0.52}
-"""Shut-eye depth the mesh must read (measured: astronaut 0.79, narrowed 0.65, grace 0.61).
+BLINK_DEPTH = {"astronaut": 0.7, "narrowed": 0.58, "grace": 0.4}
+"""Shut-eye depth the mesh must read (measured: astronaut 0.90, narrowed 0.77, grace 0.45).
 Behind Grace Hopper's thick glasses, and on eyes that are narrow in the photo, the mesh reads
 even fully shut lids as less narrow than on wide open eyes: their open ratio is small already
-(the narrowed variant reads 0.25 open against the astronaut's 0.35), and the mesh never puts
-the lids of a shut eye closer than ~0.07-0.11 of its width. Before the lids were painted
-Grace's shut eyes read 0.29 and the astronaut's 0.64."""
+(the narrowed variant reads 0.22 open against the astronaut's 0.31), and the mesh never puts
+the lids of a shut eye closer than ~0.03-0.14 of its width. Before the lids were painted
+Grace's shut eyes read 0.29; the flat painted lid with a drawn lash line that came next read
+0.72 on her (the mesh takes a smooth bright patch over a thin dark line for a shut eye). Her
+lid is now her own skin, under a frame that leaves a short band of it to stretch, and her
+landmarks sit inside the iris, so its top travels down with the lash line: the mesh reads
+0.42-0.51 however the lid is tuned, while to the eye both lids are plainly shut."""
 NARROWING = 0.55
 """How far the lids of the narrowed variant are already down in its photo."""
 JPEG_QUALITY = 85

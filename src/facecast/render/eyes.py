@@ -60,6 +60,8 @@ LASH_START = 3
 GRAIN_SIGMA = 0.025
 """Skin grain is what a blur of this share of the eye's width (at least GRAIN_MIN_PX) takes out."""
 GRAIN_MIN_PX = 0.8
+COARSE_ALONG = 2.0
+"""The stretched lid's coarse layer is blurred this many times wider along the eye."""
 GRAIN_CLIP = 3.0
 """Grain is clipped to this many robust standard deviations: an edge under the eye (a frame's
 rim, a deep wrinkle) lends no line to the lid."""
@@ -96,6 +98,7 @@ LIFT_SLACK = 8.0
 its shading; darker skin is lifted towards the tone, fully LIFT_RANGE levels further down:
 the crease unfolds, and a frame's shadow or the lashes' tips do not smear down the lid."""
 LIFT_RANGE = 20.0
+LIFT_MAX = 50.0
 
 
 @dataclass(frozen=True)
@@ -362,8 +365,8 @@ def _lid_tone(rgb: np.ndarray, lids: Lids) -> np.ndarray:
     under_rows = np.clip(np.round(lids.lower[None, :] + below).astype(int), 0, h - 1)
     under = np.median(rgb[under_rows, cols[None, :]].reshape(-1, 3).astype(np.float32), axis=0)
     floor = LID_MIN_LIGHT * float(under @ LUMA)
-    gain = np.maximum(floor / np.maximum(tone @ LUMA, 1.0), 1.0)[:, None]
-    return np.asarray(np.clip(tone * gain, 0.0, 255.0), np.float32)
+    darker = np.clip((floor - tone @ LUMA) / (0.3 * max(floor, 1.0)), 0.0, 1.0)[:, None]
+    return np.asarray(tone + (LID_MIN_LIGHT * under - tone) * darker, np.float32)
 
 
 def _lash_depth(rgb: np.ndarray, lids: Lids) -> np.ndarray:
@@ -434,10 +437,17 @@ class LidPainter:
         patch = canvas[self._y0 : self._y1, self._x0 : self._x1].astype(np.float32)
         if weight.max() > 0.0:
             # Coarse colour and shading from the stretched lid; grain from under the eye.
-            coarse = cv2.GaussianBlur(patch, (0, 0), self._sigma)
-            dark = self._tone_luma[None] - LIFT_SLACK - coarse @ LUMA
-            lift = np.clip(dark / LIFT_RANGE, 0.0, 1.0)
-            coarse += (self._tone[None] - coarse) * lift[..., None]
+            # Wider along the eye: a stray lash or hair in the band, stretched down the lid,
+            # would otherwise stand as a vertical streak.
+            coarse = cv2.GaussianBlur(
+                patch, (0, 0), sigmaX=COARSE_ALONG * self._sigma, sigmaY=self._sigma
+            )
+            lighter = self._tone[None] - coarse
+            gap = lighter @ LUMA
+            lift = np.clip((gap - LIFT_SLACK) / LIFT_RANGE, 0.0, 1.0)
+            # A lid in deep shadow stays shadowed: never lifted by more than LIFT_MAX levels.
+            lift *= np.minimum(LIFT_MAX / np.maximum(gap, 1.0), 1.0)
+            coarse += lighter * lift[..., None]
             rows = np.round(self._grain_from[None, :] + (skin_end[None, :] - ys)).astype(int)
             rows = np.clip(rows - self._g0, 0, self._grain.shape[0] - 1)
             grain = self._grain[rows, self._cols]
