@@ -6,9 +6,12 @@ so the real lashes close the eye, and the band of lid skin above them (up to the
 glasses frame or the brow, whichever comes first) stretches after it. The lower lid rises
 the last part of the way. Stretched skin loses its fine texture, so `LidPainter` gives it
 back: the stretched lid keeps its own colour and shading at coarse scale and takes its grain
-from the skin under the eye (the photo's own pores, noise and compression, 1:1), with a
-little shade where the lid curves away at its rim. Nothing is drawn: no lash line, no flat
-patch. The band of skin that moves is kept short, so glasses' frames and brows stay put.
+from the skin under the eye (the photo's own pores, noise and compression, 1:1); deep darks
+in it (the crease, a frame's shadow) are lifted towards the lid's tone, its dome catches a
+little light, its rim is shaded where the photo has lashes, and those lashes hang a little
+below the edge. Nothing is drawn: no lash line, no flat patch. The band of skin that moves
+is kept short, so glasses' frames and brows stay put, and the field fades out past the
+corners, so a shut lid never ends in a step or a hook.
 """
 
 from __future__ import annotations
@@ -381,7 +384,8 @@ def _lash_depth(rgb: np.ndarray, lids: Lids) -> np.ndarray:
 
 
 class LidPainter:
-    """Gives a closing lid's stretched skin the photo's grain back and shades its rim."""
+    """Finishes a closing lid on the warped frame: the stretched skin gets the photo's grain
+    back, deep darks lifted, a dome and a rim; the photo's lashes hang below its edge."""
 
     def __init__(self, rgb: np.ndarray, lids: Lids) -> None:
         h, w = rgb.shape[:2]
