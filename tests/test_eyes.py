@@ -49,7 +49,7 @@ TURN = 25.0
 GRAIN_SIGMA = 1.0
 """Skin grain: luma minus its blur at this many pixels."""
 GRAIN_SHARE = 0.5
-"""A shut lid's grain is at least this share of the skin's under the eye (measured 0.66-1.1;
+"""A shut lid's grain is at least this share of the skin's under the eye (measured 0.58-1.0;
 the painted lids it replaces had 0.34-0.55 on the astronaut)."""
 CORNER_DARKENING = 25.0
 """No column near an eye's corners is darker, shut, than its darkest pixel in the open photo
