@@ -1,12 +1,17 @@
-"""Blinks for the warp renderer: the lid warp and the closed lid painted over it.
+"""Blinks for the warp renderer: the photo's own upper lid slides down over the eye.
 
-A blink is drawn in two layers. A backward field (`blink_field`) carries the upper lid's
-edge down to the closure line and the lower lid a little up, squeezing the eyeball out of
-sight. Over it, `LidPainter` lays the closing lid itself: the stretched lashes and crease
-lifted to the lid's own skin colour (the lighter skin texture partly kept), a darker rim
-where the lid curls under, and a lash line along the moving edge. Everything is sized by
-the eye's width as well as its opening, so narrow and smiling eyes shut as fully as wide
-ones, and the band of skin that moves is kept short, so glasses' frames stay put.
+A blink is a backward field (`LidWarp`) over a small box around each eye. The upper lid's
+edge comes down to the closure line; the photo's lash line travels down with it unstretched,
+so the real lashes close the eye, and the band of lid skin above them (up to the crease, a
+glasses frame or the brow, whichever comes first) stretches after it. The lower lid rises
+the last part of the way. Stretched skin loses its fine texture, so `LidPainter` gives it
+back: the stretched lid keeps its own colour and shading at coarse scale and takes its grain
+from the skin under the eye (the photo's own pores, noise and compression, 1:1); deep darks
+in it (the crease, a frame's shadow) are lifted towards the lid's tone, its dome catches a
+little light, its rim is shaded where the photo has lashes, and those lashes hang a little
+below the edge. Nothing is drawn: no lash line, no flat patch. The band of skin that moves
+is kept short, so glasses' frames and brows stay put, and the field fades out past the
+corners, so a shut lid never ends in a step or a hook.
 """
 
 from __future__ import annotations
@@ -20,10 +25,12 @@ from facecast.face import FaceLandmarks
 
 LID_MEET = 0.85
 """Closed lids meet this share of the way down the open eye (the upper lid travels most)."""
-LID_MARGIN = 0.2
+LID_MARGIN = 0.35
 """Below a closed eye the lower lid is sampled this share of the opening under its landmarks."""
-UPPER_MARGIN = 0.08
-"""Above a closed eye the upper lid is sampled this share of the opening over its landmarks."""
+UPPER_MARGIN = 0.03
+"""Above a closed eye the upper lid is sampled this share of the opening (plus
+UPPER_MARGIN_PX) over its landmarks: the lid's dark margin, not the eyeball."""
+UPPER_MARGIN_PX = 0.3
 LID_BAND = 0.1
 """Skin above the upper lid that moves with it, as a share of the eye's width..."""
 LID_BAND_OPENING = 0.35
@@ -37,40 +44,64 @@ LASH_SKIP = 0.1
 row (a glasses frame, the brow) ends the band that moves with the lid..."""
 DARK_SHARE = 0.3
 """...dark meaning below this share of the band's bright skin."""
+CORNER_BLEND = 0.06
+"""Near the corners the lid's field is blurred along the eye over this share of its width..."""
+CORNER_KEEP = 0.6
+"""...from this share of the half-width out from the eye's middle (exact inside it)."""
 SMOOTH_SHARE = 0.08
 """Lid curves are smoothed along the eye over this share of its width."""
-PAINT_FROM = 0.15
-"""Blink amount at which the painted lid starts to show..."""
-PAINT_FULL = 0.6
-"""...and where it is fully opaque."""
-RIM_SHADE = 0.22
-"""How much darker the lid is at its rim (where it curls under) than at its top."""
-RIM_REACH = 0.09
-"""Width of that darker rim, as a share of the eye's width."""
-LASH_BAND = 0.15
-"""The photo's lashes and lid margin reach this share of the eye's width above the lid line;
-the paint covers them, stretched as the warp stretches them..."""
-COVER_FADE = 1.5
-"""...and fades into the lid's warped skin over this many times that height."""
-LID_MIN_LIGHT = 0.7
-"""A lid is at least this light, relative to the skin under the eye (it is skin, if shaded)..."""
-UNDER_EYE = (0.15, 0.35)
-"""...which is sampled this far under the lower lid, in shares of the eye's width."""
+LASH_LINE = (0.03, 0.07, 0.12)
+"""Height of the lid margin and lash line that travels down unstretched, as a share of the
+eye's width: at least, without a photo to measure it in, and at most..."""
+LASH_OF_BAND = 0.7
+"""...and at most this share of the band of skin that moves."""
+LASH_DARK = 0.8
+"""In the photo, the lash line is the run of rows over the upper lid darker than this share
+of the band's bright skin..."""
+LASH_START = 3
+"""...beginning within this many rows of the lid's landmarks."""
+GRAIN_SIGMA = 0.025
+"""Skin grain is what a blur of this share of the eye's width (at least GRAIN_MIN_PX) takes out."""
+GRAIN_MIN_PX = 0.8
+COARSE_ALONG = 2.0
+"""The stretched lid's coarse layer is blurred this many times wider along the eye."""
+GRAIN_CLIP = 3.0
+"""Grain is clipped to this many robust standard deviations: an edge under the eye (a frame's
+rim, a deep wrinkle) lends no line to the lid."""
+GRAIN_GAP = 0.12
+"""The grain comes from the skin starting this share of the eye's width under the lower lid
+(past the lower lashes), mirrored so that it travels with the lid's edge."""
+STRETCH_FULL = 0.6
+"""Stretched by 1 + this, a row of lid skin has lost its own grain and takes the borrowed
+grain fully; less stretched rows take a share."""
+GRAIN_FADE = 0.06
+"""The borrowed grain fades in over this share of the eye's width below the still skin."""
+RIM_SHADE = 0.35
+"""A shut lid is this much darker at its rim, where it curves under, than on its dome..."""
+RIM_REACH = 0.08
+"""...over this share of the eye's width, where the photo's lash line is dark..."""
+LASH_HANG = 0.6
+"""Lashes hang this share of the lash line's height below a closing lid's edge..."""
+LASH_HANG_OPACITY = 0.7
+"""...at this opacity at the edge, fading to none at their tips."""
+DOME_LIGHT = 0.06
+"""A shut lid is this much lighter over the middle of its dome."""
+LASH_CONTRAST = 0.35
+"""...which it fully is when its darkest row is this share darker than the lid's skin."""
+LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 TONE_FROM = 40.0
 TONE_TO = 90.0
-"""The lid's colour is the mean of the skin over the lid between these luma percentiles."""
+"""The lid's own skin tone is the mean of the band over the lid between these luma percentiles."""
+LID_MIN_LIGHT = 0.95
+"""The lid's tone is at least this light, relative to the skin under the eye..."""
+UNDER_EYE = (0.15, 0.35)
+"""...which is sampled this far under the lower lid, in shares of the eye's width."""
+LIFT_SLACK = 8.0
+"""Stretched skin down to this many levels darker (at coarse scale) than the lid's tone keeps
+its shading; darker skin is lifted towards the tone, fully LIFT_RANGE levels further down:
+the crease unfolds, and a frame's shadow or the lashes' tips do not smear down the lid."""
 LIFT_RANGE = 20.0
-"""Pixels this many levels darker than the lid's skin are replaced by it entirely."""
-FLATTEN = 0.6
-"""Share of the lighter skin texture that the lid's colour replaces too (a lid is smooth)."""
-LUMA = np.array([0.299, 0.587, 0.114], np.float32)
-LASH_OPACITY = 1.0
-"""Opacity of the lash line on a shut eye."""
-LASH_SIGMA = 0.04
-"""Half-thickness of the lash line, as a share of the eye's width (at least LASH_MIN_PX)."""
-LASH_MIN_PX = 0.7
-LASH_DROP = 0.05
-"""The lashes' soft shadow below the line reaches this share of the eye's width."""
+LIFT_MAX = 50.0
 
 
 @dataclass(frozen=True)
@@ -86,6 +117,13 @@ class Lids:
     top: np.ndarray
     """Top of the skin that moves down with the upper lid."""
     width: float
+    lash: np.ndarray
+    """Height of the lid margin with its lashes, which travels down unstretched."""
+
+    @property
+    def margin(self) -> np.ndarray:
+        """How far above its landmarks a shut upper lid is sampled (no eyeball shows)."""
+        return _margin(self.opening, self.upper, self.top)
 
     @property
     def opening(self) -> np.ndarray:
@@ -132,14 +170,46 @@ def lid_geometry(
     meet = yu + LID_MEET * opening
     arc = np.polyval(np.polyfit(xs - xs.mean(), meet, 2, w=window + 1e-3), xs - xs.mean())
     closed = np.clip(arc, yu, np.maximum(yu, yl - 0.5))
-    return Lids(
-        xs=xs,
-        upper=yu,
-        lower=yl,
-        closed=closed,
-        top=yu - band * window,
-        width=width,
+    top = yu - band * window
+    room = np.maximum(yu - top - _margin(closed - yu, yu, top), 0.0)
+    lash = np.full(len(xs), LASH_LINE[1] * width) if rgb is None else _lash_line(rgb, xs, yu, top)
+    lash = np.minimum(
+        np.clip(lash, LASH_LINE[0] * width, LASH_LINE[2] * width), LASH_OF_BAND * room
     )
+    return Lids(xs=xs, upper=yu, lower=yl, closed=closed, top=top, width=width, lash=lash)
+
+
+def _margin(opening: np.ndarray, upper: np.ndarray, top: np.ndarray) -> np.ndarray:
+    """How far above its landmarks a shut upper lid is sampled, per column."""
+    return (UPPER_MARGIN * opening / LID_MEET + UPPER_MARGIN_PX) * (upper > top + 1.0)
+
+
+def _lash_line(rgb: np.ndarray, xs: np.ndarray, yu: np.ndarray, top: np.ndarray) -> np.ndarray:
+    """Per column, how many rows over the upper lid's landmarks the dark lash line takes."""
+    h, w = rgb.shape[:2]
+    reach = max(int(np.ceil(float((yu - top).max()))), 1)
+    rows = np.round(yu)[None, :] - np.arange(reach)[:, None]
+    cols = np.clip(xs.astype(int), 0, w - 1)
+    luma = rgb[np.clip(rows, 0, h - 1).astype(int), cols[None, :]].astype(np.float32) @ LUMA
+    inside = rows >= np.floor(top)[None, :]
+    bright = float(np.percentile(luma[inside], 75)) if inside.any() else float(luma.max())
+    dark = (luma < LASH_DARK * bright) & inside
+    heights = np.zeros(len(xs))
+    for j in range(len(xs)):
+        found = np.flatnonzero(dark[:, j])
+        if not len(found) or found[0] >= LASH_START:
+            continue
+        # The run of dark rows from the lid up, a one-row gap allowed (a lash's highlight).
+        gaps = np.flatnonzero(np.diff(found) > 2)
+        heights[j] = found[gaps[0] if len(gaps) else -1] + 1.0
+    # Neighbouring columns agree: a median, then a blur, along the eye.
+    radius = max(int(0.08 * (xs[-1] - xs[0])), 1)
+    windows = np.lib.stride_tricks.sliding_window_view(
+        np.pad(heights, radius, mode="edge"), 2 * radius + 1
+    )
+    median = np.median(windows, axis=1)
+    kernel = np.full(2 * radius + 1, 1.0 / (2 * radius + 1))
+    return np.asarray(np.convolve(np.pad(median, radius, mode="edge"), kernel, mode="valid"))
 
 
 def _clear_above(rgb: np.ndarray, xs: np.ndarray, yu: np.ndarray, width: float) -> np.ndarray:
@@ -173,7 +243,12 @@ def _lid_curve(points: np.ndarray, xs: np.ndarray, sigma: float) -> np.ndarray:
     line = np.interp(xs, points[order, 0], points[order, 1])
     radius = int(np.ceil(2.5 * sigma))
     kernel = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
-    padded = np.pad(line, radius, mode="edge")
+    # Mirrored through the end points, so the upper and lower lid still meet in the corners
+    # (padding with the end value would pull them apart there, and the shut lid would end in
+    # a step beside the corner).
+    radius = min(radius, len(line) - 1)
+    kernel = kernel[len(kernel) // 2 - radius : len(kernel) // 2 + radius + 1]
+    padded = np.pad(line, radius, mode="reflect", reflect_type="odd")
     return np.asarray(np.convolve(padded, kernel / kernel.sum(), mode="valid"))
 
 
@@ -181,9 +256,10 @@ class LidWarp:
     """Per frame, the BACKWARD offsets (rows only) that move one eye's lids, over a small box.
 
     The map is exact for every blink amount, not a blend of the open and the shut eye: the
-    upper lid's edge comes down to `Lids.edge(amount)` with the band of skin above it
-    stretched after it, the eyeball below the edge stays where it is (the lid slides over
-    it instead of squeezing it), and the lower lid rises the last part of the way.
+    upper lid's edge comes down to `Lids.edge(amount)` carrying its lash line unstretched,
+    the band of skin above it stretches after it, the eyeball below the edge stays where it
+    is (the lid slides over it instead of squeezing it), and the lower lid rises the last
+    part of the way.
     """
 
     def __init__(self, lids: Lids, region_x0: int, region_y0: int, w: int, h: int) -> None:
@@ -194,7 +270,8 @@ class LidWarp:
         self._upper = lids.upper[keep]
         self._closed = lids.closed[keep]
         self._lower = lids.lower[keep]
-        self._up_margin = ((UPPER_MARGIN * opening + 0.7) * (lids.upper > lids.top + 1.0))[keep]
+        self._up_margin = lids.margin[keep]
+        self._lash = lids.lash[keep]
         self._lo_margin = (LID_MARGIN * opening + 0.7)[keep]
         self._bottom = (lids.lower + LOWER_BAND * opening + 1.5)[keep]
         self._lids = lids
@@ -202,13 +279,22 @@ class LidWarp:
         if keep.any():
             r0 = max(int(np.floor(self._top.min())) - region_y0, 0)
             r1 = min(int(np.ceil(self._bottom.max())) + 1 - region_y0, h)
-            c0, c1 = int(cols[keep].min()), int(cols[keep].max()) + 1
+            # Room beside the corners for the blended field to fade out in.
+            spill = int(np.ceil(3.0 * CORNER_BLEND * lids.width)) + 1
+            c0 = max(int(cols[keep].min()) - spill, 0)
+            c1 = min(int(cols[keep].max()) + 1 + spill, w)
         else:
             r0 = r1 = c0 = c1 = 0
         self.box = (slice(r0, max(r1, r0)), slice(c0, c1))
         self._ys = (region_y0 + np.arange(r0, max(r1, r0), dtype=np.float64))[:, None]
         self._cols = cols[keep] - c0
         self._width = c1 - c0
+        self._blend_sigma = max(CORNER_BLEND * lids.width, 0.5)
+        # Share of the blurred field per column: all of it at and past the corners, none
+        # over the middle of the eye (where the lid must cover the eyeball exactly).
+        x = region_x0 + c0 + np.arange(self._width, dtype=np.float64)
+        along = np.abs(x - (lids.xs[0] + lids.xs[-1]) / 2.0) / max(lids.width / 2.0, 1.0)
+        self._blend = np.clip((along - CORNER_KEEP) / (1.0 - CORNER_KEEP), 0.0, 1.0)[None, :]
 
     def offsets(self, amount: float) -> np.ndarray:
         """Row offsets over `box`, shape (rows, cols), for blink `amount` in 0..1."""
@@ -216,38 +302,56 @@ class LidWarp:
         if not len(self._cols):
             return out
         t = min(max(amount, 0.0), 1.0)
-        ys, top, bottom = self._ys, self._top, self._bottom
+        ys, top, bottom, lash = self._ys, self._top, self._bottom, self._lash
         edge = self._lids.edge(t)[self._keep]
         # The lower lid waits, then rises to meet the upper one.
         lower = self._lower - t * t * (self._lower - self._closed)
         lid_up = self._upper - t * self._up_margin
         lid_lo = self._lower + t * self._lo_margin
-        src_above = top + (ys - top) * (lid_up - top) / np.maximum(edge - top, 1e-3)
+        # The lash line moves as one piece; the skin between it and the still band's top
+        # stretches.
+        skin_end = edge - lash
+        src_skin = top + (ys - top) * (lid_up - lash - top) / np.maximum(skin_end - top, 1e-3)
+        src_lash = ys - (edge - lid_up)
         src_below = lid_lo + (ys - lower) * (bottom - lid_lo) / np.maximum(bottom - lower, 1e-3)
-        src = np.where(ys < edge, src_above, np.where(ys < lower, ys, src_below))
+        src = np.where(
+            ys < skin_end,
+            src_skin,
+            np.where(ys < edge, src_lash, np.where(ys < lower, ys, src_below)),
+        )
         inside = (ys >= top) & (ys <= bottom)
         out[:, self._cols] = np.where(inside, src - ys, 0.0)
-        return out
+        # Near the corners the moving lid must not end in a step beside the still skin:
+        # the field is blurred along the eye there and fades out past the corners.
+        soft = cv2.GaussianBlur(out, (0, 0), sigmaX=self._blend_sigma, sigmaY=1e-3)
+        return np.asarray(out + (soft - out) * self._blend, np.float32)
 
 
-def _lid_colour(rgb: np.ndarray, lids: Lids) -> np.ndarray:
-    """The lid skin's colour per column (n, 3): mid-tone skin just above the upper lid.
+def _grain(rgb: np.ndarray, sigma: float, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+    """The photo's fine texture (photo minus its blur) over rows y0:y1, columns x0:x1,
+    clipped so that no edge stands out of it."""
+    h = rgb.shape[0]
+    pad = int(np.ceil(3 * sigma)) + 1
+    r0, r1 = max(y0 - pad, 0), min(y1 + pad, h)
+    area = rgb[r0:r1, x0:x1].astype(np.float32)
+    grain = area - cv2.GaussianBlur(area, (0, 0), sigma)
+    grain = grain[y0 - r0 : y0 - r0 + (y1 - y0)]
+    spread = 1.4826 * np.median(np.abs(grain), axis=(0, 1)) + 0.5
+    return np.asarray(np.clip(grain, -GRAIN_CLIP * spread, GRAIN_CLIP * spread), np.float32)
 
-    Lashes, the crease's shadow, glasses' frames and highlights are left out by luma. Where
-    a low brow's hair leaves nothing but dark above the lid, the colour turns to the skin
-    under the eye, shaded: a shut lid is skin, never a dark hole. Under a deep shadow or
-    dark lenses that skin is dark too, and so the lid stays.
+
+def _lid_tone(rgb: np.ndarray, lids: Lids) -> np.ndarray:
+    """The lid skin's own colour per column (n, 3), from the band of skin over the lashes.
+
+    Lashes, the crease's shadow, frames and highlights are left out by luma; the colour is
+    smoothed along the eye.
     """
     h, w = rgb.shape[:2]
     cols = np.clip(lids.xs.astype(int), 0, w - 1)
-    reach = max(lids.width * 0.35, 3.0)
-    offsets = np.linspace(1.5, reach, 8)
-    rows = np.clip(np.round(lids.upper[None, :] - offsets[:, None]).astype(int), 0, h - 1)
-    samples = rgb[rows, cols[None, :]].astype(np.float32)  # (8, n, 3)
-    below = np.linspace(UNDER_EYE[0], UNDER_EYE[1], 5) * lids.width
-    under_rows = np.clip(np.round(lids.lower[None, :] + below[:, None]).astype(int), 0, h - 1)
-    under = rgb[under_rows, cols[None, :]].reshape(-1, 3).astype(np.float32)
-    skin = np.median(under, axis=0)
+    band = np.maximum(lids.upper - lids.lash - lids.top, 1.0)
+    share = np.linspace(0.0, 1.0, 8)[:, None]
+    rows = np.round(lids.upper - lids.lash - 0.5 - share * band).astype(int)
+    samples = rgb[np.clip(rows, 0, h - 1), cols[None, :]].astype(np.float32)  # (8, n, 3)
     luma = samples @ LUMA
     lo, hi = np.percentile(luma, [TONE_FROM, TONE_TO])
     ok = (luma >= lo) & (luma <= hi)
@@ -257,71 +361,129 @@ def _lid_colour(rgb: np.ndarray, lids: Lids) -> np.ndarray:
         counts > 0, (samples * ok[..., None]).sum(axis=0) / np.maximum(counts, 1), fallback
     )
     sigma = max(lids.width * 0.15, 1.0)
-    smooth = cv2.GaussianBlur(per_col[None].astype(np.float32), (0, 0), sigma)[0]
-    floor = LID_MIN_LIGHT * float(skin @ LUMA)
-    darker = np.clip((floor - smooth @ LUMA) / (0.3 * max(floor, 1.0)), 0.0, 1.0)[:, None]
-    shaded = skin.astype(np.float32) * LID_MIN_LIGHT
-    return np.asarray(smooth + (shaded - smooth) * darker, dtype=np.float32)
+    tone = cv2.GaussianBlur(per_col[None].astype(np.float32), (0, 0), sigma)[0]
+    # A lid in the shadow of a brow or a frame opens into skin that was hidden in the fold:
+    # it is at least nearly as light as the skin under the eye.
+    below = np.linspace(UNDER_EYE[0], UNDER_EYE[1], 5)[:, None] * lids.width
+    under_rows = np.clip(np.round(lids.lower[None, :] + below).astype(int), 0, h - 1)
+    under = np.median(rgb[under_rows, cols[None, :]].reshape(-1, 3).astype(np.float32), axis=0)
+    floor = LID_MIN_LIGHT * float(under @ LUMA)
+    darker = np.clip((floor - tone @ LUMA) / (0.3 * max(floor, 1.0)), 0.0, 1.0)[:, None]
+    return np.asarray(tone + (LID_MIN_LIGHT * under - tone) * darker, np.float32)
+
+
+def _lash_depth(rgb: np.ndarray, lids: Lids) -> np.ndarray:
+    """Per column, how dark the photo's lash line is against the lid's skin: 0 (none) to 1."""
+    h, w = rgb.shape[:2]
+    cols = np.clip(lids.xs.astype(int), 0, w - 1)
+    rows = np.round(lids.upper[None, :] - np.linspace(0.0, 1.0, 4)[:, None] * lids.lash)
+    luma = rgb[np.clip(rows, 0, h - 1).astype(int), cols[None, :]].astype(np.float32) @ LUMA
+    skin = _lid_tone(rgb, lids) @ LUMA
+    depth = (skin - luma.min(axis=0)) / (LASH_CONTRAST * np.maximum(skin, 1.0))
+    return np.asarray(np.clip(depth, 0.0, 1.0))
 
 
 class LidPainter:
-    """Paints one eye's closing lid and lash line onto rendered frames."""
+    """Finishes a closing lid on the warped frame: the stretched skin gets the photo's grain
+    back, deep darks lifted, a dome and a rim; the photo's lashes hang below its edge."""
 
-    def __init__(self, rgb: np.ndarray, lids: Lids, lash_colour: np.ndarray) -> None:
+    def __init__(self, rgb: np.ndarray, lids: Lids) -> None:
         h, w = rgb.shape[:2]
-        pad = int(np.ceil(LASH_DROP * lids.width + 3 * LASH_MIN_PX)) + 2
         self._x0 = max(int(lids.xs[0]), 0)
         self._x1 = min(int(lids.xs[-1]) + 1, w)
         self._y0 = max(int(np.floor(lids.top.min())) - 1, 0)
-        self._y1 = min(int(np.ceil(lids.closed.max())) + pad, h)
+        self._y1 = min(int(np.ceil(lids.lower.max())) + 2, h)
         keep = (lids.xs >= self._x0) & (lids.xs < self._x1)
         self._lids = lids
         self._keep = keep
         self._ys = np.arange(self._y0, self._y1, dtype=np.float32)[:, None]
-        self._colour = _lid_colour(rgb, lids)[keep]
-        self._lash = lash_colour.astype(np.float32)
-        self._lash_sigma = max(LASH_SIGMA * lids.width, LASH_MIN_PX)
-        self._drop = max(LASH_DROP * lids.width, 1.0)
+        self._sigma = max(GRAIN_SIGMA * lids.width, GRAIN_MIN_PX)
+        # Under the eye, mirrored: the lid's edge takes the skin just past the lower lashes,
+        # its top the skin further down.
+        self._grain_from = (lids.lower + GRAIN_GAP * lids.width)[keep].astype(np.float32)
+        reach = float((lids.closed - lids.top).max()) + 2.0
+        g0 = max(int(np.floor(self._grain_from.min())), 0)
+        g1 = min(int(np.ceil(self._grain_from.max() + reach)) + 1, h)
+        self._g0 = g0
+        self._grain = _grain(rgb, self._sigma, g0, max(g1, g0 + 1), self._x0, self._x1)
+        self._cols = np.arange(self._x1 - self._x0)[None, :]
+        self._fade = max(GRAIN_FADE * lids.width, 1.0)
         self._rim = max(RIM_REACH * lids.width, 1.0)
-        self._luma = self._colour @ LUMA
+        self._tone = _lid_tone(rgb, lids)[keep]
+        self._tone_luma = self._tone @ LUMA
+        # The lid is finished less towards the corners, where it hardly moves: no step
+        # between the finished lid and the photo's skin beside it.
         along = np.clip((lids.xs[keep] - lids.xs[0]) / max(lids.width, 1.0), 0.0, 1.0)
-        self._taper = (np.sin(np.pi * along) ** 0.3).astype(np.float32)
-        self._fade = np.maximum(lids.upper - lids.top, 1.0)[keep].astype(np.float32)
+        self._ends = np.sin(np.pi * along).astype(np.float32)
+        # The rim's shade deepens the photo's own lash line, and only where there is one: on
+        # bare skin (a far eye on a turned face) it would read as a drawn line.
+        self._photo = rgb[self._y0 : self._y1, self._x0 : self._x1].astype(np.float32)
+        self._rim_shade = (RIM_SHADE * _lash_depth(rgb, lids)[keep] * self._ends**0.5).astype(
+            np.float32
+        )
 
     def paint(self, canvas: np.ndarray, amount: float) -> None:
-        """Lay the lid over `canvas` (the warped frame) for blink `amount` in 0..1."""
-        if amount <= PAINT_FROM or self._x1 <= self._x0 or self._y1 <= self._y0:
+        """Finish the lid on `canvas` (the warped frame) for blink `amount` in 0..1."""
+        if amount <= 0.0 or self._x1 <= self._x0 or self._y1 <= self._y0:
             return
-        amount = min(amount, 1.0)
-        lids = self._lids
-        edge = lids.edge(amount)[self._keep].astype(np.float32)
-        top = lids.top[self._keep].astype(np.float32)
+        t = min(amount, 1.0)
+        lids, k = self._lids, self._keep
+        edge = lids.edge(t)[k].astype(np.float32)
+        top = lids.top[k].astype(np.float32)
+        lash = lids.lash[k].astype(np.float32)
+        lid_up = (lids.upper - t * lids.margin)[k].astype(np.float32)
+        skin_end = edge - lash
         ys = self._ys
-        above_edge = edge - ys  # > 0 on the lid
-        # Above its edge the warp shows the lid's own skin, but the photo's lashes come out
-        # stretched into a smear: the paint covers them and fades into the skin above.
-        stretch = (edge - top) / self._fade
-        zone = (LASH_BAND * self._lids.width * stretch + 1.0)[None, :]
-        cover = np.clip(1.0 - (above_edge - zone) / (COVER_FADE * zone), 0.0, 1.0)
-        cover = cover * cover * (3.0 - 2.0 * cover)
-        cover *= np.clip((ys - top) / (0.6 * self._fade), 0.0, 1.0)
-        cover *= np.clip(above_edge + 0.5, 0.0, 1.0)
-        cover *= _ramp(amount, PAINT_FROM, PAINT_FULL)
+        stretch = (skin_end - top) / np.maximum(lid_up - lash - top, 2.0)
+        share = np.clip((stretch - 1.0) / STRETCH_FULL, 0.0, 1.0) * self._ends
+        weight = share[None, :] * np.clip((ys - top) / self._fade, 0.0, 1.0)
+        weight *= np.clip(skin_end - ys + 0.5, 0.0, 1.0)
         patch = canvas[self._y0 : self._y1, self._x0 : self._x1].astype(np.float32)
-        self._smooth_seam(patch, amount)
-        # Lift what is darker than the lid's skin (the smeared lashes, the crease) to the
-        # skin's colour and keep the lighter texture, then shade the lid towards its rim.
-        luma = patch @ LUMA
-        lift = np.clip((self._luma[None] - luma) / LIFT_RANGE, 0.0, 1.0)
-        lift = (FLATTEN + (1.0 - FLATTEN) * lift) * cover
-        patch += (self._colour[None] - patch) * lift[..., None]
-        rim = np.exp(-np.maximum(above_edge, 0.0) / self._rim) * (above_edge > -0.5)
-        patch *= (1.0 - RIM_SHADE * rim * cover)[..., None]
-        lash = self._lash_alpha(above_edge, amount)
-        patch += (self._lash - patch) * lash[..., None]
+        if weight.max() > 0.0:
+            # Coarse colour and shading from the stretched lid; grain from under the eye.
+            # Wider along the eye: a stray lash or hair in the band, stretched down the lid,
+            # would otherwise stand as a vertical streak.
+            coarse = cv2.GaussianBlur(
+                patch, (0, 0), sigmaX=COARSE_ALONG * self._sigma, sigmaY=self._sigma
+            )
+            lighter = self._tone[None] - coarse
+            gap = lighter @ LUMA
+            lift = np.clip((gap - LIFT_SLACK) / LIFT_RANGE, 0.0, 1.0)
+            # A lid in deep shadow stays shadowed: never lifted by more than LIFT_MAX levels.
+            lift *= np.minimum(LIFT_MAX / np.maximum(gap, 1.0), 1.0)
+            coarse += lighter * lift[..., None]
+            rows = np.round(self._grain_from[None, :] + (skin_end[None, :] - ys)).astype(int)
+            rows = np.clip(rows - self._g0, 0, self._grain.shape[0] - 1)
+            grain = self._grain[rows, self._cols]
+            patch += (coarse + grain - patch) * weight[..., None]
+        # The shut lid is a dome over the eyeball: it catches a little more light over the
+        # middle and curves under at its rim, shaded just above the lash line.
+        above = edge[None, :] - ys
+        rim = np.exp(-np.maximum(above, 0.0) / self._rim) * (above > -0.5) * (ys > top)
+        across = np.clip((ys - top) / np.maximum(edge - top, 1.0), 0.0, 1.0)
+        dome = np.sin(np.pi * across) * (DOME_LIGHT * t) * self._ends[None]
+        patch *= (1.0 + dome - t * self._rim_shade[None] * rim)[..., None]
+        self._smooth_seam(patch, t)
+        self._hang_lashes(patch, t, edge, lid_up, lash)
         canvas[self._y0 : self._y1, self._x0 : self._x1] = np.clip(patch + 0.5, 0, 255).astype(
             np.uint8
         )
+
+    def _hang_lashes(
+        self, patch: np.ndarray, t: float, edge: np.ndarray, lid_up: np.ndarray, lash: np.ndarray
+    ) -> None:
+        """The photo's own lashes, mirrored, hanging below the lid's edge over what lies under
+        it: they darken it where they are dark and leave bare skin alone."""
+        hang = np.maximum(LASH_HANG * lash, 0.5)
+        below = self._ys - edge[None, :]  # > 0 under the lid's edge
+        # Row i under the edge shows the lash line i / hang of the way up from the lid's rim.
+        rows = np.round(lid_up[None, :] - below * lash / hang).astype(int) - self._y0
+        rows = np.clip(rows, 0, self._photo.shape[0] - 1)
+        lashes = self._photo[rows, self._cols]
+        alpha = np.clip(1.0 - below / hang, 0.0, 1.0) * (below > 0.0)
+        alpha *= LASH_HANG_OPACITY * t * self._ends[None]
+        darker = np.minimum(lashes, patch)
+        patch += (darker - patch) * alpha[..., None]
 
     def _smooth_seam(self, patch: np.ndarray, amount: float) -> None:
         """Anti-alias the lower lid's edge, where the warp switches from the eyeball to the
@@ -337,36 +499,3 @@ class LidPainter:
         into_below = np.clip(seam[ok] - (r - 0.5), 0.0, 1.0)[:, None]
         patch[r - 1, cols] = above + (below - above) * into_above
         patch[r, cols] = below + (above - below) * into_below
-
-    def _lash_alpha(self, above_edge: np.ndarray, amount: float) -> np.ndarray:
-        """A dark line along the lid's edge with the lashes' softer shadow under it."""
-        # The paint lifts the photo's own lashes as the lid comes down: draw them back at once.
-        strength = LASH_OPACITY * _ramp(amount, PAINT_FROM, PAINT_FULL)
-        if strength <= 0.0:
-            return np.zeros_like(above_edge)
-        line = np.exp(-0.5 * (above_edge / self._lash_sigma) ** 2)
-        below = np.maximum(-above_edge, 0.0)
-        shadow = 0.35 * np.exp(-below / self._drop) * (above_edge < 0)
-        return np.asarray(np.maximum(line, shadow) * strength * self._taper[None], np.float32)
-
-
-def _ramp(x: float, lo: float, hi: float) -> float:
-    t = min(max((x - lo) / (hi - lo), 0.0), 1.0)
-    return t * t * (3.0 - 2.0 * t)
-
-
-def lash_colour(rgb: np.ndarray, lid_points: np.ndarray) -> np.ndarray:
-    """The darkest colour found just around the upper lids: the lashes' own colour."""
-    h, w = rgb.shape[:2]
-    samples = []
-    for x, y in lid_points:
-        for dy in (-2, -1, 0, 1):
-            xi, yi = round(float(x)), round(float(y)) + dy
-            if 0 <= xi < w and 0 <= yi < h:
-                samples.append(rgb[yi, xi].astype(np.float32))
-    if not samples:
-        return np.zeros(3, np.float32)
-    stack = np.array(samples)
-    luma = stack @ np.array([0.299, 0.587, 0.114], np.float32)
-    darkest = stack[luma <= np.percentile(luma, 30)]
-    return np.asarray(darkest.mean(axis=0) * 0.85, dtype=np.float32)

@@ -38,7 +38,7 @@ from facecast.face import (
 )
 from facecast.registry import Capabilities
 from facecast.render import fields
-from facecast.render.eyes import LidPainter, LidWarp, lash_colour, lid_geometry
+from facecast.render.eyes import LidPainter, LidWarp, lid_geometry
 from facecast.render.matte import person_matte
 from facecast.render.mouth import (
     LipOutline,
@@ -230,8 +230,7 @@ class WarpAnimator:
         self.clock: StepClock | _NoClock = NO_CLOCK
         """Set a StepClock to time each step of `render` (bench/render.py does)."""
         self._canvas = rgb.copy()
-        lashes = lash_colour(rgb, lm.xy[list(EYE_A_UPPER + EYE_B_UPPER)])
-        self._lids = {c: LidPainter(rgb, g, lashes) for c, g in lids.items() if g is not None}
+        self._lids = {c: LidPainter(rgb, g) for c, g in lids.items() if g is not None}
         self._jaw_gain = 1.0
         self._jaw_gain = self._measure_jaw()
         self._canvas = rgb.copy()
