@@ -123,6 +123,13 @@ def _render_options(func: F) -> F:
         ),
         click.option("--no-restore", is_flag=True, help="Do not super-resolve a small face first."),
         click.option(
+            "--expression",
+            type=click.Choice(["keep", "neutral"]),
+            default="keep",
+            show_default=True,
+            help="Mouth at rest: keep the photo's smile, or relax to a closed neutral mouth.",
+        ),
+        click.option(
             "--force-cpu", is_flag=True, help="Render a long clip with a GPU renderer on the CPU."
         ),
         click.option(
@@ -154,6 +161,7 @@ def _options(opts: dict[str, Any]) -> Any:
         refine=opts["refine"],
         upscale=int(opts["upscale"]) if opts["upscale"] else None,
         restore=not opts["no_restore"],
+        expression=opts["expression"],
         force_cpu=opts["force_cpu"],
         voice_sample=opts.get("clone_voice"),
     )

@@ -147,6 +147,7 @@ def _form(options: RenderOptions, **extra: str | None) -> dict[str, str]:
         "refine": options.refine,
         "upscale": None if options.upscale is None else str(options.upscale),
         "force_cpu": "true" if options.force_cpu else None,
+        "expression": None if options.expression == "keep" else options.expression,
         **extra,
     }
     return {k: v for k, v in fields.items() if v is not None}

@@ -7,6 +7,11 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+EXPRESSIONS = ("keep", "neutral")
+"""What the mouth rests in: `keep` the photo's own expression (a smile with teeth stays one in
+pauses), `neutral` a closed, relaxed mouth. A photo caught mid-word, yawning or with the
+tongue out rests closed either way."""
+
 
 @dataclass(frozen=True)
 class RenderOptions:
@@ -37,6 +42,8 @@ class RenderOptions:
     """Super-resolve a face too small for `size` (Real-ESRGAN x4plus) before rigging."""
     force_cpu: bool = False
     """Run a GPU-class renderer on the CPU even for a long clip (slow)."""
+    expression: str = "keep"
+    """The mouth's rest pose, one of EXPRESSIONS."""
     voice_sample: Path | None = None
     """A recording (3-30 s) whose voice a cloning speech backend speaks `text` in."""
 

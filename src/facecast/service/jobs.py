@@ -134,6 +134,7 @@ def build_options(
     refine: str | None = None,
     upscale: int | None = None,
     force_cpu: bool = False,
+    expression: str = "keep",
 ) -> RenderOptions:
     """The job's render options from a request's fields and the server's defaults.
 
@@ -153,6 +154,7 @@ def build_options(
         refine=refine,
         upscale=upscale,
         force_cpu=force_cpu,
+        expression=expression,
     )
     return choose_voice(options) if speaks else dataclasses.replace(options, voice=None)
 

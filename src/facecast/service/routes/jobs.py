@@ -73,6 +73,7 @@ ANIMATE_FIELDS = frozenset(
         "refine",
         "upscale",
         "force_cpu",
+        "expression",
     }
 )
 FACES_FIELDS = frozenset({"source_image"})
@@ -186,6 +187,15 @@ def animate(
     force_cpu: Annotated[
         bool, Form(description="Render a long clip with a GPU renderer on a CPU anyway.")
     ] = False,
+    expression: Annotated[
+        str | None,
+        Form(
+            pattern="^(keep|neutral)$",
+            description="The mouth at rest: keep (default) the photo's expression (a smile "
+            "with teeth stays one in pauses) or neutral (a closed, relaxed mouth). A photo "
+            "caught mid-word or with the tongue out rests closed either way.",
+        ),
+    ] = None,
     idempotency_key: IDEMPOTENCY_KEY = None,
 ) -> JobCreated:
     """Queue a render; poll GET /jobs/{job_id} or follow /ws/jobs/{job_id} for progress.
@@ -208,6 +218,7 @@ def animate(
         refine=_given(refine),
         upscale=upscale,
         force_cpu=force_cpu,
+        expression=_given(expression) or "keep",
     )
     submission = AnimateSubmission(
         image=source_image.file,
