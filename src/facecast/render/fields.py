@@ -169,6 +169,24 @@ def mouth_geometry(lm: FaceLandmarks) -> MouthGeometry:
     )
 
 
+def parted_geometry(lm: FaceLandmarks, share: np.ndarray) -> MouthGeometry:
+    """The rest pose of a kept smile: the photo as it is, parted between the jaws where the
+    upper teeth end (`share` of the gap below each upper inner-lip point). What lies above
+    moves with the upper lip, what lies below with the jaw; nothing is closed."""
+    up = lm.xy[list(UPPER_INNER_LIP)].astype(np.float64)
+    lo = lm.xy[list(LOWER_INNER_LIP)].astype(np.float64)
+    gap = np.maximum(lo[:, 1] - up[:, 1], 0.0)
+    seam = up + np.stack([np.zeros_like(gap), share * gap], axis=1)
+    left, right = lm.xy[61], lm.xy[291]
+    return MouthGeometry(
+        upper_inner=seam,
+        lower_inner=seam.copy(),
+        rest_gap=np.zeros_like(gap),
+        centre_x=float((left[0] + right[0]) / 2.0),
+        half_width=float(abs(right[0] - left[0]) / 2.0),
+    )
+
+
 def expression_region(lm: FaceLandmarks, width: int, height: int) -> Region:
     """The part of the frame that expressions move: everything inside the fixed anchors."""
     x0, y0, x1, y1 = lm.oval_box
