@@ -272,7 +272,7 @@ def astronaut_recording(clip_dir: Path, astronaut: Path, speech_wav: Path) -> Cl
         astronaut,
         clip_dir / "audio-astronaut.mp4",
         audio=speech_wav,
-        options=RenderOptions(size=LIPSYNC_SIZE),
+        options=RenderOptions(size=LIPSYNC_SIZE, expression="neutral"),
     )
 
 

@@ -67,7 +67,7 @@ TEETH_LUMA = (0.55, 110.0)
 too (a bright white strip on a dim face reads as a denture)..."""
 TEETH_LUMA_RANGE = (120.0, 225.0)
 """...within these bounds."""
-TEETH_TINT = np.array([1.06, 1.0, 0.86])
+TEETH_TINT = np.array([1.08, 1.0, 0.82])
 """Ivory, not paper white."""
 LIP_SHADOW = 0.68
 """The upper lip shades the upper half of the teeth down to this share of their light."""
@@ -178,7 +178,7 @@ def photo_finish(rgb: np.ndarray, centre: np.ndarray, half_width: float) -> tupl
     """How soft (Gaussian sigma in pixels) and how grainy (noise std in luma) the photo is
     around the mouth, so the painted interior can match it."""
     r = int(max(1.6 * half_width, 8.0))
-    cx, cy = int(round(float(centre[0]))), int(round(float(centre[1])))
+    cx, cy = round(float(centre[0])), round(float(centre[1]))
     patch = rgb[max(cy - r, 0) : cy + r, max(cx - r, 0) : cx + r]
     if patch.shape[0] < 8 or patch.shape[1] < 8:
         return BLUR_RANGE[0], 0.0
@@ -488,7 +488,9 @@ def _upper_teeth(
     shade = shade * (0.88 + 0.12 * round_) * tone * (1.0 - 0.4 * arch**1.5)
     # The gaps between teeth are darkest up at the gum and fade towards the biting edge, and
     # the edge itself is a little translucent (greyer).
-    shade = shade * (1.0 - (0.3 - 0.2 * lit) * gap) * (1.0 - 0.12 * np.clip(lit - 0.85, 0, 1) / 0.15)
+    shade = (
+        shade * (1.0 - (0.3 - 0.2 * lit) * gap) * (1.0 - 0.12 * np.clip(lit - 0.85, 0, 1) / 0.15)
+    )
     teeth = palette.teeth[None, None, :] * shade[..., None]
     if palette.own_teeth is not None:
         own, beyond = _own_teeth(palette, lay, face_height)
@@ -552,6 +554,10 @@ TONGUE_OVER_LIP_DISTANCE = 38.0
 where a tongue lies over it..."""
 TONGUE_OVER_LIP_COVER = 0.6
 """...and a tongue is out when it covers this share of the lower lip's middle."""
+TONGUE_REDNESS = 0.7
+"""...and is at least this share as red (red over green and blue) as the upper lip..."""
+TONGUE_MIN_REDNESS = 30.0
+"""...and never less red than this (8-bit levels)."""
 TONGUE_REACH = 1.6
 """The tongue is looked for down to this many lower-lip heights below the lip's inner edge
 (its tip can hang below the lip)."""
@@ -611,6 +617,9 @@ def tongue_off_the_lip(rgb: np.ndarray, lips: LipOutline) -> tuple[np.ndarray, n
     into_skin = np.clip((depth - 0.9) / 0.2, 0.0, 1.0)[..., None]
     expected = lip[None, None, :] * (1.0 - into_skin) + skin * into_skin
     differs = np.linalg.norm(patch - expected, axis=-1) > TONGUE_OVER_LIP_DISTANCE
+    # A tongue is at least about as red as the lip; a beard or a shadow under the lip is not.
+    red_enough = max(TONGUE_REDNESS * float(_redness(lip[None, :])[0]), TONGUE_MIN_REDNESS)
+    differs &= _redness(patch) > red_enough
     middle = band & (np.abs(u) < 0.25) & (depth > 0.2) & (depth < 1.0)
     if middle.sum() == 0 or differs[middle].mean() < TONGUE_OVER_LIP_COVER:
         return rgb, inner
@@ -641,6 +650,11 @@ def tongue_off_the_lip(rgb: np.ndarray, lips: LipOutline) -> tuple[np.ndarray, n
     moved = inner.copy()
     moved[1:-1, 1] = np.maximum(inner[1:-1, 1], np.interp(inner[1:-1, 0], xs, lip_top))
     return out, moved
+
+
+def _redness(colour: np.ndarray) -> np.ndarray:
+    """Red over the mean of green and blue, per colour (last axis RGB)."""
+    return np.asarray(colour[..., 0] - 0.5 * (colour[..., 1] + colour[..., 2]))
 
 
 def _curve_at(points: np.ndarray, xs: np.ndarray) -> np.ndarray:
@@ -706,6 +720,12 @@ CORNER_DARK = 0.5
 brightness is the mouth's cavity showing at a corner of an open mouth."""
 
 
+CORNER_OPENING = 0.7
+"""...and inside the opening beyond this share of the half-width from the middle..."""
+CORNER_REACH = 0.12
+"""...also within this share of the mouth's half-width around each outer corner."""
+
+
 def corners_filled(rgb: np.ndarray, lips: LipOutline) -> np.ndarray:
     """The photo with the dark cavity at the corners of an open mouth filled with lip.
 
@@ -716,21 +736,31 @@ def corners_filled(rgb: np.ndarray, lips: LipOutline) -> np.ndarray:
     """
     outer = np.concatenate([lips.upper_outer, lips.lower_outer[::-1]])
     inner = np.concatenate([lips.upper_inner, lips.lower_inner[::-1]])
-    x0, y0 = np.maximum(np.floor(outer.min(axis=0)).astype(int) - 3, 0)
-    x1, y1 = np.ceil(outer.max(axis=0)).astype(int) + 4
+    pad = int(np.ceil(CORNER_REACH * lips.half_width)) + 3
+    x0, y0 = np.maximum(np.floor(outer.min(axis=0)).astype(int) - pad, 0)
+    x1, y1 = np.ceil(outer.max(axis=0)).astype(int) + pad + 1
     x1, y1 = min(x1, rgb.shape[1]), min(y1, rgb.shape[0])
     if x1 - x0 < 4 or y1 - y0 < 4:
         return rgb
     shape = (y1 - y0, x1 - x0)
     band = np.zeros(shape, np.uint8)
     cv2.fillPoly(band, [np.round(outer - [x0, y0]).astype(np.int32)], 1)
+    # The dark of an open mouth reaches a little past the mesh's corners: closed, it would
+    # stay a thin black stroke out of each corner.
+    radius = max(round(CORNER_REACH * lips.half_width), 2)
+    for corner in (lips.upper_outer[0], lips.upper_outer[-1]):
+        cv2.circle(band, tuple(int(v) for v in np.round(corner - [x0, y0])), radius, 1, -1)
     opening = np.zeros(shape, np.uint8)
     cv2.fillPoly(opening, [np.round(inner - [x0, y0]).astype(np.int32)], 1)
     opening = cv2.dilate(opening, np.ones((3, 3), np.uint8))
     roi = np.ascontiguousarray(rgb[y0:y1, x0:x1])
     luma = roi.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
     lip_luma = float(np.median(luma[(band > 0) & (opening == 0)])) if band.any() else 0.0
-    dark = (band > 0) & (opening == 0) & (luma < CORNER_DARK * lip_luma)
+    # Near the corners the opening itself is filled too: the closing meets the lips in the
+    # middle, but where the mesh's corners sit inside the dark, the gap there stays open.
+    xs = np.arange(x0, x1, dtype=np.float64)[None, :]
+    near_corner = np.abs(xs - lips.centre_x) > CORNER_OPENING * lips.half_width
+    dark = (band > 0) & ((opening == 0) | near_corner) & (luma < CORNER_DARK * lip_luma)
     if not dark.any():
         return rgb
     mask = cv2.dilate(dark.astype(np.uint8), np.ones((3, 3), np.uint8))

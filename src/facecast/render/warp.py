@@ -175,10 +175,10 @@ class WarpAnimator:
             "width": (width_travel, width_travel),
             "smile": (smile_travel, smile_travel),
         }
-        finish = photo_finish(rgb, np.array([mouth.centre_x, mouth.upper_inner[5, 1]]), mouth.half_width)
-        palette = palette_from(
-            rgb, lm.xy[list(LIP_SAMPLES)], lm.xy[list(CHEEK_SAMPLES)], finish
+        finish = photo_finish(
+            rgb, np.array([mouth.centre_x, mouth.upper_inner[5, 1]]), mouth.half_width
         )
+        palette = palette_from(rgb, lm.xy[list(LIP_SAMPLES)], lm.xy[list(CHEEK_SAMPLES)], finish)
         skin = _skin(rgb, lm)
         self._palette: MouthPalette = with_own_teeth(
             palette,
