@@ -155,6 +155,9 @@ def mouth_geometry(lm: FaceLandmarks) -> MouthGeometry:
     gap = np.maximum(lo[:, 1] - up[:, 1], 0.0)
     if float(np.median(gap[2:-2])) < CLOSED_GAP * lm.face_height:
         gap = np.zeros_like(gap)
+        # Closed lips meet on one line: the mesh's few pixels between them (at a turned
+        # face's corners) would otherwise open onto the painted interior at rest.
+        up = lo = 0.5 * (up + lo)
     down = np.minimum(CLOSE_UPPER_SHARE * gap, CLOSE_UPPER_MAX * lm.face_height)
     seam = up + np.stack([np.zeros_like(gap), down], axis=1)
     closed_up = np.where(gap[:, None] > 0, seam, up)

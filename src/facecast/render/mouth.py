@@ -74,6 +74,8 @@ LIP_SHADOW = 0.68
 CORNER_START = 0.78
 """From this share of the half-width out, the opening closes into the lip corners: the lips
 fold in, so it takes their shaded colour rather than the cavity's."""
+CORNER_FADE = 0.6
+"""...and the painting fades by this share at the very corner, over the lips meeting there."""
 OWN_TEETH_MIN_GAP = 0.02
 """A photo whose lips part by this fraction of the face height may show its own teeth..."""
 OWN_TEETH_LIGHTNESS = 0.8
@@ -154,7 +156,7 @@ def palette_from(
     teeth_luma = float(np.clip(TEETH_LUMA[0] * luma + TEETH_LUMA[1], *TEETH_LUMA_RANGE))
     # Warmed by the light inside the mouth and off the skin: a cold grey reads as plastic.
     warm = skin * teeth_luma / max(float(skin @ LUMA), 1.0)
-    teeth = TEETH_TINT * teeth_luma / float(TEETH_TINT @ LUMA) * 0.82 + warm * 0.18
+    teeth = TEETH_TINT * teeth_luma / float(TEETH_TINT @ LUMA) * 0.7 + warm * 0.3
     # As colourful as the photo: a black-and-white portrait gets a grey mouth.
     colourful = float(np.clip((skin.max() - skin.min()) / 40.0, 0.0, 1.0))
     lips = red
@@ -397,6 +399,9 @@ def draw_interior(
         colour = _upper_teeth(colour, palette, lay, face_height)
     colour = _lips_shadow(colour, palette, lay)
     colour = _finish(colour.astype(np.float32), palette, x0, y0)
+    # Right at the corners the warped lips themselves show through: they meet there.
+    corner = _smoothstep((lay.u - CORNER_START) / (1.0 - CORNER_START))
+    alpha = alpha * (1.0 - CORNER_FADE * corner[..., None]).astype(np.float32)
     patch = image[y0:y1, x0:x1].astype(np.float32)
     patch = patch * (1.0 - alpha) + colour * alpha
     image[y0:y1, x0:x1] = np.clip(patch + 0.5, 0, 255).astype(np.uint8)
