@@ -29,10 +29,11 @@ KEPT_GAP = 0.25
 """A kept rest pose opens within this share of the photo's own lip gap."""
 INTERIOR_MEAN = 0.3
 """The painted interior's mean luma is at least this share of the cheeks' (black: 0)..."""
-INTERIOR_DARKEST = 0.12
-"""...and its darkest 5 % at least this share."""
-TOOTH_REDNESS = 0.33
-"""A tooth's red minus blue is under this share of its luma (Grace's skin and lips: ~0.4)..."""
+INTERIOR_DARKEST = 0.16
+"""...and its darkest 5 % at least this share (the flat dark fill before: 0.12-0.13)."""
+TOOTH_REDNESS = 0.5
+"""A tooth's red minus blue is under this share of its luma (teeth ~0.35; Grace's skin and
+lips 0.8 and more)..."""
 TOOTH_LIGHT = 0.7
 """...and it is at least this share as light as the cheeks."""
 

@@ -124,9 +124,9 @@ def _render_options(func: F) -> F:
         click.option("--no-restore", is_flag=True, help="Do not super-resolve a small face first."),
         click.option(
             "--expression",
-            type=click.Choice(["keep", "neutral"]),
             default="keep",
             show_default=True,
+            metavar="keep|neutral",
             help="Mouth at rest: keep the photo's smile, or relax to a closed neutral mouth.",
         ),
         click.option(

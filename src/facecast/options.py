@@ -47,6 +47,12 @@ class RenderOptions:
     voice_sample: Path | None = None
     """A recording (3-30 s) whose voice a cloning speech backend speaks `text` in."""
 
+    def __post_init__(self) -> None:
+        if self.expression not in EXPRESSIONS:
+            raise ValueError(
+                f"expression must be one of {', '.join(EXPRESSIONS)}, not {self.expression!r}"
+            )
+
     def fingerprint(self) -> str:
         """Every field but `voice_sample` as canonical JSON: what result reuse hashes (the job
         service keys a sample by its content, not by where a worker keeps it)."""
