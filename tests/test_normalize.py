@@ -29,8 +29,29 @@ def test_sentence(lang: str, written: str, spoken: str) -> None:
 
 
 def test_the_list_is_long_enough_in_both_languages() -> None:
-    assert sum(lang == "de" for lang, _, _ in CASES) >= 30
+    assert sum(lang == "de" for lang, _, _ in CASES) >= 120
     assert sum(lang == "en" for lang, _, _ in CASES) >= 30
+
+
+MANY_DATES = "am Mo., 7.12. und " * 500
+GROWTH = 10
+
+
+def test_thousands_of_dates_cost_linear_time() -> None:
+    """The case rules look at a short window before each date, not the whole text before it:
+    ten times the dates must cost about ten times the work, not a hundred (it was
+    quadratic). CPU time, best of five, so other processes on the machine matter less."""
+    import time
+
+    def seconds(text: str) -> float:
+        started = time.process_time()
+        normalize(text, "de")
+        return time.process_time() - started
+
+    normalize(MANY_DATES[:100], "de")  # compile the rules
+    short = min(seconds(MANY_DATES[: len(MANY_DATES) // GROWTH]) for _ in range(5))
+    long = min(seconds(MANY_DATES) for _ in range(5))
+    assert long < short * GROWTH * 2.5
 
 
 @pytest.mark.parametrize("lang", ["de-DE", "de_AT", "DE"])
@@ -83,6 +104,16 @@ HOSTILE = [
     "1" * 5000,
     "1," + "0" * 4990 + " €",
     "9" * 15 + "." + "9" * 4000,
+    # Shapes the German form rules look for (issue 22): rooms, outlines, postcodes, codes.
+    "Raum 1." * 700,
+    "1.2.3.4.5.6." * 400,
+    ", 12345 A" * 550,
+    "DE89 1234 " * 500,
+    "Nummer A1" * 550,
+    "11.11.-" * 700,
+    "8.30-" * 1000,
+    "1/" * 2500,
+    "€/" * 2500,
 ]
 
 

@@ -3,7 +3,9 @@ for too long and bad voice samples are refused with a clear 4xx before any job e
 
 from __future__ import annotations
 
+import io
 import os
+import wave
 from pathlib import Path
 
 import httpx
@@ -12,6 +14,7 @@ import pytest
 
 from conftest_service import LiveService
 from facecast.audio import AudioTrack, save_wav
+from facecast.client import FacecastClient
 from test_cli import facecast
 
 CJK_BOMB = "会议在下午开始我们讨论了很多问题" * 312  # 4992 characters: ~22 min from espeak
@@ -196,3 +199,57 @@ def test_a_model_dir_without_weights_offers_no_cloning(tmp_path: Path) -> None:
         check=True,
     )
     assert done.stdout.strip() == "False None"
+
+
+def test_text_normalize_says_what_will_be_spoken(live_service: LiveService) -> None:
+    answer = live_service.client.post(
+        "/text/normalize",
+        json={
+            "text": "Am 3.12. zahlt Nguyen 5 € [pause 400ms] danke",
+            "lang": "de",
+            "lexicon": "[de]\nNguyen = Nujen",
+        },
+    )
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["spoken"] == "Am dritten Dezember zahlt Nujen fünf Euro [pause 400ms] danke"
+    assert 1.5 < body["estimated_seconds"] < 8
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        ({"text": "a", "lexicon": "Nguyen = Nujen"}, 400, "invalid_lexicon"),
+        ({"text": "a [pause 30s] b"}, 400, "invalid_text"),
+        ({"text": "x" * 5001}, 400, "invalid_text"),
+        ({"text": "a", "lang": "../etc"}, 422, "invalid_request"),
+        ({"text": "a", "ssml": True}, 422, "invalid_request"),
+    ],
+)
+def test_text_normalize_refuses_plainly(
+    live_service: LiveService, body: dict[str, object], status: int, code: str
+) -> None:
+    error = error_of(live_service.client.post("/text/normalize", json=body), status)
+    assert error["code"] == code, error
+
+
+def test_lexicon_and_pauses_reach_the_voice(live_service: LiveService, portrait: Path) -> None:
+    before = job_dirs(live_service)
+    bad = live_service.client.post("/tts", json={"text": "Hallo", "lexicon": "[de]\nHallo"})
+    assert error_of(bad, 400)["code"] == "invalid_lexicon"
+    animate = live_service.animate(portrait, text="Hallo", lexicon="oops")
+    assert error_of(animate, 400)["code"] == "invalid_lexicon"
+    assert job_dirs(live_service) == before
+
+    def seconds(**body: str) -> float:
+        answer = live_service.client.post("/tts", json={"lang": "en", **body})
+        assert answer.status_code == 200, answer.text
+        audio = live_service.client.get(answer.json()["audio_url"])
+        with wave.open(io.BytesIO(audio.content)) as wav:
+            return wav.getnframes() / wav.getframerate()
+
+    with FacecastClient(live_service.base_url) as client:
+        assert client.spoken("GIF [pause 1s]", "en", "[en]\nGIF = jiff") == "jiff [pause 1000ms]"
+    plain = seconds(text="GIF")
+    assert seconds(text="GIF", lexicon="[en]\nGIF = graphics interchange format") > plain + 0.5
+    assert seconds(text="GIF [pause 1500ms] GIF") > 2 * plain + 1.2

@@ -4,6 +4,7 @@ that `GET /backends` and `facecast models list` show."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Collection
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -32,6 +33,8 @@ class BackendInfo:
     missing: tuple[str, ...] = ()
     """Model files this server lacks (when not available)."""
     how_to_get: str = ""
+    source: str = ""
+    """Where `facecast models fetch` takes its weights from ("" when it needs none)."""
 
     def as_dict(self) -> dict[str, object]:
         data = asdict(self)
@@ -164,4 +167,5 @@ def catalogue(models_dir: Path | None = None) -> list[BackendInfo]:
             if not missing and backend == "wav2lip":
                 missing = ["FACECAST_ALLOW_NONCOMMERCIAL=true"]
             entries.append(BackendInfo(kind, backend, False, None, tuple(missing), how))
-    return entries
+    sources = {spec.backend: spec.source for spec in reversed(weights.manifest())}
+    return [dataclasses.replace(e, source=sources.get(e.name, "")) for e in entries]

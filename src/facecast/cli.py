@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -11,6 +13,7 @@ from typing import Any, TypeVar
 import click
 
 from facecast.errors import BackendUnavailableError, FacecastError
+from facecast.options import FRAMINGS
 
 VOICE_HELP = (
     "Voice: backend:voice (e.g. pico:de-DE, espeak:f3), a backend, or a plain voice name; "
@@ -45,6 +48,44 @@ def _plain_errors() -> Iterator[None]:
         sys.exit(2)
 
 
+TEXT_FILE_MAX_BYTES = 1 << 20
+"""A --text-file larger than this is not a text to speak (the service's cap is far lower)."""
+
+TEXT_FILE_OPTION = click.option(
+    "--text-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Read the text to speak from this UTF-8 file (`--text -` reads standard input).",
+)
+
+
+def _text_input(text: str | None, text_file: Path | None) -> str | None:
+    """The text to speak from --text (`-`: standard input) or --text-file; None for neither."""
+    if text is not None and text_file is not None:
+        raise FacecastError("Give --text or --text-file, not both.")
+    try:
+        if text_file is not None:
+            if text_file.stat().st_size > TEXT_FILE_MAX_BYTES:
+                raise FacecastError(f"{text_file} is over {TEXT_FILE_MAX_BYTES >> 20} MiB.")
+            return text_file.read_text(encoding="utf-8")
+        if text == "-":
+            return sys.stdin.read()
+    except UnicodeDecodeError:
+        raise FacecastError(f"{text_file or 'standard input'} is not UTF-8 text.") from None
+    return text
+
+
+def _check_output(path: Path) -> None:
+    """Refuse an output the command could not write, before any work, naming the path."""
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise FacecastError(f"cannot write {path}: the folder {folder} does not exist.")
+    if not os.access(folder, os.W_OK):
+        raise FacecastError(f"cannot write {path}: the folder {folder} is not writable.")
+    if path.is_dir():
+        raise FacecastError(f"cannot write {path}: it is a folder.")
+
+
 class _Point(click.ParamType):
     """`x,y` in pixels."""
 
@@ -60,7 +101,30 @@ class _Point(click.ParamType):
         return x, y
 
 
+LEXICON_OPTION = click.option(
+    "--lexicon",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Your pronunciations: `[de]` / `[en]` sections of `word = how to say it` lines.",
+)
+
+
+def _read_lexicon(path: Path | None) -> str | None:
+    """The lexicon file's text, checked; FacecastError (one plain line) when it is not one."""
+    from facecast.speech.script import parse_lexicon
+
+    if path is None:
+        return None
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise FacecastError(f"{path}: a lexicon is UTF-8 text.") from exc
+    parse_lexicon(text)
+    return text
+
+
 def _render_options(func: F) -> F:
+    """The options of one render: where it goes, a live stream, and every job option."""
     decorators = [
         click.option(
             "-o",
@@ -70,6 +134,58 @@ def _render_options(func: F) -> F:
             show_default=True,
             help="Where the MP4 goes.",
         ),
+        _job_options,
+        click.option(
+            "--stream",
+            "stream",
+            type=click.File("wb", lazy=False),
+            default=None,
+            help="Also write MPEG-TS here while rendering ('-': stdout, e.g. | ffplay -).",
+        ),
+    ]
+    for decorate in reversed(decorators):
+        func = decorate(func)
+    return func
+
+
+def _server_options(func: F) -> F:
+    """Rendering on a facecast service instead of here."""
+    decorators = [
+        click.option(
+            "--server",
+            default=None,
+            metavar="URL",
+            help="Render on this facecast service instead of here (same options).",
+        ),
+        click.option(
+            "--api-key",
+            envvar="FACECAST_API_KEY",
+            default=None,
+            help="API key for --server (or FACECAST_API_KEY, which keeps it out of shell history).",
+        ),
+        click.option(
+            "--consent",
+            is_flag=True,
+            help="With --server: you confirm the people in the photos agreed to be animated "
+            "(required).",
+        ),
+    ]
+    for decorate in reversed(decorators):
+        func = decorate(func)
+    return func
+
+
+def _require_consent(consent: bool) -> None:
+    if not consent:
+        raise FacecastError(
+            "add --consent to confirm the person in the photo agreed to be animated "
+            "(the service requires it)."
+        )
+
+
+def _job_options(func: F) -> F:
+    """What a video looks and sounds like (shared by render, demo and batch)."""
+    decorators = [
         click.option("--fps", type=click.IntRange(1, 60), default=25, show_default=True),
         click.option(
             "--size",
@@ -79,8 +195,14 @@ def _render_options(func: F) -> F:
             help="Output edge in pixels (square crop on the face).",
         ),
         click.option(
-            "--full-frame", is_flag=True, help="Keep the whole photo, longer side = size."
+            "--framing",
+            type=click.Choice(FRAMINGS),
+            default="square",
+            show_default=True,
+            help="square, portrait (9:16) or landscape (16:9) on the face, size the shorter "
+            "side; full: the whole photo, longer side size.",
         ),
+        click.option("--full-frame", is_flag=True, help="The same as --framing full."),
         click.option(
             "--lang", default="de", show_default=True, help="Speech language (text input)."
         ),
@@ -132,13 +254,7 @@ def _render_options(func: F) -> F:
         click.option(
             "--force-cpu", is_flag=True, help="Render a long clip with a GPU renderer on the CPU."
         ),
-        click.option(
-            "--stream",
-            "stream",
-            type=click.File("wb", lazy=False),
-            default=None,
-            help="Also write MPEG-TS here while rendering ('-': stdout, e.g. | ffplay -).",
-        ),
+        LEXICON_OPTION,
     ]
     for decorate in reversed(decorators):
         func = decorate(func)
@@ -152,6 +268,7 @@ def _options(opts: dict[str, Any]) -> Any:
         fps=opts["fps"],
         size=opts["size"] - opts["size"] % 2,
         full_frame=opts["full_frame"],
+        framing=opts["framing"],
         lang=opts["lang"],
         voice=opts["voice"],
         seed=opts["seed"],
@@ -164,6 +281,7 @@ def _options(opts: dict[str, Any]) -> Any:
         expression=opts["expression"],
         force_cpu=opts["force_cpu"],
         voice_sample=opts.get("clone_voice"),
+        lexicon=_read_lexicon(opts.get("lexicon")),
     )
 
 
@@ -206,6 +324,28 @@ def _progress_bar() -> Iterator[Callable[[str, float], None]]:
         yield progress
 
 
+def _write_preview(image: Path, output: Path, server: str | None, opts: dict[str, Any]) -> None:
+    """The video's first frame as a PNG, made here or by the service."""
+    import io
+
+    from PIL import Image
+
+    if output.suffix.lower() != ".png":
+        raise FacecastError("--preview writes a PNG: name it with -o NAME.png.")
+    _check_output(output)
+    if opts.get("stream") is not None:
+        raise FacecastError("--preview writes one picture; leave --stream out.")
+    if server is not None:
+        raise FacecastError("--preview renders here; leave --server out.")
+    from facecast.pipeline import preview_frame
+
+    buffer = io.BytesIO()
+    Image.fromarray(preview_frame(image, _options(opts))).save(buffer, format="PNG")
+    data = buffer.getvalue()
+    output.write_bytes(data)
+    click.echo(f"wrote {output}")
+
+
 def _run_remote(
     server: str,
     api_key: str | None,
@@ -218,29 +358,58 @@ def _run_remote(
     """Render through a facecast service: submit, follow with the progress bar, download."""
     import time
 
-    from facecast.client import FacecastAPIError, FacecastClient
+    from facecast.client import FacecastClient
 
     if opts.get("stream") is not None:
         raise FacecastError("--stream writes a local render; leave it out with --server.")
     options = _options(opts)
     started = time.perf_counter()
-    try:
-        with FacecastClient(server, api_key) as client, _progress_bar() as progress:
-            if text is not None:
-                job = client.submit_text(image, text, options)
-            else:
-                assert audio is not None
-                job = client.submit_audio(image, audio, options)
-            job = client.wait(job.job_id, lambda view: progress(view.stage, view.progress / 100))
-            if job.status != "done":
-                error = job.error or FacecastAPIError(job.status, f"The job was {job.status}.")
-                raise FacecastError(f"{error.message} ({error.code})")
-            client.download(job.job_id, output)
-    except FacecastAPIError as exc:
-        raise FacecastError(f"{exc.message} ({exc.code})") from None
+    with FacecastClient(server, api_key) as client, _progress_bar() as progress:
+        job_id = _remote_render(
+            client,
+            image,
+            output,
+            text,
+            audio,
+            options,
+            lambda view: progress(view.stage, view.progress / 100),
+        )
     click.echo(
-        f"wrote {output} (job {job.job_id} on {server}) in {time.perf_counter() - started:.1f} s"
+        f"wrote {output} (job {job_id} on {server}) in {time.perf_counter() - started:.1f} s"
     )
+
+
+def _remote_render(
+    client: Any,
+    image: Path,
+    output: Path,
+    text: str | None,
+    audio: Path | None,
+    options: Any,
+    progress: Callable[[Any], None] | None = None,
+) -> str:
+    """One video made on the service `client` talks to; its job id. Every failure is a
+    FacecastError (one plain line): the service's own words, or what to do about the key."""
+    from facecast.client import FacecastAPIError
+
+    try:
+        if text is not None:
+            job = client.submit_text(image, text, options, consent=True)
+        else:
+            job = client.submit_audio(image, audio, options, consent=True)
+        job = client.wait(job.job_id, progress)
+        if job.status != "done":
+            error = job.error or FacecastAPIError(job.status, f"The job was {job.status}.")
+            raise FacecastError(f"{error.message} ({error.code})")
+        client.download(job.job_id, output)
+    except FacecastAPIError as exc:
+        if exc.code == "unauthorized":
+            raise FacecastError(
+                f"{client.base_url} refused the API key: pass --api-key KEY or set "
+                "FACECAST_API_KEY."
+            ) from None
+        raise FacecastError(f"{exc.message} ({exc.code})") from None
+    return str(job.job_id)
 
 
 def _run_render(
@@ -309,7 +478,8 @@ def main() -> None:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Portrait photo (JPEG, PNG, WebP, HEIC).",
 )
-@click.option("--text", default=None, help="Text to speak.")
+@click.option("--text", default=None, help="Text to speak (`-`: read standard input).")
+@TEXT_FILE_OPTION
 @click.option(
     "--audio",
     default=None,
@@ -317,27 +487,35 @@ def main() -> None:
     help="Recording to lip-sync to (WAV, MP3, OGG/Opus, FLAC, M4A).",
 )
 @_render_options
+@_server_options
 @click.option(
-    "--server",
-    default=None,
-    metavar="URL",
-    help="Render on this facecast service instead of here (same options, same progress bar).",
+    "--preview",
+    is_flag=True,
+    help="Write only the first frame as PNG (-o NAME.png), in well under a second.",
 )
-@click.option("--api-key", default=None, help="API key for --server.")
 def render(
     image: Path,
     text: str | None,
+    text_file: Path | None,
     audio: Path | None,
     output: Path,
     server: str | None,
     api_key: str | None,
+    consent: bool,
+    preview: bool,
     **opts: Any,
 ) -> None:
     """Animate IMAGE speaking TEXT or AUDIO."""
     with _plain_errors():
+        if preview:
+            _write_preview(image, output, server, opts)
+            return
+        text = _text_input(text, text_file)
         if (text is None) == (audio is None):
-            raise FacecastError("Give exactly one of --text or --audio.")
+            raise FacecastError("Give exactly one of --text, --text-file or --audio.")
+        _check_output(output)
         if server is not None:
+            _require_consent(consent)
             _run_remote(server, api_key, image, output, text, audio, **opts)
         else:
             _run_render(image, output, text, audio, **opts)
@@ -350,12 +528,16 @@ def render(
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Photo (JPEG, PNG, WebP, HEIC).",
 )
-def faces(image: Path) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print JSON, as POST /faces answers.")
+def faces(image: Path, as_json: bool) -> None:
     """List the faces in IMAGE, largest first, with their boxes (for --face / --face-at)."""
     from facecast.pipeline import find_photo_faces
 
     with _plain_errors():
         found = find_photo_faces(image)
+        if as_json:
+            click.echo(json.dumps(found.as_json()))
+            return
         turned = f", turned {found.rotation} degrees clockwise" if found.rotation else ""
         click.echo(f"photo {found.width} x {found.height}{turned}: {len(found.boxes)} face(s)")
         for index, box in enumerate(found.boxes):
@@ -370,11 +552,96 @@ def faces(image: Path) -> None:
 def demo(output: Path, **opts: Any) -> None:
     """Animate the Grace Hopper portrait from matplotlib saying a short German sentence."""
     with _plain_errors():
+        _check_output(output)
         _run_render(_demo_photo(), output, DEMO_TEXT, None, **opts)
 
 
+@main.command()
+@click.argument("manifest", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@_job_options
+@_server_options
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 16),
+    default=2,
+    show_default=True,
+    help="With --server: videos rendering at once.",
+)
+def batch(
+    manifest: Path,
+    server: str | None,
+    api_key: str | None,
+    consent: bool,
+    concurrency: int,
+    **opts: Any,
+) -> None:
+    """Render every row of MANIFEST, a CSV file with the columns image, text or audio, voice,
+    lang and output (paths relative to its folder). Existing outputs are skipped; a failed row
+    is reported and the rest go on (exit status 1 when any failed)."""
+    from facecast import batch as batches
+
+    with _plain_errors():
+        rows = batches.read_manifest(manifest)
+        base = _options(opts)
+        if server is None:
+            report = _batch_bar(rows, lambda bar: batches.run(rows, _local_row(base), 1, bar))
+        else:
+            from facecast.client import FacecastClient
+
+            _require_consent(consent)
+            with FacecastClient(server, api_key) as client:
+
+                def remote(row: Any) -> None:
+                    options = row.options(base)
+                    _remote_render(client, row.image, row.output, row.text, row.audio, options)
+
+                report = _batch_bar(rows, lambda bar: batches.run(rows, remote, concurrency, bar))
+    for failed in report.failures:
+        click.echo(
+            f"failed: line {failed.row.line} ({failed.row.output}): {failed.message}", err=True
+        )
+    click.echo(report.summary())
+    if report.failures:
+        sys.exit(1)
+
+
+def _local_row(base: Any) -> Callable[[Any], None]:
+    """Renders one manifest row in this process (photos and voices stay warm between rows)."""
+    from facecast.backends import check_options
+    from facecast.pipeline import choose_voice, render_talking_head
+
+    def render(row: Any) -> None:
+        options = row.options(base)
+        if options.voice_sample is not None and row.text is not None:
+            options = _cloning(options)
+        elif row.text is not None:
+            options = choose_voice(options)
+        check_options(options)
+        render_talking_head(row.image, row.output, text=row.text, audio=row.audio, options=options)
+
+    return render
+
+
+def _batch_bar(rows: Any, work: Callable[[Callable[[Any], None]], Any]) -> Any:
+    """Runs `work` with a callback that moves one progress bar over all rows."""
+    import threading
+
+    from tqdm import tqdm
+
+    lock = threading.Lock()
+    with tqdm(total=len(rows), unit="video", file=sys.stderr, leave=False) as bar:
+
+        def advance(outcome: Any) -> None:
+            with lock:
+                bar.set_postfix_str(f"{outcome.status}: {outcome.row.output.name}")
+                bar.update(1)
+
+        return work(advance)
+
+
 @main.command(help=f"Speak TEXT into a WAV file.\n\n{VOICE_HELP}")
-@click.option("--text", required=True, help="Text to speak.")
+@click.option("--text", default=None, help="Text to speak (`-`: read standard input).")
+@TEXT_FILE_OPTION
 @click.option("--lang", default="de", show_default=True)
 @click.option("--voice", default=None, help=VOICE_HELP)
 @click.option(
@@ -391,21 +658,49 @@ def demo(output: Path, **opts: Any) -> None:
     help="Speak in the voice of this 3-30 s recording (needs XTTS: the [xtts] extra and "
     "FACECAST_XTTS_MODEL_DIR).",
 )
-def tts(text: str, lang: str, voice: str | None, output: Path, clone_voice: Path | None) -> None:
-    """Speak TEXT into a WAV file."""
+@LEXICON_OPTION
+@click.option(
+    "--show-text",
+    is_flag=True,
+    help="Print what will be spoken (numbers, dates, your lexicon, pauses) and stop.",
+)
+def tts(
+    text: str | None,
+    text_file: Path | None,
+    lang: str,
+    voice: str | None,
+    output: Path,
+    clone_voice: Path | None,
+    lexicon: Path | None,
+    show_text: bool,
+) -> None:
+    """Speak TEXT into a WAV file.
+
+    Pauses: `[pause 500ms]` or SSML `<break time="500ms"/>` anywhere in TEXT.
+    """
     from facecast.audio import save_wav
     from facecast.options import RenderOptions
     from facecast.pipeline import synthesize
+    from facecast.speech import script
     from facecast.speech.registry import resolve_voice
 
     with _plain_errors():
+        text = _text_input(text, text_file)
+        if text is None:
+            raise FacecastError("Give --text (`-` reads standard input) or --text-file.")
+        words = _read_lexicon(lexicon)
+        if not show_text:
+            _check_output(output)
+        if show_text:
+            click.echo(script.spoken_text(script.prepare(text, lang, words)))
+            return
         if clone_voice is not None:
             backend = _cloning(RenderOptions(lang=lang)).speech_backend
             voice, label = None, f"{backend} (cloned from {clone_voice.name})"
         else:
             choice = resolve_voice(lang, voice)
             backend, voice, label = choice.backend, choice.voice, choice.id
-        speech = synthesize(text, lang, voice, backend, voice_sample=clone_voice)
+        speech = synthesize(text, lang, voice, backend, voice_sample=clone_voice, lexicon=words)
         save_wav(speech.audio, output)
         click.echo(
             f"wrote {output} ({speech.audio.duration:.1f} s, {len(speech.phonemes)} phonemes) "
@@ -516,6 +811,7 @@ def models_list() -> None:
             checked = "verified" if found.verified else "NOT verified"
             click.echo(f"{spec.name:26s} {state:8s} {checked:13s} backend={spec.backend}")
             click.echo(f"    licence: {spec.licence}")
+            click.echo(f"    source:  {spec.source}")
             if not found.present:
                 click.echo(f"    missing: {', '.join(found.missing)}")
                 click.echo(f"    get it:  {spec.how_to_get}")

@@ -38,6 +38,10 @@ DOWNLOAD_CHUNK = 256 * 1024
 PARTIAL_SUFFIX = ".part"
 
 
+API_KEY_VARIABLE = "FACECAST_API_KEY"
+"""Where both clients (and `facecast render --server`) find a key nobody passed."""
+
+
 class FacecastAPIError(Exception):
     """An error the API answered (or could not answer): `code` is the API's error code."""
 
@@ -98,7 +102,9 @@ class Voice:
 
     name: str
     lang: str | None = None
+    """The voice's main language (the first it lists)."""
     backend: str | None = None
+    languages: tuple[str, ...] = ()
     details: tuple[tuple[str, Any], ...] = ()
     """Everything else the server said about it."""
 
@@ -107,11 +113,13 @@ class Voice:
         """Parse one entry of GET /voices."""
         if isinstance(body, str):
             return cls(name=body)
-        known = {"name", "id", "lang", "language", "backend"}
+        known = {"name", "id", "lang", "language", "languages", "backend"}
+        languages = tuple(str(code) for code in body.get("languages") or ())
         return cls(
             name=str(body.get("name") or body.get("id") or ""),
-            lang=body.get("lang") or body.get("language"),
+            lang=body.get("lang") or body.get("language") or (languages[0] if languages else None),
             backend=body.get("backend"),
+            languages=languages,
             details=tuple((k, v) for k, v in sorted(body.items()) if k not in known),
         )
 
@@ -132,15 +140,16 @@ def _raise_for(answer: httpx.Response) -> None:
     raise FacecastAPIError(code, message, answer.status_code)
 
 
-def _form(options: RenderOptions, **extra: str | None) -> dict[str, str]:
+def _form(options: RenderOptions, consent: bool, **extra: str | None) -> dict[str, str]:
     """The /animate form fields for `options` (what the API accepts of them)."""
     fields: dict[str, str | None] = {
-        "consent": "true",
+        "consent": "true" if consent else "false",
         "lang": options.lang,
         "voice": options.voice,
         "fps": str(options.fps),
         "size": str(options.size),
         "full_frame": "true" if options.full_frame else "false",
+        "framing": options.framing,
         "face_index": None if options.face_index is None else str(options.face_index),
         "face_at": None if options.face_at is None else "{:g},{:g}".format(*options.face_at),
         "renderer": None if options.renderer == "warp" else options.renderer,
@@ -148,9 +157,15 @@ def _form(options: RenderOptions, **extra: str | None) -> dict[str, str]:
         "upscale": None if options.upscale is None else str(options.upscale),
         "force_cpu": "true" if options.force_cpu else None,
         "expression": None if options.expression == "keep" else options.expression,
+        "lexicon": options.lexicon,
         **extra,
     }
     return {k: v for k, v in fields.items() if v is not None}
+
+
+def _normalize_body(text: str, lang: str | None, lexicon: str | None) -> dict[str, str]:
+    body = {"text": text, "lang": lang, "lexicon": lexicon}
+    return {k: v for k, v in body.items() if v is not None}
 
 
 def _files(
@@ -237,7 +252,7 @@ class FacecastClient:
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
-        self.api_key = api_key
+        self.api_key = api_key = api_key or os.environ.get(API_KEY_VARIABLE) or None
         self._http = httpx.Client(
             base_url=self.base_url, headers=_headers(api_key), timeout=timeout, transport=transport
         )
@@ -271,12 +286,16 @@ class FacecastClient:
         text: str,
         options: RenderOptions = RenderOptions(),
         *,
+        consent: bool,
         client_ref: str | None = None,
         webhook: str | None = None,
         idempotency_key: str | None = None,
     ) -> Job:
-        """Queue a job that animates `image` speaking `text`."""
-        return self._submit(image, None, text, options, client_ref, webhook, idempotency_key)
+        """Queue a job that animates `image` speaking `text`. `consent=True` confirms that the
+        person in the photo agreed (the service refuses the job without it)."""
+        return self._submit(
+            image, None, text, options, consent, client_ref, webhook, idempotency_key
+        )
 
     def submit_audio(
         self,
@@ -284,12 +303,16 @@ class FacecastClient:
         audio: str | Path | bytes | BinaryIO,
         options: RenderOptions = RenderOptions(),
         *,
+        consent: bool,
         client_ref: str | None = None,
         webhook: str | None = None,
         idempotency_key: str | None = None,
     ) -> Job:
-        """Queue a job that lip-syncs `image` to the recording `audio`."""
-        return self._submit(image, audio, None, options, client_ref, webhook, idempotency_key)
+        """Queue a job that lip-syncs `image` to the recording `audio` (`consent` as in
+        `submit_text`)."""
+        return self._submit(
+            image, audio, None, options, consent, client_ref, webhook, idempotency_key
+        )
 
     def _submit(
         self,
@@ -297,12 +320,13 @@ class FacecastClient:
         audio: str | Path | bytes | BinaryIO | None,
         text: str | None,
         options: RenderOptions,
+        consent: bool,
         client_ref: str | None,
         webhook: str | None,
         idempotency_key: str | None,
     ) -> Job:
         files = _files(image, audio, options)
-        data = _form(options, text=text, client_ref=client_ref, webhook=webhook)
+        data = _form(options, consent, text=text, client_ref=client_ref, webhook=webhook)
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         created = self._call("POST", "/animate", data=data, files=files, headers=headers)
         return self.job(str(created["job_id"]))
@@ -314,6 +338,11 @@ class FacecastClient:
     def cancel(self, job_id: str) -> Job:
         """Cancel a queued or running job."""
         return Job.from_json(self._call("DELETE", f"/jobs/{job_id}"))
+
+    def spoken(self, text: str, lang: str | None = None, lexicon: str | None = None) -> str:
+        """What the server's voices will say for `text` (POST /text/normalize)."""
+        body = self._call("POST", "/text/normalize", json=_normalize_body(text, lang, lexicon))
+        return str(body["spoken"])
 
     def voices(self) -> list[Voice]:
         """The voices the server offers; empty when the server has no GET /voices."""
@@ -409,7 +438,7 @@ class AsyncFacecastClient:
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
-        self.api_key = api_key
+        self.api_key = api_key = api_key or os.environ.get(API_KEY_VARIABLE) or None
         self._http = httpx.AsyncClient(
             base_url=self.base_url, headers=_headers(api_key), timeout=timeout, transport=transport
         )
@@ -443,12 +472,15 @@ class AsyncFacecastClient:
         text: str,
         options: RenderOptions = RenderOptions(),
         *,
+        consent: bool,
         client_ref: str | None = None,
         webhook: str | None = None,
         idempotency_key: str | None = None,
     ) -> Job:
-        """Queue a job that animates `image` speaking `text`."""
-        return await self._submit(image, None, text, options, client_ref, webhook, idempotency_key)
+        """Queue a job that animates `image` speaking `text` (`consent` as in the sync client)."""
+        return await self._submit(
+            image, None, text, options, consent, client_ref, webhook, idempotency_key
+        )
 
     async def submit_audio(
         self,
@@ -456,12 +488,15 @@ class AsyncFacecastClient:
         audio: str | Path | bytes | BinaryIO,
         options: RenderOptions = RenderOptions(),
         *,
+        consent: bool,
         client_ref: str | None = None,
         webhook: str | None = None,
         idempotency_key: str | None = None,
     ) -> Job:
         """Queue a job that lip-syncs `image` to the recording `audio`."""
-        return await self._submit(image, audio, None, options, client_ref, webhook, idempotency_key)
+        return await self._submit(
+            image, audio, None, options, consent, client_ref, webhook, idempotency_key
+        )
 
     async def _submit(
         self,
@@ -469,12 +504,13 @@ class AsyncFacecastClient:
         audio: str | Path | bytes | BinaryIO | None,
         text: str | None,
         options: RenderOptions,
+        consent: bool,
         client_ref: str | None,
         webhook: str | None,
         idempotency_key: str | None,
     ) -> Job:
         files = _files(image, audio, options)
-        data = _form(options, text=text, client_ref=client_ref, webhook=webhook)
+        data = _form(options, consent, text=text, client_ref=client_ref, webhook=webhook)
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         created = await self._call("POST", "/animate", data=data, files=files, headers=headers)
         return await self.job(str(created["job_id"]))
@@ -486,6 +522,13 @@ class AsyncFacecastClient:
     async def cancel(self, job_id: str) -> Job:
         """Cancel a queued or running job."""
         return Job.from_json(await self._call("DELETE", f"/jobs/{job_id}"))
+
+    async def spoken(self, text: str, lang: str | None = None, lexicon: str | None = None) -> str:
+        """What the server's voices will say for `text` (POST /text/normalize)."""
+        body = await self._call(
+            "POST", "/text/normalize", json=_normalize_body(text, lang, lexicon)
+        )
+        return str(body["spoken"])
 
     async def voices(self) -> list[Voice]:
         """The voices the server offers; empty when the server has no GET /voices."""

@@ -5,12 +5,28 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlparse
 
+import platformdirs
 from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 CommaList = Annotated[list[str], NoDecode]
 """A list setting written as `a,b,c` in the environment."""
+
+
+def parse_storage_url(url: str) -> tuple[str, str, str]:
+    """(scheme, bucket or folder, prefix) of FACECAST_STORAGE_URL; ValueError when malformed."""
+    parsed = urlparse(url)
+    if parsed.scheme == "file":
+        if not parsed.path:
+            raise ValueError(f"FACECAST_STORAGE_URL {url!r} names no folder")
+        return "file", parsed.path, ""
+    if parsed.scheme == "s3":
+        if not parsed.netloc:
+            raise ValueError(f"FACECAST_STORAGE_URL {url!r} names no bucket")
+        return "s3", parsed.netloc, parsed.path.strip("/")
+    raise ValueError(f"FACECAST_STORAGE_URL must be file:///path or s3://bucket/prefix: {url!r}")
 
 
 class Settings(BaseSettings):
@@ -64,12 +80,11 @@ class Settings(BaseSettings):
         "[voices] extra's en_US-joe-medium) be a language's default voice; off, they are used "
         "only when asked for by name.",
     )
-    liveportrait_dir: Path | None = Field(None, description="LivePortrait ONNX weights.")
-    wav2lip_onnx: Path | None = Field(None, description="Wav2Lip ONNX model file.")
-    realesrgan_onnx: Path | None = Field(None, description="Real-ESRGAN ONNX model file.")
     models_dir: Path = Field(
-        Path("./models"),
-        description="Operator model files (liveportrait/, wav2lip/) and converted ONNX caches.",
+        default_factory=lambda: Path(platformdirs.user_data_dir("facecast")) / "models",
+        description="Operator model files (liveportrait/, wav2lip/) and converted ONNX caches; "
+        "default: the user's data folder (~/.local/share/facecast/models on Linux), the same "
+        "from every working directory. The service images set /models.",
     )
     allow_noncommercial: bool = Field(
         False, description="Enable backends whose weights forbid commercial use (Wav2Lip)."
@@ -207,8 +222,6 @@ class Settings(BaseSettings):
     @classmethod
     def _check_storage_url(cls, value: str | None) -> str | None:
         if value:
-            from facecast.service.objectstore import parse_storage_url
-
             parse_storage_url(value)
         return value
 
@@ -222,8 +235,6 @@ class Settings(BaseSettings):
     def local_dir(self) -> Path:
         """This process's data directory: the file:// storage URL's folder, else data_dir."""
         if self.storage_url and self.storage_url.startswith("file:"):
-            from facecast.service.objectstore import parse_storage_url
-
             return Path(parse_storage_url(self.storage_url)[1])
         return self.data_dir
 

@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from facecast.errors import FaceChoiceError, NoFaceError
+from facecast.image import Photo
 
 MIN_FACE_SIDE = 24
 """A face smaller than this many pixels across cannot be animated."""
@@ -375,35 +376,145 @@ def _faces_via_detector(
     return found
 
 
-def frame_portrait(rgb: np.ndarray, face: FaceLandmarks, size: int, full_frame: bool) -> Portrait:
+ASPECTS = {"square": 1.0, "portrait": 9 / 16, "landscape": 16 / 9}
+"""Width over height of each face-framed output."""
+EXTEND_BLUR = 0.04
+"""Where a framing reaches past the photo, the photo is extended from its edges and blurred with
+this sigma (of the output's longer side), so the extension reads as soft background."""
+
+
+@dataclass(frozen=True)
+class FaceBox:
+    """A face's outline box in pixels of the upright photo (x0, y0 top left)."""
+
+    x0: int
+    y0: int
+    x1: int
+    y1: int
+
+
+@dataclass(frozen=True)
+class PhotoFaces:
+    """The faces a photo shows, largest first, for a caller that lets the user choose."""
+
+    width: int
+    height: int
+    """Size of the upright photo (EXIF orientation and `rotation` applied)."""
+    rotation: int
+    """Degrees the photo was turned clockwise to stand its faces upright."""
+    boxes: tuple[FaceBox, ...]
+
+    def as_json(self) -> dict[str, object]:
+        """The shape POST /faces answers with (`facecast faces --json` prints the same)."""
+        return {
+            "width": self.width,
+            "height": self.height,
+            "rotation": self.rotation,
+            "faces": [
+                {"index": i, "x0": b.x0, "y0": b.y0, "x1": b.x1, "y1": b.y1}
+                for i, b in enumerate(self.boxes)
+            ],
+        }
+
+
+def search_photo(photo: Photo) -> tuple[FaceSearch, float, tuple[int, int]]:
+    """The face search over a decoded photo, working pixels per photo pixel, and the upright
+    photo's size."""
+    search = find_faces(photo.rgb)
+    width, height = photo.width, photo.height
+    if search.rotation % 180:
+        width, height = height, width
+    return search, search.rgb.shape[1] / width, (width, height)
+
+
+def photo_faces(photo: Photo) -> PhotoFaces:
+    """The faces in a decoded photo with their boxes in the photo's own pixels, largest first
+    (the API's face search runs this in a helper process, without the pipeline)."""
+    search, scale, (width, height) = search_photo(photo)
+    boxes = []
+    for found in search.faces:
+        x0, y0, x1, y1 = (round(v / scale) for v in found.oval_box)
+        boxes.append(FaceBox(max(x0, 0), max(y0, 0), min(x1, width), min(y1, height)))
+    return PhotoFaces(width, height, search.rotation, tuple(boxes))
+
+
+def frame_portrait(rgb: np.ndarray, face: FaceLandmarks, size: int, framing: str) -> Portrait:
     """Crop and scale the photo for rendering.
 
-    Default: a `size` x `size` head-and-shoulders square framed on the face (shrunk to fit
-    the photo when the photo is too small). `full_frame`: the whole photo, longer side `size`,
-    both sides even (H.264 needs that).
+    "square", "portrait" (9:16), "landscape" (16:9): a head-and-shoulders frame on the face,
+    `size` its shorter side; a square is shrunk to fit a photo that is too small, the others
+    extend the photo past its edges (mirrored and blurred, never stretched). "full": the whole
+    photo, longer side `size`. Sides are even (H.264 needs that).
     """
+    if framing == "full":
+        return _whole(rgb, face, size)
+    aspect = ASPECTS[framing]
+    out_w, out_h = (size, _even(size / aspect)) if aspect < 1 else (_even(size * aspect), size)
     h, w = rgb.shape[:2]
-    if full_frame:
-        scale = size / max(h, w)
-        # Even sides (H.264), never larger than asked.
-        out_w = max(2, int(w * scale) // 2 * 2)
-        out_h = max(2, int(h * scale) // 2 * 2)
-        out = cv2.resize(rgb, (out_w, out_h), interpolation=_interp(scale))
-        factors = np.array([out_w / w, out_h / h, out_w / w], dtype=np.float32)
-        lm = FaceLandmarks((face.points * factors).astype(np.float32))
-        return Portrait(out, lm)
     x0, y0, x1, y1 = face.oval_box
-    side = min(CROP_FACE_SCALE * (y1 - y0), w, h)
+    # The square's side is the unit: a portrait frame adds body below, a landscape one room
+    # beside the head; the face keeps its place and size in every framing.
+    side = CROP_FACE_SCALE * (y1 - y0)
+    if framing == "square":
+        side = min(side, w, h)
+    box_w, box_h = (side, side / aspect) if aspect < 1 else (side * aspect, side)
     cx = (x0 + x1) / 2.0
     cy = (y0 + y1) / 2.0
-    left = min(max(cx - side / 2.0, 0.0), w - side)
-    top = min(max(cy - CROP_FACE_CENTER * side, 0.0), h - side)
-    side_px = max(int(side), 2)
+    left = cx - box_w / 2.0
+    top = cy - CROP_FACE_CENTER * side
+    # Inside the photo where it can be; past its edge only where the photo is too small.
+    left = min(max(left, 0.0), w - box_w) if box_w <= w else (w - box_w) / 2.0
+    top = min(max(top, 0.0), h - box_h) if box_h <= h else min(max(top, h - box_h), 0.0)
     left_px, top_px = round(left), round(top)
-    crop = rgb[top_px : top_px + side_px, left_px : left_px + side_px]
-    scale = size / side_px
-    out = cv2.resize(crop, (size, size), interpolation=_interp(scale))
+    box_w_px, box_h_px = max(int(box_w), 2), max(int(box_h), 2)
+    pad = (
+        max(-top_px, 0),
+        max(top_px + box_h_px - h, 0),
+        max(-left_px, 0),
+        max(left_px + box_w_px - w, 0),
+    )
+    # Above and below, the edge row goes on (a body continues down, a wall up); beside, the
+    # background is mirrored (a mirrored face never shows: it would sit a head away).
+    source = cv2.copyMakeBorder(rgb, pad[0], pad[1], 0, 0, cv2.BORDER_REPLICATE)
+    source = cv2.copyMakeBorder(source, 0, 0, pad[2], pad[3], cv2.BORDER_REFLECT_101)
+    crop = source[
+        top_px + pad[0] : top_px + pad[0] + box_h_px,
+        left_px + pad[2] : left_px + pad[2] + box_w_px,
+    ]
+    scale = out_w / box_w_px
+    out = cv2.resize(crop, (out_w, out_h), interpolation=_interp(scale))
+    if any(pad):
+        photo = (-left_px * scale, -top_px * scale, (w - left_px) * scale, (h - top_px) * scale)
+        out = _soften_outside(out, photo)
     return Portrait(out, face.transformed(scale, -left_px * scale, -top_px * scale))
+
+
+def _whole(rgb: np.ndarray, face: FaceLandmarks, size: int) -> Portrait:
+    h, w = rgb.shape[:2]
+    scale = size / max(h, w)
+    # Even sides (H.264), never larger than asked.
+    out_w = max(2, int(w * scale) // 2 * 2)
+    out_h = max(2, int(h * scale) // 2 * 2)
+    out = cv2.resize(rgb, (out_w, out_h), interpolation=_interp(scale))
+    factors = np.array([out_w / w, out_h / h, out_w / w], dtype=np.float32)
+    return Portrait(out, FaceLandmarks((face.points * factors).astype(np.float32)))
+
+
+def _even(value: float) -> int:
+    return max(2, round(value / 2) * 2)
+
+
+def _soften_outside(out: np.ndarray, photo: tuple[float, float, float, float]) -> np.ndarray:
+    """`out` with what lies outside `photo` (the photo's box in `out`) blurred, fading in."""
+    h, w = out.shape[:2]
+    mask = np.zeros((h, w), np.float32)
+    x0, y0, x1, y1 = (round(v) for v in photo)
+    mask[max(y0, 0) : max(min(y1, h), 0), max(x0, 0) : max(min(x1, w), 0)] = 1.0
+    sigma = EXTEND_BLUR * max(h, w)
+    blurred = cv2.GaussianBlur(out, (0, 0), sigma).astype(np.float32)
+    fade = np.maximum(cv2.GaussianBlur(mask, (0, 0), sigma / 4), mask)[..., None]
+    mixed = out.astype(np.float32) * fade + blurred * (1.0 - fade)
+    return np.clip(mixed + 0.5, 0, 255).astype(np.uint8)
 
 
 def _interp(scale: float) -> int:

@@ -1,10 +1,14 @@
 """Speech -> per-frame motion curves: mouth, blinks, brows and head.
 
-Two sources drive the mouth. Synthesised speech brings phoneme timings: each phoneme gets a
-viseme target and a dominance, and the targets are blended over time (Cohen & Massaro's
-coarticulation model), so a vowel between two bilabials still closes the lips around it.
-Uploaded recordings bring only the signal: loudness drives the jaw, spectral shape drives
-spreading versus rounding, and voice activity keeps the mouth shut outside speech.
+Two sources drive the mouth. The signal that plays: loudness (against the loudest speech of
+the surrounding 1.5 s) drives the jaw, spectral shape drives spreading versus rounding, and voice
+activity keeps the mouth shut outside speech. Synthesised speech also brings phoneme timings:
+each phoneme gets a viseme target and a dominance, and the targets are blended over time
+(Cohen & Massaro's coarticulation model), so a vowel between two bilabials still closes the
+lips around it. For text the jaw is a mix of both: the sound's loudness keeps it in time with
+what is heard (mapped phoneme times drift by tens of milliseconds), the phonemes give it its
+shape (lips pressed on bilabials, rounding, the tongue). Uploaded recordings and voices
+without timings (XTTS) use the signal alone.
 Blinks and head motion come from a seeded random generator plus the speech's emphasis.
 """
 
@@ -15,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.ndimage import gaussian_filter1d
+from scipy.ndimage import gaussian_filter1d, maximum_filter1d
 
 from facecast.audio import AudioTrack, frame_rms, n_video_frames, resample, voice_activity
 from facecast.speech import PhonemeEvent
@@ -24,13 +28,17 @@ ANALYSIS_RATE = 16_000
 CURVE_RATE = 200
 """Samples per second of the internal curves before they are sampled at the video rate."""
 VISUAL_LEAD = 0.04
+"""Lips move slightly ahead of the sound they make (seconds)."""
 DOMINANCE_REACH = 12.0
 """A phoneme's dominance is evaluated this many decay constants beyond its own span."""
-"""Lips move slightly ahead of the sound they make (seconds)."""
 
-BILABIAL_PRESS = (0.3, 0.3)
+BILABIAL_PRESS = (0.7, 0.2)
 """A bilabial's share of the dominance from which the lips start to press (first value) and
-over which they close fully (second)."""
+over which they close fully (second): about the phoneme's own span. Wider presses (0.3, 0.3)
+shut the lips through the loud nasal murmur of Pico's /m/ and the vowels beside it."""
+
+BILABIAL_CLOSED = 0.5
+"""Lip pressure from which a curve step counts as a bilabial closure that a frame must show."""
 
 TONGUE_DOMINANCE = 4.0
 """How much more an alveolar's tongue target weighs than its neighbours' (which is 0)."""
@@ -89,6 +97,24 @@ CLOSURE_LEVEL = 0.12
 """A jaw value below this inside a frame's span counts as the lips meeting."""
 SPECTRUM_BLOCK = 2048
 """Curve steps whose spectra are computed at once."""
+TEXT_SIGNAL_SHARE = 0.7
+"""For text, the share of the jaw that follows the sound played, the rest the phonemes. Jaw vs
+loudness r on the gallery's texts: phonemes alone 0.44-0.74 (Pico de 0.44, Piper en 0.74),
+this mix 0.72-0.82 while bilabials still press the lips shut (the sound alone, without
+closures, 0.87-0.89)."""
+TEXT_SIGNAL_SCALE = (0.7, 1.5)
+"""Bounds on the factor that gives text's mixed jaw the phonemes' median opening."""
+LOCAL_LEVEL_S = 1.5
+"""Span (seconds) around each moment whose loudest speech sets the level loudness is judged
+against: a reader who drops 6 dB for a sentence still opens the mouth."""
+SYNTHETIC_RANGE_DB = 40.0
+"""A synthetic voice sounds where it is within this many dB of its loudest."""
+LOCAL_LEVEL_MAX_DB = 12.0
+"""A quiet passage's level is taken as at most this far below the clip's: quieter still is
+mumbling or noise the voice activity let through, and opens less."""
+LEVEL_SMOOTH_S = 0.025
+"""Smoothing of the power before its peaks are taken (seconds); four times this smooths the
+level itself."""
 MAX_SMOOTH_HZ = 6.0
 """Nothing the face does changes faster than this; keeps frames free of jitter."""
 
@@ -240,10 +266,23 @@ def viseme_for(phoneme: str) -> Viseme:
     return NEUTRAL_CONSONANT
 
 
-def mouth_from_phonemes(
+@dataclass(frozen=True)
+class PhonemeMouth:
+    """The phonemes' mouth targets at CURVE_RATE, before smoothing.
+
+    `pressed` (0..1) is how firmly a bilabial holds the lips shut, whatever the jaw does.
+    """
+
+    jaw: np.ndarray
+    width: np.ndarray
+    tongue: np.ndarray
+    pressed: np.ndarray
+
+
+def phoneme_targets(
     phonemes: Sequence[PhonemeEvent], duration: float, loudness: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Jaw, width and tongue at CURVE_RATE from phoneme timings, blended by dominance.
+) -> PhonemeMouth:
+    """Jaw, width, tongue and lip pressure from phoneme timings, blended by dominance.
 
     `loudness` (0..1 at CURVE_RATE) scales each opening so stressed syllables open wider.
     """
@@ -278,16 +317,62 @@ def mouth_from_phonemes(
         if vis is CLOSED:
             num_closed[lo:hi] += dom
         den[lo:hi] += dom
-    jaw = num_jaw / den
-    width = num_width / den
     gain = 0.75 + 0.35 * np.clip(loudness[:n], 0.0, 1.0)
-    jaw = jaw * gain
     # Where a bilabial dominates, the lips press together whatever the jaw does around it: a
     # weighted mean alone leaves a short /m/ between two vowels a little open.
     pressed = np.clip((num_closed / den - BILABIAL_PRESS[0]) / BILABIAL_PRESS[1], 0.0, 1.0)
-    jaw = jaw * (1.0 - pressed)
-    tongue = _lowpass(num_tongue / den_tongue, CURVE_RATE, 8.0)
-    return _lowpass(jaw, CURVE_RATE, 12.0), _lowpass(width, CURVE_RATE, 6.0), tongue
+    return PhonemeMouth(num_jaw / den * gain, num_width / den, num_tongue / den_tongue, pressed)
+
+
+def mouth_from_phonemes(
+    phonemes: Sequence[PhonemeEvent], duration: float, loudness: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Jaw, width and tongue at CURVE_RATE from phoneme timings alone (see phoneme_targets)."""
+    targets = phoneme_targets(phonemes, duration, loudness)
+    return _finish_phoneme_mouth(targets, targets.jaw)
+
+
+def _finish_phoneme_mouth(
+    targets: PhonemeMouth, jaw: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`jaw` with the bilabials' pressure applied, and the phonemes' width and tongue, smoothed."""
+    jaw = jaw * (1.0 - targets.pressed)
+    tongue = _lowpass(targets.tongue, CURVE_RATE, 8.0)
+    return _lowpass(jaw, CURVE_RATE, 12.0), _lowpass(targets.width, CURVE_RATE, 6.0), tongue
+
+
+def mouth_from_speech(
+    phonemes: Sequence[PhonemeEvent], duration: float, features: SignalFeatures
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Jaw, width, tongue and where the lips close (bool), at CURVE_RATE, for synthesised
+    speech: the jaw follows the sound that plays (TEXT_SIGNAL_SHARE) and the phonemes, which
+    also give the lips' closures, their rounding and the tongue."""
+    targets = phoneme_targets(phonemes, duration, features.loudness)
+    signal_jaw = _signal_jaw_aligned(features)[: len(targets.jaw)]
+    mixed = TEXT_SIGNAL_SHARE * signal_jaw + (1.0 - TEXT_SIGNAL_SHARE) * targets.jaw
+    # The sound sets when the jaw moves, the phonemes how far: the mix is scaled so that its
+    # median over the sounding steps is what the phonemes alone would open (the sound's
+    # troughs between syllables would otherwise lower every opening).
+    sounding = signal_jaw > SOUNDING
+    if sounding.sum() >= 10:
+        alone = np.median(targets.jaw[sounding] * (1.0 - targets.pressed[sounding]))
+        now = max(float(np.median(mixed[sounding] * (1.0 - targets.pressed[sounding]))), 1e-3)
+        mixed = mixed * float(np.clip(alone / now, *TEXT_SIGNAL_SCALE))
+    jaw, width, tongue = _finish_phoneme_mouth(targets, mixed)
+    return jaw, width, tongue, targets.pressed > BILABIAL_CLOSED
+
+
+def _signal_jaw_aligned(features: SignalFeatures) -> np.ndarray:
+    """The signal path's jaw moved ahead by the lips' lead and the envelope follower's lag."""
+    jaw, _width = mouth_from_signal(features.loudness, features.activity, features.brightness)
+    return _lead(jaw)
+
+
+def _lead(curve: np.ndarray) -> np.ndarray:
+    """`curve` moved earlier: lips move ahead of the sound they make, and the envelope
+    follower lags it a little."""
+    lead = round((VISUAL_LEAD + SIGNAL_LAG) * CURVE_RATE)
+    return np.concatenate([curve[lead:], np.zeros(min(lead, len(curve)))])
 
 
 def _with_pauses(phonemes: Sequence[PhonemeEvent], duration: float) -> list[PhonemeEvent]:
@@ -375,27 +460,49 @@ class SignalFeatures:
     brightness: np.ndarray  # -1 (dark, rounded vowels) .. 1 (bright, spread vowels)
 
 
-def signal_features(track: AudioTrack, *, from_signal: bool = True) -> SignalFeatures:
+def signal_features(track: AudioTrack, *, synthetic: bool = False) -> SignalFeatures:
     """Loudness, voice activity and spectral brightness of `track` at CURVE_RATE.
 
-    Without `from_signal` (speech whose phonemes are known) the costly voice activity and
-    brightness are skipped: activity is estimated from loudness, brightness is zero.
+    Loudness is judged against the speech level of the surrounding ~1.5 s (see
+    `local_level`), so a passage spoken more quietly still opens the mouth. A `synthetic`
+    voice (text to speech) is clean: its activity is where it sounds (within 40 dB of its
+    loudest), without the costly voice activity detector, and its brightness is not needed
+    (the phonemes give the lips' width).
     """
     audio = resample(track, ANALYSIS_RATE) if track.sample_rate != ANALYSIS_RATE else track
     n = max(int(np.ceil(audio.duration * CURVE_RATE)), 1)
     rms = frame_rms(audio, CURVE_RATE, n)
     db = 20.0 * np.log10(np.maximum(rms, 1e-6))
-    if from_signal:
-        activity = voice_activity(audio, CURVE_RATE, n).astype(np.float64)
+    if synthetic:
+        activity = (db > db.max() - SYNTHETIC_RANGE_DB).astype(np.float64)
     else:
-        activity = (db > db.max() - 40.0).astype(np.float64)
+        activity = voice_activity(audio, CURVE_RATE, n).astype(np.float64)
     voiced = activity > 0.5
-    level = float(np.percentile(db[voiced], 90)) if voiced.sum() > 5 else float(db.max())
-    floor = max(level - 30.0, -70.0)
+    level = local_level(db, voiced)
+    floor = np.maximum(level - 30.0, -70.0)
     loudness = np.clip((db - floor) / (level - floor + 1e-6), 0.0, 1.2)
     loudness[db < -60.0] = 0.0
-    brightness = _brightness(audio, n, voiced) if from_signal else np.zeros(n)
+    brightness = np.zeros(n) if synthetic else _brightness(audio, n, voiced)
     return SignalFeatures(loudness, activity, brightness)
+
+
+def local_level(db: np.ndarray, voiced: np.ndarray) -> np.ndarray:
+    """Speech level (dB) per curve step: the clip's (90th percentile over voiced steps),
+    moved by how far the loudest speech within LOCAL_LEVEL_S lies below the clip's loudest;
+    lowered by at most LOCAL_LEVEL_MAX_DB, never raised."""
+    if voiced.sum() <= 5:
+        return np.full(len(db), float(db.max()))
+    level = float(np.percentile(db[voiced], 90))
+    # Syllable peaks: power smoothed over a few milliseconds, so one click sets no level.
+    power = gaussian_filter1d(10.0 ** (db / 10.0), LEVEL_SMOOTH_S * CURVE_RATE)
+    peaks = np.where(voiced, 10.0 * np.log10(np.maximum(power, 1e-12)), -np.inf)
+    window = max(int(LOCAL_LEVEL_S * CURVE_RATE), 1)
+    nearby = maximum_filter1d(peaks, window, mode="nearest")
+    drop = np.clip(nearby - float(peaks[voiced].max()), -LOCAL_LEVEL_MAX_DB, 0.0)
+    # A long silence has no level of its own: it keeps the clip's (the gate shuts it anyway).
+    drop[~np.isfinite(nearby)] = 0.0
+    drop = gaussian_filter1d(drop, LEVEL_SMOOTH_S * 4 * CURVE_RATE, mode="nearest")
+    return np.asarray(level + drop, dtype=np.float64)
 
 
 def _brightness(audio: AudioTrack, n: int, voiced: np.ndarray) -> np.ndarray:
@@ -532,20 +639,19 @@ def motion_curves(
 ) -> MotionCurves:
     """Every channel, one value per video frame, for `track`.
 
-    With `phonemes` (synthesised speech) the mouth follows the phonemes; without, the signal.
+    The mouth follows the signal; with `phonemes` (synthesised speech) also the phonemes.
     """
-    features = signal_features(track, from_signal=not phonemes)
+    features = signal_features(track, synthetic=bool(phonemes))
     n_curve = len(features.loudness)
     if phonemes:
-        jaw, width, tongue = mouth_from_phonemes(phonemes, track.duration, features.loudness)
+        jaw, width, tongue, closures = mouth_from_speech(phonemes, track.duration, features)
         activity = np.clip(_lowpass(features.loudness * 3.0, CURVE_RATE, 2.0), 0.0, 1.0)
     else:
         jaw, width = mouth_from_signal(features.loudness, features.activity, features.brightness)
-        # Lips move ahead of the sound they make; the envelope follower also lags a little.
-        lead = round((VISUAL_LEAD + SIGNAL_LAG) * CURVE_RATE)
-        jaw = np.concatenate([jaw[lead:], np.zeros(lead)])
-        width = np.concatenate([width[lead:], np.zeros(lead)])
+        jaw, width = _lead(jaw), _lead(width)
         tongue = np.zeros_like(jaw)
+        # Without phonemes, any dip of the jaw to nearly shut may be a closure.
+        closures = np.ones(len(jaw), dtype=bool)
         activity = features.activity
     rng = np.random.default_rng(seed)
     blink = blink_curve(n_curve, CURVE_RATE, rng)
@@ -562,7 +668,7 @@ def motion_curves(
     blink_frames = _blink_frames(blink, fps, n_frames)
     return MotionCurves(
         fps=fps,
-        jaw=np.clip(_with_closures(at_frames(jaw), jaw, fps), 0.0, 1.0),
+        jaw=np.clip(_with_closures(at_frames(jaw), jaw, closures, fps), 0.0, 1.0),
         width=np.clip(at_frames(width), -1.0, 1.0),
         blink_a=blink_frames,
         blink_b=blink_frames.copy(),
@@ -578,10 +684,14 @@ def motion_curves(
     )
 
 
-def _with_closures(frames: np.ndarray, curve: np.ndarray, fps: int) -> np.ndarray:
+def _with_closures(
+    frames: np.ndarray, curve: np.ndarray, closures: np.ndarray, fps: int
+) -> np.ndarray:
     """Frame values, except that a lip closure (a bilabial) between frames lands on one.
 
     Sampling at frame centres after smoothing would skip a closure shorter than a frame.
+    Only curve steps marked in `closures` count: for text the bilabials, not every dip of a
+    jaw that follows the sound between syllables.
     """
     step = CURVE_RATE / fps
     out = frames.copy()
@@ -590,7 +700,10 @@ def _with_closures(frames: np.ndarray, curve: np.ndarray, fps: int) -> np.ndarra
         hi = max(int((i + 1) * step), lo + 1)
         if lo >= len(curve):
             break
-        low = float(curve[lo:hi].min())
+        span = curve[lo:hi][closures[lo:hi]]
+        if not len(span):
+            continue
+        low = float(span.min())
         if low < CLOSURE_LEVEL and low < out[i]:
             out[i] = low
     return out

@@ -6,6 +6,12 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Literal, get_args
+
+Framing = Literal["square", "portrait", "landscape", "full"]
+"""Output framings: a head-and-shoulders square, 9:16 or 16:9 (`size` the shorter side), or
+the whole photo (longer side `size`)."""
+FRAMINGS: tuple[str, ...] = get_args(Framing)
 
 EXPRESSIONS = ("keep", "neutral")
 """What the mouth rests in: `keep` the photo's own expression (a smile with teeth stays one in
@@ -20,6 +26,9 @@ class RenderOptions:
     fps: int = 25
     size: int = 512
     full_frame: bool = False
+    """The whole photo (the same as framing="full")."""
+    framing: Framing = "square"
+    """One of FRAMINGS."""
     lang: str = "de"
     voice: str | None = None
     """The backend's own voice name; None: the backend's voice for `lang`."""
@@ -46,6 +55,14 @@ class RenderOptions:
     """The mouth's rest pose, one of EXPRESSIONS."""
     voice_sample: Path | None = None
     """A recording (3-30 s) whose voice a cloning speech backend speaks `text` in."""
+    lexicon: str | None = None
+    """The user's pronunciations in facecast.speech.script's lexicon format (`[de]` sections
+    of `word = how to say it` lines)."""
+
+    @property
+    def shape(self) -> str:
+        """The framing that applies: "full" when `full_frame` says so, else `framing`."""
+        return "full" if self.full_frame else self.framing
 
     def __post_init__(self) -> None:
         if self.expression not in EXPRESSIONS:

@@ -38,16 +38,15 @@ from threadpoolctl import threadpool_limits
 from facecast import accel, face, motion, post, restore
 from facecast.audio import AudioTrack, load_audio
 from facecast.config import get_settings
-from facecast.errors import BackendUnavailableError, FacecastError, InvalidTextError
+from facecast.errors import BackendUnavailableError, FacecastError
 from facecast.image import Photo, load_photo
 from facecast.options import RenderOptions
 from facecast.progress import CancelCheck, ProgressCallback, Reporter
 from facecast.registry import Capabilities
 from facecast.render import Animator, get_renderer
-from facecast.speech import PhonemeEvent, Speech
+from facecast.speech import PhonemeEvent, Speech, script
 from facecast.speech.cloning import CloningBackend, read_voice_sample
-from facecast.speech.limits import check_spoken_length, synthesize_capped
-from facecast.speech.normalize import normalize
+from facecast.speech.limits import check_estimate
 from facecast.speech.registry import choose_voice, get_backend, resolve_voice
 from facecast.video import StreamTarget, VideoWriter
 
@@ -97,61 +96,50 @@ class PreparedPhoto:
     warnings: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
-class FaceBox:
-    """A face's outline box in pixels of the upright photo (x0, y0 top left)."""
-
-    x0: int
-    y0: int
-    x1: int
-    y1: int
-
-
-@dataclass(frozen=True)
-class PhotoFaces:
-    """The faces a photo shows, largest first, for a caller that lets the user choose."""
-
-    width: int
-    height: int
-    """Size of the upright photo (EXIF orientation and `rotation` applied)."""
-    rotation: int
-    """Degrees the photo was turned clockwise to stand its faces upright."""
-    boxes: tuple[FaceBox, ...]
-
-
 def synthesize(
     text: str,
     lang: str = "de",
     voice: str | None = None,
     backend: str | None = None,
     voice_sample: Path | None = None,
+    lexicon: str | None = None,
 ) -> Speech:
     """Speak `text`: the one entry every synthesis goes through (CLI, worker, renders).
 
     With `backend`, `voice` is that backend's own voice name (None: its voice for `lang`);
     without, `voice` is resolved as `--voice` spells it ("backend:voice", a backend, a
     plain voice name, or None for the language's default voice). The text is normalised for
-    its language (numbers, dates, abbreviations ... as words), its spoken length estimated and
-    refused past FACECAST_MAX_AUDIO_SECONDS, and synthesis stops at that cap whatever the
-    estimate said. With `voice_sample` the backend clones that voice.
+    its language after the `lexicon`'s words (numbers, dates, abbreviations ... as words), cut
+    at its pause marks (facecast.speech.script), its spoken length estimated and refused past
+    FACECAST_MAX_AUDIO_SECONDS, and synthesis stops at that cap whatever the estimate said.
+    With `voice_sample` the backend clones that voice.
     """
     settings = get_settings()
-    limit = settings.max_text_chars
-    if len(text) > limit:
-        raise InvalidTextError(
-            f"The text has {len(text)} characters; at most {limit} are accepted."
-        )
+    script.check_length(text, settings.max_text_chars)
     if backend is None:
         choice = resolve_voice(lang, voice)
         backend, voice = choice.backend, choice.voice
-    spoken = normalize(text, lang)
-    check_spoken_length(spoken, settings.max_audio_seconds)
+    prepared = script.prepare(text, lang, lexicon)
+    check_estimate(script.estimated_seconds(prepared), settings.max_audio_seconds)
     engine = get_backend(backend)
     if voice_sample is not None:
         if not isinstance(engine, CloningBackend) or not engine.capabilities.cloning:
             raise BackendUnavailableError(f"The speech backend {backend!r} cannot clone voices.")
         voice = engine.clone(read_voice_sample(voice_sample))
-    return synthesize_capped(engine, spoken, lang, voice, settings.max_audio_seconds)
+    return script.speak(engine, prepared, lang, voice, settings.max_audio_seconds)
+
+
+def speak(text: str, options: RenderOptions, voice_sample: Path | None = None) -> Speech:
+    """`synthesize` with everything `options` says about speech (the worker's and the CLI's
+    one way from options to audio); `voice_sample` defaults to the options' own."""
+    return synthesize(
+        text,
+        options.lang,
+        options.voice,
+        options.speech_backend,
+        voice_sample or options.voice_sample,
+        options.lexicon,
+    )
 
 
 def _speech_track(
@@ -160,9 +148,7 @@ def _speech_track(
     if (text is None) == (audio is None):
         raise FacecastError("Give either text to speak or an audio recording, not both or neither.")
     if text is not None:
-        speech = synthesize(
-            text, options.lang, options.voice, options.speech_backend, options.voice_sample
-        )
+        speech = speak(text, options)
         return speech.audio, speech.phonemes
     if isinstance(audio, AudioTrack):
         return audio, ()
@@ -179,30 +165,14 @@ def _decoded(image: Path | bytes | Photo) -> Photo:
     return load_photo(image, max_pixels=get_settings().max_image_pixels)
 
 
-def _search(photo: Photo) -> tuple[face.FaceSearch, float, tuple[int, int]]:
-    """The face search, working pixels per photo pixel, and the upright photo's size."""
-    search = face.find_faces(photo.rgb)
-    width, height = photo.width, photo.height
-    if search.rotation % 180:
-        width, height = height, width
-    return search, search.rgb.shape[1] / width, (width, height)
-
-
-def find_photo_faces(image: Path | bytes | Photo) -> PhotoFaces:
+def find_photo_faces(image: Path | bytes | Photo) -> face.PhotoFaces:
     """The faces in a photo with their boxes in the photo's own pixels, largest first."""
-    search, scale, (width, height) = _search(_decoded(image))
-    boxes = []
-    for found in search.faces:
-        x0, y0, x1, y1 = (round(v / scale) for v in found.oval_box)
-        boxes.append(
-            FaceBox(max(x0, 0), max(y0, 0), min(x1, width), min(y1, height)),
-        )
-    return PhotoFaces(width, height, search.rotation, tuple(boxes))
+    return face.photo_faces(_decoded(image))
 
 
 def prepare_photo(image: Path | bytes | Photo, options: RenderOptions) -> PreparedPhoto:
     """Decode the photo, turn it upright, pick the face and frame it for rendering."""
-    search, scale, _ = _search(_decoded(image))
+    search, scale, _ = face.search_photo(_decoded(image))
     at = (
         None
         if options.face_at is None
@@ -212,7 +182,7 @@ def prepare_photo(image: Path | bytes | Photo, options: RenderOptions) -> Prepar
     rgb, landmarks = restore.maybe_restore(search.rgb, chosen, options)
     # H.264 in yuv420p needs even sides: an odd size is rounded down.
     size = options.size // 2 * 2
-    portrait = face.frame_portrait(rgb, landmarks, size, options.full_frame)
+    portrait = face.frame_portrait(rgb, landmarks, size, options.shape)
     restored = landmarks is not chosen
     warnings = _enlargement_warnings(chosen, portrait.landmarks, size, restored)
     return PreparedPhoto(portrait, warnings)
@@ -298,7 +268,7 @@ def photo_key(image: Path | bytes | Photo, options: RenderOptions) -> tuple[str,
         )
     framing = (
         options.size // 2 * 2,
-        options.full_frame,
+        options.shape,
         options.renderer,
         options.face_index,
         options.face_at,
@@ -359,6 +329,29 @@ def check_cpu_time(capabilities: Capabilities, n_frames: int, options: RenderOpt
 
 def _marked(frame: np.ndarray, watermark: str | None) -> np.ndarray:
     return watermark_frame(frame, watermark) if watermark else frame
+
+
+PREVIEW_SECONDS = 0.2
+"""Silence the preview's motion is computed over (its first frame is the video's rest pose)."""
+
+
+def preview_frame(
+    image: Path | bytes | Photo, options: RenderOptions = RenderOptions()
+) -> np.ndarray:
+    """The video's first frame (the face at rest, framed as the video frames it) as RGB, with
+    the watermark but without upscaling or refinement: what an app shows before the video."""
+    with threadpool_limits(limits=BLAS_THREADS, user_api="blas"):
+        photos, key = prepared_photos(), photo_key(image, options)
+        rigged = photos.take(key) or rig_photo(image, options)
+        try:
+            silence = AudioTrack(
+                np.zeros(round(PREVIEW_SECONDS * OUTPUT_AUDIO_RATE), np.float32), OUTPUT_AUDIO_RATE
+            )
+            curves = motion.motion_curves(silence, options.fps, seed=options.seed)
+            frame = rigged.animator.render_batch([curves.frame(0)])[0]
+        finally:
+            photos.give(key, rigged)
+    return _marked(frame, options.watermark)
 
 
 def render_talking_head(

@@ -84,7 +84,7 @@ def maybe_restore(
     rgb: np.ndarray, landmarks: FaceLandmarks, options: RenderOptions
 ) -> tuple[np.ndarray, FaceLandmarks]:
     """`rgb` and `landmarks`, with a too-small face restored when an upscaler can do it."""
-    if not options.restore or options.full_frame:
+    if not options.restore or options.shape == "full":
         return rgb, landmarks
     if not needs_restore(landmarks, rgb.shape, options.size):
         return rgb, landmarks

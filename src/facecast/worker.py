@@ -44,7 +44,7 @@ from facecast.service.execution import (
     storage_error,
     worker_context,
 )
-from facecast.service.logs import JobLogHandler, configure_logging, job_context
+from facecast.service.logs import configure_logging, job_context
 from facecast.service.queueing import QUEUES, TASK_ANIMATE, TASK_TTS, TASK_WEBHOOK, make_celery
 from facecast.service.schemas import JobResult
 from facecast.service.state import stream_started
@@ -196,14 +196,7 @@ def tts(job_id: str) -> str:
             return "skipped"
         request = run.manifest.request
         run.progress("speech", 0.0)
-        options = request.options
-        speech = pipeline.synthesize(
-            request.text or "",
-            options.lang,
-            options.voice,
-            backend=options.speech_backend,
-            voice_sample=run.file(request.voice_sample),
-        )
+        speech = pipeline.speak(request.text or "", request.options, run.file(request.voice_sample))
         if run.canceled():
             raise CanceledError("The job was canceled.")
         partial = run.audio_path.with_name(PARTIAL_AUDIO)
@@ -258,12 +251,11 @@ def warm_up(settings: Settings) -> None:
 
 
 def _install_process_hooks(app: Celery, settings: Settings) -> None:
-    """Per worker process: job log tails, warm-up, heartbeat."""
+    """Per worker process: warm-up and heartbeat."""
     heartbeats: list[Heartbeat] = []
 
     def on_process_init(**_: Any) -> None:
         context = worker_context()
-        logging.getLogger().addHandler(JobLogHandler(context.store.append_log))
         queues = sorted(app.amqp.queues.consume_from or app.amqp.queues)
         heartbeat = Heartbeat(context, queues)
         heartbeats.append(heartbeat)

@@ -13,7 +13,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 
 from facecast.service.errors import ServiceBusyError
-from facecast.service.schemas import FaceBoxView, FacesResult
+from facecast.service.schemas import FacesResult
 
 SEARCH_TIMEOUT_S = 60.0
 """Longest a search may take, the helper's start-up included."""
@@ -23,19 +23,11 @@ RETRY_AFTER_S = 5
 def search(data: bytes, max_pixels: int) -> FacesResult:
     """Decode the photo and find its faces (runs in the helper process; the engine is imported
     there only, and the answer comes back as a schema the API knows)."""
-    from facecast import pipeline
+    from facecast.face import photo_faces
     from facecast.image import load_photo
 
-    found = pipeline.find_photo_faces(load_photo(data, max_pixels=max_pixels))
-    return FacesResult(
-        width=found.width,
-        height=found.height,
-        rotation=found.rotation,
-        faces=[
-            FaceBoxView(index=i, x0=box.x0, y0=box.y0, x1=box.x1, y1=box.y1)
-            for i, box in enumerate(found.boxes)
-        ],
-    )
+    found = photo_faces(load_photo(data, max_pixels=max_pixels))
+    return FacesResult.model_validate(found.as_json())
 
 
 class FaceFinder:

@@ -25,7 +25,7 @@ from starlette.concurrency import run_in_threadpool
 from facecast import __version__
 from facecast.config import Settings
 from facecast.errors import BackendUnavailableError, FacecastError, UnsupportedLanguageError
-from facecast.options import RenderOptions
+from facecast.options import Framing, RenderOptions
 from facecast.service import webhooks
 from facecast.service.access import (
     ANONYMOUS,
@@ -87,9 +87,9 @@ from facecast.service.storage import (
 )
 from facecast.service.watch import StateWatch
 from facecast.speech import registry as speech_registry
+from facecast.speech import script
 from facecast.speech.cloning import read_voice_sample
-from facecast.speech.limits import check_spoken_length, typical_seconds
-from facecast.speech.normalize import normalize
+from facecast.speech.limits import check_estimate
 from facecast.speech.registry import choose_voice
 
 logger = logging.getLogger(__name__)
@@ -128,6 +128,7 @@ def build_options(
     fps: int | None = None,
     size: int | None = None,
     full_frame: bool = False,
+    framing: Framing = "square",
     face_index: int | None = None,
     face_at: tuple[float, float] | None = None,
     renderer: str = "warp",
@@ -135,6 +136,7 @@ def build_options(
     upscale: int | None = None,
     force_cpu: bool = False,
     expression: str = "keep",
+    lexicon: str | None = None,
 ) -> RenderOptions:
     """The job's render options from a request's fields and the server's defaults.
 
@@ -145,6 +147,7 @@ def build_options(
         fps=fps or settings.default_fps,
         size=even(size or settings.default_size),
         full_frame=full_frame,
+        framing=framing,
         lang=lang or settings.default_lang,
         voice=voice,
         watermark=settings.watermark,
@@ -155,7 +158,10 @@ def build_options(
         upscale=upscale,
         force_cpu=force_cpu,
         expression=expression,
+        lexicon=lexicon or None,
     )
+    if lexicon:
+        script.parse_lexicon(lexicon)  # a broken lexicon is the caller's 400, before any work
     return choose_voice(options) if speaks else dataclasses.replace(options, voice=None)
 
 
@@ -303,7 +309,7 @@ class JobService:
             else clean_text(submission.text, self.settings.max_text_chars)
         )
         if text is not None:
-            self._check_spoken_length(text, submission.options.lang)
+            self._check_spoken_length(text, submission.options)
         if submission.webhook is not None:
             webhooks.check_url(submission.webhook, self.settings)
         return self._create(
@@ -461,7 +467,10 @@ class JobService:
             except FacecastError:
                 seconds = None
         elif request.text:
-            seconds = typical_seconds(normalize(request.text, request.options.lang))
+            options = request.options
+            seconds = script.typical_seconds(
+                script.prepare(request.text, options.lang, options.lexicon)
+            )
         return per_second, None if seconds is None else round(per_second * seconds)
 
     def backends(self) -> BackendList:
@@ -490,6 +499,7 @@ class JobService:
                     commercial_use=caps.commercial_use if caps else None,
                     missing=list(entry.missing),
                     how_to_get=entry.how_to_get,
+                    source=entry.source,
                 )
             )
         return BackendList(backends=views)
@@ -529,7 +539,7 @@ class JobService:
         """Queue speech synthesis, or answer with identical speech made before."""
         settings = self.settings
         text = clean_text(submission.text, settings.max_text_chars)
-        self._check_spoken_length(text, submission.options.lang)
+        self._check_spoken_length(text, submission.options)
         if submission.webhook is not None:
             webhooks.check_url(submission.webhook, settings)
         return self._create(
@@ -643,9 +653,10 @@ class JobService:
         read_voice_sample(self.storage.path(job_id, VOICE_SAMPLE))
         return key
 
-    def _check_spoken_length(self, text: str, lang: str) -> None:
+    def _check_spoken_length(self, text: str, options: RenderOptions) -> None:
         """Refuse text whose estimated spoken length passes the audio cap, before any work."""
-        check_spoken_length(normalize(text, lang), self.settings.max_audio_seconds)
+        prepared = script.prepare(text, options.lang, options.lexicon)
+        check_estimate(script.estimated_seconds(prepared), self.settings.max_audio_seconds)
 
     # ------------------------------------------------------------------ reading
 

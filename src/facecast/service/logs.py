@@ -7,7 +7,7 @@ import logging
 import re
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
@@ -81,24 +81,6 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             payload["exc"] = self.formatException(record.exc_info)
         return json.dumps(payload, ensure_ascii=False, default=str)
-
-
-class JobLogHandler(logging.Handler):
-    """Sends lines logged while a job runs to `sink(job_id, line)` (the job's log tail)."""
-
-    def __init__(self, sink: Callable[[str, str], None], level: int = logging.INFO) -> None:
-        super().__init__(level)
-        self.sink = sink
-        self.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-
-    def emit(self, record: logging.LogRecord) -> None:
-        job_id = job_id_var.get()
-        if job_id is None:
-            return
-        try:
-            self.sink(job_id, self.format(record).splitlines()[0])
-        except Exception:  # a failing sink must never break the job it logs for
-            self.handleError(record)
 
 
 @contextmanager

@@ -17,8 +17,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import urlparse
 
+from facecast.config import parse_storage_url
 from facecast.errors import BackendUnavailableError
 
 DEFAULT_REGION = "us-east-1"
@@ -75,20 +75,6 @@ class ObjectStore(Protocol):
 
     def read(self, key: str, start: int | None = None, end: int | None = None) -> Iterator[bytes]:
         """The object's bytes start..end (inclusive; None: from the start / to the end)."""
-
-
-def parse_storage_url(url: str) -> tuple[str, str, str]:
-    """(scheme, bucket or folder, prefix) of FACECAST_STORAGE_URL; ValueError when malformed."""
-    parsed = urlparse(url)
-    if parsed.scheme == "file":
-        if not parsed.path:
-            raise ValueError(f"FACECAST_STORAGE_URL {url!r} names no folder")
-        return "file", parsed.path, ""
-    if parsed.scheme == "s3":
-        if not parsed.netloc:
-            raise ValueError(f"FACECAST_STORAGE_URL {url!r} names no bucket")
-        return "s3", parsed.netloc, parsed.path.strip("/")
-    raise ValueError(f"FACECAST_STORAGE_URL must be file:///path or s3://bucket/prefix: {url!r}")
 
 
 class S3ObjectStore:

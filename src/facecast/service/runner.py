@@ -237,6 +237,11 @@ def serve(host: str, port: int, workers: int) -> None:
     started = time.monotonic()
     if host not in WILDCARD_HOSTS and "*" not in settings.allowed_hosts:
         settings = settings.model_copy(update={"allowed_hosts": [*settings.allowed_hosts, host]})
+    if os.environ.get("FORWARDED_ALLOW_IPS"):
+        logger.warning(
+            "FORWARDED_ALLOW_IPS is ignored: facecast serve believes X-Forwarded-For only from "
+            "FACECAST_TRUSTED_PROXIES (set it to your proxy's address)"
+        )
     try:
         config = uvicorn.Config(
             create_app(settings),

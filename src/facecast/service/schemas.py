@@ -244,6 +244,13 @@ class WebhookEvent(BaseModel):
     finished_at: datetime | None = None
 
 
+LEXICON_MAX_CHARS = 65536
+LEXICON_HELP = (
+    "Your pronunciations: `[de]` / `[en]` sections of `word = how to say it` lines, applied "
+    "before numbers and abbreviations are written out (POST /text/normalize shows the result)."
+)
+
+
 class TtsRequest(BaseModel):
     """JSON body of POST /tts."""
 
@@ -265,6 +272,28 @@ class TtsRequest(BaseModel):
     client_ref: str | None = Field(
         None, max_length=256, description="Your reference; returned in views and webhooks."
     )
+    lexicon: str | None = Field(None, max_length=LEXICON_MAX_CHARS, description=LEXICON_HELP)
+
+
+class NormalizeRequest(BaseModel):
+    """JSON body of POST /text/normalize."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(min_length=1, description="The text as a job would be given it.")
+    lang: str | None = Field(
+        None, pattern=LANG_PATTERN, description="Language code; default FACECAST_DEFAULT_LANG (de)."
+    )
+    lexicon: str | None = Field(None, max_length=LEXICON_MAX_CHARS, description=LEXICON_HELP)
+
+
+class NormalizeResult(BaseModel):
+    """What a voice will say for a text."""
+
+    spoken: str = Field(
+        description="The words as spoken, with `[pause Nms]` where the text asks for silence."
+    )
+    estimated_seconds: float = Field(description="About how long it takes to say.")
 
 
 class TtsForm(TtsRequest):
@@ -360,6 +389,7 @@ class BackendView(BaseModel):
     commercial_use: bool | None = None
     missing: list[str] = Field(default_factory=list, description="What the server lacks.")
     how_to_get: str = ""
+    source: str = Field("", description="Where `facecast models fetch` downloads its weights.")
 
 
 class BackendList(BaseModel):

@@ -31,15 +31,12 @@ Mutation = Callable[[JobState], JobState | None]
 HISTOGRAM_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
 """Upper bounds (seconds) of the duration histograms; +Inf is implied."""
 
-LOG_TAIL_LINES = 50
 KEY_PREFIX = "facecast:"
 REDIS_TIMEOUT_S = 5.0
 REDIS_CONNECT_TIMEOUT_S = 2.0
 UPDATE_RETRIES = 50
-LOG_READ_BYTES = 64 * 1024
 STATE_FILE = "state.json"
 LOCK_FILE = "state.lock"
-LOG_FILE = "log.txt"
 METRICS_FILE = "_metrics.json"
 WORKERS_DIR = "_workers"
 IDEMPOTENCY_DIR = "_idempotency"
@@ -93,12 +90,6 @@ class StateStore(Protocol):
 
     def forget(self, job_id: str) -> None:
         """Drop everything kept about a job."""
-
-    def append_log(self, job_id: str, line: str) -> None:
-        """Add a line to the job's log tail."""
-
-    def log_tail(self, job_id: str, lines: int) -> list[str]:
-        """The last `lines` log lines of a job."""
 
     def count_by_status(self) -> dict[JobStatus, int]:
         """How many known jobs are in each status."""
@@ -203,26 +194,12 @@ class RedisStateStore:
         raise RuntimeError(f"job {job_id}: state update kept conflicting")
 
     def forget(self, job_id: str) -> None:
-        """Remove the job's state, log and status-set membership."""
+        """Remove the job's state and status-set membership."""
         with self.redis.pipeline() as pipe:
-            pipe.delete(self._key("job", job_id), self._key("log", job_id))
+            pipe.delete(self._key("job", job_id))
             for status in JobStatus:
                 pipe.srem(self._key("status", status.value), job_id)
             pipe.execute()
-
-    def append_log(self, job_id: str, line: str) -> None:
-        """Push a log line, keeping only the tail."""
-        key = self._key("log", job_id)
-        with self.redis.pipeline() as pipe:
-            pipe.rpush(key, line)
-            pipe.ltrim(key, -LOG_TAIL_LINES, -1)
-            pipe.expire(key, self.ttl)
-            pipe.execute()
-
-    def log_tail(self, job_id: str, lines: int) -> list[str]:
-        """The last log lines."""
-        raw = self.redis.lrange(self._key("log", job_id), -lines, -1)
-        return [_text(item) for item in raw]
 
     def count_by_status(self) -> dict[JobStatus, int]:
         """Cardinality of each status set."""
@@ -419,22 +396,6 @@ class FileStateStore:
 
     def forget(self, job_id: str) -> None:
         """Nothing to do: the state lives in the job directory, which retention removes."""
-
-    def append_log(self, job_id: str, line: str) -> None:
-        """Append to the job's log.txt."""
-        if self.storage.exists(job_id):
-            with self.storage.path(job_id, LOG_FILE).open("a", encoding="utf-8") as handle:
-                handle.write(line.replace("\n", " ") + "\n")
-
-    def log_tail(self, job_id: str, lines: int) -> list[str]:
-        """The last lines of log.txt."""
-        try:
-            with self.storage.path(job_id, LOG_FILE).open("rb") as handle:
-                handle.seek(max(0, handle.seek(0, os.SEEK_END) - LOG_READ_BYTES))
-                text = handle.read().decode("utf-8", "replace")
-        except FileNotFoundError:
-            return []
-        return text.splitlines()[-lines:]
 
     def count_by_status(self) -> dict[JobStatus, int]:
         """Scan the job directories."""

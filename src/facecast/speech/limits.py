@@ -119,7 +119,11 @@ def typical_seconds(text: str) -> float:
 
 def check_spoken_length(text: str, max_seconds: float) -> float:
     """The estimate for `text`; SpeechTooLongError when it passes `max_seconds`."""
-    seconds = estimate_seconds(text)
+    return check_estimate(estimate_seconds(text), max_seconds)
+
+
+def check_estimate(seconds: float, max_seconds: float) -> float:
+    """`seconds` back; SpeechTooLongError when this estimate passes `max_seconds`."""
     if seconds > max_seconds:
         raise SpeechTooLongError(
             f"The text would take about {format_duration(seconds)} to say; the limit is "

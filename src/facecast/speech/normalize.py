@@ -3,10 +3,11 @@
 `normalize(text, lang)` runs before every backend (see `pipeline.synthesize`). Rules are tables of
 regular expressions applied in a fixed order, most specific first: URLs and e-mail addresses,
 abbreviations, phone numbers, dates, times, money, percentages, units, ordinals, then plain
-numbers and the symbols left over; the words come from the per-language tables in
-`normalize_tables.py`, numbers through `num2words`. Languages other than German and English
-pass through unchanged. Patterns are bounded where they could backtrack, so hostile input
-stays fast (bench/speech_limits.py measures it).
+numbers and the symbols left over. German adds the shapes of forms, letters and signs: IBANs,
+postcodes, IDs after "Nummer", room and section numbers, house numbers, "€/kg". The words come
+from the per-language tables in `normalize_tables.py`, numbers through `num2words`. Languages
+other than German and English pass through unchanged. Patterns are bounded where they could
+backtrack, so hostile input stays fast (bench/speech_limits.py measures it).
 """
 
 from __future__ import annotations
@@ -19,8 +20,12 @@ from num2words import num2words
 
 from facecast.speech.normalize_tables import (
     FEMININE_ENDINGS,
+    IDENTIFIER_NOUNS,
     LANGUAGES,
     ORDINAL_NOUNS,
+    ROOM_NOUNS,
+    SECTION_NOUNS,
+    STREET_ENDINGS,
     Language,
     Unit,
 )
@@ -142,6 +147,18 @@ _DATIVE_BEFORE = re.compile(
     re.IGNORECASE,
 )
 """German words after which an ordinal takes the ending -en ("am dritten Dezember")."""
+_DATIVE_BEFORE_DER = re.compile(
+    r"(?:\b(?:in|an|auf|bei|mit|nach|seit|von|zu|aus|vor|ab|bis zu|während|wegen)\s+der\s+)$",
+    re.IGNORECASE,
+)
+"""A preposition before "der" makes it dative or genitive ("in der 49. KW": "-sten")."""
+_WEEKDAY_BEFORE = re.compile(
+    r"\b(?:am|vom|zum|bis zum|ab|ab dem|seit|seit dem|bis|für|nach dem|vor dem)\s+"
+    r"(?:Montag|Dienstag|Mittwoch|Donnerstag|Freitag|Samstag|Sonntag),\s*$",
+    re.IGNORECASE,
+)
+"""A weekday after a preposition, then a date: the date takes "den" and the dative
+("am Montag, 7.12." -> "am Montag, den siebten Dezember")."""
 _NOMINATIVE_BEFORE = re.compile(r"(?:\b(?:der|die|das)\s+)$", re.IGNORECASE)
 """German words after which an ordinal takes the ending -e ("der dritte Platz")."""
 _YEAR_BEFORE = {
@@ -158,9 +175,23 @@ _YEAR_BEFORE = {
 }
 
 
+BEFORE_WINDOW = 60
+"""Characters before a match that the case rules look at: enough for "bis zum Montag, " and
+cheap, so that thousands of dates in one text do not scan the whole text each."""
+
+
+def _text_before(match: re.Match[str]) -> str:
+    """The text just before `match`, without a word the window cut in half."""
+    start = max(0, match.start() - BEFORE_WINDOW)
+    window = match.string[start : match.start()]
+    if start and match.string[start - 1].isalnum():
+        window = window.partition(" ")[2]
+    return window
+
+
 def _ordinal_ending(text_before: str) -> str:
     """The German case ending of an ordinal given the words before it."""
-    if _DATIVE_BEFORE.search(text_before):
+    if _DATIVE_BEFORE.search(text_before) or _DATIVE_BEFORE_DER.search(text_before):
         return "n"
     if _NOMINATIVE_BEFORE.search(text_before):
         return ""
@@ -185,16 +216,19 @@ def _keeps_period(match: re.Match[str], before_capital: bool) -> bool:
 
 def _abbreviation_rules(language: Language) -> list[Rule]:
     rules: list[Rule] = []
+    before_number = {written for written, _ in language.number_abbreviations}
+    table = (*language.abbreviations, *language.number_abbreviations)
     # Longest first, so "Sept." wins over "Sep." and "u.U." over "u.".
-    for written, spoken in sorted(language.abbreviations, key=lambda p: -len(p[0])):
+    for written, spoken in sorted(table, key=lambda p: -len(p[0])):
         final = spoken in language.final_abbreviations
         variants = [(written, spoken)]
-        if written[0].islower():  # "Z. B." at the start of a sentence
+        # "Z. B." at the start of a sentence; but a capital "F." or "U." is an initial.
+        if written[0].islower() and len(written) > 2 and written not in before_number:
             variants.append((written[0].upper() + written[1:], spoken[0].upper() + spoken[1:]))
         for form, said in variants:
             parts = [re.escape(part) for part in form.rstrip(".").split(".")]
             body = r"\.\s?".join(parts) + r"\."
-            if language.code == "en" and form == "No.":
+            if (language.code == "en" and form == "No.") or form in before_number:
                 body += r"(?=\s?\d)"  # "No." is "number" only before a digit
             start = r"(?<![\w.])"
             if form in language.units:  # "10 Min." is a unit, read with its number later
@@ -209,16 +243,41 @@ def _abbreviation_rules(language: Language) -> list[Rule]:
 
 
 def _weekday_range_rule(language: Language) -> Rule:
-    """ "Mo.-Fr." -> "Montag bis Freitag", "Mon-Fri" -> "Monday to Friday"."""
+    """ "Mo.-Fr." -> "Montag bis Freitag", "Mon-Fri" -> "Monday to Friday"; German also
+    "Mo. bis Fr.", "Sa. u. So." (else "Fr." alone would be "Frau")."""
     days = dict(language.weekdays)
+    joiners = dict(language.weekday_joiners)
     names = "|".join(sorted(days, key=len, reverse=True))
-    pattern = re.compile(rf"(?<![\w.])(?P<a>{names})\.?\s?[-–]\s?(?P<b>{names})(?![\w])\.?")
+    words_between = "".join(
+        rf"|\s?{re.escape(j)}\s?" if not j[0].isalpha() else rf"|\s+{re.escape(j)}\s+"
+        for j in sorted(joiners, key=len, reverse=True)
+    )
+    pattern = re.compile(
+        rf"(?<![\w.])(?P<a>{names})\.?(?P<join>\s?[-–]\s?{words_between})(?P<b>{names})(?![\w])\.?"
+    )
 
     def replace(match: re.Match[str]) -> str:
-        words = f"{days[match['a']]} {language.range_word} {days[match['b']]}"
+        joiner = joiners.get(match["join"].strip(), language.range_word)
+        words = f"{days[match['a']]} {joiner} {days[match['b']]}"
         return words + ("." if match.group(0).endswith(".") and _keeps_period(match, False) else "")
 
     return (pattern, replace)
+
+
+def _weekday_after_rule(language: Language) -> Rule:
+    """A short weekday after a preposition: "bis Fr." is Friday, not "Frau"."""
+    days = dict(language.weekdays)
+    names = "|".join(sorted(days, key=len, reverse=True))
+
+    def replace(match: re.Match[str]) -> str:
+        return match["pre"] + days[match["day"]] + ("." if _keeps_period(match, False) else "")
+
+    return (
+        re.compile(
+            rf"(?P<pre>\b(?:bis|ab|am|vom|zum|seit|jeden|außer)\s+)(?P<day>{names})\.(?!\w)",
+        ),
+        replace,
+    )
 
 
 def _weekday_rule(language: Language) -> Rule:
@@ -312,6 +371,15 @@ def _month_pattern(language: Language) -> str:
     return "|".join(language.months)
 
 
+def _date_day(match: re.Match[str], day: int, language: Language) -> str:
+    """The day of a German date with its case ending, after "den" where a weekday and a
+    preposition stand before it ("am Montag, den siebten")."""
+    before = _text_before(match)
+    if _WEEKDAY_BEFORE.search(before):
+        return f"den {ordinal(day, language, 'n')}"
+    return ordinal(day, language, _ordinal_ending(before))
+
+
 def _german_date_rules(language: Language) -> list[Rule]:
     months = _month_pattern(language)
 
@@ -319,21 +387,26 @@ def _german_date_rules(language: Language) -> list[Rule]:
         day, month, year_text = int(match["d"]), int(match["m"]), match["y"]
         if not (1 <= day <= 31 and 1 <= month <= 12):
             return match.group(0)
-        ending = _ordinal_ending(match.string[: match.start()])
-        words = f"{ordinal(day, language, ending)} {language.months[month - 1]}"
+        words = f"{_date_day(match, day, language)} {language.months[month - 1]}"
         if year_text:
             number = int(year_text) + (2000 if len(year_text) == 2 else 0)
             words += f" {year(number, language)}"
         return _pad(words)
 
     def named(match: re.Match[str]) -> str:
-        ending = _ordinal_ending(match.string[: match.start()])
-        words = f"{ordinal(int(match['d']), language, ending)} {match['month']}"
+        words = f"{_date_day(match, int(match['d']), language)} {match['month']}"
         if match["y"]:
             words += f" {year(int(match['y']), language)}"
         return _pad(words)
 
     return [
+        # "7.-11.12." and "7.12.-11.12.": the dash of a date range reads "bis".
+        (
+            re.compile(
+                r"(?<![\w.,])(?P<a>\d{1,2}\.(?:\d{1,2}\.)?)\s?[-–]\s?(?=\d{1,2}\.\d{1,2}\.)"
+            ),
+            lambda m: f"{m['a']} bis ",
+        ),
         (
             re.compile(r"(?<![\w.,])(?P<d>\d{1,2})\.(?P<m>\d{1,2})\.(?P<y>\d{4}|\d{2})?(?![\d])"),
             numeric,
@@ -370,7 +443,7 @@ def _english_date_rules(language: Language, region: str) -> list[Rule]:
         return _pad(words)
 
     def day_month(match: re.Match[str]) -> str:
-        article = "" if re.search(r"\bthe\s+$", match.string[: match.start()]) else "the "
+        article = "" if re.search(r"\bthe\s+$", _text_before(match)) else "the "
         words = f"{article}{ordinal(int(match['d']), language)} of {match['month']}"
         if match["y"]:
             words += f" {year(int(match['y']), language)}"
@@ -409,7 +482,7 @@ def _iso_date_rule(language: Language) -> Rule:
             return match.group(0)
         month = language.months[m - 1]
         if language.code == "de":
-            ending = _ordinal_ending(match.string[: match.start()])
+            ending = _ordinal_ending(_text_before(match))
             return _pad(f"{ordinal(d, language, ending)} {month} {year(y, language)}")
         return _pad(f"{month} {ordinal(d, language)}, {year(y, language)}")
 
@@ -420,8 +493,12 @@ def _iso_date_rule(language: Language) -> Rule:
 
 
 def _time_rules(language: Language) -> list[Rule]:
-    rules = _german_time_rules(language) if language.code == "de" else _english_time_rules(language)
-    return [_time_range_rule(language, rules[-1]), *rules]
+    if language.code == "de":
+        rules = _german_time_rules(language)
+        dotted = [_dotted_time_range_rule(language, rules[1])]
+    else:
+        rules, dotted = _english_time_rules(language), []
+    return [_time_range_rule(language, rules[-1]), *dotted, *rules]
 
 
 def _time_range_rule(language: Language, clock: Rule) -> Rule:
@@ -607,7 +684,7 @@ def _ordinal_rules(language: Language) -> list[Rule]:
         ]
 
     def german(match: re.Match[str]) -> str:
-        before = match.string[: match.start()]
+        before = _text_before(match)
         if _DATIVE_BEFORE.search(before) or _NOMINATIVE_BEFORE.search(before):
             ending = _ordinal_ending(before)
         elif match["noun"] in ORDINAL_NOUNS:
@@ -624,7 +701,7 @@ def _year_rule(language: Language) -> Rule:
     before = _YEAR_BEFORE[language.code]
 
     def replace(match: re.Match[str]) -> str:
-        if not before.search(match.string[: match.start()]):
+        if not before.search(_text_before(match)):
             return match.group(0)
         return _pad(year(int(match.group(0)), language))
 
@@ -695,6 +772,262 @@ def _times_rule(language: Language) -> Rule:
     return (re.compile(r"(?<=\d)\s?[x×]\s?(?=\d)"), lambda m: _pad(word))
 
 
+# --- German forms, letters and signs: codes, postcodes, rooms, sections, house numbers ---------
+
+_SPLIT_CODE = re.compile(r"[\s/-]+")
+_CODE_PIECES = re.compile(r"\d+|[^\d]+")
+
+
+def _spell_code(code: str, language: Language) -> str:
+    """A code read out: letters one by one, digits one by one, a pause (comma) where the
+    writer put a dash, slash or space: "RE-2026-0142" -> "R E, zwei null zwei sechs, ..."."""
+    spoken = []
+    for group in (g for g in _SPLIT_CODE.split(code) if g):
+        pieces = _CODE_PIECES.findall(group)
+        words = [digits_read(p, language) if p.isdigit() else " ".join(p) for p in pieces]
+        spoken.append(" ".join(words))
+    return ", ".join(spoken)
+
+
+_IBAN = re.compile(r"(?<![\w])[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){3,7}(?: ?[A-Z0-9]{1,3})?(?![\w])")
+IBAN_GROUP = 4
+"""An IBAN is read in the groups of four it is printed in, even when written without spaces."""
+
+
+def _iban_rule(language: Language) -> Rule:
+    """ "DE89 3704 0044 ..." -> "D E acht neun, drei sieben null vier, ..."."""
+
+    def replace(match: re.Match[str]) -> str:
+        compact = match.group(0).replace(" ", "")
+        groups = [compact[i : i + IBAN_GROUP] for i in range(0, len(compact), IBAN_GROUP)]
+        return _pad(_spell_code(" ".join(groups), language))
+
+    return (_IBAN, replace)
+
+
+_TOWN_AFTER = (
+    r"(?![ ](?:Euro|Dollar|Franken|Pfund|Cent)\b)"
+    r"(?=[ ][A-ZÄÖÜ][\w]{0,40}(?:[ ]?$|[ ]?[,;.()\n-]"
+    r"|[ ]+(?:am|an der|im|ob der|bei|in der)[ ]+[A-ZÄÖÜ]|[ ]+[A-ZÄÖÜ]))"
+)
+"""A town name after a postcode: a capital word ending the line or the text, or followed by
+punctuation, "am Main", "an der Oder" or a second capital word, and not a currency.
+"10000 Menschen demonstrierten" is a count (the verb after it is lower case)."""
+
+
+def _postcode_rules(language: Language) -> list[Rule]:
+    """Postcodes are read digit by digit ("10115" -> "eins null eins eins fünf"): after "PLZ",
+    after a country prefix ("D-80331", which is not said), or five digits at the start of an
+    address line or after a comma, before a town name. Written counts this long carry a
+    thousands separator in German ("10.000"), so the bare five digits mark a postcode."""
+
+    def digits(match: re.Match[str]) -> str:
+        return match["pre"] + _pad(digits_read(match["code"], language))
+
+    return [
+        (
+            re.compile(r"(?P<pre>\b(?:PLZ|Postleitzahl):?\s?)(?P<code>\d{5})(?!\d)"),
+            digits,
+        ),
+        (
+            re.compile(
+                r"(?<![\w-])(?:D|DE)-(?P<pre>)(?P<code>\d{5})(?!\d)|"
+                r"(?<![\w-])(?:A|AT|CH)-(?P<pre4>)(?P<code4>\d{4})(?!\d)"
+            ),
+            lambda m: _pad(digits_read(m["code"] or m["code4"], language)),
+        ),
+        (
+            re.compile(rf"(?m)(?:^|(?<=[,;] )|(?<=[,;]))(?P<pre>)(?P<code>\d{{5}}){_TOWN_AFTER}"),
+            digits,
+        ),
+    ]
+
+
+def _number_suffix_rule() -> Rule:
+    """ "Kundennr." and "Rechnungs-Nr." -> "Kundennummer", "Rechnungsnummer"."""
+    return (
+        re.compile(r"(?<![\w.-])(?P<stem>[^\W\d]{2,40})(?:nr|-Nr)\."),
+        lambda m: f"{m['stem']}nummer",
+    )
+
+
+def _following_pages_rule() -> Rule:
+    """ "S. 14 ff." -> "Seite vierzehn folgende" ("f." elsewhere is "für")."""
+    return (
+        re.compile(r"(?<=\d) ?ff?\.(?!\w)"),
+        lambda m: " folgende" + ("." if _keeps_period(m, False) else ""),
+    )
+
+
+def _word_abbreviation_rule(language: Language) -> Rule:
+    """Abbreviations written without a dot, as whole words: "KW 49", "im 2. OG"; not the
+    company form "UG (haftungsbeschränkt)"."""
+    table = dict(language.words)
+    names = "|".join(sorted(table, key=len, reverse=True))
+    return (
+        re.compile(rf"(?<![\w.-])(?P<word>{names})(?![A-Za-zÄÖÜäöüß-])(?!\s?\(haftungsbeschränkt)"),
+        lambda m: table[m["word"]],
+    )
+
+
+IDENTIFIER_MIN_DIGITS = 5
+"""After "Nummer", a number this long (or any code mixing letters and digits) is an ID."""
+
+
+def _identifier_rule(language: Language) -> Rule:
+    """ "Kundennummer 123456" -> "... eins zwei drei vier fünf sechs"; "Nummer 4711" stays a
+    number. Phone numbers (starting with 0 or +) are left to the phone rule."""
+
+    def replace(match: re.Match[str]) -> str:
+        code = match["id"]
+        digit_count = sum(c.isdigit() for c in code)
+        has_letters = any(c.isalpha() for c in code)
+        if not match["noun"].endswith(IDENTIFIER_NOUNS) or not (
+            digit_count >= IDENTIFIER_MIN_DIGITS or (has_letters and digit_count)
+        ):
+            return match.group(0)
+        return f"{match['noun']}{match['sep']}{_spell_code(code, language)}"
+
+    return (
+        re.compile(
+            r"(?<![\w-])(?P<noun>[\w-]{1,60})(?P<sep>:?\s+)(?P<id>[1-9A-Z][A-Z0-9/-]{3,40})"
+            r"(?![\w/-])"
+        ),
+        replace,
+    )
+
+
+_DOTTED = r"\d{1,3}(?:\.\d{1,3}){1,4}"
+
+
+def _dotted_groups(written: str, language: Language) -> list[str]:
+    """Each group of "2.014": leading zeros as "null", the rest as a number ("null vierzehn")."""
+    words = []
+    for group in written.split("."):
+        stripped = group.lstrip("0")
+        zeros = [language.digits[0]] * (len(group) - len(stripped))
+        words.append(" ".join([*zeros, *([cardinal(int(stripped), language)] if stripped else [])]))
+    return words
+
+
+def _is_thousands(written: str) -> bool:
+    """ "18.432" and "1.000.000" are German thousands, not outline numbers."""
+    return "." in written and all(len(group) == 3 for group in written.split(".")[1:])
+
+
+def _outline(written: str, language: Language) -> str:
+    return f" {language.point_word} ".join(_dotted_groups(written, language))
+
+
+def _room_and_section_rule(language: Language) -> Rule:
+    """ "Raum 2.14" -> "Raum zwei vierzehn" (floor and room, as said on the corridor);
+    "Abschnitt 3.2.1" -> "Abschnitt drei Punkt zwei Punkt eins"; "Kapitel 4.3." is a section,
+    not a date."""
+
+    def replace(match: re.Match[str]) -> str:
+        noun, written, wing = match["noun"], match["num"], match["wing"] or ""
+        dotted = "." in written or wing.endswith(".")
+        letter = wing.rstrip(". ")[:1]
+        if noun.endswith(ROOM_NOUNS) and dotted:
+            spoken = " ".join([*letter, *_dotted_groups(written, language)])
+        elif noun in SECTION_NOUNS and dotted and not _is_thousands(written):
+            spoken = " ".join([*letter, _outline(written, language)])
+        else:
+            return match.group(0)
+        return f"{noun}{match['gap']}{spoken}"
+
+    # A wing or building letter may come first: "Raum B 2.14", "Raum E.07".
+    return (
+        re.compile(
+            r"(?<![\w.])(?P<noun>[^\W\d]{1,40}|§)(?P<gap>\s+)(?P<wing>[A-Z][ .]?)?"
+            r"(?P<num>\d{1,3}(?:\.\d{1,3}){0,4})(?!\d|\.\d|\s?Uhr\b)"
+        ),
+        replace,
+    )
+
+
+def _dotted_number_rule(language: Language) -> Rule:
+    """Numbers with dots left after dates, times and thousands: outline and version numbers
+    ("3.2.1 Einleitung", "Version 2.0.1", "1.5"), read with "Punkt"."""
+
+    def replace(match: re.Match[str]) -> str:
+        written = match.group(0)
+        return written if _is_thousands(written) else _pad(_outline(written, language))
+
+    return (re.compile(rf"(?<![\w.,]){_DOTTED}(?![\w]|[.,]\d)"), replace)
+
+
+def _house_number_rules(language: Language) -> list[Rule]:
+    """ "42/B" -> "zweiundvierzig B"; after a street "42/1" -> "zweiundvierzig Strich eins";
+    a file number "345/25" -> "dreihundertfünfundvierzig Strich fünfundzwanzig"."""
+
+    def street(match: re.Match[str]) -> str:
+        if not match["street"].endswith(STREET_ENDINGS):
+            return match.group(0)
+        return (
+            f"{match['street']} {cardinal(int(match['n']), language)} {language.slash_word} "
+            f"{cardinal(int(match['m']), language)}"
+        )
+
+    return [
+        (
+            re.compile(
+                r"(?<![\w.-])(?P<street>[^\W\d]{1,40}) (?P<n>\d{1,4}) ?/ ?(?P<m>\d{1,3})(?![\w/.])"
+            ),
+            street,
+        ),
+        (
+            re.compile(r"(?<![\w.,/])(?P<n>\d{1,4}) ?/ ?(?P<letter>[A-Za-z])(?![\w/])"),
+            lambda m: _pad(f"{cardinal(int(m['n']), language)} {m['letter']}"),
+        ),
+        # File numbers with a year: "345/25", "1234/2026" ("Strich"); "1/2" stays a fraction.
+        (
+            re.compile(r"(?<![\w.,/])(?P<n>[1-9]\d{2,5})/(?P<m>\d{2}|\d{4})(?![\w/]|[.,]\d)"),
+            lambda m: _pad(
+                f"{cardinal(int(m['n']), language)} {language.slash_word} "
+                f"{cardinal(int(m['m']), language)}"
+            ),
+        ),
+    ]
+
+
+def _per_rule(language: Language) -> Rule:
+    """ "3,99 €/kg" -> "3,99 € pro Kilogramm", "850 €/Monat" -> "850 € pro Monat"."""
+    symbol = "|".join(re.escape(c) for c in sorted(language.currencies, key=len, reverse=True))
+
+    def replace(match: re.Match[str]) -> str:
+        per = match["per"]
+        unit = language.units.get(per) or language.units.get(per.rstrip("."))
+        said = per
+        if unit is not None:
+            kept = per.endswith(".") and _keeps_period(match, False)
+            said = unit.singular + ("." if kept else "")
+        return f"{match['cur']} {language.per_word} {said}"
+
+    return (
+        re.compile(rf"(?P<cur>{symbol}) ?/ ?(?P<per>[^\W\d]{{1,20}}[²³]?\.?)"),
+        replace,
+    )
+
+
+def _dotted_time_range_rule(language: Language, clock: Rule) -> Rule:
+    """ "8.30-12.00 Uhr", "von 8.30 bis 12 Uhr" -> "acht Uhr dreißig bis zwölf Uhr"."""
+    pattern, say = clock
+
+    def replace(match: re.Match[str]) -> str:
+        first = pattern.sub(say, match["a"] + " Uhr").strip()
+        second = pattern.sub(say, match["b"] + " Uhr").strip()
+        return _pad(f"{first} {language.range_word} {second}")
+
+    return (
+        re.compile(
+            r"(?<![\w.,:])(?P<a>\d{1,2}[.:]\d{2})\s*(?:[-–]|bis)\s*"
+            r"(?P<b>\d{1,2}(?:[.:]\d{2})?)\s*Uhr\b"
+        ),
+        replace,
+    )
+
+
 @lru_cache(maxsize=16)
 def _compiled_rules(code: str, region: str) -> tuple[Rule, ...]:
     """The rules of a language and region, compiled once per process."""
@@ -703,27 +1036,31 @@ def _compiled_rules(code: str, region: str) -> tuple[Rule, ...]:
 
 def _rules(language: Language, region: str) -> list[Rule]:
     """Every rule for `language`, in the order they apply."""
-    dates = (
-        _german_date_rules(language)
-        if language.code == "de"
-        else _english_date_rules(language, region)
-    )
+    german = language.code == "de"
+    dates = _german_date_rules(language) if german else _english_date_rules(language, region)
     return [
+        *([_iban_rule(language)] if german else []),
         _long_digits_rule(language),
         *_address_rules(language),
+        *(_postcode_rules(language) if german else []),
         _weekday_range_rule(language),
         _weekday_rule(language),
-        *([_street_rule()] if language.code == "de" else []),
+        *([_weekday_after_rule(language)] if german else []),
+        *([_street_rule(), _number_suffix_rule(), _following_pages_rule()] if german else []),
         *_abbreviation_rules(language),
+        *([_word_abbreviation_rule(language), _identifier_rule(language)] if german else []),
+        *([_room_and_section_rule(language), *_house_number_rules(language)] if german else []),
         _iso_date_rule(language),
         *dates,
         *_time_rules(language),
         *_phone_rules(language),
+        *([_per_rule(language)] if german else []),
         *_money_rules(language),
         _percent_rule(language),
         _times_rule(language),
         *([_decade_rule(language)] if language.code == "en" else []),
         _unit_rule(language),
+        *([_dotted_number_rule(language)] if german else []),
         *_ordinal_rules(language),
         _year_rule(language),
         _range_rule(language),

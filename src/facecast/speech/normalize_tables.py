@@ -49,6 +49,21 @@ class Language:
     """(short form without dot, name), for ranges such as "Mo.-Fr."."""
     ratio_word: str
     """What "2:1" reads as between the numbers."""
+    point_word: str = ""
+    """How the dots of an outline or version number are read ("3.2.1", "2.0.1")."""
+    slash_word: str = ""
+    """How the slash of a house number is read ("42/1")."""
+    per_word: str = ""
+    """What a slash after a currency reads as ("3,99 €/kg")."""
+    number_abbreviations: tuple[tuple[str, str], ...] = ()
+    """(written, spoken) read so only before a number ("S. 14" -> "Seite 14"; "S." alone is
+    an initial)."""
+    words: tuple[tuple[str, str], ...] = ()
+    """Abbreviations written without a dot, read as whole words only, case as written
+    ("KW" -> "Kalenderwoche", "OG" -> "Obergeschoss")."""
+    weekday_joiners: tuple[tuple[str, str], ...] = ()
+    """Words between two short weekdays and how they are read ("Mo. bis Fr.", "Sa. u. So."),
+    besides the dash, which reads as `range_word`."""
 
 
 _DE_UNITS = {
@@ -154,7 +169,7 @@ GERMAN = Language(
         ("d.h.", "das heißt"),
         ("u.a.", "unter anderem"),
         ("u.U.", "unter Umständen"),
-        ("o.ä.", "oder ähnlich"),
+        ("o.ä.", "oder Ähnliches"),
         ("i.d.R.", "in der Regel"),
         ("z.T.", "zum Teil"),
         ("s.o.", "siehe oben"),
@@ -186,6 +201,67 @@ GERMAN = Language(
         ("Abs.", "Absatz"),
         ("Jh.", "Jahrhundert"),
         ("MwSt.", "Mehrwertsteuer"),
+        # Letters, forms and signs (issue 22): business and office abbreviations.
+        ("Fa.", "Firma"),
+        ("ggü.", "gegenüber"),
+        ("Temp.", "Temperatur"),
+        ("i.A.", "im Auftrag"),
+        ("i.V.", "in Vertretung"),
+        ("z.Hd.", "zu Händen"),
+        ("z.K.", "zur Kenntnis"),
+        ("o.Ä.", "oder Ähnliches"),
+        ("u.Ä.", "und Ähnliches"),
+        ("i.H.v.", "in Höhe von"),
+        ("z.Zt.", "zurzeit"),
+        ("zzt.", "zurzeit"),
+        ("u.", "und"),
+        ("f.", "für"),
+        ("Hrn.", "Herrn"),
+        ("Fam.", "Familie"),
+        ("Abt.", "Abteilung"),
+        ("Bd.", "Band"),
+        ("Pos.", "Position"),
+        ("Betr.", "Betreff"),
+        ("Anl.", "Anlage"),
+        ("Az.", "Aktenzeichen"),
+        ("gez.", "gezeichnet"),
+        ("bzgl.", "bezüglich"),
+        ("lt.", "laut"),
+        ("gem.", "gemäß"),
+        ("abzgl.", "abzüglich"),
+        ("Std.", "Stunde"),
+        ("tägl.", "täglich"),
+        ("werktägl.", "werktäglich"),
+        ("geschl.", "geschlossen"),
+        ("Abf.", "Abfahrt"),
+        ("Ank.", "Ankunft"),
+        ("Hbf.", "Hauptbahnhof"),
+        ("Bhf.", "Bahnhof"),
+        ("Whg.", "Wohnung"),
+        ("Kto.", "Konto"),
+        ("Dipl.-Ing.", "Diplomingenieur"),
+        ("Dipl.-Kfm.", "Diplomkaufmann"),
+        ("e.V.", "eingetragener Verein"),
+        ("Gebr.", "Gebrüder"),
+        ("Tel.-Nr.", "Telefonnummer"),
+        ("Kd.-Nr.", "Kundennummer"),
+        ("Kdnr.", "Kundennummer"),
+        ("Art.-Nr.", "Artikelnummer"),
+        ("Best.-Nr.", "Bestellnummer"),
+        ("Kto.-Nr.", "Kontonummer"),
+        ("Rg.-Nr.", "Rechnungsnummer"),
+        ("Re.-Nr.", "Rechnungsnummer"),
+        ("Vers.-Nr.", "Versicherungsnummer"),
+        ("Mitgl.-Nr.", "Mitgliedsnummer"),
+        ("Auftr.-Nr.", "Auftragsnummer"),
+        ("St.-Nr.", "Steuernummer"),
+        ("Lfd. Nr.", "laufende Nummer"),
+        ("USt-IdNr.", "Umsatzsteuer-Identifikationsnummer"),
+        ("USt.-IdNr.", "Umsatzsteuer-Identifikationsnummer"),
+        ("Ust-IdNr.", "Umsatzsteuer-Identifikationsnummer"),
+        ("USt-ID-Nr.", "Umsatzsteuer-Identifikationsnummer"),
+        ("USt-Id-Nr.", "Umsatzsteuer-Identifikationsnummer"),
+        ("USt.", "Umsatzsteuer"),
         ("Mo.", "Montag"),
         ("Di.", "Dienstag"),
         ("Mi.", "Mittwoch"),
@@ -193,7 +269,9 @@ GERMAN = Language(
         ("Sa.", "Samstag"),
         ("So.", "Sonntag"),
     ),
-    final_abbreviations=frozenset({"und so weiter", "et cetera", "und ähnliches"}),
+    final_abbreviations=frozenset(
+        {"und so weiter", "et cetera", "oder Ähnliches", "und Ähnliches", "zur Kenntnis"}
+    ),
     units=_DE_UNITS,
     currencies={
         "€": (Unit("Euro", "Euro"), Unit("Cent", "Cent")),
@@ -237,6 +315,36 @@ GERMAN = Language(
         ("So", "Sonntag"),
     ),
     ratio_word="zu",
+    point_word="Punkt",
+    slash_word="Strich",
+    per_word="pro",
+    number_abbreviations=(
+        ("S.", "Seite"),
+        ("Art.", "Artikel"),
+        ("Kap.", "Kapitel"),
+        ("Abschn.", "Abschnitt"),
+        ("Abb.", "Abbildung"),
+        ("Tab.", "Tabelle"),
+        ("Ziff.", "Ziffer"),
+        ("Gl.", "Gleis"),
+        ("Zi.", "Zimmer"),
+        ("Hs.", "Haus"),
+        ("v.", "vom"),
+    ),
+    words=(
+        ("KW", "Kalenderwoche"),
+        ("OG", "Obergeschoss"),
+        ("EG", "Erdgeschoss"),
+        ("UG", "Untergeschoss"),
+        ("DG", "Dachgeschoss"),
+        ("PLZ", "Postleitzahl"),
+        ("BLZ", "Bankleitzahl"),
+        ("Hbf", "Hauptbahnhof"),
+        ("MwSt", "Mehrwertsteuer"),
+        ("USt", "Umsatzsteuer"),
+        ("MfG", "Mit freundlichen Grüßen"),
+    ),
+    weekday_joiners=(("bis", "bis"), ("und", "und"), ("u.", "und"), ("&", "und"), ("/", "und")),
 )
 
 ENGLISH = Language(
@@ -370,9 +478,12 @@ ORDINAL_NOUNS = {
     "Halbjahr": "s",
     "Obergeschoss": "s",
     "OG": "s",
+    "Untergeschoss": "s",
+    "Dachgeschoss": "s",
+    "Kalenderwoche": "",
+    "Etage": "",
     "Klasse": "",
     "Liga": "",
-    "Etage": "",
     "Runde": "",
     "Woche": "",
     "Auflage": "",
@@ -380,3 +491,65 @@ ORDINAL_NOUNS = {
 }
 """Nouns a German ordinal often stands before without an article, with the ending it takes
 then ("3. Stock" -> "dritter Stock", "2. Klasse" -> "zweite Klasse")."""
+
+ROOM_NOUNS = ("Raum", "raum", "Zimmer", "zimmer", "Saal", "saal", "Büro", "Labor", "Hörsaal")
+"""Words (or compound endings) before a room number: "Raum 2.14" is floor 2, room 14, read
+"zwei vierzehn" as Germans say it on the corridor."""
+
+SECTION_NOUNS = (
+    "Abschnitt",
+    "Kapitel",
+    "Ziffer",
+    "Punkt",
+    "Nummer",
+    "Anlage",
+    "Anhang",
+    "Abbildung",
+    "Tabelle",
+    "Absatz",
+    "Artikel",
+    "Paragraf",
+    "Paragraph",
+    "§",
+    "Version",
+    "Schritt",
+    "Aufgabe",
+    "Teil",
+    "Seite",
+)
+"""Words before an outline number: "Abschnitt 3.2.1" reads "drei Punkt zwei Punkt eins", and
+"Kapitel 4.3." is a section, not the fourth of March."""
+
+STREET_ENDINGS = (
+    "straße",
+    "Straße",
+    "strasse",
+    "Strasse",
+    "weg",
+    "Weg",
+    "platz",
+    "Platz",
+    "allee",
+    "Allee",
+    "gasse",
+    "Gasse",
+    "ring",
+    "Ring",
+    "damm",
+    "Damm",
+    "ufer",
+    "Ufer",
+    "chaussee",
+    "Chaussee",
+    "pfad",
+    "steig",
+    "markt",
+    "Markt",
+    "Hausnummer",
+)
+"""Word endings after which a number is a house number: "Gartenstraße 42/1" reads
+"zweiundvierzig Strich eins", as said when spelling out an address."""
+
+IDENTIFIER_NOUNS = ("nummer", "Nummer", "Aktenzeichen")
+"""Words after which a long number or a code of letters and digits is an identifier, read
+digit by digit ("Kundennummer 123456", "Rechnungsnummer RE-2026-0142")."""

@@ -10,6 +10,7 @@ downloaded at run time; `fetch` is an explicit command for an online machine.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import json
@@ -60,6 +61,19 @@ class ModelSpec:
     hf_repo: str | None = None
     hf_revision: str | None = None
     hf_folder: str | None = None
+
+    @property
+    def source(self) -> str:
+        """Where `fetch` really takes the files from (what `models list` and /backends say)."""
+        if self.package is not None:
+            return f"the {self.package} package (installed with facecast)"
+        places = sorted({f.url.rsplit("/", 1)[0] for f in self.files if f.url is not None})
+        if any(f.url is None for f in self.files):
+            if self.hf_repo is not None and self.hf_revision is not None:
+                places.append(f"https://huggingface.co/{self.hf_repo} at {self.hf_revision}")
+            else:
+                places.append("none: get the files by hand")
+        return ", ".join(places)
 
 
 @dataclass(frozen=True)
@@ -279,16 +293,35 @@ def fetch_model(model: ModelSpec, models_dir: Path, progress: Progress | None = 
             f"{model.name} has no pinned download for {', '.join(unpinned)}; "
             f"get it by hand: {model.how_to_get}."
         )
+    existed = {p for p in _folders(model, models_dir) if p.is_dir()}
     paths = []
-    for known in model.files:
-        found = check_file(model, known, models_dir)
-        if found.verified:
-            paths.append(found.location)
-        elif known.url is not None:
-            paths.append(_download(known, models_dir, progress))
-        else:
-            paths.append(_from_hub(model, known, models_dir))  # pragma: no cover - network
+    try:
+        for known in model.files:
+            found = check_file(model, known, models_dir)
+            if found.verified:
+                paths.append(found.location)
+            elif known.url is not None:
+                paths.append(_download(known, models_dir, progress))
+            else:
+                paths.append(_from_hub(model, known, models_dir))  # pragma: no cover - network
+    except BaseException:
+        # A failed fetch leaves no folder it made: an empty models dir reads as "fetched".
+        for folder in sorted(_folders(model, models_dir) - existed, key=lambda p: -len(p.parts)):
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only when empty: files fetched before the failure stay
+        raise
     return paths
+
+
+def _folders(model: ModelSpec, models_dir: Path) -> set[Path]:
+    """The models dir and every folder under it that the model's files go into."""
+    folders = {models_dir}
+    for known in model.files:
+        parent = (models_dir / known.path).parent
+        while parent != models_dir and models_dir in parent.parents:
+            folders.add(parent)
+            parent = parent.parent
+    return folders
 
 
 def _download(known: KnownFile, models_dir: Path, progress: Progress | None) -> Path:

@@ -20,6 +20,7 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from facecast.errors import FacecastError
+from facecast.options import Framing
 from facecast.service.access import authenticate
 from facecast.service.deps import (
     BaseUrlDep,
@@ -33,6 +34,8 @@ from facecast.service.jobs import AnimateSubmission, JobService, build_options, 
 from facecast.service.routes import IDEMPOTENCY_KEY, error_responses
 from facecast.service.schemas import (
     LANG_PATTERN,
+    LEXICON_HELP,
+    LEXICON_MAX_CHARS,
     ErrorInfo,
     ErrorResponse,
     FacesResult,
@@ -65,6 +68,7 @@ ANIMATE_FIELDS = frozenset(
         "fps",
         "size",
         "full_frame",
+        "framing",
         "webhook",
         "client_ref",
         "face_index",
@@ -74,6 +78,7 @@ ANIMATE_FIELDS = frozenset(
         "upscale",
         "force_cpu",
         "expression",
+        "lexicon",
     }
 )
 FACES_FIELDS = frozenset({"source_image"})
@@ -147,9 +152,19 @@ def animate(
         int | None, Form(ge=1, le=60, description="Frames per second; default 25.")
     ] = None,
     size: Annotated[
-        int | None, Form(ge=128, le=2048, description="Edge of the square video; default 512.")
+        int | None, Form(ge=128, le=2048, description="The video's shorter side; default 512.")
     ] = None,
-    full_frame: Annotated[bool, Form(description="Animate the whole photo, not a crop.")] = False,
+    full_frame: Annotated[
+        bool, Form(description="Animate the whole photo, not a crop (framing=full).")
+    ] = False,
+    framing: Annotated[
+        Framing,
+        Form(
+            description="square (default), portrait 9:16 or landscape 16:9, framed on the "
+            "face with `size` the shorter side (the photo extended where it is too small, "
+            "never stretched); full: the whole photo, longer side `size`."
+        ),
+    ] = "square",
     webhook: Annotated[
         str | None,
         Form(max_length=2048, description="URL that gets a signed POST when the job ends."),
@@ -196,6 +211,9 @@ def animate(
             "caught mid-word or with the tongue out rests closed either way.",
         ),
     ] = None,
+    lexicon: Annotated[
+        str | None, Form(max_length=LEXICON_MAX_CHARS, description=LEXICON_HELP)
+    ] = None,
     idempotency_key: IDEMPOTENCY_KEY = None,
 ) -> JobCreated:
     """Queue a render; poll GET /jobs/{job_id} or follow /ws/jobs/{job_id} for progress.
@@ -212,6 +230,7 @@ def animate(
         fps=fps,
         size=size,
         full_frame=full_frame,
+        framing=framing,
         face_index=face_index,
         face_at=parse_point(_given(face_at)),
         renderer=_given(renderer) or "warp",
@@ -219,6 +238,7 @@ def animate(
         upscale=upscale,
         force_cpu=force_cpu,
         expression=_given(expression) or "keep",
+        lexicon=_given(lexicon),
     )
     submission = AnimateSubmission(
         image=source_image.file,

@@ -22,6 +22,8 @@ from facecast.service.schemas import (
     JobStatus,
     LanguageList,
     LanguageView,
+    NormalizeRequest,
+    NormalizeResult,
     TtsForm,
     TtsRequest,
     TtsResult,
@@ -29,7 +31,7 @@ from facecast.service.schemas import (
     VoiceView,
 )
 from facecast.service.storage import AUDIO
-from facecast.speech import registry
+from facecast.speech import registry, script
 
 router = APIRouter(tags=["speech"])
 
@@ -131,7 +133,12 @@ async def tts(
     """
     body, sample = await _parse(request)
     options = await run_in_threadpool(
-        build_options, service.settings, speaks=sample is None, lang=body.lang, voice=body.voice
+        build_options,
+        service.settings,
+        speaks=sample is None,
+        lang=body.lang,
+        voice=body.voice,
+        lexicon=body.lexicon,
     )
     submission = TtsSubmission(
         text=body.text,
@@ -147,6 +154,22 @@ async def tts(
     if not state.status.final:
         state = await service.wait(state.job_id, service.settings.tts_wait_seconds)
     return await run_in_threadpool(_answer, service, state, submitted.reused, base_url)
+
+
+@router.post(
+    "/text/normalize",
+    response_model=NormalizeResult,
+    responses=error_responses(400, 401, 422),
+    summary="What a voice will say for a text: numbers, dates, your lexicon, pauses",
+)
+def normalize_text(body: NormalizeRequest, service: ServiceDep, _: PrincipalDep) -> NormalizeResult:
+    """The text as the voices will read it, without synthesising anything."""
+    script.check_length(body.text, service.settings.max_text_chars)
+    prepared = script.prepare(body.text, body.lang or service.settings.default_lang, body.lexicon)
+    return NormalizeResult(
+        spoken=script.spoken_text(prepared),
+        estimated_seconds=round(script.typical_seconds(prepared), 1),
+    )
 
 
 @router.get("/voices", response_model=VoiceList, responses=error_responses(401))
