@@ -79,7 +79,9 @@ def text_clip(request: pytest.FixtureRequest, clip_dir: Path) -> Clip:
     """SPEECH_TEXT spoken by each photo at 512 x 512, 25 fps, measured frame by frame."""
     name: str = request.param
     output = clip_dir / f"text-{name}.mp4"
-    options = RenderOptions(size=LIPSYNC_SIZE)
+    # Neutral: these clips check that the lips close in pauses; the astronaut's kept smile
+    # (the default, expression=keep) is checked in tests/test_expression.py.
+    options = RenderOptions(size=LIPSYNC_SIZE, expression="neutral")
     result = render_talking_head(PHOTOS[name](), output, text=SPEECH_TEXT, options=options)
     return measure_clip(name, result, options.fps)
 
@@ -89,7 +91,9 @@ def silence_clip(request: pytest.FixtureRequest, clip_dir: Path, silence_wav: Pa
     """Each photo animated over the silent WAV at 512 x 512."""
     name: str = request.param
     output = clip_dir / f"silence-{name}.mp4"
-    options = RenderOptions(size=LIPSYNC_SIZE)
+    # Neutral: these clips check that the lips close in pauses; the astronaut's kept smile
+    # (the default, expression=keep) is checked in tests/test_expression.py.
+    options = RenderOptions(size=LIPSYNC_SIZE, expression="neutral")
     result = render_talking_head(PHOTOS[name](), output, audio=silence_wav, options=options)
     return measure_clip(name, result, options.fps)
 

@@ -185,6 +185,10 @@ BAD_INPUT = {
     "unknown_language": (["--image", "{photo}", "--text", TEXT, "--lang", "xx"], "'xx'"),
     "text_and_audio": (["--image", "{photo}", "--text", TEXT, "--audio", "{wav}"], "exactly one"),
     "neither_text_nor_audio": (["--image", "{photo}"], "exactly one"),
+    "unknown_expression": (
+        ["--image", "{photo}", "--text", TEXT, "--expression", "grin"],
+        "'grin'",
+    ),
 }
 
 

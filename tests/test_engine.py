@@ -272,7 +272,7 @@ def astronaut_recording(clip_dir: Path, astronaut: Path, speech_wav: Path) -> Cl
         astronaut,
         clip_dir / "audio-astronaut.mp4",
         audio=speech_wav,
-        options=RenderOptions(size=LIPSYNC_SIZE),
+        options=RenderOptions(size=LIPSYNC_SIZE, expression="neutral"),
     )
 
 
@@ -455,7 +455,9 @@ def test_background_stays_like_the_photo(name: str) -> None:
 def test_every_face_opens_alike_at_full_jaw(name: str) -> None:
     """Each rigged face is measured once and its jaw scaled, so jaw = 1 reads as about the
     same opening (gap over mouth width) on every face, as the face mesh sees the picture."""
-    animator = WarpRenderer().prepare(prepare_portrait(PHOTOS[name](), RenderOptions(size=512)))
+    # Neutral: from a closed rest pose (a kept smile starts open; tests/test_expression.py).
+    portrait = prepare_portrait(PHOTOS[name](), RenderOptions(size=512))
+    animator = WarpRenderer().prepare(portrait, expression="neutral")
     opening = face.detect_landmarks(animator.render({"jaw": 1.0})).mouth_opening
     assert abs(opening - JAW_OPENING) <= 0.08, f"{name}: jaw = 1 opens {opening:.3f}"
     assert face.detect_landmarks(animator.render({"jaw": 0.0})).mouth_opening < 0.02

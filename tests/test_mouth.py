@@ -45,8 +45,13 @@ def test_teeth_have_gaps() -> None:
 
 def test_tongue_shows_when_open_and_rises_for_alveolars() -> None:
     def tongue_top(image: np.ndarray) -> int:
-        red = image[:, 70, 0].astype(int) - image[:, 70, 2].astype(int)
-        rows = np.flatnonzero((red > 40) & (np.arange(len(red)) > 45) & (np.arange(len(red)) < 76))
+        # The tongue: red (the teeth are ivory), and lighter than the dark red cavity.
+        r = image[:, 70, 0].astype(int)
+        red = r - image[:, 70, 2].astype(int)
+        light = _column(image) > 0.3 * float(np.array([200, 160, 140]) @ LUMA)
+        rows = np.flatnonzero(
+            (red > 0.45 * r) & light & (np.arange(len(r)) > 45) & (np.arange(len(r)) < 76)
+        )
         return int(rows.min()) if len(rows) else 10_000
 
     rest = tongue_top(_open_mouth(36.0))

@@ -135,6 +135,8 @@ class AnimateRequest:
     audio: Upload | None = None
     voice_sample: Upload | None = None
     size: int = 256
+    expression: str = "keep"
+    """The mouth at rest: keep the photo's smile, or neutral (closed, relaxed)."""
     extra: dict[str, str] = field(default_factory=dict)
 
 
@@ -202,7 +204,12 @@ class FacecastClient:
 
     async def animate(self, request: AnimateRequest) -> str:
         """POST /animate; the job id."""
-        data = {"consent": "true", "size": str(request.size), **request.extra}
+        data = {
+            "consent": "true",
+            "size": str(request.size),
+            "expression": request.expression,
+            **request.extra,
+        }
         files: dict[str, tuple[str, bytes]] = {
             "source_image": (request.photo.name, request.photo.data)
         }

@@ -152,6 +152,16 @@ class FacecastApp:
             width=140,
             options=[ft.DropdownOption(key=s, text=f"{s} px") for s in SIZES],
         )
+        self.expression = ft.Dropdown(
+            label="Mouth at rest",
+            value="keep",
+            dense=True,
+            width=220,
+            options=[
+                ft.DropdownOption(key="keep", text="Keep the photo's smile"),
+                ft.DropdownOption(key="neutral", text="Neutral, closed"),
+            ],
+        )
         self.audio = FileSlot(page, config, "Choose audio", ft.FilePickerFileType.AUDIO)
         self.audio.row.visible = False
         self.sample = FileSlot(page, config, "Voice sample (optional)", ft.FilePickerFileType.AUDIO)
@@ -189,6 +199,7 @@ class FacecastApp:
                 self.text,
                 ft.Row([self.lang, self.size], wrap=True),
                 self.voice,
+                self.expression,
                 self.audio.row,
                 self.sample.row,
                 self.consent,
@@ -290,6 +301,7 @@ class FacecastApp:
             audio=self.audio.upload if audio else None,
             voice_sample=None if audio else self.sample.upload,
             size=int(self.size.value or SIZES[0]),
+            expression=self.expression.value or "keep",
         )
 
     def _show_error(self, error: ApiError) -> None:

@@ -245,6 +245,13 @@ def _job_options(func: F) -> F:
         ),
         click.option("--no-restore", is_flag=True, help="Do not super-resolve a small face first."),
         click.option(
+            "--expression",
+            default="keep",
+            show_default=True,
+            metavar="keep|neutral",
+            help="Mouth at rest: keep the photo's smile, or relax to a closed neutral mouth.",
+        ),
+        click.option(
             "--force-cpu", is_flag=True, help="Render a long clip with a GPU renderer on the CPU."
         ),
         LEXICON_OPTION,
@@ -271,6 +278,7 @@ def _options(opts: dict[str, Any]) -> Any:
         refine=opts["refine"],
         upscale=int(opts["upscale"]) if opts["upscale"] else None,
         restore=not opts["no_restore"],
+        expression=opts["expression"],
         force_cpu=opts["force_cpu"],
         voice_sample=opts.get("clone_voice"),
         lexicon=_read_lexicon(opts.get("lexicon")),

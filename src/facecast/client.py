@@ -156,6 +156,7 @@ def _form(options: RenderOptions, consent: bool, **extra: str | None) -> dict[st
         "refine": options.refine,
         "upscale": None if options.upscale is None else str(options.upscale),
         "force_cpu": "true" if options.force_cpu else None,
+        "expression": None if options.expression == "keep" else options.expression,
         "lexicon": options.lexicon,
         **extra,
     }

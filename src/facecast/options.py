@@ -13,6 +13,11 @@ Framing = Literal["square", "portrait", "landscape", "full"]
 the whole photo (longer side `size`)."""
 FRAMINGS: tuple[str, ...] = get_args(Framing)
 
+EXPRESSIONS = ("keep", "neutral")
+"""What the mouth rests in: `keep` the photo's own expression (a smile with teeth stays one in
+pauses), `neutral` a closed, relaxed mouth. A photo caught mid-word, yawning or with the
+tongue out rests closed either way."""
+
 
 @dataclass(frozen=True)
 class RenderOptions:
@@ -46,6 +51,8 @@ class RenderOptions:
     """Super-resolve a face too small for `size` (Real-ESRGAN x4plus) before rigging."""
     force_cpu: bool = False
     """Run a GPU-class renderer on the CPU even for a long clip (slow)."""
+    expression: str = "keep"
+    """The mouth's rest pose, one of EXPRESSIONS."""
     voice_sample: Path | None = None
     """A recording (3-30 s) whose voice a cloning speech backend speaks `text` in."""
     lexicon: str | None = None
@@ -56,6 +63,12 @@ class RenderOptions:
     def shape(self) -> str:
         """The framing that applies: "full" when `full_frame` says so, else `framing`."""
         return "full" if self.full_frame else self.framing
+
+    def __post_init__(self) -> None:
+        if self.expression not in EXPRESSIONS:
+            raise ValueError(
+                f"expression must be one of {', '.join(EXPRESSIONS)}, not {self.expression!r}"
+            )
 
     def fingerprint(self) -> str:
         """Every field but `voice_sample` as canonical JSON: what result reuse hashes (the job

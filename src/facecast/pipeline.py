@@ -274,6 +274,7 @@ def photo_key(image: Path | bytes | Photo, options: RenderOptions) -> tuple[str,
         options.face_index,
         options.face_at,
         options.restore,
+        options.expression,
     )
     return (digest.hexdigest(), repr(framing))
 
@@ -281,7 +282,9 @@ def photo_key(image: Path | bytes | Photo, options: RenderOptions) -> tuple[str,
 def rig_photo(image: Path | bytes | Photo, options: RenderOptions) -> RiggedPhoto:
     """Find the face and rig the photo for the renderer (see `prepared_photos` for reuse)."""
     prepared = prepare_photo(image, options)
-    animator = get_renderer(options.renderer).prepare(prepared.portrait)
+    animator = get_renderer(options.renderer).prepare(
+        prepared.portrait, expression=options.expression
+    )
     return RiggedPhoto(animator, prepared.portrait, prepared.warnings)
 
 

@@ -33,7 +33,9 @@ class Renderer(Protocol):
 
     def load(self) -> None: ...
 
-    def prepare(self, portrait: Portrait) -> Animator: ...
+    def prepare(self, portrait: Portrait, *, expression: str = "keep") -> Animator:
+        """Rig `portrait`; `expression` is RenderOptions.expression (the mouth's rest pose)."""
+        ...
 
 
 def _builtin_renderers() -> list[Renderer]:

@@ -155,6 +155,9 @@ def mouth_geometry(lm: FaceLandmarks) -> MouthGeometry:
     gap = np.maximum(lo[:, 1] - up[:, 1], 0.0)
     if float(np.median(gap[2:-2])) < CLOSED_GAP * lm.face_height:
         gap = np.zeros_like(gap)
+        # Closed lips meet on one line: the mesh's few pixels between them (at a turned
+        # face's corners) would otherwise open onto the painted interior at rest.
+        up = lo = 0.5 * (up + lo)
     down = np.minimum(CLOSE_UPPER_SHARE * gap, CLOSE_UPPER_MAX * lm.face_height)
     seam = up + np.stack([np.zeros_like(gap), down], axis=1)
     closed_up = np.where(gap[:, None] > 0, seam, up)
@@ -164,6 +167,24 @@ def mouth_geometry(lm: FaceLandmarks) -> MouthGeometry:
         upper_inner=closed_up,
         lower_inner=closed_lo,
         rest_gap=gap,
+        centre_x=float((left[0] + right[0]) / 2.0),
+        half_width=float(abs(right[0] - left[0]) / 2.0),
+    )
+
+
+def parted_geometry(lm: FaceLandmarks, share: np.ndarray) -> MouthGeometry:
+    """The rest pose of a kept smile: the photo as it is, parted between the jaws where the
+    upper teeth end (`share` of the gap below each upper inner-lip point). What lies above
+    moves with the upper lip, what lies below with the jaw; nothing is closed."""
+    up = lm.xy[list(UPPER_INNER_LIP)].astype(np.float64)
+    lo = lm.xy[list(LOWER_INNER_LIP)].astype(np.float64)
+    gap = np.maximum(lo[:, 1] - up[:, 1], 0.0)
+    seam = up + np.stack([np.zeros_like(gap), share * gap], axis=1)
+    left, right = lm.xy[61], lm.xy[291]
+    return MouthGeometry(
+        upper_inner=seam,
+        lower_inner=seam.copy(),
+        rest_gap=np.zeros_like(gap),
         centre_x=float((left[0] + right[0]) / 2.0),
         half_width=float(abs(right[0] - left[0]) / 2.0),
     )

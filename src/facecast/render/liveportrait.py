@@ -326,7 +326,8 @@ class LivePortraitRenderer:
         """Open and check the six ONNX files (raises with the file that does not fit)."""
         self._nets = Networks(self._files)
 
-    def prepare(self, portrait: Portrait) -> LivePortraitAnimator:
+    def prepare(self, portrait: Portrait, *, expression: str = "keep") -> LivePortraitAnimator:
+        """Rig `portrait`; the network keeps the photo's expression (`expression` unused)."""
         if self._nets is None:
             self.load()
         assert self._nets is not None

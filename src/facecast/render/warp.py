@@ -46,7 +46,10 @@ from facecast.render.mouth import (
     corners_filled,
     draw_contact_line,
     draw_interior,
+    mouth_state,
     palette_from,
+    photo_finish,
+    teeth_parting,
     tongue_off_the_lip,
     with_own_teeth,
 )
@@ -122,12 +125,18 @@ class _NoClock:
 
 
 NO_CLOCK = _NoClock()
+OWN_LOWER_TEETH = 0.85
+"""A kept smile whose upper teeth reach this share of the way to the lower lip shows no lower
+teeth of its own: drawn ones rise behind the lower lip as the jaw opens."""
+NEUTRAL_SMILE = -0.6
+"""With expression = neutral the smile channel stays at or below this: a smiling photo's
+corners relax at rest."""
 
 
 class WarpAnimator:
     """A photo rigged for the warp renderer."""
 
-    def __init__(self, portrait: Portrait) -> None:
+    def __init__(self, portrait: Portrait, expression: str = "keep") -> None:
         rgb = np.ascontiguousarray(portrait.rgb)
         lm = portrait.landmarks
         h, w = rgb.shape[:2]
@@ -138,20 +147,34 @@ class WarpAnimator:
         anchors = fields.anchors_for(lm, w, h)
         # An open mouth is closed first; every motion starts from that rest pose. Its dark
         # corners are filled and a tongue out over the lower lip is taken off it before (the
-        # closing hides what lies between the lips).
+        # closing hides what lies between the lips). A smile over teeth is an expression:
+        # with expression = keep it stays as the rest pose, the upper teeth with the upper
+        # jaw and the lower lip and teeth with the lower.
         photo_mouth = fields.mouth_geometry(lm)
+        self._kept = False
+        self._lower_teeth = True
         if photo_mouth.rest_gap.any():
             lips = _lip_outline(lm, photo_mouth)
-            rgb, lower_inner = tongue_off_the_lip(corners_filled(rgb, lips), lips)
-            points = lm.points.copy()
-            points[list(LOWER_INNER_LIP), :2] = lower_inner
-            lm = FaceLandmarks(points)
-            photo_mouth = fields.mouth_geometry(lm)
+            state = mouth_state(rgb, lips, fields.smile_degree(lm), _skin(rgb, lm))
+            self._kept = expression == "keep" and state == "smile"
+            if self._kept:
+                parting = teeth_parting(rgb, lips)
+                photo_mouth = fields.parted_geometry(lm, parting)
+                # The photo's lower teeth, if it shows them, go down with the jaw; drawn
+                # ones only where it shows none.
+                self._lower_teeth = float(np.median(parting[2:-2])) >= OWN_LOWER_TEETH
+            else:
+                rgb, lower_inner = tongue_off_the_lip(corners_filled(rgb, lips), lips)
+                points = lm.points.copy()
+                points[list(LOWER_INNER_LIP), :2] = lower_inner
+                lm = FaceLandmarks(points)
+                photo_mouth = fields.mouth_geometry(lm)
+        self._smile_cap = NEUTRAL_SMILE if expression == "neutral" else None
         closing = fields.close_field(lm, photo_mouth, region, anchors)
         self._rgb = rgb
         self._closed_by_warp = closing is not None
         rest = lm if closing is None else closing.landmarks
-        mouth = fields.mouth_geometry(rest)
+        mouth = photo_mouth if self._kept else fields.mouth_geometry(rest)
         seam = fields.seam_weight(mouth, region)
         jaw, jaw_up, jaw_lo = fields.jaw_field(rest, mouth, region, anchors, seam)
         if closing is not None:
@@ -207,11 +230,11 @@ class WarpAnimator:
             "width": (width_travel, width_travel),
             "smile": (smile_travel, smile_travel),
         }
-        palette = palette_from(rgb, lm.xy[list(LIP_SAMPLES)], lm.xy[list(CHEEK_SAMPLES)])
-        skin = rgb[
-            np.clip(lm.xy[list(CHEEK_SAMPLES), 1].round().astype(int), 0, h - 1),
-            np.clip(lm.xy[list(CHEEK_SAMPLES), 0].round().astype(int), 0, w - 1),
-        ].mean(axis=0)
+        finish = photo_finish(
+            rgb, np.array([mouth.centre_x, mouth.upper_inner[5, 1]]), mouth.half_width
+        )
+        palette = palette_from(rgb, lm.xy[list(LIP_SAMPLES)], lm.xy[list(CHEEK_SAMPLES)], finish)
+        skin = _skin(rgb, lm)
         self._palette: MouthPalette = with_own_teeth(
             palette,
             rgb,
@@ -258,6 +281,15 @@ class WarpAnimator:
         readings: list[float] = []
         # Only the rigged face's neighbourhood: another person in the photo is not measured.
         rows, cols = self._region.slices
+        # A kept smile is open at rest: the jaw is measured by how far it opens beyond that.
+        rest = 0.0
+        if self._kept:
+            try:
+                rest = detect_landmarks(
+                    np.ascontiguousarray(self.render({})[rows, cols])
+                ).mouth_opening
+            except NoFaceError:
+                return 1.0
         for level in JAW_LEVELS:
             frame = np.ascontiguousarray(self.render({"jaw": level})[rows, cols])
             try:
@@ -269,11 +301,11 @@ class WarpAnimator:
                 break
             levels.append(level)
             readings.append(opening)
-        if len(readings) < 2 or readings[-1] < JAW_RESPONSE_MIN:
+        if len(readings) < 2 or readings[-1] - rest < JAW_RESPONSE_MIN:
             return 1.0
         # Every level counts alike: small openings matter as much as the widest ones.
-        per_unit = float(np.mean(np.asarray(readings) / np.asarray(levels)))
-        return float(np.clip(JAW_OPENING / per_unit, *JAW_GAIN_RANGE))
+        per_unit = float(np.mean((np.asarray(readings) - rest) / np.asarray(levels)))
+        return float(np.clip((JAW_OPENING - 0.5 * rest) / per_unit, *JAW_GAIN_RANGE))
 
     def render(self, values: dict[str, float]) -> np.ndarray:
         """One frame for the given channel values (see motion.CHANNELS): a new array."""
@@ -283,6 +315,8 @@ class WarpAnimator:
         if self._jaw_gain != 1.0 and jaw > 0.0:
             gain = 1.0 + (self._jaw_gain - 1.0) * min(jaw / JAW_GAIN_FROM, 1.0)
             values = {**values, "jaw": jaw * gain}
+        if self._smile_cap is not None:
+            values = {**values, "smile": min(values.get("smile", 0.0), self._smile_cap)}
         region = self._region
         weights = np.array([values.get(c, 0.0) for c in EXPRESSION_CHANNELS], np.float32)
         offsets = weights[self._dense] @ self._expr
@@ -333,6 +367,9 @@ class WarpAnimator:
             self._palette,
             self._face_height,
             tongue=values.get("tongue", 0.0),
+            # A kept smile's own teeth frame the opening: only the cavity between them.
+            teeth=not self._kept,
+            lower_teeth=self._lower_teeth,
         )
 
     def _turn_head(self, canvas: np.ndarray, values: dict[str, float]) -> np.ndarray:
@@ -365,6 +402,15 @@ class WarpAnimator:
             )
         clock.lap("head")
         return frame
+
+
+def _skin(rgb: np.ndarray, lm: FaceLandmarks) -> np.ndarray:
+    """The mean colour of the cheeks (CHEEK_SAMPLES)."""
+    h, w = rgb.shape[:2]
+    pts = lm.xy[list(CHEEK_SAMPLES)]
+    ys = np.clip(pts[:, 1].round().astype(int), 0, h - 1)
+    xs = np.clip(pts[:, 0].round().astype(int), 0, w - 1)
+    return np.asarray(rgb[ys, xs].astype(np.float64).mean(axis=0))
 
 
 def _lip_outline(lm: FaceLandmarks, mouth: fields.MouthGeometry) -> LipOutline:
@@ -424,5 +470,5 @@ class WarpRenderer:
     def load(self) -> None:
         """No models: the warp needs only the landmarks."""
 
-    def prepare(self, portrait: Portrait) -> WarpAnimator:
-        return WarpAnimator(portrait)
+    def prepare(self, portrait: Portrait, *, expression: str = "keep") -> WarpAnimator:
+        return WarpAnimator(portrait, expression)

@@ -135,6 +135,7 @@ def build_options(
     refine: str | None = None,
     upscale: int | None = None,
     force_cpu: bool = False,
+    expression: str = "keep",
     lexicon: str | None = None,
 ) -> RenderOptions:
     """The job's render options from a request's fields and the server's defaults.
@@ -156,6 +157,7 @@ def build_options(
         refine=refine,
         upscale=upscale,
         force_cpu=force_cpu,
+        expression=expression,
         lexicon=lexicon or None,
     )
     if lexicon:

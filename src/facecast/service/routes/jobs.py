@@ -77,6 +77,7 @@ ANIMATE_FIELDS = frozenset(
         "refine",
         "upscale",
         "force_cpu",
+        "expression",
         "lexicon",
     }
 )
@@ -201,6 +202,15 @@ def animate(
     force_cpu: Annotated[
         bool, Form(description="Render a long clip with a GPU renderer on a CPU anyway.")
     ] = False,
+    expression: Annotated[
+        str | None,
+        Form(
+            pattern="^(keep|neutral)$",
+            description="The mouth at rest: keep (default) the photo's expression (a smile "
+            "with teeth stays one in pauses) or neutral (a closed, relaxed mouth). A photo "
+            "caught mid-word or with the tongue out rests closed either way.",
+        ),
+    ] = None,
     lexicon: Annotated[
         str | None, Form(max_length=LEXICON_MAX_CHARS, description=LEXICON_HELP)
     ] = None,
@@ -227,6 +237,7 @@ def animate(
         refine=_given(refine),
         upscale=upscale,
         force_cpu=force_cpu,
+        expression=_given(expression) or "keep",
         lexicon=_given(lexicon),
     )
     submission = AnimateSubmission(

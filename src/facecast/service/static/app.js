@@ -174,6 +174,7 @@ async function submit(event) {
   }
   body.append("consent", "true");
   body.append("size", "256");
+  body.append("expression", $("expression").value);
   $("submit").disabled = true;
   stopStream();
   $("result").hidden = true;
