@@ -87,7 +87,7 @@ from facecast.service.storage import (
 )
 from facecast.service.watch import StateWatch
 from facecast.speech import registry as speech_registry
-from facecast.speech.cloning import read_voice_sample
+from facecast.speech.cloning import check_voice_sample_header, read_voice_sample
 from facecast.speech.limits import check_spoken_length, typical_seconds
 from facecast.speech.normalize import normalize
 from facecast.speech.registry import choose_voice
@@ -627,18 +627,26 @@ class JobService:
         cloning backend chosen), with the sample's content key; unchanged without a sample."""
         if sample is None:
             return request, None
+        # Refused before a byte is stored or decoded where no backend could use it.
+        cloner = self._cloner(request.options.lang)
         sample_key = self._save_voice_sample(job_id, sample)
         self.storage.publish(job_id, VOICE_SAMPLE)
-        cloner = self._cloner(request.options.lang)
         options = dataclasses.replace(request.options, speech_backend=cloner, voice=None)
         return request.model_copy(
             update={"voice_sample": VOICE_SAMPLE, "options": options}
         ), sample_key
 
     def _save_voice_sample(self, job_id: str, sample: BinaryIO) -> str:
-        """Store a voice sample and check it is 3-30 s of audio; its content key."""
+        """Store a voice sample and check it is 3-30 s of audio; its content key.
+
+        The header is checked first (rate, channels, stated length: nothing decoded), then the
+        decode runs in a decode slot like a photo's, so a few at a time bound the API's memory.
+        """
         key = self.storage.save_stream(job_id, VOICE_SAMPLE, sample, self.settings.max_upload_bytes)
-        read_voice_sample(self.storage.path(job_id, VOICE_SAMPLE))
+        path = self.storage.path(job_id, VOICE_SAMPLE)
+        check_voice_sample_header(path)
+        with self._decode_slot():
+            read_voice_sample(path)
         return key
 
     def _check_spoken_length(self, text: str, lang: str) -> None:
