@@ -7,23 +7,49 @@ uvicorn + Celery on Redis, real subprocesses for memory).
 
 from __future__ import annotations
 
+import io
 import json
 import struct
 import subprocess
 import sys
 import time
+import zlib
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
+from PIL import Image
 
-from conftest_service import UPLOAD_LIMIT, LiveService
+from conftest_service import UPLOAD_LIMIT, LiveService, serve_single_command, service_env
 from facecast.errors import FacecastError, InvalidAudioError
+from facecast.image import PNG_SIGNATURE
 from facecast.speech.cloning import read_voice_sample
 from test_service_hardening import error_of
 
 MIB = 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def unlimited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveService]:
+    """`facecast serve` without keys, Redis or rate limit, one worker: floods reach the checks."""
+    root = tmp_path_factory.mktemp("unlimited")
+    env = service_env(
+        root / "data", None, FACECAST_RATE_LIMIT_PER_MINUTE="0", FACECAST_WORKER_WARMUP="false"
+    )
+    service = serve_single_command(root, env)
+    try:
+        service.wait_ready()
+        yield service
+    finally:
+        service.close()
+
+
+def api_pid(service: LiveService) -> int:
+    """The API's process (uvicorn, or `facecast serve`, which runs it in-process)."""
+    return (service.processes.get("api") or service.processes["serve"]).pid
 
 
 def job_dirs(service: LiveService) -> set[str]:
@@ -169,22 +195,221 @@ def hostile_sample_posts(service: LiveService, route: str, photo: Path | None) -
 
 
 def test_voice_samples_without_a_cloning_backend_are_refused_unread(
-    live_service: LiveService, portrait: Path
+    unlimited: LiveService, portrait: Path
 ) -> None:
     """No cloning backend here: every sample, hostile or fine, is refused before it is
     stored or decoded; 8 at once cost the API no memory and answer within 2 s each."""
-    api = live_service.processes["api"].pid
+    api = api_pid(unlimited)
     before = rss_mib(api)
-    dirs = job_dirs(live_service)
+    dirs = job_dirs(unlimited)
     for route, photo in (("/tts", None), ("/animate", portrait)):
-        times = hostile_sample_posts(live_service, route, photo)
+        times = hostile_sample_posts(unlimited, route, photo)
         assert max(times) < 5.0, times
     growth = rss_mib(api) - before
     assert growth < 40, f"API grew {growth:.0f} MiB"
-    assert job_dirs(live_service) == dirs, "a refused sample left a job behind"
-    answer = live_service.client.post(
+    assert job_dirs(unlimited) == dirs, "a refused sample left a job behind"
+    answer = unlimited.client.post(
         "/tts",
         data={"text": "Klon mich."},
         files={"voice_clone_wav": ("me.wav", HOSTILE_SAMPLES["rate_200mhz"][:4000], "audio/wav")},
     )
     assert error_of(answer, 400)["code"] == "backend_unavailable"
+
+
+# --------------------------------------------------------------------------- image header walks
+
+
+def small_jpeg(size: int = 64) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (size, size), (120, 90, 60)).save(out, "JPEG")
+    return out.getvalue()
+
+
+def png_chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+def png_parts(size: int = 64) -> tuple[bytes, bytes]:
+    """IHDR (with signature) and the zlib stream of an RGB image of `size`."""
+    ihdr = PNG_SIGNATURE + png_chunk(b"IHDR", struct.pack(">IIBBBBB", size, size, 8, 2, 0, 0, 0))
+    raw = b"".join(b"\x00" + bytes(size * 3) for _ in range(size))
+    return ihdr, zlib.compress(raw)
+
+
+def jpeg_flood(total: int, segment: bytes) -> bytes:
+    """A valid JPEG with `segment` repeated after SOI up to about `total` bytes."""
+    body = small_jpeg()
+    return body[:2] + segment * (total // len(segment)) + body[2:]
+
+
+def png_flood(total: int, kind: bytes) -> bytes:
+    """A valid PNG with about `total` bytes of empty `kind` chunks before its image data."""
+    ihdr, stream = png_parts()
+    filler = png_chunk(kind, b"")
+    return (
+        ihdr
+        + filler * (total // len(filler))
+        + png_chunk(b"IDAT", stream)
+        + png_chunk(b"IEND", b"")
+    )
+
+
+def png_tiny_idat(step: int, total: int) -> bytes:
+    """A PNG of about `total` bytes whose image data comes in `step`-byte IDAT chunks."""
+    ihdr, stream = png_parts(256)
+    # Trailing bytes keep the flood long (zlib ignores what follows the stream's end).
+    stream = stream + bytes(max(0, total // (12 + step) * step - len(stream)))
+    chunks = b"".join(png_chunk(b"IDAT", stream[i : i + step]) for i in range(0, len(stream), step))
+    return ihdr + chunks + png_chunk(b"IEND", b"")
+
+
+def webp_flood(total: int) -> bytes:
+    """A valid WebP with about `total` bytes of empty unknown chunks before its image."""
+    out = io.BytesIO()
+    Image.new("RGB", (64, 64), (200, 100, 50)).save(out, "WEBP")
+    data = out.getvalue()
+    filler = b"ZZZZ" + struct.pack("<I", 0)
+    body = data[12:] + filler * (total // len(filler))
+    return b"RIFF" + struct.pack("<I", 4 + len(body)) + b"WEBP" + body
+
+
+def lying_heif(kind: str, folder: Path) -> bytes:
+    """A real HEIC/AVIF of 640 x 640 whose `ispe` boxes say 64 x 64."""
+    from pillow_heif import register_heif_opener
+
+    register_heif_opener()
+    path = folder / f"coded.{kind}"
+    rng = np.random.default_rng(1)
+    pixels = rng.integers(0, 255, (80, 80, 3), dtype=np.uint8).repeat(8, 0).repeat(8, 1)
+    Image.fromarray(pixels).save(path, quality=40)
+    data = bytearray(path.read_bytes())
+    at = data.find(b"ispe")
+    assert at > 0
+    while at != -1:
+        data[at + 8 : at + 16] = struct.pack(">II", 64, 64)
+        at = data.find(b"ispe", at + 4)
+    return bytes(data)
+
+
+def lossless_webp_bomb() -> bytes:
+    """A small lossless WebP of 4500 x 4500: 16 bytes a pixel to decode (310 MiB), yet it
+    passes the bomb check."""
+    out = io.BytesIO()
+    rng = np.random.default_rng(2)
+    tile = (rng.integers(0, 4, (300, 300, 3)) * 50).astype(np.uint8).repeat(15, 0).repeat(15, 1)
+    Image.fromarray(tile).save(out, "WEBP", lossless=True, quality=0, method=0)
+    return out.getvalue()
+
+
+def hostile_photos(total: int, folder: Path) -> dict[str, bytes]:
+    """Every kind of hostile photo, the floods about `total` bytes long."""
+    return {
+        "jpeg_app_markers": jpeg_flood(total, b"\xff\xe5\x00\x02"),  # the issue's
+        "jpeg_comment_markers": jpeg_flood(total, b"\xff\xfe\x00\x03x"),
+        "jpeg_fill_bytes": jpeg_flood(total, b"\xff"),  # the issue's
+        "jpeg_fill_run_per_marker": jpeg_flood(total, b"\xff" * 200 + b"\xff\xe1\x00\x02"),
+        "png_private_chunks": png_flood(total, b"prVt"),  # the issue's
+        "png_text_chunks": png_flood(total, b"tEXt"),
+        "png_one_byte_idat": png_tiny_idat(1, total),  # the issue's
+        "png_seven_byte_idat": png_tiny_idat(7, total),
+        "webp_chunk_flood": webp_flood(total),
+        "webp_lossless_4500": lossless_webp_bomb(),
+        "heic_ispe_lie": lying_heif("heic", folder),
+        "avif_ispe_lie": lying_heif("avif", folder),
+    }
+
+
+@pytest.fixture(scope="module")
+def photo_attacks(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("photos")
+    made = {}
+    for name, data in hostile_photos(14_000_000, folder).items():
+        made[name] = folder / name
+        made[name].write_bytes(data)
+    return made
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "jpeg_app_markers",
+        "jpeg_comment_markers",
+        "jpeg_fill_bytes",
+        "jpeg_fill_run_per_marker",
+        "png_private_chunks",
+        "png_text_chunks",
+        "png_one_byte_idat",
+        "png_seven_byte_idat",
+        "webp_chunk_flood",
+        "webp_lossless_4500",
+        "heic_ispe_lie",
+        "avif_ispe_lie",
+    ],
+)
+def test_hostile_photo_structure_is_refused_cheaply(
+    photo_attacks: dict[str, Path], name: str
+) -> None:
+    """Each is refused as invalid_image by the decode the worker runs (load_photo, which
+    inspects first) within 0.5 s of CPU and +48 MiB (the APPn flood took 9.7 s, +457 MiB; the
+    lossless WebP +1.3 GiB; the lying HEIC an uncaught error)."""
+    path = photo_attacks[name]
+    result = peak_in_subprocess(f"facecast.image.load_photo(Path({str(path)!r}))")
+    assert result["error"] == "invalid_image", result
+    assert float(result["cpu_s"]) < 0.5, result
+    assert float(result["growth_mib"]) < 48, result
+
+
+@pytest.mark.parametrize(
+    ("mode", "fmt"), [("LA", "PNG"), ("RGB", "PNG"), ("P", "PNG"), ("RGB", "WEBP"), ("RGB", "HEIF")]
+)
+def test_decode_cost_counts_what_the_decoder_allocates(tmp_path: Path, mode: str, fmt: str) -> None:
+    """The budget's model of a full-size decode is at least the memory it really takes."""
+    from facecast.image import decode_cost, inspect
+
+    rng = np.random.default_rng(3)
+    pixels = rng.integers(0, 255, (375, 375, 3), dtype=np.uint8).repeat(8, 0).repeat(8, 1)
+    path = tmp_path / f"photo.{fmt.lower()}"
+    if fmt == "HEIF":
+        from pillow_heif import register_heif_opener
+
+        register_heif_opener()
+    Image.fromarray(pixels).convert(mode).save(path, fmt, quality=60)
+    model_mib = decode_cost(inspect(path)) / MIB
+    result = peak_in_subprocess(f"facecast.image.load_photo(Path({str(path)!r}))")
+    assert result["error"] == "none", result
+    assert float(result["growth_mib"]) <= model_mib * 1.05, (result, model_mib)
+
+
+def test_eight_hostile_photos_at_once_leave_the_api_responsive(
+    unlimited: LiveService, tmp_path: Path
+) -> None:
+    """8 concurrent uploads of each hostile kind (within the 2 MB upload limit): every one
+    400 invalid_image within 5 s, /health answers meanwhile, API memory +64 MiB at most."""
+    api = api_pid(unlimited)
+    before = rss_mib(api)
+    dirs = job_dirs(unlimited)
+    photos = hostile_photos(UPLOAD_LIMIT - 100_000, tmp_path)
+
+    def post(item: tuple[str, bytes]) -> tuple[str, int, float]:
+        name, body = item
+        started = time.monotonic()
+        answer = httpx.post(
+            unlimited.base_url + "/animate",
+            data={"consent": "true", "text": "Hallo."},
+            files={"source_image": ("photo", body, "application/octet-stream")},
+            timeout=60,
+        )
+        code = answer.json()["error"]["code"] if answer.status_code >= 400 else ""
+        assert code == "invalid_image", (name, answer.status_code, answer.text)
+        return name, answer.status_code, time.monotonic() - started
+
+    for name, body in photos.items():
+        with ThreadPoolExecutor(8) as pool:
+            results = list(pool.map(post, [(name, body)] * 8))
+            started = time.monotonic()
+            assert unlimited.client.get("/health").status_code == 200
+            assert time.monotonic() - started < 2.0
+        assert max(r[2] for r in results) < 5.0, results
+    growth = rss_mib(api) - before
+    assert growth < 64, f"API grew {growth:.0f} MiB"
+    assert job_dirs(unlimited) == dirs
