@@ -413,3 +413,79 @@ def test_eight_hostile_photos_at_once_leave_the_api_responsive(
     growth = rss_mib(api) - before
     assert growth < 64, f"API grew {growth:.0f} MiB"
     assert job_dirs(unlimited) == dirs
+
+
+# --------------------------------------------------------------------------- cost model
+
+
+def test_cost_model_scores_what_the_job_does() -> None:
+    """The issue's jobs: 2048 px with upscale 2 is far past the per-job limit; 2,499
+    backslashes (read aloud by every voice) are no longer 0 s of speech."""
+    from facecast.config import Settings
+    from facecast.cost import job_cost
+    from facecast.options import RenderOptions
+    from facecast.speech.limits import estimate_seconds, typical_seconds
+
+    limit = Settings().max_job_cpu_seconds
+    big = job_cost(RenderOptions(size=2048, upscale=2), 20.0, renders=True, speaks=True)
+    small = job_cost(RenderOptions(size=512), 20.0, renders=True, speaks=True)
+    assert small.cpu_seconds < 10 < limit < big.cpu_seconds
+    assert job_cost(RenderOptions(size=1024), 20.0, renders=True, speaks=True).cpu_seconds == (
+        pytest.approx(4 * small.cpu_seconds - 3 * 20 * 0.06, rel=0.02)
+    )
+    assert estimate_seconds("\\" * 2499) > 600  # refused by the spoken-length cap at submit
+    assert typical_seconds("% § ¶ @ # & / * ~") > 4  # 9 signs read out by name
+    assert estimate_seconds("“” ‘’ «» () [] {} - – —") == 0  # signs the voices skip
+
+
+def budget_service(tmp_path: Path, **settings: str) -> LiveService:
+    """The API alone (jobs wait in the server-less queue: nothing finishes), two keys."""
+    from test_service_hardening import start_api_alone
+
+    env = service_env(
+        tmp_path / "data",
+        None,
+        FACECAST_API_KEYS="key-a,key-b",
+        FACECAST_RATE_LIMIT_PER_MINUTE="0",
+        **settings,
+    )
+    return start_api_alone(tmp_path / "data", env, tmp_path)
+
+
+def test_a_key_cannot_queue_more_cpu_than_its_budget(tmp_path: Path, portrait: Path) -> None:
+    """Key A fills its budget of queued CPU-seconds: the next job is 429 with Retry-After
+    and leaves nothing on disk; key B is not affected; a job above the per-job limit is 400."""
+    service = budget_service(
+        tmp_path, FACECAST_KEY_CPU_BUDGET_SECONDS="2", FACECAST_MAX_JOB_CPU_SECONDS="1.5"
+    )
+    try:
+
+        def submit(key: str, text: str) -> httpx.Response:
+            with portrait.open("rb") as photo:
+                return service.client.post(
+                    "/animate",
+                    headers={"Authorization": f"Bearer {key}"},
+                    data={"consent": "true", "text": text},
+                    files={"source_image": (portrait.name, photo, "image/jpeg")},
+                )
+
+        sentence = "Ein kurzer Satz für die Rechnung. " * 3
+        accepted = 0
+        for _ in range(10):
+            answer = submit("key-a", sentence)
+            if answer.status_code != 202:
+                break
+            accepted += 1
+        assert 1 <= accepted < 10, answer.text
+        refused = error_of(answer, 429)
+        assert refused["code"] == "cpu_budget_exceeded", refused
+        assert int(answer.headers["Retry-After"]) >= 1
+        assert submit("key-b", sentence).status_code == 202
+        before = job_dirs(service)
+        long_text = "Dieser Satz ist lang und wird lange gesprochen. " * 40
+        costly = submit("key-b", long_text)
+        assert error_of(costly, 400)["code"] == "job_too_costly"
+        assert "CPU-seconds" in costly.json()["error"]["message"]
+        assert job_dirs(service) == before, "a refused job left files behind"
+    finally:
+        service.close()

@@ -39,6 +39,18 @@ class Settings(BaseSettings):
     decode_wait_seconds: float = Field(
         20.0, gt=0, description="How long an upload waits for a free photo-checking slot (503)."
     )
+    max_job_cpu_seconds: float = Field(
+        1800.0,
+        gt=0,
+        description="Largest estimated CPU cost of one job (facecast.cost: speech, frames, "
+        "size, upscaling); more is refused at submit with 400 job_too_costly.",
+    )
+    key_cpu_budget_seconds: float = Field(
+        7200.0,
+        gt=0,
+        description="Estimated CPU-seconds one API key (or, without keys, all clients) may "
+        "have queued and running at once; more is refused with 429 and Retry-After.",
+    )
     retention_hours: float = Field(72.0, gt=0, description="Finished jobs are removed after this.")
     job_soft_time_limit: int = Field(600, gt=0, description="Seconds before a job is stopped.")
     job_time_limit: int = Field(660, gt=0, description="Seconds before a worker kills a job.")

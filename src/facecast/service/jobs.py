@@ -24,6 +24,7 @@ from starlette.concurrency import run_in_threadpool
 
 from facecast import __version__
 from facecast.config import Settings
+from facecast.cost import JobCost, job_cost
 from facecast.errors import BackendUnavailableError, FacecastError, UnsupportedLanguageError
 from facecast.options import RenderOptions
 from facecast.service import webhooks
@@ -38,8 +39,10 @@ from facecast.service.access import (
 from facecast.service.errors import (
     AudioNotReadyError,
     ConsentRequiredError,
+    CpuBudgetExceededError,
     InvalidRequestError,
     JobNotFoundError,
+    JobTooCostlyError,
     NotCancelableError,
     PayloadTooLargeError,
     ServiceBusyError,
@@ -158,6 +161,8 @@ def build_options(
 
 
 ANONYMOUS_CALLER = Principal(ANONYMOUS)
+MAX_BUDGET_RETRY_S = 300
+"""Longest Retry-After a refused job is told (the budget drains at about 2 CPU-s a second)."""
 
 
 def done_by_reuse(state: JobState, earlier: JobManifest, owner: str) -> JobState:
@@ -246,6 +251,10 @@ class JobService:
         # Face searches run in one helper process: callers take turns.
         self._searching = threading.BoundedSemaphore(1)
         self.face_finder = FaceFinder(settings.max_image_pixels)
+        # Estimated CPU-seconds of each owner's unfinished jobs, by job id (this API process's
+        # submissions; entries leave once their job is final or gone).
+        self._ledger: dict[str, dict[str, float]] = {}
+        self._ledger_lock = threading.Lock()
 
     @contextmanager
     def _decode_slot(self, slots: threading.BoundedSemaphore | None = None) -> Iterator[None]:
@@ -573,8 +582,60 @@ class JobService:
         )
         return self._launch(manifest, TASK_TTS)
 
+    def estimate(self, job_id: str, kind: JobKind, request: JobRequest) -> JobCost:
+        """The job's length and CPU cost (facecast.cost), from what it will do."""
+        seconds: float | None = None
+        if request.audio is not None:
+            try:
+                seconds = check_audio(
+                    self.storage.path(job_id, request.audio), self.settings.max_audio_seconds
+                )
+            except (FacecastError, OSError):
+                seconds = None
+            if seconds is None:  # a length the file does not state: the cap bounds it
+                seconds = self.settings.max_audio_seconds
+        elif request.text:
+            seconds = typical_seconds(normalize(request.text, request.options.lang))
+        return job_cost(
+            request.options,
+            seconds or 0.0,
+            renders=kind is JobKind.ANIMATE,
+            speaks=request.audio is None,
+        )
+
+    def _admit(self, manifest: JobManifest) -> None:
+        """Refuse a job above the per-job CPU limit (400), or one its owner's budget of queued
+        and running CPU-seconds cannot take (429 with Retry-After); else book it."""
+        cost = self.estimate(manifest.job_id, manifest.kind, manifest.request).cpu_seconds
+        limit = self.settings.max_job_cpu_seconds
+        if cost > limit:
+            raise JobTooCostlyError(
+                f"This job would take about {cost:,.0f} CPU-seconds; the limit is {limit:,.0f}. "
+                "Send shorter speech, a smaller size or no upscaling."
+            )
+        owner = manifest.state.owner or ANONYMOUS
+        budget = self.settings.key_cpu_budget_seconds
+        with self._ledger_lock:
+            booked = self._ledger.setdefault(owner, {})
+            ids = list(booked)
+            for job_id, state in zip(ids, self.store.get_many(ids), strict=True):
+                if state is None or state.status.final:
+                    del booked[job_id]
+            in_use = sum(booked.values())
+            if in_use + cost > budget:
+                wait = min(MAX_BUDGET_RETRY_S, max(1, math.ceil((in_use + cost - budget) / 2)))
+                raise CpuBudgetExceededError(
+                    f"Your queued and running jobs already take about {in_use:,.0f} of your "
+                    f"{budget:,.0f} CPU-seconds; this one needs {cost:,.0f}. Retry when some "
+                    "have finished.",
+                    retry_after=wait,
+                )
+            booked[manifest.job_id] = cost
+
     def _launch(self, manifest: JobManifest, task: str) -> Submitted:
         """Write manifest and state; queue the task unless the job is already done."""
+        if not manifest.state.status.final:
+            self._admit(manifest)
         self.storage.write_manifest(manifest)
         self.store.create(manifest.state)
         if manifest.state.status.final:
