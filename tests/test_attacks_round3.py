@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import io
 import json
+import socket
 import struct
 import subprocess
 import sys
+import threading
 import time
 import zlib
 from collections.abc import Iterator
@@ -488,4 +490,98 @@ def test_a_key_cannot_queue_more_cpu_than_its_budget(tmp_path: Path, portrait: P
         assert "CPU-seconds" in costly.json()["error"]["message"]
         assert job_dirs(service) == before, "a refused job left files behind"
     finally:
+        service.close()
+
+
+# --------------------------------------------------------------------------- webhooks
+
+
+class DripReceiver:
+    """A webhook receiver that reads the request, then answers one byte every `pause` s."""
+
+    def __init__(self, pause: float = 1.0) -> None:
+        self.pause = pause
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.server.getsockname()[1]}/hook"
+        self.connected = threading.Event()
+        self.open_connections = 0
+        self.stopping = False
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while not self.stopping:
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._drip, args=(conn,), daemon=True).start()
+
+    def _drip(self, conn: socket.socket) -> None:
+        self.open_connections += 1
+        self.connected.set()
+        try:
+            conn.recv(65536)
+            for byte in b"HTTP/1.1 200 OK\r\n" * 100:
+                if self.stopping:
+                    break
+                conn.sendall(bytes([byte]))
+                time.sleep(self.pause)
+        except OSError:
+            pass
+        finally:
+            self.open_connections -= 1
+            conn.close()
+
+    def close(self) -> None:
+        self.stopping = True
+        self.server.close()
+
+
+def test_a_dripping_receiver_is_cut_off_at_the_total_deadline() -> None:
+    """A byte a second never trips the 10 s read timeout; the 2 s deadline cuts it."""
+    from facecast.config import Settings
+    from facecast.service import webhooks
+
+    receiver = DripReceiver(pause=1.0)
+    settings = Settings(
+        webhook_secret="s",
+        webhook_allow_private=True,
+        webhook_timeout_seconds=10,
+        webhook_deadline_seconds=2,
+    )
+    try:
+        started = time.monotonic()
+        with pytest.raises(webhooks.WebhookError, match="longer than 2 s"):
+            webhooks.deliver(receiver.url, b"{}", settings)
+        assert time.monotonic() - started < 3.5
+    finally:
+        receiver.close()
+
+
+def test_a_slow_receiver_never_holds_a_render_worker(tmp_path: Path, portrait: Path) -> None:
+    """One render worker; job A's receiver drips for a minute; job B still renders at once
+    (webhooks have their own queue and worker)."""
+    env = service_env(
+        tmp_path / "data",
+        None,
+        FACECAST_RATE_LIMIT_PER_MINUTE="0",
+        FACECAST_WORKER_WARMUP="false",
+        FACECAST_WEBHOOK_SECRET="hook-secret",
+        FACECAST_WEBHOOK_ALLOW_PRIVATE="true",
+        FACECAST_WEBHOOK_DEADLINE_SECONDS="60",
+    )
+    service = serve_single_command(tmp_path, env, workers=1)
+    receiver = DripReceiver(pause=2.0)
+    try:
+        service.wait_ready()
+        job_a = service.submit_text(portrait, "Erster.", size=128, webhook=receiver.url)
+        assert service.wait_job(job_a)["status"] == "done"
+        assert receiver.connected.wait(30), service.dump_logs()
+        started = time.monotonic()
+        job_b = service.submit_text(portrait, "Zweiter.", size=128)
+        assert service.wait_job(job_b, timeout=60)["status"] == "done"
+        assert time.monotonic() - started < 30
+        assert receiver.open_connections >= 1, "the webhook should still be dripping"
+    finally:
+        receiver.close()
         service.close()

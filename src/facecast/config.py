@@ -185,7 +185,15 @@ class Settings(BaseSettings):
     webhook_backoff_seconds: float = Field(
         2.0, ge=0, description="Wait before the first webhook retry; doubles each time."
     )
-    webhook_timeout_seconds: float = Field(10.0, gt=0, description="Timeout of one delivery.")
+    webhook_timeout_seconds: float = Field(
+        10.0, gt=0, description="Longest pause while connecting to or reading from a receiver."
+    )
+    webhook_deadline_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="Longest one webhook delivery may take in all (connect, send, the whole "
+        "answer); a slower receiver counts as failed and is retried later.",
+    )
     webhook_allow_private: bool = Field(
         False, description="Allow webhook URLs on loopback and private networks."
     )

@@ -60,7 +60,14 @@ from facecast.service.inputs import (
     warm_up_image_decoding,
 )
 from facecast.service.metrics import Snapshot
-from facecast.service.queueing import QUEUES, TASK_ANIMATE, TASK_TTS, TASK_WEBHOOK, TaskQueue
+from facecast.service.queueing import (
+    QUEUES,
+    TASK_ANIMATE,
+    TASK_TTS,
+    TASK_WEBHOOK,
+    WEBHOOK_QUEUE,
+    TaskQueue,
+)
 from facecast.service.schemas import (
     BackendList,
     BackendView,
@@ -878,7 +885,10 @@ class JobService:
         if manifest.request.webhook:
             try:
                 self.queue.send(
-                    TASK_WEBHOOK, manifest.job_id, QUEUES[0], task_id=f"{manifest.job_id}-webhook"
+                    TASK_WEBHOOK,
+                    manifest.job_id,
+                    WEBHOOK_QUEUE,
+                    task_id=f"{manifest.job_id}-webhook",
                 )
             except Exception:
                 logger.exception("could not queue the webhook", extra={"job_id": manifest.job_id})

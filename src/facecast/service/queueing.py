@@ -24,6 +24,11 @@ TASK_TTS = "facecast.tts"
 TASK_WEBHOOK = "facecast.webhook"
 QUEUES = ("default", "gpu")
 """`default` takes CPU work; `gpu` is for GPU backends on GPU hosts."""
+WEBHOOK_QUEUE = "webhooks"
+"""Webhook deliveries, taken by a worker of their own (threads, `facecast serve` starts
+one), so a slow receiver never holds a render worker."""
+WEBHOOK_CONCURRENCY = 4
+"""Deliveries one webhook worker runs at once (threads: they wait on the network)."""
 
 FILESYSTEM_BROKER_URL = "filesystem://localhost/"
 """The filesystem transport ignores the host; naming one keeps kombu from warning that none was
@@ -80,7 +85,8 @@ def celery_config(settings: Settings, storage: Storage) -> dict[str, Any]:
         else _filesystem_broker(settings, storage)
     )
     return broker | {
-        "task_queues": tuple(Queue(name) for name in QUEUES),
+        "task_queues": tuple(Queue(name) for name in (*QUEUES, WEBHOOK_QUEUE)),
+        "task_routes": {TASK_WEBHOOK: {"queue": WEBHOOK_QUEUE}},
         "task_default_queue": QUEUES[0],
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
