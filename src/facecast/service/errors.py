@@ -114,3 +114,14 @@ class CpuBudgetExceededError(ServiceError):
     def __init__(self, message: str, retry_after: int) -> None:
         super().__init__(message)
         self.headers = {"Retry-After": str(retry_after)}
+
+
+class DependencyUnavailableError(ServiceError):
+    """Redis, the broker or the object store did not answer in time; retry shortly."""
+
+    code = "dependency_unavailable"
+    status = 503
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.headers = {"Retry-After": str(retry_after)}

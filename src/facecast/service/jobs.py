@@ -60,6 +60,7 @@ from facecast.service.inputs import (
     warm_up_image_decoding,
 )
 from facecast.service.metrics import Snapshot
+from facecast.service.objectstore import MissingBucketError
 from facecast.service.queueing import (
     QUEUES,
     TASK_ANIMATE,
@@ -925,6 +926,13 @@ class JobService:
             logger.warning("state store unreachable", exc_info=True)
             workers = []
             checks["broker"] = Check(ok=False, detail="unreachable")
+        if self.storage.remote is not None:
+            try:
+                self.storage.remote.check()
+                checks["storage"] = Check(ok=True, detail="reachable")
+            except Exception:
+                logger.warning("object store unreachable", exc_info=True)
+                checks["storage"] = Check(ok=False, detail="unreachable")
         warmed = [w for w in workers if w.warmed]
         checks["workers"] = Check(
             ok=bool(workers), detail=f"{len(workers)} worker process(es) alive"
@@ -952,6 +960,13 @@ class JobService:
         Best effort: an unreachable broker is logged here and reported by /ready.
         """
         warm_up_image_decoding()
+        if self.storage.remote is not None:
+            try:
+                self.storage.remote.check()
+            except MissingBucketError:
+                raise  # a configuration error: the API must not start
+            except Exception as exc:
+                logger.warning("object store not reachable at start-up: %s", exc)
         try:
             self.store.warm_up(WARM_CONNECTIONS)
             self.queue.warm_up()

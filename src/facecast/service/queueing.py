@@ -34,6 +34,8 @@ FILESYSTEM_BROKER_URL = "filesystem://localhost/"
 """The filesystem transport ignores the host; naming one keeps kombu from warning that none was
 given, once per connection (a dozen lines at every `facecast serve` start)."""
 PUBLISH_RETRIES = 2
+BROKER_TIMEOUT_S = 3.0
+"""Longest wait for the broker's Redis on one operation: a stalled Redis is a quick 503."""
 VISIBILITY_MARGIN_S = 300
 WORKER_START_TIMEOUT_S = 300.0
 """A worker process may warm up for this long before Celery gives up on it."""
@@ -66,6 +68,8 @@ def _filesystem_broker(settings: Settings, storage: Storage) -> dict[str, Any]:
 def _redis_broker(settings: Settings, url: str) -> dict[str, Any]:
     options: dict[str, Any] = {
         "visibility_timeout": settings.job_time_limit * 2 + VISIBILITY_MARGIN_S,
+        "socket_timeout": BROKER_TIMEOUT_S,
+        "socket_connect_timeout": BROKER_TIMEOUT_S,
     }
     if settings.lost_job_seconds is not None:
         # Look for abandoned jobs often enough that the timeout is what decides.
@@ -120,7 +124,15 @@ class TaskQueue:
         self.settings = settings
         self.storage = storage
         self.app = make_celery(settings, storage)
-        self._redis = redis.Redis.from_url(settings.redis_url) if settings.redis_url else None
+        self._redis = (
+            redis.Redis.from_url(
+                settings.redis_url,
+                socket_timeout=BROKER_TIMEOUT_S,
+                socket_connect_timeout=BROKER_TIMEOUT_S,
+            )
+            if settings.redis_url
+            else None
+        )
 
     def send(self, task: str, job_id: str, queue: str, task_id: str | None = None) -> None:
         """Queue `task` for `job_id`; the Celery task id is the job id unless given."""
