@@ -214,7 +214,25 @@ def _wav_is_cut(source: str | Path | bytes) -> bool:
     return False
 
 
+def _check_wav_format(source: str | Path | bytes) -> None:
+    """A RIFF/WAVE file's `fmt ` chunk checked before FFmpeg opens it: FFmpeg's stream probing
+    already decodes (and resamples) at the rate and channel count the header claims."""
+    head = _read_span(source, 0, WAV_HEADER_SCAN)
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return
+    pos = 12
+    while pos + 8 <= len(head):
+        chunk, size = head[pos : pos + 4], int.from_bytes(head[pos + 4 : pos + 8], "little")
+        if chunk == b"fmt " and pos + 16 <= len(head):
+            channels = int.from_bytes(head[pos + 10 : pos + 12], "little")
+            rate = int.from_bytes(head[pos + 12 : pos + 16], "little")
+            _check_format(rate, channels)
+            return
+        pos += 8 + size + (size & 1)
+
+
 def _open_input(source: str | Path | bytes) -> av.container.InputContainer:
+    _check_wav_format(source)
     if isinstance(source, bytes | bytearray):
         if not source:
             raise InvalidAudioError("The audio file is empty.")

@@ -391,7 +391,8 @@ class JobService:
             voice_key = self.storage.save_stream(
                 job_id, name, submission.audio, settings.max_upload_bytes
             )
-            check_audio(self.storage.path(job_id, name), settings.max_audio_seconds)
+            with self._decode_slot():  # FFmpeg's probing decodes a little: bounded like photos
+                check_audio(self.storage.path(job_id, name), settings.max_audio_seconds)
             self.storage.publish(job_id, name)
             request = request.model_copy(update={"audio": name})
         elif submission.audio_id is not None:
