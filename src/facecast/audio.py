@@ -232,16 +232,17 @@ def _check_wav_format(source: str | Path | bytes) -> None:
 
 
 def _open_input(source: str | Path | bytes) -> av.container.InputContainer:
-    _check_wav_format(source)
     if isinstance(source, bytes | bytearray):
         if not source:
             raise InvalidAudioError("The audio file is empty.")
+        _check_wav_format(source)
         return av.open(io.BytesIO(source), "r")
     path = Path(source)
     if not path.is_file():
         raise InvalidAudioError(f"The audio file {path.name!r} does not exist.")
     if path.stat().st_size == 0:
         raise InvalidAudioError("The audio file is empty.")
+    _check_wav_format(path)
     return av.open(str(path), "r")
 
 
