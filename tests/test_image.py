@@ -19,7 +19,6 @@ import pytest
 from PIL import Image
 
 from conftest import (
-    REPEATED_SCANS,
     WIDE_ATTACKS,
     astronaut_photo,
     png_declaring,
@@ -218,7 +217,9 @@ def test_progressive_jpeg_with_hundreds_of_scans_is_refused(
 ) -> None:
     path = tmp_path / "scans.jpg"
     path.write_bytes(progressive_scan_bomb(grace_img))
-    assert image.jpeg_layout(path.read_bytes()).scans > REPEATED_SCANS
+    # The marker walk itself stops at the scan limit (it no longer counts them all).
+    with pytest.raises(InvalidImageError, match="scans"):
+        image.jpeg_layout(path.read_bytes())
     run = run_child(
         f"""
         from pathlib import Path

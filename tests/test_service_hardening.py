@@ -98,6 +98,8 @@ def start_api_alone(data: Path, env: dict[str, str], logs_dir: Path) -> LiveServ
 
 
 WORKER = [sys.executable, "-m", "facecast.worker", "--concurrency=1", "--loglevel=info"]
+WEBHOOK_WORKER = [sys.executable, "-m", "facecast.worker", "--queues=webhooks", "--concurrency=2"]
+"""Webhooks have a queue and worker of their own (as `facecast serve` starts)."""
 
 
 def always_explicit_model(path: Path) -> Path:
@@ -301,11 +303,12 @@ def hardened(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterat
         FACECAST_WORKER_WARMUP="false",
     )
     port = free_port()
-    logs = {"worker": root / "worker.log", "api": root / "api.log"}
+    logs = {"worker": root / "worker.log", "api": root / "api.log", "hooks": root / "hooks.log"}
     service = LiveService(f"http://127.0.0.1:{port}", root / "data", logs)
     service.client.headers["Authorization"] = f"Bearer {API_KEY}"
     try:
         service.processes["worker"] = spawn(WORKER, env, service.logs["worker"])
+        service.processes["hooks"] = spawn(WEBHOOK_WORKER, env, service.logs["hooks"])
         service.processes["api"] = spawn(api(port), env, logs["api"])
         service.wait_ready()
         yield service

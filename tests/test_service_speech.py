@@ -15,6 +15,8 @@ import pytest
 from conftest_service import LiveService
 from facecast.audio import AudioTrack, save_wav
 from facecast.client import FacecastClient
+from facecast.errors import VoiceSampleError
+from facecast.speech.cloning import read_voice_sample
 from test_cli import facecast
 
 CJK_BOMB = "会议在下午开始我们讨论了很多问题" * 312  # 4992 characters: ~22 min from espeak
@@ -85,12 +87,22 @@ def test_cjk_bomb_is_refused_at_submit_on_every_route(
         ("long", "voice_sample_too_long"),
         ("png", "invalid_voice_sample"),
         ("silent", "invalid_voice_sample"),
-        ("good", "backend_unavailable"),  # a fine sample, but no XTTS on this server
     ],
 )
+def test_voice_sample_errors(samples: dict[str, Path], sample: str, code: str) -> None:
+    """What a cloning server answers for each bad sample (test_xtts.py checks it through a
+    live one)."""
+    with pytest.raises(VoiceSampleError) as caught:
+        read_voice_sample(samples[sample])
+    assert caught.value.code == code
+
+
+@pytest.mark.parametrize("sample", ["empty", "short", "long", "png", "silent", "good"])
 def test_cloning_errors_on_tts(
-    live_service: LiveService, samples: dict[str, Path], sample: str, code: str
+    live_service: LiveService, samples: dict[str, Path], sample: str
 ) -> None:
+    """No XTTS on this server: every sample is refused before it is stored or decoded."""
+    code = "backend_unavailable"
     before = job_dirs(live_service)
     answer = live_service.client.post(
         "/tts",
@@ -116,8 +128,9 @@ def test_cloning_errors_on_animate(
                 },
             )
 
-    assert error_of(animate("short", text="Hallo."), 400)["code"] == "voice_sample_too_short"
-    assert error_of(animate("png", text="Hallo."), 400)["code"] == "invalid_voice_sample"
+    # No cloning backend: refused before the sample is read, whatever it holds.
+    assert error_of(animate("short", text="Hallo."), 400)["code"] == "backend_unavailable"
+    assert error_of(animate("png", text="Hallo."), 400)["code"] == "backend_unavailable"
     absent = error_of(animate("good", text="Hallo."), 400)
     assert absent["code"] == "backend_unavailable" and "cloning" in absent["message"].lower()
     assert error_of(animate("good"), 422)["code"] == "invalid_request"  # a voice needs text

@@ -247,6 +247,21 @@ def test_service_clones_a_voice_end_to_end(
     assert os.environ.get("FACECAST_XTTS_MODEL_DIR") is None  # the test process stayed clean
 
 
+def test_hostile_samples_on_a_cloning_server_cost_the_api_nothing(
+    cloning_service: LiveService,
+) -> None:
+    """Issue 21: headers claiming 200 MHz, 768 kHz, 3 Hz, 255 channels, 8 at once, on a server
+    that does clone: each refused from its header (invalid_voice_sample) within seconds, and
+    the API's memory stays put (+2.5 GiB before)."""
+    from test_attacks_round3 import hostile_sample_posts, rss_mib
+
+    api = cloning_service.processes["serve"].pid
+    before = rss_mib(api)
+    times = hostile_sample_posts(cloning_service, "/tts", None)
+    assert max(times) < 10.0, times
+    assert rss_mib(api) - before < 40
+
+
 def test_streaming_synthesis_stops_at_the_cap(
     xtts: XttsBackend, sample_files: dict[str, Path]
 ) -> None:

@@ -56,6 +56,16 @@ MP3_LENGTH_TAGS = (b"Xing", b"Info", b"VBRI")
 MP3_FIRST_FRAME_BYTES = 4096
 ID3_HEADER_BYTES = 10
 
+MIN_SOURCE_RATE = 4_000
+"""Lowest sample rate accepted in a file (below telephone speech nothing is intelligible)."""
+
+MAX_SOURCE_RATE = 192_000
+"""Highest sample rate accepted in a file (studio masters). A header claiming more (200 MHz)
+makes the resampler build a filter of hundreds of MiB before a sample is decoded."""
+
+MAX_SOURCE_CHANNELS = 8
+"""Most channels accepted in a file (7.1 sound); every decoded frame holds all of them."""
+
 FRAME_COUNT_TOLERANCE = 1e-6
 """Frames of float error forgiven before `n_video_frames` rounds up."""
 
@@ -63,6 +73,16 @@ _UNREADABLE = "The file could not be read as audio; it may be damaged or in an u
 
 _DECODE_ERRORS = (av.FFmpegError, OSError, ValueError)
 """What PyAV raises on unreadable or damaged input (av.error.* derive from FFmpegError)."""
+
+
+@dataclass(frozen=True)
+class AudioHeader:
+    """What an audio file declares before any sample is decoded."""
+
+    sample_rate: int
+    channels: int
+    seconds: float | None
+    """The declared length when the file states it exactly; None for none or an estimate."""
 
 
 @dataclass(frozen=True)
@@ -118,6 +138,8 @@ def _decode_chunks(
         for frame in packet.decode():
             kind = (frame.format.name, frame.layout.name, frame.sample_rate)
             if resampler is None or kind != source:
+                # A stream may change format mid-way: each new one is checked like the header.
+                _check_format(frame.sample_rate, len(frame.layout.channels))
                 if resampler is not None:
                     yield from _drain(resampler.resample(None))
                 resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
@@ -192,17 +214,78 @@ def _wav_is_cut(source: str | Path | bytes) -> bool:
     return False
 
 
+def _check_wav_format(source: str | Path | bytes) -> None:
+    """A RIFF/WAVE file's `fmt ` chunk checked before FFmpeg opens it: FFmpeg's stream probing
+    already decodes (and resamples) at the rate and channel count the header claims."""
+    head = _read_span(source, 0, WAV_HEADER_SCAN)
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return
+    pos = 12
+    while pos + 8 <= len(head):
+        chunk, size = head[pos : pos + 4], int.from_bytes(head[pos + 4 : pos + 8], "little")
+        if chunk == b"fmt " and pos + 16 <= len(head):
+            channels = int.from_bytes(head[pos + 10 : pos + 12], "little")
+            rate = int.from_bytes(head[pos + 12 : pos + 16], "little")
+            _check_format(rate, channels)
+            return
+        pos += 8 + size + (size & 1)
+
+
 def _open_input(source: str | Path | bytes) -> av.container.InputContainer:
     if isinstance(source, bytes | bytearray):
         if not source:
             raise InvalidAudioError("The audio file is empty.")
+        _check_wav_format(source)
         return av.open(io.BytesIO(source), "r")
     path = Path(source)
     if not path.is_file():
         raise InvalidAudioError(f"The audio file {path.name!r} does not exist.")
     if path.stat().st_size == 0:
         raise InvalidAudioError("The audio file is empty.")
+    _check_wav_format(path)
     return av.open(str(path), "r")
+
+
+def _check_format(sample_rate: int, channels: int) -> None:
+    """Refuse sample rates and channel counts no recording has (before the resampler sees
+    them: its filter and frames grow with both)."""
+    if not MIN_SOURCE_RATE <= sample_rate <= MAX_SOURCE_RATE:
+        raise InvalidAudioError(
+            f"The audio's sample rate ({sample_rate} Hz) is outside "
+            f"{MIN_SOURCE_RATE}-{MAX_SOURCE_RATE} Hz."
+        )
+    if not 1 <= channels <= MAX_SOURCE_CHANNELS:
+        raise InvalidAudioError(
+            f"The audio has {channels} channels; at most {MAX_SOURCE_CHANNELS} are accepted."
+        )
+
+
+def _header(container: av.container.InputContainer, source: str | Path | bytes) -> AudioHeader:
+    """The first audio stream's checked format and exact declared length."""
+    if not container.streams.audio:
+        raise InvalidAudioError("The file has no audio track.")
+    stream = container.streams.audio[0]
+    context = stream.codec_context
+    channels = context.channels or len(context.layout.channels)
+    _check_format(context.sample_rate or 0, channels)
+    declared = _declared_duration(container, stream)
+    if declared is not None and not _length_is_exact(container, source):
+        declared = None  # an estimate: rely on decoding alone
+    return AudioHeader(sample_rate=context.sample_rate, channels=channels, seconds=declared)
+
+
+def probe_audio(source: str | Path | bytes) -> AudioHeader:
+    """Read and check an audio file's header without decoding a sample: InvalidAudioError
+    for what is not audio, or declares a sample rate or channel count outside the limits."""
+    try:
+        container = _open_input(source)
+    except _DECODE_ERRORS as exc:
+        raise InvalidAudioError(_UNREADABLE) from exc
+    with container:
+        try:
+            return _header(container, source)
+        except _DECODE_ERRORS as exc:
+            raise InvalidAudioError(_UNREADABLE) from exc
 
 
 def load_audio(
@@ -223,12 +306,8 @@ def load_audio(
     except _DECODE_ERRORS as exc:
         raise InvalidAudioError(_UNREADABLE) from exc
     with container:
-        if not container.streams.audio:
-            raise InvalidAudioError("The file has no audio track.")
+        declared = _header(container, source).seconds
         stream = container.streams.audio[0]
-        declared = _declared_duration(container, stream)
-        if declared is not None and not _length_is_exact(container, source):
-            declared = None  # an estimate: rely on decoding alone
         if declared is not None and declared > max_seconds * UPFRONT_MARGIN:
             raise _too_long(declared, max_seconds)
         samples = _decode_capped(container, stream, sample_rate, max_seconds, declared)

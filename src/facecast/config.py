@@ -55,6 +55,18 @@ class Settings(BaseSettings):
     decode_wait_seconds: float = Field(
         20.0, gt=0, description="How long an upload waits for a free photo-checking slot (503)."
     )
+    max_job_cpu_seconds: float = Field(
+        1800.0,
+        gt=0,
+        description="Largest estimated CPU cost of one job (facecast.cost: speech, frames, "
+        "size, upscaling); more is refused at submit with 400 job_too_costly.",
+    )
+    key_cpu_budget_seconds: float = Field(
+        7200.0,
+        gt=0,
+        description="Estimated CPU-seconds one API key (or, without keys, all clients) may "
+        "have queued and running at once; more is refused with 429 and Retry-After.",
+    )
     retention_hours: float = Field(72.0, gt=0, description="Finished jobs are removed after this.")
     job_soft_time_limit: int = Field(600, gt=0, description="Seconds before a job is stopped.")
     job_time_limit: int = Field(660, gt=0, description="Seconds before a worker kills a job.")
@@ -193,7 +205,15 @@ class Settings(BaseSettings):
     webhook_backoff_seconds: float = Field(
         2.0, ge=0, description="Wait before the first webhook retry; doubles each time."
     )
-    webhook_timeout_seconds: float = Field(10.0, gt=0, description="Timeout of one delivery.")
+    webhook_timeout_seconds: float = Field(
+        10.0, gt=0, description="Longest pause while connecting to or reading from a receiver."
+    )
+    webhook_deadline_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="Longest one webhook delivery may take in all (connect, send, the whole "
+        "answer); a slower receiver counts as failed and is retried later.",
+    )
     webhook_allow_private: bool = Field(
         False, description="Allow webhook URLs on loopback and private networks."
     )

@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from facecast import isobmff
 from facecast.errors import InvalidImageError
 
 MAX_WORKING_SIDE = 2048
@@ -54,9 +55,38 @@ FORMATS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "HEIF": "heic", "AVIF": 
 """Accepted formats (Pillow's names) and the extension a stored upload gets."""
 FORMAT_ALIASES = {"MPO": "JPEG"}
 """Phones' multi-picture JPEGs (a second image after the first's end) are JPEGs."""
-BYTES_PER_PIXEL = {"1": 1, "L": 1, "LA": 2, "RGB": 3}
-"""Decoded bytes per pixel of the modes that take less than 4 (palette and 16-bit images
-count 4: they become RGBA or 32-bit before they can be reduced)."""
+STORED_BYTES_PER_PIXEL = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16B": 2, "I;16L": 2}
+"""Bytes Pillow stores per pixel for the modes that take less than 4 (RGB and LA take 4:
+Pillow keeps them in 32-bit pixels)."""
+CONVERTED_BYTES_PER_PIXEL = {"1": 1, "P": 4, "PA": 4, "I;16": 4, "I;16B": 4, "I;16L": 4}
+"""Modes converted at full size before they can be reduced, and the bytes the copy takes."""
+DECODER_BYTES_PER_PIXEL = {"WEBP": 12, "HEIF": 4, "AVIF": 6}
+"""Buffers the decoding library holds besides Pillow's (measured on 4000 x 4000 photos:
+WebP 16 bytes a pixel in all, HEIC 7.7, AVIF 9.1, PNG 4)."""
+WORKING_BYTES_PER_PIXEL = 14
+"""What the working copy (at most the working side squared) costs per pixel: conversion to
+RGB, flattening onto white, the array."""
+FLATTEN_BYTES_PER_PIXEL = 16
+"""More per working-copy pixel for modes with transparency (flattened onto white)."""
+ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "P"})
+"""Modes that may carry transparency (a palette's is known only once decoded)."""
+REDUCED_BYTES_PER_PIXEL = 4
+"""The whole-pixel reduction's output, per pixel of it."""
+RESIZABLE_MODES = frozenset({"L", "LA", "RGB", "RGBA", "RGBX", "I", "F"})
+"""Modes Pillow resizes directly (palette, bilevel and 16-bit ones are converted first)."""
+MAX_JPEG_SEGMENTS = 512
+"""Marker segments in a JPEG (a phone photo has about 20; ICC profiles and XMP split into
+pieces add a few dozen). Pillow keeps every APPn segment, so millions of empty ones cost
+seconds and hundreds of MiB before a pixel is decoded."""
+MAX_FILL_BYTES = 1024
+"""0xFF fill bytes between a JPEG's segments, in all (encoders write none or a few)."""
+MAX_PNG_CHUNKS = 8192
+"""Chunks in a PNG (15 MB of image data in libpng's 8 KiB chunks is about 1,900); more
+means a flood of tiny or private chunks that each decode step walks one at a time."""
+MAX_RIFF_CHUNKS = 256
+"""Chunks in a WebP (a still photo has at most 6)."""
+CODED_SIZE_MARGIN = 64
+"""Pixels a codec may pad a declared size by (HEVC codes whole 8-64 px blocks)."""
 ROTATED_ORIENTATIONS = frozenset({5, 6, 7, 8})
 """EXIF orientations that swap width and height."""
 EXIF_ORIENTATION = 0x0112
@@ -157,7 +187,7 @@ def _open(data: bytes) -> Image.Image:
                 return factory(io.BytesIO(data), "")
         except (SyntaxError, IndexError, TypeError, struct.error, EOFError):
             continue
-        except (OSError, ValueError):
+        except (OSError, ValueError, RuntimeError):
             raise InvalidImageError(DAMAGED) from None
     if recognised:  # the signature of a format, but its headers do not parse
         raise InvalidImageError(DAMAGED)
@@ -171,6 +201,24 @@ def _read(source: str | Path | bytes) -> bytes:
     return data
 
 
+def _check_structure(data: bytes) -> JpegLayout | None:
+    """Walk the container before Pillow parses it (Pillow's own header walk keeps every
+    segment and goes one byte at a time): refuse too many segments, chunks or boxes, fill
+    runs, and broken nesting. The JPEG's layout, for the later checks."""
+    if data[:2] == b"\xff\xd8":
+        return jpeg_layout(data)
+    if data[:8] == PNG_SIGNATURE:
+        _walk_png(data)
+    elif data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        _check_riff(data)
+    elif data[4:8] == b"ftyp":
+        try:
+            isobmff.count_boxes(data)
+        except isobmff.BoxError:
+            raise InvalidImageError(DAMAGED) from None
+    return None
+
+
 def inspect(source: str | Path | bytes, *, max_pixels: int = MAX_PIXELS) -> PhotoInfo:
     """Check a photo without decoding its pixels; InvalidImageError says what is wrong.
 
@@ -180,6 +228,7 @@ def inspect(source: str | Path | bytes, *, max_pixels: int = MAX_PIXELS) -> Phot
     that a decode could not scale down within DECODE_BUDGET_BYTES.
     """
     data = _read(source)
+    layout = _check_structure(data)
     with _open(data) as image:
         info = PhotoInfo(
             format=FORMAT_ALIASES.get(str(image.format), str(image.format)),
@@ -191,15 +240,14 @@ def inspect(source: str | Path | bytes, *, max_pixels: int = MAX_PIXELS) -> Phot
         _check_dimensions(info, max_pixels)
         info = replace(info, orientation=_orientation(image))
     if info.format == "JPEG":
-        _check_jpeg(data, info)
+        _check_jpeg(layout or jpeg_layout(data), info)
     else:
         _check_full_decode(info)
         if info.format == "PNG":
             _check_png(data)
-        elif info.format == "WEBP":
-            _check_riff(data)
         elif info.format in ("HEIF", "AVIF"):
             _check_boxes(data)
+            _check_coded_size(data, info)
     return info
 
 
@@ -249,16 +297,47 @@ def _check_dimensions(info: PhotoInfo, max_pixels: int) -> None:
         )
 
 
+def decode_cost(info: PhotoInfo, working_side: int = MAX_WORKING_SIDE) -> int:
+    """Bytes a full-size decode of `info` holds at its peak, as the decoders allocate: Pillow's
+    pixels, the decoding library's own buffer, a full-size conversion where the mode needs
+    one before reducing, and the working copy made from the reduced image."""
+    pixels = info.width * info.height
+    per_pixel = (
+        STORED_BYTES_PER_PIXEL.get(info.mode, 4)
+        + DECODER_BYTES_PER_PIXEL.get(info.format, 0)
+        + CONVERTED_BYTES_PER_PIXEL.get(info.mode, 0)
+    )
+    factor = max(info.width, info.height) // working_side
+    reduced = pixels // (factor * factor) * REDUCED_BYTES_PER_PIXEL if factor >= 2 else 0
+    working = WORKING_BYTES_PER_PIXEL + (FLATTEN_BYTES_PER_PIXEL if info.mode in ALPHA_MODES else 0)
+    return pixels * per_pixel + reduced + working_side * working_side * working
+
+
 def _check_full_decode(info: PhotoInfo) -> None:
     """Formats decoded at full size must fit the decode budget."""
-    cost = info.width * info.height * BYTES_PER_PIXEL.get(info.mode, 4)
+    cost = decode_cost(info)
     if cost > DECODE_BUDGET_BYTES:
-        limit = DECODE_BUDGET_BYTES // BYTES_PER_PIXEL.get(info.mode, 4)
+        limit = info.width * info.height * DECODE_BUDGET_BYTES // cost
         raise InvalidImageError(
             f"The {info.format} image is {info.width} x {info.height} pixels; photos in this "
-            f"format are decoded at full size and may have at most {limit:,} pixels. "
+            f"format are decoded at full size and may have at most about {limit:,} pixels. "
             "Send it as JPEG (up to 200 megapixels) or scale it down."
         )
+
+
+def _check_coded_size(data: bytes, info: PhotoInfo) -> None:
+    """Every image the codec headers describe fits the size the file declares (`ispe`)."""
+    try:
+        sizes = isobmff.coded_sizes(data)
+    except isobmff.BoxError:
+        raise InvalidImageError(DAMAGED) from None
+    side = max(info.width, info.height) + CODED_SIZE_MARGIN
+    for width, height in sizes:
+        if width > side or height > side:
+            raise InvalidImageError(
+                f"The {info.format} image declares {info.width} x {info.height} pixels but "
+                f"holds a {width} x {height} image; the file is damaged or forged."
+            )
 
 
 @dataclass(frozen=True)
@@ -276,15 +355,28 @@ def jpeg_layout(data: bytes) -> JpegLayout:
     if data[:2] != b"\xff\xd8":
         raise InvalidImageError(UNREADABLE)
     pos, scans, blocks, progressive = 2, 0, 0, False
+    segments = fills = 0
     while pos + 2 <= len(data):
         if data[pos] != 0xFF:
             raise InvalidImageError(DAMAGED)
         marker = data[pos + 1]
         if marker == 0xFF:  # fill byte before a marker
+            fills += 1
+            if fills > MAX_FILL_BYTES:
+                raise InvalidImageError(
+                    f"The JPEG has more than {MAX_FILL_BYTES} fill bytes between its "
+                    "segments; that is not a photo an encoder wrote."
+                )
             pos += 1
             continue
         if marker == 0xD9:
             return JpegLayout(progressive, blocks, scans, complete=True)
+        segments += 1
+        if segments > MAX_JPEG_SEGMENTS or scans > MAX_JPEG_SCANS:
+            raise InvalidImageError(
+                f"The JPEG has more than {MAX_JPEG_SEGMENTS} marker segments or "
+                f"{MAX_JPEG_SCANS} scans; reading it would take too long. Save it again."
+            )
         if 0xD0 <= marker <= 0xD7 or marker == 0x01:
             pos += 2
             continue
@@ -321,8 +413,7 @@ def _jpeg_blocks(sof: bytes) -> int:
     )
 
 
-def _check_jpeg(data: bytes, info: PhotoInfo) -> None:
-    layout = jpeg_layout(data)
+def _check_jpeg(layout: JpegLayout, info: PhotoInfo) -> None:
     if not layout.complete or layout.scans == 0:
         raise InvalidImageError(DAMAGED)
     pixels = info.width * info.height
@@ -338,25 +429,41 @@ def _check_jpeg(data: bytes, info: PhotoInfo) -> None:
         )
 
 
-def _check_png(data: bytes) -> None:
-    """Every chunk whole with a correct CRC, and image data that inflates to the full size."""
-    pos, inflater, inflated, expected = len(PNG_SIGNATURE), zlib.decompressobj(), 0, 0
+def _walk_png(data: bytes) -> list[tuple[bytes, int, int]]:
+    """Every chunk whole with a correct CRC, IHDR first, at most MAX_PNG_CHUNKS of them, up to
+    IEND: (type, body start, body end) of each."""
+    pos = len(PNG_SIGNATURE)
+    chunks: list[tuple[bytes, int, int]] = []
     while pos + 12 <= len(data):
         length, kind = struct.unpack(">I4s", data[pos : pos + 8])
         body = data[pos + 8 : pos + 8 + length]
         crc = data[pos + 8 + length : pos + 12 + length]
         if len(body) != length or len(crc) != 4 or zlib.crc32(kind + body) != int.from_bytes(crc):
             raise InvalidImageError(DAMAGED)
-        if kind == b"IHDR":
-            expected = _png_data_size(body)
-        elif kind == b"IDAT":
-            inflated += _inflated_size(inflater, body, expected - inflated)
-        elif kind == b"IEND":
-            if inflated < expected:
-                raise InvalidImageError(DAMAGED)
-            return
+        if not chunks and kind != b"IHDR":
+            raise InvalidImageError(DAMAGED)
+        chunks.append((kind, pos + 8, pos + 8 + length))
+        if len(chunks) > MAX_PNG_CHUNKS:
+            raise InvalidImageError(
+                f"The PNG has more than {MAX_PNG_CHUNKS} chunks; save it again with an "
+                "ordinary encoder."
+            )
+        if kind == b"IEND":
+            return chunks
         pos += 12 + length
     raise InvalidImageError(DAMAGED)
+
+
+def _check_png(data: bytes) -> None:
+    """Image data that inflates to the full size the header declares (counted, not kept)."""
+    chunks = _walk_png(data)
+    inflater, inflated = zlib.decompressobj(), 0
+    expected = _png_data_size(data[chunks[0][1] : chunks[0][2]])
+    for kind, start, end in chunks:
+        if kind == b"IDAT":
+            inflated += _inflated_size(inflater, data[start:end], expected - inflated)
+    if inflated < expected:
+        raise InvalidImageError(DAMAGED)
 
 
 def _png_data_size(ihdr: bytes) -> int:
@@ -387,11 +494,21 @@ def _inflated_size(inflater: zlib._Decompress, chunk: bytes, room: int) -> int:
 
 
 def _check_riff(data: bytes) -> None:
-    """A WebP file is a RIFF container that says how long it is."""
+    """A WebP file is a RIFF container that says how long it is, of at most MAX_RIFF_CHUNKS
+    whole chunks."""
     if len(data) < 12 or data[:4] != b"RIFF":
         raise InvalidImageError(DAMAGED)
     (size,) = struct.unpack("<I", data[4:8])
     if len(data) < size + 8:
+        raise InvalidImageError(DAMAGED)
+    pos, end, count = 12, size + 8, 0
+    while pos + 8 <= end:
+        count += 1
+        if count > MAX_RIFF_CHUNKS:
+            raise InvalidImageError(f"The WebP has more than {MAX_RIFF_CHUNKS} chunks.")
+        (length,) = struct.unpack("<I", data[pos + 4 : pos + 8])
+        pos += 8 + length + (length & 1)
+    if pos > end + 1:  # a chunk runs past the file (one pad byte forgiven)
         raise InvalidImageError(DAMAGED)
 
 
@@ -434,7 +551,8 @@ def load_photo(
             upright = reduced if method is None else reduced.transpose(method)
     except InvalidImageError:
         raise
-    except (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error):
+    except (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error, RuntimeError):
+        # RuntimeError: libheif's refusals (security limits, sizes that do not match).
         raise InvalidImageError(DAMAGED) from None
     rgb = _to_rgb(upright)
     side = max(rgb.shape[:2])
@@ -447,20 +565,25 @@ def load_photo(
 
 
 def _reduce(image: Image.Image, working_side: int) -> Image.Image:
-    """Whole-pixel box reduction to less than twice the working side, before any conversion.
-
-    Conversions (transparency onto white, grey or 16 bit to RGB) then work on the small copy.
-    """
+    """Whole-pixel box reduction, then a box resize to the working side, before any mode
+    conversion, so conversions (transparency onto white, grey or 16 bit to RGB) work on the
+    small copy whatever the photo's size (modes Pillow cannot resize are converted first)."""
     factor = max(image.size) // working_side
-    if factor < 2:
-        return image
-    if image.mode == "1":
-        image = image.convert("L")
-    elif image.mode in ("P", "PA"):
-        image = image.convert("RGBA")
-    if image.mode in ("I;16", "I;16B", "I;16L"):
-        image = image.convert("I")
-    return image.reduce(factor)
+    if factor >= 2 or (max(image.size) > working_side and image.mode not in RESIZABLE_MODES):
+        if image.mode == "1":
+            image = image.convert("L")
+        elif image.mode in ("P", "PA"):
+            image = image.convert("RGBA")
+        if image.mode in ("I;16", "I;16B", "I;16L"):
+            image = image.convert("I")
+        if factor >= 2:
+            image = image.reduce(factor)
+    side = max(image.size)
+    if side > working_side and image.mode in RESIZABLE_MODES:
+        scale = working_side / side
+        size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+        image = image.resize(size, Image.Resampling.BOX)
+    return image
 
 
 def load_image(source: str | Path | bytes, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:

@@ -45,7 +45,14 @@ from facecast.service.execution import (
     worker_context,
 )
 from facecast.service.logs import configure_logging, job_context
-from facecast.service.queueing import QUEUES, TASK_ANIMATE, TASK_TTS, TASK_WEBHOOK, make_celery
+from facecast.service.queueing import (
+    QUEUES,
+    TASK_ANIMATE,
+    TASK_TTS,
+    TASK_WEBHOOK,
+    WEBHOOK_QUEUE,
+    make_celery,
+)
 from facecast.service.schemas import JobResult
 from facecast.service.state import stream_started
 from facecast.service.storage import AUDIO, VIDEO, open_storage
@@ -294,8 +301,9 @@ def create_celery_app(settings: Settings | None = None) -> Celery:
     return app
 
 
-def run_worker(concurrency: int, queues: list[str], loglevel: str) -> None:
-    """Run a Celery worker with `concurrency` processes consuming `queues` (blocks)."""
+def run_worker(concurrency: int, queues: list[str], loglevel: str, pool: str = "prefork") -> None:
+    """Run a Celery worker with `concurrency` processes (or threads) consuming `queues`
+    (blocks)."""
     configure_logging(loglevel)
     signals.setup_logging.connect(lambda **_: None, weak=False, dispatch_uid="facecast-logging")
     app = create_celery_app()
@@ -306,7 +314,7 @@ def run_worker(concurrency: int, queues: list[str], loglevel: str) -> None:
             f"--queues={','.join(queues)}",
             f"--loglevel={loglevel.upper()}",
             f"--hostname=facecast-{os.getpid()}@%h",
-            "--pool=prefork",
+            f"--pool={pool}",
             "--without-mingle",
             "--without-gossip",
         ]
@@ -327,6 +335,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--queues", default=",".join(QUEUES), help="comma-separated queue names")
     parser.add_argument("--loglevel", default="info")
     parser.add_argument(
+        "--pool",
+        choices=("prefork", "threads"),
+        default=None,
+        help="prefork for renders; threads (the default for the webhooks queue alone) for "
+        "deliveries that only wait on the network",
+    )
+    parser.add_argument(
         "--healthcheck",
         action="store_true",
         help="exit 0 if a warmed-up worker on this host is alive, 1 otherwise (for containers)",
@@ -334,7 +349,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.healthcheck:
         sys.exit(0 if healthy() else 1)
-    run_worker(args.concurrency, [q for q in args.queues.split(",") if q], args.loglevel)
+    queues = [q for q in args.queues.split(",") if q]
+    pool = args.pool or ("threads" if queues == [WEBHOOK_QUEUE] else "prefork")
+    run_worker(args.concurrency, queues, args.loglevel, pool)
 
 
 if __name__ == "__main__":

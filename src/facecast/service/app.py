@@ -27,6 +27,11 @@ from facecast import __version__
 from facecast.config import Settings, get_settings
 from facecast.errors import CanceledError, FacecastError
 from facecast.service.access import RateLimiter
+from facecast.service.dependencies import (
+    dependency_exception_types,
+    is_dependency_failure,
+    unavailable,
+)
 from facecast.service.errors import ServiceError
 from facecast.service.execution import state_ttl
 from facecast.service.guards import (
@@ -101,7 +106,17 @@ def install_error_handlers(app: FastAPI) -> None:
             error_body(code, str(exc.detail)), status_code=exc.status_code, headers=headers
         )
 
-    async def on_unexpected(_: Request, exc: Exception) -> JSONResponse:
+    async def on_dependency_error(_: Request, exc: Exception) -> JSONResponse:
+        if not is_dependency_failure(exc):
+            logger.error("unhandled error", exc_info=exc)
+            return JSONResponse(error_body("internal_error", "Internal server error."), 500)
+        logger.warning("dependency unavailable: %s: %s", type(exc).__name__, exc)
+        down = unavailable(exc)
+        return JSONResponse(error_body(down.code, down.message), down.status, headers=down.headers)
+
+    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        if is_dependency_failure(exc):
+            return await on_dependency_error(request, exc)
         if isinstance(exc, OSError) and exc.errno in STORAGE_ERRNOS:
             # Any write path that meets a full or read-only disk: 507 / 503, never a 500.
             logger.warning("storage failure: %s", exc)
@@ -113,6 +128,10 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(FacecastError, on_facecast_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
+    # Handled where they happen (not by the outermost catch-all, which re-raises and resets
+    # the connection behind the guards): Redis, broker and object-store failures answer 503.
+    for failure in dependency_exception_types():
+        app.add_exception_handler(failure, on_dependency_error)
     app.add_exception_handler(Exception, on_unexpected)
 
 

@@ -96,3 +96,32 @@ class JobFailedError(ServiceError):
         super().__init__(message)
         self.code = code
         self.status = status
+
+
+class JobTooCostlyError(ServiceError):
+    """The job's estimated CPU cost is above FACECAST_MAX_JOB_CPU_SECONDS."""
+
+    code = "job_too_costly"
+    status = 400
+
+
+class CpuBudgetExceededError(ServiceError):
+    """The key's queued and running jobs already use its CPU budget; retry after some end."""
+
+    code = "cpu_budget_exceeded"
+    status = 429
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.headers = {"Retry-After": str(retry_after)}
+
+
+class DependencyUnavailableError(ServiceError):
+    """Redis, the broker or the object store did not answer in time; retry shortly."""
+
+    code = "dependency_unavailable"
+    status = 503
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.headers = {"Retry-After": str(retry_after)}

@@ -28,7 +28,7 @@ from facecast.config import Settings, get_settings
 from facecast.errors import CanceledError, FacecastError
 from facecast.safety import ExplicitImageError, NudityScreen, bundled_model
 from facecast.service.logs import job_context
-from facecast.service.queueing import QUEUES, TASK_WEBHOOK, TaskQueue
+from facecast.service.queueing import TASK_WEBHOOK, WEBHOOK_QUEUE, TaskQueue
 from facecast.service.schemas import (
     ErrorInfo,
     JobManifest,
@@ -111,7 +111,7 @@ def webhook_sender(settings: Settings, storage: Storage) -> Callable[[str], None
     def send(job_id: str) -> None:
         if not queues:
             queues.append(TaskQueue(settings, storage))
-        queues[0].send(TASK_WEBHOOK, job_id, QUEUES[0], task_id=f"{job_id}-webhook")
+        queues[0].send(TASK_WEBHOOK, job_id, WEBHOOK_QUEUE, task_id=f"{job_id}-webhook")
 
     return send
 

@@ -14,7 +14,7 @@ from typing import BinaryIO
 import av
 from PIL import Image
 
-from facecast.audio import format_duration
+from facecast.audio import format_duration, probe_audio
 from facecast.errors import (
     AudioTooLongError,
     InvalidAudioError,
@@ -53,23 +53,22 @@ def warm_up_image_decoding() -> None:
 
 
 def check_audio(path: Path, max_seconds: float) -> float | None:
-    """Refuse uploads with no audio stream, or that declare more than `max_seconds`; the
+    """Refuse uploads with no audio stream, a sample rate or channel count outside the
+    limits (see facecast.audio.probe_audio), or that declare more than `max_seconds`; the
     declared length in seconds (None when the container does not say).
 
-    The worker counts the decoded samples again, so a lying header gains nothing.
+    Nothing is decoded. The worker counts the decoded samples again, so a lying header
+    gains nothing.
     """
+    probe_audio(path)
     try:
         with av.open(str(path)) as container:
-            if not container.streams.audio:
-                raise InvalidAudioError("The audio upload has no sound track.")
             stream = container.streams.audio[0]
             seconds = None
             if stream.duration is not None and stream.time_base is not None:
                 seconds = float(stream.duration * stream.time_base)
             elif container.duration is not None:
                 seconds = container.duration / av.time_base
-    except InvalidAudioError:
-        raise
     except AUDIO_READ_ERRORS as exc:
         raise InvalidAudioError(
             "The audio could not be read; it may be damaged or in an unsupported format."

@@ -24,6 +24,7 @@ from starlette.concurrency import run_in_threadpool
 
 from facecast import __version__
 from facecast.config import Settings
+from facecast.cost import JobCost, job_cost
 from facecast.errors import BackendUnavailableError, FacecastError, UnsupportedLanguageError
 from facecast.options import Framing, RenderOptions
 from facecast.service import webhooks
@@ -38,8 +39,10 @@ from facecast.service.access import (
 from facecast.service.errors import (
     AudioNotReadyError,
     ConsentRequiredError,
+    CpuBudgetExceededError,
     InvalidRequestError,
     JobNotFoundError,
+    JobTooCostlyError,
     NotCancelableError,
     PayloadTooLargeError,
     ServiceBusyError,
@@ -57,7 +60,15 @@ from facecast.service.inputs import (
     warm_up_image_decoding,
 )
 from facecast.service.metrics import Snapshot
-from facecast.service.queueing import QUEUES, TASK_ANIMATE, TASK_TTS, TASK_WEBHOOK, TaskQueue
+from facecast.service.objectstore import MissingBucketError
+from facecast.service.queueing import (
+    QUEUES,
+    TASK_ANIMATE,
+    TASK_TTS,
+    TASK_WEBHOOK,
+    WEBHOOK_QUEUE,
+    TaskQueue,
+)
 from facecast.service.schemas import (
     BackendList,
     BackendView,
@@ -88,7 +99,7 @@ from facecast.service.storage import (
 from facecast.service.watch import StateWatch
 from facecast.speech import registry as speech_registry
 from facecast.speech import script
-from facecast.speech.cloning import read_voice_sample
+from facecast.speech.cloning import check_voice_sample_header, read_voice_sample
 from facecast.speech.limits import check_estimate
 from facecast.speech.registry import choose_voice
 
@@ -166,6 +177,8 @@ def build_options(
 
 
 ANONYMOUS_CALLER = Principal(ANONYMOUS)
+MAX_BUDGET_RETRY_S = 300
+"""Longest Retry-After a refused job is told (the budget drains at about 2 CPU-s a second)."""
 
 
 def done_by_reuse(state: JobState, earlier: JobManifest, owner: str) -> JobState:
@@ -254,6 +267,10 @@ class JobService:
         # Face searches run in one helper process: callers take turns.
         self._searching = threading.BoundedSemaphore(1)
         self.face_finder = FaceFinder(settings.max_image_pixels)
+        # Estimated CPU-seconds of each owner's unfinished jobs, by job id (this API process's
+        # submissions; entries leave once their job is final or gone).
+        self._ledger: dict[str, dict[str, float]] = {}
+        self._ledger_lock = threading.Lock()
 
     @contextmanager
     def _decode_slot(self, slots: threading.BoundedSemaphore | None = None) -> Iterator[None]:
@@ -382,7 +399,8 @@ class JobService:
             voice_key = self.storage.save_stream(
                 job_id, name, submission.audio, settings.max_upload_bytes
             )
-            check_audio(self.storage.path(job_id, name), settings.max_audio_seconds)
+            with self._decode_slot():  # FFmpeg's probing decodes a little: bounded like photos
+                check_audio(self.storage.path(job_id, name), settings.max_audio_seconds)
             self.storage.publish(job_id, name)
             request = request.model_copy(update={"audio": name})
         elif submission.audio_id is not None:
@@ -602,8 +620,63 @@ class JobService:
         )
         return self._launch(manifest, TASK_TTS)
 
+    def estimate(self, job_id: str, kind: JobKind, request: JobRequest) -> JobCost:
+        """The job's length and CPU cost (facecast.cost), from what it will do."""
+        seconds: float | None = None
+        if request.audio is not None:
+            try:
+                seconds = check_audio(
+                    self.storage.path(job_id, request.audio), self.settings.max_audio_seconds
+                )
+            except (FacecastError, OSError):
+                seconds = None
+            if seconds is None:  # a length the file does not state: the cap bounds it
+                seconds = self.settings.max_audio_seconds
+        elif request.text:
+            options = request.options
+            seconds = script.typical_seconds(
+                script.prepare(request.text, options.lang, options.lexicon)
+            )
+        return job_cost(
+            request.options,
+            seconds or 0.0,
+            renders=kind is JobKind.ANIMATE,
+            speaks=request.audio is None,
+        )
+
+    def _admit(self, manifest: JobManifest) -> None:
+        """Refuse a job above the per-job CPU limit (400), or one its owner's budget of queued
+        and running CPU-seconds cannot take (429 with Retry-After); else book it."""
+        cost = self.estimate(manifest.job_id, manifest.kind, manifest.request).cpu_seconds
+        limit = self.settings.max_job_cpu_seconds
+        if cost > limit:
+            raise JobTooCostlyError(
+                f"This job would take about {cost:,.0f} CPU-seconds; the limit is {limit:,.0f}. "
+                "Send shorter speech, a smaller size or no upscaling."
+            )
+        owner = manifest.state.owner or ANONYMOUS
+        budget = self.settings.key_cpu_budget_seconds
+        with self._ledger_lock:
+            booked = self._ledger.setdefault(owner, {})
+            ids = list(booked)
+            for job_id, state in zip(ids, self.store.get_many(ids), strict=True):
+                if state is None or state.status.final:
+                    del booked[job_id]
+            in_use = sum(booked.values())
+            if in_use + cost > budget:
+                wait = min(MAX_BUDGET_RETRY_S, max(1, math.ceil((in_use + cost - budget) / 2)))
+                raise CpuBudgetExceededError(
+                    f"Your queued and running jobs already take about {in_use:,.0f} of your "
+                    f"{budget:,.0f} CPU-seconds; this one needs {cost:,.0f}. Retry when some "
+                    "have finished.",
+                    retry_after=wait,
+                )
+            booked[manifest.job_id] = cost
+
     def _launch(self, manifest: JobManifest, task: str) -> Submitted:
         """Write manifest and state; queue the task unless the job is already done."""
+        if not manifest.state.status.final:
+            self._admit(manifest)
         self.storage.write_manifest(manifest)
         self.store.create(manifest.state)
         if manifest.state.status.final:
@@ -656,18 +729,26 @@ class JobService:
         cloning backend chosen), with the sample's content key; unchanged without a sample."""
         if sample is None:
             return request, None
+        # Refused before a byte is stored or decoded where no backend could use it.
+        cloner = self._cloner(request.options.lang)
         sample_key = self._save_voice_sample(job_id, sample)
         self.storage.publish(job_id, VOICE_SAMPLE)
-        cloner = self._cloner(request.options.lang)
         options = dataclasses.replace(request.options, speech_backend=cloner, voice=None)
         return request.model_copy(
             update={"voice_sample": VOICE_SAMPLE, "options": options}
         ), sample_key
 
     def _save_voice_sample(self, job_id: str, sample: BinaryIO) -> str:
-        """Store a voice sample and check it is 3-30 s of audio; its content key."""
+        """Store a voice sample and check it is 3-30 s of audio; its content key.
+
+        The header is checked first (rate, channels, stated length: nothing decoded), then the
+        decode runs in a decode slot like a photo's, so a few at a time bound the API's memory.
+        """
         key = self.storage.save_stream(job_id, VOICE_SAMPLE, sample, self.settings.max_upload_bytes)
-        read_voice_sample(self.storage.path(job_id, VOICE_SAMPLE))
+        path = self.storage.path(job_id, VOICE_SAMPLE)
+        check_voice_sample_header(path)
+        with self._decode_slot():
+            read_voice_sample(path)
         return key
 
     def _check_spoken_length(self, text: str, options: RenderOptions) -> None:
@@ -839,7 +920,10 @@ class JobService:
         if manifest.request.webhook:
             try:
                 self.queue.send(
-                    TASK_WEBHOOK, manifest.job_id, QUEUES[0], task_id=f"{manifest.job_id}-webhook"
+                    TASK_WEBHOOK,
+                    manifest.job_id,
+                    WEBHOOK_QUEUE,
+                    task_id=f"{manifest.job_id}-webhook",
                 )
             except Exception:
                 logger.exception("could not queue the webhook", extra={"job_id": manifest.job_id})
@@ -876,6 +960,13 @@ class JobService:
             logger.warning("state store unreachable", exc_info=True)
             workers = []
             checks["broker"] = Check(ok=False, detail="unreachable")
+        if self.storage.remote is not None:
+            try:
+                self.storage.remote.check()
+                checks["storage"] = Check(ok=True, detail="reachable")
+            except Exception:
+                logger.warning("object store unreachable", exc_info=True)
+                checks["storage"] = Check(ok=False, detail="unreachable")
         warmed = [w for w in workers if w.warmed]
         checks["workers"] = Check(
             ok=bool(workers), detail=f"{len(workers)} worker process(es) alive"
@@ -903,6 +994,13 @@ class JobService:
         Best effort: an unreachable broker is logged here and reported by /ready.
         """
         warm_up_image_decoding()
+        if self.storage.remote is not None:
+            try:
+                self.storage.remote.check()
+            except MissingBucketError:
+                raise  # a configuration error: the API must not start
+            except Exception as exc:
+                logger.warning("object store not reachable at start-up: %s", exc)
         try:
             self.store.warm_up(WARM_CONNECTIONS)
             self.queue.warm_up()

@@ -37,8 +37,24 @@ class ObjectInfo:
     modified: float
 
 
+S3_CONNECT_TIMEOUT_S = 3.0
+"""Longest wait to connect to the object store."""
+S3_READ_TIMEOUT_S = 10.0
+"""Longest pause while reading from the object store."""
+S3_ATTEMPTS = 2
+"""Tries of one request (a retry rides over a dropped connection)."""
+
+
+class MissingBucketError(ValueError):
+    """The bucket FACECAST_STORAGE_URL names does not exist: a start-up error."""
+
+
 class ObjectStore(Protocol):
     """Objects by key ("<job id>/<name>"): what the shared artifact storage must offer."""
+
+    def check(self) -> None:
+        """Raise MissingBucketError when the store's bucket is missing, another error when
+        the store does not answer."""
 
     def put_file(self, key: str, source: Path, content_type: str | None = None) -> None:
         """Upload a local file, streamed in parts."""
@@ -92,6 +108,22 @@ class S3ObjectStore:
 
     def _key(self, key: str) -> str:
         return self.prefix + key
+
+    def check(self) -> None:
+        """Raise MissingBucketError when the bucket is missing, another error when the store
+        does not answer (within the client's timeouts)."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self._client.head_bucket(Bucket=self.bucket)
+        except ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            if code in ("404", "NoSuchBucket", "NotFound"):
+                raise MissingBucketError(
+                    f"FACECAST_STORAGE_URL names the bucket {self.bucket!r}, which does not "
+                    "exist on the object store: create it, or correct the URL."
+                ) from exc
+            raise
 
     def put_file(self, key: str, source: Path, content_type: str | None = None) -> None:
         """Upload a local file, streamed in parts."""
@@ -214,7 +246,11 @@ def s3_client() -> Any:
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",
         s3={"addressing_style": "path"},
-        retries={"max_attempts": 5, "mode": "standard"},
+        # A stalled store must be a quick 503, not a minute-long hang (botocore's defaults:
+        # 60 s to connect, 60 s per read, 5 attempts).
+        connect_timeout=S3_CONNECT_TIMEOUT_S,
+        read_timeout=S3_READ_TIMEOUT_S,
+        retries={"max_attempts": S3_ATTEMPTS, "mode": "standard"},
     )
     return boto3.client("s3", region_name=region, config=config)
 

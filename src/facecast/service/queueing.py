@@ -24,11 +24,18 @@ TASK_TTS = "facecast.tts"
 TASK_WEBHOOK = "facecast.webhook"
 QUEUES = ("default", "gpu")
 """`default` takes CPU work; `gpu` is for GPU backends on GPU hosts."""
+WEBHOOK_QUEUE = "webhooks"
+"""Webhook deliveries, taken by a worker of their own (threads, `facecast serve` starts
+one), so a slow receiver never holds a render worker."""
+WEBHOOK_CONCURRENCY = 4
+"""Deliveries one webhook worker runs at once (threads: they wait on the network)."""
 
 FILESYSTEM_BROKER_URL = "filesystem://localhost/"
 """The filesystem transport ignores the host; naming one keeps kombu from warning that none was
 given, once per connection (a dozen lines at every `facecast serve` start)."""
 PUBLISH_RETRIES = 2
+BROKER_TIMEOUT_S = 3.0
+"""Longest wait for the broker's Redis on one operation: a stalled Redis is a quick 503."""
 VISIBILITY_MARGIN_S = 300
 WORKER_START_TIMEOUT_S = 300.0
 """A worker process may warm up for this long before Celery gives up on it."""
@@ -61,6 +68,8 @@ def _filesystem_broker(settings: Settings, storage: Storage) -> dict[str, Any]:
 def _redis_broker(settings: Settings, url: str) -> dict[str, Any]:
     options: dict[str, Any] = {
         "visibility_timeout": settings.job_time_limit * 2 + VISIBILITY_MARGIN_S,
+        "socket_timeout": BROKER_TIMEOUT_S,
+        "socket_connect_timeout": BROKER_TIMEOUT_S,
     }
     if settings.lost_job_seconds is not None:
         # Look for abandoned jobs often enough that the timeout is what decides.
@@ -80,7 +89,8 @@ def celery_config(settings: Settings, storage: Storage) -> dict[str, Any]:
         else _filesystem_broker(settings, storage)
     )
     return broker | {
-        "task_queues": tuple(Queue(name) for name in QUEUES),
+        "task_queues": tuple(Queue(name) for name in (*QUEUES, WEBHOOK_QUEUE)),
+        "task_routes": {TASK_WEBHOOK: {"queue": WEBHOOK_QUEUE}},
         "task_default_queue": QUEUES[0],
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
@@ -114,7 +124,15 @@ class TaskQueue:
         self.settings = settings
         self.storage = storage
         self.app = make_celery(settings, storage)
-        self._redis = redis.Redis.from_url(settings.redis_url) if settings.redis_url else None
+        self._redis = (
+            redis.Redis.from_url(
+                settings.redis_url,
+                socket_timeout=BROKER_TIMEOUT_S,
+                socket_connect_timeout=BROKER_TIMEOUT_S,
+            )
+            if settings.redis_url
+            else None
+        )
 
     def send(self, task: str, job_id: str, queue: str, task_id: str | None = None) -> None:
         """Queue `task` for `job_id`; the Celery task id is the job id unless given."""

@@ -27,7 +27,7 @@ from facecast.config import get_settings
 from facecast.safety import bundled_model
 from facecast.service.app import create_app
 from facecast.service.logs import configure_logging
-from facecast.service.queueing import QUEUES
+from facecast.service.queueing import QUEUES, WEBHOOK_CONCURRENCY, WEBHOOK_QUEUE
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +66,21 @@ def start_workers(concurrency: int, loglevel: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(command, start_new_session=True, preexec_fn=_prepare_worker_process)
 
 
+def start_webhook_worker(loglevel: str) -> subprocess.Popen[bytes]:
+    """A worker of threads for the webhooks queue alone: deliveries wait on receivers, never
+    on a render worker (and a slow receiver never holds one)."""
+    command = [
+        sys.executable,
+        "-m",
+        "facecast.worker",
+        f"--concurrency={WEBHOOK_CONCURRENCY}",
+        f"--queues={WEBHOOK_QUEUE}",
+        "--pool=threads",
+        f"--loglevel={loglevel}",
+    ]
+    return subprocess.Popen(command, start_new_session=True, preexec_fn=_prepare_worker_process)
+
+
 def stop_workers(process: subprocess.Popen[bytes], grace: float) -> None:
     """Warm shutdown (running jobs may finish), then cold, then kill the whole group."""
     steps = ((signal.SIGTERM, grace), (signal.SIGQUIT, COLD_SHUTDOWN_WAIT_S))
@@ -89,6 +104,7 @@ class _Signals:
 
     def __init__(self) -> None:
         self.workers: subprocess.Popen[bytes] | None = None
+        self.webhooks: subprocess.Popen[bytes] | None = None
         self.stopping = False
 
     def install(self) -> None:
@@ -97,10 +113,11 @@ class _Signals:
 
     def handle(self, sig: int, _frame: object) -> None:
         # uvicorn re-raises the signal that stopped it once it is done; that one is expected.
-        if self.stopping and self.workers is not None and self.workers.poll() is None:
-            logger.warning("second %s: killing the workers", signal.Signals(sig).name)
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.workers.pid, signal.SIGKILL)
+        for process in (self.workers, self.webhooks):
+            if self.stopping and process is not None and process.poll() is None:
+                logger.warning("second %s: killing the workers", signal.Signals(sig).name)
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
         self.stopping = True
 
 
@@ -234,6 +251,8 @@ def serve(host: str, port: int, workers: int) -> None:
     signals = _Signals()
     signals.install()
     signals.workers = start_workers(workers, loglevel) if workers > 0 else None
+    # Also with --workers 0 (an API host): webhooks of jobs that end anywhere go out from here.
+    signals.webhooks = start_webhook_worker(loglevel)
     started = time.monotonic()
     if host not in WILDCARD_HOSTS and "*" not in settings.allowed_hosts:
         settings = settings.model_copy(update={"allowed_hosts": [*settings.allowed_hosts, host]})
@@ -260,3 +279,4 @@ def serve(host: str, port: int, workers: int) -> None:
         logger.info("stopping workers (up %.0f s)", time.monotonic() - started)
         if signals.workers is not None:
             stop_workers(signals.workers, settings.shutdown_grace_seconds)
+        stop_workers(signals.webhooks, settings.shutdown_grace_seconds)

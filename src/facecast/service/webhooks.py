@@ -16,6 +16,7 @@ task in the workers and is retried with exponential backoff
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import ipaddress
@@ -177,11 +178,14 @@ def _pinned(url: str, address: str) -> tuple[str, str, dict[str, str]]:
 
 
 def deliver(url: str, body: bytes, settings: Settings) -> None:
-    """POST the signed body once; WebhookError unless the receiver answers 2xx.
+    """POST the signed body once; WebhookError unless the receiver answers 2xx within
+    FACECAST_WEBHOOK_DEADLINE_SECONDS in all.
 
     The host is resolved once and checked; the connection goes to that checked address, with
     the URL's host in `Host` and in TLS (SNI and certificate check), so a DNS answer that
-    changes between check and connect (rebinding) cannot reach another address.
+    changes between check and connect (rebinding) cannot reach another address. The deadline
+    covers connecting, sending and the whole answer: a receiver that sends a byte every few
+    seconds never trips a per-read timeout, but it trips this one.
     """
     if not settings.webhook_secret:
         raise WebhookRefusedError("FACECAST_WEBHOOK_SECRET is unset")
@@ -194,8 +198,19 @@ def deliver(url: str, body: bytes, settings: Settings) -> None:
         TIMESTAMP_HEADER: timestamp,
         SIGNATURE_HEADER: signature(settings.webhook_secret, timestamp, body),
     }
+    deadline = settings.webhook_deadline_seconds
+    try:
+        asyncio.run(asyncio.wait_for(_post(url, addresses, body, headers, settings), deadline))
+    except TimeoutError as exc:
+        raise WebhookError(f"the receiver took longer than {deadline:g} s in all") from exc
+
+
+async def _post(
+    url: str, addresses: list[str], body: bytes, headers: dict[str, str], settings: Settings
+) -> None:
     failure: Exception | None = None
-    with httpx.Client(timeout=settings.webhook_timeout_seconds, follow_redirects=False) as client:
+    timeout = settings.webhook_timeout_seconds
+    async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as client:
         for address in addresses:
             target, host_header, extensions = _pinned(url, address)
             request = client.build_request(
@@ -206,7 +221,7 @@ def deliver(url: str, body: bytes, settings: Settings) -> None:
                 extensions=extensions,
             )
             try:
-                answer = client.send(request)
+                answer = await client.send(request)
             except httpx.ConnectError as exc:  # the next address may answer
                 failure = exc
                 continue

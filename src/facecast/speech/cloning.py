@@ -15,7 +15,13 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from facecast.audio import AudioTrack, format_duration, load_audio
+from facecast.audio import (
+    UPFRONT_MARGIN,
+    AudioTrack,
+    format_duration,
+    load_audio,
+    probe_audio,
+)
 from facecast.errors import AudioTooLongError, FacecastError, VoiceSampleError
 from facecast.speech import SpeechBackend
 
@@ -47,30 +53,55 @@ class CloningBackend(SpeechBackend, Protocol):
         ...
 
 
+def _too_long() -> VoiceSampleError:
+    return VoiceSampleError(
+        f"The voice sample is longer than {format_duration(MAX_SECONDS)}; send "
+        f"{format_duration(MIN_SECONDS)} to {format_duration(MAX_SECONDS)} of speech.",
+        "voice_sample_too_long",
+    )
+
+
+def _too_short(seconds: float) -> VoiceSampleError:
+    return VoiceSampleError(
+        f"The voice sample is {seconds:.1f} s long; at least "
+        f"{format_duration(MIN_SECONDS)} of speech are needed to clone a voice.",
+        "voice_sample_too_short",
+    )
+
+
+def check_voice_sample_header(source: Path | bytes) -> None:
+    """Refuse a sample from its header alone: not audio, a sample rate or channel count no
+    recording has, or a stated length outside MIN_SECONDS..MAX_SECONDS. Decodes nothing."""
+    try:
+        header = probe_audio(source)
+    except FacecastError as exc:
+        raise VoiceSampleError(
+            f"The voice sample is not usable audio: {exc.message}", "invalid_voice_sample"
+        ) from exc
+    if header.seconds is not None and header.seconds > MAX_SECONDS * UPFRONT_MARGIN:
+        raise _too_long()
+    if header.seconds is not None and header.seconds < MIN_SECONDS:
+        raise _too_short(header.seconds)
+
+
 def read_voice_sample(source: Path | bytes) -> VoiceSample:
-    """Decode and check a voice sample; VoiceSampleError with a plain reason otherwise."""
+    """Check the header, then decode and check a voice sample; VoiceSampleError with a plain
+    reason otherwise."""
     if isinstance(source, bytes | bytearray) and not source:
         raise VoiceSampleError("The voice sample is empty.", "voice_sample_missing")
     if isinstance(source, Path) and source.is_file() and source.stat().st_size == 0:
         raise VoiceSampleError("The voice sample is empty.", "voice_sample_missing")
+    check_voice_sample_header(source)
     try:
         track = load_audio(source, max_seconds=MAX_SECONDS, sample_rate=SAMPLE_RATE)
     except AudioTooLongError as exc:
-        raise VoiceSampleError(
-            f"The voice sample is longer than {format_duration(MAX_SECONDS)}; send "
-            f"{format_duration(MIN_SECONDS)} to {format_duration(MAX_SECONDS)} of speech.",
-            "voice_sample_too_long",
-        ) from exc
+        raise _too_long() from exc
     except FacecastError as exc:
         raise VoiceSampleError(
             f"The voice sample is not usable audio: {exc.message}", "invalid_voice_sample"
         ) from exc
     if track.duration < MIN_SECONDS:
-        raise VoiceSampleError(
-            f"The voice sample is {track.duration:.1f} s long; at least "
-            f"{format_duration(MIN_SECONDS)} of speech are needed to clone a voice.",
-            "voice_sample_too_short",
-        )
+        raise _too_short(track.duration)
     if float(np.max(np.abs(track.samples))) < SILENCE_PEAK:
         raise VoiceSampleError("The voice sample is silent.", "invalid_voice_sample")
     digest = hashlib.sha256(np.ascontiguousarray(track.samples).tobytes()).hexdigest()
