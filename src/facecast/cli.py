@@ -861,7 +861,8 @@ def models_verify() -> None:
 @click.option(
     "--trust",
     is_flag=True,
-    help="Accept a file the manifest has no checksum for, or your own export of a pinned one.",
+    help="Accept a file the manifest has no checksum for, or your own export of a pinned one "
+    "(every .pth: it replaces a packaged network).",
 )
 def models_import(path: Path, trust: bool) -> None:
     """Copy (or convert) an operator's model file into the models dir."""
@@ -869,12 +870,14 @@ def models_import(path: Path, trust: bool) -> None:
 
     with _plain_errors():
         if path.suffix == ".pth":
-            from facecast.weights.pth import import_pth
+            from facecast.weights.pth import bundled_network, import_pth
 
-            destination = import_pth(path, _models_dir())
+            destination = import_pth(path, _models_dir(), trust=trust)
+            click.echo(f"imported {destination}")
+            click.echo(f"note: it now replaces the packaged {bundled_network(path.stem)} weights")
         else:
             destination = weights.import_file(path, _models_dir(), trust=trust)
-        click.echo(f"imported {destination}")
+            click.echo(f"imported {destination}")
 
 
 @models.command("fetch")
