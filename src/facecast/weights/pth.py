@@ -44,13 +44,14 @@ MAX_PICKLE_BYTES = 16 << 20
 """data.pkl of x4plus is ~60 KB; a bigger one is not a state dict."""
 MAX_MEMBERS = 4096
 """Files inside the zip (x4plus has ~700 tensors, one storage file each)."""
-MAX_ARCHIVE_BYTES = 512 << 20
+MAX_ARCHIVE_BYTES = 256 << 20
 """Inflated bytes of all members together (x4plus: 67 MB); refused from the declared sizes
 before anything is inflated, and counted again while inflating."""
-MAX_TENSOR_ELEMENTS = 16 << 20
+MAX_TENSOR_ELEMENTS = 4 << 20
 """Elements of one tensor (x4plus's largest convolution has 37 k)."""
-MAX_TOTAL_ELEMENTS = 128 << 20
-"""Elements of every tensor together: 512 MiB as float32, the most a conversion may hold."""
+MAX_TOTAL_ELEMENTS = 32 << 20
+"""Elements of every tensor together, twice x4plus's 16.7 M: 128 MiB as float32, held about
+three times over while the graph is built and serialised."""
 READ_CHUNK = 1 << 20
 PROBE_SIDE = 8
 """A converted graph is run once on a PROBE_SIDE square: shape inference does not check that
