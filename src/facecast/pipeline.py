@@ -25,7 +25,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
@@ -104,6 +104,7 @@ def synthesize(
     backend: str | None = None,
     voice_sample: Path | None = None,
     lexicon: str | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> Speech:
     """Speak `text`: the one entry every synthesis goes through (CLI, worker, renders).
 
@@ -113,7 +114,8 @@ def synthesize(
     its language after the `lexicon`'s words (numbers, dates, abbreviations ... as words), cut
     at its pause marks (facecast.speech.script), its spoken length estimated and refused past
     FACECAST_MAX_AUDIO_SECONDS, and synthesis stops at that cap whatever the estimate said.
-    With `voice_sample` the backend clones that voice.
+    With `voice_sample` the backend clones that voice. `stop` is asked between chunks of
+    synthesis: once it says so, CanceledError.
     """
     settings = get_settings()
     script.check_length(text, settings.max_text_chars)
@@ -127,10 +129,15 @@ def synthesize(
         if not isinstance(engine, CloningBackend) or not engine.capabilities.cloning:
             raise BackendUnavailableError(f"The speech backend {backend!r} cannot clone voices.")
         voice = engine.clone(read_voice_sample(voice_sample))
-    return script.speak(engine, prepared, lang, voice, settings.max_audio_seconds)
+    return script.speak(engine, prepared, lang, voice, settings.max_audio_seconds, stop)
 
 
-def speak(text: str, options: RenderOptions, voice_sample: Path | None = None) -> Speech:
+def speak(
+    text: str,
+    options: RenderOptions,
+    voice_sample: Path | None = None,
+    stop: Callable[[], bool] | None = None,
+) -> Speech:
     """`synthesize` with everything `options` says about speech (the worker's and the CLI's
     one way from options to audio); `voice_sample` defaults to the options' own."""
     return synthesize(
@@ -140,16 +147,20 @@ def speak(text: str, options: RenderOptions, voice_sample: Path | None = None) -
         options.speech_backend,
         voice_sample or options.voice_sample,
         options.lexicon,
+        stop,
     )
 
 
 def _speech_track(
-    text: str | None, audio: Path | AudioTrack | None, options: RenderOptions
+    text: str | None,
+    audio: Path | AudioTrack | None,
+    options: RenderOptions,
+    stop: Callable[[], bool] | None = None,
 ) -> tuple[AudioTrack, Sequence[PhonemeEvent]]:
     if (text is None) == (audio is None):
         raise FacecastError("Give either text to speak or an audio recording, not both or neither.")
     if text is not None:
-        speech = speak(text, options)
+        speech = speak(text, options, stop=stop)
         return speech.audio, speech.phonemes
     if isinstance(audio, AudioTrack):
         return audio, ()
@@ -395,13 +406,22 @@ def _render(
     report = Reporter(progress, cancel)
     report.stage("speech", *SPAN_SPEECH, 0.0)
     photos, key = prepared_photos(), photo_key(image, options)
+    stopping = threading.Event()
     with ThreadPoolExecutor(1, thread_name_prefix="facecast-speech") as pool:
-        speech = pool.submit(_speech_track, text, audio, options)
+        speech = pool.submit(_speech_track, text, audio, options, stopping.is_set)
         try:
             report.stage("face", *SPAN_FACE, 0.0)
             rigged = photos.take(key) or rig_photo(image, options)
-        finally:
+        except FacecastError:
             track, phonemes = speech.result()  # a speech error comes first, as without threads
+            raise
+        except BaseException:
+            # A time limit or an interrupt: the speech must not keep the job for its whole text.
+            stopping.set()
+            with contextlib.suppress(Exception):
+                speech.result()
+            raise
+        track, phonemes = speech.result()
     report.stage("motion", *SPAN_MOTION, 0.0)
     curves = motion.motion_curves(track, options.fps, phonemes=phonemes, seed=options.seed)
     report.stage("render", *SPAN_RENDER, 0.0)
