@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 import click
 
 from facecast.errors import BackendUnavailableError, FacecastError
-from facecast.options import FRAMINGS
+from facecast.options import FRAMINGS, VIDEO_FORMATS
 
 VOICE_HELP = (
     "Voice: backend:voice (e.g. pico:de-DE, espeak:f3), a backend, or a plain voice name; "
@@ -204,6 +204,12 @@ def _job_options(func: F) -> F:
         ),
         click.option("--full-frame", is_flag=True, help="The same as --framing full."),
         click.option(
+            "--format",
+            type=click.Choice(VIDEO_FORMATS),
+            default=None,
+            help="mp4 (H.264/AAC) or webm (VP9/Opus); default: from the output's name, else mp4.",
+        ),
+        click.option(
             "--lang", default="de", show_default=True, help="Speech language (text input)."
         ),
         click.option("--voice", default=None, help=VOICE_HELP),
@@ -261,10 +267,23 @@ def _job_options(func: F) -> F:
     return func
 
 
-def _options(opts: dict[str, Any]) -> Any:
+def _format_for(output: Path | None, asked: str | None) -> str:
+    """The video format: --format, else the output's suffix (.webm), else MP4."""
+    named = output.suffix.lower().lstrip(".") if output is not None else ""
+    if asked is None:
+        return "webm" if named == "webm" else "mp4"
+    if named in VIDEO_FORMATS and named != asked:
+        raise FacecastError(
+            f"{output} is not a .{asked} file: name it .{asked} or leave --format out."
+        )
+    return asked
+
+
+def _options(opts: dict[str, Any], output: Path | None = None) -> Any:
     from facecast.options import RenderOptions
 
     return RenderOptions(
+        format=_format_for(output, opts.get("format")),  # type: ignore[arg-type]
         fps=opts["fps"],
         size=opts["size"] - opts["size"] % 2,
         full_frame=opts["full_frame"],
@@ -362,7 +381,9 @@ def _run_remote(
 
     if opts.get("stream") is not None:
         raise FacecastError("--stream writes a local render; leave it out with --server.")
-    options = _options(opts)
+    options = _options(opts, output)
+    if options.format != "mp4":
+        raise FacecastError("The service renders MP4; leave --format out with --server.")
     started = time.perf_counter()
     with FacecastClient(server, api_key) as client, _progress_bar() as progress:
         job_id = _remote_render(
@@ -424,7 +445,9 @@ def _run_render(
         raise FacecastError("--stream writes video: pipe it to a player, e.g. | ffplay -")
     streams = [mpegts_target(stream)] if stream is not None else []
 
-    options = _options(opts)
+    options = _options(opts, output)
+    if streams and options.format != "mp4":
+        raise FacecastError("--stream sends H.264: it needs the MP4 format.")
     if options.voice_sample is not None:
         if text is None:
             raise FacecastError("--clone-voice speaks --text in the sample's voice: give --text.")
@@ -523,6 +546,9 @@ def render(
         text = _text_input(text, text_file)
         if (text is None) == (audio is None):
             raise FacecastError("Give exactly one of --text, --text-file or --audio.")
+        source = click.get_current_context().get_parameter_source("output")
+        if opts.get("format") == "webm" and source is click.core.ParameterSource.DEFAULT:
+            output = output.with_suffix(".webm")
         _check_output(output)
         if server is not None:
             _require_consent(consent)
@@ -616,12 +642,17 @@ def batch(
 
 
 def _local_row(base: Any) -> Callable[[Any], None]:
-    """Renders one manifest row in this process (photos and voices stay warm between rows)."""
+    """Renders one manifest row in this process (photos and voices stay warm between rows);
+    an output named .webm is a WebM."""
+    import dataclasses
+
     from facecast.backends import check_options
     from facecast.pipeline import choose_voice, render_talking_head
 
     def render(row: Any) -> None:
         options = row.options(base)
+        if row.output.suffix.lower() == ".webm":
+            options = dataclasses.replace(options, format="webm")
         if options.voice_sample is not None and row.text is not None:
             options = _cloning(options)
         elif row.text is not None:

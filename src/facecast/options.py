@@ -12,6 +12,9 @@ Framing = Literal["square", "portrait", "landscape", "full"]
 """Output framings: a head-and-shoulders square, 9:16 or 16:9 (`size` the shorter side), or
 the whole photo (longer side `size`)."""
 FRAMINGS: tuple[str, ...] = get_args(Framing)
+VideoFormat = Literal["mp4", "webm"]
+"""H.264/AAC in MP4 (the default: streams live, plays everywhere) or VP9/Opus in WebM."""
+VIDEO_FORMATS: tuple[str, ...] = get_args(VideoFormat)
 
 EXPRESSIONS = ("keep", "neutral")
 """What the mouth rests in: `keep` the photo's own expression (a smile with teeth stays one in
@@ -29,6 +32,8 @@ class RenderOptions:
     """The whole photo (the same as framing="full")."""
     framing: Framing = "square"
     """One of FRAMINGS."""
+    format: VideoFormat = "mp4"
+    """The video's container and codecs (VideoFormat)."""
     lang: str = "de"
     voice: str | None = None
     """The backend's own voice name; None: the backend's voice for `lang`."""

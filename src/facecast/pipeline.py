@@ -461,6 +461,7 @@ def _encode(
             audio=track,
             metadata=tags,
             streams=streams,
+            container=options.format,
         ) as writer:
             for first in range(0, curves.n_frames, batch):
                 count = min(batch, curves.n_frames - first)
