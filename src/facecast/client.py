@@ -158,6 +158,8 @@ def _form(options: RenderOptions, consent: bool, **extra: str | None) -> dict[st
         "force_cpu": "true" if options.force_cpu else None,
         "expression": None if options.expression == "keep" else options.expression,
         "lexicon": options.lexicon,
+        "seed": str(options.seed),
+        "restore": "true" if options.restore else "false",
         **extra,
     }
     return {k: v for k, v in fields.items() if v is not None}

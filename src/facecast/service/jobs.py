@@ -148,6 +148,8 @@ def build_options(
     force_cpu: bool = False,
     expression: str = "keep",
     lexicon: str | None = None,
+    seed: int = 0,
+    restore: bool = True,
 ) -> RenderOptions:
     """The job's render options from a request's fields and the server's defaults.
 
@@ -170,6 +172,8 @@ def build_options(
         force_cpu=force_cpu,
         expression=expression,
         lexicon=lexicon or None,
+        seed=seed,
+        restore=restore,
     )
     if lexicon:
         script.parse_lexicon(lexicon)  # a broken lexicon is the caller's 400, before any work

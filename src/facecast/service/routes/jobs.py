@@ -78,6 +78,8 @@ ANIMATE_FIELDS = frozenset(
         "upscale",
         "force_cpu",
         "expression",
+        "seed",
+        "restore",
         "lexicon",
     }
 )
@@ -214,6 +216,18 @@ def animate(
     lexicon: Annotated[
         str | None, Form(max_length=LEXICON_MAX_CHARS, description=LEXICON_HELP)
     ] = None,
+    seed: Annotated[
+        int | None,
+        Form(
+            ge=0,
+            le=2**31 - 1,
+            description="Blinks and head motion; same inputs and seed, "
+            "same video (a local `facecast render --seed` gives the same frames); default 0.",
+        ),
+    ] = None,
+    restore: Annotated[
+        bool, Form(description="Super-resolve a face too small for `size` (default true).")
+    ] = True,
     idempotency_key: IDEMPOTENCY_KEY = None,
 ) -> JobCreated:
     """Queue a render; poll GET /jobs/{job_id} or follow /ws/jobs/{job_id} for progress.
@@ -239,6 +253,8 @@ def animate(
         force_cpu=force_cpu,
         expression=_given(expression) or "keep",
         lexicon=_given(lexicon),
+        seed=seed or 0,
+        restore=restore,
     )
     submission = AnimateSubmission(
         image=source_image.file,
