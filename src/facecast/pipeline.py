@@ -4,7 +4,8 @@ The CLI and the worker share it.
 
     render_talking_head(image, output, *, text=None, audio=None, options=RenderOptions(),
                         progress=None, cancel=None, streams=()) -> RenderResult
-    synthesize(text, lang="de", voice=None, backend=None, voice_sample=None) -> Speech
+    synthesize(text, lang="de", voice=None, backend=None, voice_sample=None,
+               prosody=Prosody()) -> Speech
     choose_voice(options) -> RenderOptions   (the default or named voice resolved)
 
 `progress(stage, fraction)` is called with stage names "speech", "audio", "face", "motion",
@@ -49,6 +50,7 @@ from facecast.speech.cloning import CloningBackend, read_voice_sample
 from facecast.speech.limits import check_spoken_length, synthesize_capped
 from facecast.speech.normalize import normalize
 from facecast.speech.registry import choose_voice, get_backend, resolve_voice
+from facecast.speech.voicing import Prosody, apply_prosody
 from facecast.video import StreamTarget, VideoWriter
 
 __all__ = ["RenderOptions", "choose_voice", "render_talking_head", "synthesize"]
@@ -125,6 +127,7 @@ def synthesize(
     voice: str | None = None,
     backend: str | None = None,
     voice_sample: Path | None = None,
+    prosody: Prosody = Prosody(),
 ) -> Speech:
     """Speak `text`: the one entry every synthesis goes through (CLI, worker, renders).
 
@@ -133,7 +136,9 @@ def synthesize(
     plain voice name, or None for the language's default voice). The text is normalised for
     its language (numbers, dates, abbreviations ... as words), its spoken length estimated and
     refused past FACECAST_MAX_AUDIO_SECONDS, and synthesis stops at that cap whatever the
-    estimate said. With `voice_sample` the backend clones that voice.
+    estimate said. With `voice_sample` the backend clones that voice. `prosody` (rate,
+    pitch, volume) is applied last, to any backend's speech (a cloned voice keeps its
+    character and is then changed); the phoneme timings follow the rate.
     """
     settings = get_settings()
     limit = settings.max_text_chars
@@ -145,13 +150,16 @@ def synthesize(
         choice = resolve_voice(lang, voice)
         backend, voice = choice.backend, choice.voice
     spoken = normalize(text, lang)
-    check_spoken_length(spoken, settings.max_audio_seconds)
+    # At rate r the speech lasts 1/r as long: cap the speech before the change at max * r.
+    source_cap = settings.max_audio_seconds * prosody.rate
+    check_spoken_length(spoken, source_cap)
     engine = get_backend(backend)
     if voice_sample is not None:
         if not isinstance(engine, CloningBackend) or not engine.capabilities.cloning:
             raise BackendUnavailableError(f"The speech backend {backend!r} cannot clone voices.")
         voice = engine.clone(read_voice_sample(voice_sample))
-    return synthesize_capped(engine, spoken, lang, voice, settings.max_audio_seconds)
+    speech = synthesize_capped(engine, spoken, lang, voice, source_cap)
+    return apply_prosody(speech, prosody)
 
 
 def _speech_track(
@@ -161,7 +169,12 @@ def _speech_track(
         raise FacecastError("Give either text to speak or an audio recording, not both or neither.")
     if text is not None:
         speech = synthesize(
-            text, options.lang, options.voice, options.speech_backend, options.voice_sample
+            text,
+            options.lang,
+            options.voice,
+            options.speech_backend,
+            options.voice_sample,
+            Prosody.of(options),
         )
         return speech.audio, speech.phonemes
     if isinstance(audio, AudioTrack):

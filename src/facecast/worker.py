@@ -49,6 +49,7 @@ from facecast.service.queueing import QUEUES, TASK_ANIMATE, TASK_TTS, TASK_WEBHO
 from facecast.service.schemas import JobResult
 from facecast.service.state import stream_started
 from facecast.service.storage import AUDIO, VIDEO, open_storage
+from facecast.speech.voicing import Prosody
 from facecast.service.streaming import StreamWatch
 from facecast.video import hls_target
 
@@ -203,6 +204,7 @@ def tts(job_id: str) -> str:
             options.voice,
             backend=options.speech_backend,
             voice_sample=run.file(request.voice_sample),
+            prosody=Prosody.of(options),
         )
         if run.canceled():
             raise CanceledError("The job was canceled.")
