@@ -50,7 +50,7 @@ from facecast.speech.cloning import CloningBackend, read_voice_sample
 from facecast.speech.limits import check_spoken_length, synthesize_capped
 from facecast.speech.normalize import normalize
 from facecast.speech.registry import choose_voice, get_backend, resolve_voice
-from facecast.speech.voicing import Prosody, apply_prosody
+from facecast.speech.voicing import NEUTRAL, Prosody, apply_prosody
 from facecast.video import StreamTarget, VideoWriter
 
 __all__ = ["RenderOptions", "choose_voice", "render_talking_head", "synthesize"]
@@ -127,7 +127,7 @@ def synthesize(
     voice: str | None = None,
     backend: str | None = None,
     voice_sample: Path | None = None,
-    prosody: Prosody = Prosody(),
+    prosody: Prosody = NEUTRAL,
 ) -> Speech:
     """Speak `text`: the one entry every synthesis goes through (CLI, worker, renders).
 

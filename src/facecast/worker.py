@@ -49,8 +49,8 @@ from facecast.service.queueing import QUEUES, TASK_ANIMATE, TASK_TTS, TASK_WEBHO
 from facecast.service.schemas import JobResult
 from facecast.service.state import stream_started
 from facecast.service.storage import AUDIO, VIDEO, open_storage
-from facecast.speech.voicing import Prosody
 from facecast.service.streaming import StreamWatch
+from facecast.speech.voicing import Prosody
 from facecast.video import hls_target
 
 logger = logging.getLogger("facecast.worker")  # also when run as __main__

@@ -25,7 +25,7 @@ from starlette.concurrency import run_in_threadpool
 from facecast import __version__
 from facecast.config import Settings
 from facecast.errors import BackendUnavailableError, FacecastError, UnsupportedLanguageError
-from facecast.options import RenderOptions
+from facecast.options import DEFAULT_PITCH, DEFAULT_RATE, DEFAULT_VOLUME, RenderOptions
 from facecast.service import webhooks
 from facecast.service.access import (
     ANONYMOUS,
@@ -125,6 +125,9 @@ def build_options(
     speaks: bool,
     lang: str | None = None,
     voice: str | None = None,
+    rate: float | None = None,
+    pitch: float | None = None,
+    volume: float | None = None,
     fps: int | None = None,
     size: int | None = None,
     full_frame: bool = False,
@@ -138,7 +141,9 @@ def build_options(
     """The job's render options from a request's fields and the server's defaults.
 
     When the job speaks text, the voice is resolved here (an unknown voice or language is a
-    400 listing the valid ones), so the worker never meets a voice it cannot use.
+    400 listing the valid ones), so the worker never meets a voice it cannot use. Rate, pitch
+    and volume change synthesised speech only: a job with a recording drops them, as it
+    drops the voice.
     """
     options = RenderOptions(
         fps=fps or settings.default_fps,
@@ -153,8 +158,15 @@ def build_options(
         refine=refine,
         upscale=upscale,
         force_cpu=force_cpu,
+        rate=DEFAULT_RATE if rate is None else rate,
+        pitch=DEFAULT_PITCH if pitch is None else pitch,
+        volume=DEFAULT_VOLUME if volume is None else volume,
     )
-    return choose_voice(options) if speaks else dataclasses.replace(options, voice=None)
+    if speaks:
+        return choose_voice(options)
+    return dataclasses.replace(
+        options, voice=None, rate=DEFAULT_RATE, pitch=DEFAULT_PITCH, volume=DEFAULT_VOLUME
+    )
 
 
 ANONYMOUS_CALLER = Principal(ANONYMOUS)

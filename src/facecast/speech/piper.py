@@ -79,7 +79,9 @@ SPEAKER_GENDERS = {
     **dict.fromkeys(("joe", "ryan", "danny", "kusal", "bryce", "john", "norman", "alan"), MALE),
     **dict.fromkeys(("thorsten", "thorsten_emotional", "karlsson", "pavoque"), MALE),
     **dict.fromkeys(("amy", "lessac", "kathleen", "kristin", "ljspeech", "alba", "cori"), FEMALE),
-    **dict.fromkeys(("jenny_dioco", "southern_english_female", "eva_k", "kerstin", "ramona"), FEMALE),
+    **dict.fromkeys(
+        ("jenny_dioco", "southern_english_female", "eva_k", "kerstin", "ramona"), FEMALE
+    ),
 }
 """Gender presentation of well-known Piper speakers (the `speaker` in lang-speaker-quality);
 Piper's .onnx.json does not say. Any other voice is listed as neutral."""

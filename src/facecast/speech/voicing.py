@@ -84,6 +84,10 @@ class Prosody:
         return self.rate != DEFAULT_RATE or self.pitch != DEFAULT_PITCH
 
 
+NEUTRAL = Prosody()
+"""Rate 1, pitch 0, volume 0 dB: the speech as the backend made it."""
+
+
 @dataclass(frozen=True)
 class WorldFrames:
     """A WORLD analysis: F0 (Hz, 0 = unvoiced), spectral envelope and aperiodicity per frame."""

@@ -20,6 +20,14 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from facecast.errors import FacecastError
+from facecast.options import (
+    MAX_PITCH,
+    MAX_RATE,
+    MAX_VOLUME,
+    MIN_PITCH,
+    MIN_RATE,
+    MIN_VOLUME,
+)
 from facecast.service.access import authenticate
 from facecast.service.deps import (
     BaseUrlDep,
@@ -33,6 +41,9 @@ from facecast.service.jobs import AnimateSubmission, JobService, build_options, 
 from facecast.service.routes import IDEMPOTENCY_KEY, error_responses
 from facecast.service.schemas import (
     LANG_PATTERN,
+    PITCH_HELP,
+    RATE_HELP,
+    VOLUME_HELP,
     ErrorInfo,
     ErrorResponse,
     FacesResult,
@@ -62,6 +73,9 @@ ANIMATE_FIELDS = frozenset(
         "lang",
         "voice",
         "voice_clone_wav",
+        "rate",
+        "pitch",
+        "volume",
         "fps",
         "size",
         "full_frame",
@@ -131,8 +145,8 @@ def animate(
         str | None,
         Form(
             max_length=128,
-            description="`backend:voice` or a voice name from GET /voices; default: the "
-            "language's default voice.",
+            description="`backend:voice`, a voice name from GET /voices, or male / female "
+            "(the best voice of that kind in `lang`); default: the language's default voice.",
         ),
     ] = None,
     voice_clone_wav: Annotated[
@@ -141,6 +155,18 @@ def animate(
             description="3-30 s recording (any audio format) whose voice speaks `text`; needs "
             "a cloning backend (XTTS)."
         ),
+    ] = None,
+    rate: Annotated[
+        float | None,
+        Form(ge=MIN_RATE, le=MAX_RATE, description=RATE_HELP),
+    ] = None,
+    pitch: Annotated[
+        float | None,
+        Form(ge=MIN_PITCH, le=MAX_PITCH, description=PITCH_HELP),
+    ] = None,
+    volume: Annotated[
+        float | None,
+        Form(ge=MIN_VOLUME, le=MAX_VOLUME, description=VOLUME_HELP),
     ] = None,
     fps: Annotated[
         int | None, Form(ge=1, le=60, description="Frames per second; default 25.")
@@ -199,6 +225,9 @@ def animate(
         speaks=spoken and not has_audio and not audio_id,
         lang=_given(lang),
         voice=_given(voice),
+        rate=rate,
+        pitch=pitch,
+        volume=volume,
         fps=fps,
         size=size,
         full_frame=full_frame,
