@@ -263,9 +263,7 @@ def test_bounds_are_declared_once_and_the_clients_use_them() -> None:
     for name, _, low, high, default, _ in PROSODY:
         assert (low, high) == options_module.PROSODY_BOUNDS[name]
         assert default == getattr(RenderOptions(), name)
-    page = (
-        Path(options_module.__file__).parent / "service" / "static" / "index.html"
-    ).read_text()
+    page = (Path(options_module.__file__).parent / "service" / "static" / "index.html").read_text()
     for name, (low, high) in options_module.PROSODY_BOUNDS.items():
         tag = re.search(rf'<input id="{name}"[^>]*>', page)
         assert tag is not None, name
@@ -382,3 +380,20 @@ def test_lips_close_on_bilabials_for_every_voice_and_rate(
         first, last = int(event.start * clip.fps), int(event.end * clip.fps)
         shut += float(np.nanmin(gap[max(first - 1, 0) : last + 2])) < 0.012
     assert shut >= 0.8 * len(closures), (name, shut, len(closures))
+
+
+def test_python_client_filters_voices_and_sends_prosody(live_service: LiveService) -> None:
+    from facecast.client import FacecastClient, _form
+
+    with FacecastClient(live_service.base_url) as client:
+        male = client.voices(lang="de", gender="male")
+    by_name = {v.name: v for v in male}
+    voice = by_name["pico:de-DE-male"]
+    assert (voice.gender, voice.natural, voice.timings) == ("male", True, True)
+    assert "de" in voice.languages and voice.licence and "WORLD" in voice.licence
+    assert all(v.gender == "male" for v in male)
+    fields = _form(RenderOptions(voice="male", rate=1.5, pitch=-2, volume=3))
+    assert (fields["voice"], fields["rate"], fields["pitch"], fields["volume"]) == (
+        "male", "1.5", "-2", "3",
+    )  # fmt: skip
+    assert not {"rate", "pitch", "volume"} & set(_form(RenderOptions()))
