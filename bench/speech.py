@@ -126,10 +126,9 @@ def word_error_rate(voice: VoiceInfo, prosody: Prosody = NEUTRAL) -> float:
 
 
 def median_f0(track: AudioTrack) -> float:
-    """Median F0 (Hz) of the voiced frames (WORLD: DIO + StoneMask)."""
+    """Median F0 (Hz) of the voiced frames (WORLD's Harvest: DIO doubles joe's F0 in places)."""
     x = track.samples.astype(np.float64)
-    f0, times = pyworld.dio(x, track.sample_rate, f0_floor=60.0, f0_ceil=500.0)
-    f0 = pyworld.stonemask(x, f0, times, track.sample_rate)
+    f0, _ = pyworld.harvest(x, track.sample_rate, f0_floor=60.0, f0_ceil=500.0)
     voiced = f0[f0 > 0]
     return float(np.median(voiced)) if len(voiced) else float("nan")
 
