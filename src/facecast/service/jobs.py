@@ -313,7 +313,7 @@ class JobService:
             else clean_text(submission.text, self.settings.max_text_chars)
         )
         if text is not None:
-            self._check_spoken_length(text, submission.options.lang)
+            self._check_spoken_length(text, submission.options)
         if submission.webhook is not None:
             webhooks.check_url(submission.webhook, self.settings)
         return self._create(
@@ -471,7 +471,8 @@ class JobService:
             except FacecastError:
                 seconds = None
         elif request.text:
-            seconds = typical_seconds(normalize(request.text, request.options.lang))
+            options = request.options
+            seconds = typical_seconds(normalize(request.text, options.lang)) / options.rate
         return per_second, None if seconds is None else round(per_second * seconds)
 
     def backends(self) -> BackendList:
@@ -539,7 +540,7 @@ class JobService:
         """Queue speech synthesis, or answer with identical speech made before."""
         settings = self.settings
         text = clean_text(submission.text, settings.max_text_chars)
-        self._check_spoken_length(text, submission.options.lang)
+        self._check_spoken_length(text, submission.options)
         if submission.webhook is not None:
             webhooks.check_url(submission.webhook, settings)
         return self._create(
@@ -653,9 +654,11 @@ class JobService:
         read_voice_sample(self.storage.path(job_id, VOICE_SAMPLE))
         return key
 
-    def _check_spoken_length(self, text: str, lang: str) -> None:
-        """Refuse text whose estimated spoken length passes the audio cap, before any work."""
-        check_spoken_length(normalize(text, lang), self.settings.max_audio_seconds)
+    def _check_spoken_length(self, text: str, options: RenderOptions) -> None:
+        """Refuse text whose estimated spoken length passes the audio cap, before any work
+        (at rate r the speech lasts 1/r as long: the pipeline's own check)."""
+        cap = self.settings.max_audio_seconds * options.rate
+        check_spoken_length(normalize(text, options.lang), cap)
 
     # ------------------------------------------------------------------ reading
 
