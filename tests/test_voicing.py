@@ -288,9 +288,10 @@ def test_every_backend_takes_rate_and_pitch() -> None:
 def test_bounds_are_declared_once_and_the_clients_use_them() -> None:
     from clients.app.main import PROSODY
 
-    for name, _, low, high, default, _ in PROSODY:
+    for name, _, low, high, default, choices in PROSODY:
         assert (low, high) == options_module.PROSODY_BOUNDS[name]
-        assert default == getattr(RenderOptions(), name)
+        assert default == getattr(RenderOptions(), name) and default in choices
+        assert min(choices) == low and max(choices) == high
     page = (Path(options_module.__file__).parent / "service" / "static" / "index.html").read_text()
     for name, (low, high) in options_module.PROSODY_BOUNDS.items():
         tag = re.search(rf'<input id="{name}"[^>]*>', page)

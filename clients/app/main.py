@@ -35,13 +35,15 @@ ANY_GENDER = "any"
 GENDERS = {ANY_GENDER: "Any voice", "female": "Female voices", "male": "Male voices"}
 """Filter of the voice picker: the gender presentation GET /voices gives each voice."""
 PROSODY = (
-    # field, label, min, max, default, divisions
-    ("rate", "Speed", 0.5, 2.0, 1.0, 15),
-    ("pitch", "Pitch (semitones)", -12.0, 12.0, 0.0, 24),
-    ("volume", "Volume (dB)", -20.0, 10.0, 0.0, 30),
+    # field, label, min, max, default, choices offered
+    ("rate", "Speed", 0.5, 2.0, 1.0, (0.5, 0.7, 0.85, 1.0, 1.15, 1.3, 1.5, 2.0)),
+    ("pitch", "Pitch (semitones)", -12.0, 12.0, 0.0, (-12, -7, -5, -3, -2, 0, 2, 3, 5, 7, 12)),
+    ("volume", "Volume (dB)", -20.0, 10.0, 0.0, (-20, -12, -6, -3, 0, 3, 6, 10)),
 )
-"""The speech sliders. Their bounds and defaults are facecast.options' (the server checks
-them; tests/test_voices.py holds the two equal): the app is built without facecast."""
+"""The speech pickers. Their bounds and defaults are facecast.options' (the server checks
+them; tests/test_voicing.py holds the two equal): the app is built without facecast. Pickers,
+not sliders: Flet's web slider kept its semantics moving, so nothing near it could be tapped
+reliably by the browser tests."""
 SIZES = ("256", "512")
 PHONE_BREAK = "md"
 
@@ -164,22 +166,16 @@ class FacecastApp:
             on_select=self._lang_changed,
         )
         self.prosody = {
-            name: ft.Slider(
-                min=low,
-                max=high,
-                value=default,
-                divisions=divisions,
-                label=f"{label}: {{value}}",
-                round=1,
-                tooltip=label,
+            name: ft.Dropdown(
+                label=label,
+                value=f"{default:g}",
+                dense=True,
+                width=150,
+                options=[ft.DropdownOption(key=f"{c:g}", text=f"{c:g}") for c in choices],
             )
-            for name, label, low, high, default, divisions in PROSODY
+            for name, label, _, _, default, choices in PROSODY
         }
-        rows: list[ft.Control] = [
-            ft.Row([ft.Text(label, width=140), self.prosody[name]], spacing=4)
-            for name, label, *_ in PROSODY
-        ]
-        self.sliders = ft.Column(rows, spacing=0)
+        self.speech_pickers = ft.Row(list(self.prosody.values()), wrap=True)
         self.catalogue: list[Voice] = []
         self.size = ft.Dropdown(
             label="Video size",
@@ -225,7 +221,7 @@ class FacecastApp:
                 self.text,
                 ft.Row([self.lang, self.size], wrap=True),
                 ft.Row([self.voice, self.gender], wrap=True),
-                self.sliders,
+                self.speech_pickers,
                 self.audio.row,
                 self.sample.row,
                 self.consent,
@@ -308,7 +304,7 @@ class FacecastApp:
     def _mode_changed(self, _: ft.Event[ft.RadioGroup]) -> None:
         audio = self.mode.value == "audio"
         self.text.visible = self.lang.visible = self.sample.row.visible = not audio
-        self.voice.visible = self.gender.visible = self.sliders.visible = not audio
+        self.voice.visible = self.gender.visible = self.speech_pickers.visible = not audio
         self.audio.row.visible = audio
         self.page.update()
 
@@ -338,11 +334,11 @@ class FacecastApp:
         )
 
     def _prosody(self) -> dict[str, str]:
-        """The sliders that moved from their defaults, as form fields."""
+        """The speech pickers set away from their defaults, as form fields."""
         return {
-            name: f"{self.prosody[name].value:g}"
+            name: str(self.prosody[name].value)
             for name, _, _, _, default, _ in PROSODY
-            if self.prosody[name].value != default
+            if self.prosody[name].value not in (None, f"{default:g}")
         }
 
     def _show_error(self, error: ApiError) -> None:
