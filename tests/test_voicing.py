@@ -166,10 +166,16 @@ def test_male_voices_are_low_loudness_matched_unclipped_and_not_buzzy(
     assert median_f0(plain.audio) > 150, lang
     assert MALE_F0_HZ[0] < median_f0(male.audio) < MALE_F0_HZ[1], lang
     assert len(male.audio.samples) == len(plain.audio.samples)
-    assert male.phonemes == plain.phonemes  # same length, so Pico's mapped timings hold
+    # Same length, so Pico's mapped timings hold (two syntheses: the mapping itself may move
+    # a boundary by a few ms between calls).
+    assert len(male.phonemes) == len(plain.phonemes)
+    for a, b in zip(male.phonemes, plain.phonemes, strict=True):
+        assert a.phoneme == b.phoneme and abs(a.start - b.start) < 0.03, (lang, a, b)
     level = 20 * np.log10(active_rms(male.audio.samples) / active_rms(plain.audio.samples))
-    assert abs(level) < 1.0, (lang, level)
-    assert float(np.max(np.abs(male.audio.samples))) < 0.95, lang
+    peak = float(np.max(np.abs(male.audio.samples)))
+    # Matched within 1 dB, or quieter only where the -1 dBFS peak ceiling held the gain back.
+    assert abs(level) < 1.0 or (level < 0 and peak > 10 ** (-1.1 / 20)), (lang, level, peak)
+    assert peak < 0.95, lang
     flat_male, flat_plain = spectral_flatness(male.audio), spectral_flatness(plain.audio)
     assert flat_male < FLATNESS_MARGIN * flat_plain, (lang, flat_male, flat_plain)
 
