@@ -16,7 +16,8 @@ from facecast.errors import BackendUnavailableError, FacecastError
 from facecast.options import FRAMINGS, VIDEO_FORMATS
 
 VOICE_HELP = (
-    "Voice: backend:voice (e.g. pico:de-DE, espeak:f3), a backend, or a plain voice name; "
+    "Voice: backend:voice (e.g. pico:de-DE, pico:de-DE-male, espeak:f3), a backend, a plain "
+    "voice name, or male / female (the best installed voice of that kind in --lang); "
     "`facecast voices` lists them. Default: the language's most natural installed voice - "
     "on a fresh install SVOX Pico for German (pico:de-DE) and English (pico:en-US), "
     "espeak-ng for languages Pico lacks."
@@ -26,6 +27,51 @@ DEMO_TEXT = (
     "ganz ohne Grafikkarte."
 )
 F = TypeVar("F", bound=Callable[..., Any])
+NEUTRAL_PROSODY = (1.0, 0.0, 0.0)
+"""--rate, --pitch, --volume that change nothing (facecast.options' defaults)."""
+
+
+def _prosody_options(func: F) -> F:
+    """--rate, --pitch and --volume; their bounds are checked by RenderOptions (one plain
+    error line), declared once in facecast.options."""
+    from facecast.options import (
+        DEFAULT_PITCH,
+        DEFAULT_RATE,
+        DEFAULT_VOLUME,
+        MAX_PITCH,
+        MAX_RATE,
+        MAX_VOLUME,
+        MIN_PITCH,
+        MIN_RATE,
+        MIN_VOLUME,
+    )
+
+    decorators = [
+        click.option(
+            "--rate",
+            type=float,
+            default=DEFAULT_RATE,
+            show_default=True,
+            help=f"Speaking rate, {MIN_RATE:g}-{MAX_RATE:g} (2 = twice as fast; pitch kept).",
+        ),
+        click.option(
+            "--pitch",
+            type=float,
+            default=DEFAULT_PITCH,
+            show_default=True,
+            help=f"Pitch shift in semitones, {MIN_PITCH:g} to {MAX_PITCH:g}.",
+        ),
+        click.option(
+            "--volume",
+            type=float,
+            default=DEFAULT_VOLUME,
+            show_default=True,
+            help=f"Gain in dB, {MIN_VOLUME:g} to {MAX_VOLUME:g} (peaks stay below -1 dBFS).",
+        ),
+    ]
+    for decorate in reversed(decorators):
+        func = decorate(func)
+    return func
 
 
 def _demo_photo() -> Path:
@@ -220,6 +266,7 @@ def _job_options(func: F) -> F:
             help="Speak --text in the voice of this 3-30 s recording (needs XTTS: the [xtts] "
             "extra and FACECAST_XTTS_MODEL_DIR, or a --server that has it).",
         ),
+        _prosody_options,
         click.option(
             "--seed",
             type=int,
@@ -301,6 +348,9 @@ def _options(opts: dict[str, Any], output: Path | None = None) -> Any:
         force_cpu=opts["force_cpu"],
         voice_sample=opts.get("clone_voice"),
         lexicon=_read_lexicon(opts.get("lexicon")),
+        rate=opts["rate"],
+        pitch=opts["pitch"],
+        volume=opts["volume"],
     )
 
 
@@ -546,6 +596,10 @@ def render(
         text = _text_input(text, text_file)
         if (text is None) == (audio is None):
             raise FacecastError("Give exactly one of --text, --text-file or --audio.")
+        if audio is not None and (opts["rate"], opts["pitch"], opts["volume"]) != (1.0, 0.0, 0.0):
+            raise FacecastError(
+                "--rate, --pitch and --volume change synthesised speech: give --text."
+            )
         source = click.get_current_context().get_parameter_source("output")
         if opts.get("format") == "webm" and source is click.core.ParameterSource.DEFAULT:
             output = output.with_suffix(".webm")
@@ -705,6 +759,7 @@ def _batch_bar(rows: Any, work: Callable[[Callable[[Any], None]], Any]) -> Any:
     is_flag=True,
     help="Print what will be spoken (numbers, dates, your lexicon, pauses) and stop.",
 )
+@_prosody_options
 def tts(
     text: str | None,
     text_file: Path | None,
@@ -714,6 +769,9 @@ def tts(
     clone_voice: Path | None,
     lexicon: Path | None,
     show_text: bool,
+    rate: float,
+    pitch: float,
+    volume: float,
 ) -> None:
     """Speak TEXT into a WAV file.
 
@@ -724,12 +782,14 @@ def tts(
     from facecast.pipeline import synthesize
     from facecast.speech import script
     from facecast.speech.registry import resolve_voice
+    from facecast.speech.voicing import Prosody
 
     with _plain_errors():
         text = _text_input(text, text_file)
         if text is None:
             raise FacecastError("Give --text (`-` reads standard input) or --text-file.")
         words = _read_lexicon(lexicon)
+        prosody = Prosody(rate, pitch, volume)
         if not show_text:
             _check_output(output)
         if show_text:
@@ -741,7 +801,7 @@ def tts(
         else:
             choice = resolve_voice(lang, voice)
             backend, voice, label = choice.backend, choice.voice, choice.id
-        speech = synthesize(text, lang, voice, backend, voice_sample=clone_voice, lexicon=words)
+        speech = synthesize(text, lang, voice, backend, clone_voice, words, prosody)
         save_wav(speech.audio, output)
         click.echo(
             f"wrote {output} ({speech.audio.duration:.1f} s, {len(speech.phonemes)} phonemes) "
@@ -751,9 +811,16 @@ def tts(
 
 @main.command()
 @click.option("--lang", default=None, help="Only voices that speak this language.")
+@click.option(
+    "--gender",
+    type=click.Choice(["male", "female", "neutral"]),
+    default=None,
+    help="Only voices of this gender presentation.",
+)
 @click.option("--all", "show_all", is_flag=True, help="Also list every espeak-ng variant.")
-def voices(lang: str | None, show_all: bool) -> None:
-    """List the voices `--voice` accepts, the default for each language first."""
+def voices(lang: str | None, gender: str | None, show_all: bool) -> None:
+    """List the voices `--voice` accepts, the default for each language first: gender
+    presentation, natural or synthetic, phoneme timings, languages and licence."""
     from facecast.speech import registry
 
     with _plain_errors():
@@ -761,8 +828,13 @@ def voices(lang: str | None, show_all: bool) -> None:
         if lang is not None:
             default = registry.default_voice(lang)
             click.echo(f"default for {lang}: {default.id}")
+            serving = [v for v in registry.catalogue() if registry.speaks(v, lang)]
+            if not any(v.natural for v in serving):
+                click.echo(f"only synthetic voices (espeak-ng, natural: false) speak {lang}")
         for voice in registry.catalogue():
             if lang is not None and not registry.speaks(voice, lang):
+                continue
+            if gender is not None and voice.gender != gender:
                 continue
             if voice.backend == "espeak" and voice.name != "default" and not show_all:
                 continue
@@ -770,11 +842,12 @@ def voices(lang: str | None, show_all: bool) -> None:
             languages = ", ".join(voice.languages[:8]) + (
                 f" (+{len(voice.languages) - 8})" if len(voice.languages) > 8 else ""
             )
-            flags = "natural" if voice.natural else "robotic"
-            flags += ", clones" if voice.cloning else ""
-            flags += "" if voice.commercial_use else ", commercial use unclear"
+            flags = [voice.gender, "natural" if voice.natural else "synthetic (natural: false)"]
+            flags += ["timings"] if voice.timings else []
+            flags += ["clones"] if voice.cloning else []
+            flags += [] if voice.commercial_use else ["commercial use unclear"]
             default_note = f"  default for: {', '.join(codes[:10])}" if codes else ""
-            click.echo(f"{voice.id:<28} {flags:<32} {languages}{default_note}")
+            click.echo(f"{voice.id:<28} {', '.join(flags):<44} {languages}{default_note}")
             click.echo(f"{'':<28} licence: {voice.licence}")
         if not show_all:
             click.echo("(espeak-ng variants such as espeak:f3 are hidden; --all lists them)")

@@ -4,7 +4,8 @@ The CLI and the worker share it.
 
     render_talking_head(image, output, *, text=None, audio=None, options=RenderOptions(),
                         progress=None, cancel=None, streams=()) -> RenderResult
-    synthesize(text, lang="de", voice=None, backend=None, voice_sample=None) -> Speech
+    synthesize(text, lang="de", voice=None, backend=None, voice_sample=None,
+               prosody=Prosody()) -> Speech
     choose_voice(options) -> RenderOptions   (the default or named voice resolved)
 
 `progress(stage, fraction)` is called with stage names "speech", "audio", "face", "motion",
@@ -49,6 +50,7 @@ from facecast.speech import PhonemeEvent, Speech, script
 from facecast.speech.cloning import CloningBackend, read_voice_sample
 from facecast.speech.limits import check_estimate
 from facecast.speech.registry import choose_voice, get_backend, resolve_voice
+from facecast.speech.voicing import NEUTRAL, Prosody, apply_prosody
 from facecast.video import StreamTarget, VideoWriter
 
 __all__ = ["RenderOptions", "choose_voice", "render_talking_head", "synthesize"]
@@ -104,6 +106,7 @@ def synthesize(
     backend: str | None = None,
     voice_sample: Path | None = None,
     lexicon: str | None = None,
+    prosody: Prosody = NEUTRAL,
     stop: Callable[[], bool] | None = None,
 ) -> Speech:
     """Speak `text`: the one entry every synthesis goes through (CLI, worker, renders).
@@ -114,7 +117,9 @@ def synthesize(
     its language after the `lexicon`'s words (numbers, dates, abbreviations ... as words), cut
     at its pause marks (facecast.speech.script), its spoken length estimated and refused past
     FACECAST_MAX_AUDIO_SECONDS, and synthesis stops at that cap whatever the estimate said.
-    With `voice_sample` the backend clones that voice. `stop` is asked between chunks of
+    With `voice_sample` the backend clones that voice. `prosody` (rate, pitch, volume) is
+    applied last, to any backend's speech (a cloned voice keeps its character and is then
+    changed); the phoneme timings follow the rate. `stop` is asked between chunks of
     synthesis: once it says so, CanceledError.
     """
     settings = get_settings()
@@ -123,13 +128,16 @@ def synthesize(
         choice = resolve_voice(lang, voice)
         backend, voice = choice.backend, choice.voice
     prepared = script.prepare(text, lang, lexicon)
-    check_estimate(script.estimated_seconds(prepared), settings.max_audio_seconds)
+    # At rate r the speech lasts 1/r as long: cap the speech before the change at max * r.
+    source_cap = settings.max_audio_seconds * prosody.rate
+    check_estimate(script.estimated_seconds(prepared), source_cap)
     engine = get_backend(backend)
     if voice_sample is not None:
         if not isinstance(engine, CloningBackend) or not engine.capabilities.cloning:
             raise BackendUnavailableError(f"The speech backend {backend!r} cannot clone voices.")
         voice = engine.clone(read_voice_sample(voice_sample))
-    return script.speak(engine, prepared, lang, voice, settings.max_audio_seconds, stop)
+    speech = script.speak(engine, prepared, lang, voice, source_cap, stop)
+    return apply_prosody(speech, prosody)
 
 
 def speak(
@@ -147,6 +155,7 @@ def speak(
         options.speech_backend,
         voice_sample or options.voice_sample,
         options.lexicon,
+        Prosody.of(options),
         stop,
     )
 
