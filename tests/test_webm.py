@@ -3,7 +3,6 @@ the MP4 where nothing moves, and refused where only H.264 will do."""
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import av
@@ -13,18 +12,7 @@ from skimage.metrics import structural_similarity
 
 from facecast.audio import AudioTrack
 from facecast.video import VideoWriter
-from test_cli import CLI_TIMEOUT_S, FACECAST
-
-
-def run(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(FACECAST), *map(str, args)],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=CLI_TIMEOUT_S,
-        check=False,
-    )
+from test_cli_inputs import run
 
 
 def test_a_still_photo_stays_sharp_in_both_formats(tmp_path: Path, grace: Path) -> None:
