@@ -28,7 +28,7 @@ from facecast.config import Settings
 from facecast.cost import JobCost, job_cost
 from facecast.errors import BackendUnavailableError, FacecastError, UnsupportedLanguageError
 from facecast.image import PhotoInfo
-from facecast.options import Framing, RenderOptions
+from facecast.options import DEFAULT_PITCH, DEFAULT_RATE, DEFAULT_VOLUME, Framing, RenderOptions
 from facecast.service import webhooks
 from facecast.service.access import (
     ANONYMOUS,
@@ -163,6 +163,9 @@ def build_options(
     speaks: bool,
     lang: str | None = None,
     voice: str | None = None,
+    rate: float | None = None,
+    pitch: float | None = None,
+    volume: float | None = None,
     fps: int | None = None,
     size: int | None = None,
     full_frame: bool = False,
@@ -175,11 +178,15 @@ def build_options(
     force_cpu: bool = False,
     expression: str = "keep",
     lexicon: str | None = None,
+    seed: int = 0,
+    restore: bool = True,
 ) -> RenderOptions:
     """The job's render options from a request's fields and the server's defaults.
 
     When the job speaks text, the voice is resolved here (an unknown voice or language is a
-    400 listing the valid ones), so the worker never meets a voice it cannot use.
+    400 listing the valid ones), so the worker never meets a voice it cannot use. Rate, pitch
+    and volume change synthesised speech only: a job with a recording drops them, as it
+    drops the voice.
     """
     options = RenderOptions(
         fps=fps or settings.default_fps,
@@ -197,10 +204,19 @@ def build_options(
         force_cpu=force_cpu,
         expression=expression,
         lexicon=lexicon or None,
+        seed=seed,
+        restore=restore,
+        rate=DEFAULT_RATE if rate is None else rate,
+        pitch=DEFAULT_PITCH if pitch is None else pitch,
+        volume=DEFAULT_VOLUME if volume is None else volume,
     )
     if lexicon:
         script.parse_lexicon(lexicon)  # a broken lexicon is the caller's 400, before any work
-    return choose_voice(options) if speaks else dataclasses.replace(options, voice=None)
+    if speaks:
+        return choose_voice(options)
+    return dataclasses.replace(
+        options, voice=None, rate=DEFAULT_RATE, pitch=DEFAULT_PITCH, volume=DEFAULT_VOLUME
+    )
 
 
 ANONYMOUS_CALLER = Principal(ANONYMOUS)
@@ -555,8 +571,9 @@ class JobService:
                 seconds = None
         elif request.text:
             options = request.options
-            seconds = script.typical_seconds(
-                script.prepare(request.text, options.lang, options.lexicon)
+            seconds = (
+                script.typical_seconds(script.prepare(request.text, options.lang, options.lexicon))
+                / options.rate
             )
         cost = job_estimate(request.options, seconds, measured)
         if cost is None:
@@ -819,9 +836,11 @@ class JobService:
         return key
 
     def _check_spoken_length(self, text: str, options: RenderOptions) -> None:
-        """Refuse text whose estimated spoken length passes the audio cap, before any work."""
+        """Refuse text whose estimated spoken length passes the audio cap, before any work
+        (at rate r the speech lasts 1/r as long: the pipeline's own check)."""
         prepared = script.prepare(text, options.lang, options.lexicon)
-        check_estimate(script.estimated_seconds(prepared), self.settings.max_audio_seconds)
+        cap = self.settings.max_audio_seconds * options.rate
+        check_estimate(script.estimated_seconds(prepared), cap)
 
     # ------------------------------------------------------------------ reading
 
