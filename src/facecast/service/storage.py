@@ -362,6 +362,51 @@ class Storage:
         if self.remote is not None:
             self.remote.delete_prefix(f"{job_id}/")
 
+    def erase(self, job_id: str) -> tuple[list[str], int]:
+        """Delete a finished job for good (the right to delete): every file of it, here and in
+        the shared store, and the reuse-cache entries that point at it. Returns the names of the
+        files removed (relative to the job, e.g. `stream/seg00000.m4s`) and the number of cache
+        entries dropped. Files other jobs reused are their own copies (hard links, copied
+        objects): those stay with their jobs."""
+        folder = self.job_dir(job_id)
+        names: set[str] = set()
+        if folder.is_dir():
+            names.update(
+                path.relative_to(folder).as_posix() for path in folder.rglob("*") if path.is_file()
+            )
+        if self.remote is not None:
+            names.update(self.remote.keys(f"{job_id}/"))
+        dropped = self._drop_cache_entries(job_id)
+        self.remove(job_id)
+        hidden = {MANIFEST, RESERVE, USED_MARKER}
+        return sorted(name for name in names if name not in hidden), dropped
+
+    def _drop_cache_entries(self, job_id: str) -> int:
+        """Remove the reuse-cache entries whose result lives in `job_id`; how many."""
+        dropped = 0
+        if self.remote is not None:
+            for key in list(self.remote.keys(f"{CACHE_DIR}/")):
+                raw = (
+                    self.remote.get_bytes(f"{CACHE_DIR}/{key}")
+                    if CACHE_KEY_PATTERN.fullmatch(key)
+                    else None
+                )
+                if raw is not None and raw.decode(errors="replace").strip() == job_id:
+                    self.remote.delete_prefix(f"{CACHE_DIR}/{key}")
+                    dropped += 1
+            return dropped
+        folder = self.root / CACHE_DIR
+        if not folder.is_dir():
+            return 0
+        for entry in folder.iterdir():
+            if CACHE_KEY_PATTERN.fullmatch(entry.name) is None:
+                continue
+            with contextlib.suppress(OSError):
+                if entry.read_text().strip() == job_id:
+                    entry.unlink(missing_ok=True)
+                    dropped += 1
+        return dropped
+
     def prune_cache(self) -> None:
         """Drop cache entries whose job is gone."""
         if self.remote is not None:
