@@ -97,6 +97,9 @@ def test_delete_of_a_finished_job_removes_every_file_and_its_reuse_entry(
     assert uploaded, before  # the recording the face spoke
     for name in ("video.mp4", *uploaded):
         assert name in body["removed_files"], body
+    # Every file the job had is named (bookkeeping aside), the HLS stream included.
+    assert set(body["removed_files"]) == set(before) - {"job.json", ".used"}, (body, before)
+    assert any(name.startswith("stream/") for name in before), before
     # Nothing left: no directory, no cache entry, no job, no download.
     assert not (data / job_id).exists()
     assert cache_entries_for(data, job_id) == []
