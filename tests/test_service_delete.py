@@ -122,6 +122,18 @@ def test_delete_of_speech_and_of_a_canceled_job(keyed: LiveService, portrait: Pa
     again = keyed.client.post("/tts", json={"text": "Bitte vergessen."})
     assert again.status_code == 200 and again.json()["reused"] is False, again.text
 
+    # A retry with the Idempotency-Key of a deleted job starts a new job, not the deleted one.
+    keyed_body = {"text": "Einmal und wieder."}
+    headers = {"Idempotency-Key": "delete-retry-1"}
+    first_try = keyed.client.post("/tts", json=keyed_body, headers=headers)
+    assert first_try.status_code == 200, first_try.text
+    assert keyed.client.delete(f"/jobs/{first_try.json()['job_id']}").status_code == 200
+    retry = keyed.client.post("/tts", json=keyed_body, headers=headers)
+    assert retry.status_code == 200 and retry.json()["job_id"] != first_try.json()["job_id"]
+    assert keyed.job(retry.json()["job_id"])["status"] == "done"
+    same = keyed.client.post("/tts", json=keyed_body, headers=headers)  # bound again
+    assert same.json()["job_id"] == retry.json()["job_id"], same.text
+
     # A running job: the first DELETE cancels it (as before), the second deletes it.
     job_id = keyed.submit_text(portrait, "Lang genug, um abzubrechen. " * 6, size=128)
     first = keyed.client.delete(f"/jobs/{job_id}")

@@ -131,6 +131,12 @@ def idempotency_scope(principal: str, route: str, key: str | None) -> str | None
     return None if key is None else content_key("idempotency", principal, route, key)
 
 
+def deletion_marker(job_id: str) -> str:
+    """The idempotency-store key that says `job_id` was deleted (so that a retry of the
+    request that made it starts a new job instead of naming the deleted one)."""
+    return content_key("deleted-job", job_id)
+
+
 def build_options(
     settings: Settings,
     *,
@@ -348,7 +354,12 @@ class JobService:
         except OSError as exc:
             raise storage_failure(exc) from exc
         if idempotency is not None:
-            bound = self.store.claim(idempotency, job_id, self.settings.idempotency_hours * 3600)
+            ttl = self.settings.idempotency_hours * 3600
+            bound = self.store.claim(idempotency, job_id, ttl)
+            if bound != job_id and self.store.bound(deletion_marker(bound), ttl) is not None:
+                # The key's job was deleted since: this request starts afresh.
+                self.store.release(idempotency, bound)
+                bound = self.store.claim(idempotency, job_id, ttl)
             if bound != job_id:
                 self.storage.remove(job_id)
                 return Submitted(self._state_or_queued(bound, kind))
@@ -928,6 +939,8 @@ class JobService:
             return self.cancel(job_id, caller)
         removed, dropped = self.storage.erase(job_id)
         self.store.forget(job_id)
+        ttl = self.settings.idempotency_hours * 3600
+        self.store.claim(deletion_marker(job_id), job_id, ttl)
         logger.info("job deleted: %d files", len(removed), extra={"job_id": job_id})
         return JobDeleted(
             job_id=job_id,
