@@ -116,12 +116,13 @@ def link_query(settings: Settings, job_id: str, name: str, now: float | None = N
     return f"{SIGNATURE_PARAM}={signature}&{EXPIRY_PARAM}={expires}"
 
 
-def download_path(settings: Settings, job_id: str, name: str) -> str:
-    """`/files/<job>/<name>`, signed when keys are configured."""
+def download_path(settings: Settings, job_id: str, name: str, now: float | None = None) -> str:
+    """`/files/<job>/<name>`, signed when keys are configured (valid FACECAST_URL_TTL from
+    `now`, default the present)."""
     path = f"/files/{job_id}/{name}"
     if not keys_configured(settings):
         return path
-    return f"{path}?{link_query(settings, job_id, name)}"
+    return f"{path}?{link_query(settings, job_id, name, now)}"
 
 
 def stream_path(settings: Settings, job_id: str) -> str:
