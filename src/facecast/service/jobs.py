@@ -937,10 +937,10 @@ class JobService:
         state = self.get(job_id, caller)
         if not state.status.final:
             return self.cancel(job_id, caller)
+        # Marked first: an Idempotency-Key retry from now on starts a new job.
+        self.store.claim(deletion_marker(job_id), job_id, self.settings.idempotency_hours * 3600)
         removed, dropped = self.storage.erase(job_id)
         self.store.forget(job_id)
-        ttl = self.settings.idempotency_hours * 3600
-        self.store.claim(deletion_marker(job_id), job_id, ttl)
         logger.info("job deleted: %d files", len(removed), extra={"job_id": job_id})
         return JobDeleted(
             job_id=job_id,

@@ -382,30 +382,26 @@ class Storage:
         return sorted(name for name in names if name not in hidden), dropped
 
     def _drop_cache_entries(self, job_id: str) -> int:
-        """Remove the reuse-cache entries whose result lives in `job_id`; how many."""
-        dropped = 0
-        if self.remote is not None:
-            for key in list(self.remote.keys(f"{CACHE_DIR}/")):
-                raw = (
-                    self.remote.get_bytes(f"{CACHE_DIR}/{key}")
-                    if CACHE_KEY_PATTERN.fullmatch(key)
-                    else None
-                )
-                if raw is not None and raw.decode(errors="replace").strip() == job_id:
-                    self.remote.delete_prefix(f"{CACHE_DIR}/{key}")
-                    dropped += 1
-            return dropped
-        folder = self.root / CACHE_DIR
-        if not folder.is_dir():
+        """Remove the reuse-cache entry whose result lives in `job_id` (the one its manifest's
+        `cache_key` names; only a job's own worker writes an entry for it); how many (0/1)."""
+        manifest = self.read_manifest(job_id)
+        key = manifest.cache_key if manifest is not None else None
+        if key is None or CACHE_KEY_PATTERN.fullmatch(key) is None:
             return 0
-        for entry in folder.iterdir():
-            if CACHE_KEY_PATTERN.fullmatch(entry.name) is None:
-                continue
-            with contextlib.suppress(OSError):
-                if entry.read_text().strip() == job_id:
-                    entry.unlink(missing_ok=True)
-                    dropped += 1
-        return dropped
+        if self.remote is not None:
+            raw = self.remote.get_bytes(f"{CACHE_DIR}/{key}")
+            if raw is None or raw.decode(errors="replace").strip() != job_id:
+                return 0
+            self.remote.delete_prefix(f"{CACHE_DIR}/{key}")
+            return 1
+        entry = self.root / CACHE_DIR / key
+        try:
+            if entry.read_text().strip() != job_id:
+                return 0
+        except FileNotFoundError:
+            return 0
+        entry.unlink(missing_ok=True)
+        return 1
 
     def prune_cache(self) -> None:
         """Drop cache entries whose job is gone."""
