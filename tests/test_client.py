@@ -10,9 +10,11 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
+from _measure import iter_frames
 from conftest_service import LiveService, serve_single_command, service_env
 from facecast.audio import save_wav
 from facecast.client import AsyncFacecastClient, FacecastAPIError, FacecastClient, Job
@@ -263,3 +265,36 @@ def test_batch_through_the_service(server: LiveService, portrait: Path, tmp_path
     assert probe(tmp_path / "out" / "two.mp4").n_frames > 10
     refused = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
     assert refused.returncode == 2 and refused.stderr.startswith("error: add --consent")
+
+
+def test_render_server_is_the_twin_of_a_local_render(
+    server: LiveService, portrait: Path, tmp_path: Path
+) -> None:
+    """Every option reaches the service, the seed included: the same motion either way (the
+    frames differ by a fraction of a level: the worker's speech and encoder are not the CLI
+    process's), while another seed moves the face visibly."""
+    common = ["render", "--image", str(portrait), "--text", "Zwillinge.", "--size", "128"]
+    common += ["--no-restore"]
+    made = {}
+    for name, extra in (
+        ("local", ["--seed", "7"]),
+        ("remote", ["--seed", "7", "--server", server.base_url, "--consent"]),
+        ("other", ["--seed", "8"]),
+    ):
+        made[name] = tmp_path / f"{name}.mp4"
+        done = subprocess.run(
+            [str(FACECAST), *common, *extra, "-o", str(made[name])],
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+    local, remote, other = (list(iter_frames(made[n])) for n in ("local", "remote", "other"))
+    assert len(local) == len(remote) == len(other)
+
+    def worst(a: list[np.ndarray], b: list[np.ndarray]) -> float:
+        return max(float(np.abs(x.astype(np.int16) - y).mean()) for x, y in zip(a, b, strict=True))
+
+    twin, stranger = worst(local, remote), worst(local, other)
+    assert twin < 1.5 and stranger > 2 * twin, (twin, stranger)

@@ -217,6 +217,29 @@ def test_playground_explains_a_photo_without_a_face(
     shot(page, "playground-no-face")
 
 
+def test_playground_filters_voices_by_gender_and_checks_speed(
+    api: LiveService, browser: Browser
+) -> None:
+    page = open_playground(browser, api, DESKTOP)
+    page.wait_for_function("document.querySelectorAll('#voice option').length > 1")
+    page.select_option("#gender", "male")
+    voices = page.eval_on_selector_all("#voice option", "options => options.map(o => o.value)")
+    assert voices[0] == "male" and "pico:de-DE-male" in voices and "pico:de-DE" not in voices
+    page.select_option("#lang", "fr")  # the list follows the language
+    french = page.eval_on_selector_all("#voice option", "options => options.map(o => o.value)")
+    assert "pico:fr-FR-male" in french and "pico:de-DE-male" not in french, french
+    page.select_option("#lang", "de")
+    page.set_input_files("#photo", astronaut_photo())
+    page.fill("#text", "Hallo.")
+    page.fill("#rate", "3")  # out of bounds: the server says which field
+    page.check("#consent")
+    shot(page, "playground-voices")
+    page.click("#submit")
+    error = page.locator("#error")
+    error.wait_for(state="visible", timeout=JOB_S * 1000)
+    assert "rate" in error.inner_text().lower(), error.inner_text()
+
+
 # --------------------------------------------------------------------------- Flet app
 
 

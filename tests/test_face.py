@@ -212,7 +212,7 @@ def test_square_crop_keeps_landmarks_on_the_face(
     grace: Path, grace_face: face.FaceLandmarks, size: int
 ) -> None:
     rgb = load_image(grace)
-    portrait = face.frame_portrait(rgb, grace_face, size, full_frame=False)
+    portrait = face.frame_portrait(rgb, grace_face, size, "square")
     assert portrait.rgb.shape == (size, size, 3)
     again = face.detect_landmarks(portrait.rgb)
     error = np.linalg.norm(again.xy - portrait.landmarks.xy, axis=1)
@@ -229,7 +229,7 @@ def test_full_frame_keeps_the_aspect_with_even_sides(
     grace: Path, grace_face: face.FaceLandmarks, size: int, expected: tuple[int, int]
 ) -> None:
     rgb = load_image(grace)  # 600 high x 512 wide
-    portrait = face.frame_portrait(rgb, grace_face, size, full_frame=True)
+    portrait = face.frame_portrait(rgb, grace_face, size, "full")
     h, w = portrait.rgb.shape[:2]
     assert (h, w) == expected
     assert h % 2 == 0 and w % 2 == 0

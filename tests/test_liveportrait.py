@@ -49,7 +49,7 @@ def lp_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def animator(lp_models: Path, grace: Path) -> LivePortraitAnimator:
     (renderer,) = builtin_liveportrait(lp_models)
     rgb = load_image(grace)
-    portrait = frame_portrait(rgb, detect_landmarks(rgb), 512, False)
+    portrait = frame_portrait(rgb, detect_landmarks(rgb), 512, "square")
     return renderer.prepare(portrait)
 
 
@@ -155,7 +155,7 @@ def test_wrong_shapes_name_the_file(tmp_path: Path) -> None:
 
 def test_crop_keeps_the_face_inside(animator: LivePortraitAnimator, grace: Path) -> None:
     rgb = load_image(grace)
-    lm = detect_landmarks(frame_portrait(rgb, detect_landmarks(rgb), 512, False).rgb)
+    lm = detect_landmarks(frame_portrait(rgb, detect_landmarks(rgb), 512, "square").rgb)
     affine = crop_transform(lm)
     moved = lm.xy @ affine[:, :2].T + affine[:, 2]
     assert moved.min() > 0.15 * OUT_SIDE and moved.max() < 0.85 * OUT_SIDE

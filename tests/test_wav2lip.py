@@ -81,7 +81,7 @@ def model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def portrait(grace: Path):  # type: ignore[no-untyped-def]
     rgb = load_image(grace)
-    return frame_portrait(rgb, detect_landmarks(rgb), 256, False)
+    return frame_portrait(rgb, detect_landmarks(rgb), 256, "square")
 
 
 def burst_track(start: float = 1.0, stop: float = 1.2, seconds: float = 2.0) -> AudioTrack:

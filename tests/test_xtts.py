@@ -131,6 +131,26 @@ def test_clone_and_speak_through_the_pipeline(
     assert not any(p.name.endswith(".partial") for p in cached[0].parent.iterdir())
 
 
+def test_rate_and_volume_apply_after_the_cloning(
+    xtts: XttsBackend, sample_files: dict[str, Path]
+) -> None:
+    """The cloned voice is made first (its character is the sample's), then changed."""
+    import torch
+
+    from facecast.speech.voicing import Prosody
+
+    def spoken(prosody: Prosody) -> AudioTrack:
+        torch.manual_seed(7)  # XTTS samples its tokens: the same seed, the same speech
+        return pipeline.synthesize(
+            "Guten Morgen.", "de", backend="xtts", voice_sample=sample_files["a"], prosody=prosody
+        ).audio
+
+    plain, changed = spoken(Prosody()), spoken(Prosody(rate=2.0, volume=-6))
+    assert changed.sample_rate == plain.sample_rate == 24_000
+    assert changed.duration == pytest.approx(plain.duration / 2, rel=0.02)
+    assert np.abs(changed.samples).max() < np.abs(plain.samples).max()
+
+
 def test_latents_are_cached_per_sample(
     xtts_dir: Path, tmp_path: Path, sample_files: dict[str, Path], caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -102,6 +102,8 @@ class Voice:
     natural: bool
     commercial_use: bool
     default_for: tuple[str, ...]
+    gender: str = "neutral"
+    """Gender presentation of the voice: male, female or neutral."""
 
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> Voice:
@@ -111,6 +113,7 @@ class Voice:
             bool(body.get("natural")),
             bool(body.get("commercial_use", True)),
             tuple(body.get("default_for", [])),
+            str(body.get("gender") or "neutral"),
         )
 
     def speaks(self, lang: str) -> bool:
@@ -119,8 +122,9 @@ class Voice:
 
     @property
     def label(self) -> str:
-        kind = "natural" if self.natural else "robotic"
-        return f"{self.id} ({kind}{'' if self.commercial_use else ', non-commercial'})"
+        kind = "natural" if self.natural else "synthetic"
+        note = "" if self.commercial_use else ", non-commercial"
+        return f"{self.gender.capitalize()}: {self.id} ({kind}{note})"
 
 
 @dataclass
@@ -137,6 +141,8 @@ class AnimateRequest:
     size: int = 256
     expression: str = "keep"
     """The mouth at rest: keep the photo's smile, or neutral (closed, relaxed)."""
+    prosody: dict[str, str] = field(default_factory=dict)
+    """rate, pitch, volume form fields that differ from the server's defaults."""
     extra: dict[str, str] = field(default_factory=dict)
 
 
@@ -188,10 +194,14 @@ class FacecastClient:
         """GET /jobs/{id}."""
         return Job.from_json(await self._call("GET", f"/jobs/{job_id}"))
 
-    async def speech_with_voice(self, text: str, lang: str, sample: Upload) -> str:
-        """POST /tts with a voice sample; the audio_id once the speech exists."""
+    async def speech_with_voice(
+        self, text: str, lang: str, sample: Upload, prosody: dict[str, str] | None = None
+    ) -> str:
+        """POST /tts with a voice sample (rate, pitch, volume applied after the cloning); the
+        audio_id once the speech exists."""
         files = {"voice_clone_wav": (sample.name, sample.data)}
-        created = await self._call("POST", "/tts", data={"text": text, "lang": lang}, files=files)
+        data = {"text": text, "lang": lang, **(prosody or {})}
+        created = await self._call("POST", "/tts", data=data, files=files)
         job_id = str(created["job_id"])
         async with asyncio.timeout(TTS_WAIT_S):
             while created.get("status") != "done":
@@ -217,10 +227,10 @@ class FacecastClient:
             files["audio"] = (request.audio.name, request.audio.data)
         elif request.voice_sample is not None and request.text:
             data["audio_id"] = await self.speech_with_voice(
-                request.text, request.lang, request.voice_sample
+                request.text, request.lang, request.voice_sample, request.prosody
             )
         else:
-            data.update(text=request.text or "", lang=request.lang)
+            data.update(text=request.text or "", lang=request.lang, **request.prosody)
             if request.voice:
                 data["voice"] = request.voice
         return str((await self._call("POST", "/animate", data=data, files=files))["job_id"])

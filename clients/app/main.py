@@ -31,6 +31,19 @@ UPLOAD_WAIT_S = 120.0
 DEFAULT_VOICE = "default"
 """Dropdown key of "the server's default voice for the language" (no `voice` sent)."""
 LANGUAGES = {"de": "German", "en": "English", "fr": "French", "es": "Spanish", "it": "Italian"}
+ANY_GENDER = "any"
+GENDERS = {ANY_GENDER: "Any voice", "female": "Female voices", "male": "Male voices"}
+"""Filter of the voice picker: the gender presentation GET /voices gives each voice."""
+PROSODY = (
+    # field, label, min, max, default, choices offered
+    ("rate", "Speed", 0.5, 2.0, 1.0, (0.5, 0.7, 0.85, 1.0, 1.15, 1.3, 1.5, 2.0)),
+    ("pitch", "Pitch (semitones)", -12.0, 12.0, 0.0, (-12, -7, -5, -3, -2, 0, 2, 3, 5, 7, 12)),
+    ("volume", "Volume (dB)", -20.0, 10.0, 0.0, (-20, -12, -6, -3, 0, 3, 6, 10)),
+)
+"""The speech pickers. Their bounds and defaults are facecast.options' (the server checks
+them; tests/test_voicing.py holds the two equal): the app is built without facecast. Pickers,
+not sliders: Flet's web slider kept its semantics moving, so nothing near it could be tapped
+reliably by the browser tests."""
 SIZES = ("256", "512")
 PHONE_BREAK = "md"
 
@@ -144,6 +157,25 @@ class FacecastApp:
             width=320,
             options=[ft.DropdownOption(key=DEFAULT_VOICE, text="Default voice")],
         )
+        self.gender = ft.Dropdown(
+            label="Kind of voice",
+            value=ANY_GENDER,
+            dense=True,
+            width=180,
+            options=[ft.DropdownOption(key=k, text=v) for k, v in GENDERS.items()],
+            on_select=self._lang_changed,
+        )
+        self.prosody = {
+            name: ft.Dropdown(
+                label=label,
+                value=f"{default:g}",
+                dense=True,
+                width=150,
+                options=[ft.DropdownOption(key=f"{c:g}", text=f"{c:g}") for c in choices],
+            )
+            for name, label, _, _, default, choices in PROSODY
+        }
+        self.speech_pickers = ft.Row(list(self.prosody.values()), wrap=True)
         self.catalogue: list[Voice] = []
         self.size = ft.Dropdown(
             label="Video size",
@@ -198,8 +230,9 @@ class FacecastApp:
                 self.mode,
                 self.text,
                 ft.Row([self.lang, self.size], wrap=True),
-                self.voice,
+                ft.Row([self.voice, self.gender], wrap=True),
                 self.expression,
+                self.speech_pickers,
                 self.audio.row,
                 self.sample.row,
                 self.consent,
@@ -252,16 +285,23 @@ class FacecastApp:
 
     def _fill_voices(self) -> None:
         lang = self.lang.value or "de"
-        # Natural voices first (the server lists them first); of espeak-ng only its plain voice.
-        fitting = [
-            v for v in self.catalogue if v.speaks(lang) and (v.natural or v.id.endswith(":default"))
-        ]
+        gender = self.gender.value or ANY_GENDER
+        # Natural voices first (the server lists them first); of espeak-ng only its plain
+        # voice and, asked for a gender, the first variant of it.
+        speaking = [v for v in self.catalogue if v.speaks(lang)]
+        fitting = [v for v in speaking if v.natural or v.id.endswith(":default")]
+        if gender != ANY_GENDER:
+            fitting = [v for v in fitting if v.gender == gender]
+            fitting = fitting or [v for v in speaking if v.gender == gender][:1]
         standard = next((v.id for v in fitting if lang in v.default_for), None)
         first = f"Default ({standard})" if standard else "Default voice"
-        self.voice.options = [ft.DropdownOption(key=DEFAULT_VOICE, text=first)] + [
+        if gender != ANY_GENDER:  # the server picks its best voice of that kind
+            first = f"Best {gender} voice"
+        key = DEFAULT_VOICE if gender == ANY_GENDER else gender
+        self.voice.options = [ft.DropdownOption(key=key, text=first)] + [
             ft.DropdownOption(key=v.id, text=v.label) for v in fitting
         ]
-        self.voice.value = DEFAULT_VOICE
+        self.voice.value = key
 
     def _lang_changed(self, _: ft.Event[ft.Dropdown]) -> None:
         self._fill_voices()
@@ -275,7 +315,7 @@ class FacecastApp:
     def _mode_changed(self, _: ft.Event[ft.RadioGroup]) -> None:
         audio = self.mode.value == "audio"
         self.text.visible = self.lang.visible = self.sample.row.visible = not audio
-        self.voice.visible = not audio
+        self.voice.visible = self.gender.visible = self.speech_pickers.visible = not audio
         self.audio.row.visible = audio
         self.page.update()
 
@@ -302,7 +342,16 @@ class FacecastApp:
             voice_sample=None if audio else self.sample.upload,
             size=int(self.size.value or SIZES[0]),
             expression=self.expression.value or "keep",
+            prosody={} if audio else self._prosody(),
         )
+
+    def _prosody(self) -> dict[str, str]:
+        """The speech pickers set away from their defaults, as form fields."""
+        return {
+            name: str(self.prosody[name].value)
+            for name, _, _, _, default, _ in PROSODY
+            if self.prosody[name].value not in (None, f"{default:g}")
+        }
 
     def _show_error(self, error: ApiError) -> None:
         self.error.value = error.plain

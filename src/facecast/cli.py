@@ -13,10 +13,11 @@ from typing import Any, TypeVar
 import click
 
 from facecast.errors import BackendUnavailableError, FacecastError
-from facecast.options import FRAMINGS
+from facecast.options import FRAMINGS, VIDEO_FORMATS
 
 VOICE_HELP = (
-    "Voice: backend:voice (e.g. pico:de-DE, espeak:f3), a backend, or a plain voice name; "
+    "Voice: backend:voice (e.g. pico:de-DE, pico:de-DE-male, espeak:f3), a backend, a plain "
+    "voice name, or male / female (the best installed voice of that kind in --lang); "
     "`facecast voices` lists them. Default: the language's most natural installed voice - "
     "on a fresh install SVOX Pico for German (pico:de-DE) and English (pico:en-US), "
     "espeak-ng for languages Pico lacks."
@@ -26,6 +27,51 @@ DEMO_TEXT = (
     "ganz ohne Grafikkarte."
 )
 F = TypeVar("F", bound=Callable[..., Any])
+NEUTRAL_PROSODY = (1.0, 0.0, 0.0)
+"""--rate, --pitch, --volume that change nothing (facecast.options' defaults)."""
+
+
+def _prosody_options(func: F) -> F:
+    """--rate, --pitch and --volume; their bounds are checked by RenderOptions (one plain
+    error line), declared once in facecast.options."""
+    from facecast.options import (
+        DEFAULT_PITCH,
+        DEFAULT_RATE,
+        DEFAULT_VOLUME,
+        MAX_PITCH,
+        MAX_RATE,
+        MAX_VOLUME,
+        MIN_PITCH,
+        MIN_RATE,
+        MIN_VOLUME,
+    )
+
+    decorators = [
+        click.option(
+            "--rate",
+            type=float,
+            default=DEFAULT_RATE,
+            show_default=True,
+            help=f"Speaking rate, {MIN_RATE:g}-{MAX_RATE:g} (2 = twice as fast; pitch kept).",
+        ),
+        click.option(
+            "--pitch",
+            type=float,
+            default=DEFAULT_PITCH,
+            show_default=True,
+            help=f"Pitch shift in semitones, {MIN_PITCH:g} to {MAX_PITCH:g}.",
+        ),
+        click.option(
+            "--volume",
+            type=float,
+            default=DEFAULT_VOLUME,
+            show_default=True,
+            help=f"Gain in dB, {MIN_VOLUME:g} to {MAX_VOLUME:g} (peaks stay below -1 dBFS).",
+        ),
+    ]
+    for decorate in reversed(decorators):
+        func = decorate(func)
+    return func
 
 
 def _demo_photo() -> Path:
@@ -204,6 +250,12 @@ def _job_options(func: F) -> F:
         ),
         click.option("--full-frame", is_flag=True, help="The same as --framing full."),
         click.option(
+            "--format",
+            type=click.Choice(VIDEO_FORMATS),
+            default=None,
+            help="mp4 (H.264/AAC) or webm (VP9/Opus); default: from the output's name, else mp4.",
+        ),
+        click.option(
             "--lang", default="de", show_default=True, help="Speech language (text input)."
         ),
         click.option("--voice", default=None, help=VOICE_HELP),
@@ -214,6 +266,7 @@ def _job_options(func: F) -> F:
             help="Speak --text in the voice of this 3-30 s recording (needs XTTS: the [xtts] "
             "extra and FACECAST_XTTS_MODEL_DIR, or a --server that has it).",
         ),
+        _prosody_options,
         click.option(
             "--seed",
             type=int,
@@ -261,10 +314,23 @@ def _job_options(func: F) -> F:
     return func
 
 
-def _options(opts: dict[str, Any]) -> Any:
+def _format_for(output: Path | None, asked: str | None) -> str:
+    """The video format: --format, else the output's suffix (.webm), else MP4."""
+    named = output.suffix.lower().lstrip(".") if output is not None else ""
+    if asked is None:
+        return "webm" if named == "webm" else "mp4"
+    if named in VIDEO_FORMATS and named != asked:
+        raise FacecastError(
+            f"{output} is not a .{asked} file: name it .{asked} or leave --format out."
+        )
+    return asked
+
+
+def _options(opts: dict[str, Any], output: Path | None = None) -> Any:
     from facecast.options import RenderOptions
 
     return RenderOptions(
+        format=_format_for(output, opts.get("format")),  # type: ignore[arg-type]
         fps=opts["fps"],
         size=opts["size"] - opts["size"] % 2,
         full_frame=opts["full_frame"],
@@ -282,6 +348,9 @@ def _options(opts: dict[str, Any]) -> Any:
         force_cpu=opts["force_cpu"],
         voice_sample=opts.get("clone_voice"),
         lexicon=_read_lexicon(opts.get("lexicon")),
+        rate=opts["rate"],
+        pitch=opts["pitch"],
+        volume=opts["volume"],
     )
 
 
@@ -362,7 +431,9 @@ def _run_remote(
 
     if opts.get("stream") is not None:
         raise FacecastError("--stream writes a local render; leave it out with --server.")
-    options = _options(opts)
+    options = _options(opts, output)
+    if options.format != "mp4":
+        raise FacecastError("The service renders MP4; leave --format out with --server.")
     started = time.perf_counter()
     with FacecastClient(server, api_key) as client, _progress_bar() as progress:
         job_id = _remote_render(
@@ -424,7 +495,9 @@ def _run_render(
         raise FacecastError("--stream writes video: pipe it to a player, e.g. | ffplay -")
     streams = [mpegts_target(stream)] if stream is not None else []
 
-    options = _options(opts)
+    options = _options(opts, output)
+    if streams and options.format != "mp4":
+        raise FacecastError("--stream sends H.264: it needs the MP4 format.")
     if options.voice_sample is not None:
         if text is None:
             raise FacecastError("--clone-voice speaks --text in the sample's voice: give --text.")
@@ -523,6 +596,13 @@ def render(
         text = _text_input(text, text_file)
         if (text is None) == (audio is None):
             raise FacecastError("Give exactly one of --text, --text-file or --audio.")
+        if audio is not None and (opts["rate"], opts["pitch"], opts["volume"]) != (1.0, 0.0, 0.0):
+            raise FacecastError(
+                "--rate, --pitch and --volume change synthesised speech: give --text."
+            )
+        source = click.get_current_context().get_parameter_source("output")
+        if opts.get("format") == "webm" and source is click.core.ParameterSource.DEFAULT:
+            output = output.with_suffix(".webm")
         _check_output(output)
         if server is not None:
             _require_consent(consent)
@@ -616,12 +696,17 @@ def batch(
 
 
 def _local_row(base: Any) -> Callable[[Any], None]:
-    """Renders one manifest row in this process (photos and voices stay warm between rows)."""
+    """Renders one manifest row in this process (photos and voices stay warm between rows);
+    an output named .webm is a WebM."""
+    import dataclasses
+
     from facecast.backends import check_options
     from facecast.pipeline import choose_voice, render_talking_head
 
     def render(row: Any) -> None:
         options = row.options(base)
+        if row.output.suffix.lower() == ".webm":
+            options = dataclasses.replace(options, format="webm")
         if options.voice_sample is not None and row.text is not None:
             options = _cloning(options)
         elif row.text is not None:
@@ -674,6 +759,7 @@ def _batch_bar(rows: Any, work: Callable[[Callable[[Any], None]], Any]) -> Any:
     is_flag=True,
     help="Print what will be spoken (numbers, dates, your lexicon, pauses) and stop.",
 )
+@_prosody_options
 def tts(
     text: str | None,
     text_file: Path | None,
@@ -683,6 +769,9 @@ def tts(
     clone_voice: Path | None,
     lexicon: Path | None,
     show_text: bool,
+    rate: float,
+    pitch: float,
+    volume: float,
 ) -> None:
     """Speak TEXT into a WAV file.
 
@@ -693,12 +782,14 @@ def tts(
     from facecast.pipeline import synthesize
     from facecast.speech import script
     from facecast.speech.registry import resolve_voice
+    from facecast.speech.voicing import Prosody
 
     with _plain_errors():
         text = _text_input(text, text_file)
         if text is None:
             raise FacecastError("Give --text (`-` reads standard input) or --text-file.")
         words = _read_lexicon(lexicon)
+        prosody = Prosody(rate, pitch, volume)
         if not show_text:
             _check_output(output)
         if show_text:
@@ -710,7 +801,7 @@ def tts(
         else:
             choice = resolve_voice(lang, voice)
             backend, voice, label = choice.backend, choice.voice, choice.id
-        speech = synthesize(text, lang, voice, backend, voice_sample=clone_voice, lexicon=words)
+        speech = synthesize(text, lang, voice, backend, clone_voice, words, prosody)
         save_wav(speech.audio, output)
         click.echo(
             f"wrote {output} ({speech.audio.duration:.1f} s, {len(speech.phonemes)} phonemes) "
@@ -720,9 +811,16 @@ def tts(
 
 @main.command()
 @click.option("--lang", default=None, help="Only voices that speak this language.")
+@click.option(
+    "--gender",
+    type=click.Choice(["male", "female", "neutral"]),
+    default=None,
+    help="Only voices of this gender presentation.",
+)
 @click.option("--all", "show_all", is_flag=True, help="Also list every espeak-ng variant.")
-def voices(lang: str | None, show_all: bool) -> None:
-    """List the voices `--voice` accepts, the default for each language first."""
+def voices(lang: str | None, gender: str | None, show_all: bool) -> None:
+    """List the voices `--voice` accepts, the default for each language first: gender
+    presentation, natural or synthetic, phoneme timings, languages and licence."""
     from facecast.speech import registry
 
     with _plain_errors():
@@ -730,8 +828,13 @@ def voices(lang: str | None, show_all: bool) -> None:
         if lang is not None:
             default = registry.default_voice(lang)
             click.echo(f"default for {lang}: {default.id}")
+            serving = [v for v in registry.catalogue() if registry.speaks(v, lang)]
+            if not any(v.natural for v in serving):
+                click.echo(f"only synthetic voices (espeak-ng, natural: false) speak {lang}")
         for voice in registry.catalogue():
             if lang is not None and not registry.speaks(voice, lang):
+                continue
+            if gender is not None and voice.gender != gender:
                 continue
             if voice.backend == "espeak" and voice.name != "default" and not show_all:
                 continue
@@ -739,11 +842,12 @@ def voices(lang: str | None, show_all: bool) -> None:
             languages = ", ".join(voice.languages[:8]) + (
                 f" (+{len(voice.languages) - 8})" if len(voice.languages) > 8 else ""
             )
-            flags = "natural" if voice.natural else "robotic"
-            flags += ", clones" if voice.cloning else ""
-            flags += "" if voice.commercial_use else ", commercial use unclear"
+            flags = [voice.gender, "natural" if voice.natural else "synthetic (natural: false)"]
+            flags += ["timings"] if voice.timings else []
+            flags += ["clones"] if voice.cloning else []
+            flags += [] if voice.commercial_use else ["commercial use unclear"]
             default_note = f"  default for: {', '.join(codes[:10])}" if codes else ""
-            click.echo(f"{voice.id:<28} {flags:<32} {languages}{default_note}")
+            click.echo(f"{voice.id:<28} {', '.join(flags):<44} {languages}{default_note}")
             click.echo(f"{'':<28} licence: {voice.licence}")
         if not show_all:
             click.echo("(espeak-ng variants such as espeak:f3 are hidden; --all lists them)")
@@ -861,7 +965,8 @@ def models_verify() -> None:
 @click.option(
     "--trust",
     is_flag=True,
-    help="Accept a file the manifest has no checksum for, or your own export of a pinned one.",
+    help="Accept a file the manifest has no checksum for, or your own export of a pinned one "
+    "(every .pth: it replaces a packaged network).",
 )
 def models_import(path: Path, trust: bool) -> None:
     """Copy (or convert) an operator's model file into the models dir."""
@@ -869,12 +974,14 @@ def models_import(path: Path, trust: bool) -> None:
 
     with _plain_errors():
         if path.suffix == ".pth":
-            from facecast.weights.pth import import_pth
+            from facecast.weights.pth import bundled_network, import_pth
 
-            destination = import_pth(path, _models_dir())
+            destination = import_pth(path, _models_dir(), trust=trust)
+            click.echo(f"imported {destination}")
+            click.echo(f"note: it now replaces the packaged {bundled_network(path.stem)} weights")
         else:
             destination = weights.import_file(path, _models_dir(), trust=trust)
-        click.echo(f"imported {destination}")
+            click.echo(f"imported {destination}")
 
 
 @models.command("fetch")

@@ -28,7 +28,7 @@ from typing import Any, BinaryIO
 
 import httpx
 
-from facecast.options import RenderOptions
+from facecast.options import DEFAULT_PITCH, DEFAULT_RATE, DEFAULT_VOLUME, RenderOptions
 
 FINAL_STATUSES = frozenset({"done", "error", "canceled", "rejected"})
 TIMEOUT_S = 60.0
@@ -105,6 +105,14 @@ class Voice:
     """The voice's main language (the first it lists)."""
     backend: str | None = None
     languages: tuple[str, ...] = ()
+    """Language codes it speaks, most specific first."""
+    gender: str | None = None
+    """Gender presentation: "male", "female" or "neutral" (metadata of the voice)."""
+    natural: bool | None = None
+    """True: sounds like a person; False: synthetic (espeak-ng)."""
+    timings: bool | None = None
+    """True when the mouth follows the voice's phoneme timings."""
+    licence: str | None = None
     details: tuple[tuple[str, Any], ...] = ()
     """Everything else the server said about it."""
 
@@ -113,13 +121,18 @@ class Voice:
         """Parse one entry of GET /voices."""
         if isinstance(body, str):
             return cls(name=body)
-        known = {"name", "id", "lang", "language", "languages", "backend"}
+        known = {"name", "id", "lang", "language", "languages", "backend", "gender"}
+        known |= {"natural", "phoneme_timings", "licence"}
         languages = tuple(str(code) for code in body.get("languages") or ())
         return cls(
             name=str(body.get("name") or body.get("id") or ""),
             lang=body.get("lang") or body.get("language") or (languages[0] if languages else None),
             backend=body.get("backend"),
             languages=languages,
+            gender=body.get("gender"),
+            natural=body.get("natural"),
+            timings=body.get("phoneme_timings"),
+            licence=body.get("licence"),
             details=tuple((k, v) for k, v in sorted(body.items()) if k not in known),
         )
 
@@ -146,6 +159,9 @@ def _form(options: RenderOptions, consent: bool, **extra: str | None) -> dict[st
         "consent": "true" if consent else "false",
         "lang": options.lang,
         "voice": options.voice,
+        "rate": None if options.rate == DEFAULT_RATE else f"{options.rate:g}",
+        "pitch": None if options.pitch == DEFAULT_PITCH else f"{options.pitch:g}",
+        "volume": None if options.volume == DEFAULT_VOLUME else f"{options.volume:g}",
         "fps": str(options.fps),
         "size": str(options.size),
         "full_frame": "true" if options.full_frame else "false",
@@ -158,6 +174,8 @@ def _form(options: RenderOptions, consent: bool, **extra: str | None) -> dict[st
         "force_cpu": "true" if options.force_cpu else None,
         "expression": None if options.expression == "keep" else options.expression,
         "lexicon": options.lexicon,
+        "seed": str(options.seed),
+        "restore": "true" if options.restore else "false",
         **extra,
     }
     return {k: v for k, v in fields.items() if v is not None}
@@ -344,10 +362,12 @@ class FacecastClient:
         body = self._call("POST", "/text/normalize", json=_normalize_body(text, lang, lexicon))
         return str(body["spoken"])
 
-    def voices(self) -> list[Voice]:
-        """The voices the server offers; empty when the server has no GET /voices."""
+    def voices(self, lang: str | None = None, gender: str | None = None) -> list[Voice]:
+        """The voices the server offers, only those speaking `lang` and of `gender` ("male",
+        "female", "neutral") when given; empty when the server has no GET /voices."""
+        params = {k: v for k, v in (("lang", lang), ("gender", gender)) if v is not None}
         try:
-            body = self._call("GET", "/voices")
+            body = self._call("GET", "/voices", params=params)
         except FacecastAPIError as exc:
             if exc.status in (404, 405):
                 return []
@@ -530,10 +550,12 @@ class AsyncFacecastClient:
         )
         return str(body["spoken"])
 
-    async def voices(self) -> list[Voice]:
-        """The voices the server offers; empty when the server has no GET /voices."""
+    async def voices(self, lang: str | None = None, gender: str | None = None) -> list[Voice]:
+        """The voices the server offers, only those speaking `lang` and of `gender` ("male",
+        "female", "neutral") when given; empty when the server has no GET /voices."""
+        params = {k: v for k, v in (("lang", lang), ("gender", gender)) if v is not None}
         try:
-            body = await self._call("GET", "/voices")
+            body = await self._call("GET", "/voices", params=params)
         except FacecastAPIError as exc:
             if exc.status in (404, 405):
                 return []

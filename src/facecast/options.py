@@ -12,11 +12,38 @@ Framing = Literal["square", "portrait", "landscape", "full"]
 """Output framings: a head-and-shoulders square, 9:16 or 16:9 (`size` the shorter side), or
 the whole photo (longer side `size`)."""
 FRAMINGS: tuple[str, ...] = get_args(Framing)
+VideoFormat = Literal["mp4", "webm"]
+"""H.264/AAC in MP4 (the default: streams live, plays everywhere) or VP9/Opus in WebM."""
+VIDEO_FORMATS: tuple[str, ...] = get_args(VideoFormat)
 
 EXPRESSIONS = ("keep", "neutral")
 """What the mouth rests in: `keep` the photo's own expression (a smile with teeth stays one in
 pauses), `neutral` a closed, relaxed mouth. A photo caught mid-word, yawning or with the
 tongue out rests closed either way."""
+
+# Speech prosody, declared once: the CLI, the API forms and the pipeline validate from these.
+MIN_RATE, MAX_RATE, DEFAULT_RATE = 0.5, 2.0, 1.0
+"""Speaking rate: 2.0 says the same in half the time (pitch kept)."""
+MIN_PITCH, MAX_PITCH, DEFAULT_PITCH = -12.0, 12.0, 0.0
+"""Pitch shift in semitones (an octave each way; formants kept)."""
+MIN_VOLUME, MAX_VOLUME, DEFAULT_VOLUME = -20.0, 10.0, 0.0
+"""Gain in dB: -20 is a tenth of the amplitude; above 0 the peaks are held below -1 dBFS,
+so a voice already near full scale gets no louder instead of clipping."""
+
+
+PROSODY_BOUNDS = {
+    "rate": (MIN_RATE, MAX_RATE),
+    "pitch": (MIN_PITCH, MAX_PITCH),
+    "volume": (MIN_VOLUME, MAX_VOLUME),
+}
+
+
+def check_prosody(rate: float, pitch: float, volume: float) -> None:
+    """ValueError naming the first of rate, pitch, volume outside its bounds (or not a number)."""
+    for name, value in (("rate", rate), ("pitch", pitch), ("volume", volume)):
+        low, high = PROSODY_BOUNDS[name]
+        if not low <= value <= high:  # NaN fails too
+            raise ValueError(f"{name} must be between {low:g} and {high:g}, not {value:g}.")
 
 
 @dataclass(frozen=True)
@@ -29,6 +56,8 @@ class RenderOptions:
     """The whole photo (the same as framing="full")."""
     framing: Framing = "square"
     """One of FRAMINGS."""
+    format: VideoFormat = "mp4"
+    """The video's container and codecs (VideoFormat)."""
     lang: str = "de"
     voice: str | None = None
     """The backend's own voice name; None: the backend's voice for `lang`."""
@@ -58,6 +87,12 @@ class RenderOptions:
     lexicon: str | None = None
     """The user's pronunciations in facecast.speech.script's lexicon format (`[de]` sections
     of `word = how to say it` lines)."""
+    rate: float = DEFAULT_RATE
+    """Speaking rate of synthesised speech (MIN_RATE..MAX_RATE); the mouth follows."""
+    pitch: float = DEFAULT_PITCH
+    """Pitch shift of synthesised speech in semitones (MIN_PITCH..MAX_PITCH)."""
+    volume: float = DEFAULT_VOLUME
+    """Gain of synthesised speech in dB (MIN_VOLUME..MAX_VOLUME)."""
 
     @property
     def shape(self) -> str:
@@ -69,10 +104,12 @@ class RenderOptions:
             raise ValueError(
                 f"expression must be one of {', '.join(EXPRESSIONS)}, not {self.expression!r}"
             )
+        check_prosody(self.rate, self.pitch, self.volume)
 
     def fingerprint(self) -> str:
         """Every field but `voice_sample` as canonical JSON: what result reuse hashes (the job
-        service keys a sample by its content, not by where a worker keeps it)."""
+        service keys a sample by its content, not by where a worker keeps it). Rate, pitch
+        and volume are in it: the same text at another rate is another result."""
         fields = asdict(self)
         fields.pop("voice_sample")
         return json.dumps(fields, sort_keys=True, separators=(",", ":"))

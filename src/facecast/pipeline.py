@@ -4,7 +4,8 @@ The CLI and the worker share it.
 
     render_talking_head(image, output, *, text=None, audio=None, options=RenderOptions(),
                         progress=None, cancel=None, streams=()) -> RenderResult
-    synthesize(text, lang="de", voice=None, backend=None, voice_sample=None) -> Speech
+    synthesize(text, lang="de", voice=None, backend=None, voice_sample=None,
+               prosody=Prosody()) -> Speech
     choose_voice(options) -> RenderOptions   (the default or named voice resolved)
 
 `progress(stage, fraction)` is called with stage names "speech", "audio", "face", "motion",
@@ -25,7 +26,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
@@ -49,6 +50,7 @@ from facecast.speech import PhonemeEvent, Speech, script
 from facecast.speech.cloning import CloningBackend, read_voice_sample
 from facecast.speech.limits import check_estimate
 from facecast.speech.registry import choose_voice, get_backend, resolve_voice
+from facecast.speech.voicing import NEUTRAL, Prosody, apply_prosody
 from facecast.video import StreamTarget, VideoWriter
 
 __all__ = ["RenderOptions", "choose_voice", "render_talking_head", "synthesize"]
@@ -104,6 +106,8 @@ def synthesize(
     backend: str | None = None,
     voice_sample: Path | None = None,
     lexicon: str | None = None,
+    prosody: Prosody = NEUTRAL,
+    stop: Callable[[], bool] | None = None,
 ) -> Speech:
     """Speak `text`: the one entry every synthesis goes through (CLI, worker, renders).
 
@@ -113,7 +117,10 @@ def synthesize(
     its language after the `lexicon`'s words (numbers, dates, abbreviations ... as words), cut
     at its pause marks (facecast.speech.script), its spoken length estimated and refused past
     FACECAST_MAX_AUDIO_SECONDS, and synthesis stops at that cap whatever the estimate said.
-    With `voice_sample` the backend clones that voice.
+    With `voice_sample` the backend clones that voice. `prosody` (rate, pitch, volume) is
+    applied last, to any backend's speech (a cloned voice keeps its character and is then
+    changed); the phoneme timings follow the rate. `stop` is asked between chunks of
+    synthesis: once it says so, CanceledError.
     """
     settings = get_settings()
     script.check_length(text, settings.max_text_chars)
@@ -121,16 +128,24 @@ def synthesize(
         choice = resolve_voice(lang, voice)
         backend, voice = choice.backend, choice.voice
     prepared = script.prepare(text, lang, lexicon)
-    check_estimate(script.estimated_seconds(prepared), settings.max_audio_seconds)
+    # At rate r the speech lasts 1/r as long: cap the speech before the change at max * r.
+    source_cap = settings.max_audio_seconds * prosody.rate
+    check_estimate(script.estimated_seconds(prepared), source_cap)
     engine = get_backend(backend)
     if voice_sample is not None:
         if not isinstance(engine, CloningBackend) or not engine.capabilities.cloning:
             raise BackendUnavailableError(f"The speech backend {backend!r} cannot clone voices.")
         voice = engine.clone(read_voice_sample(voice_sample))
-    return script.speak(engine, prepared, lang, voice, settings.max_audio_seconds)
+    speech = script.speak(engine, prepared, lang, voice, source_cap, stop)
+    return apply_prosody(speech, prosody)
 
 
-def speak(text: str, options: RenderOptions, voice_sample: Path | None = None) -> Speech:
+def speak(
+    text: str,
+    options: RenderOptions,
+    voice_sample: Path | None = None,
+    stop: Callable[[], bool] | None = None,
+) -> Speech:
     """`synthesize` with everything `options` says about speech (the worker's and the CLI's
     one way from options to audio); `voice_sample` defaults to the options' own."""
     return synthesize(
@@ -140,16 +155,21 @@ def speak(text: str, options: RenderOptions, voice_sample: Path | None = None) -
         options.speech_backend,
         voice_sample or options.voice_sample,
         options.lexicon,
+        Prosody.of(options),
+        stop,
     )
 
 
 def _speech_track(
-    text: str | None, audio: Path | AudioTrack | None, options: RenderOptions
+    text: str | None,
+    audio: Path | AudioTrack | None,
+    options: RenderOptions,
+    stop: Callable[[], bool] | None = None,
 ) -> tuple[AudioTrack, Sequence[PhonemeEvent]]:
     if (text is None) == (audio is None):
         raise FacecastError("Give either text to speak or an audio recording, not both or neither.")
     if text is not None:
-        speech = speak(text, options)
+        speech = speak(text, options, stop=stop)
         return speech.audio, speech.phonemes
     if isinstance(audio, AudioTrack):
         return audio, ()
@@ -395,13 +415,22 @@ def _render(
     report = Reporter(progress, cancel)
     report.stage("speech", *SPAN_SPEECH, 0.0)
     photos, key = prepared_photos(), photo_key(image, options)
+    stopping = threading.Event()
     with ThreadPoolExecutor(1, thread_name_prefix="facecast-speech") as pool:
-        speech = pool.submit(_speech_track, text, audio, options)
+        speech = pool.submit(_speech_track, text, audio, options, stopping.is_set)
         try:
             report.stage("face", *SPAN_FACE, 0.0)
             rigged = photos.take(key) or rig_photo(image, options)
-        finally:
+        except FacecastError:
             track, phonemes = speech.result()  # a speech error comes first, as without threads
+            raise
+        except BaseException:
+            # A time limit or an interrupt: the speech must not keep the job for its whole text.
+            stopping.set()
+            with contextlib.suppress(Exception):
+                speech.result()
+            raise
+        track, phonemes = speech.result()
     report.stage("motion", *SPAN_MOTION, 0.0)
     curves = motion.motion_curves(track, options.fps, phonemes=phonemes, seed=options.seed)
     report.stage("render", *SPAN_RENDER, 0.0)
@@ -441,6 +470,7 @@ def _encode(
             audio=track,
             metadata=tags,
             streams=streams,
+            container=options.format,
         ) as writer:
             for first in range(0, curves.n_frames, batch):
                 count = min(batch, curves.n_frames - first)

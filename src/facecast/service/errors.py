@@ -28,6 +28,13 @@ class InvalidRequestError(ServiceError):
     status = 422
 
 
+class IdempotencyConflictError(ServiceError):
+    """An Idempotency-Key sent again with other fields or uploads than its first request."""
+
+    code = "idempotency_conflict"
+    status = 422
+
+
 class NotCancelableError(ServiceError):
     code = "not_cancelable"
     status = 409

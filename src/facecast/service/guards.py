@@ -73,12 +73,29 @@ def _in(address: str, networks: tuple[Network, ...]) -> bool:
     return any(ip in network for network in networks)
 
 
+MAX_PORT_DIGITS = 5
+
+
 def host_name(host: str) -> str:
-    """`Host` without its port, lower case; IPv6 literals without brackets."""
+    """`Host` without its port, lower case; IPv6 literals without brackets. "" (never
+    allowed) when what follows the name is not `:` and a decimal port (`localhost:evil.example`)."""
     host = host.strip().lower()
     if host.startswith("["):
-        return host[1 : host.find("]")] if "]" in host else host
-    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+        end = host.find("]")
+        if end < 0:
+            return ""
+        name, rest = host[1:end], host[end + 1 :]
+    elif host.count(":") == 1:
+        name, port = host.split(":")
+        rest = ":" + port
+    else:
+        name, rest = host, ""
+    if rest:
+        port = rest[1:]
+        numeric = port.isascii() and port.isdigit() and len(port) <= MAX_PORT_DIGITS
+        if not rest.startswith(":") or not numeric:
+            return ""
+    return name
 
 
 def allowed_hosts(settings: Settings) -> frozenset[str]:

@@ -17,10 +17,11 @@ from PIL import Image
 from facecast.audio import format_duration, probe_audio
 from facecast.errors import (
     AudioTooLongError,
+    FaceChoiceError,
     InvalidAudioError,
     InvalidTextError,
 )
-from facecast.image import inspect
+from facecast.image import PhotoInfo, inspect
 from facecast.service.errors import InvalidRequestError
 
 AUDIO_EXTENSIONS = frozenset(
@@ -41,8 +42,27 @@ def check_image(path: Path | BinaryIO, max_pixels: int) -> str:
     to the end, PNG chunks are checked and their image data inflated and counted. Memory stays
     at the file's size whatever it declares; the worker decodes at reduced scale.
     """
+    return inspect_image(path, max_pixels).extension
+
+
+def inspect_image(path: Path | BinaryIO, max_pixels: int) -> PhotoInfo:
+    """`check_image`, answering with what the headers say (size, orientation)."""
     data = path.read_bytes() if isinstance(path, Path) else path.read()
-    return inspect(data, max_pixels=max_pixels).extension
+    return inspect(data, max_pixels=max_pixels)
+
+
+def check_point_in(point: tuple[float, float] | None, size: tuple[int, int]) -> None:
+    """400 (invalid_face_choice) for a `face_at` point outside the upright photo of `size`,
+    known from its headers: refused at submit, not after the job waited for a worker."""
+    if point is None:
+        return
+    x, y = point
+    width, height = size
+    if not (0 <= x <= width and 0 <= y <= height):
+        raise FaceChoiceError(
+            f"The point ({x:g}, {y:g}) is outside the photo, which is {width} x {height} "
+            "pixels upright."
+        )
 
 
 def warm_up_image_decoding() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import errno
+import hashlib
 import io
 import logging
 import math
@@ -26,7 +27,8 @@ from facecast import __version__
 from facecast.config import Settings
 from facecast.cost import JobCost, job_cost
 from facecast.errors import BackendUnavailableError, FacecastError, UnsupportedLanguageError
-from facecast.options import Framing, RenderOptions
+from facecast.image import PhotoInfo
+from facecast.options import DEFAULT_PITCH, DEFAULT_RATE, DEFAULT_VOLUME, Framing, RenderOptions
 from facecast.service import webhooks
 from facecast.service.access import (
     ANONYMOUS,
@@ -40,6 +42,7 @@ from facecast.service.errors import (
     AudioNotReadyError,
     ConsentRequiredError,
     CpuBudgetExceededError,
+    IdempotencyConflictError,
     InvalidRequestError,
     JobNotFoundError,
     JobTooCostlyError,
@@ -55,8 +58,10 @@ from facecast.service.inputs import (
     audio_file_name,
     check_audio,
     check_image,
+    check_point_in,
     clean_text,
     even,
+    inspect_image,
     warm_up_image_decoding,
 )
 from facecast.service.metrics import Snapshot
@@ -131,6 +136,28 @@ def idempotency_scope(principal: str, route: str, key: str | None) -> str | None
     return None if key is None else content_key("idempotency", principal, route, key)
 
 
+BINDING_SEPARATOR = ":"
+"""An idempotency key is bound to `<job id>:<request digest>` (job ids are hex)."""
+DIGEST_CHUNK = 1 << 20
+
+
+def request_digest(fields: Sequence[object], uploads: Sequence[BinaryIO | None], limit: int) -> str:
+    """A hash of a request's fields and uploads (each read up to `limit` + 1 bytes, then
+    rewound): a retry under the same Idempotency-Key must send the same request."""
+    parts: list[str | bytes | int | float | bool | None] = [repr(f) for f in fields]
+    for upload in uploads:
+        if upload is None or not upload.seekable():
+            parts.append(None)
+            continue
+        start, left, digest = upload.tell(), limit + 1, hashlib.sha256()
+        while left > 0 and (chunk := upload.read(min(DIGEST_CHUNK, left))):
+            digest.update(chunk)
+            left -= len(chunk)
+        upload.seek(start)
+        parts.append(digest.hexdigest())
+    return content_key("request", *parts)[:32]
+
+
 def deletion_marker(job_id: str) -> str:
     """The idempotency-store key that says `job_id` was deleted (so that a retry of the
     request that made it starts a new job instead of naming the deleted one)."""
@@ -143,6 +170,9 @@ def build_options(
     speaks: bool,
     lang: str | None = None,
     voice: str | None = None,
+    rate: float | None = None,
+    pitch: float | None = None,
+    volume: float | None = None,
     fps: int | None = None,
     size: int | None = None,
     full_frame: bool = False,
@@ -155,11 +185,15 @@ def build_options(
     force_cpu: bool = False,
     expression: str = "keep",
     lexicon: str | None = None,
+    seed: int = 0,
+    restore: bool = True,
 ) -> RenderOptions:
     """The job's render options from a request's fields and the server's defaults.
 
     When the job speaks text, the voice is resolved here (an unknown voice or language is a
-    400 listing the valid ones), so the worker never meets a voice it cannot use.
+    400 listing the valid ones), so the worker never meets a voice it cannot use. Rate, pitch
+    and volume change synthesised speech only: a job with a recording drops them, as it
+    drops the voice.
     """
     options = RenderOptions(
         fps=fps or settings.default_fps,
@@ -177,10 +211,19 @@ def build_options(
         force_cpu=force_cpu,
         expression=expression,
         lexicon=lexicon or None,
+        seed=seed,
+        restore=restore,
+        rate=DEFAULT_RATE if rate is None else rate,
+        pitch=DEFAULT_PITCH if pitch is None else pitch,
+        volume=DEFAULT_VOLUME if volume is None else volume,
     )
     if lexicon:
         script.parse_lexicon(lexicon)  # a broken lexicon is the caller's 400, before any work
-    return choose_voice(options) if speaks else dataclasses.replace(options, voice=None)
+    if speaks:
+        return choose_voice(options)
+    return dataclasses.replace(
+        options, voice=None, rate=DEFAULT_RATE, pitch=DEFAULT_PITCH, volume=DEFAULT_VOLUME
+    )
 
 
 ANONYMOUS_CALLER = Principal(ANONYMOUS)
@@ -294,10 +337,10 @@ class JobService:
         finally:
             slots.release()
 
-    def check_photo(self, path: Path) -> str:
-        """Check a stored upload (see inputs.check_image) in a decode slot; its extension."""
+    def check_photo(self, path: Path) -> PhotoInfo:
+        """Check a stored upload (see inputs.check_image) in a decode slot; what it declares."""
         with self._decode_slot():
-            return check_image(path, self.settings.max_image_pixels)
+            return inspect_image(path, self.settings.max_image_pixels)
 
     def find_faces(self, upload: BinaryIO) -> FacesResult:
         """The faces in an uploaded photo with their boxes, largest first (POST /faces)."""
@@ -336,47 +379,75 @@ class JobService:
             self._check_spoken_length(text, submission.options)
         if submission.webhook is not None:
             webhooks.check_url(submission.webhook, self.settings)
+        digest = None
+        if submission.idempotency is not None:
+            fields = (
+                submission.consent,
+                submission.audio_filename,
+                submission.audio_id,
+                submission.text,
+                submission.options,
+                submission.webhook,
+                submission.client_ref,
+            )
+            uploads = (submission.image, submission.audio, submission.voice_sample)
+            digest = request_digest(fields, uploads, self.settings.max_upload_bytes)
         return self._create(
             lambda job_id: self._create_animate(job_id, submission, text),
             submission.idempotency,
             JobKind.ANIMATE,
+            digest,
         )
 
     def _create(
-        self, build: Callable[[str], Submitted], idempotency: str | None, kind: JobKind
+        self,
+        build: Callable[[str], Submitted],
+        idempotency: str | None,
+        kind: JobKind,
+        digest: str | None = None,
     ) -> Submitted:
         """A new job directory filled by `build`; removed again when that fails.
 
-        With an idempotency key the first request binds it to its job; a retry gets that job.
+        With an idempotency key the first request binds it to its job and its `digest`; a
+        retry with the same digest gets that job, one with another digest is refused (422).
         """
         try:
             job_id = self.storage.new_job()
         except OSError as exc:
             raise storage_failure(exc) from exc
+        ttl = self.settings.idempotency_hours * 3600
+
+        def binding(job: str) -> str:
+            return job if digest is None else f"{job}{BINDING_SEPARATOR}{digest}"
+
         if idempotency is not None:
-            ttl = self.settings.idempotency_hours * 3600
-            bound = self.store.claim(idempotency, job_id, ttl)
-            if bound != job_id and self.store.bound(deletion_marker(bound), ttl) is not None:
+            bound = self.store.claim(idempotency, binding(job_id), ttl)
+            bound_job = bound.partition(BINDING_SEPARATOR)[0]
+            if bound != binding(job_id) and self.store.bound(deletion_marker(bound_job), ttl):
                 # The key's job was deleted since: this request starts afresh.
                 self.store.release(idempotency, bound)
-                bound = self.store.claim(idempotency, job_id, ttl)
-            if bound != job_id:
+                bound = self.store.claim(idempotency, binding(job_id), ttl)
+            if bound != binding(job_id):
                 self.storage.remove(job_id)
-                return Submitted(self._state_or_queued(bound, kind))
+                bound_job, _, bound_digest = bound.partition(BINDING_SEPARATOR)
+                if digest is not None and bound_digest and bound_digest != digest:
+                    raise IdempotencyConflictError(
+                        "This Idempotency-Key was used for a request with other fields or "
+                        "files; send the same request again, or use a new key."
+                    )
+                return Submitted(self._state_or_queued(bound_job, kind))
         try:
             submitted = build(job_id)
         except BaseException as exc:
             self.storage.remove(job_id)
             if idempotency is not None:
-                self.store.release(idempotency, job_id)
+                self.store.release(idempotency, binding(job_id))
             if isinstance(exc, OSError) and exc.errno is not None:
                 raise storage_failure(exc) from exc
             raise
         if idempotency is not None and submitted.state.job_id != job_id:  # answered by reuse
-            self.store.release(idempotency, job_id)
-            self.store.claim(
-                idempotency, submitted.state.job_id, self.settings.idempotency_hours * 3600
-            )
+            self.store.release(idempotency, binding(job_id))
+            self.store.claim(idempotency, binding(submitted.state.job_id), ttl)
         self.storage.drop_local(job_id)  # with a shared store the uploads are in the bucket now
         return submitted
 
@@ -394,8 +465,9 @@ class JobService:
         upload = self.storage.save_stream(
             job_id, IMAGE_UPLOAD, submission.image, settings.max_upload_bytes
         )
-        extension = self.check_photo(self.storage.path(job_id, IMAGE_UPLOAD))
-        image_name = f"source.{extension}"
+        photo = self.check_photo(self.storage.path(job_id, IMAGE_UPLOAD))
+        check_point_in(submission.options.face_at, photo.upright_size)
+        image_name = f"source.{photo.extension}"
         self.storage.path(job_id, IMAGE_UPLOAD).rename(self.storage.path(job_id, image_name))
         self.storage.publish(job_id, image_name)
         request = JobRequest(
@@ -512,8 +584,9 @@ class JobService:
                 seconds = None
         elif request.text:
             options = request.options
-            seconds = script.typical_seconds(
-                script.prepare(request.text, options.lang, options.lexicon)
+            seconds = (
+                script.typical_seconds(script.prepare(request.text, options.lang, options.lexicon))
+                / options.rate
             )
         cost = job_estimate(request.options, seconds, measured)
         if cost is None:
@@ -590,10 +663,21 @@ class JobService:
         self._check_spoken_length(text, submission.options)
         if submission.webhook is not None:
             webhooks.check_url(submission.webhook, settings)
+        digest = None
+        if submission.idempotency is not None:
+            fields = (
+                submission.text,
+                submission.options,
+                submission.webhook,
+                submission.client_ref,
+            )
+            uploads = (submission.voice_sample,)
+            digest = request_digest(fields, uploads, settings.max_upload_bytes)
         return self._create(
             lambda job_id: self._create_tts(job_id, submission, text),
             submission.idempotency,
             JobKind.TTS,
+            digest,
         )
 
     def _create_tts(self, job_id: str, submission: TtsSubmission, text: str) -> Submitted:
@@ -768,9 +852,11 @@ class JobService:
         return key
 
     def _check_spoken_length(self, text: str, options: RenderOptions) -> None:
-        """Refuse text whose estimated spoken length passes the audio cap, before any work."""
+        """Refuse text whose estimated spoken length passes the audio cap, before any work
+        (at rate r the speech lasts 1/r as long: the pipeline's own check)."""
         prepared = script.prepare(text, options.lang, options.lexicon)
-        check_estimate(script.estimated_seconds(prepared), self.settings.max_audio_seconds)
+        cap = self.settings.max_audio_seconds * options.rate
+        check_estimate(script.estimated_seconds(prepared), cap)
 
     # ------------------------------------------------------------------ reading
 

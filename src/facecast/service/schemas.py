@@ -7,10 +7,19 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from facecast.options import RenderOptions
+from facecast.options import (
+    MAX_PITCH,
+    MAX_RATE,
+    MAX_VOLUME,
+    MIN_PITCH,
+    MIN_RATE,
+    MIN_VOLUME,
+    RenderOptions,
+)
 
 LANG_PATTERN = r"^[a-z]{2,3}([-_][A-Za-z0-9]{2,8})?$"
 """Language codes as the speech backends name them: de, en-us, pt_BR, cmn, ..."""
@@ -266,6 +275,14 @@ LEXICON_HELP = (
     "Your pronunciations: `[de]` / `[en]` sections of `word = how to say it` lines, applied "
     "before numbers and abbreviations are written out (POST /text/normalize shows the result)."
 )
+RATE_HELP = (
+    f"Speaking rate of `text`, {MIN_RATE:g}-{MAX_RATE:g} (2: twice as fast, pitch kept); "
+    "the mouth follows. Default 1."
+)
+PITCH_HELP = f"Pitch shift of `text` in semitones, {MIN_PITCH:g} to {MAX_PITCH:g}. Default 0."
+VOLUME_HELP = (
+    f"Gain of `text` in dB, {MIN_VOLUME:g} to {MAX_VOLUME:g}; peaks stay below -1 dBFS. Default 0."
+)
 
 
 class TtsRequest(BaseModel):
@@ -280,9 +297,12 @@ class TtsRequest(BaseModel):
     voice: str | None = Field(
         None,
         max_length=128,
-        description="`backend:voice` or a voice name from GET /voices; default: the "
-        "language's default voice.",
+        description="`backend:voice`, a voice name from GET /voices, or male / female "
+        "(the best voice of that kind in `lang`); default: the language's default voice.",
     )
+    rate: float | None = Field(None, ge=MIN_RATE, le=MAX_RATE, description=RATE_HELP)
+    pitch: float | None = Field(None, ge=MIN_PITCH, le=MAX_PITCH, description=PITCH_HELP)
+    volume: float | None = Field(None, ge=MIN_VOLUME, le=MAX_VOLUME, description=VOLUME_HELP)
     webhook: str | None = Field(
         None, max_length=2048, description="URL that gets a signed POST when the job ends."
     )
@@ -354,7 +374,14 @@ class VoiceView(BaseModel):
     backend: str
     voice: str
     languages: list[str] = Field(description="Language codes it speaks, most specific first.")
-    natural: bool = Field(description="Sounds like a person (neural or unit-selection).")
+    gender: Literal["male", "female", "neutral"] = Field(
+        description="Gender presentation of the voice (metadata of the voice, never a guess "
+        "about a person); `voice=male` / `voice=female` picks the best of that kind."
+    )
+    natural: bool = Field(
+        description="Sounds like a person (neural, unit-selection, HMM); false: synthetic "
+        "(espeak-ng formant speech)."
+    )
     cloning: bool = Field(description="Clones a voice from a sample (voice_clone_wav).")
     phoneme_timings: bool = Field(description="Drives the mouth from phonemes, not the signal.")
     licence: str

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import logging
 import os
 import re
 import shutil
@@ -36,6 +37,8 @@ from facecast.config import Settings
 from facecast.service.errors import JobNotFoundError, PayloadTooLargeError
 from facecast.service.objectstore import ObjectInfo, ObjectStore, open_object_store
 from facecast.service.schemas import JobManifest
+
+logger = logging.getLogger(__name__)
 
 JOB_ID_PATTERN = re.compile(r"[0-9a-f]{32}")
 """Job ids are uuid4 hex strings; nothing else ever names a job directory."""
@@ -186,6 +189,18 @@ class Storage:
                 if temporary or dropped or name == RESERVE:
                     with contextlib.suppress(OSError):
                         os.unlink(entry.path)
+        if VIDEO not in keep:
+            self._drop_stream(job_id)
+
+    def _drop_stream(self, job_id: str) -> None:
+        """A job that did not end done keeps no HLS segments (they would stay until
+        retention, playable by whoever holds the link)."""
+        shutil.rmtree(self.stream_dir(job_id), ignore_errors=True)
+        if self.remote is not None:
+            try:
+                self.remote.delete_prefix(self._stream_key(job_id, ""))
+            except Exception:  # the store is down: retention removes them later
+                logger.warning("could not remove the stream of job %s", job_id, exc_info=True)
 
     def job_dir(self, job_id: str) -> Path:
         """The directory of `job_id`; raises JobNotFoundError for malformed ids."""

@@ -19,6 +19,12 @@ class PhonemeEvent:
     end: float
 
 
+MALE, FEMALE, NEUTRAL = "male", "female", "neutral"
+GENDERS = (MALE, FEMALE, NEUTRAL)
+"""A voice's gender presentation: metadata of the voice (how it sounds), never a guess about
+a person. `voice=male` / `voice=female` asks for the best voice of that kind."""
+
+
 @dataclass(frozen=True)
 class VoiceInfo:
     """One voice a backend offers, as the catalogue (GET /voices, `facecast voices`) lists it."""
@@ -32,6 +38,12 @@ class VoiceInfo:
     licence: str = ""
     commercial_use: bool = True
     """False when the voice's terms forbid or leave unclear commercial use."""
+    gender: str = NEUTRAL
+    """How the voice presents: MALE, FEMALE or NEUTRAL (neither, or the sample's own for a
+    cloning voice)."""
+    timings: bool = False
+    """True when the backend gives phoneme timings for this voice (the mouth follows
+    phonemes); False: the mouth follows the signal."""
 
     @property
     def id(self) -> str:

@@ -21,6 +21,7 @@ initialised only once per process. So:
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import os
@@ -44,7 +45,7 @@ from facecast.errors import (
     UnsupportedLanguageError,
 )
 from facecast.registry import Capabilities
-from facecast.speech import PhonemeEvent, Speech, VoiceInfo
+from facecast.speech import GENDERS, MALE, PhonemeEvent, Speech, VoiceInfo
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +81,8 @@ MAX_DATA_PATH_BYTES = 100
 """espeak-ng copies the data path into a 160-byte buffer and appends file names of up to
 ~30 bytes ("lang/sit/yue-Latn-jyutping"); longer paths are copied somewhere short."""
 DATA_MARKER = "phontab"
+DEFAULT_GENDER = MALE
+"""espeak-ng's base voices are male; a variant says `gender female` to differ."""
 STEADY_FOLDER = "facecast-steady"
 """Variant files facecast adds: the same voices without pitch flutter. espeak keeps the
 flutter oscillator running from one utterance into the next, so the same text came out a few
@@ -231,6 +234,8 @@ class _Engine:
         self.lib = lib
         self.sample_rate = sample_rate
         self.variants = variants
+        self.genders: dict[str, str] = {}
+        """Variant name -> "male" / "female" (see _genders)."""
         self.pid = os.getpid()
         self.current_voice: str | None = None
         self.collector: _Collector | None = None
@@ -358,7 +363,9 @@ def _start_engine() -> _Engine:
     )
     if sample_rate <= 0:
         raise BackendUnavailableError("espeak-ng failed to initialise.")
-    return _Engine(lib, sample_rate, _variants(data_dir))
+    engine = _Engine(lib, sample_rate, _variants(data_dir))
+    engine.genders = _genders(data_dir, engine.variants)
+    return engine
 
 
 _LOCK = threading.Lock()
@@ -502,6 +509,22 @@ def _variants(data_dir: Path) -> dict[str, str]:
     return table
 
 
+def _genders(data_dir: Path, variants: dict[str, str]) -> dict[str, str]:
+    """Each variant's gender as its file declares it (`gender female 70`); a variant without
+    the line keeps the base voice's, which is male (espeak-ng's voices are male by default)."""
+    folder = data_dir.joinpath(*VARIANT_FOLDER)
+    table: dict[str, str] = {}
+    for name, file in variants.items():
+        gender = DEFAULT_GENDER
+        with contextlib.suppress(OSError):
+            for line in (folder / file).read_text("utf-8", "replace").splitlines():
+                words = line.lower().split()
+                if len(words) >= 2 and words[0] == "gender" and words[1] in GENDERS:
+                    gender = words[1]
+        table[name] = gender
+    return table
+
+
 class EspeakBackend:
     """espeak-ng text-to-speech: 22050 Hz audio plus phoneme timings, in every language it lists."""
 
@@ -529,8 +552,21 @@ class EspeakBackend:
         """The plain voice ("default") and every variant, each in all of espeak's languages."""
         languages = self.languages()
         licence = self.capabilities.licence
-        names = (DEFAULT_VOICE, *self.variants())
-        return tuple(VoiceInfo(self.name, name, languages, licence=licence) for name in names)
+        with _LOCK:
+            genders = dict(_engine().genders)
+        # The classic short variants (f1, m3) first: a gender request picks the first fitting.
+        names = (DEFAULT_VOICE, *sorted(self.variants(), key=lambda n: (len(n), n)))
+        return tuple(
+            VoiceInfo(
+                self.name,
+                name,
+                languages,
+                licence=licence,
+                gender=genders.get(name, DEFAULT_GENDER),
+                timings=True,
+            )
+            for name in names
+        )
 
     def synthesize(self, text: str, lang: str, voice: str | None = None) -> Speech:
         """Speak `text` in `lang`, optionally with an espeak voice variant such as "f3"."""

@@ -15,13 +15,13 @@ from __future__ import annotations
 import bisect
 import re
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
 from facecast.audio import AudioTrack, format_duration
-from facecast.errors import InvalidTextError, SpeechTooLongError
+from facecast.errors import CanceledError, InvalidTextError, SpeechTooLongError
 from facecast.speech import PhonemeEvent, Speech, SpeechBackend, StreamingBackend
 
 
@@ -193,7 +193,12 @@ def _spoken(backend: SpeechBackend, text: str, lang: str, voice: str | None) -> 
 
 
 def synthesize_capped(
-    backend: SpeechBackend, text: str, lang: str, voice: str | None, max_seconds: float
+    backend: SpeechBackend,
+    text: str,
+    lang: str,
+    voice: str | None,
+    max_seconds: float,
+    stop: Callable[[], bool] | None = None,
 ) -> Speech:
     """Speak `text` chunk by chunk and stop once the audio reaches `max_seconds` (cut there).
 
@@ -209,6 +214,8 @@ def synthesize_capped(
     total = 0.0
     skipped: InvalidTextError | None = None
     for chunk in chunks(text):
+        if stop is not None and stop():
+            raise CanceledError("Speech synthesis was stopped.")
         try:
             for speech in _spoken(backend, chunk, lang, voice):
                 if sample_rate and speech.audio.sample_rate != sample_rate:

@@ -31,7 +31,7 @@ import numpy as np
 from facecast.audio import AudioTrack
 from facecast.errors import BackendUnavailableError, FacecastError, InvalidTextError
 from facecast.registry import Capabilities
-from facecast.speech import Speech, VoiceInfo, language_key
+from facecast.speech import FEMALE, MALE, NEUTRAL, Speech, VoiceInfo, language_key
 from facecast.speech.espeak import Clause, EspeakBackend, ipa_clauses, phoneme_timeline
 
 logger = logging.getLogger(__name__)
@@ -73,6 +73,24 @@ JOINED_TO_PREVIOUS = frozenset("ːˑ\u0303\u0329\u032f\u0361")
 JOINED_TO_NEXT = frozenset(" ˈˌ")
 """Stress marks and word spaces belong to the phoneme after them: the model gives them frames
 that sound as the onset of that phoneme (a stop's closure, a vowel's start)."""
+
+
+SPEAKER_GENDERS = {
+    **dict.fromkeys(("joe", "ryan", "danny", "kusal", "bryce", "john", "norman", "alan"), MALE),
+    **dict.fromkeys(("thorsten", "thorsten_emotional", "karlsson", "pavoque"), MALE),
+    **dict.fromkeys(("amy", "lessac", "kathleen", "kristin", "ljspeech", "alba", "cori"), FEMALE),
+    **dict.fromkeys(
+        ("jenny_dioco", "southern_english_female", "eva_k", "kerstin", "ramona"), FEMALE
+    ),
+}
+"""Gender presentation of well-known Piper speakers (the `speaker` in lang-speaker-quality);
+Piper's .onnx.json does not say. Any other voice is listed as neutral."""
+
+
+def speaker_gender(name: str) -> str:
+    """The gender presentation of the Piper voice `name` ("en_US-joe-medium" -> male)."""
+    parts = name.split("-")
+    return SPEAKER_GENDERS.get(parts[1].lower(), NEUTRAL) if len(parts) >= 2 else NEUTRAL
 
 
 @dataclass(frozen=True)
@@ -291,6 +309,8 @@ class PiperBackend:
                 natural=True,
                 licence=voice.licence,
                 commercial_use=voice.commercial_use,
+                gender=speaker_gender(voice.name),
+                timings=True,
             )
             for voice in self._voices.values()
         )

@@ -4,7 +4,9 @@
 there; Pico joins when the py-nanotts wheel is installed (a base dependency), Piper when a
 voice is found in FACECAST_VOICES_DIR or the `[voices]` extra's wheel.
 
-Default voice for a language: the first backend in PREFERENCE with a voice for it. A voice
+Default voice for a language: the first backend in PREFERENCE with a voice for it.
+`voice=male` / `voice=female` (or `pico:male`): the same choice among the voices of that
+gender presentation (VoiceInfo.gender). A voice
 whose terms leave commercial use unclear (the joe wheel) is a default only when the operator
 sets FACECAST_NONCOMMERCIAL_VOICES=true; it can always be asked for by name.
 """
@@ -13,12 +15,13 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import NoReturn
 
 from facecast.config import Settings, get_settings
 from facecast.errors import FacecastError, UnsupportedLanguageError
 from facecast.options import RenderOptions
 from facecast.registry import Registry
-from facecast.speech import SpeechBackend, VoiceInfo, language_key
+from facecast.speech import GENDERS, SpeechBackend, VoiceInfo, language_key
 
 PREFERENCE = ("piper", "pico", "espeak")
 """Most natural first: neural Piper, then SVOX Pico, then espeak-ng (formant, every language).
@@ -137,15 +140,50 @@ def default_voice(lang: str, settings: Settings | None = None) -> VoiceChoice:
     voices = _serving(catalogue(), lang)
     allowed = [v for v in voices if v.commercial_use or settings.noncommercial_voices]
     if not allowed:
-        codes = sorted({code for voice in catalogue() for code in voice.languages})
-        raise UnsupportedLanguageError(
-            f"No voice speaks {lang!r}. Languages: {', '.join(codes[:40])}"
-            f"{' ...' if len(codes) > 40 else ''} ({len(codes)} in all; GET /languages)."
-        )
-    # Backend preference first; within a backend, the exact language match first (stable).
+        _unsupported(lang)
+    return _best(allowed)
+
+
+def _best(voices: list[VoiceInfo]) -> VoiceChoice:
+    """Backend preference first; within a backend, the exact language match first (stable)."""
     order = [backend.name for backend in ranked_backends()]
-    chosen = min(allowed, key=lambda v: order.index(v.backend))
+    chosen = min(voices, key=lambda v: order.index(v.backend))
     return VoiceChoice(chosen.backend, chosen.name)
+
+
+def _unsupported(lang: str) -> NoReturn:
+    """Raise the error for a language no voice speaks."""
+    codes = sorted({code for voice in catalogue() for code in voice.languages})
+    raise UnsupportedLanguageError(
+        f"No voice speaks {lang!r}. Languages: {', '.join(codes[:40])}"
+        f"{' ...' if len(codes) > 40 else ''} ({len(codes)} in all; GET /languages)."
+    )
+
+
+def voice_of_gender(
+    lang: str, gender: str, backend: str | None = None, settings: Settings | None = None
+) -> VoiceChoice:
+    """The most preferred voice for `lang` whose gender presentation is `gender` (of
+    `backend` when given), ranked as `default_voice` ranks; UnknownVoiceError without one."""
+    settings = settings or get_settings()
+    voices = _serving(catalogue(), lang)
+    if not voices:
+        _unsupported(lang)
+    fitting = [
+        v
+        for v in voices
+        if v.gender == gender
+        and (backend is None or v.backend == backend)
+        and (v.commercial_use or settings.noncommercial_voices)
+    ]
+    if fitting:
+        return _best(fitting)
+    present = sorted({v.gender for v in voices if backend is None or v.backend == backend})
+    where = f" of {backend!r}" if backend else ""
+    raise UnknownVoiceError(
+        f"No {gender} voice{where} speaks language {lang!r} on this server; "
+        f"{lang!r} has {', '.join(present) or 'no'} voices{where} (GET /voices)."
+    )
 
 
 def resolve_voice(lang: str, voice: str | None = None) -> VoiceChoice:
@@ -159,6 +197,8 @@ def resolve_voice(lang: str, voice: str | None = None) -> VoiceChoice:
     backend, _, name = spec.partition(":") if ":" in spec else ("", "", spec)
     if not backend and name in {b.name for b in REGISTRY.all()}:
         backend, name = name, ""  # a backend alone: its voice for the language
+    if name.lower() in GENDERS and (not backend or backend in available()):
+        return voice_of_gender(lang, name.lower(), backend or None)
     matches = [
         v
         for v in voices

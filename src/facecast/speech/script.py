@@ -28,7 +28,7 @@ en-GB, before `[en]`).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -241,9 +241,11 @@ def speak(
     lang: str,
     voice: str | None,
     max_seconds: float,
+    stop: Callable[[], bool] | None = None,
 ) -> Speech:
     """Each segment spoken with its pause after it, timings shifted into one track, the whole
-    cut at `max_seconds` (each segment gets what the ones before it left)."""
+    cut at `max_seconds` (each segment gets what the ones before it left); `stop` is asked
+    between chunks (CanceledError once it says so)."""
     if not any(seg.text for seg in prepared):
         raise InvalidTextError("Text is empty.")
     spoken: list[tuple[Speech | None, float]] = []
@@ -253,7 +255,7 @@ def speak(
             break
         speech = None
         if seg.text:
-            speech = synthesize_capped(backend, seg.text, lang, voice, max_seconds - total)
+            speech = synthesize_capped(backend, seg.text, lang, voice, max_seconds - total, stop)
             total += speech.audio.duration
         spoken.append((speech, seg.pause_after))
         total += seg.pause_after

@@ -212,6 +212,7 @@ class XttsBackend:
                 LANGUAGES,
                 natural=True,
                 cloning=True,
+                # The sample's own voice: no gender claimed for it (NEUTRAL), no timings.
                 licence=caps.licence,
                 commercial_use=caps.commercial_use,
             ),

@@ -20,7 +20,15 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from facecast.errors import FacecastError
-from facecast.options import Framing
+from facecast.options import (
+    MAX_PITCH,
+    MAX_RATE,
+    MAX_VOLUME,
+    MIN_PITCH,
+    MIN_RATE,
+    MIN_VOLUME,
+    Framing,
+)
 from facecast.service.access import authenticate
 from facecast.service.deps import (
     BaseUrlDep,
@@ -36,6 +44,9 @@ from facecast.service.schemas import (
     LANG_PATTERN,
     LEXICON_HELP,
     LEXICON_MAX_CHARS,
+    PITCH_HELP,
+    RATE_HELP,
+    VOLUME_HELP,
     ErrorInfo,
     ErrorResponse,
     FacesResult,
@@ -66,6 +77,9 @@ ANIMATE_FIELDS = frozenset(
         "lang",
         "voice",
         "voice_clone_wav",
+        "rate",
+        "pitch",
+        "volume",
         "fps",
         "size",
         "full_frame",
@@ -79,6 +93,8 @@ ANIMATE_FIELDS = frozenset(
         "upscale",
         "force_cpu",
         "expression",
+        "seed",
+        "restore",
         "lexicon",
     }
 )
@@ -138,8 +154,8 @@ def animate(
         str | None,
         Form(
             max_length=128,
-            description="`backend:voice` or a voice name from GET /voices; default: the "
-            "language's default voice.",
+            description="`backend:voice`, a voice name from GET /voices, or male / female "
+            "(the best voice of that kind in `lang`); default: the language's default voice.",
         ),
     ] = None,
     voice_clone_wav: Annotated[
@@ -148,6 +164,18 @@ def animate(
             description="3-30 s recording (any audio format) whose voice speaks `text`; needs "
             "a cloning backend (XTTS)."
         ),
+    ] = None,
+    rate: Annotated[
+        float | None,
+        Form(ge=MIN_RATE, le=MAX_RATE, description=RATE_HELP),
+    ] = None,
+    pitch: Annotated[
+        float | None,
+        Form(ge=MIN_PITCH, le=MAX_PITCH, description=PITCH_HELP),
+    ] = None,
+    volume: Annotated[
+        float | None,
+        Form(ge=MIN_VOLUME, le=MAX_VOLUME, description=VOLUME_HELP),
     ] = None,
     fps: Annotated[
         int | None, Form(ge=1, le=60, description="Frames per second; default 25.")
@@ -215,6 +243,18 @@ def animate(
     lexicon: Annotated[
         str | None, Form(max_length=LEXICON_MAX_CHARS, description=LEXICON_HELP)
     ] = None,
+    seed: Annotated[
+        int | None,
+        Form(
+            ge=0,
+            le=2**31 - 1,
+            description="Blinks and head motion; same inputs and seed, "
+            "same video (a local `facecast render --seed` gives the same frames); default 0.",
+        ),
+    ] = None,
+    restore: Annotated[
+        bool, Form(description="Super-resolve a face too small for `size` (default true).")
+    ] = True,
     idempotency_key: IDEMPOTENCY_KEY = None,
 ) -> JobCreated:
     """Queue a render; poll GET /jobs/{job_id} or follow /ws/jobs/{job_id} for progress.
@@ -228,6 +268,9 @@ def animate(
         speaks=spoken and not has_audio and not audio_id,
         lang=_given(lang),
         voice=_given(voice),
+        rate=rate,
+        pitch=pitch,
+        volume=volume,
         fps=fps,
         size=size,
         full_frame=full_frame,
@@ -240,6 +283,8 @@ def animate(
         force_cpu=force_cpu,
         expression=_given(expression) or "keep",
         lexicon=_given(lexicon),
+        seed=seed or 0,
+        restore=restore,
     )
     submission = AnimateSubmission(
         image=source_image.file,

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
@@ -18,6 +18,7 @@ from facecast.service.inputs import check_fields
 from facecast.service.jobs import JobService, TtsSubmission, build_options, idempotency_scope
 from facecast.service.routes import IDEMPOTENCY_KEY, error_responses
 from facecast.service.schemas import (
+    LANG_PATTERN,
     JobState,
     JobStatus,
     LanguageList,
@@ -139,6 +140,9 @@ async def tts(
         lang=body.lang,
         voice=body.voice,
         lexicon=body.lexicon,
+        rate=body.rate,
+        pitch=body.pitch,
+        volume=body.volume,
     )
     submission = TtsSubmission(
         text=body.text,
@@ -172,10 +176,20 @@ def normalize_text(body: NormalizeRequest, service: ServiceDep, _: PrincipalDep)
     )
 
 
-@router.get("/voices", response_model=VoiceList, responses=error_responses(401))
-def voices(_: PrincipalDep) -> VoiceList:
-    """Every voice this server speaks with: pass `id` (or the plain `voice`) as `voice`."""
-    backends = {backend.name: backend for backend in registry.ranked_backends()}
+@router.get("/voices", response_model=VoiceList, responses=error_responses(401, 422))
+def voices(
+    _: PrincipalDep,
+    lang: Annotated[
+        str | None,
+        Query(pattern=LANG_PATTERN, description="Only voices that speak this language."),
+    ] = None,
+    gender: Annotated[
+        Literal["male", "female", "neutral"] | None,
+        Query(description="Only voices of this gender presentation."),
+    ] = None,
+) -> VoiceList:
+    """Every voice this server speaks with: pass `id` (or the plain `voice`) as `voice`, or
+    `male` / `female` for the best voice of that kind in the language."""
     defaults: dict[str, list[str]] = {}
     for code, choice in registry.languages().items():
         defaults.setdefault(choice.id, []).append(code)
@@ -186,14 +200,17 @@ def voices(_: PrincipalDep) -> VoiceList:
                 backend=voice.backend,
                 voice=voice.name,
                 languages=list(voice.languages),
+                gender=voice.gender,
                 natural=voice.natural,
                 cloning=voice.cloning,
-                phoneme_timings=backends[voice.backend].capabilities.phoneme_timings,
+                phoneme_timings=voice.timings,
                 licence=voice.licence,
                 commercial_use=voice.commercial_use,
                 default_for=defaults.get(voice.id, []),
             )
             for voice in registry.catalogue()
+            if (lang is None or registry.speaks(voice, lang))
+            and (gender is None or voice.gender == gender)
         ]
     )
 

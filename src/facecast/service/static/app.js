@@ -171,6 +171,11 @@ async function submit(event) {
     body.append("text", $("text").value.trim());
     body.append("lang", $("lang").value);
     if ($("voice").value) body.append("voice", $("voice").value);
+    // Only what differs from the defaults (the server checks the bounds and says which).
+    for (const [name, standard] of [["rate", "1"], ["pitch", "0"], ["volume", "0"]]) {
+      const value = $(name).value.trim();
+      if (value !== "" && Number(value) !== Number(standard)) body.append(name, value);
+    }
   }
   body.append("consent", "true");
   body.append("size", "256");
@@ -203,16 +208,26 @@ function speaks(voice, lang) {
 
 function fillVoices() {
   // Natural voices first (GET /voices lists the preferred backends first); of espeak-ng's
-  // many variants only its plain voice, to keep the list short.
+  // many variants only its plain voice, to keep the list short (asked for a gender, the
+  // first variant of it where no natural voice has it).
   const lang = $("lang").value;
+  const gender = $("gender").value;
   const select = $("voice");
-  const fitting = catalogue.filter((v) => speaks(v, lang) && (v.natural || v.voice === "default"));
+  const speaking = catalogue.filter((v) => speaks(v, lang));
+  let fitting = speaking.filter((v) => v.natural || v.voice === "default");
+  if (gender) {
+    fitting = fitting.filter((v) => v.gender === gender);
+    if (!fitting.length) fitting = speaking.filter((v) => v.gender === gender).slice(0, 1);
+  }
   const standard = fitting.find((v) => v.default_for.includes(lang));
-  select.replaceChildren(new Option(standard ? `Default (${standard.id})` : "Default voice", ""));
+  const first = gender
+    ? new Option(`Best ${gender} voice`, gender)  // the server picks it (voice=male|female)
+    : new Option(standard ? `Default (${standard.id})` : "Default voice", "");
+  select.replaceChildren(first);
   for (const voice of fitting) {
-    const kind = voice.natural ? "natural" : "robotic";
+    const kind = voice.natural ? "natural" : "synthetic";
     const note = voice.commercial_use ? "" : ", non-commercial";
-    select.append(new Option(`${voice.id} (${kind}${note})`, voice.id));
+    select.append(new Option(`${voice.id} (${voice.gender}, ${kind}${note})`, voice.id));
   }
 }
 
@@ -227,6 +242,7 @@ async function loadVoices() {
 
 for (const radio of form.elements.mode) radio.addEventListener("change", toggleMode);
 $("lang").addEventListener("change", fillVoices);
+$("gender").addEventListener("change", fillVoices);
 $("apikey").addEventListener("change", loadVoices);
 loadVoices();
 form.addEventListener("submit", submit);
