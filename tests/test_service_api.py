@@ -209,8 +209,11 @@ def test_cancel_stops_running_and_queued_jobs(live_service: LiveService, portrai
     assert time.monotonic() - asked < 10, "rendering did not stop promptly"
     for job_id in [*running, queued]:
         assert not (live_service.data_dir / job_id / "video.mp4").exists()
+        # DELETE again: a canceled job is finished, so this deletes it for good.
         again = live_service.client.delete(f"/jobs/{job_id}")
-        assert error_of(again, 409)["code"] == "not_cancelable"
+        assert again.status_code == 200 and again.json()["deleted"] is True, again.text
+        assert error_of(live_service.client.get(f"/jobs/{job_id}"), 404)["code"] == "not_found"
+        assert not (live_service.data_dir / job_id).exists()
     # The workers are free again afterwards.
     after = live_service.wait_job(live_service.submit_text(portrait, "Weiter geht's."))
     assert after["status"] == "done"

@@ -275,3 +275,25 @@ def test_retention_sweeps_the_bucket(hosts: Hosts, s3: S3Server, portrait: Path)
     storage.remove(job["job_id"])
     assert not objects(s3, job["job_id"])
     assert service.client.get(job["video_url"], follow_redirects=False).status_code == 404
+
+
+def test_delete_removes_the_job_from_the_bucket(hosts: Hosts, s3: S3Server, portrait: Path) -> None:
+    """DELETE of a finished job: no object of it, no reuse entry naming it, no host copy."""
+    service = hosts.service
+    job = service.wait_job(service.submit_text(portrait, "Bitte löschen.", size=128))
+    assert job["status"] == "done", (job, service.dump_logs())
+    job_id = job["job_id"]
+    stored = objects(s3, job_id)
+    assert {"video.mp4", "stream/index.m3u8"} <= stored, stored
+    cache = s3.folder / BUCKET / PREFIX / "_cache"
+    assert any(entry.read_text() == job_id for entry in cache.iterdir())
+    erased = service.client.delete(f"/jobs/{job_id}")
+    assert erased.status_code == 200, erased.text
+    assert set(erased.json()["removed_files"]) == stored - {"job.json", ".used"}
+    assert erased.json()["removed_cache_entries"] >= 1
+    assert objects(s3, job_id) == set()
+    # (rclone drops the folder with its last object)
+    assert not cache.is_dir() or not any(e.read_text() == job_id for e in cache.iterdir())
+    assert not any((folder / job_id).exists() for folder in hosts.dirs.values())
+    assert service.client.get(f"/jobs/{job_id}").status_code == 404
+    assert service.client.get(job["video_url"], follow_redirects=False).status_code == 404

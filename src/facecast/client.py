@@ -354,7 +354,7 @@ class FacecastClient:
         return Job.from_json(self._call("GET", f"/jobs/{job_id}"))
 
     def cancel(self, job_id: str) -> Job:
-        """Cancel a queued or running job."""
+        """Cancel a queued or running job; delete a finished one for good (its files too)."""
         return Job.from_json(self._call("DELETE", f"/jobs/{job_id}"))
 
     def spoken(self, text: str, lang: str | None = None, lexicon: str | None = None) -> str:
@@ -540,7 +540,7 @@ class AsyncFacecastClient:
         return Job.from_json(await self._call("GET", f"/jobs/{job_id}"))
 
     async def cancel(self, job_id: str) -> Job:
-        """Cancel a queued or running job."""
+        """Cancel a queued or running job; delete a finished one for good (its files too)."""
         return Job.from_json(await self._call("DELETE", f"/jobs/{job_id}"))
 
     async def spoken(self, text: str, lang: str | None = None, lexicon: str | None = None) -> str:

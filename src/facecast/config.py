@@ -232,7 +232,10 @@ class Settings(BaseSettings):
         "Must exceed the longest job, or a running job is started twice.",
     )
     url_ttl: int = Field(
-        3600, gt=0, description="Seconds a presigned download URL (s3:// storage) stays valid."
+        3600,
+        gt=0,
+        description="Seconds a signed download link (`?sig=...&exp=...`) and a presigned "
+        "download URL (s3:// storage) stay valid.",
     )
     proxy_downloads: bool = Field(
         False,

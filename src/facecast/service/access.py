@@ -7,9 +7,11 @@ every job. With no keys at all the API is open (meant for a loopback address; `f
 refuses to bind anything else without keys unless FACECAST_ANONYMOUS_ACCESS=true): every caller
 is then the one tenant `anonymous`, told apart by address only for the rate limit.
 
-Download links (`video_url`, `audio_url`) carry `?sig=`, an HMAC of the job id and file name, so
-that players, which cannot send headers, fetch them without the key; a link works for whoever
-has it, like the file itself.
+Download links (`video_url`, `audio_url`, `stream_url`) carry `?sig=...&exp=...`: `exp` is
+when the link stops working (Unix seconds, FACECAST_URL_TTL after the link was handed out) and
+`sig` an HMAC of the job id, file name and `exp`, so that players, which cannot send headers,
+fetch them without the key; a link works for whoever has it, like the file itself, until `exp`.
+A tampered link answers 404 like a missing file; a genuine but expired one 403 `link_expired`.
 """
 
 from __future__ import annotations
@@ -25,11 +27,12 @@ from dataclasses import dataclass
 from starlette.requests import HTTPConnection
 
 from facecast.config import Settings
-from facecast.service.errors import RateLimitedError, UnauthorizedError
+from facecast.service.errors import LinkExpiredError, RateLimitedError, UnauthorizedError
 
 BEARER = "bearer"
 WS_TOKEN_PARAM = "access_token"
 SIGNATURE_PARAM = "sig"
+EXPIRY_PARAM = "exp"
 SIGNATURE_CHARS = 32
 ANONYMOUS = "anonymous"
 """The tenant of every caller when no keys are configured (and of jobs made that way)."""
@@ -99,18 +102,27 @@ def _link_secret(settings: Settings) -> bytes:
     return hashlib.sha256(material.encode()).digest()
 
 
-def link_signature(settings: Settings, job_id: str, name: str) -> str:
-    """The `sig` of a download link to file `name` of job `job_id`."""
-    mac = hmac.new(_link_secret(settings), f"{job_id}/{name}".encode(), hashlib.sha256)
+def link_signature(settings: Settings, job_id: str, name: str, expires: int) -> str:
+    """The `sig` of a download link to file `name` of job `job_id` that ends at `expires`."""
+    message = f"{job_id}/{name}/{expires}".encode()
+    mac = hmac.new(_link_secret(settings), message, hashlib.sha256)
     return mac.hexdigest()[:SIGNATURE_CHARS]
 
 
-def download_path(settings: Settings, job_id: str, name: str) -> str:
-    """`/files/<job>/<name>`, signed when keys are configured."""
+def link_query(settings: Settings, job_id: str, name: str, now: float | None = None) -> str:
+    """`sig=...&exp=...` for a link to `name` of `job_id`, valid FACECAST_URL_TTL from now."""
+    expires = int(time.time() if now is None else now) + settings.url_ttl
+    signature = link_signature(settings, job_id, name, expires)
+    return f"{SIGNATURE_PARAM}={signature}&{EXPIRY_PARAM}={expires}"
+
+
+def download_path(settings: Settings, job_id: str, name: str, now: float | None = None) -> str:
+    """`/files/<job>/<name>`, signed when keys are configured (valid FACECAST_URL_TTL from
+    `now`, default the present)."""
     path = f"/files/{job_id}/{name}"
     if not keys_configured(settings):
         return path
-    return f"{path}?{SIGNATURE_PARAM}={link_signature(settings, job_id, name)}"
+    return f"{path}?{link_query(settings, job_id, name, now)}"
 
 
 def stream_path(settings: Settings, job_id: str) -> str:
@@ -120,15 +132,27 @@ def stream_path(settings: Settings, job_id: str) -> str:
     path = f"/files/{job_id}/stream/{HLS_PLAYLIST}"
     if not keys_configured(settings):
         return path
-    return f"{path}?{SIGNATURE_PARAM}={link_signature(settings, job_id, 'stream')}"
+    return f"{path}?{link_query(settings, job_id, 'stream')}"
 
 
-def link_is_valid(settings: Settings, job_id: str, name: str, signature: str | None) -> bool:
-    """True when `signature` is the `sig` of this download link."""
-    if not signature:
+def link_is_valid(
+    settings: Settings,
+    job_id: str,
+    name: str,
+    signature: str | None,
+    expires: int | None,
+    now: float | None = None,
+) -> bool:
+    """True when `signature` signs this link and `expires`; False when it does not (or is
+    missing); LinkExpiredError (403) for a genuine link whose `expires` has passed."""
+    if not signature or expires is None:
         return False
-    expected = link_signature(settings, job_id, name)
-    return hmac.compare_digest(expected.encode(), signature.encode())
+    expected = link_signature(settings, job_id, name, expires)
+    if not hmac.compare_digest(expected.encode(), signature.encode()):
+        return False
+    if (time.time() if now is None else now) >= expires:
+        raise LinkExpiredError("This link has expired; fetch the job again for a fresh one.")
+    return True
 
 
 class RateLimiter:

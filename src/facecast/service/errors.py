@@ -50,6 +50,20 @@ class PayloadTooLargeError(ServiceError):
     status = 413
 
 
+class LinkExpiredError(ServiceError):
+    """A genuine signed download link whose `exp` has passed."""
+
+    code = "link_expired"
+    status = 403
+
+
+class AdminOnlyError(ServiceError):
+    """A tenant key asked for something only admin keys may see (every tenant's numbers)."""
+
+    code = "admin_only"
+    status = 403
+
+
 class UnauthorizedError(ServiceError):
     code = "unauthorized"
     status = 401

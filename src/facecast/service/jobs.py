@@ -80,6 +80,7 @@ from facecast.service.schemas import (
     Check,
     ErrorInfo,
     FacesResult,
+    JobDeleted,
     JobKind,
     JobManifest,
     JobRequest,
@@ -155,6 +156,12 @@ def request_digest(fields: Sequence[object], uploads: Sequence[BinaryIO | None],
         upload.seek(start)
         parts.append(digest.hexdigest())
     return content_key("request", *parts)[:32]
+
+
+def deletion_marker(job_id: str) -> str:
+    """The idempotency-store key that says `job_id` was deleted (so that a retry of the
+    request that made it starts a new job instead of naming the deleted one)."""
+    return content_key("deleted-job", job_id)
 
 
 def build_options(
@@ -415,6 +422,11 @@ class JobService:
 
         if idempotency is not None:
             bound = self.store.claim(idempotency, binding(job_id), ttl)
+            bound_job = bound.partition(BINDING_SEPARATOR)[0]
+            if bound != binding(job_id) and self.store.bound(deletion_marker(bound_job), ttl):
+                # The key's job was deleted since: this request starts afresh.
+                self.store.release(idempotency, bound)
+                bound = self.store.claim(idempotency, binding(job_id), ttl)
             if bound != binding(job_id):
                 self.storage.remove(job_id)
                 bound_job, _, bound_digest = bound.partition(BINDING_SEPARATOR)
@@ -481,11 +493,12 @@ class JobService:
         else:
             request, sample_key = self._with_voice_sample(job_id, request, submission.voice_sample)
             voice_key = content_key("text", text, sample_key)
-        # The whole options object: two voices (or any other choice) never share a video.
-        cache_key = content_key(
-            "animate", __version__, upload, voice_key, request.options.fingerprint()
-        )
+        # The whole options object: two voices (or any other choice) never share a video. The
+        # tenant too: reuse across tenants answers at once, an oracle that this face was filmed.
         owner = submission.owner.tenant
+        cache_key = content_key(
+            "animate", __version__, owner, upload, voice_key, request.options.fingerprint()
+        )
         reused = self._reuse(job_id, cache_key, VIDEO)
         now = time.time()
         state = JobState(job_id=job_id, kind=JobKind.ANIMATE, created_at=now, owner=owner)
@@ -675,8 +688,11 @@ class JobService:
             client_ref=submission.client_ref,
         )
         request, sample_key = self._with_voice_sample(job_id, request, submission.voice_sample)
-        cache_key = content_key("tts", __version__, text, request.options.fingerprint(), sample_key)
         owner = submission.owner.tenant
+        # Per tenant, like videos: another tenant's identical speech is never reused.
+        cache_key = content_key(
+            "tts", __version__, owner, text, request.options.fingerprint(), sample_key
+        )
         earlier = self.storage.cache_get(cache_key)
         if earlier is not None and self.storage.has(earlier, AUDIO):
             mine = self._state_of(earlier)
@@ -891,17 +907,29 @@ class JobService:
         )
 
     def _allowed(
-        self, state: JobState, job_id: str, link: str, caller: Principal | None, sig: str | None
+        self,
+        state: JobState,
+        job_id: str,
+        link: str,
+        caller: Principal | None,
+        sig: str | None,
+        exp: int | None,
     ) -> bool:
-        """Files are open without keys; with keys, to a signed link or the job's owner."""
+        """Files are open without keys; with keys, to the job's owner or an unexpired signed
+        link (an expired one raises LinkExpiredError)."""
         return (
             not keys_configured(self.settings)
-            or link_is_valid(self.settings, job_id, link, sig)
             or (caller is not None and caller.may_see(state.owner))
+            or link_is_valid(self.settings, job_id, link, sig, exp)
         )
 
     def stream_file(
-        self, job_id: str, name: str, caller: Principal | None = None, sig: str | None = None
+        self,
+        job_id: str,
+        name: str,
+        caller: Principal | None = None,
+        sig: str | None = None,
+        exp: int | None = None,
     ) -> Path | RemoteFile:
         """A file of the job's live HLS stream (there while it renders); JobNotFoundError if not
         (also for other tenants: no existence oracle)."""
@@ -910,7 +938,7 @@ class JobService:
         if (
             state is None
             or state.status not in STREAMED
-            or not self._allowed(state, job_id, STREAM_LINK, caller, sig)
+            or not self._allowed(state, job_id, STREAM_LINK, caller, sig, exp)
         ):
             raise missing
         remote = self.storage.remote
@@ -926,7 +954,12 @@ class JobService:
         return path
 
     def download(
-        self, job_id: str, name: str, caller: Principal | None = None, sig: str | None = None
+        self,
+        job_id: str,
+        name: str,
+        caller: Principal | None = None,
+        sig: str | None = None,
+        exp: int | None = None,
     ) -> Path | RemoteFile:
         """A finished job's video or audio for a signed link or the job's owner: a local file,
         or an object of the shared store (with a presigned URL unless downloads are proxied);
@@ -936,7 +969,7 @@ class JobService:
         if (
             state is None
             or state.status is not JobStatus.DONE
-            or not self._allowed(state, job_id, name, caller, sig)
+            or not self._allowed(state, job_id, name, caller, sig, exp)
         ):
             raise missing
         remote = self.storage.remote
@@ -947,7 +980,11 @@ class JobService:
                 raise missing
             url = None
             if not self.settings.proxy_downloads:
-                url = remote.presign(key, self.settings.url_ttl, f"{job_id}-{name}")
+                # A signed link's presigned URL ends no later than the link itself.
+                ttl = self.settings.url_ttl
+                if exp is not None and sig:
+                    ttl = max(1, min(ttl, exp - int(time.time())))
+                url = remote.presign(key, ttl, f"{job_id}-{name}")
             return RemoteFile(key, info.size, url)
         path = self.storage.download(job_id, name)
         if path is None:
@@ -978,6 +1015,25 @@ class JobService:
         return self.watcher.follow(job_id, keepalive)
 
     # ------------------------------------------------------------------ changing
+
+    def delete(self, job_id: str, caller: Principal | None = None) -> JobState | JobDeleted:
+        """DELETE /jobs/{id}: cancel a queued or running job (its new state); erase a finished
+        one with all its files and reuse entries (what was removed). A deleted job is unknown
+        afterwards (404), like one that never existed."""
+        state = self.get(job_id, caller)
+        if not state.status.final:
+            return self.cancel(job_id, caller)
+        # Marked first: an Idempotency-Key retry from now on starts a new job.
+        self.store.claim(deletion_marker(job_id), job_id, self.settings.idempotency_hours * 3600)
+        removed, dropped = self.storage.erase(job_id)
+        self.store.forget(job_id)
+        logger.info("job deleted: %d files", len(removed), extra={"job_id": job_id})
+        return JobDeleted(
+            job_id=job_id,
+            status=state.status,
+            removed_files=removed,
+            removed_cache_entries=dropped,
+        )
 
     def cancel(self, job_id: str, caller: Principal | None = None) -> JobState:
         """Cancel a queued job at once; flag a running one so its worker stops rendering."""

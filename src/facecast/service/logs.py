@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from urllib.parse import unquote_plus
 
 from facecast.service.storage import is_job_id
 
@@ -17,15 +18,36 @@ job_id_var: ContextVar[str | None] = ContextVar("facecast_job_id", default=None)
 """The job the current code works on (set by the worker around a task, by the API per request)."""
 
 FRAMEWORK_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "celery")
-SECRET_PARAMS = re.compile(r"(?i)\b(access_token|sig)=[^&\s\"']*")
+SECRET_NAMES = frozenset({"access_token", "sig"})
 """Query parameters that carry a key or a link signature (`?access_token=` on WebSockets)."""
+QUERY_PARAM = re.compile(r"(^|[?&;\s\"'(])([^=&?#;\s\"'()]+)=([^&#;\s\"']*)")
+"""`name=value` in a logged URL (or free text); the name is compared after percent-decoding,
+because the server decodes `access%5Ftoken` to `access_token` before it reads the key."""
+MAX_UNQUOTE = 4
 REQUEST_LOGGERS = ("uvicorn.access", "uvicorn.error")
 """Where uvicorn logs request lines (HTTP, and WebSocket handshakes)."""
 
 
+def _is_secret(name: str) -> bool:
+    # Decoded like the server decodes it, and again (a double-encoded name is still a hint).
+    for _ in range(MAX_UNQUOTE):
+        decoded = unquote_plus(name)
+        if decoded == name:
+            break
+        name = decoded
+    return name.strip().lower() in SECRET_NAMES
+
+
 def redact(text: str) -> str:
-    """`text` with the values of secret query parameters replaced by `***`."""
-    return SECRET_PARAMS.sub(lambda m: f"{m.group(1)}=***", text)
+    """`text` with the values of secret query parameters (however their names are
+    percent-encoded) replaced by `***`."""
+
+    def blank(match: re.Match[str]) -> str:
+        if not _is_secret(match.group(2)):
+            return match.group(0)
+        return f"{match.group(1)}{match.group(2)}=***"
+
+    return QUERY_PARAM.sub(blank, text)
 
 
 class RedactSecretsFilter(logging.Filter):

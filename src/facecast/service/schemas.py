@@ -183,6 +183,20 @@ class JobCreated(BaseModel):
     )
 
 
+class JobDeleted(BaseModel):
+    """The answer to DELETE /jobs/{id} on a finished job: what was removed for good."""
+
+    job_id: str
+    deleted: bool = True
+    status: JobStatus
+    """The state the job was in when it was deleted."""
+    removed_files: list[str]
+    """The job's files removed from the data directory and the object store (photo, audio,
+    voice sample, video, stream segments, captions, ...), relative to the job."""
+    removed_cache_entries: int
+    """Result-reuse entries that pointed at this job, dropped with it."""
+
+
 class JobView(BaseModel):
     """A job as clients see it (GET /jobs/{id}, and every WebSocket/SSE message)."""
 

@@ -121,6 +121,9 @@ class StateStore(Protocol):
     def release(self, key: str, job_id: str) -> None:
         """Unbind `key` if it is bound to `job_id` (the job was never created)."""
 
+    def bound(self, key: str, ttl: float) -> str | None:
+        """The job `key` is bound to, or None (unbound or expired); changes nothing."""
+
 
 # --------------------------------------------------------------------------- Redis
 
@@ -302,6 +305,11 @@ class RedisStateStore:
         name = self._key("idem", key)
         if _text(self.redis.get(name) or b"") == job_id:
             self.redis.delete(name)
+
+    def bound(self, key: str, ttl: float) -> str | None:
+        """The job `key` is bound to (Redis expires bindings itself)."""
+        value = self.redis.get(self._key("idem", key))
+        return None if value is None else _text(value)
 
 
 # --------------------------------------------------------------------------- files
@@ -525,6 +533,16 @@ class FileStateStore:
         with contextlib.suppress(FileNotFoundError):
             if path.read_text(encoding="ascii").strip() == job_id:
                 path.unlink(missing_ok=True)
+
+    def bound(self, key: str, ttl: float) -> str | None:
+        """The job the key file names, unless it is older than `ttl`."""
+        path = self._key_path(key)
+        try:
+            if time.time() - path.stat().st_mtime > ttl:
+                return None
+            return path.read_text(encoding="ascii").strip() or None
+        except FileNotFoundError:
+            return None
 
 
 def open_state_store(redis_url: str | None, storage: Storage, ttl_seconds: float) -> StateStore:

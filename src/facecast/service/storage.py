@@ -377,6 +377,47 @@ class Storage:
         if self.remote is not None:
             self.remote.delete_prefix(f"{job_id}/")
 
+    def erase(self, job_id: str) -> tuple[list[str], int]:
+        """Delete a finished job for good (the right to delete): every file of it, here and in
+        the shared store, and the reuse-cache entries that point at it. Returns the names of the
+        files removed (relative to the job, e.g. `stream/seg00000.m4s`) and the number of cache
+        entries dropped. Files other jobs reused are their own copies (hard links, copied
+        objects): those stay with their jobs."""
+        folder = self.job_dir(job_id)
+        names: set[str] = set()
+        if folder.is_dir():
+            names.update(
+                path.relative_to(folder).as_posix() for path in folder.rglob("*") if path.is_file()
+            )
+        if self.remote is not None:
+            names.update(self.remote.keys(f"{job_id}/"))
+        dropped = self._drop_cache_entries(job_id)
+        self.remove(job_id)
+        hidden = {MANIFEST, RESERVE, USED_MARKER}
+        return sorted(name for name in names if name not in hidden), dropped
+
+    def _drop_cache_entries(self, job_id: str) -> int:
+        """Remove the reuse-cache entry whose result lives in `job_id` (the one its manifest's
+        `cache_key` names; only a job's own worker writes an entry for it); how many (0/1)."""
+        manifest = self.read_manifest(job_id)
+        key = manifest.cache_key if manifest is not None else None
+        if key is None or CACHE_KEY_PATTERN.fullmatch(key) is None:
+            return 0
+        if self.remote is not None:
+            raw = self.remote.get_bytes(f"{CACHE_DIR}/{key}")
+            if raw is None or raw.decode(errors="replace").strip() != job_id:
+                return 0
+            self.remote.delete_prefix(f"{CACHE_DIR}/{key}")
+            return 1
+        entry = self.root / CACHE_DIR / key
+        try:
+            if entry.read_text().strip() != job_id:
+                return 0
+        except FileNotFoundError:
+            return 0
+        entry.unlink(missing_ok=True)
+        return 1
+
     def prune_cache(self) -> None:
         """Drop cache entries whose job is gone."""
         if self.remote is not None:

@@ -148,12 +148,16 @@ def check_destination(url: str, allow_private: bool) -> list[str]:
 def event(
     manifest: JobManifest, state: JobState, storage: Storage, settings: Settings
 ) -> WebhookEvent:
-    """The webhook body of a final job (links absolute when FACECAST_PUBLIC_URL is set)."""
+    """The webhook body of a final job (links absolute when FACECAST_PUBLIC_URL is set).
+
+    Its links expire FACECAST_URL_TTL after the job finished, so that every retry of a
+    delivery sends the same body (and signature)."""
     base = (settings.public_url or "").rstrip("/")
     links = {}
     for field, name in (("video_url", VIDEO), ("audio_url", AUDIO)):
         if storage.has(state.job_id, name):
-            links[field] = base + download_path(settings, state.job_id, name)
+            path = download_path(settings, state.job_id, name, state.finished_at)
+            links[field] = base + path
     return WebhookEvent(
         job_id=state.job_id,
         kind=state.kind,

@@ -22,6 +22,7 @@ IDEMPOTENCY_KEY = Annotated[
 ERROR_DESCRIPTIONS = {
     400: "Bad input (the error code says what: invalid_image, consent_required, ...).",
     401: "An API key is required (`Authorization: Bearer <key>`).",
+    403: "Not allowed: an expired download link, or a route for admin keys only.",
     404: "No such job or file.",
     409: "The job is in the wrong state for this.",
     413: "The upload is too large.",

@@ -5,9 +5,10 @@ serves the bytes and Range itself), or, with FACECAST_PROXY_DOWNLOADS=true, stre
 through with Range support. The live HLS stream of a rendering job is under
 /files/{job_id}/stream/.
 
-With API keys configured a file is served for a signed link (`?sig=`, as `video_url` and
-`stream_url` give it) or to the job's owner (and admins) by `Authorization`; anyone else gets
-404. A signed playlist hands its signature on to the segments it names.
+With API keys configured a file is served for a signed link (`?sig=...&exp=...`, as `video_url`
+and `stream_url` give it, until `exp`) or to the job's owner (and admins) by `Authorization`;
+anyone else gets 404 (a genuine but expired link: 403 `link_expired`). A signed playlist hands
+its signature on to the segments it names.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from facecast.service.access import SIGNATURE_PARAM, Principal, authenticate
+from facecast.service.access import EXPIRY_PARAM, SIGNATURE_PARAM, Principal, authenticate
 from facecast.service.deps import ServiceDep, app_settings
 from facecast.service.errors import ServiceError
 from facecast.service.jobs import JobService, RemoteFile
@@ -47,6 +48,15 @@ SignatureQuery = Annotated[
     str | None,
     Query(alias=SIGNATURE_PARAM, max_length=64, description="Signature of the link."),
 ]
+ExpiryQuery = Annotated[
+    int | None,
+    Query(
+        alias=EXPIRY_PARAM,
+        ge=0,
+        le=2**40,
+        description="When the signed link expires (Unix seconds); covered by `sig`.",
+    ),
+]
 
 
 def _caller(request: Request) -> Principal | None:
@@ -56,13 +66,17 @@ def _caller(request: Request) -> Principal | None:
     return None
 
 
-def signed_playlist(text: str, sig: str) -> str:
-    """The playlist with `?sig=` on every file it names, so players fetch them by link too."""
+def signed_playlist(text: str, sig: str, exp: int | None) -> str:
+    """The playlist with `?sig=...&exp=...` on every file it names, so players fetch them by
+    link too (until the same expiry)."""
+    query = f"{SIGNATURE_PARAM}={sig}"
+    if exp is not None:
+        query += f"&{EXPIRY_PARAM}={exp}"
 
     def sign(match: re.Match[str]) -> str:
         if match.group(1) is not None:
-            return f"{match.group(1)}?{SIGNATURE_PARAM}={sig}"
-        return f"{match.group(2)}{match.group(3)}?{SIGNATURE_PARAM}={sig}{match.group(4)}"
+            return f"{match.group(1)}?{query}"
+        return f"{match.group(2)}{match.group(3)}?{query}{match.group(4)}"
 
     return PLAYLIST_URI.sub(sign, text)
 
@@ -122,14 +136,19 @@ def proxied(
         200: {"description": "The file.", "content": {t: {} for t in MEDIA_TYPES.values()}},
         206: {"description": "The requested byte range."},
         307: {"description": "S3 storage: a presigned URL that serves the file (and Range)."},
-        **error_responses(401, 404, 416),
+        **error_responses(401, 403, 404, 416),
     },
 )
 async def download(
-    job_id: str, name: str, request: Request, service: ServiceDep, sig: SignatureQuery = None
+    job_id: str,
+    name: str,
+    request: Request,
+    service: ServiceDep,
+    sig: SignatureQuery = None,
+    exp: ExpiryQuery = None,
 ) -> Response:
     """`video.mp4` or `audio.wav` of a finished job (Range requests answer 206; HEAD works)."""
-    target = await run_in_threadpool(service.download, job_id, name, _caller(request), sig)
+    target = await run_in_threadpool(service.download, job_id, name, _caller(request), sig, exp)
     if isinstance(target, Path):
         return FileResponse(target, media_type=MEDIA_TYPES[name], filename=f"{job_id}-{name}")
     if target.url is not None:
@@ -143,18 +162,23 @@ async def download(
     response_class=FileResponse,
     responses={
         200: {"description": "The file.", "content": {t: {} for t in STREAM_TYPES.values()}},
-        **error_responses(401, 404),
+        **error_responses(401, 403, 404),
     },
 )
 async def stream_file(
-    job_id: str, name: str, request: Request, service: ServiceDep, sig: SignatureQuery = None
+    job_id: str,
+    name: str,
+    request: Request,
+    service: ServiceDep,
+    sig: SignatureQuery = None,
+    exp: ExpiryQuery = None,
 ) -> Response:
     """The live HLS stream of a rendering job: `index.m3u8`, `init.mp4`, `seg00000.m4s`, ...
 
     The playlist (`#EXT-X-PLAYLIST-TYPE:EVENT`) grows by a ~1 s segment at a time and ends
     with `#EXT-X-ENDLIST` when the render is complete.
     """
-    target = await run_in_threadpool(service.stream_file, job_id, name, _caller(request), sig)
+    target = await run_in_threadpool(service.stream_file, job_id, name, _caller(request), sig, exp)
     cache = {"Cache-Control": PLAYLIST_CACHE if name == HLS_PLAYLIST else SEGMENT_CACHE}
     media_type = STREAM_TYPES[Path(name).suffix]
     if name == HLS_PLAYLIST:
@@ -162,7 +186,7 @@ async def stream_file(
         # is the length of what is sent. A signed one hands its signature on to its segments.
         content = await run_in_threadpool(_read_whole, service, target)
         if sig:
-            content = signed_playlist(content.decode(), sig).encode()
+            content = signed_playlist(content.decode(), sig, exp).encode()
         return Response(content, media_type=media_type, headers=cache)
     if isinstance(target, Path):
         return FileResponse(target, media_type=media_type, headers=cache)

@@ -51,6 +51,7 @@ from facecast.service.schemas import (
     ErrorResponse,
     FacesResult,
     JobCreated,
+    JobDeleted,
     JobView,
 )
 
@@ -335,12 +336,22 @@ def get_job(
     return service.view(service.get(job_id, caller), base_url)
 
 
-@router.delete("/jobs/{job_id}", response_model=JobView, responses=error_responses(401, 404, 409))
+@router.delete(
+    "/jobs/{job_id}",
+    response_model=JobView | JobDeleted,
+    responses=error_responses(401, 404, 409),
+)
 def cancel_job(
     job_id: str, service: ServiceDep, base_url: BaseUrlDep, caller: PrincipalDep
-) -> JobView:
-    """Cancel a queued or running job; a running one stops within moments."""
-    return service.view(service.cancel(job_id, caller), base_url)
+) -> JobView | JobDeleted:
+    """Cancel a queued or running job (its JobView; a running one stops within moments), or
+    delete a finished one (done, error, canceled, rejected) for good: its photo, audio, voice
+    sample, video, stream and captions leave the data directory and the object store, and the
+    job answers 404 from then on (JobDeleted lists what was removed)."""
+    outcome = service.delete(job_id, caller)
+    if isinstance(outcome, JobDeleted):
+        return outcome
+    return service.view(outcome, base_url)
 
 
 @router.get(

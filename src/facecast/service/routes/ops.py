@@ -7,7 +7,10 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 
 from facecast import __version__
 from facecast.service import metrics
-from facecast.service.deps import ServiceDep
+from facecast.service.access import keys_configured
+from facecast.service.deps import PrincipalDep, ServiceDep, SettingsDep
+from facecast.service.errors import AdminOnlyError
+from facecast.service.routes import error_responses
 from facecast.service.schemas import ErrorInfo, Health, Readiness
 
 router = APIRouter(tags=["operations"])
@@ -38,8 +41,16 @@ def ready(service: ServiceDep) -> JSONResponse:
 @router.get(
     "/metrics",
     response_class=PlainTextResponse,
-    responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format."}},
+    responses={
+        200: {"content": {"text/plain": {}}, "description": "Prometheus text format."},
+        **error_responses(401, 403),
+    },
 )
-def prometheus(service: ServiceDep) -> PlainTextResponse:
-    """Jobs by state, queue depth, workers, stage and job durations."""
+def prometheus(
+    service: ServiceDep, settings: SettingsDep, caller: PrincipalDep
+) -> PlainTextResponse:
+    """Jobs by state, queue depth, workers, stage and job durations (every tenant's numbers:
+    with keys configured, for admin keys only)."""
+    if keys_configured(settings) and not caller.admin:
+        raise AdminOnlyError("GET /metrics needs an admin key (FACECAST_ADMIN_KEYS).")
     return PlainTextResponse(metrics.render(service.snapshot()), media_type=metrics.CONTENT_TYPE)
