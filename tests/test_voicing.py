@@ -427,8 +427,8 @@ def test_python_client_filters_voices_and_sends_prosody(live_service: LiveServic
     assert (voice.gender, voice.natural, voice.timings) == ("male", True, True)
     assert "de" in voice.languages and voice.licence and "WORLD" in voice.licence
     assert all(v.gender == "male" for v in male)
-    fields = _form(RenderOptions(voice="male", rate=1.5, pitch=-2, volume=3))
+    fields = _form(RenderOptions(voice="male", rate=1.5, pitch=-2, volume=3), True)
     assert (fields["voice"], fields["rate"], fields["pitch"], fields["volume"]) == (
         "male", "1.5", "-2", "3",
     )  # fmt: skip
-    assert not {"rate", "pitch", "volume"} & set(_form(RenderOptions()))
+    assert not {"rate", "pitch", "volume"} & set(_form(RenderOptions(), True))

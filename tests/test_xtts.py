@@ -320,6 +320,7 @@ def test_cli_renders_remotely_with_a_cloned_voice(
         "render",
         "--server",
         cloning_service.base_url,
+        "--consent",
         "--image",
         grace,
         "--text",

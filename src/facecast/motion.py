@@ -32,10 +32,12 @@ VISUAL_LEAD = 0.04
 DOMINANCE_REACH = 12.0
 """A phoneme's dominance is evaluated this many decay constants beyond its own span."""
 
-BILABIAL_PRESS = (0.7, 0.2)
+BILABIAL_PRESS = (0.55, 0.2)
 """A bilabial's share of the dominance from which the lips start to press (first value) and
 over which they close fully (second): about the phoneme's own span. Wider presses (0.3, 0.3)
-shut the lips through the loud nasal murmur of Pico's /m/ and the vowels beside it."""
+shut the lips through the loud nasal murmur of Pico's /m/ and the vowels beside it; narrower
+ones (0.7, 0.2) left the lips apart on one /m/ in four or five of the male voices and at rate
+1.5 (tests/test_voicing.py)."""
 
 BILABIAL_CLOSED = 0.5
 """Lip pressure from which a curve step counts as a bilabial closure that a frame must show."""

@@ -190,7 +190,7 @@ def voice_of_gender(
     present = sorted({v.gender for v in voices if backend is None or v.backend == backend})
     where = f" of {backend!r}" if backend else ""
     raise UnknownVoiceError(
-        f"No installed {gender} voice{where} speaks language {lang!r}; "
+        f"No {gender} voice{where} is installed for language {lang!r}; "
         f"{lang!r} has {', '.join(present) or 'no'} voices{where}."
     )
 
