@@ -370,18 +370,10 @@ class JobService:
             raise InvalidRequestError("Send exactly one of: audio (a file), audio_id, or text.")
         if submission.voice_sample is not None and submission.text is None:
             raise InvalidRequestError("voice_clone_wav clones the voice of text: send text too.")
-        text = (
-            None
-            if submission.text is None
-            else clean_text(submission.text, self.settings.max_text_chars)
-        )
-        if text is not None:
-            self._check_spoken_length(text, submission.options)
-        if submission.webhook is not None:
-            webhooks.check_url(submission.webhook, self.settings)
-        digest = None
-        if submission.idempotency is not None:
-            fields = (
+        text = self._checked_intake(submission.text, submission.options, submission.webhook)
+        digest = self._digest(
+            submission.idempotency,
+            (
                 submission.consent,
                 submission.audio_filename,
                 submission.audio_id,
@@ -389,15 +381,39 @@ class JobService:
                 submission.options,
                 submission.webhook,
                 submission.client_ref,
-            )
-            uploads = (submission.image, submission.audio, submission.voice_sample)
-            digest = request_digest(fields, uploads, self.settings.max_upload_bytes)
+            ),
+            (submission.image, submission.audio, submission.voice_sample),
+        )
         return self._create(
             lambda job_id: self._create_animate(job_id, submission, text),
             submission.idempotency,
             JobKind.ANIMATE,
             digest,
         )
+
+    def _checked_intake(
+        self, text: str | None, options: RenderOptions, webhook: str | None
+    ) -> str | None:
+        """The text cleaned and its spoken length checked, and the webhook URL checked: what
+        every submission refuses before a job exists."""
+        cleaned = None if text is None else clean_text(text, self.settings.max_text_chars)
+        if cleaned is not None:
+            self._check_spoken_length(cleaned, options)
+        if webhook is not None:
+            webhooks.check_url(webhook, self.settings)
+        return cleaned
+
+    def _digest(
+        self,
+        idempotency: str | None,
+        fields: tuple[object, ...],
+        uploads: tuple[BinaryIO | None, ...],
+    ) -> str | None:
+        """What an Idempotency-Key is bound to: the request's fields and uploads (None
+        without a key)."""
+        if idempotency is None:
+            return None
+        return request_digest(fields, uploads, self.settings.max_upload_bytes)
 
     def _create(
         self,
@@ -658,21 +674,13 @@ class JobService:
 
     def submit_tts(self, submission: TtsSubmission) -> Submitted:
         """Queue speech synthesis, or answer with identical speech made before."""
-        settings = self.settings
-        text = clean_text(submission.text, settings.max_text_chars)
-        self._check_spoken_length(text, submission.options)
-        if submission.webhook is not None:
-            webhooks.check_url(submission.webhook, settings)
-        digest = None
-        if submission.idempotency is not None:
-            fields = (
-                submission.text,
-                submission.options,
-                submission.webhook,
-                submission.client_ref,
-            )
-            uploads = (submission.voice_sample,)
-            digest = request_digest(fields, uploads, settings.max_upload_bytes)
+        text = self._checked_intake(submission.text, submission.options, submission.webhook)
+        assert text is not None  # a TtsSubmission always carries text
+        digest = self._digest(
+            submission.idempotency,
+            (submission.text, submission.options, submission.webhook, submission.client_ref),
+            (submission.voice_sample,),
+        )
         return self._create(
             lambda job_id: self._create_tts(job_id, submission, text),
             submission.idempotency,
