@@ -44,9 +44,10 @@ from facecast.service.guards import (
     parse_networks,
 )
 from facecast.service.jobs import STORAGE_ERRNOS, JobService, storage_failure
+from facecast.service.live import LiveSessions
 from facecast.service.logs import redact_request_logs
 from facecast.service.queueing import TaskQueue
-from facecast.service.routes import backends, files, jobs, ops, playground, speech
+from facecast.service.routes import backends, files, jobs, live, ops, playground, speech
 from facecast.service.state import open_state_store
 from facecast.service.storage import open_storage
 
@@ -227,13 +228,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             sweeper.cancel()
             with suppress(asyncio.CancelledError):
                 await sweeper
+            await run_in_threadpool(app.state.live.close)
             service.close()
 
     app = FastAPI(title="facecast", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute)
+    app.state.live = LiveSessions(settings)
     install_error_handlers(app)
-    for module in (jobs, speech, backends, files, ops, playground):
+    for module in (jobs, speech, backends, files, ops, playground, live):
         app.include_router(module.router)
     # Added innermost first: a request meets the last one added first.
     app.add_middleware(
