@@ -120,7 +120,10 @@ class LivePeer:
         self.send({"type": "clear"})
 
     async def event(
-        self, kind: str | None = None, utterance: str | None = None, timeout: float = EVENT_TIMEOUT_S
+        self,
+        kind: str | None = None,
+        utterance: str | None = None,
+        timeout: float = EVENT_TIMEOUT_S,
     ) -> dict[str, Any]:
         """The next message of `kind` (and `utterance`), skipping others."""
         deadline = time.monotonic() + timeout
