@@ -341,3 +341,56 @@ def test_capacity_tenants_delete_and_disconnect(live_api: LiveService, portrait:
             await peer.close()
 
     run(scenario)
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--autoplay-policy=no-user-gesture-required"]
+
+
+def test_live_page_connects_speaks_and_interrupts_in_chromium(
+    live_api: LiveService, portrait: Path
+) -> None:
+    """The page in headless Chromium: real WebRTC to the API on loopback."""
+    if not CHROMIUM.exists():
+        pytest.skip("needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(f"{live_api.base_url}/live.html")
+            page.click("details summary")
+            page.fill("#apikey", KEY_A)
+            page.dispatch_event("#apikey", "change")
+            page.wait_for_function("document.getElementById('voice').options.length > 1")
+            page.set_input_files("#photo", str(portrait))
+            page.check("#consent")
+            page.click("#connect")
+            page.wait_for_function("!document.getElementById('text').disabled", timeout=90_000)
+            # Frames play: the video has the session's size and its clock advances.
+            page.wait_for_function(
+                "(() => { const v = document.getElementById('video');"
+                " return v.videoWidth === 512 && v.currentTime > 0.5; })()",
+                timeout=30_000,
+            )
+            page.fill("#text", "Hello from the browser. This sentence is long enough to stop.")
+            page.click("#say")
+            events = "document.getElementById('events').textContent"
+            page.wait_for_function(f"{events}.includes('speech_started s1')", timeout=30_000)
+            page.click("#clear")
+            page.wait_for_function(f"{events}.includes('speech_ended s1 (interrupted)')")
+            page.fill("#text", "Short.")
+            page.click("#say")
+            page.wait_for_function(
+                f"{events}.includes('speech_ended s2') && !{events}.includes('s2 (interrupted)')",
+                timeout=30_000,
+            )
+            frames = page.evaluate(
+                "document.getElementById('video').getVideoPlaybackQuality().totalVideoFrames"
+            )
+            assert frames > 25, frames
+            page.click("#hangup")
+            page.wait_for_function("document.getElementById('status').textContent === 'Hung up.'")
+        finally:
+            browser.close()

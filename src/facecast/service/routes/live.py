@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, cast
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi.responses import HTMLResponse
 from starlette.requests import HTTPConnection
 
 from facecast.service.deps import PrincipalDep, ServiceDep, SubmitterDep
@@ -12,6 +13,7 @@ from facecast.service.inputs import check_fields, parse_point
 from facecast.service.jobs import build_options
 from facecast.service.live import LiveCreated, LiveEnded, LiveIntake, LiveSessions
 from facecast.service.routes import error_responses
+from facecast.service.routes.playground import STATIC
 from facecast.service.schemas import LANG_PATTERN
 
 router = APIRouter(tags=["live"])
@@ -105,3 +107,9 @@ def start_live(
 def end_live(session_id: str, live: LiveDep, caller: PrincipalDep) -> LiveEnded:
     """End a live session (the peer connection closes)."""
     return live.stop(session_id, caller)
+
+
+@router.get("/live.html", response_class=HTMLResponse, include_in_schema=False)
+def live_page() -> HTMLResponse:
+    """The live page: pick a photo and a voice, connect, type sentences, interrupt."""
+    return HTMLResponse((STATIC / "live.html").read_text(encoding="utf-8"))
