@@ -45,6 +45,7 @@ CLOSED_LIPS = 0.05
 WINDOW_S = 0.9
 """Frames kept after each `say` and `clear` for the lip measurement."""
 PAUSE_S = 0.6
+FULL_RATE = 25
 STARTUP_S = 8.0
 """Seconds a session takes to start (process, photo rigging) before it speaks."""
 
@@ -225,16 +226,17 @@ class CpuSampler:
                 now[child.pid] = times.user + times.system
             self.samples.append((time.monotonic(), now))
 
-    def per_second(self, start: float, end: float) -> float:
-        """CPU seconds a second the children used between `start` and `end` (monotonic)."""
+    def per_second(self, start: float, end: float, sessions: int) -> float:
+        """CPU seconds a second the `sessions` busiest children used between `start` and `end`
+        (monotonic): the sessions, not the spare process that waits for the next one."""
         self._stop.set()
         self._thread.join()
         inside = [s for s in self.samples if start <= s[0] <= end]
         if len(inside) < 2:
             return float("nan")
         (t0, first), (t1, last) = inside[0], inside[-1]
-        used = sum(cpu - first[pid] for pid, cpu in last.items() if pid in first)
-        return used / (t1 - t0)
+        used = sorted((cpu - first[pid] for pid, cpu in last.items() if pid in first), reverse=True)
+        return sum(used[:sessions]) / (t1 - t0)
 
 
 def pct(values: list[float], q: float) -> float:
@@ -266,7 +268,13 @@ def report(figures: list[Figures], cpu_per_session: float | None, args: argparse
         f"{pct(mouth, 50) * 1000:.0f} ms, speech_ended after {pct(event, 50) * 1000:.0f} ms"
     )
     if cpu_per_session is not None:
-        print(f"CPU per session: {cpu_per_session * 100:.0f} % of one core")
+        fps = statistics.mean(f.fps for f in figures)
+        at_full_rate = cpu_per_session * FULL_RATE / max(fps, 1.0)
+        print(
+            f"CPU per session: {cpu_per_session * 100:.0f} % of one core at {fps:.1f} fps, "
+            f"{at_full_rate * 100:.0f} % at {FULL_RATE} fps: {os.cpu_count()} cores hold about "
+            f"{int((os.cpu_count() or 1) / at_full_rate)} sessions"
+        )
     print(f"host load average: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
 
 
@@ -302,7 +310,7 @@ def main() -> None:
         probes = asyncio.run(run_all(base, args, photo))
         # Steady speaking only: after every session (and the spare) started, before the clears.
         steady = (started + args.sessions * 0.5 + STARTUP_S, started + STARTUP_S + args.seconds)
-        cpu = sampler.per_second(*steady) / args.sessions if sampler else None
+        cpu = sampler.per_second(*steady, args.sessions) / args.sessions if sampler else None
     finally:
         if api is not None:
             api.terminate()
