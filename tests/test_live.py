@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -394,3 +395,58 @@ def test_live_page_connects_speaks_and_interrupts_in_chromium(
             page.wait_for_function("document.getElementById('status').textContent === 'Hung up.'")
         finally:
             browser.close()
+
+
+def test_python_client_speaks_through_a_live_session(live_api: LiveService, portrait: Path) -> None:
+    from facecast.client import AsyncFacecastClient, FacecastAPIError
+
+    async def scenario() -> None:
+        async with AsyncFacecastClient(live_api.base_url, KEY_A) as client:
+            with pytest.raises(FacecastAPIError) as refused:
+                await client.live(portrait, consent=False)
+            assert refused.value.code == "consent_required"
+            async with await client.live(portrait, consent=True, lang="en", size=256) as session:
+                utterance = session.say("Hello from Python.")
+                assert (await session.event("speech_started", utterance))["id"] == utterance
+                ended = await session.event("speech_ended", utterance)
+                assert ended["interrupted"] is False
+                assert session.peer.video_frames > 10 and session.peer.audio_frames > 20
+            # Leaving the block ended the session on the server.
+            gone = await client._http.delete(f"/live/{session.session_id}")
+            assert gone.status_code == 404
+
+    run(scenario)
+
+
+def test_cli_live_says_lines_and_records_them(
+    live_api: LiveService, portrait: Path, tmp_path: Path
+) -> None:
+    from facecast.video import probe
+
+    command = [sys.executable, "-c", "from facecast.cli import main; main()", "live"]
+    target = ["--image", str(portrait), "--server", live_api.base_url, "--api-key", KEY_A]
+    refused = subprocess.run([*command, *target], capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2 and "--consent" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+    video = tmp_path / "live.mp4"
+    done = subprocess.run(
+        [
+            *command,
+            *target,
+            "--consent",
+            "--lang",
+            "en",
+            "--say",
+            "Hello there, friend.",
+            "--record",
+            str(video),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=service_env(tmp_path, None),
+    )
+    assert done.returncode == 0, done.stderr
+    assert "speech_ended" in done.stderr
+    info = probe(video)
+    assert info.width == 512 and info.video_duration > 1.0 and info.has_audio, info

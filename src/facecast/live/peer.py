@@ -18,7 +18,7 @@ import contextlib
 import json
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -142,3 +142,43 @@ class LivePeer:
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await reader
+
+
+class LiveConnection:
+    """A started session: the peer plus its id; `close` hangs up and ends it on the server."""
+
+    def __init__(
+        self, session_id: str, peer: LivePeer, end: Callable[[], Awaitable[object]]
+    ) -> None:
+        self.session_id = session_id
+        self.peer = peer
+        self._end = end
+
+    async def __aenter__(self) -> LiveConnection:
+        await self.peer.opened()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def say(self, text: str, utterance: str | None = None) -> str:
+        """Speak `text` after what is queued; the utterance id."""
+        return self.peer.say(text, utterance)
+
+    def audio(self, utterance: str, samples: np.ndarray, rate: int, final: bool = False) -> None:
+        """Speak a chunk of audio another system synthesised."""
+        self.peer.audio(utterance, samples, rate, final)
+
+    def clear(self) -> None:
+        """Interrupt."""
+        self.peer.clear()
+
+    async def event(self, kind: str | None = None, utterance: str | None = None) -> dict[str, Any]:
+        """The next message from the server (of `kind`, about `utterance`)."""
+        return await self.peer.event(kind, utterance)
+
+    async def close(self) -> None:
+        """Hang up and end the session on the server (a session already gone is fine)."""
+        await self.peer.close()
+        with contextlib.suppress(Exception):
+            await self._end()
