@@ -87,6 +87,11 @@ class Playout:
         self.waiting.append(segment)
 
     @property
+    def speaking(self) -> bool:
+        """True from an utterance's start to its end (gaps of streamed audio included)."""
+        return bool(self._open)
+
+    @property
     def busy(self) -> bool:
         """True while something is queued, plays, or an utterance waits for more."""
         return bool(self.waiting) or bool(self.placed) or bool(self._open)

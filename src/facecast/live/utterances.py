@@ -23,7 +23,7 @@ MIN_SENTENCE_CHARS = 24
 """Shorter sentences are spoken together with the next: one synthesis call each costs more
 than it saves."""
 MIN_CHUNK_RATE, MAX_CHUNK_RATE = 8_000, 48_000
-CONTEXT_S = 1.0
+CONTEXT_S = 0.6
 """Audio before a streamed chunk that its mouth is computed with: the jaw follows loudness
 against the speech around it (facecast.motion), which one short chunk alone would not show."""
 

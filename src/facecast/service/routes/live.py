@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse
 from starlette.requests import HTTPConnection
 
+from facecast.live.rig import LIVE_EXPRESSION
 from facecast.service.deps import PrincipalDep, ServiceDep, SubmitterDep
 from facecast.service.inputs import check_fields, parse_point
 from facecast.service.jobs import build_options
@@ -22,8 +23,6 @@ LIVE_FIELDS = frozenset(
     {"source_image", "offer", "consent", "lang", "voice", "face_index", "face_at", "size", "fps"}
 )
 MAX_OFFER_CHARS = 64_000
-LIVE_EXPRESSION = "neutral"
-"""Between utterances the mouth rests closed and relaxed, whatever the photo shows."""
 
 
 async def get_live(connection: HTTPConnection) -> LiveSessions:
