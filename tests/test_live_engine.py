@@ -189,3 +189,16 @@ def test_session_ends_when_idle_at_its_length_and_on_disconnect(
 
 def test_curves_channels_are_the_renderers() -> None:
     assert set(IdleMotion().at(0.0)) == set(motion.CHANNELS)
+
+
+def test_a_reply_starts_without_the_synthesisers_lead_silence() -> None:
+    from facecast.audio import AudioTrack
+    from facecast.live.utterances import trim_lead
+    from facecast.speech import PhonemeEvent, Speech
+
+    samples = np.zeros(16_000, np.float32)
+    samples[1600:] = 0.3
+    phonemes = (PhonemeEvent("_", 0.0, 0.1), PhonemeEvent("a", 0.1, 1.0))
+    trimmed = trim_lead(Speech(AudioTrack(samples, 16_000), phonemes))
+    assert len(trimmed.audio.samples) == 16_000 - 1600 + 320  # 20 ms of lead kept
+    assert trimmed.phonemes[0].start == 0.0 and trimmed.phonemes[-1].start == pytest.approx(0.02)

@@ -7,6 +7,7 @@ with its phoneme timings) and `motion.motion_curves` (the mouth of a rendered cl
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterator
 
@@ -17,12 +18,16 @@ from facecast.audio import AudioTrack, resample
 from facecast.errors import InvalidAudioError
 from facecast.live.playout import MOUTH_CHANNELS, OUT_RATE, Segment
 from facecast.options import RenderOptions
+from facecast.speech import Speech
 
 SENTENCE_END = re.compile(r"(?<=[.!?;:…])\s+")
 MIN_SENTENCE_CHARS = 24
 """Shorter sentences are spoken together with the next: one synthesis call each costs more
 than it saves."""
 MIN_CHUNK_RATE, MAX_CHUNK_RATE = 8_000, 48_000
+LEAD_LEVEL = 0.01
+"""A sample louder than this is sound, not the silence a synthesiser puts before speech."""
+LEAD_KEPT_S = 0.02
 CONTEXT_S = 0.6
 """Audio before a streamed chunk that its mouth is computed with: the jaw follows loudness
 against the speech around it (facecast.motion), which one short chunk alone would not show."""
@@ -48,11 +53,30 @@ def _at_out_rate(track: AudioTrack) -> np.ndarray:
     return resample(track, OUT_RATE).samples.astype(np.float32)
 
 
+def trim_lead(speech: Speech, keep: float = LEAD_KEPT_S) -> Speech:
+    """`speech` without the silence before its first sound beyond `keep` seconds (the phoneme
+    timings move with it): the lips of a live reply start that much sooner."""
+    audio = speech.audio
+    loud = np.flatnonzero(np.abs(audio.samples) > LEAD_LEVEL)
+    cut = int(loud[0]) - int(keep * audio.sample_rate) if len(loud) else 0
+    if cut <= 0:
+        return speech
+    shift = cut / audio.sample_rate
+    phonemes = tuple(
+        dataclasses.replace(p, start=max(p.start - shift, 0.0), end=p.end - shift)
+        for p in speech.phonemes
+        if p.end > shift
+    )
+    return Speech(AudioTrack(audio.samples[cut:], audio.sample_rate), phonemes)
+
+
 def text_segments(text: str, utterance: str, options: RenderOptions) -> Iterator[Segment]:
     """One segment per sentence of `text`, each synthesised when the previous is taken."""
     parts = sentences(text)
     for index, part in enumerate(parts):
         speech = pipeline.speak(part, options)
+        if index == 0:
+            speech = trim_lead(speech)
         curves = motion.motion_curves(
             speech.audio, options.fps, phonemes=speech.phonemes, seed=options.seed
         )
