@@ -101,7 +101,10 @@ async def run_session(
             data={"offer": await peer.offer(), "consent": "true", "lang": "en"},
             files={"source_image": (photo.name, photo.read_bytes())},
         )
-        answer.raise_for_status()
+        if answer.status_code != 201:
+            raise SystemExit(
+                f"bench/live.py: POST /live answered {answer.status_code}: {answer.text}"
+            )
         body = answer.json()
         await peer.accept(body["answer"])
         await peer.opened()
@@ -245,20 +248,24 @@ def pct(values: list[float], q: float) -> float:
 
 def report(figures: list[Figures], cpu_per_session: float | None, args: argparse.Namespace) -> None:
     lips = [v for f in figures for v in f.first_lips]
-    early = [o for f in figures for t, o in f.offsets if t < min(10.0, args.seconds / 3)]
-    late = [o for f in figures for t, o in f.offsets if t >= args.seconds - 20.0]
+    offsets = sorted(o for f in figures for o in f.offsets)
+    span = max(1, len(offsets) // 4)
+    early, late = offsets[:span], offsets[-span:]
     print(f"sessions {args.sessions}, {args.seconds:.0f} s each, 512 px at 25 fps")
     print(
         f"first frame with moving lips after say: p50 {pct(lips, 50) * 1000:.0f} ms, "
         f"p95 {pct(lips, 95) * 1000:.0f} ms ({len(lips)} utterances)"
     )
     print("received fps per session: " + ", ".join(f"{f.fps:.1f}" for f in figures))
-    print(
-        f"A/V offset (lips minus sound): start {statistics.median(early) * 1000:+.0f} ms, "
-        f"end {statistics.median(late) * 1000:+.0f} ms"
-        if early and late
-        else "A/V offset: too few utterances measured"
-    )
+    if len(offsets) >= 2:
+        print(
+            f"A/V offset (lips minus sound, median of a quarter of the utterances): "
+            f"{statistics.median(o for _, o in early) * 1000:+.0f} ms at "
+            f"{early[-1][0]:.0f} s, {statistics.median(o for _, o in late) * 1000:+.0f} ms "
+            f"at {late[0][0]:.0f}-{late[-1][0]:.0f} s ({len(offsets)} utterances)"
+        )
+    else:
+        print(f"A/V offset: {len(offsets)} utterances measured, too few")
     sound = [v for f in figures for v in f.clear_sound]
     mouth = [v for f in figures for v in f.clear_mouth]
     event = [v for f in figures for v in f.clear_event]

@@ -244,11 +244,11 @@ class Settings(BaseSettings):
     )
     # Live sessions (POST /live): WebRTC, one rendering process per session.
     live_capacity: int = Field(
-        4,
+        3,
         ge=0,
         description="Live sessions this API host runs at once (each renders in a process of "
-        "its own); more answer 503 with Retry-After. bench/live.py measures what a host holds "
-        "at 25 fps (2 cores: see the README).",
+        "its own); more answer 503 with Retry-After. A 512 px session at 25 fps costs about "
+        "half a core (bench/live.py, README): 3 on 2 cores leaves room for the API and speech.",
     )
     live_idle_seconds: float = Field(
         300.0, gt=0, description="A live session with nothing said for this long ends."
