@@ -202,3 +202,18 @@ def test_a_reply_starts_without_the_synthesisers_lead_silence() -> None:
     trimmed = trim_lead(Speech(AudioTrack(samples, 16_000), phonemes))
     assert len(trimmed.audio.samples) == 16_000 - 1600 + 320  # 20 ms of lead kept
     assert trimmed.phonemes[0].start == 0.0 and trimmed.phonemes[-1].start == pytest.approx(0.02)
+
+
+def test_an_utterance_ends_before_the_next_starts_within_one_pull() -> None:
+    playout = Playout()
+    mouth = {name: np.zeros(1, np.float32) for name in ("jaw", "width", "tongue", "smile")}
+    playout.add(Segment("a", np.full(480, 0.1, np.float32), mouth, FPS))
+    playout.add(Segment("b", np.full(480, 0.2, np.float32), mouth, FPS))
+    samples, events = playout.pull(960)
+    assert [(e.kind, e.utterance) for e in events] == [
+        ("speech_started", "a"),
+        ("speech_ended", "a"),
+        ("speech_started", "b"),
+        ("speech_ended", "b"),
+    ]
+    assert samples[:480].max() == pytest.approx(0.1) and samples[480:].min() == pytest.approx(0.2)

@@ -24,6 +24,10 @@ RELEASE_S = 0.04
 after 0.12 s less than 5 % of an opening is left."""
 
 
+ENDS, STARTS = 0, 1
+"""Order of events at the same sample: the one utterance ends, then the next starts."""
+
+
 @dataclass(frozen=True)
 class Segment:
     """A piece of one utterance: its sound at OUT_RATE and its mouth, one value per frame."""
@@ -98,10 +102,9 @@ class Playout:
 
     def pull(self, count: int) -> tuple[np.ndarray, list[Event]]:
         """The next `count` samples (silence where nothing is queued) and what they start and
-        end."""
+        end, in the order they happen (an utterance ends before the next one starts)."""
         out = np.zeros(count, dtype=np.float32)
-        events: list[Event] = []
-        filled = 0
+        timed: list[tuple[int, int, Event]] = []
         tail = self.placed[-1].end if self.placed else self.position
         cursor = max(tail, self.position)
         while self.waiting and cursor < self.position + count:
@@ -109,7 +112,7 @@ class Playout:
             self.placed.append(_Placed(cursor, segment))
             if segment.first or segment.utterance not in self._open:
                 self._open.add(segment.utterance)
-                events.append(Event("speech_started", segment.utterance))
+                timed.append((cursor, STARTS, Event("speech_started", segment.utterance)))
             cursor += len(segment.samples)
         for item in self.placed:
             lo = max(item.start, self.position)
@@ -118,7 +121,6 @@ class Playout:
                 out[lo - self.position : hi - self.position] = item.segment.samples[
                     lo - item.start : hi - item.start
                 ]
-                filled = max(filled, hi - self.position)
         self.position += count
         while self.placed and self.placed[0].end <= self.position:
             done = self.placed.popleft()
@@ -127,8 +129,9 @@ class Playout:
             self._release_at = done.end
             if done.segment.last:
                 self._open.discard(done.segment.utterance)
-                events.append(Event("speech_ended", done.segment.utterance))
-        return out, events
+                timed.append((done.end, ENDS, Event("speech_ended", done.segment.utterance)))
+        timed.sort(key=lambda item: (item[0], item[1]))
+        return out, [event for _, _, event in timed]
 
     def clear(self) -> list[Event]:
         """Drop everything queued and playing; the ended events of what was cut short."""
