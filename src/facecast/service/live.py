@@ -215,7 +215,9 @@ class LiveSessions:
             if running is None or not caller.may_see(running.owner):
                 raise JobNotFoundError(f"No live session {session_id!r}.")
             del self._running[session_id]
-        _halt(running.process, running.conn)
+        # The peer is told at once; the process may take seconds to hang up (or be killed):
+        # nobody waits for that.
+        threading.Thread(target=_halt, args=(running.process, running.conn), daemon=True).start()
         return LiveEnded(session_id=session_id)
 
     def close(self) -> None:
