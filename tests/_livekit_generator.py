@@ -56,7 +56,8 @@ async def main(rig: Path, speech: Path, out: Path) -> None:
         if isinstance(item, rtc.VideoFrame):
             assert (item.width, item.height) == (options.video_width, options.video_height)
             log.append(("video", now, 0))
-            if sum(k == "video" for k, _, _ in log) % 3 == 0:  # every third frame is enough to judge the lips
+            # Every third frame is enough to judge the lips.
+            if sum(k == "video" for k, _, _ in log) % 3 == 0:
                 rgba = np.frombuffer(item.data, np.uint8).reshape(item.height, item.width, 4)
                 frames[f"{phase}_{now:.3f}"] = rgba[:, :, :3].copy()
         elif isinstance(item, rtc.AudioFrame):
