@@ -217,3 +217,27 @@ def test_an_utterance_ends_before_the_next_starts_within_one_pull() -> None:
         ("speech_ended", "b"),
     ]
     assert samples[:480].max() == pytest.approx(0.1) and samples[480:].min() == pytest.approx(0.2)
+
+
+def test_speech_starts_and_ends_without_a_jump() -> None:
+    from facecast.live.tracks import FaceTrack, SessionClock
+    from facecast.live.utterances import text_segments
+
+    options = choose_voice(RenderOptions(lang="en", fps=FPS))
+    playout = Playout()
+    track = FaceTrack(None, playout, IdleMotion(5), SessionClock(), FPS)  # type: ignore[arg-type]
+    frames = []
+    for index in range(8 * FPS):
+        if index == 2 * FPS:
+            for piece in text_segments("Hello there, how are you?", "u", options):
+                playout.add(piece)
+        playout.pull(PER_FRAME)  # the audio track's share of this frame
+        frames.append(track.values(index))
+    track.stop()
+    # Speech moves the jaw quickly (a syllable is a few frames); head and smile glide.
+    for channel, most in (("jaw", 0.35), ("width", 0.35), ("smile", 0.1), ("yaw", 0.2)):
+        steps = np.abs(np.diff([f[channel] for f in frames]))
+        assert steps.max() < most, (channel, steps.max())
+    jaw = np.array([f["jaw"] for f in frames])
+    assert jaw[: 2 * FPS].max() == 0.0 and jaw.max() > 0.4  # closed while idle, open in speech
+    assert jaw[-FPS:].max() < 0.01  # closed again after it

@@ -19,11 +19,14 @@ OUT_RATE = 48_000
 """Outgoing audio rate (Opus's own)."""
 MOUTH_CHANNELS = ("jaw", "width", "tongue", "smile")
 """What speech moves; every other channel comes from the idle motion."""
-RELEASE_S = 0.04
-"""Time constant with which the mouth returns to rest after speech ends or is cleared:
-after 0.12 s less than 5 % of an opening is left."""
+RELEASE_S = {"jaw": 0.04, "width": 0.04, "tongue": 0.04, "smile": 0.25}
+"""Time constants with which the mouth returns to rest after speech ends or is cleared: the
+lips close within 0.12 s (less than 5 % of an opening left), the relaxed smile of speaking
+returns slowly, as motion.SMILE_RETURN_HZ does within a clip."""
 
 
+AT_REST = 0.005
+"""A channel this close to its rest value is at rest."""
 ENDS, STARTS = 0, 1
 """Order of events at the same sample: the one utterance ends, then the next starts."""
 
@@ -162,8 +165,11 @@ class Playout:
         if not self._release_from:
             return None
         elapsed = max(sample - self._release_at, 0) / OUT_RATE
-        share = math.exp(-elapsed / RELEASE_S)
-        if share < 0.01:
+        mouth = {
+            name: value * math.exp(-elapsed / RELEASE_S[name])
+            for name, value in self._release_from.items()
+        }
+        if max((abs(v) for v in mouth.values()), default=0.0) < AT_REST:
             self._release_from = {}
             return None
-        return {name: value * share for name, value in self._release_from.items()}
+        return mouth

@@ -28,6 +28,8 @@ MIN_CHUNK_RATE, MAX_CHUNK_RATE = 8_000, 48_000
 LEAD_LEVEL = 0.01
 """A sample louder than this is sound, not the silence a synthesiser puts before speech."""
 LEAD_KEPT_S = 0.02
+SMILE_EASE_S = 0.4
+"""How long the relaxed smile of speaking takes to set in at an utterance's start."""
 CONTEXT_S = 0.6
 """Audio before a streamed chunk that its mouth is computed with: the jaw follows loudness
 against the speech around it (facecast.motion), which one short chunk alone would not show."""
@@ -45,8 +47,17 @@ def sentences(text: str) -> list[str]:
     return out
 
 
-def _mouth(curves: motion.MotionCurves, first: int = 0) -> dict[str, np.ndarray]:
-    return {name: getattr(curves, name)[first:].copy() for name in MOUTH_CHANNELS}
+def _mouth(
+    curves: motion.MotionCurves, first: int = 0, opens: bool = False
+) -> dict[str, np.ndarray]:
+    """The mouth channels from frame `first`; for the segment that `opens` an utterance the
+    smile eases in from rest (a clip's smile curve is smoothed both ways, so it starts already
+    relaxed: a live face would jump)."""
+    mouth = {name: getattr(curves, name)[first:].copy() for name in MOUTH_CHANNELS}
+    if opens:
+        ramp = np.clip(np.arange(len(mouth["smile"])) / (SMILE_EASE_S * curves.fps), 0.0, 1.0)
+        mouth["smile"] *= ramp.astype(np.float32)
+    return mouth
 
 
 def _at_out_rate(track: AudioTrack) -> np.ndarray:
@@ -83,7 +94,7 @@ def text_segments(text: str, utterance: str, options: RenderOptions) -> Iterator
         yield Segment(
             utterance,
             _at_out_rate(speech.audio),
-            _mouth(curves),
+            _mouth(curves, opens=index == 0),
             options.fps,
             first=index == 0,
             last=index == len(parts) - 1,
@@ -132,7 +143,7 @@ class AudioStream:
         joined = AudioTrack(np.concatenate([context, track.samples]), self.rate)
         curves = motion.motion_curves(joined, self.fps) if len(track.samples) else None
         mouth = (
-            _mouth(curves, skip)
+            _mouth(curves, skip, opens=self._first)
             if curves is not None
             else {name: np.zeros(0, np.float32) for name in MOUTH_CHANNELS}
         )
