@@ -21,9 +21,10 @@ from facecast.options import RenderOptions
 from facecast.speech import Speech
 
 SENTENCE_END = re.compile(r"(?<=[.!?;:…])\s+")
-MIN_SENTENCE_CHARS = 24
-"""Shorter sentences are spoken together with the next: one synthesis call each costs more
-than it saves."""
+MIN_SENTENCE_CHARS = 10
+"""Shorter sentences ("Hi.") are spoken together with the next: one synthesis call each costs
+more than it saves. Longer ones go alone: the first sentence's synthesis is the reply's
+latency."""
 MIN_CHUNK_RATE, MAX_CHUNK_RATE = 8_000, 48_000
 LEAD_LEVEL = 0.01
 """A sample louder than this is sound, not the silence a synthesiser puts before speech."""
