@@ -17,7 +17,7 @@ import json
 from collections.abc import Callable, Iterator
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 from annotated_types import Ge, Le
 from pydantic import AfterValidator, BeforeValidator, Field, ValidationError, model_validator
@@ -354,8 +354,9 @@ def bounds(info: FieldInfo) -> tuple[float | None, float | None]:
 
 
 def form_text(options: RenderOptions) -> dict[str, str]:
-    """The POST /animate form fields for `options`: each form option whose value the service
-    would not assume by itself (its server-side default is the same), written as text."""
+    """The POST /animate form fields for `options`, written as text: every form option but
+    those at their declared default (the service assumes that itself). Options the service
+    fills from its own settings (fps, size, lang) are always sent, as a local render has them."""
     fields: dict[str, str] = {}
     infos = field_infos(type(options))
     for item, edge in option_fields(type(options)):
@@ -412,15 +413,27 @@ def plain_message(cls: type[RenderOptions], exc: ValidationError) -> str:
     if info is not None and error["type"] in BOUND_ERRORS:
         low, high = bounds(info)
         shown = f"{value:g}" if isinstance(value, float) else repr(value)
-        return f"{name} must be between {low:g} and {high:g}, not {shown}."
+        if low is not None and high is not None:
+            return f"{name} must be between {low:g} and {high:g}, not {shown}."
+        if low is not None:
+            return f"{name} must be at least {low:g}, not {shown}."
+        if high is not None:
+            return f"{name} must be at most {high:g}, not {shown}."
     if error["type"] == "literal_error" and info is not None:
-        choices = ", ".join(map(str, get_args(info.annotation)))
+        choices = ", ".join(map(str, _choices(info.annotation)))
         return f"{name} must be one of {choices}, not {value!r}."
     message = str(error["msg"]).removeprefix("Value error, ")
     return f"{name}: {message}" if error["loc"] else message
 
 
 BOUND_ERRORS = frozenset({"greater_than_equal", "less_than_equal", "finite_number"})
+
+
+def _choices(annotation: Any) -> tuple[Any, ...]:
+    """The values of a Literal, also inside `Literal[...] | None`."""
+    if get_origin(annotation) is Literal:
+        return get_args(annotation)
+    return tuple(c for part in get_args(annotation) for c in _choices(part))
 
 
 def _declared_bounds(name: str) -> tuple[float, float]:
