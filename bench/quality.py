@@ -149,9 +149,9 @@ def group_faces(photo: bytes) -> list[bytes]:
                 if all(abs(centre[0] - (b[0] + b[2]) / 2) > 20 for b in boxes):
                     boxes.append(box)
     out = []
-    for x0, y0, x1, y1 in sorted(boxes):
-        side = 2.6 * max(x1 - x0, y1 - y0)
-        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    for left_x, top_y, right_x, bottom_y in sorted(boxes):
+        side = 2.6 * max(right_x - left_x, bottom_y - top_y)
+        cx, cy = (left_x + right_x) / 2, (top_y + bottom_y) / 2
         left, top = int(max(cx - side / 2, 0)), int(max(cy - side * 0.45, 0))
         crop = rgb[top : min(int(top + side), h), left : min(int(left + side), w)]
         out.append(_png(crop))

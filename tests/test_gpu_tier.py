@@ -93,7 +93,7 @@ def test_upscale_2_job_makes_a_1024_video(live_service: LiveService, portrait: P
     assert view["status"] == "done", view
     video = httpx.get(view["video_url"], timeout=30)
     assert video.status_code == 200
-    with av.open(io.BytesIO(video.content)) as container:
+    with av.open(io.BytesIO(video.content), mode="r") as container:
         stream = container.streams.video[0]
         assert (stream.width, stream.height) == (1024, 1024)
         seconds = float(container.duration or 0) / av.time_base

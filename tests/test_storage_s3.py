@@ -252,7 +252,7 @@ def test_worker_killed_mid_job_leaves_it_to_the_other(
     victim.wait()
     job = service.wait_job(job_id, timeout=LOST_JOB_S * 6)
     assert job["status"] == "done", (job, service.dump_logs())
-    state = json.loads(redis.Redis.from_url(hosts.redis_url).get(f"facecast:job:{job_id}"))
+    state = json.loads(redis.Redis.from_url(hosts.redis_url).get(f"facecast:job:{job_id}") or "{}")
     assert state["attempts"] == 2  # the dead host's attempt, then the survivor's
     survivor = next(name for name in hosts.workers if name != running[0])
     assert hosts.workers[survivor].poll() is None

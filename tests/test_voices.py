@@ -377,7 +377,7 @@ def backend_clip(request: pytest.FixtureRequest, clip_dir: Path) -> Iterator[tup
     with pytest.MonkeyPatch.context() as patch:
         if name == "signal-only":  # only while this clip's tests run
             fresh = Registry("speech backend", registry._builtin_backends)
-            fresh.register(SignalOnly())  # type: ignore[arg-type]
+            fresh.register(SignalOnly())
             patch.setattr(registry, "REGISTRY", fresh)
         result = render_talking_head(grace_photo(), out, text=text, options=options)
         yield name, measure_clip(name, result, options.fps)
