@@ -7,6 +7,7 @@ no task results: job state lives in the state store (see state.py).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -194,3 +195,13 @@ class TaskQueue:
         if self._redis is not None:
             self._redis.close()
         self.app.close()
+
+
+def webhook_sender(queue: Callable[[], TaskQueue]) -> Callable[[str], None]:
+    """A function that queues the webhook task of a job on the webhooks queue (one task id per
+    job: a second ending of the same job sends no second delivery)."""
+
+    def send(job_id: str) -> None:
+        queue().send(TASK_WEBHOOK, job_id, WEBHOOK_QUEUE, task_id=f"{job_id}-webhook")
+
+    return send
