@@ -19,10 +19,8 @@ from facecast.config import Settings
 from facecast.errors import ErrorCode
 from facecast.options import RenderOptions
 from facecast.service import webhooks
-from facecast.service.access import ANONYMOUS, Principal
 from facecast.service.admission import Admission
 from facecast.service.errors import (
-    AudioNotReadyError,
     ConsentRequiredError,
     InvalidRequestError,
     JobNotFoundError,
@@ -35,15 +33,15 @@ from facecast.service.inputs import audio_file_name, check_audio, check_point_in
 from facecast.service.lifecycle import Ending, Lifecycle, Outcome, storage_error
 from facecast.service.lookup import JobLookup
 from facecast.service.queueing import TASK_ANIMATE, TASK_TTS, TaskQueue
+from facecast.service.reuse import Reuse, reused_from
 from facecast.service.schemas import (
     ErrorInfo,
     JobKind,
     JobManifest,
     JobRequest,
     JobState,
-    JobStatus,
 )
-from facecast.service.storage import AUDIO, VIDEO, Storage, content_key, is_job_id
+from facecast.service.storage import AUDIO, VIDEO, Storage, content_key
 from facecast.service.stores import Stores
 from facecast.service.submission import AnimateSubmission, Submitted, TtsSubmission
 from facecast.service.uploads import VOICE_SAMPLE, Uploads
@@ -72,6 +70,7 @@ class Intake:
         self.queue = queue
         self.lookup, self.uploads, self.admission, self.lifecycle = parts
         self.keys = KeyBinder(stores.idempotency, settings.idempotency_hours * 3600)
+        self.reuse = Reuse(storage, self.lookup)
 
     # ------------------------------------------------------------------ submissions
 
@@ -232,7 +231,7 @@ class Intake:
             self.storage.publish(job_id, name)
             request = request.model_copy(update={"audio": name})
         elif submission.audio_id is not None:
-            voice_key = self._link_tts_audio(submission.audio_id, job_id, submission.owner)
+            voice_key = self.reuse.link_tts_audio(submission.audio_id, job_id, submission.owner)
             request = request.model_copy(update={"audio": AUDIO, "audio_id": submission.audio_id})
         else:
             request, sample_key = self._with_voice_sample(job_id, request, submission.voice_sample)
@@ -243,7 +242,7 @@ class Intake:
         cache_key = content_key(
             "animate", __version__, owner, upload, voice_key, request.options.fingerprint()
         )
-        earlier = self._reuse(job_id, cache_key, VIDEO)
+        earlier = self.reuse.link_result(job_id, cache_key, VIDEO)
         state = JobState(job_id=job_id, kind=JobKind.ANIMATE, created_at=time.time(), owner=owner)
         manifest = JobManifest(
             job_id=job_id,
@@ -270,7 +269,7 @@ class Intake:
         cache_key = content_key(
             "tts", __version__, owner, text, request.options.fingerprint(), sample_key
         )
-        mine = self._own_speech(cache_key, owner)
+        mine = self.reuse.own_speech(cache_key, owner)
         if mine is not None:  # the caller's own speech: answer with that job, as before
             self.storage.remove(job_id)
             self.storage.touch(mine.job_id)
@@ -279,7 +278,7 @@ class Intake:
         state = JobState(job_id=job_id, kind=JobKind.TTS, created_at=time.time(), owner=owner)
         # Another tenant's speech: reuse the audio in a job of the caller's own, which names
         # neither the other job nor anything of its request.
-        earlier = self._reuse(job_id, cache_key, AUDIO)
+        earlier = self.reuse.link_result(job_id, cache_key, AUDIO)
         manifest = JobManifest(
             job_id=job_id,
             kind=JobKind.TTS,
@@ -290,15 +289,6 @@ class Intake:
             state=state,
         )
         return self._launch(manifest, TASK_TTS, earlier)
-
-    def _own_speech(self, cache_key: str, owner: str) -> JobState | None:
-        """The caller's own finished TTS job with this speech, if there is one."""
-        earlier = self.storage.cache_get(cache_key)
-        if earlier is None or not self.storage.has(earlier, AUDIO):
-            return None
-        state = self.lookup.state_of(earlier)
-        ours = state is not None and (state.owner or ANONYMOUS) == owner
-        return state if state is not None and ours and state.status is JobStatus.DONE else None
 
     def _launch(
         self, manifest: JobManifest, task: str, earlier: JobManifest | None = None
@@ -311,10 +301,9 @@ class Intake:
         self.stores.jobs.create(manifest.state)
         job_id = manifest.job_id
         if earlier is not None:
-            same = (earlier.state.owner or ANONYMOUS) == (manifest.state.owner or ANONYMOUS)
-            reused_from = earlier.job_id if same else None
+            source = reused_from(earlier, manifest.state.owner)
             outcome = Outcome(Ending.REUSED)
-            final = self.lifecycle.conclude(job_id, outcome, manifest, reused_from=reused_from)
+            final = self.lifecycle.conclude(job_id, outcome, manifest, reused_from=source)
             return Submitted(final or manifest.state, reused=True)
         self.stores.metrics.increment("jobs_submitted_total", f"kind={manifest.kind.value}")
         try:
@@ -331,37 +320,6 @@ class Intake:
         return Submitted(manifest.state)
 
     # ------------------------------------------------------------------ inputs
-
-    def _link_tts_audio(self, audio_id: str, job_id: str, caller: Principal) -> str:
-        """Share a finished TTS job's audio with a new job; returns the audio's content key."""
-        manifest = self.storage.read_manifest(audio_id) if is_job_id(audio_id) else None
-        if (
-            manifest is None
-            or manifest.kind is not JobKind.TTS
-            or not caller.may_see(manifest.state.owner)
-        ):
-            raise InvalidRequestError(
-                f"There is no audio {audio_id[:64]!r}; create one with POST /tts."
-            )
-        state = self.stores.jobs.get(audio_id) or manifest.state
-        if state.status is not JobStatus.DONE or not self.storage.has(audio_id, AUDIO):
-            raise AudioNotReadyError(f"The audio {audio_id} is {state.status.value}, not done.")
-        self.storage.link(audio_id, job_id, AUDIO)
-        self.storage.touch(audio_id)
-        return manifest.cache_key or content_key("audio-job", audio_id)
-
-    def _reuse(self, job_id: str, cache_key: str, name: str) -> JobManifest | None:
-        """Link artifact `name` of an identical finished job into `job_id`; its manifest."""
-        earlier = self.storage.cache_get(cache_key)
-        if earlier is None or not self.storage.has(earlier, name):
-            return None
-        manifest = self.storage.read_manifest(earlier)
-        if manifest is None:
-            return None
-        self.storage.link(earlier, job_id, name)
-        self.storage.touch(earlier)
-        logger.info("reusing the %s of job %s", name, earlier, extra={"job_id": job_id})
-        return manifest
 
     def _with_voice_sample(
         self, job_id: str, request: JobRequest, sample: BinaryIO | None

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -108,10 +108,6 @@ class JobService:
     def get(self, job_id: str, caller: Principal | None = None) -> JobState:
         """The job's state (see JobLookup.get)."""
         return self.lookup.get(job_id, caller)
-
-    def get_many(self, job_ids: Sequence[str]) -> dict[str, JobState | None]:
-        """The states of several jobs in one store read."""
-        return self.lookup.get_many(job_ids)
 
     def view(self, state: JobState, base_url: str) -> JobView:
         """The client's view of a job (see Downloads)."""

@@ -9,7 +9,7 @@ from facecast.config import Settings
 from facecast.service.inputs import warm_up_image_decoding
 from facecast.service.metrics import Snapshot
 from facecast.service.objectstore import MissingBucketError
-from facecast.service.queueing import QUEUES, TaskQueue
+from facecast.service.queueing import QUEUES, TaskQueue, prune_broker_files
 from facecast.service.schemas import BackendList, BackendView, Check, Readiness
 from facecast.service.storage import Storage
 from facecast.service.stores import Stores
@@ -39,7 +39,7 @@ class Operations:
             self.stores.jobs.forget(job_id)
             self.storage.remove(job_id)
         self.storage.prune_cache()
-        self.storage.prune_broker_files(now)
+        prune_broker_files(self.storage, now)
         if removed:
             logger.info("retention removed %d jobs", len(removed))
         return removed

@@ -42,6 +42,20 @@ WORKER_START_TIMEOUT_S = 300.0
 """A worker process may warm up for this long before Celery gives up on it."""
 
 
+BROKER_FILE_MAX_AGE_S = 3600.0
+"""Processed message files of the server-less queue older than this are removed."""
+
+
+def prune_broker_files(storage: Storage, now: float) -> None:
+    """Drop old processed message files of the server-less queue."""
+    folder = broker_folders(storage)["processed"]
+    if not folder.is_dir():
+        return
+    for entry in folder.iterdir():
+        if now - entry.stat().st_mtime > BROKER_FILE_MAX_AGE_S:
+            entry.unlink(missing_ok=True)
+
+
 def broker_folders(storage: Storage) -> dict[str, Path]:
     """Folders of the filesystem transport."""
     base = storage.broker_dir

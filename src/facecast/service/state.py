@@ -18,7 +18,7 @@ import redis
 from facecast.service import redisconn
 from facecast.service.redisconn import UPDATE_RETRIES
 from facecast.service.schemas import JobState, JobStatus
-from facecast.service.storage import Storage, file_lock, write_atomically
+from facecast.service.storage import Storage, check_writable, file_lock, write_atomically
 from facecast.service.transitions import Mutation
 
 STATE_FILE = "state.json"
@@ -148,7 +148,7 @@ class FileJobStore:
 
     def ping(self) -> None:
         """Raise when the data directory is not writable."""
-        self.storage.check_writable()
+        check_writable(self.storage.root)
 
     def create(self, state: JobState) -> None:
         """Write the first state.json."""

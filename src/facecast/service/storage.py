@@ -29,7 +29,6 @@ import logging
 import os
 import re
 import shutil
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -70,7 +69,6 @@ CACHE_DIR = "_cache"
 BROKER_DIR = "_broker"
 STALE_FACTOR = 2.0
 """Unfinished jobs older than this many retention periods are removed as abandoned."""
-BROKER_FILE_MAX_AGE_S = 3600.0
 COPY_CHUNK = 1 << 20
 
 
@@ -109,6 +107,14 @@ def write_atomically(path: Path, data: bytes, reserve: Path | None = None) -> No
             reserve.unlink(missing_ok=True)
 
 
+def check_writable(folder: Path) -> None:
+    """Raise when files cannot be written in `folder` (created if missing)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    probe = folder / f".ping-{os.getpid()}"
+    probe.write_bytes(b"")
+    probe.unlink()
+
+
 @contextmanager
 def file_lock(lock_path: Path) -> Iterator[None]:
     """Hold an exclusive lock on `lock_path` (created if missing) for the block."""
@@ -143,14 +149,7 @@ class Storage:
 
     def check(self) -> None:
         """Raise when the store cannot take files (here: the data directory is not writable)."""
-        self.check_writable()
-
-    def check_writable(self) -> None:
-        """Raise when the data directory is not writable."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        probe = self.root / f".ping-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
+        check_writable(self.root)
 
     def publish(self, job_id: str, name: str) -> None:
         """Make a finished local file of the job visible to every host (here: it is)."""
@@ -233,13 +232,6 @@ class Storage:
         """Where the job's HLS stream is written while it renders."""
         return self.job_dir(job_id) / STREAM_DIR
 
-    def stream_file(self, job_id: str, name: str) -> Path | None:
-        """A file of the job's HLS stream, or None when `name` is not one or not there (yet)."""
-        if STREAM_FILE_PATTERN.fullmatch(name) is None or not is_job_id(job_id):
-            return None
-        path = self.stream_dir(job_id) / name
-        return path if path.is_file() else None
-
     def exists(self, job_id: str) -> bool:
         """True when the job directory is there."""
         return is_job_id(job_id) and (self.root / job_id).is_dir()
@@ -282,8 +274,12 @@ class Storage:
         return path if path.is_file() else None
 
     def fetch_stream(self, job_id: str, name: str) -> Path | RemoteFile | None:
-        """A file of the job's live HLS stream for a client, or None when there is none."""
-        return self.stream_file(job_id, name)
+        """A file of the job's live HLS stream for a client, or None when `name` is not one or
+        not there (yet)."""
+        if STREAM_FILE_PATTERN.fullmatch(name) is None or not is_job_id(job_id):
+            return None
+        path = self.stream_dir(job_id) / name
+        return path if path.is_file() else None
 
     def read_range(self, file: RemoteFile, start: int, end: int) -> Iterator[bytes]:
         """Bytes start..end (inclusive) of a file `fetch` answered, streamed."""
@@ -434,16 +430,6 @@ class Storage:
             return
         for entry in folder.iterdir():
             if CACHE_KEY_PATTERN.fullmatch(entry.name) and self.cache_get(entry.name) is None:
-                entry.unlink(missing_ok=True)
-
-    def prune_broker_files(self, now: float | None = None) -> None:
-        """Drop old processed message files of the server-less queue."""
-        folder = self.broker_dir / "processed"
-        if not folder.is_dir():
-            return
-        now = time.time() if now is None else now
-        for entry in folder.iterdir():
-            if now - entry.stat().st_mtime > BROKER_FILE_MAX_AGE_S:
                 entry.unlink(missing_ok=True)
 
 
