@@ -9,7 +9,9 @@ the job's status, the manifest on disk, the webhook the receiver got, and
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import sys
 import time
 from collections.abc import Iterator
@@ -218,3 +220,39 @@ def test_canceled_queued_and_running(ends: tuple[LiveService, Receiver], portrai
     assert service.client.delete(f"/jobs/{blocker}").status_code == 200
     running = service.wait_job(blocker)
     check_ending(service, receiver, running, "canceled", "canceled", before)
+
+
+def test_a_job_whose_worker_vanished_is_queued_again_in_seconds(
+    tmp_path: Path, portrait: Path, scratch_redis_url: str
+) -> None:
+    """The whole worker is killed mid-job (no WorkerLostError, the message stays unacked until
+    the visibility timeout, many minutes): the API sees that no live worker lists the job and
+    queues it again within seconds; a new worker finishes it as attempt 2."""
+    env = service_env(tmp_path / "data", scratch_redis_url, FACECAST_WORKER_WARMUP="false")
+    port = free_port()
+    logs = {"worker": tmp_path / "worker.log", "api": tmp_path / "api.log"}
+    service = LiveService(f"http://127.0.0.1:{port}", tmp_path / "data", logs)
+    try:
+        service.processes["worker"] = spawn(WORKER, env, logs["worker"])
+        service.processes["api"] = spawn(api(port), env, logs["api"])
+        service.wait_ready()
+        job_id = service.submit_text(portrait, BLOCKING_TEXT, size=128)
+        deadline = time.monotonic() + 120
+        while service.job(job_id)["status"] != "running" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert service.job(job_id)["status"] == "running", service.dump_logs()
+        worker = service.processes.pop("worker")
+        os.killpg(worker.pid, signal.SIGKILL)  # the main process too: no WorkerLostError
+        worker.wait()
+        killed = time.monotonic()
+        while service.job(job_id)["status"] == "running" and time.monotonic() - killed < 60:
+            time.sleep(0.1)
+        requeued_after = time.monotonic() - killed
+        assert service.job(job_id)["status"] == "queued", service.dump_logs()
+        assert requeued_after < 20, requeued_after  # heartbeat TTL + 4 beats, not minutes
+        logs["worker2"] = tmp_path / "worker2.log"
+        service.processes["worker2"] = spawn(WORKER, env, logs["worker2"])
+        job = service.wait_job(job_id)
+        assert job["status"] == "done" and job["attempt"] == 2, (job, service.dump_logs())
+    finally:
+        service.close()

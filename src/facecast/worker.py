@@ -138,7 +138,7 @@ def animate(job_id: str) -> str:
             )
         for warning in result.warnings:
             logger.warning("%s", warning)
-        storage.publish(job_id, VIDEO)  # streamed up in parts, never whole in memory
+        run.publish(VIDEO)  # streamed up in parts, never whole in memory
         run.complete(
             JobResult(
                 duration=result.duration,
@@ -200,7 +200,7 @@ def tts(job_id: str) -> str:
         partial = run.audio_path.with_name(PARTIAL_AUDIO)
         audio.save_wav(speech.audio, partial)
         partial.replace(run.audio_path)  # downloads never see half a file
-        run.context.storage.publish(job_id, AUDIO)
+        run.publish(AUDIO)
         run.complete(JobResult(duration=speech.audio.duration))
     return run.status
 

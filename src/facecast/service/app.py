@@ -11,7 +11,7 @@ import asyncio
 import gc
 import json
 import logging
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import asynccontextmanager, suppress
 
 from fastapi import FastAPI, HTTPException, Request
@@ -199,13 +199,16 @@ def build_service(settings: Settings) -> JobService:
     )
 
 
-async def _sweep_forever(service: JobService, interval: float) -> None:
-    """Remove expired jobs now and then every `interval` seconds."""
+async def _every(interval: float, work: Callable[[], object], what: str) -> None:
+    """Run `work` in the thread pool now and then every `interval` seconds, for ever."""
     while True:
         try:
-            await run_in_threadpool(service.sweep)
-        except Exception:
-            logger.exception("retention sweep failed")
+            await run_in_threadpool(work)
+        except Exception as exc:
+            if is_dependency_failure(exc):  # Redis or the store is down: the next round retries
+                logger.warning("%s failed: %s", what, exc)
+            else:
+                logger.exception("%s failed", what)
         await asyncio.sleep(interval)
 
 
@@ -224,13 +227,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         gc.collect()
         gc.freeze()
         app.state.jobs = service
-        sweeper = asyncio.create_task(_sweep_forever(service, settings.sweep_interval_seconds))
+        loops = [
+            asyncio.create_task(_every(settings.sweep_interval_seconds, service.sweep, "sweep")),
+            asyncio.create_task(
+                _every(settings.worker_heartbeat_seconds, service.requeue_orphans, "requeue")
+            ),
+        ]
         try:
             yield
         finally:
-            sweeper.cancel()
-            with suppress(asyncio.CancelledError):
-                await sweeper
+            for loop in loops:
+                loop.cancel()
+                with suppress(asyncio.CancelledError):
+                    await loop
             service.close()
 
     app = FastAPI(title="facecast", version=__version__, description=DESCRIPTION, lifespan=lifespan)

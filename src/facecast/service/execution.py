@@ -14,13 +14,14 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
 from facecast.config import Settings, get_settings
-from facecast.errors import ErrorCode
+from facecast.errors import CanceledError, ErrorCode
 from facecast.safety import NudityScreen, bundled_model
+from facecast.service.dependencies import is_dependency_failure
 from facecast.service.lifecycle import Ended, Ending, Lifecycle, Outcome, outcome_of
 from facecast.service.logs import job_context
 from facecast.service.metrics import label
@@ -44,6 +45,10 @@ HEARTBEAT_TTL_FACTOR = 3.0
 """A heartbeat is valid for this many heartbeat intervals."""
 UNTIMED_STAGES = frozenset({"queued", "starting", "done"})
 """Stage names that mark a moment, not work worth a duration."""
+PUBLISH_FIRST_WAIT_S = 1.0
+PUBLISH_MAX_WAIT_S = 15.0
+"""Waits between tries of an upload to a store that is down: doubling, up to this."""
+PUBLISHING = "publishing"
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,8 @@ class WorkerContext:
     screen: NudityScreen
     notify: Callable[[str], None] = lambda job_id: None
     """Queues the webhook of a job that just ended (set by the worker)."""
+    running: set[str] = field(default_factory=set)
+    """The jobs this process runs; its heartbeat lists them (Operations.requeue_orphans)."""
 
     @property
     def lifecycle(self) -> Lifecycle:
@@ -134,7 +141,12 @@ class JobRun:
             if too_soon or percent <= self._last_progress:
                 return
         self._last_write, self._last_progress = now, percent
-        self.context.stores.jobs.update(self.job_id, advance(stage, percent))
+        try:
+            self.context.stores.jobs.update(self.job_id, advance(stage, percent))
+        except Exception as exc:  # progress is a courtesy: a Redis blip must not stop a render
+            if not is_dependency_failure(exc):
+                raise
+            logger.warning("could not record progress: %s", exc)
 
     def canceled(self) -> bool:
         """Pipeline cancel callback: True once DELETE /jobs/{id} flagged the job (or it is gone)."""
@@ -143,9 +155,33 @@ class JobRun:
         now = time.monotonic()
         if now - self._last_cancel_check >= CANCEL_CHECK_S:
             self._last_cancel_check = now
-            state = self.context.stores.jobs.get(self.job_id)
+            try:
+                state = self.context.stores.jobs.get(self.job_id)
+            except Exception as exc:  # the store is down: keep going, look again later
+                if not is_dependency_failure(exc):
+                    raise
+                return False
             self._cancel_seen = state is None or state.cancel_requested
         return self._cancel_seen
+
+    def publish(self, name: str) -> None:
+        """Make a finished output visible to every host. A store that is down is tried again,
+        waiting longer each time, for as long as the job may run: a finished render is kept
+        (not thrown away) while the store comes back; a cancel or the time limit ends it."""
+        wait = PUBLISH_FIRST_WAIT_S
+        while True:
+            try:
+                self.context.storage.publish(self.job_id, name)
+                return
+            except Exception as exc:
+                if not is_dependency_failure(exc):
+                    raise
+                logger.warning("could not publish %s (%s); trying again in %.0f s", name, exc, wait)
+            self.progress(PUBLISHING, self._last_progress / 100)
+            if self.canceled():
+                raise CanceledError("The job was canceled.")
+            time.sleep(wait)
+            wait = min(wait * 2, PUBLISH_MAX_WAIT_S)
 
     def complete(self, result: JobResult) -> None:
         """Note what the job produced; `running_job` ends it done when the block ends."""
@@ -208,6 +244,7 @@ def running_job(job_id: str) -> Iterator[JobRun | None]:
         if run is None:
             yield None
             return
+        context.running.add(job_id)
         try:
             yield run
         except Exception as exc:
@@ -220,6 +257,7 @@ def running_job(job_id: str) -> Iterator[JobRun | None]:
         else:
             run.end(Outcome(Ending.DONE))
         finally:
+            context.running.discard(job_id)
             context.storage.drop_local(job_id)  # with a shared store, this host keeps no copy
 
 
@@ -270,7 +308,12 @@ class Heartbeat:
         from facecast.rates import host_rates
 
         rates = {key: asdict(rate) for key, rate in host_rates().as_dict().items()}
-        update = {"warmed": self.warmed.is_set(), "seen_at": time.time(), "rates": rates}
+        update = {
+            "warmed": self.warmed.is_set(),
+            "seen_at": time.time(),
+            "rates": rates,
+            "jobs": sorted(self.context.running),
+        }
         info = self.info.model_copy(update=update)
         self.context.stores.heartbeats.heartbeat(info, interval * HEARTBEAT_TTL_FACTOR)
 

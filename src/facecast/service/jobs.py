@@ -205,6 +205,10 @@ class JobService:
         """Remove jobs past their retention (see Operations)."""
         return self.operations.sweep(now)
 
+    def requeue_orphans(self) -> list[str]:
+        """Queue again running jobs no live worker runs (see Operations)."""
+        return self.operations.requeue_orphans()
+
     def warm_up(self) -> None:
         """Connect and load decoders before the first request (see Operations)."""
         self.operations.warm_up()

@@ -80,11 +80,12 @@ def is_storage_failure(exc: BaseException) -> bool:
     return isinstance(exc, OSError) and exc.errno in STORAGE_ERRNOS
 
 
-def outcome_of(exc: BaseException, time_limit: float | None = None) -> Outcome:
+def outcome_of(exc: BaseException, time_limit: float = 0.0) -> Outcome:
     """The one mapping from what stopped a job to how it ends.
 
     CanceledError -> canceled; ExplicitImageError -> rejected; another FacecastError -> error
-    with its own code (bad input); a time limit -> `timeout`; a full or read-only disk ->
+    with its own code (bad input); a time limit -> `timeout` (`time_limit`: the soft limit,
+    for the message); a full or read-only disk ->
     `storage_full` / `storage_unavailable`; anything else (a bug) -> `internal_error`.
     """
     from billiard.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
@@ -95,9 +96,11 @@ def outcome_of(exc: BaseException, time_limit: float | None = None) -> Outcome:
         return Outcome(Ending.REJECTED, ErrorInfo(code=exc.code, message=exc.message))
     if isinstance(exc, FacecastError):
         return Outcome(Ending.ERROR, ErrorInfo(code=exc.code, message=exc.message))
-    if isinstance(exc, SoftTimeLimitExceeded | TimeLimitExceeded):
-        limit = f" of {time_limit:g} s" if time_limit is not None else ""
-        message = f"The job ran past its time limit{limit} and was stopped."
+    if isinstance(exc, SoftTimeLimitExceeded):
+        message = f"The job ran longer than {time_limit:g} s."
+        return Outcome(Ending.ERROR, ErrorInfo(code=ErrorCode.TIMEOUT, message=message))
+    if isinstance(exc, TimeLimitExceeded):
+        message = "The job ran past the hard time limit and was stopped."
         return Outcome(Ending.ERROR, ErrorInfo(code=ErrorCode.TIMEOUT, message=message))
     if isinstance(exc, OSError) and is_storage_failure(exc):
         return Outcome(Ending.ERROR, storage_error(exc))

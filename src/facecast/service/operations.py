@@ -9,15 +9,32 @@ from facecast.config import Settings
 from facecast.service.inputs import warm_up_image_decoding
 from facecast.service.metrics import Snapshot
 from facecast.service.objectstore import MissingBucketError
-from facecast.service.queueing import QUEUES, TaskQueue, prune_broker_files
-from facecast.service.schemas import BackendList, BackendView, Check, Readiness
+from facecast.service.queueing import (
+    QUEUES,
+    TASK_ANIMATE,
+    TASK_TTS,
+    TaskQueue,
+    prune_broker_files,
+)
+from facecast.service.schemas import (
+    BackendList,
+    BackendView,
+    Check,
+    JobKind,
+    JobStatus,
+    Readiness,
+)
 from facecast.service.storage import Storage
 from facecast.service.stores import Stores
+from facecast.service.transitions import back_to_queue
 
 logger = logging.getLogger(__name__)
 
 WARM_CONNECTIONS = 8
 """Job-store connections opened at start-up: enough for a burst of concurrent requests."""
+ORPHAN_GRACE_BEATS = 4
+"""Heartbeat intervals a job may run before its worker's heartbeat must list it."""
+TASKS = {JobKind.ANIMATE: TASK_ANIMATE, JobKind.TTS: TASK_TTS}
 
 
 class Operations:
@@ -43,6 +60,40 @@ class Operations:
         if removed:
             logger.info("retention removed %d jobs", len(removed))
         return removed
+
+    def requeue_orphans(self, now: float | None = None) -> list[str]:
+        """Queue again the running jobs that no live worker runs; their ids.
+
+        A job's message can be lost while it runs (the broker restarted, its whole worker was
+        killed): Celery would hand it out again only after the visibility timeout, half an hour
+        or more, and until then the job shows `running`. Every worker process lists its jobs in
+        its heartbeat, so a job that has run for a few heartbeats without being listed by any
+        live worker is orphaned: it goes back to `queued` (once, atomically, whichever API
+        process sees it first) and its task is sent again. A late redelivery of the old message
+        finds the job finished, or runs it as its next attempt.
+        """
+        now = time.time() if now is None else now
+        grace = self.settings.worker_heartbeat_seconds * ORPHAN_GRACE_BEATS
+        jobs = self.stores.jobs
+        running = jobs.ids_with(JobStatus.RUNNING)
+        if not running:
+            return []
+        listed = {job_id for worker in self.stores.heartbeats.workers() for job_id in worker.jobs}
+        requeued = []
+        for job_id, state in zip(running, jobs.get_many(running), strict=True):
+            if job_id in listed or state is None or state.started_at is None:
+                continue
+            if now - state.started_at < grace or state.cancel_requested:
+                continue
+            manifest = self.storage.read_manifest(job_id)
+            if manifest is None or jobs.update(job_id, back_to_queue(state.started_at)) is None:
+                continue
+            logger.warning(
+                "job orphaned (no worker runs it); queued again", extra={"job_id": job_id}
+            )
+            self.queue.send(TASKS[manifest.kind], job_id, manifest.queue)
+            requeued.append(job_id)
+        return requeued
 
     def readiness(self) -> Readiness:
         """Broker reachable, a worker alive, its engine warmed up."""

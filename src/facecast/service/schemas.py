@@ -156,6 +156,9 @@ class WorkerInfo(BaseModel):
     """Those of `backends` that want a GPU (their jobs go to the `gpu` queue)."""
     rates: dict[str, dict[str, float]] = Field(default_factory=dict)
     """Render rates measured by this process (facecast.rates.Rate fields, by rate_key)."""
+    jobs: list[str] = Field(default_factory=list)
+    """The jobs this process is running now (a running job no live worker lists is orphaned
+    and queued again)."""
 
 
 # --------------------------------------------------------------------------- API messages

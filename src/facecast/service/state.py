@@ -52,6 +52,9 @@ class JobStore(Protocol):
     def count_by_status(self) -> dict[JobStatus, int]:
         """How many known jobs are in each status."""
 
+    def ids_with(self, status: JobStatus) -> list[str]:
+        """The ids of the known jobs in `status`."""
+
 
 class RedisJobStore:
     """State in Redis: one JSON value per job, and a set of job ids per status."""
@@ -120,6 +123,11 @@ class RedisJobStore:
             for status in JobStatus:
                 pipe.srem(redisconn.key("status", status.value), job_id)
             pipe.execute()
+
+    def ids_with(self, status: JobStatus) -> list[str]:
+        """Members of the status set."""
+        members = self.redis.smembers(redisconn.key("status", status.value))
+        return sorted(redisconn.text(member) for member in members)
 
     def count_by_status(self) -> dict[JobStatus, int]:
         """Cardinality of each status set."""
@@ -207,6 +215,14 @@ class FileJobStore:
 
     def forget(self, job_id: str) -> None:
         """Nothing to do: the state lives in the job directory, which retention removes."""
+
+    def ids_with(self, status: JobStatus) -> list[str]:
+        """Scan the job directories."""
+        return [
+            job_id
+            for job_id in self.storage.job_ids()
+            if (state := self.get(job_id)) is not None and state.status is status
+        ]
 
     def count_by_status(self) -> dict[JobStatus, int]:
         """Scan the job directories."""

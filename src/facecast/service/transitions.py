@@ -35,12 +35,15 @@ def start_attempt(now: float, max_attempts: int) -> Mutation:
     return mutate
 
 
-def back_to_queue() -> Mutation:
+def back_to_queue(started_at: float | None = None) -> Mutation:
     """running -> queued: its worker process died and the job waits for the next delivery
-    (which `start_attempt` counts). Attempts so far are kept."""
+    (which `start_attempt` counts). Attempts so far are kept. With `started_at`, only the
+    attempt that started then goes back (not a newer one)."""
 
     def mutate(state: JobState) -> JobState | None:
         if state.status is not JobStatus.RUNNING:
+            return None
+        if started_at is not None and state.started_at != started_at:
             return None
         return state.model_copy(
             update={"status": JobStatus.QUEUED, "stage": JobStatus.QUEUED.value, "progress": 0}
