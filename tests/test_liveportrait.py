@@ -192,12 +192,12 @@ def test_gpu_jobs_go_only_where_a_live_worker_takes_them(registered: None, tmp_p
     from facecast.config import Settings
     from facecast.service.jobs import JobService
     from facecast.service.schemas import JobRequest, WorkerInfo
-    from facecast.service.state import FileStateStore
     from facecast.service.storage import Storage
+    from facecast.service.stores import open_stores
 
     storage = Storage(tmp_path / "data")
-    store = FileStateStore(storage)
-    service = JobService(Settings(), storage, store, None)  # type: ignore[arg-type]
+    stores = open_stores(None, storage, 3600)
+    service = JobService(Settings(), storage, stores, None)  # type: ignore[arg-type]
     lp = JobRequest(options=RenderOptions(renderer="liveportrait"))
     assert queue_for(RenderOptions(renderer="liveportrait"), "default") == "gpu"
 
@@ -210,15 +210,17 @@ def test_gpu_jobs_go_only_where_a_live_worker_takes_them(registered: None, tmp_p
             backends=backends,
             gpu_backends=gpu,
         )
-        store.heartbeat(info, 60)
+        stores.heartbeats.heartbeat(info, 60)
 
     beat("cpu-1", ["default"], ["realesrgan", "warp"], [])
     with pytest.raises(BackendUnavailableError, match="Available renderers: warp"):
-        service.check_backends(lp)  # installed here, but no live worker offers it
-    assert service.check_backends(JobRequest(options=RenderOptions(upscale=2))) == "default"
+        service.admission.check_backends(lp)  # installed here, but no live worker offers it
+    assert (
+        service.admission.check_backends(JobRequest(options=RenderOptions(upscale=2))) == "default"
+    )
     beat("odd-1", ["default"], ["liveportrait", "warp"], ["liveportrait"])
     with pytest.raises(BackendUnavailableError, match="renderer 'liveportrait'"):
-        service.check_backends(lp)  # offered, but nobody consumes the gpu queue with it
+        service.admission.check_backends(lp)  # offered, but nobody consumes the gpu queue with it
     beat("gpu-1", ["gpu"], ["liveportrait", "realesrgan", "warp"], ["liveportrait"])
-    assert service.check_backends(lp) == "gpu"
-    assert service.check_backends(JobRequest()) == "default"
+    assert service.admission.check_backends(lp) == "gpu"
+    assert service.admission.check_backends(JobRequest()) == "default"

@@ -223,11 +223,12 @@ def test_full_disk_during_tts_and_cancel_ends_cleanly(
 
 def test_state_writes_give_up_their_reserve_only_for_an_ending(tiny_disk: Path) -> None:
     from facecast.service.schemas import JobKind, JobState, JobStatus
-    from facecast.service.state import FileStateStore, advance, finish, start_attempt
+    from facecast.service.state import FileJobStore
     from facecast.service.storage import Storage
+    from facecast.service.transitions import advance, finish, start_attempt
 
     storage = Storage(tiny_disk / "data")
-    store = FileStateStore(storage)
+    store = FileJobStore(storage)
     job_id = storage.new_job()
     store.create(JobState(job_id=job_id, kind=JobKind.TTS, created_at=time.time()))
     assert store.update(job_id, start_attempt(time.time(), 2)) is not None

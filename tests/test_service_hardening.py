@@ -51,12 +51,15 @@ from facecast.safety import (
     ScreeningUnavailableError,
     bundled_model,
 )
-from facecast.service import webhooks
+from facecast.service import redisconn, webhooks
 from facecast.service.access import Principal, RateLimiter
 from facecast.service.errors import RateLimitedError
+from facecast.service.idempotency import (
+    FileIdempotencyStore,
+    IdempotencyStore,
+    RedisIdempotencyStore,
+)
 from facecast.service.inputs import check_image
-from facecast.service.state import FileStateStore, RedisStateStore, StateStore
-from facecast.service.storage import Storage
 
 API_KEY = "test-key-1"
 LIMITED_KEY = "test-key-2"
@@ -229,14 +232,16 @@ def test_watermark_marks_only_the_corner() -> None:
 @pytest.fixture(params=["files", "redis"])
 def any_store(
     request: pytest.FixtureRequest, tmp_path: Path, scratch_redis_url: str
-) -> Iterator[StateStore]:
+) -> Iterator[IdempotencyStore]:
     if request.param == "files":
-        yield FileStateStore(Storage(tmp_path))
+        yield FileIdempotencyStore(tmp_path)
     else:
-        yield RedisStateStore(scratch_redis_url, 60)
+        client = redisconn.connect(scratch_redis_url)
+        yield RedisIdempotencyStore(client)
+        client.close()
 
 
-def test_idempotency_keys_bind_once(any_store: StateStore) -> None:
+def test_idempotency_keys_bind_once(any_store: IdempotencyStore) -> None:
     key = "ab" * 32
     assert any_store.claim(key, "1" * 32, 60) == "1" * 32
     assert any_store.claim(key, "2" * 32, 60) == "1" * 32

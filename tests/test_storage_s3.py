@@ -261,14 +261,13 @@ def test_worker_killed_mid_job_leaves_it_to_the_other(
 
 
 def test_retention_sweeps_the_bucket(hosts: Hosts, s3: S3Server, portrait: Path) -> None:
-    from facecast.service.objectstore import S3ObjectStore
-    from facecast.service.storage import Storage
+    from facecast.service.objectstore import ObjectStorage, S3ObjectStore
 
     retention = 3600.0
     service = hosts.service
     job = service.wait_job(service.submit_text(portrait, "Bald weg.", size=128))
     assert job["status"] == "done", (job, service.dump_logs())
-    storage = Storage(hosts.dirs["api"], S3ObjectStore(BUCKET, PREFIX, s3.client()))
+    storage = ObjectStorage(hosts.dirs["api"], S3ObjectStore(BUCKET, PREFIX, s3.client()))
     assert job["job_id"] in set(storage.job_ids())
     assert job["job_id"] not in storage.expired(time.time(), retention)
     assert job["job_id"] in storage.expired(time.time() + retention + 60, retention)

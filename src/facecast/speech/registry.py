@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import NoReturn
 
 from facecast.config import Settings, get_settings
-from facecast.errors import FacecastError, UnsupportedLanguageError
+from facecast.errors import ErrorCode, FacecastError, UnsupportedLanguageError
 from facecast.options import RenderOptions
 from facecast.registry import Registry
 from facecast.speech import GENDERS, SpeechBackend, VoiceInfo, language_key
@@ -36,7 +36,7 @@ OPTIONAL_VOICES = {
 
 
 class UnknownVoiceError(FacecastError):
-    code = "unknown_voice"
+    code = ErrorCode.UNKNOWN_VOICE
 
 
 def _builtin_backends() -> list[SpeechBackend]:

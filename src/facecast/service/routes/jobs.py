@@ -37,8 +37,9 @@ from facecast.service.deps import (
     SubmitterDep,
     app_settings,
 )
+from facecast.service.idempotency import idempotency_scope
 from facecast.service.inputs import check_fields, parse_point
-from facecast.service.jobs import AnimateSubmission, JobService, build_options, idempotency_scope
+from facecast.service.jobs import JobService
 from facecast.service.routes import IDEMPOTENCY_KEY, error_responses
 from facecast.service.schemas import (
     LANG_PATTERN,
@@ -54,6 +55,7 @@ from facecast.service.schemas import (
     JobDeleted,
     JobView,
 )
+from facecast.service.submission import AnimateSubmission, build_options
 
 router = APIRouter(tags=["jobs"])
 
