@@ -29,7 +29,7 @@ from typing import Any, BinaryIO
 import httpx
 
 from facecast.errors import ErrorCode
-from facecast.options import DEFAULT_PITCH, DEFAULT_RATE, DEFAULT_VOLUME, RenderOptions
+from facecast.options import RenderOptions, form_text
 
 FINAL_STATUSES = frozenset({"done", "error", "canceled", "rejected"})
 TIMEOUT_S = 60.0
@@ -166,30 +166,9 @@ def _raise_for(answer: httpx.Response) -> None:
 
 
 def _form(options: RenderOptions, consent: bool, **extra: str | None) -> dict[str, str]:
-    """The /animate form fields for `options` (what the API accepts of them)."""
-    fields: dict[str, str | None] = {
-        "consent": "true" if consent else "false",
-        "lang": options.lang,
-        "voice": options.voice,
-        "rate": None if options.rate == DEFAULT_RATE else f"{options.rate:g}",
-        "pitch": None if options.pitch == DEFAULT_PITCH else f"{options.pitch:g}",
-        "volume": None if options.volume == DEFAULT_VOLUME else f"{options.volume:g}",
-        "fps": str(options.fps),
-        "size": str(options.size),
-        "full_frame": "true" if options.full_frame else "false",
-        "framing": options.framing,
-        "face_index": None if options.face_index is None else str(options.face_index),
-        "face_at": None if options.face_at is None else "{:g},{:g}".format(*options.face_at),
-        "renderer": None if options.renderer == "warp" else options.renderer,
-        "refine": options.refine,
-        "upscale": None if options.upscale is None else str(options.upscale),
-        "force_cpu": "true" if options.force_cpu else None,
-        "expression": None if options.expression == "keep" else options.expression,
-        "lexicon": options.lexicon,
-        "seed": str(options.seed),
-        "restore": "true" if options.restore else "false",
-        **extra,
-    }
+    """The /animate form fields for `options`: every option the form takes (facecast.options
+    declares which), so that a render on the service is the twin of a local one."""
+    fields = {"consent": "true" if consent else "false", **form_text(options), **extra}
     return {k: v for k, v in fields.items() if v is not None}
 
 

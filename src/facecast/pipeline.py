@@ -41,7 +41,7 @@ from facecast.audio import AudioTrack, load_audio
 from facecast.config import get_settings
 from facecast.errors import BackendUnavailableError, FacecastError
 from facecast.image import Photo, load_photo
-from facecast.options import RenderOptions
+from facecast.options import Key, RenderOptions
 from facecast.progress import CancelCheck, ProgressCallback, Reporter
 from facecast.rates import host_rates
 from facecast.registry import Capabilities
@@ -279,7 +279,8 @@ def prepared_photos() -> PreparedPhotos:
 
 
 def photo_key(image: Path | bytes | Photo, options: RenderOptions) -> tuple[str, ...]:
-    """What an analysed photo depends on: the photo's content and the options that frame it."""
+    """What an analysed photo depends on: the photo's content and the options marked as
+    changing the rig (facecast.options.Key.RIG: size, framing, renderer, face choice, ...)."""
     if isinstance(image, Photo):
         digest = hashlib.sha256(image.rgb.tobytes())
         digest.update(f"{image.width}x{image.height}".encode())
@@ -287,16 +288,7 @@ def photo_key(image: Path | bytes | Photo, options: RenderOptions) -> tuple[str,
         digest = hashlib.sha256(
             Path(image).read_bytes() if isinstance(image, str | Path) else image
         )
-    framing = (
-        options.size // 2 * 2,
-        options.shape,
-        options.renderer,
-        options.face_index,
-        options.face_at,
-        options.restore,
-        options.expression,
-    )
-    return (digest.hexdigest(), repr(framing))
+    return (digest.hexdigest(), options.cache_key(Key.RIG))
 
 
 def rig_photo(image: Path | bytes | Photo, options: RenderOptions) -> RiggedPhoto:

@@ -4,78 +4,37 @@ the render options built from its fields (`build_options`, the one function that
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from facecast.config import Settings
-from facecast.options import DEFAULT_PITCH, DEFAULT_RATE, DEFAULT_VOLUME, Framing, RenderOptions
+from facecast.options import RenderOptions, options_error, server_defaults, without_speech
 from facecast.service.access import ANONYMOUS, Principal
-from facecast.service.inputs import even
+from facecast.service.errors import InvalidRequestError
 from facecast.service.schemas import JobState
 from facecast.speech import script
 from facecast.speech.registry import choose_voice
 
 
-def build_options(
-    settings: Settings,
-    *,
-    speaks: bool,
-    lang: str | None = None,
-    voice: str | None = None,
-    rate: float | None = None,
-    pitch: float | None = None,
-    volume: float | None = None,
-    fps: int | None = None,
-    size: int | None = None,
-    full_frame: bool = False,
-    framing: Framing = "square",
-    face_index: int | None = None,
-    face_at: tuple[float, float] | None = None,
-    renderer: str = "warp",
-    refine: str | None = None,
-    upscale: int | None = None,
-    force_cpu: bool = False,
-    expression: str = "keep",
-    lexicon: str | None = None,
-    seed: int = 0,
-    restore: bool = True,
-) -> RenderOptions:
-    """The job's render options from a request's fields and the server's defaults.
+def build_options(settings: Settings, chosen: Mapping[str, Any], *, speaks: bool) -> RenderOptions:
+    """The job's render options from the options a request set (facecast.service.forms) and
+    the server's settings (fps, size, lang and the watermark).
 
     When the job speaks text, the voice is resolved here (an unknown voice or language is a
-    400 listing the valid ones), so the worker never meets a voice it cannot use. Rate, pitch
-    and volume change synthesised speech only: a job with a recording drops them, as it
-    drops the voice.
+    400 listing the valid ones), so the worker never meets a voice it cannot use. The speech
+    options change synthesised speech only: a job with a recording drops them.
     """
-    options = RenderOptions(
-        fps=fps or settings.default_fps,
-        size=even(size or settings.default_size),
-        full_frame=full_frame,
-        framing=framing,
-        lang=lang or settings.default_lang,
-        voice=voice,
-        watermark=settings.watermark,
-        face_index=face_index,
-        face_at=face_at,
-        renderer=renderer,
-        refine=refine,
-        upscale=upscale,
-        force_cpu=force_cpu,
-        expression=expression,
-        lexicon=lexicon or None,
-        seed=seed,
-        restore=restore,
-        rate=DEFAULT_RATE if rate is None else rate,
-        pitch=DEFAULT_PITCH if pitch is None else pitch,
-        volume=DEFAULT_VOLUME if volume is None else volume,
-    )
-    if lexicon:
-        script.parse_lexicon(lexicon)  # a broken lexicon is the caller's 400, before any work
+    defaults = {name: getattr(settings, f"default_{name}") for name in server_defaults()}
+    try:
+        options = RenderOptions(**{**defaults, **chosen, "watermark": settings.watermark})
+    except ValueError as exc:  # a value the form's own checks let through (a point: "left")
+        raise InvalidRequestError(options_error(exc)) from None
+    if options.lexicon:
+        script.parse_lexicon(options.lexicon)  # a broken lexicon: the caller's 400, before work
     if speaks:
         return choose_voice(options)
-    return dataclasses.replace(
-        options, voice=None, rate=DEFAULT_RATE, pitch=DEFAULT_PITCH, volume=DEFAULT_VOLUME
-    )
+    return dataclasses.replace(options, **without_speech(options))
 
 
 ANONYMOUS_CALLER = Principal(ANONYMOUS)

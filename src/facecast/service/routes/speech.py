@@ -12,22 +12,21 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from facecast.errors import ErrorCode, VoiceSampleError
+from facecast.options import LANG_PATTERN
 from facecast.service.deps import BaseUrlDep, PrincipalDep, ServiceDep, SubmitterDep
 from facecast.service.errors import JobFailedError, ServiceError
+from facecast.service.forms import TtsFields, chosen_options, speech_form, speech_upload_form
 from facecast.service.idempotency import idempotency_scope
 from facecast.service.inputs import check_fields
 from facecast.service.jobs import JobService
 from facecast.service.routes import IDEMPOTENCY_KEY, error_responses
 from facecast.service.schemas import (
-    LANG_PATTERN,
     JobState,
     JobStatus,
     LanguageList,
     LanguageView,
     NormalizeRequest,
     NormalizeResult,
-    TtsForm,
-    TtsRequest,
     TtsResult,
     VoiceList,
     VoiceView,
@@ -49,6 +48,8 @@ SERVICE_FAILURES = {
     ErrorCode.STORAGE_FULL: 507,
 }
 """Job error codes that are the service's fault; any other error code is the input's (400)."""
+TtsRequest = speech_form()
+TtsForm = speech_upload_form()
 FORM_FIELDS = frozenset({*TtsForm.model_fields})
 TTS_BODY: dict[str, Any] = {
     "requestBody": {
@@ -66,7 +67,7 @@ class UnsupportedMediaTypeError(ServiceError):
     status = 415
 
 
-async def _parse(request: Request) -> tuple[TtsRequest, UploadFile | None]:
+async def _parse(request: Request) -> tuple[TtsFields, UploadFile | None]:
     """The body as JSON or multipart; validation errors answer 422 like any other route."""
     content_type = request.headers.get("content-type", "")
     try:
@@ -137,15 +138,7 @@ async def tts(
     """
     body, sample = await _parse(request)
     options = await run_in_threadpool(
-        build_options,
-        service.settings,
-        speaks=sample is None,
-        lang=body.lang,
-        voice=body.voice,
-        lexicon=body.lexicon,
-        rate=body.rate,
-        pitch=body.pitch,
-        volume=body.volume,
+        build_options, service.settings, chosen_options(body), speaks=sample is None
     )
     submission = TtsSubmission(
         text=body.text,
