@@ -21,13 +21,13 @@ from facecast.face import detect_landmarks, frame_portrait
 from facecast.image import load_image
 from facecast.options import RenderOptions
 from facecast.pipeline import check_cpu_time, render_talking_head
-from facecast.registry import Capabilities
+from facecast.registry import Capabilities, MissingError
 from facecast.render.liveportrait import (
+    DESCRIPTION,
     OUT_SIDE,
     LivePortraitAnimator,
     LivePortraitRenderer,
     Networks,
-    builtin_liveportrait,
     crop_transform,
 )
 
@@ -47,19 +47,22 @@ def lp_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def animator(lp_models: Path, grace: Path) -> LivePortraitAnimator:
-    (renderer,) = builtin_liveportrait(lp_models)
+    renderer = DESCRIPTION.make(lp_models)
     rgb = load_image(grace)
     portrait = frame_portrait(rgb, detect_landmarks(rgb), 512, "square")
     return renderer.prepare(portrait)
 
 
 def test_registered_only_when_verified(lp_models: Path, tmp_path: Path) -> None:
-    assert builtin_liveportrait(tmp_path) == []  # nothing there
-    assert [r.name for r in builtin_liveportrait(lp_models)] == ["liveportrait"]
+    with pytest.raises(MissingError, match=r"warping_spade\.onnx"):
+        DESCRIPTION.make(tmp_path)  # nothing there
+    assert DESCRIPTION.make(lp_models).name == "liveportrait"
+    assert DESCRIPTION.models == ("liveportrait",) and DESCRIPTION.device == "gpu"
     with (lp_models / "liveportrait" / "stitching.onnx").open("ab") as handle:
         handle.write(b"\0")  # tampered after import: no longer trusted
     try:
-        assert builtin_liveportrait(lp_models) == []
+        with pytest.raises(MissingError, match=r"stitching\.onnx"):
+            DESCRIPTION.make(lp_models)
     finally:
         graphs.stitching(lp_models / "liveportrait" / "stitching.onnx")
 
@@ -162,19 +165,19 @@ def test_crop_keeps_the_face_inside(animator: LivePortraitAnimator, grace: Path)
 
 
 def test_long_clips_on_the_cpu_need_force() -> None:
-    gpu_class = Capabilities(device="gpu", seconds_per_frame_cpu=7.0)
+    costly = Capabilities(seconds_per_frame_cpu=7.0)
     if accel.cuda_available():
         pytest.skip("this machine has a GPU")
     with pytest.raises(BackendUnavailableError, match="no GPU"):
-        check_cpu_time(gpu_class, 25 * 60, RenderOptions())
-    check_cpu_time(gpu_class, 25 * 60, RenderOptions(force_cpu=True))
-    check_cpu_time(gpu_class, 25 * 2, RenderOptions())
-    check_cpu_time(Capabilities(device="cpu"), 25 * 60, RenderOptions())
+        check_cpu_time("gpu", costly, 25 * 60, RenderOptions())
+    check_cpu_time("gpu", costly, 25 * 60, RenderOptions(force_cpu=True))
+    check_cpu_time("gpu", costly, 25 * 2, RenderOptions())
+    check_cpu_time("cpu", Capabilities(), 25 * 60, RenderOptions())
 
 
 @pytest.fixture
 def registered(lp_models: Path) -> Iterator[None]:
-    (renderer,) = builtin_liveportrait(lp_models)
+    renderer = DESCRIPTION.make(lp_models)
     assert isinstance(renderer, LivePortraitRenderer)
     render.register(renderer)
     yield
