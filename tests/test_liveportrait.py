@@ -15,10 +15,12 @@ from scipy.spatial.transform import Rotation
 
 import _lp_graphs as graphs
 from facecast import accel, render, weights
+from facecast.audio import AudioTrack
 from facecast.backends import queue_for
 from facecast.errors import BackendUnavailableError
 from facecast.face import detect_landmarks, frame_portrait
 from facecast.image import load_image
+from facecast.motion import MotionFrame
 from facecast.options import RenderOptions
 from facecast.pipeline import check_cpu_time, render_talking_head
 from facecast.registry import Capabilities, MissingError
@@ -32,6 +34,8 @@ from facecast.render.liveportrait import (
 )
 
 ZERO = {"jaw": 0.0, "yaw": 0.0, "pitch": 0.0, "roll": 0.0, "blink_a": 0.0, "blink_b": 0.0}
+SILENCE = AudioTrack(np.zeros(16_000, np.float32), 16_000)
+"""The renderer is driven by motion alone: any sound will do."""
 OTHER_KP = [k for k in range(21) if k not in graphs.LIP_KP + graphs.EYE_KP]
 
 
@@ -43,6 +47,11 @@ def lp_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for path in made.values():
         weights.import_file(path, models, trust=True)
     return models
+
+
+def moving(values: dict[str, float]) -> MotionFrame:
+    """The first frame of a clip with these channel values."""
+    return MotionFrame(0, 25, values)
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +141,7 @@ def test_stitching_shifts_by_what_the_net_says(animator: LivePortraitAnimator) -
 
 
 def test_paste_back_leaves_the_background_untouched(animator: LivePortraitAnimator) -> None:
-    (frame,) = animator.render_batch([{**ZERO, "jaw": 1.0, "yaw": 15.0}])
+    (frame,) = animator.render_batch([moving({**ZERO, "jaw": 1.0, "yaw": 15.0})], SILENCE)
     source = animator._rgb
     mask = animator._paste_mask[..., 0]
     outside = mask == 0
@@ -143,10 +152,10 @@ def test_paste_back_leaves_the_background_untouched(animator: LivePortraitAnimat
 
 
 def test_batches_equal_single_frames(animator: LivePortraitAnimator) -> None:
-    values = [{**ZERO, "jaw": j, "yaw": 5 * j} for j in (0.0, 0.4, 0.8)]
-    together = animator.render_batch(values)
-    for v, frame in zip(values, together, strict=True):
-        assert np.array_equal(animator.render_batch([v])[0], frame)
+    frames = [moving({**ZERO, "jaw": j, "yaw": 5 * j}) for j in (0.0, 0.4, 0.8)]
+    together = animator.render_batch(frames, SILENCE)
+    for motion, frame in zip(frames, together, strict=True):
+        assert np.array_equal(animator.render_batch([motion], SILENCE)[0], frame)
 
 
 def test_wrong_shapes_name_the_file(tmp_path: Path) -> None:
