@@ -46,6 +46,9 @@ class Capabilities:
     """Speech: clones a voice from a sample."""
     natural: bool = False
     """Speech: sounds like a person (neural or unit selection), not a formant robot."""
+    seconds_per_second_cpu: float | None = None
+    """Speech: CPU seconds per second of speech on a 2-core CPU, for a slow backend (None: a
+    fast one, see facecast.cost)."""
     batch_size: int = 1
     """Renderers and post-processors: frames per call that suit it."""
     seconds_per_frame_cpu: float | None = None

@@ -260,13 +260,6 @@ class _FrameUpscale:
         return list(self.upscaler(np.stack(frames)))
 
 
-def estimate_seconds(frames: int, size: int, factor: int | None) -> float:
-    """Rough CPU time to upscale `frames` frames of `size` pixels (0 without upscaling)."""
-    if not factor:
-        return 0.0
-    return frames * SECONDS_PER_FRAME_CPU_512 * (size / 512) ** 2
-
-
 def _make(models_dir: Path) -> RealEsrgan:
     model_files(MODELS, models_dir)
     return RealEsrgan(models_dir)

@@ -138,6 +138,8 @@ SAMPLE_VOICE = "clone"
 """The catalogue's name for "the voice of the sample sent along" (voice_clone_wav)."""
 
 
+SECONDS_PER_SECOND_CPU = 3.0
+"""CPU seconds per second of speech on a 2-core CPU (for job cost estimates)."""
 LICENCE = "MPL-2.0 code (coqui-tts); weights under the Coqui Public Model Licence (non-commercial)"
 
 
@@ -145,7 +147,9 @@ class XttsBackend:
     """XTTS-v2: natural speech in a voice cloned from a sample; no phoneme timings."""
 
     name = "xtts"
-    capabilities = Capabilities(cloning=True, natural=True)
+    capabilities = Capabilities(
+        cloning=True, natural=True, seconds_per_second_cpu=SECONDS_PER_SECOND_CPU
+    )
 
     def __init__(self, model_dir: Path, cache_dir: Path | None = None) -> None:
         self.model_dir = Path(model_dir)
