@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 from facecast import post, render, weights
 from facecast.errors import BackendUnavailableError
@@ -26,19 +26,32 @@ FrameKind = Literal["renderer", "upscale", "refine"]
 
 @dataclass(frozen=True)
 class BackendInfo:
-    """One entry of the catalogue."""
+    """One entry of the catalogue: a backend as it describes itself, and how it stands here."""
 
-    kind: FrameKind
-    name: str
-    available: bool
-    capabilities: Capabilities | None
-    """What it offers here (None when it is not available)."""
     description: Description[Any]
+    capabilities: Capabilities | None
+    """What it offers here (None when this server cannot run it)."""
     missing: tuple[str, ...] = ()
     """What this server lacks (when not available): model files, a package, an opt-in."""
     how_to_get: str = ""
-    source: str = ""
-    """Where `facecast models fetch` takes its weights from ("" when it needs none)."""
+
+    @property
+    def name(self) -> str:
+        return self.description.name
+
+    @property
+    def kind(self) -> str:
+        return self.description.kind
+
+    @property
+    def available(self) -> bool:
+        return self.capabilities is not None
+
+    @property
+    def source(self) -> str:
+        """Where `facecast models fetch` takes its weights from ("" when it needs none)."""
+        models = self.description.models
+        return ", ".join(dict.fromkeys(weights.spec(model).source for model in models))
 
     def fields(self) -> dict[str, object]:
         """The entry as GET /backends shows it (less `offered`, which live workers decide)."""
@@ -58,8 +71,12 @@ class BackendInfo:
         }
 
 
-def _registry(kind: str) -> Registry[Any]:
-    return render.REGISTRY if kind == "renderer" else post.REGISTRY
+REGISTRIES: dict[str, Registry[Any]] = {
+    "renderer": render.REGISTRY,
+    "upscale": post.REGISTRY,
+    "refine": post.REGISTRY,
+}
+"""The registry that holds the backends of each kind that makes or changes frames."""
 
 
 def _frame_descriptions() -> list[Description[Any]]:
@@ -69,8 +86,8 @@ def _frame_descriptions() -> list[Description[Any]]:
 def _unavailable(kind: FrameKind, name: str, have: list[str]) -> BackendUnavailableError:
     noun = NOUNS[kind]
     listed = ", ".join(have) or "none"
-    described = _registry(kind).describe(name)
-    missing = _registry(kind).missing(name) if described and described.kind == kind else None
+    described = REGISTRIES[kind].describe(name)
+    missing = REGISTRIES[kind].missing(name) if described and described.kind == kind else None
     if missing is None:
         return BackendUnavailableError(
             f"The {noun} {name!r} is not available. Available {noun}s: {listed}."
@@ -96,9 +113,10 @@ def wanted(options: RenderOptions) -> list[tuple[FrameKind, str]]:
 
 
 def _here(kind: FrameKind) -> list[str]:
-    if kind == "renderer":
-        return render.available()
-    return post.of_kind(kind)
+    """Names of this process's backends of `kind`, most preferred first."""
+    registry = REGISTRIES[kind]
+    names = set(registry.names())
+    return [d.name for d in registry.descriptions() if d.kind == kind and d.name in names]
 
 
 def check_options(options: RenderOptions, offered: Collection[str] | None = None) -> None:
@@ -126,7 +144,7 @@ def check_options(options: RenderOptions, offered: Collection[str] | None = None
 
 def device_of(kind: str, name: str) -> Device:
     """Where the named backend runs well, as it describes itself ("cpu" when unknown)."""
-    described = _registry(kind).describe(name)
+    described = REGISTRIES[kind].describe(name)
     return described.device if described is not None else "cpu"
 
 
@@ -148,7 +166,7 @@ def cpu_seconds_per_video_second(options: RenderOptions) -> float | None:
     """CPU time per second of video of the job's costly backends (None when all are cheap)."""
     total = 0.0
     for kind, name in wanted(options):
-        backend = _registry(kind).peek(name)
+        backend = REGISTRIES[kind].peek(name)
         cost = backend.capabilities.seconds_per_frame_cpu if backend else None
         if cost:
             total += cost * options.fps * (options.size / REFERENCE_EDGE) ** 2
@@ -187,29 +205,20 @@ def gpu_class_here() -> list[str]:
     return sorted(d.name for d in _frame_descriptions() if d.device == "gpu" and d.name in here)
 
 
-def _source(description: Description[Any]) -> str:
-    """Where `facecast models fetch` takes the backend's weights from ("" without any)."""
-    return ", ".join(dict.fromkeys(weights.spec(model).source for model in description.models))
-
-
 def catalogue() -> list[BackendInfo]:
     """Every renderer and post-processor the registries describe: available here or not, with
     what they offer or what is missing."""
     entries = []
     for described in _frame_descriptions():
-        registry = _registry(described.kind)
+        registry = REGISTRIES[described.kind]
         backend = registry.peek(described.name)
         missing = registry.missing(described.name)
         entries.append(
             BackendInfo(
-                kind=cast(FrameKind, described.kind),
-                name=described.name,
-                available=backend is not None,
-                capabilities=backend.capabilities if backend is not None else None,
-                description=described,
-                missing=missing.missing if missing is not None and backend is None else (),
-                how_to_get=missing.how_to_get if missing is not None and backend is None else "",
-                source=_source(described),
+                described,
+                backend.capabilities if backend is not None else None,
+                missing.missing if missing is not None else (),
+                missing.how_to_get if missing is not None else "",
             )
         )
     return entries

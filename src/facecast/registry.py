@@ -156,8 +156,6 @@ class Registry(Generic[B]):
         for description in self.builtins():
             self._described.setdefault(description.name, description)
             self._builtin.add(description.name)
-            if description.name in self._backends:
-                continue
             try:
                 self._backends[description.name] = description.make(folder)
             except MissingError as missing:
