@@ -18,7 +18,7 @@ from facecast.audio import AudioTrack
 from facecast.backends import catalogue, check_options, model_users, needs_gpu
 from facecast.errors import BackendUnavailableError
 from facecast.face import Portrait
-from facecast.motion import MotionFrame
+from facecast.motion import CHANNELS, MotionFrame, motion_curves
 from facecast.options import RenderOptions
 from facecast.pipeline import render_talking_head
 from facecast.registry import NOUNS, Capabilities, Description, MissingError, Registry
@@ -188,3 +188,12 @@ def test_registering_without_a_description_needs_a_kind() -> None:
     typed.register(LoudnessRenderer())
     described = typed.describe("loudness")
     assert described is not None and described.kind == "renderer" and described.device == "cpu"
+
+
+def test_a_motion_frame_is_the_curves_at_one_frame() -> None:
+    curves = motion_curves(silence_then_tone(0.5), FPS, seed=3)
+    frame = curves.at(7)
+    assert dict(frame.values) == curves.frame(7) and set(frame.values) == set(CHANNELS)
+    assert (frame.start, frame.end) == (0.7, 0.8)
+    assert frame.jaw == curves.jaw[7] and frame.blinks == (curves.blink_a[7], curves.blink_b[7])
+    assert frame.head == (curves.yaw[7], curves.pitch[7], curves.roll[7])
