@@ -120,8 +120,9 @@ def test_unregistered_renderers_are_gone(loudness: LoudnessRenderer) -> None:
 
 def test_the_catalogue_is_every_description() -> None:
     entries = {entry.name: entry for entry in catalogue()}
-    described = [*render.REGISTRY.descriptions(), *post.REGISTRY.descriptions()]
-    assert set(entries) == {d.name for d in described}
+    names = {d.name for d in render.REGISTRY.descriptions()}
+    names |= {d.name for d in post.REGISTRY.descriptions()}
+    assert set(entries) == names
     assert {entry.kind for entry in entries.values()} <= {"renderer", "upscale", "refine"}
     for entry in entries.values():
         assert entry.available == (entry.capabilities is not None)
