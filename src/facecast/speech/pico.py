@@ -22,6 +22,7 @@ import sys
 import threading
 import weakref
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO
 
 import numpy as np
@@ -274,7 +275,7 @@ def _voice(lang: str, voice: str | None) -> PicoVoice:
     raise FacecastError(f"Pico has no voice for language {lang!r}.")
 
 
-def _make(_models_dir: object) -> PicoBackend:
+def _make(_models_dir: Path) -> PicoBackend:
     if not installed():
         raise MissingError(["the py-nanotts package"], "pip install py-nanotts")
     return PicoBackend()
