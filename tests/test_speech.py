@@ -320,7 +320,7 @@ class _CountingBackend:
 @pytest.fixture
 def fresh_registry(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(
-        registry, "REGISTRY", Registry("speech backend", registry._builtin_backends)
+        registry, "REGISTRY", Registry("speech backend", registry._builtin_backends, kind="speech")
     )
 
 

@@ -22,16 +22,17 @@ from facecast.options import RenderOptions
 from facecast.pipeline import render_talking_head
 from facecast.post import PostContext
 from facecast.post.wav2lip import (
+    DESCRIPTION,
     MEL_FPS,
     MEL_STEP,
     Wav2Lip,
-    builtin_refiners,
     face_box,
     face_input,
     follow_box,
     mel_filters,
     melspectrogram,
 )
+from facecast.registry import MissingError
 
 RATE = 16_000
 FPS = 25
@@ -184,15 +185,16 @@ def opted_in(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, model_path: Path) 
 
 
 def test_needs_the_opt_in_and_the_file(opted_in: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    assert [r.name for r in builtin_refiners()] == ["wav2lip"]
+    assert DESCRIPTION.make(opted_in).name == "wav2lip"
+    assert not DESCRIPTION.commercial_use and DESCRIPTION.kind == "refine"
     monkeypatch.setenv("FACECAST_ALLOW_NONCOMMERCIAL", "false")
     get_settings.cache_clear()
-    assert builtin_refiners() == []
+    with pytest.raises(MissingError, match="FACECAST_ALLOW_NONCOMMERCIAL=true"):
+        DESCRIPTION.make(opted_in)
 
 
 def test_pipeline_refines_with_wav2lip(opted_in: Path, grace: Path, tmp_path: Path) -> None:
-    (refiner,) = builtin_refiners()
-    post.REGISTRY.register(refiner)
+    post.REGISTRY.register(DESCRIPTION.make(opted_in))
     options = RenderOptions(size=256, fps=10, refine="wav2lip")
     result = render_talking_head(grace, tmp_path / "w2l.mp4", text="Hallo", options=options)
     assert result.video.is_file() and result.frames >= 3

@@ -15,7 +15,7 @@ Blinks and head motion come from a seeded random generator plus the speech's emp
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -240,6 +240,10 @@ class MotionCurves:
         """All channel values at frame `i`."""
         return {name: float(getattr(self, name)[i]) for name in CHANNELS}
 
+    def at(self, i: int) -> MotionFrame:
+        """Frame `i` as renderers receive it: its time and every channel's value."""
+        return MotionFrame(i, self.fps, self.frame(i))
+
 
 CHANNELS = (
     "jaw",
@@ -255,6 +259,47 @@ CHANNELS = (
     "gaze_x",
     "gaze_y",
 )
+
+
+@dataclass(frozen=True)
+class MotionFrame:
+    """One video frame's motion, as renderers receive it: which frame, when it shows, and every
+    channel's value (`values`, keyed as CHANNELS; the properties read the common ones)."""
+
+    index: int
+    fps: int
+    values: Mapping[str, float]
+
+    @property
+    def start(self) -> float:
+        """Seconds from the start of the audio at which this frame shows."""
+        return self.index / self.fps
+
+    @property
+    def end(self) -> float:
+        """Seconds at which the next frame shows."""
+        return (self.index + 1) / self.fps
+
+    @property
+    def jaw(self) -> float:
+        """0..1: closed .. widest speaking opening."""
+        return self.values.get("jaw", 0.0)
+
+    @property
+    def width(self) -> float:
+        """-1..1: rounded .. spread lips."""
+        return self.values.get("width", 0.0)
+
+    @property
+    def blinks(self) -> tuple[float, float]:
+        """0..1 per eye (blink_a, blink_b): open .. shut."""
+        return self.values.get("blink_a", 0.0), self.values.get("blink_b", 0.0)
+
+    @property
+    def head(self) -> tuple[float, float, float]:
+        """Yaw, pitch and roll in degrees."""
+        get = self.values.get
+        return get("yaw", 0.0), get("pitch", 0.0), get("roll", 0.0)
 
 
 def viseme_for(phoneme: str) -> Viseme:

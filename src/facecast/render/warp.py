@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from facecast.audio import AudioTrack
 from facecast.errors import NoFaceError
 from facecast.face import (
     CHEEK_SAMPLES,
@@ -36,7 +37,8 @@ from facecast.face import (
     Portrait,
     detect_landmarks,
 )
-from facecast.registry import Capabilities
+from facecast.motion import MotionFrame
+from facecast.registry import Capabilities, Description
 from facecast.render import fields
 from facecast.render.eyes import LidPainter, LidWarp, lid_geometry
 from facecast.render.matte import person_matte
@@ -342,9 +344,10 @@ class WarpAnimator:
         clock.lap("eyes")
         return self._turn_head(canvas, values)
 
-    def render_batch(self, values: Sequence[dict[str, float]]) -> list[np.ndarray]:
-        """Frames one by one: the warp gains nothing from batching."""
-        return [self.render(v) for v in values]
+    def render_batch(self, frames: Sequence[MotionFrame], audio: AudioTrack) -> list[np.ndarray]:
+        """Frames one by one from their channel values (the warp gains nothing from batching;
+        the motion already follows the audio)."""
+        return [self.render(dict(frame.values)) for frame in frames]
 
     def _paint_lids(self, canvas: np.ndarray, values: dict[str, float]) -> None:
         """The closing lids and their lash lines over the warped eyes."""
@@ -465,10 +468,19 @@ class WarpRenderer:
     """Registry entry for the warp renderer: nothing to load, everything per photo."""
 
     name = "warp"
-    capabilities = Capabilities(licence="Apache-2.0 (facecast)")
+    capabilities = Capabilities()
 
     def load(self) -> None:
         """No models: the warp needs only the landmarks."""
 
     def prepare(self, portrait: Portrait, *, expression: str = "keep") -> WarpAnimator:
         return WarpAnimator(portrait, expression)
+
+
+DESCRIPTION: Description[WarpRenderer] = Description(
+    WarpRenderer.name,
+    "renderer",
+    lambda _models_dir: WarpRenderer(),
+    licence="Apache-2.0 (facecast)",
+    preference=0,
+)

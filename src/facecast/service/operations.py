@@ -167,23 +167,8 @@ class Operations:
             logger.warning("cannot read worker heartbeats", exc_info=True)
             workers = []
         offered = {name for w in workers for name in w.backends}
-        views = []
-        for entry in catalogue():
-            caps = entry.capabilities
-            views.append(
-                BackendView(
-                    kind=entry.kind,
-                    name=entry.name,
-                    available=entry.available,
-                    offered=entry.name in offered,
-                    device=caps.device if caps else None,
-                    batch_size=caps.batch_size if caps else None,
-                    seconds_per_frame_cpu=caps.seconds_per_frame_cpu if caps else None,
-                    licence=caps.licence if caps else None,
-                    commercial_use=caps.commercial_use if caps else None,
-                    missing=list(entry.missing),
-                    how_to_get=entry.how_to_get,
-                    source=entry.source,
-                )
-            )
+        views = [
+            BackendView.model_validate(entry.fields() | {"offered": entry.name in offered})
+            for entry in catalogue()
+        ]
         return BackendList(backends=views)

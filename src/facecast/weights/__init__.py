@@ -52,7 +52,6 @@ class ModelSpec:
     """A model as the manifest describes it."""
 
     name: str
-    backend: str
     licence: str
     commercial_use: bool
     how_to_get: str
