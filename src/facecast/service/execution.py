@@ -165,18 +165,22 @@ class JobRun:
         return self._cancel_seen
 
     def publish(self, name: str) -> None:
-        """Make a finished output visible to every host. A store that is down is tried again,
-        waiting longer each time, for as long as the job may run: a finished render is kept
-        (not thrown away) while the store comes back; a cancel or the time limit ends it."""
+        """Make a finished output visible to every host (see `until_stored`)."""
+        self.until_stored(lambda: self.context.storage.publish(self.job_id, name), name)
+
+    def until_stored(self, store: Callable[[], None], what: str) -> None:
+        """Run `store` (an upload) until the store takes it. A store that is down is tried
+        again, waiting longer each time, for as long as the job may run: a finished render is
+        kept (not thrown away) while the store comes back; a cancel or the time limit ends it."""
         wait = PUBLISH_FIRST_WAIT_S
         while True:
             try:
-                self.context.storage.publish(self.job_id, name)
+                store()
                 return
             except Exception as exc:
                 if not is_dependency_failure(exc):
                     raise
-                logger.warning("could not publish %s (%s); trying again in %.0f s", name, exc, wait)
+                logger.warning("could not store %s (%s); trying again in %.0f s", what, exc, wait)
             self.progress(PUBLISHING, self._last_progress / 100)
             if self.canceled():
                 raise CanceledError("The job was canceled.")
