@@ -696,13 +696,17 @@ CONTACT_OPACITY = 0.45
 
 
 def draw_contact_line(
-    image: np.ndarray, upper: np.ndarray, lower: np.ndarray, palette: MouthPalette
+    image: np.ndarray,
+    upper: np.ndarray,
+    lower: np.ndarray,
+    palette: MouthPalette,
+    strength: float = 1.0,
 ) -> None:
     """A soft dark line where closed lips meet, into `image` (RGB uint8, in place).
 
     A photo whose mouth the warp closed has no such line of its own (its lips never touched
     in the photo); without it the lips read as one pale band. Where the lips part, the
-    interior is drawn over it.
+    interior is drawn over it. `strength` (0..1) scales the line's opacity.
     """
     line = _smooth_curve(0.5 * (upper + lower))
     h, w = image.shape[:2]
@@ -717,7 +721,7 @@ def draw_contact_line(
     alpha = cv2.GaussianBlur(mask, (3, 3), 0.6).astype(np.float32)[..., None] / 255.0
     shadow = palette.cavity * 2.0
     patch = image[y0:y1, x0:x1].astype(np.float32)
-    patch += (shadow - patch) * alpha * CONTACT_OPACITY
+    patch += (shadow - patch) * alpha * (CONTACT_OPACITY * min(max(strength, 0.0), 1.0))
     image[y0:y1, x0:x1] = np.clip(patch + 0.5, 0, 255).astype(np.uint8)
 
 

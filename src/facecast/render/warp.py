@@ -54,7 +54,17 @@ from facecast.render.mouth import (
     with_own_teeth,
 )
 
-EXPRESSION_CHANNELS = ("jaw", "width", "brows", "blink_a", "blink_b", "smile", "gaze_x", "gaze_y")
+EXPRESSION_CHANNELS = (
+    "jaw",
+    "width",
+    "brows",
+    "blink_a",
+    "blink_b",
+    "smile",
+    "gaze_x",
+    "gaze_y",
+    "pressed",
+)
 HEAD_CHANNELS = ("yaw", "pitch", "roll")
 LOCAL_SHARE = 0.25
 """A channel whose field covers less than this share of the face region is added as a patch."""
@@ -153,11 +163,16 @@ class WarpAnimator:
         photo_mouth = fields.mouth_geometry(lm)
         self._kept = False
         self._lower_teeth = True
+        press: fields.Closing | None = None
         if photo_mouth.rest_gap.any():
             lips = _lip_outline(lm, photo_mouth)
             state = mouth_state(rgb, lips, fields.smile_degree(lm), _skin(rgb, lm))
             self._kept = expression == "keep" and state == "smile"
             if self._kept:
+                # On a bilabial the kept smile's lips close as an open photo's are closed
+                # at rest: the "pressed" channel, from the smile to shut and back.
+                press = fields.close_field(lm, photo_mouth, region, anchors)
+                closed_seam = photo_mouth.upper_inner
                 parting = teeth_parting(rgb, lips)
                 photo_mouth = fields.parted_geometry(lm, parting)
                 # The photo's lower teeth, if it shows them, go down with the jaw; drawn
@@ -199,6 +214,7 @@ class WarpAnimator:
             fields.backward(smile),
             fields.backward(fields.gaze_field(lm, region, anchors, 0)),
             fields.backward(fields.gaze_field(lm, region, anchors, 1)),
+            still if press is None else press.offsets,
         ]
         # Channels that move a small part of the face (eyes: blinks, gaze) are kept as patches
         # and added only where they act; the rest go through one GEMV.
@@ -230,6 +246,10 @@ class WarpAnimator:
             "width": (width_travel, width_travel),
             "smile": (smile_travel, smile_travel),
         }
+        if press is not None:
+            # Pressed, both lips of a kept smile meet where a closed photo's would.
+            to_seam = closed_seam - mouth.upper_inner
+            self._lip_travel["pressed"] = (to_seam, to_seam)
         finish = photo_finish(
             rgb, np.array([mouth.centre_x, mouth.upper_inner[5, 1]]), mouth.half_width
         )
@@ -360,6 +380,10 @@ class WarpAnimator:
             lower += amount * lo_travel
         if self._closed_by_warp:
             draw_contact_line(canvas, upper, lower, self._palette)
+        elif self._kept and values.get("pressed", 0.0) > 0.0:
+            # A kept smile's lips never met in the photo: where they are pressed together
+            # they meet on a line of their own.
+            draw_contact_line(canvas, upper, lower, self._palette, values["pressed"])
         draw_interior(
             canvas,
             upper,
