@@ -95,7 +95,10 @@ HEAD_CAP_DEGREES = 6.0
 turns (the motion's idle sway and nods stay under about 3 degrees) resample the whole
 support."""
 HEAD_BAND_ROWS = 16
-"""Rows per head band: each band is resampled over its own moving columns."""
+"""Rows per head band: each band is resampled over its own moving columns..."""
+HEAD_CALL_PIXELS = 1500
+"""...and neighbouring bands are merged where that resamples at most this many more pixels
+(about what one more call of cv2.remap costs in time)."""
 RENDER_STEPS = ("fields", "warp", "mouth", "eyes", "head", "frame")
 """What `StepClock` times: the expression offsets (GEMV, gaze and lid patches), the face
 region's resampling, the mouth interior, the lids, the head's field and resampling, and
@@ -467,13 +470,27 @@ def _moving_bands(
     w, h = size
     moving = reach[: h - support.y0, : w - support.x0] * np.radians(HEAD_CAP_DEGREES)
     moving = moving >= STILL_PIXELS
-    bands = []
+    bands: list[tuple[int, int, int, int]] = []
     for y0 in range(0, moving.shape[0], HEAD_BAND_ROWS):
         y1 = min(y0 + HEAD_BAND_ROWS, moving.shape[0])
         cols = np.flatnonzero(moving[y0:y1].any(axis=0))
-        if len(cols):
-            bands.append((y0, y1, int(cols[0]), int(cols[-1]) + 1))
+        if not len(cols):
+            continue
+        band = (y0, y1, int(cols[0]), int(cols[-1]) + 1)
+        # Neighbouring bands are resampled as one where that adds fewer pixels than a call
+        # of cv2.remap costs.
+        if bands and bands[-1][1] == y0:
+            last = bands[-1]
+            merged = (last[0], y1, min(last[2], band[2]), max(last[3], band[3]))
+            if _area(merged) - _area(last) - _area(band) <= HEAD_CALL_PIXELS:
+                bands[-1] = merged
+                continue
+        bands.append(band)
     return bands
+
+
+def _area(band: tuple[int, int, int, int]) -> int:
+    return (band[1] - band[0]) * (band[3] - band[2])
 
 
 def _support(field: np.ndarray) -> tuple[slice, slice] | None:
