@@ -124,6 +124,11 @@ UNFOLD_SIGMA = 3.0
 """...with a Gaussian of this many pixels,"""
 UNFOLD_ITERATIONS = 12
 """...at most this many times."""
+SEAM_SOFTENING = 1.5
+"""Beyond the mouth's corners the lip seam blends the upper and the lower face over this many
+pixels per pixel of distance from the corner: the jaw pulls the skin below the corner down
+and the upper field holds it above, and a narrow blend there tore the skin along the
+crease running on from the corner (a smiling or turned face, at wide openings)."""
 SEAM_REACH_PX = 4.0
 """Each side's lip motion is carried this far (plus the opening) past the seam."""
 FIELD_STEP = 4
@@ -309,7 +314,7 @@ def seam_weight(mouth: MouthGeometry, region: Region) -> np.ndarray:
     outside = np.maximum(np.abs(xs - mouth.centre_x) - mouth.half_width * 0.85, 0.0)
     # Blending offsets across the seam would sample whatever lies between the lips (teeth):
     # keep it a step between the corners, and soften only out on the cheeks.
-    softness = 0.3 + 0.5 * outside
+    softness = 0.3 + SEAM_SOFTENING * outside
     below = ys[:, None] - seam_y[None, :]
     soft = 1.0 / (1.0 + np.exp(-np.clip(below / softness[None, :], -30, 30)))
     return np.where(outside[None, :] > 0, soft, below > 0).astype(np.float32)

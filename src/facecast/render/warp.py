@@ -64,7 +64,10 @@ EXPRESSION_CHANNELS = (
     "gaze_x",
     "gaze_y",
     "pressed",
+    "relax",
 )
+"""The warp's channels: motion.CHANNELS that move the face region, and "relax", the smile
+channel's negative side (a smile relaxing has its own field, not the smile's mirrored)."""
 HEAD_CHANNELS = ("yaw", "pitch", "roll")
 LOCAL_SHARE = 0.25
 """A channel whose field covers less than this share of the face region is added as a patch."""
@@ -214,10 +217,13 @@ class WarpAnimator:
             fields.backward(brows),
             still,  # blinks: per frame (LidWarp), not a fixed field
             still,
-            fields.backward(smile),
+            fields.backward(fields.unfold(smile)),
             fields.backward(fields.gaze_field(lm, region, anchors, 0)),
             fields.backward(fields.gaze_field(lm, region, anchors, 1)),
             still if press is None else press.offsets,
+            # Relaxing a smile is inverted on its own: the smile's backward offsets mirrored
+            # fold the skin beside a turned face's mouth corner.
+            fields.backward(fields.unfold(-smile)),
         ]
         # Channels that move a small part of the face (eyes: blinks, gaze) are kept as patches
         # and added only where they act; the rest go through one GEMV.
@@ -237,7 +243,18 @@ class WarpAnimator:
             for c, g in lids.items()
             if g is not None
         }
-        self._expr = np.stack([offsets[i].reshape(-1) for i in self._dense]).astype(np.float32)
+        # A smile and its relaxing never act at once: one matrix leaves out the one, the
+        # other the other, so the GEMV is no longer for having both.
+        smile_i, relax_i = EXPRESSION_CHANNELS.index("smile"), EXPRESSION_CHANNELS.index("relax")
+        self._dense_by_sign = {
+            relaxing: [i for i in self._dense if i != (smile_i if relaxing else relax_i)]
+            for relaxing in (False, True)
+        }
+        self._expr_by_sign = {
+            relaxing: np.stack([offsets[i].reshape(-1) for i in dense]).astype(np.float32)
+            for relaxing, dense in self._dense_by_sign.items()
+        }
+        self._relax = relax_i
         ys, xs = np.mgrid[region.y0 : region.y0 + region.h, region.x0 : region.x0 + region.w]
         base = np.stack([xs, ys], axis=-1).astype(np.float32)
         if closing is not None:
@@ -248,6 +265,7 @@ class WarpAnimator:
             "jaw": (jaw_up, jaw_lo),
             "width": (width_travel, width_travel),
             "smile": (smile_travel, smile_travel),
+            "relax": (-smile_travel, -smile_travel),
         }
         if press is not None:
             # Pressed, both lips of a kept smile meet where a closed photo's would.
@@ -340,9 +358,12 @@ class WarpAnimator:
             values = {**values, "jaw": jaw * gain}
         if self._smile_cap is not None:
             values = {**values, "smile": min(values.get("smile", 0.0), self._smile_cap)}
+        if values.get("smile", 0.0) < 0.0:
+            values = {**values, "relax": -values["smile"], "smile": 0.0}
         region = self._region
         weights = np.array([values.get(c, 0.0) for c in EXPRESSION_CHANNELS], np.float32)
-        offsets = weights[self._dense] @ self._expr
+        relaxing = bool(weights[self._relax] > 0.0)
+        offsets = weights[self._dense_by_sign[relaxing]] @ self._expr_by_sign[relaxing]
         offsets += self._expr_base
         maps = offsets.reshape(region.h, region.w, 2)
         for i, (box, patch) in self._patches.items():
