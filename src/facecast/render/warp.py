@@ -98,10 +98,7 @@ HEAD_CAP_DEGREES = 6.0
 turns (the motion's idle sway and nods stay under about 3 degrees) resample the whole
 support."""
 HEAD_BAND_ROWS = 16
-"""Rows per head band: each band is resampled over its own moving columns..."""
-HEAD_CALL_PIXELS = 1500
-"""...and neighbouring bands are merged where that resamples at most this many more pixels
-(about what one more call of cv2.remap costs in time)."""
+"""Rows per head band: each band is resampled over its own moving columns."""
 RENDER_STEPS = ("fields", "warp", "mouth", "eyes", "head", "frame")
 """What `StepClock` times: the expression offsets (GEMV, gaze and lid patches), the face
 region's resampling, the mouth interior, the lids, the head's field and resampling, and
@@ -141,6 +138,7 @@ class _NoClock:
 
 
 NO_CLOCK = _NoClock()
+ONE = np.ones(1, np.float32)
 OWN_LOWER_TEETH = 0.85
 """A kept smile whose upper teeth reach this share of the way to the lower lip shows no lower
 teeth of its own: drawn ones rise behind the lower lip as the jaw opens."""
@@ -243,23 +241,25 @@ class WarpAnimator:
             for c, g in lids.items()
             if g is not None
         }
-        # A smile and its relaxing never act at once: one matrix leaves out the one, the
-        # other the other, so the GEMV is no longer for having both.
+        ys, xs = np.mgrid[region.y0 : region.y0 + region.h, region.x0 : region.x0 + region.w]
+        base = np.stack([xs, ys], axis=-1).astype(np.float32)
+        if closing is not None:
+            base += closing.offsets
+        # The rest pose's sample positions are the GEMV's first row (weight 1): the frame's
+        # maps come out of it whole. A smile and its relaxing never act at once: one matrix
+        # leaves out the one, the other the other.
         smile_i, relax_i = EXPRESSION_CHANNELS.index("smile"), EXPRESSION_CHANNELS.index("relax")
         self._dense_by_sign = {
             relaxing: [i for i in self._dense if i != (smile_i if relaxing else relax_i)]
             for relaxing in (False, True)
         }
         self._expr_by_sign = {
-            relaxing: np.stack([offsets[i].reshape(-1) for i in dense]).astype(np.float32)
+            relaxing: np.stack([base.reshape(-1)] + [offsets[i].reshape(-1) for i in dense]).astype(
+                np.float32, copy=False
+            )
             for relaxing, dense in self._dense_by_sign.items()
         }
         self._relax = relax_i
-        ys, xs = np.mgrid[region.y0 : region.y0 + region.h, region.x0 : region.x0 + region.w]
-        base = np.stack([xs, ys], axis=-1).astype(np.float32)
-        if closing is not None:
-            base += closing.offsets
-        self._expr_base = base.reshape(-1)
         self._mouth = mouth
         self._lip_travel = {
             "jaw": (jaw_up, jaw_lo),
@@ -363,8 +363,8 @@ class WarpAnimator:
         region = self._region
         weights = np.array([values.get(c, 0.0) for c in EXPRESSION_CHANNELS], np.float32)
         relaxing = bool(weights[self._relax] > 0.0)
-        offsets = weights[self._dense_by_sign[relaxing]] @ self._expr_by_sign[relaxing]
-        offsets += self._expr_base
+        dense = np.concatenate([ONE, weights[self._dense_by_sign[relaxing]]])
+        offsets = dense @ self._expr_by_sign[relaxing]
         maps = offsets.reshape(region.h, region.w, 2)
         for i, (box, patch) in self._patches.items():
             if weights[i] != 0.0:
@@ -491,27 +491,13 @@ def _moving_bands(
     w, h = size
     moving = reach[: h - support.y0, : w - support.x0] * np.radians(HEAD_CAP_DEGREES)
     moving = moving >= STILL_PIXELS
-    bands: list[tuple[int, int, int, int]] = []
+    bands = []
     for y0 in range(0, moving.shape[0], HEAD_BAND_ROWS):
         y1 = min(y0 + HEAD_BAND_ROWS, moving.shape[0])
         cols = np.flatnonzero(moving[y0:y1].any(axis=0))
-        if not len(cols):
-            continue
-        band = (y0, y1, int(cols[0]), int(cols[-1]) + 1)
-        # Neighbouring bands are resampled as one where that adds fewer pixels than a call
-        # of cv2.remap costs.
-        if bands and bands[-1][1] == y0:
-            last = bands[-1]
-            merged = (last[0], y1, min(last[2], band[2]), max(last[3], band[3]))
-            if _area(merged) - _area(last) - _area(band) <= HEAD_CALL_PIXELS:
-                bands[-1] = merged
-                continue
-        bands.append(band)
+        if len(cols):
+            bands.append((y0, y1, int(cols[0]), int(cols[-1]) + 1))
     return bands
-
-
-def _area(band: tuple[int, int, int, int]) -> int:
-    return (band[1] - band[0]) * (band[3] - band[2])
 
 
 def _support(field: np.ndarray) -> tuple[slice, slice] | None:
