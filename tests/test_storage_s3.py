@@ -120,6 +120,8 @@ def hosts(tmp_path: Path, s3: S3Server, scratch_redis_url: str) -> Iterator[Host
         "AWS_ACCESS_KEY_ID": KEY,
         "AWS_SECRET_ACCESS_KEY": SECRET,
         "AWS_ENDPOINT_URL": s3.endpoint,
+        # Clients reach the store under another name than the hosts do.
+        "FACECAST_S3_PUBLIC_URL": s3.endpoint.replace("127.0.0.1", "localhost"),
         "AWS_REGION": "us-east-1",
         "FACECAST_LOST_JOB_SECONDS": str(LOST_JOB_S),
         "FACECAST_WORKER_WARMUP": "false",
@@ -174,6 +176,9 @@ def test_job_runs_across_hosts_and_downloads_from_the_bucket(
     assert answer.status_code == 307
     presigned = answer.headers["location"]
     assert "X-Amz-Signature=" in presigned and "X-Amz-Expires=" in presigned
+    # Signed for the public address; the internal endpoint never reaches a client.
+    assert presigned.startswith(s3.endpoint.replace("127.0.0.1", "localhost") + "/")
+    assert "127.0.0.1" not in presigned
     assert httpx.get(presigned).content == expected  # byte-identical
     part = httpx.get(presigned, headers={"Range": "bytes=100-1099"})  # seekable
     assert part.content == expected[100:1100]
@@ -234,6 +239,27 @@ def test_proxied_downloads_honour_range(
         assert beyond.json()["error"]["code"] == "range_not_satisfiable"
     finally:
         service.close()
+
+
+def test_presigned_urls_name_the_public_endpoint_never_the_private_one(
+    s3: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A private store (AWS_ENDPOINT_URL) presigns only for FACECAST_S3_PUBLIC_URL; without
+    one the API streams the object; AWS itself is public."""
+    from facecast.service.objectstore import S3ObjectStore
+
+    for name, value in (("AWS_ACCESS_KEY_ID", KEY), ("AWS_SECRET_ACCESS_KEY", SECRET)):
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3.endpoint)
+    assert S3ObjectStore(BUCKET, PREFIX).presign("j/video.mp4", 60) is None
+    public = S3ObjectStore(BUCKET, PREFIX, public_url="https://media.example.com")
+    url = public.presign("j/video.mp4", 60, "j-video.mp4") or ""
+    assert url.startswith(f"https://media.example.com/{BUCKET}/{PREFIX}/j/video.mp4?"), url
+    assert "127.0.0.1" not in url and "X-Amz-Expires=60" in url
+    monkeypatch.delenv("AWS_ENDPOINT_URL")
+    aws = S3ObjectStore(BUCKET, PREFIX).presign("j/video.mp4", 60) or ""
+    assert ".amazonaws.com/" in aws, aws
 
 
 def test_worker_killed_mid_job_leaves_it_to_the_other(

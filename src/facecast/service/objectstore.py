@@ -103,8 +103,9 @@ class ObjectStore(Protocol):
     def modified(self, prefix: str) -> float | None:
         """When an object under `prefix` last changed (None: there is none)."""
 
-    def presign(self, key: str, ttl: int, filename: str | None = None) -> str:
-        """A SigV4 GET URL that expires after `ttl` seconds."""
+    def presign(self, key: str, ttl: int, filename: str | None = None) -> str | None:
+        """A SigV4 GET URL that expires after `ttl` seconds, on an endpoint clients can reach;
+        None when there is none (the API then streams the object)."""
 
     def read(self, key: str, start: int | None = None, end: int | None = None) -> Iterator[bytes]:
         """The object's bytes start..end (inclusive; None: from the start / to the end)."""
@@ -113,10 +114,25 @@ class ObjectStore(Protocol):
 class S3ObjectStore:
     """An S3 bucket (AWS, MinIO, Ceph, rclone serve s3, ...) under a key prefix."""
 
-    def __init__(self, bucket: str, prefix: str = "", client: Any | None = None) -> None:
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        client: Any | None = None,
+        public_url: str | None = None,
+    ) -> None:
         self.bucket = bucket
         self.prefix = f"{prefix.strip('/')}/" if prefix.strip("/") else ""
         self._client = client if client is not None else s3_client()
+        # Presigned URLs name the endpoint they were signed for: sign for the public address
+        # when one is set, for AWS itself when no private endpoint is configured, and never
+        # for a private endpoint (clients could not reach it, and it would show them the
+        # internal host).
+        self._signer: Any | None = None
+        if public_url:
+            self._signer = s3_client(endpoint_url=public_url)
+        elif not private_endpoint():
+            self._signer = self._client
         from boto3.s3.transfer import TransferConfig
 
         self._transfer = TransferConfig(
@@ -229,12 +245,15 @@ class S3ObjectStore:
         ]
         return max(times, default=None)
 
-    def presign(self, key: str, ttl: int, filename: str | None = None) -> str:
-        """A SigV4 GET URL valid for `ttl` seconds (a download name when `filename` is given)."""
+    def presign(self, key: str, ttl: int, filename: str | None = None) -> str | None:
+        """A SigV4 GET URL valid for `ttl` seconds (a download name when `filename` is given)
+        on the public endpoint; None when the store only has a private one."""
+        if self._signer is None:
+            return None
         params = {"Bucket": self.bucket, "Key": self._key(key)}
         if filename:
             params["ResponseContentDisposition"] = f'attachment; filename="{filename}"'
-        url: str = self._client.generate_presigned_url("get_object", Params=params, ExpiresIn=ttl)
+        url: str = self._signer.generate_presigned_url("get_object", Params=params, ExpiresIn=ttl)
         return url
 
     def read(self, key: str, start: int | None = None, end: int | None = None) -> Iterator[bytes]:
@@ -246,8 +265,14 @@ class S3ObjectStore:
         yield from answer["Body"].iter_chunks(READ_CHUNK)
 
 
-def s3_client() -> Any:
-    """A boto3 S3 client from the standard AWS variables, SigV4, path-style addressing."""
+def private_endpoint() -> str | None:
+    """The store's own endpoint when it is not AWS (AWS_ENDPOINT_URL[_S3])."""
+    return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
+
+
+def s3_client(endpoint_url: str | None = None) -> Any:
+    """A boto3 S3 client from the standard AWS variables, SigV4, path-style addressing;
+    `endpoint_url` overrides AWS_ENDPOINT_URL (the public address presigned URLs name)."""
     try:
         import boto3
         from botocore.config import Config
@@ -269,7 +294,8 @@ def s3_client() -> Any:
         read_timeout=S3_READ_TIMEOUT_S,
         retries={"max_attempts": S3_ATTEMPTS, "mode": "standard"},
     )
-    return boto3.client("s3", region_name=region, config=config)
+    extra = {"endpoint_url": endpoint_url} if endpoint_url else {}
+    return boto3.client("s3", region_name=region, config=config, **extra)
 
 
 class ObjectStorage(Storage):

@@ -442,4 +442,6 @@ def open_storage(settings: Settings) -> Storage:
         return Storage(settings.local_dir)
     from facecast.service.objectstore import ObjectStorage, S3ObjectStore
 
-    return ObjectStorage(settings.local_dir, S3ObjectStore(bucket, prefix))
+    return ObjectStorage(
+        settings.local_dir, S3ObjectStore(bucket, prefix, public_url=settings.s3_public_url)
+    )
