@@ -187,6 +187,7 @@ def encode_audio(samples: np.ndarray, rate: int, path: Path, fmt: str, codec: st
     """Mono float samples -> a real encoder's output file (`fmt` container, `codec`) via PyAV."""
     with av.open(str(path), "w", format=fmt) as container:
         stream = container.add_stream(codec, rate=rate, layout="mono")
+        assert isinstance(stream, av.AudioStream)
         frame = av.AudioFrame.from_ndarray(samples[np.newaxis, :], format="flt", layout="mono")
         frame.sample_rate = rate
         frame.pts = 0

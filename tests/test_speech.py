@@ -20,7 +20,7 @@ from facecast.errors import (
     UnsupportedLanguageError,
 )
 from facecast.registry import Capabilities, Registry
-from facecast.speech import PhonemeEvent, Speech, registry
+from facecast.speech import PhonemeEvent, Speech, VoiceInfo, registry
 from facecast.speech.espeak import (
     MAX_DATA_PATH_BYTES,
     PAUSE,
@@ -308,6 +308,9 @@ class _CountingBackend:
     def languages(self) -> tuple[str, ...]:
         return ("xx",)
 
+    def voices(self) -> tuple[VoiceInfo, ...]:
+        return ()
+
     def synthesize(self, text: str, lang: str, voice: str | None = None) -> Speech:
         from facecast.audio import AudioTrack
 
@@ -317,7 +320,7 @@ class _CountingBackend:
 @pytest.fixture
 def fresh_registry(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(
-        registry, "REGISTRY", Registry("speech backend", registry._builtin_backends)
+        registry, "REGISTRY", Registry("speech backend", registry._builtin_backends, kind="speech")
     )
 
 

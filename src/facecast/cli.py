@@ -723,15 +723,18 @@ def _models_dir() -> Path:
 def models_list() -> None:
     """Every known model: present, verified, the backend it enables, licence, how to get it."""
     from facecast import weights
+    from facecast.backends import model_users
 
     with _plain_errors():
         folder = _models_dir()
         click.echo(f"models dir: {folder}")
+        users = model_users()
         for spec in weights.manifest():
             found = weights.status(spec, folder)
             state = "present" if found.present else "missing"
             checked = "verified" if found.verified else "NOT verified"
-            click.echo(f"{spec.name:26s} {state:8s} {checked:13s} backend={spec.backend}")
+            backend = users.get(spec.name, "none")
+            click.echo(f"{spec.name:26s} {state:8s} {checked:13s} backend={backend}")
             click.echo(f"    licence: {spec.licence}")
             click.echo(f"    source:  {spec.source}")
             if not found.present:

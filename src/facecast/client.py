@@ -28,6 +28,7 @@ from typing import Any, BinaryIO
 
 import httpx
 
+from facecast.errors import ErrorCode
 from facecast.options import RenderOptions, form_text
 
 FINAL_STATUSES = frozenset({"done", "error", "canceled", "rejected"})
@@ -42,12 +43,23 @@ API_KEY_VARIABLE = "FACECAST_API_KEY"
 """Where both clients (and `facecast render --server`) find a key nobody passed."""
 
 
-class FacecastAPIError(Exception):
-    """An error the API answered (or could not answer): `code` is the API's error code."""
+def error_code(value: object) -> ErrorCode | str:
+    """The API's error code as an `ErrorCode`; a code this client does not know (a newer
+    server's, or `http_<status>` for an answer without one) stays a plain string."""
+    text = str(value)
+    try:
+        return ErrorCode(text)
+    except ValueError:
+        return text
 
-    def __init__(self, code: str, message: str, status: int | None = None) -> None:
+
+class FacecastAPIError(Exception):
+    """An error the API answered (or could not answer): `code` is the API's error code
+    (an `ErrorCode`, compared with `==` to it or to its string value)."""
+
+    def __init__(self, code: ErrorCode | str, message: str, status: int | None = None) -> None:
         super().__init__(f"{code}: {message}")
-        self.code = code
+        self.code = error_code(code)
         self.message = message
         self.status = status
 

@@ -12,6 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from facecast.errors import ErrorCode
 from facecast.options import LANG_PATTERN, LEXICON_HELP, LEXICON_MAX_CHARS, RenderOptions
 
 
@@ -52,7 +53,9 @@ class JobKind(StrEnum):
 class ErrorInfo(BaseModel):
     """A stable machine-readable code and a message for people."""
 
-    code: str = Field(description="Stable error code, e.g. no_face, invalid_audio, not_found.")
+    code: ErrorCode = Field(
+        description="Stable error code, e.g. no_face, invalid_audio, not_found."
+    )
     message: str = Field(description="What went wrong and how to fix it.")
 
 
@@ -143,6 +146,9 @@ class WorkerInfo(BaseModel):
     """Those of `backends` that want a GPU (their jobs go to the `gpu` queue)."""
     rates: dict[str, dict[str, float]] = Field(default_factory=dict)
     """Render rates measured by this process (facecast.rates.Rate fields, by rate_key)."""
+    jobs: list[str] = Field(default_factory=list)
+    """The jobs this process is running now (a running job no live worker lists is orphaned
+    and queued again)."""
 
 
 # --------------------------------------------------------------------------- API messages

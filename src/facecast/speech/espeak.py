@@ -44,7 +44,7 @@ from facecast.errors import (
     InvalidTextError,
     UnsupportedLanguageError,
 )
-from facecast.registry import Capabilities
+from facecast.registry import Capabilities, Description
 from facecast.speech import GENDERS, MALE, PhonemeEvent, Speech, VoiceInfo
 
 logger = logging.getLogger(__name__)
@@ -543,9 +543,7 @@ class EspeakBackend:
     """espeak-ng text-to-speech: 22050 Hz audio plus phoneme timings, in every language it lists."""
 
     name = "espeak"
-    capabilities = Capabilities(
-        phoneme_timings=True, licence="GPL-3.0 (espeak-ng)", commercial_use=True
-    )
+    capabilities = Capabilities(phoneme_timings=True)
 
     def load(self) -> None:
         """Load and initialise espeak-ng for this process (idempotent, thread-safe)."""
@@ -565,7 +563,7 @@ class EspeakBackend:
     def voices(self) -> tuple[VoiceInfo, ...]:
         """The plain voice ("default") and every variant, each in all of espeak's languages."""
         languages = self.languages()
-        licence = self.capabilities.licence
+        licence = LICENCE
         with _LOCK:
             genders = dict(_engine().genders)
         # The classic short variants (f1, m3) first: a gender request picks the first fitting.
@@ -633,3 +631,14 @@ def _to_speech(raw: _Collector, sample_rate: int) -> Speech:
     if not any(event.phoneme != PAUSE for event in phonemes):
         raise InvalidTextError("Text contains nothing that can be spoken.")
     return Speech(audio=audio, phonemes=phonemes)
+
+
+LICENCE = "GPL-3.0 (espeak-ng)"
+DESCRIPTION: Description[EspeakBackend] = Description(
+    EspeakBackend.name,
+    "speech",
+    lambda _models_dir: EspeakBackend(),
+    licence=LICENCE,
+    preference=2,
+)
+"""Always there (espeakng-loader is a dependency): every language, formant voices."""

@@ -29,8 +29,9 @@ from facecast.service.deps import (
     app_settings,
 )
 from facecast.service.forms import AnimateFields, animate_form, chosen_options
+from facecast.service.idempotency import idempotency_scope
 from facecast.service.inputs import check_fields
-from facecast.service.jobs import AnimateSubmission, JobService, build_options, idempotency_scope
+from facecast.service.jobs import JobService
 from facecast.service.routes import IDEMPOTENCY_KEY, error_responses
 from facecast.service.schemas import (
     ErrorInfo,
@@ -40,6 +41,7 @@ from facecast.service.schemas import (
     JobDeleted,
     JobView,
 )
+from facecast.service.submission import AnimateSubmission, build_options
 
 router = APIRouter(tags=["jobs"])
 
