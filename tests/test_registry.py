@@ -198,3 +198,10 @@ def test_a_motion_frame_is_the_curves_at_one_frame() -> None:
     assert (frame.start, frame.end) == (0.7, 0.8)
     assert frame.jaw == curves.jaw[7] and frame.blinks == (curves.blink_a[7], curves.blink_b[7])
     assert frame.head == (curves.yaw[7], curves.pitch[7], curves.roll[7])
+
+
+def test_variants_are_marked_by_their_backend_not_by_name_checks() -> None:
+    espeak = [v for v in speech.catalogue() if v.backend == "espeak"]
+    assert [v.name for v in espeak if not v.variant] == ["default"]
+    assert len(espeak) > 10  # the variants, listed by `facecast voices --all`
+    assert not any(v.variant for v in speech.catalogue() if v.natural)

@@ -644,7 +644,7 @@ def voices(lang: str | None, gender: str | None, show_all: bool) -> None:
                 continue
             if gender is not None and voice.gender != gender:
                 continue
-            if voice.backend == "espeak" and voice.name != "default" and not show_all:
+            if voice.variant and not show_all:
                 continue
             codes = [code for code, choice in defaults.items() if choice.id == voice.id]
             languages = ", ".join(voice.languages[:8]) + (

@@ -576,6 +576,7 @@ class EspeakBackend:
                 licence=licence,
                 gender=genders.get(name, DEFAULT_GENDER),
                 timings=True,
+                variant=name != DEFAULT_VOICE,
             )
             for name in names
         )

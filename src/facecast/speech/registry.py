@@ -222,7 +222,7 @@ def _listed(voices: list[VoiceInfo]) -> list[VoiceInfo]:
     order = [backend.name for backend in ranked_backends()]
     return sorted(
         voices,
-        key=lambda v: (not v.natural, v.name != "default", order.index(v.backend)),
+        key=lambda v: (not v.natural, v.variant, order.index(v.backend)),
     )
 
 
