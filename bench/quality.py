@@ -40,6 +40,7 @@ from _measure import (
     background_mask,
     background_ssim,
     closed_eye_frames,
+    departure_from_rest,
     measure_clip,
     mouth_opening,
     pearson,
@@ -344,6 +345,8 @@ class Row:
     sync_de: Sync
     sync_en: Sync
     sync_rec: Sync
+    sync_plain: Sync
+    """The German clip's plain lip gap vs loudness (a kept smile's m, b, p pull it down)."""
     blinks: int
     blink_depth: float
     ssim_render: float
@@ -351,9 +354,11 @@ class Row:
     jitter: float
 
 
-def lip_sync(clip: Clip) -> Sync:
-    """Lip gap (face mesh on the decoded frames) vs the sound's smoothed RMS, best over LAGS."""
-    gap, envelope = clip.faces.gap, clip.sound.envelope
+def lip_sync(clip: Clip, plain: bool = False) -> Sync:
+    """The lips' departure from their rest gap (face mesh on the decoded frames; `plain`:
+    the gap itself) vs the sound's smoothed RMS, best over LAGS."""
+    gap = clip.faces.gap if plain else departure_from_rest(clip)
+    envelope = clip.sound.envelope
     n = len(gap)
 
     def r(lag: int) -> float:
@@ -487,6 +492,7 @@ def judge(item: Portrait, recording: Path, work: Path, sheets: Path) -> Row:
         sync_de=lip_sync(clip),
         sync_en=lip_sync(en_clip),
         sync_rec=lip_sync(rec),
+        sync_plain=lip_sync(clip, plain=True),
         blinks=blinks,
         blink_depth=depth,
         ssim_render=renderer_ssim(photo, mask, options),
@@ -524,10 +530,13 @@ def write_markdown(rows: list[Row], out: Path) -> None:
         "  silence relative to the photo's own gap (how far the rest pose moved from the photo).",
         "- **m b p**: median gap over the German clip's frames where a bilabial presses the lips",
         f"  (motion's lip pressure >= {PRESSED}); closed lips read 0.00-0.02, kept smiles too.",
-        "- **sync de / en / rec**: Pearson r of the lip gap (over face height) against the sound's",
-        "  RMS per frame (smoothed over 3 frames), best over lags "
+        "- **sync de / en / rec**: Pearson r of the lips' departure from their rest gap (|gap -",
+        "  median gap of the silent frames|, over face height; for a mouth resting shut the gap",
+        "  itself) against the sound's RMS per frame (smoothed over 3 frames), best over lags "
         f"{LAGS.start}..{LAGS.stop - 1:+d} frames, with that lag in brackets (negative: the lips",
-        "  lead the sound). Target >= 0.55.",
+        "  lead the sound). Target >= 0.55. **plain de**: the same for the German clip's plain",
+        "  gap; a kept smile rests open and closes on m, b, p while the voice sounds, which pulls",
+        "  this one down.",
         f"- **blinks**: runs of frames with an eye ratio under {BLINK_SHARE} of the clip's median;",
         "  **depth**: 1 - smallest eye ratio / median (a full closure reads about 0.6-0.8).",
         "- **SSIM**: worst frame's SSIM to the source over the background (outside the person's",
@@ -536,9 +545,10 @@ def write_markdown(rows: list[Row], out: Path) -> None:
         "- **jitter**: RMS frame-to-frame acceleration of the nose tip, 1/1000 face height.",
         "",
         "| portrait | what | peak | median | silence | photo | rest - photo | m b p | rec peak | "
-        "rec median | sync de | sync en | sync rec | blinks | depth | SSIM render | SSIM video | "
+        "rec median | sync de | sync en | sync rec | plain de | blinks | depth | SSIM render | "
+        "SSIM video | "
         "jitter |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
@@ -546,7 +556,8 @@ def write_markdown(rows: list[Row], out: Path) -> None:
             f"{r.photo_opening:.3f} | {r.silence - r.photo_opening:+.3f} | {r.bilabial:.3f} | "
             f"{r.rec_peak:.2f} | "
             f"{r.rec_median:.2f} | {_sync(r.sync_de)} | {_sync(r.sync_en)} | "
-            f"{_sync(r.sync_rec)} | {r.blinks} | {r.blink_depth:.2f} | {r.ssim_render:.3f} | "
+            f"{_sync(r.sync_rec)} | {_sync(r.sync_plain)} | {r.blinks} | "
+            f"{r.blink_depth:.2f} | {r.ssim_render:.3f} | "
             f"{r.ssim_video:.3f} | {r.jitter:.1f} |"
         )
     lines += ["", "## Where the portraits come from", "", "| portrait | from | licence |"]
@@ -591,7 +602,8 @@ def main() -> None:
                 f"{row.name:<14} peak {row.peak:.2f} median {row.median:.2f} "
                 f"silence {row.silence:.3f} photo {row.photo_opening:.3f} "
                 f"sync de {_sync(row.sync_de)} en {_sync(row.sync_en)} "
-                f"rec {_sync(row.sync_rec)} rec {row.rec_peak:.2f}/{row.rec_median:.2f} "
+                f"rec {_sync(row.sync_rec)} plain {_sync(row.sync_plain)} "
+                f"rec {row.rec_peak:.2f}/{row.rec_median:.2f} "
                 f"blinks {row.blinks} depth {row.blink_depth:.2f} "
                 f"ssim {row.ssim_render:.3f}/{row.ssim_video:.3f} jitter {row.jitter:.1f}",
                 flush=True,

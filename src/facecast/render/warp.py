@@ -86,6 +86,8 @@ the readings' mean opening per unit of jaw to JAW_OPENING..."""
 JAW_GAIN_RANGE = (0.8, 1.2)
 """...within these bounds: the mesh misreads the widest openings of some faces as narrower
 than they are, and the field stretched much past its design looks torn."""
+KEPT_OPENING_MIN = 0.5
+"""A kept smile opens by at least this share of JAW_OPENING beyond its rest pose."""
 JAW_GAIN_FROM = 0.2
 """The gain grows in over jaw values up to this: lips that barely part (the tail of a word
 before a pause) stay as they were."""
@@ -348,7 +350,10 @@ class WarpAnimator:
             return 1.0
         # Every level counts alike: small openings matter as much as the widest ones.
         per_unit = float(np.mean((np.asarray(readings) - rest) / np.asarray(levels)))
-        return float(np.clip((JAW_OPENING - 0.5 * rest) / per_unit, *JAW_GAIN_RANGE))
+        # A kept smile's widest opening is a wide one in all, not its smile plus one: a broad
+        # smile opened by a full jaw read as a shout.
+        beyond = max(JAW_OPENING - rest, KEPT_OPENING_MIN * JAW_OPENING)
+        return float(np.clip(beyond / per_unit, *JAW_GAIN_RANGE))
 
     def render(self, values: dict[str, float]) -> np.ndarray:
         """One frame for the given channel values (see motion.CHANNELS): a new array."""
