@@ -245,11 +245,11 @@ def test_a_job_whose_worker_vanished_is_queued_again_in_seconds(
         os.killpg(worker.pid, signal.SIGKILL)  # the main process too: no WorkerLostError
         worker.wait()
         killed = time.monotonic()
-        while service.job(job_id)["status"] == "running" and time.monotonic() - killed < 60:
+        while service.job(job_id)["status"] == "running" and time.monotonic() - killed < 90:
             time.sleep(0.1)
         requeued_after = time.monotonic() - killed
         assert service.job(job_id)["status"] == "queued", service.dump_logs()
-        assert requeued_after < 20, requeued_after  # heartbeat TTL + 4 beats, not minutes
+        assert requeued_after < 60, requeued_after  # heartbeat TTL + 30 s grace, not 25 min
         logs["worker2"] = tmp_path / "worker2.log"
         service.processes["worker2"] = spawn(WORKER, env, logs["worker2"])
         job = service.wait_job(job_id)

@@ -33,7 +33,11 @@ logger = logging.getLogger(__name__)
 WARM_CONNECTIONS = 8
 """Job-store connections opened at start-up: enough for a burst of concurrent requests."""
 ORPHAN_GRACE_BEATS = 4
-"""Heartbeat intervals a job may run before its worker's heartbeat must list it."""
+"""Heartbeat intervals a running job may go unlisted by every live worker before it is queued
+again (first the worker's own recovery, a pool process replaced, has its turn)."""
+ORPHAN_MIN_GRACE_S = 30.0
+"""At least this long: a worker starved of CPU (renders run at idle priority beside a busy
+host) misses heartbeats without being gone, and its job must not run twice."""
 TASKS = {JobKind.ANIMATE: TASK_ANIMATE, JobKind.TTS: TASK_TTS}
 
 
@@ -47,6 +51,8 @@ class Operations:
         self.storage = storage
         self.stores = stores
         self.queue = queue
+        self._unlisted: dict[str, float] = {}
+        """Running jobs no live worker listed, and since when (this process's view)."""
 
     def sweep(self, now: float | None = None) -> list[str]:
         """Remove jobs older than the retention; returns their ids."""
@@ -68,22 +74,22 @@ class Operations:
         killed): Celery would hand it out again only after the visibility timeout, half an hour
         or more, and until then the job shows `running`. Every worker process lists its jobs in
         its heartbeat, so a job that has run for a few heartbeats without being listed by any
-        live worker is orphaned: it goes back to `queued` (once, atomically, whichever API
-        process sees it first) and its task is sent again. A late redelivery of the old message
-        finds the job finished, or runs it as its next attempt.
+        live worker, for a few heartbeats in a row, is orphaned: it goes back to `queued` (once,
+        atomically, whichever API process sees it first) and its task is sent again. A late
+        redelivery of the old message finds the job finished, or runs it as its next attempt.
         """
         now = time.time() if now is None else now
-        grace = self.settings.worker_heartbeat_seconds * ORPHAN_GRACE_BEATS
+        grace = max(self.settings.worker_heartbeat_seconds * ORPHAN_GRACE_BEATS, ORPHAN_MIN_GRACE_S)
         jobs = self.stores.jobs
         running = jobs.ids_with(JobStatus.RUNNING)
-        if not running:
-            return []
         listed = {job_id for worker in self.stores.heartbeats.workers() for job_id in worker.jobs}
+        unlisted = {job_id: self._unlisted.get(job_id, now) for job_id in running}
+        self._unlisted = {job_id: t for job_id, t in unlisted.items() if job_id not in listed}
         requeued = []
         for job_id, state in zip(running, jobs.get_many(running), strict=True):
-            if job_id in listed or state is None or state.started_at is None:
-                continue
-            if now - state.started_at < grace or state.cancel_requested:
+            since = self._unlisted.get(job_id)
+            # A flagged job goes back too: its redelivery ends it canceled.
+            if since is None or now - since < grace or state is None:
                 continue
             manifest = self.storage.read_manifest(job_id)
             if manifest is None or jobs.update(job_id, back_to_queue(state.started_at)) is None:
