@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sys
@@ -694,6 +695,68 @@ def app(host: str, port: int, server: str | None, desktop: bool) -> None:
                 f"The app needs its extras: pip install -e '.[app]' ({exc.name} is missing)."
             ) from None
         facecast_app_main(host, port, server, web=not desktop)
+
+
+@main.command()
+@click.option(
+    "--image", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True
+)
+@click.option("--server", default="http://127.0.0.1:8000", show_default=True, metavar="URL")
+@click.option("--api-key", envvar="FACECAST_API_KEY", default=None, help="API key for --server.")
+@click.option("--consent", is_flag=True, help="You confirm the person agreed (required).")
+@click.option("--lang", default=None, help="Language of what is said (default: the server's).")
+@click.option("--voice", default=None, help="A voice from `facecast voices`.")
+@click.option("--say", "says", multiple=True, help="Say this (repeatable); default: read lines.")
+@click.option(
+    "--record",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write what the session showed and said to this MP4.",
+)
+@click.option("--page", is_flag=True, help="Open the server's live page in a browser instead.")
+def live(
+    image: Path,
+    server: str,
+    api_key: str | None,
+    consent: bool,
+    lang: str | None,
+    voice: str | None,
+    says: tuple[str, ...],
+    record: Path | None,
+    page: bool,
+) -> None:
+    """Talk through a photo live (WebRTC): each line typed is spoken, `/clear` interrupts."""
+    with _plain_errors():
+        if page:
+            from facecast.live.console import open_page
+
+            click.echo(f"Opened {open_page(server)}; pick {image} there.")
+            return
+        _require_consent(consent)
+        try:
+            from facecast.live import console
+        except ImportError as exc:
+            raise FacecastError(
+                f"Live sessions need their extra: pip install 'facecast[live]' ({exc.name} "
+                "is missing)."
+            ) from None
+        from facecast.client import FacecastAPIError
+
+        try:
+            asyncio.run(
+                console.run(
+                    server,
+                    api_key,
+                    image,
+                    list(says),
+                    consent=consent,
+                    lang=lang,
+                    voice=voice,
+                    record=record,
+                )
+            )
+        except FacecastAPIError as exc:
+            raise FacecastError(exc.message) from None
 
 
 @main.command()

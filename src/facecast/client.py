@@ -24,12 +24,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import httpx
 
 from facecast.errors import ErrorCode
 from facecast.options import RenderOptions, form_text
+
+if TYPE_CHECKING:
+    from facecast.live.peer import LiveConnection, Received
 
 FINAL_STATUSES = frozenset({"done", "error", "canceled", "rejected"})
 TIMEOUT_S = 60.0
@@ -476,6 +479,40 @@ class AsyncFacecastClient:
             raise FacecastAPIError("unreachable", f"{self.base_url}: {exc}") from exc
         _raise_for(answer)
         return answer.json()
+
+    async def live(
+        self,
+        image: str | Path | bytes | BinaryIO,
+        *,
+        consent: bool,
+        lang: str | None = None,
+        voice: str | None = None,
+        size: int | None = None,
+        fps: int | None = None,
+        on_video: Callable[[Received], None] | None = None,
+        on_audio: Callable[[Received], None] | None = None,
+    ) -> LiveConnection:
+        """Start a live session (POST /live; needs `facecast[live]`): use it as `async with`,
+        then `say`, `audio`, `clear` and `event` as on the data channel (docs/live.md)."""
+        from facecast.live.peer import LiveConnection, LivePeer
+
+        peer = LivePeer(on_video, on_audio)
+        fields = {"consent": consent, "lang": lang, "voice": voice, "size": size, "fps": fps}
+        form = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in fields.items()}
+        form = {k: v for k, v in form.items() if v != "None"}
+        try:
+            body = await self._call(
+                "POST",
+                "/live",
+                data={**form, "offer": await peer.offer()},
+                files={"source_image": _upload(image, "photo")},
+            )
+            await peer.accept(body["answer"])
+        except BaseException:
+            await peer.close()
+            raise
+        session_id = str(body["session_id"])
+        return LiveConnection(session_id, peer, lambda: self._call("DELETE", f"/live/{session_id}"))
 
     async def submit_text(
         self,

@@ -57,6 +57,8 @@ class ErrorCode(StrEnum):
     JOB_TOO_COSTLY = "job_too_costly"
     CPU_BUDGET_EXCEEDED = "cpu_budget_exceeded"
     HTTP_ERROR = "http_error"
+    INVALID_OFFER = "invalid_offer"
+    INVALID_MESSAGE = "invalid_message"
     # The service's own trouble.
     BUSY = "busy"
     NOT_READY = "not_ready"
@@ -65,6 +67,7 @@ class ErrorCode(StrEnum):
     STORAGE_FULL = "storage_full"
     STORAGE_UNAVAILABLE = "storage_unavailable"
     INTERNAL_ERROR = "internal_error"
+    LIVE_FAILED = "live_failed"
     # How a job can end other than done.
     CANCELED = "canceled"
     TIMEOUT = "timeout"

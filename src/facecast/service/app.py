@@ -45,9 +45,10 @@ from facecast.service.guards import (
 from facecast.service.intake import storage_refusal
 from facecast.service.jobs import JobService
 from facecast.service.lifecycle import is_storage_failure
+from facecast.service.live import LiveSessions
 from facecast.service.logs import redact_request_logs
 from facecast.service.queueing import TaskQueue
-from facecast.service.routes import backends, files, jobs, ops, playground, speech
+from facecast.service.routes import backends, files, jobs, live, ops, playground, speech
 from facecast.service.storage import open_storage
 from facecast.service.stores import stores_for
 
@@ -240,13 +241,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 loop.cancel()
                 with suppress(asyncio.CancelledError):
                     await loop
+            await run_in_threadpool(app.state.live.close)
             service.close()
 
     app = FastAPI(title="facecast", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute)
+    app.state.live = LiveSessions(settings)
     install_error_handlers(app)
-    for module in (jobs, speech, backends, files, ops, playground):
+    for module in (jobs, speech, backends, files, ops, playground, live):
         app.include_router(module.router)
     # Added innermost first: a request meets the last one added first.
     app.add_middleware(
