@@ -34,7 +34,7 @@ import psutil
 
 from facecast import face
 from facecast.errors import NoFaceError
-from facecast.live.peer import LivePeer, Received
+from facecast.live.peer import LivePeer, Received, rgb_of
 
 SENTENCE = "Hello there. It is good to see you again, and I hope you are well."
 LONG_TEXT = SENTENCE * 4
@@ -65,7 +65,7 @@ class Probe:
     def on_video(self, received: Received) -> None:
         self.video_times.append(received.at)
         if any(lo <= received.at <= hi for lo, hi in self.windows[-2:]):
-            self.frames.append((received.at, received.frame.to_ndarray(format="rgb24")))
+            self.frames.append((received.at, rgb_of(received.frame)))
 
     def on_audio(self, received: Received) -> None:
         pcm = received.frame.to_ndarray().astype(np.float32) / 32768.0

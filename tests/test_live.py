@@ -9,7 +9,7 @@ import io
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from _measure import mouth_opening
 from conftest_service import LiveService, free_port, service_env, spawn
 from facecast import face
 from facecast.errors import NoFaceError
-from facecast.live.peer import LivePeer, Received
+from facecast.live.peer import LivePeer, Received, rgb_of
 
 KEY_A, KEY_B = "live-key-a", "live-key-b"
 CAPACITY = 2
@@ -90,7 +90,7 @@ class Recorder:
         self.audio: list[tuple[float, float]] = []
 
     def on_video(self, received: Received) -> None:
-        self.video.append((received.at, received.frame.to_ndarray(format="rgb24")))
+        self.video.append((received.at, rgb_of(received.frame)))
 
     def on_audio(self, received: Received) -> None:
         pcm = received.frame.to_ndarray().astype(np.float32) / 32768.0
@@ -118,7 +118,7 @@ async def connect(
     return peer, str(body["session_id"])
 
 
-def run(test: Callable[[], Awaitable[None]]) -> None:
+def run(test: Callable[[], Coroutine[Any, Any, None]]) -> None:
     asyncio.run(test())
 
 

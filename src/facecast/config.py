@@ -237,6 +237,14 @@ class Settings(BaseSettings):
         description="Seconds a signed download link (`?sig=...&exp=...`) and a presigned "
         "download URL (s3:// storage) stay valid.",
     )
+    s3_public_url: str | None = Field(
+        None,
+        pattern=r"^https?://[^/?#@\s]+(/[^?#\s]*)?$",
+        description="s3:// storage: the store's address as clients reach it (e.g. "
+        "https://media.example.com); presigned download URLs are signed for it. Unset with "
+        "AWS_ENDPOINT_URL set (a private store): downloads are streamed through the API, so "
+        "the internal endpoint is never shown.",
+    )
     proxy_downloads: bool = Field(
         False,
         description="s3:// storage: stream downloads through the API (with Range) "

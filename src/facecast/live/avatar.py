@@ -28,8 +28,9 @@ from livekit.agents.voice.avatar import AudioSegmentEnd, AvatarOptions, VideoGen
 
 from facecast.audio import AudioTrack
 from facecast.live.idle import IdleMotion
-from facecast.live.playout import OUT_RATE, Playout
+from facecast.live.playout import NO_SOUND, OUT_RATE, Playout
 from facecast.live.utterances import AudioStream
+from facecast.motion import MotionFrame
 from facecast.render import Animator
 
 FLUSH_S = 0.2
@@ -122,7 +123,7 @@ class FacecastVideoGenerator(VideoGenerator):
         mouth = self.playout.mouth_at(index * self._per_frame)
         if mouth is not None:
             values.update(mouth)
-        rgb = self.animator.render_batch([values])[0]
+        rgb = self.animator.render_batch([MotionFrame(index, self.fps, values)], NO_SOUND)[0]
         height, width = rgb.shape[:2]
         rgba = np.dstack([rgb, np.full((height, width), OPAQUE, np.uint8)])
         return rtc.VideoFrame(width, height, rtc.VideoBufferType.RGBA, rgba.tobytes())

@@ -40,6 +40,12 @@ class Received:
     frame: av.VideoFrame | av.AudioFrame
 
 
+def rgb_of(frame: av.VideoFrame | av.AudioFrame) -> np.ndarray:
+    """A received video frame as RGB pixels."""
+    assert isinstance(frame, av.VideoFrame), "an audio frame has no pixels"
+    return frame.to_ndarray(format="rgb24")
+
+
 class LivePeer:
     """One client peer connection: receives video and audio, speaks on the data channel."""
 

@@ -15,8 +15,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from facecast.audio import AudioTrack
+
 OUT_RATE = 48_000
 """Outgoing audio rate (Opus's own)."""
+NO_SOUND = AudioTrack(np.zeros(0, np.float32), OUT_RATE)
+"""What a live frame's renderer hears: the sound arrives in pieces while the face already
+moves, so renderers that the sound drives are not offered for live sessions (warp is)."""
 MOUTH_CHANNELS = ("jaw", "width", "tongue", "smile")
 """What speech moves; every other channel comes from the idle motion."""
 RELEASE_S = {"jaw": 0.04, "width": 0.04, "tongue": 0.04, "smile": 0.25}

@@ -17,7 +17,7 @@ import binascii
 import json
 from dataclasses import dataclass
 
-from facecast.errors import FacecastError
+from facecast.errors import ErrorCode, FacecastError
 
 CHANNEL_LABEL = "facecast"
 MAX_MESSAGE_BYTES = 1_000_000
@@ -29,7 +29,7 @@ DEFAULT_PCM_RATE = 16_000
 class MessageError(FacecastError):
     """A message that cannot be understood; answered with an error message, never a hang-up."""
 
-    code = "invalid_message"
+    code = ErrorCode.INVALID_MESSAGE
 
     def __init__(self, message: str, utterance: str | None = None) -> None:
         super().__init__(message)

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import pickle
 from pathlib import Path
+from typing import Literal
 
 from facecast import pipeline
 from facecast.options import RenderOptions
 
-LIVE_EXPRESSION = "neutral"
+LIVE_EXPRESSION: Literal["neutral"] = "neutral"
 """Between utterances the mouth rests closed and relaxed, whatever the photo shows."""
 
 

@@ -22,7 +22,7 @@ import numpy as np
 from aiortc import RTCDataChannel, RTCPeerConnection, RTCSessionDescription
 
 from facecast import pipeline
-from facecast.errors import FacecastError
+from facecast.errors import ErrorCode, FacecastError
 from facecast.image import load_photo
 from facecast.live import protocol
 from facecast.live.idle import IdleMotion
@@ -46,7 +46,7 @@ NO_SAMPLES = np.zeros(0, dtype=np.float32)
 class OfferError(FacecastError):
     """The SDP offer cannot be answered (malformed, or it receives no video and audio)."""
 
-    code = "invalid_offer"
+    code = ErrorCode.INVALID_OFFER
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,8 @@ from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 
 from facecast.live.idle import IdleMotion
-from facecast.live.playout import OUT_RATE, Event, Playout
+from facecast.live.playout import NO_SOUND, OUT_RATE, Event, Playout
+from facecast.motion import MotionFrame
 from facecast.render import Animator
 
 AUDIO_FRAME_S = 0.02
@@ -87,8 +88,8 @@ class FaceTrack(MediaStreamTrack):
             values.update(mouth)
         return values
 
-    def _render(self, values: dict[str, float]) -> np.ndarray:
-        return self.finish(self.animator.render_batch([values])[0])
+    def _render(self, frame: MotionFrame) -> np.ndarray:
+        return self.finish(self.animator.render_batch([frame], NO_SOUND)[0])
 
     async def recv(self) -> av.VideoFrame:
         if self.readyState != "live":
@@ -100,7 +101,7 @@ class FaceTrack(MediaStreamTrack):
         await _until(self.clock, index / self.fps)
         self._index = index + 1
         rgb = await asyncio.get_running_loop().run_in_executor(
-            self._pool, self._render, self.values(index)
+            self._pool, self._render, MotionFrame(index, self.fps, self.values(index))
         )
         frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
         frame.pts = index * VIDEO_CLOCK // self.fps

@@ -22,6 +22,7 @@ from typing import BinaryIO
 from pydantic import BaseModel, Field
 
 from facecast.config import Settings
+from facecast.errors import ErrorCode
 from facecast.live.process import STOP, start_process
 from facecast.live.session import SessionRequest
 from facecast.options import RenderOptions
@@ -60,7 +61,7 @@ class LiveStartError(ServiceError):
 
     def __init__(self, code: str, message: str, status: int = 400) -> None:
         super().__init__(message)
-        self.code = code
+        self.code = ErrorCode(code)
         self.status = status
 
 
@@ -181,7 +182,7 @@ class LiveSessions:
             reply = conn.recv()
         except (EOFError, OSError):
             raise LiveStartError(
-                "live_failed", "The session process ended before it answered.", 503
+                ErrorCode.LIVE_FAILED, "The session process ended before it answered.", 503
             ) from None
         if reply[0] == "error":
             raise LiveStartError(reply[1], reply[2])

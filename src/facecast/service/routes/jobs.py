@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Annotated, Any, BinaryIO
+from typing import TYPE_CHECKING, Annotated, Any, BinaryIO
 
 import anyio
 from fastapi import (
@@ -20,15 +20,6 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from facecast.errors import FacecastError
-from facecast.options import (
-    MAX_PITCH,
-    MAX_RATE,
-    MAX_VOLUME,
-    MIN_PITCH,
-    MIN_RATE,
-    MIN_VOLUME,
-    Framing,
-)
 from facecast.service.access import authenticate
 from facecast.service.deps import (
     BaseUrlDep,
@@ -37,16 +28,12 @@ from facecast.service.deps import (
     SubmitterDep,
     app_settings,
 )
-from facecast.service.inputs import check_fields, parse_point
-from facecast.service.jobs import AnimateSubmission, JobService, build_options, idempotency_scope
+from facecast.service.forms import AnimateFields, animate_form, chosen_options
+from facecast.service.idempotency import idempotency_scope
+from facecast.service.inputs import check_fields
+from facecast.service.jobs import JobService
 from facecast.service.routes import IDEMPOTENCY_KEY, error_responses
 from facecast.service.schemas import (
-    LANG_PATTERN,
-    LEXICON_HELP,
-    LEXICON_MAX_CHARS,
-    PITCH_HELP,
-    RATE_HELP,
-    VOLUME_HELP,
     ErrorInfo,
     ErrorResponse,
     FacesResult,
@@ -54,6 +41,7 @@ from facecast.service.schemas import (
     JobDeleted,
     JobView,
 )
+from facecast.service.submission import AnimateSubmission, build_options
 
 router = APIRouter(tags=["jobs"])
 
@@ -67,37 +55,12 @@ SSE_RESPONSE: dict[int | str, dict[str, Any]] = {
 }
 
 
-ANIMATE_FIELDS = frozenset(
-    {
-        "source_image",
-        "consent",
-        "audio",
-        "audio_id",
-        "text",
-        "lang",
-        "voice",
-        "voice_clone_wav",
-        "rate",
-        "pitch",
-        "volume",
-        "fps",
-        "size",
-        "full_frame",
-        "framing",
-        "webhook",
-        "client_ref",
-        "face_index",
-        "face_at",
-        "renderer",
-        "refine",
-        "upscale",
-        "force_cpu",
-        "expression",
-        "seed",
-        "restore",
-        "lexicon",
-    }
-)
+if TYPE_CHECKING:
+    AnimateForm = AnimateFields  # what every derived form has
+else:
+    AnimateForm = animate_form()
+UPLOADS = frozenset({"source_image", "audio", "voice_clone_wav"})
+ANIMATE_FIELDS = UPLOADS | AnimateForm.model_fields.keys()
 FACES_FIELDS = frozenset({"source_image"})
 
 
@@ -137,26 +100,9 @@ def animate(
     service: ServiceDep,
     submitter: SubmitterDep,
     source_image: Annotated[UploadFile, File(description="The portrait: JPEG, PNG, WebP or HEIC.")],
-    consent: Annotated[
-        bool, Form(description="Must be true: the uploader confirms the person agreed.")
-    ] = False,
+    form: Annotated[AnimateForm, Form()],
     audio: Annotated[
         UploadFile | None, File(description="Speech to lip-sync (WAV, MP3, ...).")
-    ] = None,
-    audio_id: Annotated[str | None, Form(description="An audio_id from POST /tts.")] = None,
-    text: Annotated[
-        str | None, Form(description="Text to speak (synthesised in the worker).")
-    ] = None,
-    lang: Annotated[
-        str | None, Form(pattern=LANG_PATTERN, description="Language of `text`; default de.")
-    ] = None,
-    voice: Annotated[
-        str | None,
-        Form(
-            max_length=128,
-            description="`backend:voice`, a voice name from GET /voices, or male / female "
-            "(the best voice of that kind in `lang`); default: the language's default voice.",
-        ),
     ] = None,
     voice_clone_wav: Annotated[
         UploadFile | None,
@@ -165,96 +111,6 @@ def animate(
             "a cloning backend (XTTS)."
         ),
     ] = None,
-    rate: Annotated[
-        float | None,
-        Form(ge=MIN_RATE, le=MAX_RATE, description=RATE_HELP),
-    ] = None,
-    pitch: Annotated[
-        float | None,
-        Form(ge=MIN_PITCH, le=MAX_PITCH, description=PITCH_HELP),
-    ] = None,
-    volume: Annotated[
-        float | None,
-        Form(ge=MIN_VOLUME, le=MAX_VOLUME, description=VOLUME_HELP),
-    ] = None,
-    fps: Annotated[
-        int | None, Form(ge=1, le=60, description="Frames per second; default 25.")
-    ] = None,
-    size: Annotated[
-        int | None, Form(ge=128, le=2048, description="The video's shorter side; default 512.")
-    ] = None,
-    full_frame: Annotated[
-        bool, Form(description="Animate the whole photo, not a crop (framing=full).")
-    ] = False,
-    framing: Annotated[
-        Framing,
-        Form(
-            description="square (default), portrait 9:16 or landscape 16:9, framed on the "
-            "face with `size` the shorter side (the photo extended where it is too small, "
-            "never stretched); full: the whole photo, longer side `size`."
-        ),
-    ] = "square",
-    webhook: Annotated[
-        str | None,
-        Form(max_length=2048, description="URL that gets a signed POST when the job ends."),
-    ] = None,
-    client_ref: Annotated[
-        str | None,
-        Form(max_length=256, description="Your reference; returned in views and webhooks."),
-    ] = None,
-    face_index: Annotated[
-        int | None,
-        Form(ge=0, le=63, description="Which face to animate (POST /faces; 0: the largest)."),
-    ] = None,
-    face_at: Annotated[
-        str | None,
-        Form(
-            max_length=32,
-            description="Animate the face at this point, `x,y` in pixels of the upright photo.",
-        ),
-    ] = None,
-    renderer: Annotated[
-        str | None,
-        Form(max_length=64, description="warp (default) or liveportrait; see GET /backends."),
-    ] = None,
-    refine: Annotated[
-        str | None, Form(max_length=64, description="Mouth refinement: wav2lip.")
-    ] = None,
-    upscale: Annotated[
-        int | None,
-        Form(
-            description="Real-ESRGAN factor 2 or 4: the video is size x upscale. On a CPU "
-            "worker about 1.9 s a 512 px frame (see GET /backends); `estimated_seconds` "
-            "in the answer says about how long the whole video takes."
-        ),
-    ] = None,
-    force_cpu: Annotated[
-        bool, Form(description="Render a long clip with a GPU renderer on a CPU anyway.")
-    ] = False,
-    expression: Annotated[
-        str | None,
-        Form(
-            pattern="^(keep|neutral)$",
-            description="The mouth at rest: keep (default) the photo's expression (a smile "
-            "with teeth stays one in pauses) or neutral (a closed, relaxed mouth). A photo "
-            "caught mid-word or with the tongue out rests closed either way.",
-        ),
-    ] = None,
-    lexicon: Annotated[
-        str | None, Form(max_length=LEXICON_MAX_CHARS, description=LEXICON_HELP)
-    ] = None,
-    seed: Annotated[
-        int | None,
-        Form(
-            ge=0,
-            le=2**31 - 1,
-            description="Blinks and head motion; same inputs and seed, "
-            "same video (a local `facecast render --seed` gives the same frames); default 0.",
-        ),
-    ] = None,
-    restore: Annotated[
-        bool, Form(description="Super-resolve a face too small for `size` (default true).")
-    ] = True,
     idempotency_key: IDEMPOTENCY_KEY = None,
 ) -> JobCreated:
     """Queue a render; poll GET /jobs/{job_id} or follow /ws/jobs/{job_id} for progress.
@@ -262,41 +118,22 @@ def animate(
     A retry with the same `Idempotency-Key` header answers with the job of the first request.
     """
     has_audio = audio is not None and bool(audio.filename or audio.size)
+    text, audio_id = form.text, _given(form.audio_id)
     spoken = text is not None and text != ""
     options = build_options(
-        service.settings,
-        speaks=spoken and not has_audio and not audio_id,
-        lang=_given(lang),
-        voice=_given(voice),
-        rate=rate,
-        pitch=pitch,
-        volume=volume,
-        fps=fps,
-        size=size,
-        full_frame=full_frame,
-        framing=framing,
-        face_index=face_index,
-        face_at=parse_point(_given(face_at)),
-        renderer=_given(renderer) or "warp",
-        refine=_given(refine),
-        upscale=upscale,
-        force_cpu=force_cpu,
-        expression=_given(expression) or "keep",
-        lexicon=_given(lexicon),
-        seed=seed or 0,
-        restore=restore,
+        service.settings, chosen_options(form), speaks=spoken and not has_audio and not audio_id
     )
     submission = AnimateSubmission(
         image=source_image.file,
-        consent=consent,
+        consent=form.consent,
         audio=audio.file if has_audio and audio is not None else None,
         audio_filename=audio.filename if audio is not None else None,
-        audio_id=_given(audio_id),
+        audio_id=audio_id,
         text=text if spoken else None,
         options=options,
         voice_sample=_sent(voice_clone_wav),
-        webhook=_given(webhook),
-        client_ref=_given(client_ref),
+        webhook=_given(form.webhook),
+        client_ref=_given(form.client_ref),
         idempotency=idempotency_scope(submitter.id, "animate", idempotency_key),
         owner=submitter,
     )

@@ -10,12 +10,12 @@ from starlette.requests import HTTPConnection
 
 from facecast.live.rig import LIVE_EXPRESSION
 from facecast.service.deps import PrincipalDep, ServiceDep, SubmitterDep
-from facecast.service.inputs import check_fields, parse_point
-from facecast.service.jobs import build_options
+from facecast.service.inputs import check_fields
 from facecast.service.live import LiveCreated, LiveEnded, LiveIntake, LiveSessions
 from facecast.service.routes import error_responses
 from facecast.service.routes.playground import STATIC
 from facecast.service.schemas import LANG_PATTERN
+from facecast.service.submission import build_options
 
 router = APIRouter(tags=["live"])
 
@@ -87,16 +87,17 @@ def start_live(
 
     At capacity (FACECAST_LIVE_CAPACITY sessions) 503 with Retry-After.
     """
+    chosen = {
+        "lang": lang or None,
+        "voice": voice or None,
+        "fps": fps,
+        "size": size,
+        "face_index": face_index,
+        "face_at": face_at or None,
+        "expression": LIVE_EXPRESSION,
+    }
     options = build_options(
-        service.settings,
-        speaks=True,
-        lang=lang or None,
-        voice=voice or None,
-        fps=fps,
-        size=size,
-        face_index=face_index,
-        face_at=parse_point(face_at or None),
-        expression=LIVE_EXPRESSION,
+        service.settings, {k: v for k, v in chosen.items() if v is not None}, speaks=True
     )
     intake = LiveIntake(source_image.file, offer, consent, options, submitter)
     return live.start(intake)
