@@ -15,7 +15,7 @@ from facecast import motion
 from facecast.live import protocol
 from facecast.live.idle import IdleMotion
 from facecast.live.peer import LivePeer
-from facecast.live.playout import OUT_RATE, Playout, Segment
+from facecast.live.playout import MOUTH_CHANNELS, OUT_RATE, Playout, Segment
 from facecast.live.session import LiveSession, SessionRequest, rig
 from facecast.live.utterances import AudioStream, sentences
 from facecast.options import RenderOptions
@@ -27,7 +27,7 @@ PER_FRAME = OUT_RATE // FPS
 
 def segment(utterance: str, seconds: float, jaw: float = 0.5, **flags: bool) -> Segment:
     n = round(seconds * FPS)
-    mouth = {name: np.zeros(n, np.float32) for name in ("jaw", "width", "tongue", "smile")}
+    mouth = {name: np.zeros(n, np.float32) for name in MOUTH_CHANNELS}
     mouth["jaw"][:] = jaw
     samples = np.full(n * PER_FRAME, 0.25, np.float32)
     return Segment(utterance, samples, mouth, FPS, **flags)
@@ -73,7 +73,8 @@ def test_playout_mouth_follows_the_sound_then_relaxes() -> None:
     playout.add(segment("a", 0.2, jaw=0.8))
     assert playout.mouth_at(0) is None  # nothing placed yet: the idle mouth
     playout.pull(960)
-    assert playout.mouth_at(960) == {"jaw": pytest.approx(0.8), "width": 0, "tongue": 0, "smile": 0}
+    expected = {**dict.fromkeys(MOUTH_CHANNELS, 0.0), "jaw": pytest.approx(0.8)}
+    assert playout.mouth_at(960) == expected
     for _ in range(10):
         playout.pull(960)
     end = round(0.2 * OUT_RATE)
@@ -206,7 +207,7 @@ def test_a_reply_starts_without_the_synthesisers_lead_silence() -> None:
 
 def test_an_utterance_ends_before_the_next_starts_within_one_pull() -> None:
     playout = Playout()
-    mouth = {name: np.zeros(1, np.float32) for name in ("jaw", "width", "tongue", "smile")}
+    mouth = {name: np.zeros(1, np.float32) for name in MOUTH_CHANNELS}
     playout.add(Segment("a", np.full(480, 0.1, np.float32), mouth, FPS))
     playout.add(Segment("b", np.full(480, 0.2, np.float32), mouth, FPS))
     samples, events = playout.pull(960)

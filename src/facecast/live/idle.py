@@ -126,6 +126,7 @@ class IdleMotion:
             "pitch": self._sway["pitch"].at(t) + breath,
             "roll": self._sway["roll"].at(t),
             "tongue": 0.0,
+            "pressed": 0.0,
             "smile": 0.0,
             "gaze_x": float(np.clip(gaze_x, -1.0, 1.0)),
             "gaze_y": float(np.clip(gaze_y, -1.0, 1.0)),

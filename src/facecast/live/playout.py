@@ -22,9 +22,9 @@ OUT_RATE = 48_000
 NO_SOUND = AudioTrack(np.zeros(0, np.float32), OUT_RATE)
 """What a live frame's renderer hears: the sound arrives in pieces while the face already
 moves, so renderers that the sound drives are not offered for live sessions (warp is)."""
-MOUTH_CHANNELS = ("jaw", "width", "tongue", "smile")
+MOUTH_CHANNELS = ("jaw", "width", "tongue", "pressed", "smile")
 """What speech moves; every other channel comes from the idle motion."""
-RELEASE_S = {"jaw": 0.04, "width": 0.04, "tongue": 0.04, "smile": 0.25}
+RELEASE_S = {"jaw": 0.04, "width": 0.04, "tongue": 0.04, "pressed": 0.04, "smile": 0.25}
 """Time constants with which the mouth returns to rest after speech ends or is cleared: the
 lips close within 0.12 s (less than 5 % of an opening left), the relaxed smile of speaking
 returns slowly, as motion.SMILE_RETURN_HZ does within a clip."""
