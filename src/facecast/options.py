@@ -16,6 +16,11 @@ VideoFormat = Literal["mp4", "webm"]
 """H.264/AAC in MP4 (the default: streams live, plays everywhere) or VP9/Opus in WebM."""
 VIDEO_FORMATS: tuple[str, ...] = get_args(VideoFormat)
 
+CaptionMode = Literal["vtt", "srt", "burn"]
+"""Captions: a WebVTT or SRT file beside the video, or drawn into the frames (`burn`, with a
+WebVTT file beside it too)."""
+CAPTION_MODES: tuple[str, ...] = get_args(CaptionMode)
+
 EXPRESSIONS = ("keep", "neutral")
 """What the mouth rests in: `keep` the photo's own expression (a smile with teeth stays one in
 pauses), `neutral` a closed, relaxed mouth. A photo caught mid-word, yawning or with the
@@ -93,6 +98,11 @@ class RenderOptions:
     """Pitch shift of synthesised speech in semitones (MIN_PITCH..MAX_PITCH)."""
     volume: float = DEFAULT_VOLUME
     """Gain of synthesised speech in dB (MIN_VOLUME..MAX_VOLUME)."""
+    captions: CaptionMode | None = None
+    """Captions from the spoken words (one of CAPTION_MODES); None: none. A recording gets
+    them only with its transcript."""
+    caption_highlight: bool = True
+    """Burned-in captions colour the word being spoken."""
 
     @property
     def shape(self) -> str:
@@ -105,6 +115,10 @@ class RenderOptions:
                 f"expression must be one of {', '.join(EXPRESSIONS)}, not {self.expression!r}"
             )
         check_prosody(self.rate, self.pitch, self.volume)
+        if self.captions is not None and self.captions not in CAPTION_MODES:
+            raise ValueError(
+                f"captions must be one of {', '.join(CAPTION_MODES)}, not {self.captions!r}"
+            )
 
     def fingerprint(self) -> str:
         """Every field but `voice_sample` as canonical JSON: what result reuse hashes (the job

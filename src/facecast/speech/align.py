@@ -228,9 +228,9 @@ def _monotone(xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def map_events(
-    events: Sequence[PhonemeEvent], source: AudioTrack, target: AudioTrack
+    events: Sequence[PhonemeEvent], xs: np.ndarray, ys: np.ndarray
 ) -> list[tuple[float, str]]:
-    """(start in `target` seconds, phoneme) for each event timed against `source`."""
-    xs, ys = time_map(source, target)
+    """(start in target seconds, phoneme) for each event timed against the source, through
+    the anchors (`xs` source seconds -> `ys` target seconds) `time_map` gives."""
     starts = np.interp([event.start for event in events], xs, ys)
     return [(float(t), event.phoneme) for t, event in zip(starts, events, strict=True)]
