@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 import click
 
 from facecast.errors import BackendUnavailableError, FacecastError
-from facecast.options import FRAMINGS, VIDEO_FORMATS
+from facecast.options import CAPTION_MODES, FRAMINGS, VIDEO_FORMATS
 
 VOICE_HELP = (
     "Voice: backend:voice (e.g. pico:de-DE, pico:de-DE-male, espeak:f3), a backend, a plain "
@@ -308,6 +308,18 @@ def _job_options(func: F) -> F:
             "--force-cpu", is_flag=True, help="Render a long clip with a GPU renderer on the CPU."
         ),
         LEXICON_OPTION,
+        click.option(
+            "--captions",
+            type=click.Choice(CAPTION_MODES),
+            default=None,
+            help="vtt or srt: a caption file beside the video (out.vtt / out.srt); burn: drawn "
+            "into the video (and out.vtt). A recording needs --transcript.",
+        ),
+        click.option(
+            "--no-caption-highlight",
+            is_flag=True,
+            help="Burned-in captions without the spoken word coloured.",
+        ),
     ]
     for decorate in reversed(decorators):
         func = decorate(func)
@@ -351,6 +363,8 @@ def _options(opts: dict[str, Any], output: Path | None = None) -> Any:
         rate=opts["rate"],
         pitch=opts["pitch"],
         volume=opts["volume"],
+        captions=opts.get("captions"),
+        caption_highlight=not opts.get("no_caption_highlight", False),
     )
 
 
@@ -431,6 +445,7 @@ def _run_remote(
 
     if opts.get("stream") is not None:
         raise FacecastError("--stream writes a local render; leave it out with --server.")
+    transcript = opts.pop("transcript", None)
     options = _options(opts, output)
     if options.format != "mp4":
         raise FacecastError("The service renders MP4; leave --format out with --server.")
@@ -444,6 +459,7 @@ def _run_remote(
             audio,
             options,
             lambda view: progress(view.stage, view.progress / 100),
+            transcript,
         )
     click.echo(
         f"wrote {output} (job {job_id} on {server}) in {time.perf_counter() - started:.1f} s"
@@ -458,21 +474,27 @@ def _remote_render(
     audio: Path | None,
     options: Any,
     progress: Callable[[Any], None] | None = None,
+    transcript: str | None = None,
 ) -> str:
-    """One video made on the service `client` talks to; its job id. Every failure is a
-    FacecastError (one plain line): the service's own words, or what to do about the key."""
+    """One video made on the service `client` talks to (and its captions beside it, when
+    asked for); its job id. Every failure is a FacecastError (one plain line): the service's
+    own words, or what to do about the key."""
     from facecast.client import FacecastAPIError
 
     try:
         if text is not None:
             job = client.submit_text(image, text, options, consent=True)
         else:
-            job = client.submit_audio(image, audio, options, consent=True)
+            job = client.submit_audio(image, audio, options, consent=True, transcript=transcript)
         job = client.wait(job.job_id, progress)
         if job.status != "done":
             error = job.error or FacecastAPIError(job.status, f"The job was {job.status}.")
             raise FacecastError(f"{error.message} ({error.code})")
         client.download(job.job_id, output)
+        if job.captions_name:
+            captions = output.with_suffix(Path(job.captions_name).suffix)
+            client.download(job.job_id, captions, job.captions_name)
+            click.echo(f"wrote {captions}", err=True)
     except FacecastAPIError as exc:
         if exc.code == "unauthorized":
             raise FacecastError(
@@ -483,6 +505,21 @@ def _remote_render(
     return str(job.job_id)
 
 
+def _transcript_input(
+    transcript: str | None, transcript_file: Path | None, audio: Path | None, opts: dict[str, Any]
+) -> str | None:
+    """The recording's transcript from --transcript or --transcript-file, checked against the
+    other options: it belongs to --audio, and captions of a recording need it."""
+    if transcript is not None and transcript_file is not None:
+        raise FacecastError("Give --transcript or --transcript-file, not both.")
+    words = _text_input(transcript, transcript_file)
+    if words is not None and audio is None:
+        raise FacecastError("--transcript belongs to --audio (a text is its own transcript).")
+    if audio is not None and opts.get("captions") and not (words and words.strip()):
+        raise FacecastError("--captions for a recording need --transcript (the words it says).")
+    return words
+
+
 def _run_render(
     image: Path, output: Path, text: str | None, audio: Path | None, **opts: Any
 ) -> None:
@@ -491,6 +528,7 @@ def _run_render(
     from facecast.video import mpegts_target
 
     stream = opts.pop("stream", None)
+    transcript = opts.pop("transcript", None)
     if stream is not None and stream.isatty():
         raise FacecastError("--stream writes video: pipe it to a player, e.g. | ffplay -")
     streams = [mpegts_target(stream)] if stream is not None else []
@@ -515,9 +553,12 @@ def _run_render(
             options=options,
             progress=progress,
             streams=streams,
+            transcript=transcript,
         )
     for warning in result.warnings:
         click.echo(f"warning: {warning}", err=True)
+    if result.captions is not None:
+        click.echo(f"wrote {result.captions}", err=stream is not None)
     click.echo(
         f"wrote {result.video} ({result.duration:.1f} s, {result.frames} frames) "
         f"in {result.elapsed:.1f} s ({_speed(result.duration, result.elapsed)})",
@@ -569,6 +610,17 @@ def main() -> None:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Recording to lip-sync to (WAV, MP3, OGG/Opus, FLAC, M4A).",
 )
+@click.option(
+    "--transcript",
+    default=None,
+    help="With --audio and --captions: the words the recording says (`-`: standard input).",
+)
+@click.option(
+    "--transcript-file",
+    default=None,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The same, read from a UTF-8 file.",
+)
 @_render_options
 @_server_options
 @click.option(
@@ -581,6 +633,8 @@ def render(
     text: str | None,
     text_file: Path | None,
     audio: Path | None,
+    transcript: str | None,
+    transcript_file: Path | None,
     output: Path,
     server: str | None,
     api_key: str | None,
@@ -588,7 +642,7 @@ def render(
     preview: bool,
     **opts: Any,
 ) -> None:
-    """Animate IMAGE speaking TEXT or AUDIO."""
+    """Animate IMAGE speaking TEXT or AUDIO, optionally with captions."""
     with _plain_errors():
         if preview:
             _write_preview(image, output, server, opts)
@@ -596,6 +650,7 @@ def render(
         text = _text_input(text, text_file)
         if (text is None) == (audio is None):
             raise FacecastError("Give exactly one of --text, --text-file or --audio.")
+        opts["transcript"] = _transcript_input(transcript, transcript_file, audio, opts)
         if audio is not None and (opts["rate"], opts["pitch"], opts["volume"]) != (1.0, 0.0, 0.0):
             raise FacecastError(
                 "--rate, --pitch and --volume change synthesised speech: give --text."

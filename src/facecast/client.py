@@ -64,6 +64,8 @@ class Job:
     video_url: str | None = None
     audio_url: str | None = None
     stream_url: str | None = None
+    captions_url: str | None = None
+    """The done job's captions (WebVTT or SRT), when it asked for them."""
     error: FacecastAPIError | None = None
     client_ref: str | None = None
     reused_from: str | None = None
@@ -74,6 +76,13 @@ class Job:
     def final(self) -> bool:
         """True once the job can no longer change."""
         return self.status in FINAL_STATUSES
+
+    @property
+    def captions_name(self) -> str | None:
+        """The caption file's name for `download` ("video.vtt" or "video.srt"), if any."""
+        if not self.captions_url:
+            return None
+        return self.captions_url.split("?", 1)[0].rsplit("/", 1)[-1]
 
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> Job:
@@ -88,6 +97,7 @@ class Job:
             video_url=body.get("video_url"),
             audio_url=body.get("audio_url"),
             stream_url=body.get("stream_url"),
+            captions_url=body.get("captions_url"),
             error=FacecastAPIError(error["code"], error["message"]) if error else None,
             client_ref=body.get("client_ref"),
             reused_from=body.get("reused_from"),
@@ -176,6 +186,8 @@ def _form(options: RenderOptions, consent: bool, **extra: str | None) -> dict[st
         "lexicon": options.lexicon,
         "seed": str(options.seed),
         "restore": "true" if options.restore else "false",
+        "captions": options.captions,
+        "caption_highlight": None if options.caption_highlight else "false",
         **extra,
     }
     return {k: v for k, v in fields.items() if v is not None}
@@ -325,11 +337,12 @@ class FacecastClient:
         client_ref: str | None = None,
         webhook: str | None = None,
         idempotency_key: str | None = None,
+        transcript: str | None = None,
     ) -> Job:
         """Queue a job that lip-syncs `image` to the recording `audio` (`consent` as in
-        `submit_text`)."""
+        `submit_text`); `transcript`, the words it says, gives it captions."""
         return self._submit(
-            image, audio, None, options, consent, client_ref, webhook, idempotency_key
+            image, audio, None, options, consent, client_ref, webhook, idempotency_key, transcript
         )
 
     def _submit(
@@ -342,9 +355,17 @@ class FacecastClient:
         client_ref: str | None,
         webhook: str | None,
         idempotency_key: str | None,
+        transcript: str | None = None,
     ) -> Job:
         files = _files(image, audio, options)
-        data = _form(options, consent, text=text, client_ref=client_ref, webhook=webhook)
+        data = _form(
+            options,
+            consent,
+            text=text,
+            client_ref=client_ref,
+            webhook=webhook,
+            transcript=transcript,
+        )
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         created = self._call("POST", "/animate", data=data, files=files, headers=headers)
         return self.job(str(created["job_id"]))
@@ -420,8 +441,9 @@ class FacecastClient:
         return job
 
     def download(self, job_id: str, target: str | Path, name: str = "video.mp4") -> Path:
-        """Save a finished job's `video.mp4` (or `audio.wav`) to `target`, resuming a partial
-        download (`target.part`) where it stopped; retried on broken connections."""
+        """Save a finished job's `video.mp4` (or `audio.wav`, `video.vtt`, `video.srt`) to
+        `target`, resuming a partial download (`target.part`) where it stopped; retried on
+        broken connections."""
         resume = _Resume(Path(target))
         url = f"/files/{job_id}/{name}"
         for attempt in range(DOWNLOAD_ATTEMPTS):
@@ -512,10 +534,12 @@ class AsyncFacecastClient:
         client_ref: str | None = None,
         webhook: str | None = None,
         idempotency_key: str | None = None,
+        transcript: str | None = None,
     ) -> Job:
-        """Queue a job that lip-syncs `image` to the recording `audio`."""
+        """Queue a job that lip-syncs `image` to the recording `audio`; `transcript`, the
+        words it says, gives it captions."""
         return await self._submit(
-            image, audio, None, options, consent, client_ref, webhook, idempotency_key
+            image, audio, None, options, consent, client_ref, webhook, idempotency_key, transcript
         )
 
     async def _submit(
@@ -528,9 +552,17 @@ class AsyncFacecastClient:
         client_ref: str | None,
         webhook: str | None,
         idempotency_key: str | None,
+        transcript: str | None = None,
     ) -> Job:
         files = _files(image, audio, options)
-        data = _form(options, consent, text=text, client_ref=client_ref, webhook=webhook)
+        data = _form(
+            options,
+            consent,
+            text=text,
+            client_ref=client_ref,
+            webhook=webhook,
+            transcript=transcript,
+        )
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         created = await self._call("POST", "/animate", data=data, files=files, headers=headers)
         return await self.job(str(created["job_id"]))

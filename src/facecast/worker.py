@@ -146,9 +146,12 @@ def animate(job_id: str) -> str:
                     AI_JOB_TAG: job_id,
                 },
                 streams=[hls_target(folder)],
+                transcript=request.transcript,
             )
         for warning in result.warnings:
             logger.warning("%s", warning)
+        if result.captions is not None:
+            storage.publish(job_id, result.captions.name)
         storage.publish(job_id, VIDEO)  # streamed up in parts, never whole in memory
         run.complete(
             JobResult(

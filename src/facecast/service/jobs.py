@@ -28,7 +28,14 @@ from facecast.config import Settings
 from facecast.cost import JobCost, job_cost
 from facecast.errors import BackendUnavailableError, FacecastError, UnsupportedLanguageError
 from facecast.image import PhotoInfo
-from facecast.options import DEFAULT_PITCH, DEFAULT_RATE, DEFAULT_VOLUME, Framing, RenderOptions
+from facecast.options import (
+    DEFAULT_PITCH,
+    DEFAULT_RATE,
+    DEFAULT_VOLUME,
+    CaptionMode,
+    Framing,
+    RenderOptions,
+)
 from facecast.service import webhooks
 from facecast.service.access import (
     ANONYMOUS,
@@ -93,6 +100,7 @@ from facecast.service.schemas import (
 from facecast.service.state import Mutation, StateStore, finish, request_cancel
 from facecast.service.storage import (
     AUDIO,
+    CAPTIONS,
     DISK_FULL,
     DOWNLOADS,
     STREAM_DIR,
@@ -187,6 +195,8 @@ def build_options(
     lexicon: str | None = None,
     seed: int = 0,
     restore: bool = True,
+    captions: CaptionMode | None = None,
+    caption_highlight: bool = True,
 ) -> RenderOptions:
     """The job's render options from a request's fields and the server's defaults.
 
@@ -216,6 +226,8 @@ def build_options(
         rate=DEFAULT_RATE if rate is None else rate,
         pitch=DEFAULT_PITCH if pitch is None else pitch,
         volume=DEFAULT_VOLUME if volume is None else volume,
+        captions=captions,
+        caption_highlight=caption_highlight,
     )
     if lexicon:
         script.parse_lexicon(lexicon)  # a broken lexicon is the caller's 400, before any work
@@ -267,6 +279,8 @@ class AnimateSubmission:
     """The scoped Idempotency-Key (see `idempotency_scope`)."""
     owner: Principal = ANONYMOUS_CALLER
     """The caller: the job's owner, and whose TTS audio it may use."""
+    transcript: str | None = None
+    """The words of the recording (`audio`, `audio_id`): its captions are aligned from it."""
 
 
 @dataclass(frozen=True)
@@ -370,6 +384,7 @@ class JobService:
             raise InvalidRequestError("Send exactly one of: audio (a file), audio_id, or text.")
         if submission.voice_sample is not None and submission.text is None:
             raise InvalidRequestError("voice_clone_wav clones the voice of text: send text too.")
+        self._check_transcript(submission)
         text = self._checked_intake(submission.text, submission.options, submission.webhook)
         digest = self._digest(
             submission.idempotency,
@@ -381,6 +396,7 @@ class JobService:
                 submission.options,
                 submission.webhook,
                 submission.client_ref,
+                submission.transcript,
             ),
             (submission.image, submission.audio, submission.voice_sample),
         )
@@ -390,6 +406,17 @@ class JobService:
             JobKind.ANIMATE,
             digest,
         )
+
+    def _check_transcript(self, submission: AnimateSubmission) -> None:
+        """A transcript belongs to a recording, and a recording's captions need one."""
+        if submission.transcript is not None:
+            if submission.text is not None:
+                raise InvalidRequestError("transcript belongs to a recording; text is its own.")
+            script.check_length(submission.transcript, self.settings.max_text_chars)
+        elif submission.options.captions and submission.text is None:
+            raise InvalidRequestError(
+                "Captions for a recording need its transcript: send transcript too."
+            )
 
     def _checked_intake(
         self, text: str | None, options: RenderOptions, webhook: str | None
@@ -492,6 +519,7 @@ class JobService:
             options=submission.options,
             webhook=submission.webhook,
             client_ref=submission.client_ref,
+            transcript=submission.transcript,
         )
         queue = self.check_backends(request)
         if submission.audio is not None:
@@ -512,10 +540,21 @@ class JobService:
         # The whole options object: two voices (or any other choice) never share a video. The
         # tenant too: reuse across tenants answers at once, an oracle that this face was filmed.
         owner = submission.owner.tenant
+        transcript = (request.transcript,) if request.transcript is not None else ()
         cache_key = content_key(
-            "animate", __version__, owner, upload, voice_key, request.options.fingerprint()
+            "animate",
+            __version__,
+            owner,
+            upload,
+            voice_key,
+            request.options.fingerprint(),
+            *transcript,
         )
         reused = self._reuse(job_id, cache_key, VIDEO)
+        if reused is not None:
+            for name in CAPTIONS:  # the captions come with the video they belong to
+                if self.storage.has(reused.job_id, name):
+                    self.storage.link(reused.job_id, job_id, name)
         now = time.time()
         state = JobState(job_id=job_id, kind=JobKind.ANIMATE, created_at=now, owner=owner)
         if reused is not None:
@@ -895,6 +934,7 @@ class JobService:
         audio = state.status is JobStatus.DONE and self.storage.has(state.job_id, AUDIO)
         stream = state.streaming and state.status in STREAMED
         manifest = self.storage.read_manifest(state.job_id)
+        captions = self._captions(state, manifest)
         return JobView(
             job_id=state.job_id,
             kind=state.kind,
@@ -904,6 +944,9 @@ class JobService:
             video_url=base + download_path(settings, state.job_id, VIDEO) if video else None,
             audio_url=base + download_path(settings, state.job_id, AUDIO) if audio else None,
             stream_url=base + stream_path(settings, state.job_id) if stream else None,
+            captions_url=base + download_path(settings, state.job_id, captions)
+            if captions
+            else None,
             error=state.error,
             attempt=state.attempts,
             reused_from=state.reused_from,
@@ -913,6 +956,14 @@ class JobService:
             started_at=iso(state.started_at),
             finished_at=iso(state.finished_at),
         )
+
+    def _captions(self, state: JobState, manifest: JobManifest | None) -> str | None:
+        """The caption file of a done job that asked for captions, if it is there."""
+        if state.status is not JobStatus.DONE or manifest is None:
+            return None
+        if not manifest.request.options.captions:
+            return None
+        return next((n for n in CAPTIONS if self.storage.has(state.job_id, n)), None)
 
     def _allowed(
         self,

@@ -22,17 +22,22 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from facecast.captions import MEDIA_TYPES as CAPTION_TYPES
 from facecast.service.access import EXPIRY_PARAM, SIGNATURE_PARAM, Principal, authenticate
 from facecast.service.deps import ServiceDep, app_settings
 from facecast.service.errors import ServiceError
 from facecast.service.jobs import JobService, RemoteFile
 from facecast.service.routes import error_responses
-from facecast.service.storage import AUDIO, VIDEO
+from facecast.service.storage import AUDIO, CAPTIONS, VIDEO
 from facecast.video import HLS_PLAYLIST
 
 router = APIRouter(tags=["files"])
 
-MEDIA_TYPES = {VIDEO: "video/mp4", AUDIO: "audio/wav"}
+MEDIA_TYPES = {
+    VIDEO: "video/mp4",
+    AUDIO: "audio/wav",
+    **{name: CAPTION_TYPES[Path(name).suffix] for name in CAPTIONS},
+}
 STREAM_TYPES = {
     ".m3u8": "application/vnd.apple.mpegurl",
     ".mp4": "video/mp4",

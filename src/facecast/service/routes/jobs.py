@@ -27,6 +27,7 @@ from facecast.options import (
     MIN_PITCH,
     MIN_RATE,
     MIN_VOLUME,
+    CaptionMode,
     Framing,
 )
 from facecast.service.access import authenticate
@@ -96,6 +97,9 @@ ANIMATE_FIELDS = frozenset(
         "seed",
         "restore",
         "lexicon",
+        "captions",
+        "caption_highlight",
+        "transcript",
     }
 )
 FACES_FIELDS = frozenset({"source_image"})
@@ -255,6 +259,21 @@ def animate(
     restore: Annotated[
         bool, Form(description="Super-resolve a face too small for `size` (default true).")
     ] = True,
+    captions: Annotated[
+        CaptionMode | None,
+        Form(
+            description="vtt or srt: a caption file beside the video (`captions_url` of the "
+            "done job); burn: drawn into the frames too (and WebVTT). A live stream gets a "
+            "subtitle rendition. A recording needs `transcript`."
+        ),
+    ] = None,
+    caption_highlight: Annotated[
+        bool, Form(description="Burned-in captions colour the spoken word (default true).")
+    ] = True,
+    transcript: Annotated[
+        str | None,
+        Form(description="The words the recording (`audio` or `audio_id`) says: its captions."),
+    ] = None,
     idempotency_key: IDEMPOTENCY_KEY = None,
 ) -> JobCreated:
     """Queue a render; poll GET /jobs/{job_id} or follow /ws/jobs/{job_id} for progress.
@@ -285,6 +304,8 @@ def animate(
         lexicon=_given(lexicon),
         seed=seed or 0,
         restore=restore,
+        captions=captions,
+        caption_highlight=caption_highlight,
     )
     submission = AnimateSubmission(
         image=source_image.file,
@@ -299,6 +320,7 @@ def animate(
         client_ref=_given(client_ref),
         idempotency=idempotency_scope(submitter.id, "animate", idempotency_key),
         owner=submitter,
+        transcript=_given(transcript),
     )
     submitted = service.submit_animate(submission)
     per_second, estimated = service.cpu_cost(submitted.state.job_id)
