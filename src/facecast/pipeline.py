@@ -39,7 +39,7 @@ from threadpoolctl import threadpool_limits
 from facecast import accel, face, motion, post, restore
 from facecast.audio import AudioTrack, load_audio
 from facecast.burnin import CaptionBurner
-from facecast.captions import SIDECAR_SUFFIX, caption_file
+from facecast.captions import SIDECAR_SUFFIX, caption_file, cues, to_webvtt
 from facecast.config import get_settings
 from facecast.errors import BackendUnavailableError, FacecastError
 from facecast.image import Photo, load_photo
@@ -54,7 +54,7 @@ from facecast.speech.limits import check_estimate
 from facecast.speech.registry import choose_voice, get_backend, resolve_voice
 from facecast.speech.transcript import transcript_words
 from facecast.speech.voicing import NEUTRAL, Prosody, apply_prosody
-from facecast.video import StreamTarget, VideoWriter
+from facecast.video import StreamTarget, VideoWriter, add_hls_subtitles
 
 __all__ = ["RenderOptions", "choose_voice", "render_talking_head", "synthesize"]
 
@@ -378,6 +378,16 @@ def check_cpu_time(capabilities: Capabilities, n_frames: int, options: RenderOpt
         )
 
 
+def _add_subtitles(streams: Sequence[StreamTarget], speech: Speech, options: RenderOptions) -> None:
+    """Give the live HLS copies that carry captions their WebVTT rendition."""
+    if not options.captions:
+        return
+    for stream in streams:
+        if stream.subtitles is not None:
+            vtt = to_webvtt(cues(speech.words))
+            add_hls_subtitles(stream, vtt, speech.audio.duration, options.lang)
+
+
 def _burner(
     speech: Speech, options: RenderOptions, width: int, height: int
 ) -> Callable[[np.ndarray, int], np.ndarray]:
@@ -483,6 +493,7 @@ def _render(
     report.stage("render", *SPAN_RENDER, 0.0)
     try:
         captions = write_captions(speech, output, options)
+        _add_subtitles(streams, speech, options)
         result = _encode(
             rigged, output, speech, curves, options, report, metadata, streams, started
         )

@@ -57,7 +57,7 @@ from facecast.service.schemas import JobResult
 from facecast.service.state import stream_started
 from facecast.service.storage import AUDIO, VIDEO, open_storage
 from facecast.service.streaming import StreamWatch
-from facecast.video import hls_target
+from facecast.video import hls_target, stream_playlist
 
 logger = logging.getLogger("facecast.worker")  # also when run as __main__
 
@@ -132,7 +132,10 @@ def animate(job_id: str) -> str:
         storage, store = run.context.storage, run.context.store
         folder = storage.stream_dir(job_id)
         publish = (lambda path: storage.publish_stream(job_id, path)) if storage.remote else None
-        with StreamWatch(folder, lambda: store.update(job_id, stream_started()), publish):
+        live = hls_target(folder, captions=bool(options.captions))
+        with StreamWatch(
+            folder, lambda: store.update(job_id, stream_started()), publish, stream_playlist(live)
+        ):
             result = pipeline.render_talking_head(
                 photo,
                 run.video_path,
@@ -145,7 +148,7 @@ def animate(job_id: str) -> str:
                     "comment": f"{pipeline.AI_NOTICE} facecast job {job_id}.",
                     AI_JOB_TAG: job_id,
                 },
-                streams=[hls_target(folder)],
+                streams=[live],
                 transcript=request.transcript,
             )
         for warning in result.warnings:

@@ -29,7 +29,6 @@ from facecast.service.errors import ServiceError
 from facecast.service.jobs import JobService, RemoteFile
 from facecast.service.routes import error_responses
 from facecast.service.storage import AUDIO, CAPTIONS, VIDEO
-from facecast.video import HLS_PLAYLIST
 
 router = APIRouter(tags=["files"])
 
@@ -42,6 +41,7 @@ STREAM_TYPES = {
     ".m3u8": "application/vnd.apple.mpegurl",
     ".mp4": "video/mp4",
     ".m4s": "video/iso.segment",
+    ".vtt": "text/vtt",
 }
 PLAYLIST_CACHE = "no-cache"
 """The playlist grows while the job renders: players must ask again each time."""
@@ -181,12 +181,15 @@ async def stream_file(
     """The live HLS stream of a rendering job: `index.m3u8`, `init.mp4`, `seg00000.m4s`, ...
 
     The playlist (`#EXT-X-PLAYLIST-TYPE:EVENT`) grows by a ~1 s segment at a time and ends
-    with `#EXT-X-ENDLIST` when the render is complete.
+    with `#EXT-X-ENDLIST` when the render is complete. A job with captions makes `index.m3u8`
+    a master playlist: the video in `video.m3u8`, a WebVTT subtitle rendition in
+    `captions.m3u8` (`captions.vtt`).
     """
     target = await run_in_threadpool(service.stream_file, job_id, name, _caller(request), sig, exp)
-    cache = {"Cache-Control": PLAYLIST_CACHE if name == HLS_PLAYLIST else SEGMENT_CACHE}
+    playlist = name.endswith(".m3u8")
+    cache = {"Cache-Control": PLAYLIST_CACHE if playlist else SEGMENT_CACHE}
     media_type = STREAM_TYPES[Path(name).suffix]
-    if name == HLS_PLAYLIST:
+    if playlist:
         # The playlist is replaced after every segment: read it once, so that the length sent
         # is the length of what is sent. A signed one hands its signature on to its segments.
         content = await run_in_threadpool(_read_whole, service, target)
