@@ -240,6 +240,40 @@ def test_playground_filters_voices_by_gender_and_checks_speed(
     assert "rate" in error.inner_text().lower(), error.inner_text()
 
 
+def test_playground_shows_captions_in_a_portrait_video(api: LiveService, browser: Browser) -> None:
+    page = open_playground(browser, api, DESKTOP)
+    page.set_input_files("#photo", astronaut_photo())
+    page.fill("#text", "Guten Abend. Hier kommen die Untertitel.")
+    page.select_option("#framing", "portrait")
+    page.select_option("#captions", "vtt")
+    page.check("#consent")
+    page.click("#submit")
+    error = page.locator("#error")
+    page.wait_for_function(
+        "document.querySelector('#stage').textContent === 'Done.' || "
+        "!document.querySelector('#error').hidden",
+        timeout=JOB_S * 1000,
+    )
+    assert not error.is_visible(), error.inner_text()
+    link = page.get_attribute("#captions-download", "href") or ""
+    assert link.split("?")[0].endswith("/video.vtt") and page.is_visible("#captions-download")
+    # The captions are the video's own track: its cues loaded, the first one's words.
+    cues = page.eval_on_selector(
+        "#video",
+        "v => new Promise(ok => { const t = v.textTracks[0]; t.mode = 'showing';"
+        " const check = () => t.cues && t.cues.length ? ok(Array.from(t.cues, c => c.text))"
+        " : setTimeout(check, 50); check(); })",
+    )
+    assert cues[0].startswith("Guten") and "Abend." in cues[0], cues
+    width, height = page.eval_on_selector(
+        "#video",
+        "v => new Promise(ok => { const go = () => ok([v.videoWidth, v.videoHeight]);"
+        " if (v.readyState >= 1) go(); else v.onloadedmetadata = go; })",
+    )
+    assert height / width == pytest.approx(16 / 9, abs=0.02), (width, height)
+    shot(page, "playground-captions")
+
+
 # --------------------------------------------------------------------------- Flet app
 
 

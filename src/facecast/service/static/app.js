@@ -91,8 +91,25 @@ function showResult(job) {
   if (resume > 0) video.currentTime = resume;
   $("download").href = job.video_url;
   $("download").hidden = false;
+  showCaptions(job);
   $("result").hidden = false;
   if (playing) video.play().catch(() => { /* autoplay may be blocked; the controls are there */ });
+}
+
+function showCaptions(job) {
+  // WebVTT plays as the video's own track; SRT (which browsers do not read) is offered only.
+  const video = $("video");
+  for (const track of video.querySelectorAll("track")) track.remove();
+  const link = $("captions-download");
+  link.hidden = !job.captions_url;
+  if (!job.captions_url) return;
+  link.href = job.captions_url;
+  if (!job.captions_url.split("?")[0].endsWith(".vtt") || $("captions").value === "burn") return;
+  const track = document.createElement("track");
+  Object.assign(track, { kind: "captions", label: "Captions", srclang: $("lang").value });
+  track.src = job.captions_url;
+  track.default = true;
+  video.append(track);
 }
 
 function finish(job) {
@@ -153,6 +170,9 @@ function validate() {
   if (!$("photo").files.length) return "Please choose a photo.";
   const audio = form.elements.mode.value === "audio";
   if (audio && !$("audio").files.length) return "Please choose an audio file.";
+  if (audio && $("captions").value && !$("transcript").value.trim()) {
+    return "Captions for a recording need its transcript: type what it says.";
+  }
   if (!audio && !$("text").value.trim()) return "Please type something for the person to say.";
   if (!$("consent").checked) return PLAIN_WORDS.consent_required;
   return null;
@@ -167,6 +187,7 @@ async function submit(event) {
   body.append("source_image", $("photo").files[0]);
   if (form.elements.mode.value === "audio") {
     body.append("audio", $("audio").files[0]);
+    if ($("transcript").value.trim()) body.append("transcript", $("transcript").value.trim());
   } else {
     body.append("text", $("text").value.trim());
     body.append("lang", $("lang").value);
@@ -180,6 +201,8 @@ async function submit(event) {
   body.append("consent", "true");
   body.append("size", "256");
   body.append("expression", $("expression").value);
+  body.append("framing", $("framing").value);
+  if ($("captions").value) body.append("captions", $("captions").value);
   $("submit").disabled = true;
   stopStream();
   $("result").hidden = true;
