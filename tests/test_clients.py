@@ -9,6 +9,7 @@ pictures in docs/img/.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -371,3 +372,32 @@ def test_app_explains_a_photo_without_a_face(
     error.wait_for(timeout=JOB_S * 1000)
     assert page.get_by_text(no_face.name).count() > 0  # the form keeps the chosen photo
     shot(page, "app-no-face")
+
+
+def test_app_asks_for_captions_and_a_framing(
+    flet_app: str, browser: Browser, api: LiveService
+) -> None:
+    page = open_app(browser, flet_app, DESKTOP)
+    text = "Guten Abend. Die App zeigt Untertitel."
+    app_fill_form(page, astronaut_photo(), text)
+    # The dropdowns in order: language, size, voice, kind of voice, mouth, framing, captions.
+    dropdowns = page.get_by_role("button", name="", exact=True)
+    dropdowns.nth(5).click()
+    page.get_by_role("button", name="Portrait 9:16").click()
+    dropdowns.nth(6).click()
+    page.get_by_role("button", name="Subtitles (WebVTT)").click()
+    page.get_by_role("button", name="Make the video").click()
+    page.get_by_text("Done.").wait_for(timeout=JOB_S * 1000)
+    manifests = [json.loads(p.read_text()) for p in api.data_dir.glob("*/job.json")]
+    asked = [m for m in manifests if m["request"].get("text") == text]
+    assert asked, "the app's job did not reach the service"
+    options = asked[0]["request"]["options"]
+    assert options["framing"] == "portrait" and options["captions"] == "vtt"
+    video = page.locator("video")
+    video.wait_for(state="attached", timeout=30_000)
+    width, height = video.evaluate(
+        "v => new Promise(ok => { const go = () => ok([v.videoWidth, v.videoHeight]);"
+        " if (v.readyState >= 1) go(); else v.onloadedmetadata = go; })"
+    )
+    assert height / width == pytest.approx(16 / 9, abs=0.02), (width, height)
+    shot(page, "app-captions")
