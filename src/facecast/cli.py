@@ -407,8 +407,10 @@ def _progress_bar() -> Iterator[Callable[[str, float], None]]:
         yield progress
 
 
-def _write_preview(image: Path, output: Path, server: str | None, opts: dict[str, Any]) -> None:
-    """The video's first frame as a PNG, made here or by the service."""
+def _write_preview(
+    image: Path, output: Path, server: str | None, api_key: str | None, opts: dict[str, Any]
+) -> None:
+    """The video's first frame as a PNG, made here or by the service (POST /preview)."""
     import io
 
     from PIL import Image
@@ -419,12 +421,19 @@ def _write_preview(image: Path, output: Path, server: str | None, opts: dict[str
     if opts.get("stream") is not None:
         raise FacecastError("--preview writes one picture; leave --stream out.")
     if server is not None:
-        raise FacecastError("--preview renders here; leave --server out.")
-    from facecast.pipeline import preview_frame
+        from facecast.client import FacecastAPIError, FacecastClient
 
-    buffer = io.BytesIO()
-    Image.fromarray(preview_frame(image, _options(opts))).save(buffer, format="PNG")
-    data = buffer.getvalue()
+        try:
+            with FacecastClient(server, api_key) as client:
+                data = client.preview(image, _options(opts))
+        except FacecastAPIError as exc:
+            raise FacecastError(_remote_message(exc, server)) from None
+    else:
+        from facecast.pipeline import preview_frame
+
+        buffer = io.BytesIO()
+        Image.fromarray(preview_frame(image, _options(opts))).save(buffer, format="PNG")
+        data = buffer.getvalue()
     output.write_bytes(data)
     click.echo(f"wrote {output}")
 
@@ -447,8 +456,6 @@ def _run_remote(
         raise FacecastError("--stream writes a local render; leave it out with --server.")
     transcript = opts.pop("transcript", None)
     options = _options(opts, output)
-    if options.format != "mp4":
-        raise FacecastError("The service renders MP4; leave --format out with --server.")
     started = time.perf_counter()
     with FacecastClient(server, api_key) as client, _progress_bar() as progress:
         job_id = _remote_render(
@@ -490,19 +497,22 @@ def _remote_render(
         if job.status != "done":
             error = job.error or FacecastAPIError(job.status, f"The job was {job.status}.")
             raise FacecastError(f"{error.message} ({error.code})")
-        client.download(job.job_id, output)
+        client.download(job.job_id, output, job.video_name)
         if job.captions_name:
             captions = output.with_suffix(Path(job.captions_name).suffix)
             client.download(job.job_id, captions, job.captions_name)
             click.echo(f"wrote {captions}", err=True)
     except FacecastAPIError as exc:
-        if exc.code == "unauthorized":
-            raise FacecastError(
-                f"{client.base_url} refused the API key: pass --api-key KEY or set "
-                "FACECAST_API_KEY."
-            ) from None
-        raise FacecastError(f"{exc.message} ({exc.code})") from None
+        raise FacecastError(_remote_message(exc, client.base_url)) from None
     return str(job.job_id)
+
+
+def _remote_message(exc: Any, server: str) -> str:
+    """One plain line for an error the service answered: its own words, or what to do about
+    the key."""
+    if exc.code == "unauthorized":
+        return f"{server} refused the API key: pass --api-key KEY or set FACECAST_API_KEY."
+    return f"{exc.message} ({exc.code})"
 
 
 def _transcript_input(
@@ -645,7 +655,7 @@ def render(
     """Animate IMAGE speaking TEXT or AUDIO, optionally with captions."""
     with _plain_errors():
         if preview:
-            _write_preview(image, output, server, opts)
+            _write_preview(image, output, server, api_key, opts)
             return
         text = _text_input(text, text_file)
         if (text is None) == (audio is None):

@@ -78,6 +78,13 @@ class Job:
         return self.status in FINAL_STATUSES
 
     @property
+    def video_name(self) -> str:
+        """The video's name for `download` ("video.mp4" or "video.webm")."""
+        if not self.video_url:
+            return "video.mp4"
+        return self.video_url.split("?", 1)[0].rsplit("/", 1)[-1]
+
+    @property
     def captions_name(self) -> str | None:
         """The caption file's name for `download` ("video.vtt" or "video.srt"), if any."""
         if not self.captions_url:
@@ -187,10 +194,21 @@ def _form(options: RenderOptions, consent: bool, **extra: str | None) -> dict[st
         "seed": str(options.seed),
         "restore": "true" if options.restore else "false",
         "captions": options.captions,
+        "format": None if options.format == "mp4" else options.format,
         "caption_highlight": None if options.caption_highlight else "false",
         **extra,
     }
     return {k: v for k, v in fields.items() if v is not None}
+
+
+PREVIEW_FIELDS = frozenset(
+    {"size", "full_frame", "framing", "face_index", "face_at", "renderer", "expression", "restore"}
+)
+"""The /animate fields that change the first frame (POST /preview reads these)."""
+
+
+def _preview_form(options: RenderOptions) -> dict[str, str]:
+    return {k: v for k, v in _form(options, consent=False).items() if k in PREVIEW_FIELDS}
 
 
 def _normalize_body(text: str, lang: str | None, lexicon: str | None) -> dict[str, str]:
@@ -303,12 +321,23 @@ class FacecastClient:
         self._http.close()
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        return self._answer(method, path, **kwargs).json()
+
+    def _answer(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
             answer = self._http.request(method, path, **kwargs)
         except httpx.TransportError as exc:
             raise FacecastAPIError("unreachable", f"{self.base_url}: {exc}") from exc
         _raise_for(answer)
-        return answer.json()
+        return answer
+
+    def preview(
+        self, image: str | Path | bytes | BinaryIO, options: RenderOptions = RenderOptions()
+    ) -> bytes:
+        """The first frame of the video `options` would make of `image`, as PNG (POST
+        /preview): what an app shows before the video exists."""
+        files = {"source_image": _upload(image, "photo")}
+        return self._answer("POST", "/preview", data=_preview_form(options), files=files).content
 
     def submit_text(
         self,
@@ -501,12 +530,23 @@ class AsyncFacecastClient:
         await self._http.aclose()
 
     async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        return (await self._answer(method, path, **kwargs)).json()
+
+    async def _answer(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
             answer = await self._http.request(method, path, **kwargs)
         except httpx.TransportError as exc:
             raise FacecastAPIError("unreachable", f"{self.base_url}: {exc}") from exc
         _raise_for(answer)
-        return answer.json()
+        return answer
+
+    async def preview(
+        self, image: str | Path | bytes | BinaryIO, options: RenderOptions = RenderOptions()
+    ) -> bytes:
+        """The video's first frame as PNG (see the sync client)."""
+        files = {"source_image": _upload(image, "photo")}
+        answer = await self._answer("POST", "/preview", data=_preview_form(options), files=files)
+        return answer.content
 
     async def submit_text(
         self,

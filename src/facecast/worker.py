@@ -55,7 +55,7 @@ from facecast.service.queueing import (
 )
 from facecast.service.schemas import JobResult
 from facecast.service.state import stream_started
-from facecast.service.storage import AUDIO, VIDEO, open_storage
+from facecast.service.storage import AUDIO, open_storage
 from facecast.service.streaming import StreamWatch
 from facecast.video import hls_target, stream_playlist
 
@@ -133,6 +133,8 @@ def animate(job_id: str) -> str:
         folder = storage.stream_dir(job_id)
         publish = (lambda path: storage.publish_stream(job_id, path)) if storage.remote else None
         live = hls_target(folder, captions=bool(options.captions))
+        # The live copy carries the H.264 packets as they are: a WebM job streams nothing.
+        streams = [live] if options.format == "mp4" else []
         with StreamWatch(
             folder, lambda: store.update(job_id, stream_started()), publish, stream_playlist(live)
         ):
@@ -148,14 +150,15 @@ def animate(job_id: str) -> str:
                     "comment": f"{pipeline.AI_NOTICE} facecast job {job_id}.",
                     AI_JOB_TAG: job_id,
                 },
-                streams=[live],
+                streams=streams,
                 transcript=request.transcript,
             )
         for warning in result.warnings:
             logger.warning("%s", warning)
         if result.captions is not None:
             storage.publish(job_id, result.captions.name)
-        storage.publish(job_id, VIDEO)  # streamed up in parts, never whole in memory
+        # Streamed up in parts, never whole in memory.
+        storage.publish(job_id, run.video_path.name)
         run.complete(
             JobResult(
                 duration=result.duration,

@@ -45,7 +45,7 @@ from facecast.service.state import (
     open_state_store,
     start_attempt,
 )
-from facecast.service.storage import AUDIO, DOWNLOADS, VIDEO, Storage, open_storage
+from facecast.service.storage import AUDIO, DOWNLOADS, VIDEOS, Storage, open_storage
 
 logger = logging.getLogger(__name__)
 
@@ -155,7 +155,7 @@ class JobRun:
     @property
     def video_path(self) -> Path:
         """Where the rendered video goes."""
-        return self.context.storage.path(self.job_id, VIDEO)
+        return self.context.storage.path(self.job_id, VIDEOS[self.manifest.request.options.format])
 
     @property
     def audio_path(self) -> Path:

@@ -28,12 +28,13 @@ from facecast.service.deps import ServiceDep, app_settings
 from facecast.service.errors import ServiceError
 from facecast.service.jobs import JobService, RemoteFile
 from facecast.service.routes import error_responses
-from facecast.service.storage import AUDIO, CAPTIONS, VIDEO
+from facecast.service.storage import AUDIO, CAPTIONS, VIDEO, VIDEO_WEBM
 
 router = APIRouter(tags=["files"])
 
 MEDIA_TYPES = {
     VIDEO: "video/mp4",
+    VIDEO_WEBM: "video/webm",
     AUDIO: "audio/wav",
     **{name: CAPTION_TYPES[Path(name).suffix] for name in CAPTIONS},
 }

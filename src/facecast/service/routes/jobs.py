@@ -16,7 +16,7 @@ from fastapi import (
     WebSocket,
     WebSocketDisconnect,
 )
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from facecast.errors import FacecastError
@@ -29,6 +29,7 @@ from facecast.options import (
     MIN_VOLUME,
     CaptionMode,
     Framing,
+    VideoFormat,
 )
 from facecast.service.access import authenticate
 from facecast.service.deps import (
@@ -100,6 +101,7 @@ ANIMATE_FIELDS = frozenset(
         "captions",
         "caption_highlight",
         "transcript",
+        "format",
     }
 )
 FACES_FIELDS = frozenset({"source_image"})
@@ -259,6 +261,13 @@ def animate(
     restore: Annotated[
         bool, Form(description="Super-resolve a face too small for `size` (default true).")
     ] = True,
+    format: Annotated[
+        VideoFormat,
+        Form(
+            description="mp4 (default: H.264/AAC, plays live while it renders) or webm "
+            "(VP9/Opus, `video.webm`; no live stream)."
+        ),
+    ] = "mp4",
     captions: Annotated[
         CaptionMode | None,
         Form(
@@ -306,6 +315,7 @@ def animate(
         restore=restore,
         captions=captions,
         caption_highlight=caption_highlight,
+        format=format,
     )
     submission = AnimateSubmission(
         image=source_image.file,
@@ -331,6 +341,61 @@ def animate(
         cpu_seconds_per_video_second=per_second,
         estimated_seconds=estimated,
     )
+
+
+@router.post(
+    "/preview",
+    response_class=Response,
+    responses={
+        200: {"description": "The first frame as PNG.", "content": {"image/png": {}}},
+        **error_responses(400, 401, 413, 422, 429, 503),
+    },
+    summary="The video's first frame as PNG, before the video is made",
+    dependencies=[Depends(_known_fields)],
+)
+def preview(
+    service: ServiceDep,
+    _: SubmitterDep,
+    source_image: Annotated[UploadFile, File(description="The portrait: JPEG, PNG, WebP or HEIC.")],
+    size: Annotated[
+        int | None, Form(ge=128, le=2048, description="The video's shorter side; default 512.")
+    ] = None,
+    full_frame: Annotated[bool, Form(description="The whole photo (framing=full).")] = False,
+    framing: Annotated[
+        Framing, Form(description="square (default), portrait, landscape or full.")
+    ] = "square",
+    face_index: Annotated[
+        int | None, Form(ge=0, le=63, description="Which face (POST /faces; 0: the largest).")
+    ] = None,
+    face_at: Annotated[
+        str | None, Form(max_length=32, description="The face at `x,y` of the upright photo.")
+    ] = None,
+    renderer: Annotated[str | None, Form(max_length=64, description="warp (default).")] = None,
+    expression: Annotated[
+        str | None, Form(pattern="^(keep|neutral)$", description="keep (default) or neutral.")
+    ] = None,
+    restore: Annotated[
+        bool, Form(description="Super-resolve a face too small for `size` (default true).")
+    ] = True,
+) -> Response:
+    """The first frame of the video POST /animate would make with the same fields (the face
+    at rest, framed and watermarked as the video will be), so that an app can show it at
+    once. The other /animate fields are accepted and do not change it; a repeated preview of
+    the same photo takes a fraction of a second."""
+    options = build_options(
+        service.settings,
+        speaks=False,
+        size=size,
+        full_frame=full_frame,
+        framing=framing,
+        face_index=face_index,
+        face_at=parse_point(_given(face_at)),
+        renderer=_given(renderer) or "warp",
+        expression=_given(expression) or "keep",
+        restore=restore,
+    )
+    png = service.preview(source_image.file, options)
+    return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
 
 
 @router.post(
