@@ -602,7 +602,15 @@ def _say_cpu_cost(options: Any) -> None:
 @click.group()
 @click.version_option(package_name="facecast")
 def main() -> None:
-    """facecast: one portrait photo plus text or speech -> a lip-synced talking-head MP4."""
+    """facecast: one portrait photo plus text or speech -> a lip-synced talking-head MP4.
+
+    \b
+    Captions:  render ... --captions vtt|srt|burn  (out.vtt / out.srt, or drawn in)
+    Framings:  render ... --framing square|portrait|landscape|full
+    Preview:   render ... --preview -o first.png   (the first frame, at once)
+    Batch:     batch videos.csv                    (columns image, text|audio, voice, output)
+    Text:      tts --show-text --text "..." --lang de  (what will be spoken)
+    """
 
 
 @main.command()
