@@ -262,3 +262,15 @@ def test_cli_writes_captions_and_refuses_a_recording_without_transcript(tmp_path
     )  # fmt: skip
     assert refused.returncode != 0
     assert "--transcript" in refused.stderr.strip().splitlines()[-1]
+
+
+def test_captions_keep_the_text_as_written() -> None:
+    """Normalised and lexicon words are said, the written ones shown: "2.14" spans the time
+    of "zwei vierzehn", a lone dash stays with its word."""
+    written = "Raum 2.14 ist links – Nguyen wartet."
+    speech = synthesize(written, "de", None, "espeak", lexicon="[de]\nNguyen = Nguu-jen")
+    assert [w.word for w in speech.words] == ["Raum", "2.14", "ist", "links –", "Nguyen", "wartet."]
+    said = synthesize("Raum zwei vierzehn ist links – Nguu-jen wartet.", "de", None, "espeak")
+    number = speech.words[1]
+    assert number.start == pytest.approx(said.words[1].start, abs=0.01)
+    assert number.end == pytest.approx(said.words[2].end, abs=0.01)

@@ -3,12 +3,20 @@
 Pico gives audio only. espeak-ng speaks the same text with phoneme events; this module maps
 those events onto Pico's audio:
 
-1. both recordings are cut into phrases at the pauses both synthesisers make (energy below
+1. dynamic time warping over cepstral features (slope 1/2 to 2) pairs every 10 ms frame of
+   one with a frame of the other, over the whole clip when it is short enough (MAX_DTW_CELLS,
+   about 24 s each): the two may pause in different places (Pico stops at a comma where
+   espeak-ng runs on), and the warp follows the sound through them;
+2. a longer clip is first cut into phrases at the pauses both synthesisers make (energy below
    the clip's peak for at least `MIN_PAUSE_S`); phrase i of one is paired with phrase i of the
-   other (when one made more pauses, its shortest ones are ignored until the counts agree);
-2. inside each phrase pair, dynamic time warping over cepstral features (slope 1/2 to 2)
-   pairs every 10 ms frame of one with a frame of the other;
+   other (when one made more pauses, its shortest ones are ignored until the counts agree),
+   and each pair is warped as above;
 3. every event start is carried across through the resulting monotone time map.
+
+Measured on espeak-ng's word starts (tests/test_captions.py's alignment check, and two
+sentences with pauses added after their commas): the whole-clip warp misses by 2-14 ms on
+average; pairing phrases by count missed by 221 ms on average, 922 ms at worst, where the
+pauses did not pair up.
 
 Pure functions over `AudioTrack`s and `PhonemeEvent`s; no backend is imported here.
 """
@@ -186,6 +194,9 @@ def dtw_path(a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
 def time_map(source: AudioTrack, target: AudioTrack) -> tuple[np.ndarray, np.ndarray]:
     """Anchor points (source seconds, target seconds), both increasing, from start to end."""
     src_feat, tgt_feat = features(source), features(target)
+    whole = _phrase_path(src_feat, tgt_feat, Span(0.0, source.duration), Span(0.0, target.duration))
+    if whole is not None:
+        return _monotone(whole[:, 0], whole[:, 1])
     xs: list[float] = [0.0]
     ys: list[float] = [0.0]
     for ours, theirs in paired_phrases(source, target):

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import numpy as np
@@ -40,7 +40,7 @@ from facecast.speech import PhonemeEvent, Speech, SpeechBackend, WordEvent, lang
 from facecast.speech.limits import estimate_seconds, synthesize_capped
 from facecast.speech.normalize import normalize
 from facecast.speech.transcript import with_words
-from facecast.speech.words import cut, shifted
+from facecast.speech.words import cut, respelled, shifted
 
 MAX_PAUSE_SECONDS = 10.0
 """The longest single pause a text may ask for."""
@@ -79,6 +79,8 @@ class Segment:
 
     text: str
     pause_after: float = 0.0
+    written: str | None = None
+    """The segment as the user wrote it (`text` is what is said); captions show this."""
 
 
 @dataclass(frozen=True)
@@ -209,7 +211,7 @@ def prepare(text: str, lang: str, lexicon: Lexicon | str | None = None) -> tuple
     if isinstance(lexicon, str):
         lexicon = parse_lexicon(lexicon)
     return tuple(
-        Segment(normalize(apply_lexicon(seg.text, lang, lexicon), lang), seg.pause_after)
+        Segment(normalize(apply_lexicon(seg.text, lang, lexicon), lang), seg.pause_after, seg.text)
         for seg in segments(text)
     )
 
@@ -260,6 +262,8 @@ def speak(
         if seg.text:
             speech = synthesize_capped(backend, seg.text, lang, voice, max_seconds - total, stop)
             speech = with_words(speech, seg.text, lang)
+            if seg.written is not None and seg.written != seg.text:
+                speech = replace(speech, words=respelled(speech.words, seg.written))
             total += speech.audio.duration
         spoken.append((speech, seg.pause_after))
         total += seg.pause_after

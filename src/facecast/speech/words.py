@@ -9,6 +9,7 @@ shifted when speech is joined, scaled with the speaking rate, cut with the audio
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Iterable, Sequence
 
@@ -123,3 +124,74 @@ def cut(words: Iterable[WordEvent], end: float) -> tuple[WordEvent, ...]:
 def scaled(words: Iterable[WordEvent], factor: float, duration: float) -> tuple[WordEvent, ...]:
     """Words stretched by `factor` in time and kept inside `duration` (a changed rate)."""
     return cut((WordEvent(w.word, w.start * factor, w.end * factor) for w in words), duration)
+
+
+def _key(token: str) -> str:
+    """A token as compared across spellings: lower case, letters and digits only."""
+    return "".join(_SPEAKABLE.findall(token.lower()))
+
+
+def respelled(words: Sequence[WordEvent], written: str) -> tuple[WordEvent, ...]:
+    """`words` (timed on the text as spoken: normalised, the lexicon applied) in the spelling
+    of `written`, the text as the user wrote it.
+
+    Tokens the two share keep their times; a written stretch that was said differently
+    ("2.14" said "zwei vierzehn", a lexicon word) spans the time of what was said for it; a
+    written token nothing was said for (a lone dash) joins the token before it.
+    """
+    spoken: list[tuple[str, WordEvent]] = [
+        (token, word) for word in words for token in word.word.split()
+    ]
+    targets = [token for _, _, token in tokens(written)]
+    if not spoken or not targets:
+        return tuple(words)
+    matcher = difflib.SequenceMatcher(
+        None, [_key(t) for t, _ in spoken], [_key(t) for t in targets], autojunk=False
+    )
+    spans: list[tuple[float, float] | None] = [None] * len(targets)
+    for _, i1, i2, j1, j2 in matcher.get_opcodes():
+        if i1 == i2:
+            continue  # written, not said: joins a neighbour below
+        said = [word for _, word in spoken[i1:i2]]
+        if j1 == j2:
+            # Said, not written: its time goes to the written token before it.
+            if j1 > 0 and spans[j1 - 1] is not None:
+                start, _ = spans[j1 - 1]  # type: ignore[misc]
+                spans[j1 - 1] = (start, said[-1].end)
+            continue
+        if i2 - i1 == j2 - j1:
+            for offset in range(j2 - j1):
+                spans[j1 + offset] = (said[offset].start, said[offset].end)
+            continue
+        # Differently said: the stretch shares the time in proportion to its letters.
+        weights = np.array([max(1, len(_key(t))) for t in targets[j1:j2]], dtype=np.float64)
+        begin, end = said[0].start, max(w.end for w in said)
+        edges = begin + (end - begin) * np.concatenate([[0.0], np.cumsum(weights) / weights.sum()])
+        for offset in range(j2 - j1):
+            spans[j1 + offset] = (float(edges[offset]), float(edges[offset + 1]))
+    # A token with nothing to say (a dash) is shown with the word before it.
+    spans = [span if _key(t) else None for t, span in zip(targets, spans, strict=True)]
+    return _joined_spans(targets, spans)
+
+
+def _joined_spans(
+    targets: Sequence[str], spans: Sequence[tuple[float, float] | None]
+) -> tuple[WordEvent, ...]:
+    """Written tokens with their spans; one without a span joins its neighbour."""
+    events: list[WordEvent] = []
+    pending: list[str] = []
+    for token, span in zip(targets, spans, strict=True):
+        if span is None:
+            if events:
+                last = events[-1]
+                events[-1] = WordEvent(f"{last.word} {token}", last.start, last.end)
+            else:
+                pending.append(token)
+            continue
+        start = max(span[0], events[-1].start if events else 0.0)
+        events.append(WordEvent(" ".join([*pending, token]), start, max(span[1], start)))
+        pending = []
+    if pending and events:
+        last = events[-1]
+        events[-1] = WordEvent(" ".join([last.word, *pending]), last.start, last.end)
+    return tuple(events)
