@@ -246,6 +246,10 @@ def test_playground_shows_captions_in_a_portrait_video(api: LiveService, browser
     page.set_input_files("#photo", astronaut_photo())
     page.fill("#text", "Guten Abend. Hier kommen die Untertitel.")
     page.select_option("#framing", "portrait")
+    # The first frame in that framing comes from POST /preview before anything is rendered.
+    page.wait_for_selector("#preview[data-frame='portrait']", timeout=JOB_S * 1000)
+    natural = page.eval_on_selector("#preview", "i => [i.naturalWidth, i.naturalHeight]")
+    assert natural[0] == 256 and natural[1] / natural[0] == pytest.approx(16 / 9, abs=0.02)
     page.select_option("#captions", "vtt")
     page.check("#consent")
     page.click("#submit")

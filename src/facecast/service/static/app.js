@@ -202,6 +202,7 @@ async function submit(event) {
   body.append("size", "256");
   body.append("expression", $("expression").value);
   body.append("framing", $("framing").value);
+  body.append("format", $("format").value);
   if ($("captions").value) body.append("captions", $("captions").value);
   $("submit").disabled = true;
   stopStream();
@@ -217,12 +218,30 @@ async function submit(event) {
   }
 }
 
-$("photo").addEventListener("change", () => {
+async function showPreview() {
+  // The video's first frame in the chosen framing (POST /preview); the photo itself until it
+  // comes, or when the server cannot make one (no face: the submit says so).
   const file = $("photo").files[0];
   const preview = $("preview");
   preview.hidden = !file;
-  if (file) preview.src = URL.createObjectURL(file);
-});
+  if (!file) return;
+  if (!preview.dataset.frame) preview.src = URL.createObjectURL(file);
+  const body = new FormData();
+  body.append("source_image", file);
+  body.append("size", "256");
+  body.append("framing", $("framing").value);
+  body.append("expression", $("expression").value);
+  try {
+    const answer = await fetch("/preview", { method: "POST", body, headers: authHeaders() });
+    if (!answer.ok) { preview.src = URL.createObjectURL(file); delete preview.dataset.frame; return; }
+    preview.src = URL.createObjectURL(await answer.blob());
+    preview.dataset.frame = $("framing").value;
+  } catch { /* offline: the photo stays */ }
+}
+
+$("photo").addEventListener("change", () => { delete $("preview").dataset.frame; showPreview(); });
+$("framing").addEventListener("change", showPreview);
+$("expression").addEventListener("change", showPreview);
 let catalogue = [];
 
 function speaks(voice, lang) {
