@@ -31,10 +31,10 @@ from facecast.audio import AudioTrack
 from facecast.errors import BackendUnavailableError, FacecastError, InvalidTextError
 from facecast.registry import Capabilities
 from facecast.speech import FEMALE, MALE, Speech, VoiceInfo, language_key
-from facecast.speech.align import map_events, time_map
+from facecast.speech.align import map_events, phrases, time_map
 from facecast.speech.espeak import EspeakBackend, phoneme_timeline
 from facecast.speech.voicing import VoiceShape, derive_voice
-from facecast.speech.words import carried
+from facecast.speech.words import carried, off_pauses
 
 SAMPLE_RATE = 16_000
 VOLUME = 0.5
@@ -233,7 +233,8 @@ class PicoBackend:
         xs, ys = time_map(reference.audio, audio)
         marks = map_events(reference.phonemes, xs, ys)
         phonemes = phoneme_timeline(marks, audio.duration)
-        words = carried(reference.words, xs, ys, audio.duration)
+        spans = [(span.start, span.end) for span in phrases(audio)]
+        words = off_pauses(carried(reference.words, xs, ys, audio.duration), spans)
         speech = Speech(audio=audio, phonemes=phonemes, words=words)
         return speech if chosen.shape is None else derive_voice(speech, chosen.shape)
 

@@ -15,9 +15,9 @@ from dataclasses import replace
 from facecast.audio import AudioTrack
 from facecast.errors import FacecastError
 from facecast.speech import Speech, WordEvent
-from facecast.speech.align import time_map
+from facecast.speech.align import phrases, time_map
 from facecast.speech.espeak import EspeakBackend
-from facecast.speech.words import carried, spread_words
+from facecast.speech.words import carried, off_pauses, spread_words
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +31,8 @@ def aligned_words(speech: Speech, text: str, lang: str) -> tuple[WordEvent, ...]
         logger.info("words spread evenly: espeak-ng cannot speak this text (%s)", exc)
         return spread_words(text, speech.phonemes, audio.duration)
     xs, ys = time_map(reference.audio, audio)
-    return carried(reference.words, xs, ys, audio.duration)
+    spans = [(span.start, span.end) for span in phrases(audio)]
+    return off_pauses(carried(reference.words, xs, ys, audio.duration), spans)
 
 
 def with_words(speech: Speech, text: str, lang: str) -> Speech:

@@ -10,6 +10,7 @@ shifted when speech is joined, scaled with the speaking rate, cut with the audio
 from __future__ import annotations
 
 import difflib
+import itertools
 import re
 from collections.abc import Iterable, Sequence
 
@@ -195,3 +196,22 @@ def _joined_spans(
         last = events[-1]
         events[-1] = WordEvent(" ".join([last.word, *pending]), last.start, last.end)
     return tuple(events)
+
+
+def off_pauses(
+    words: Iterable[WordEvent], sounding: Sequence[tuple[float, float]]
+) -> tuple[WordEvent, ...]:
+    """Words carried onto other audio, moved out of its pauses: a start inside a pause moves
+    to the pause's end, an end inside one to its start. `sounding`: the (start, end) stretches
+    of speech between the pauses, in order."""
+    gaps = [(a[1], b[0]) for a, b in itertools.pairwise(sounding)]
+    fitted: list[WordEvent] = []
+    for word in words:
+        start, end = word.start, word.end
+        for first, last in gaps:
+            if first < start < last:
+                start = last
+            if first < end < last:
+                end = first
+        fitted.append(WordEvent(word.word, start, max(end, start)))
+    return tuple(fitted)
