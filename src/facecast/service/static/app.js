@@ -218,9 +218,14 @@ async function submit(event) {
   }
 }
 
+let previewsAsked = 0;
+
 async function showPreview() {
   // The video's first frame in the chosen framing (POST /preview); the photo itself until it
-  // comes, or when the server cannot make one (no face: the submit says so).
+  // comes, or when the server cannot make one (no face: the submit says so). Only the latest
+  // request shows; `data-frame` names the framing once its picture has loaded.
+  const asked = ++previewsAsked;
+  const framing = $("framing").value;
   const file = $("photo").files[0];
   const preview = $("preview");
   preview.hidden = !file;
@@ -229,13 +234,15 @@ async function showPreview() {
   const body = new FormData();
   body.append("source_image", file);
   body.append("size", "256");
-  body.append("framing", $("framing").value);
+  body.append("framing", framing);
   body.append("expression", $("expression").value);
   try {
     const answer = await fetch("/preview", { method: "POST", body, headers: authHeaders() });
-    if (!answer.ok) { preview.src = URL.createObjectURL(file); delete preview.dataset.frame; return; }
-    preview.src = URL.createObjectURL(await answer.blob());
-    preview.dataset.frame = $("framing").value;
+    const picture = answer.ok ? await answer.blob() : file;
+    if (asked !== previewsAsked) return;
+    delete preview.dataset.frame;
+    preview.onload = () => { if (answer.ok) preview.dataset.frame = framing; };
+    preview.src = URL.createObjectURL(picture);
   } catch { /* offline: the photo stays */ }
 }
 
