@@ -40,6 +40,7 @@ from _measure import (
     background_mask,
     background_ssim,
     closed_eye_frames,
+    departure_from_rest,
     measure_clip,
     mouth_opening,
     pearson,
@@ -80,6 +81,8 @@ HAND_NOTES = "## What still looks wrong"
 """Heading of the hand-written part of docs/quality.md, kept when the tables are rewritten."""
 WIDEST_JPEG_QUALITY = 92
 """The full-size widest-opening sheets are JPEG at this quality (no visible loss at 100 %)."""
+PRESSED = 0.9
+"""A frame whose lip pressure (MotionCurves.pressed) is at least this shows a bilabial."""
 BLINK_SHARE = 0.6
 """A frame is a blink when its eye ratio is below this share of the clip's median."""
 
@@ -149,9 +152,9 @@ def group_faces(photo: bytes) -> list[bytes]:
                 if all(abs(centre[0] - (b[0] + b[2]) / 2) > 20 for b in boxes):
                     boxes.append(box)
     out = []
-    for x0, y0, x1, y1 in sorted(boxes):
-        side = 2.6 * max(x1 - x0, y1 - y0)
-        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    for left_x, top_y, right_x, bottom_y in sorted(boxes):
+        side = 2.6 * max(right_x - left_x, bottom_y - top_y)
+        cx, cy = (left_x + right_x) / 2, (top_y + bottom_y) / 2
         left, top = int(max(cx - side / 2, 0)), int(max(cy - side * 0.45, 0))
         crop = rgb[top : min(int(top + side), h), left : min(int(left + side), w)]
         out.append(_png(crop))
@@ -334,11 +337,16 @@ class Row:
     """The photo's own inner-lip opening: what `expression=keep` should rest at. Until that
     option exists the clip is rendered once; with it, render the German text once per mode
     and judge `keep` by silence - photo_opening, `neutral` by silence itself (0 = closed)."""
+    bilabial: float
+    """Median opening over the German clip's frames where a bilabial presses the lips
+    (motion's `pressed` >= PRESSED): closed lips read 0.00-0.02, kept smiles included."""
     rec_peak: float
     rec_median: float
     sync_de: Sync
     sync_en: Sync
     sync_rec: Sync
+    sync_plain: Sync
+    """The German clip's plain lip gap vs loudness (a kept smile's m, b, p pull it down)."""
     blinks: int
     blink_depth: float
     ssim_render: float
@@ -346,9 +354,11 @@ class Row:
     jitter: float
 
 
-def lip_sync(clip: Clip) -> Sync:
-    """Lip gap (face mesh on the decoded frames) vs the sound's smoothed RMS, best over LAGS."""
-    gap, envelope = clip.faces.gap, clip.sound.envelope
+def lip_sync(clip: Clip, plain: bool = False) -> Sync:
+    """The lips' departure from their rest gap (face mesh on the decoded frames; `plain`:
+    the gap itself) vs the sound's smoothed RMS, best over LAGS."""
+    gap = clip.faces.gap if plain else departure_from_rest(clip)
+    envelope = clip.sound.envelope
     n = len(gap)
 
     def r(lag: int) -> float:
@@ -376,6 +386,15 @@ def renderer_ssim(photo: bytes, mask: np.ndarray, options: RenderOptions) -> flo
         for i in range(0, curves.n_frames, 5)
     ]
     return float(min(values))
+
+
+def bilabial_opening(clip: Clip, options: RenderOptions) -> float:
+    """Median opening over the frames where the German text's bilabials press the lips."""
+    speech = synthesize(TEXT, "de")
+    curves = motion.motion_curves(speech.audio, options.fps, phonemes=speech.phonemes)
+    n = min(curves.n_frames, len(clip.faces.opening))
+    pressed = curves.pressed[:n] >= PRESSED
+    return float(np.nanmedian(clip.faces.opening[:n][pressed])) if pressed.any() else np.nan
 
 
 def jitter(clip: Clip) -> float:
@@ -467,11 +486,13 @@ def judge(item: Portrait, recording: Path, work: Path, sheets: Path) -> Row:
         median=float(np.nanmedian(opening[sound.speech])),
         silence=float(np.nanmedian(opening[sound.silence])),
         photo_opening=photo_opening(source),
+        bilabial=bilabial_opening(clip, options),
         rec_peak=float(np.nanmax(rec.faces.opening[rec.sound.speech])),
         rec_median=float(np.nanmedian(rec.faces.opening[rec.sound.speech])),
         sync_de=lip_sync(clip),
         sync_en=lip_sync(en_clip),
         sync_rec=lip_sync(rec),
+        sync_plain=lip_sync(clip, plain=True),
         blinks=blinks,
         blink_depth=depth,
         ssim_render=renderer_ssim(photo, mask, options),
@@ -507,10 +528,15 @@ def write_markdown(rows: list[Row], out: Path) -> None:
         "- **silence**: median gap in silent frames of the German clip, i.e. relative to a closed",
         "  mouth (closed lips read 0.00-0.02); **photo**: the photo's own gap; **rest - photo**:",
         "  silence relative to the photo's own gap (how far the rest pose moved from the photo).",
-        "- **sync de / en / rec**: Pearson r of the lip gap (over face height) against the sound's",
-        "  RMS per frame (smoothed over 3 frames), best over lags "
+        "- **m b p**: median gap over the German clip's frames where a bilabial presses the lips",
+        f"  (motion's lip pressure >= {PRESSED}); closed lips read 0.00-0.02, kept smiles too.",
+        "- **sync de / en / rec**: Pearson r of the lips' departure from their rest gap (|gap -",
+        "  median gap of the silent frames|, over face height; for a mouth resting shut the gap",
+        "  itself) against the sound's RMS per frame (smoothed over 3 frames), best over lags "
         f"{LAGS.start}..{LAGS.stop - 1:+d} frames, with that lag in brackets (negative: the lips",
-        "  lead the sound). Target >= 0.55.",
+        "  lead the sound). Target >= 0.55. **plain de**: the same for the German clip's plain",
+        "  gap; a kept smile rests open and closes on m, b, p while the voice sounds, which pulls",
+        "  this one down.",
         f"- **blinks**: runs of frames with an eye ratio under {BLINK_SHARE} of the clip's median;",
         "  **depth**: 1 - smallest eye ratio / median (a full closure reads about 0.6-0.8).",
         "- **SSIM**: worst frame's SSIM to the source over the background (outside the person's",
@@ -518,17 +544,20 @@ def write_markdown(rows: list[Row], out: Path) -> None:
         "  which include the encoder's own loss.",
         "- **jitter**: RMS frame-to-frame acceleration of the nose tip, 1/1000 face height.",
         "",
-        "| portrait | what | peak | median | silence | photo | rest - photo | rec peak | "
-        "rec median | sync de | sync en | sync rec | blinks | depth | SSIM render | SSIM video | "
+        "| portrait | what | peak | median | silence | photo | rest - photo | m b p | rec peak | "
+        "rec median | sync de | sync en | sync rec | plain de | blinks | depth | SSIM render | "
+        "SSIM video | "
         "jitter |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
             f"| {r.name} | {r.traits} | {r.peak:.2f} | {r.median:.2f} | {r.silence:.3f} | "
-            f"{r.photo_opening:.3f} | {r.silence - r.photo_opening:+.3f} | {r.rec_peak:.2f} | "
+            f"{r.photo_opening:.3f} | {r.silence - r.photo_opening:+.3f} | {r.bilabial:.3f} | "
+            f"{r.rec_peak:.2f} | "
             f"{r.rec_median:.2f} | {_sync(r.sync_de)} | {_sync(r.sync_en)} | "
-            f"{_sync(r.sync_rec)} | {r.blinks} | {r.blink_depth:.2f} | {r.ssim_render:.3f} | "
+            f"{_sync(r.sync_rec)} | {_sync(r.sync_plain)} | {r.blinks} | "
+            f"{r.blink_depth:.2f} | {r.ssim_render:.3f} | "
             f"{r.ssim_video:.3f} | {r.jitter:.1f} |"
         )
     lines += ["", "## Where the portraits come from", "", "| portrait | from | licence |"]
@@ -573,7 +602,8 @@ def main() -> None:
                 f"{row.name:<14} peak {row.peak:.2f} median {row.median:.2f} "
                 f"silence {row.silence:.3f} photo {row.photo_opening:.3f} "
                 f"sync de {_sync(row.sync_de)} en {_sync(row.sync_en)} "
-                f"rec {_sync(row.sync_rec)} rec {row.rec_peak:.2f}/{row.rec_median:.2f} "
+                f"rec {_sync(row.sync_rec)} plain {_sync(row.sync_plain)} "
+                f"rec {row.rec_peak:.2f}/{row.rec_median:.2f} "
                 f"blinks {row.blinks} depth {row.blink_depth:.2f} "
                 f"ssim {row.ssim_render:.3f}/{row.ssim_video:.3f} jitter {row.jitter:.1f}",
                 flush=True,

@@ -205,7 +205,7 @@ def in_process(size: int, fps: int, folder: Path) -> None:
 
     clock = step_clock()
     if clock is not None:
-        animator.clock = clock  # type: ignore[attr-defined]
+        animator.clock = clock
     with threadpool_limits(limits=1, user_api="blas"):
         _, render_s, render_cpu = cpu_timed(render_all)
     row(

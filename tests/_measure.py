@@ -144,6 +144,17 @@ def pearson(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(a[keep], b[keep])[0, 1])
 
 
+def departure_from_rest(clip: Clip) -> np.ndarray:
+    """Per frame, how far the lip gap stands from the clip's rest gap (its median over the
+    silent frames; 0 when it has none): a mouth that rests closed departs by opening, a kept
+    smile over teeth also by closing on m, b and p. For a mouth that rests shut this is the
+    gap itself."""
+    gap = clip.faces.gap
+    silent = clip.sound.silence & ~np.isnan(gap)
+    rest = float(np.median(gap[silent])) if silent.any() else 0.0
+    return np.asarray(np.abs(gap - rest))
+
+
 def closed_eye_frames(eye: np.ndarray, share: float = 0.55) -> np.ndarray:
     """Frames whose eye ratio falls below `share` of the clip's median (blinks)."""
     return eye < share * np.nanmedian(eye)
@@ -187,6 +198,7 @@ def encode_audio(samples: np.ndarray, rate: int, path: Path, fmt: str, codec: st
     """Mono float samples -> a real encoder's output file (`fmt` container, `codec`) via PyAV."""
     with av.open(str(path), "w", format=fmt) as container:
         stream = container.add_stream(codec, rate=rate, layout="mono")
+        assert isinstance(stream, av.AudioStream)
         frame = av.AudioFrame.from_ndarray(samples[np.newaxis, :], format="flt", layout="mono")
         frame.sample_rate = rate
         frame.pts = 0

@@ -3,7 +3,6 @@ parsers, burned-in captions readable on dark and bright photos, the CLI's captio
 
 from __future__ import annotations
 
-import dataclasses
 import html
 import itertools
 import subprocess
@@ -23,6 +22,7 @@ from facecast.captions import MAX_CHARS, cues, to_srt, to_webvtt
 from facecast.pipeline import RenderOptions, render_talking_head, synthesize
 from facecast.speech import Speech, WordEvent
 from facecast.speech.transcript import with_words
+from facecast.speech.voicing import Prosody
 from facecast.speech.words import timed_words
 
 TEXT_DE = (
@@ -52,7 +52,8 @@ def _check_cues_follow_words(captions_text: str, words: tuple[WordEvent, ...], k
     and together the cues hold every word in order."""
     if kind == "vtt":
         parsed = [
-            (_seconds(c.start), _seconds(c.end), c.text) for c in webvtt.from_string(captions_text)
+            (_seconds(c.start), _seconds(c.end), c.text)
+            for c in webvtt.from_string(captions_text).captions
         ]
     else:
         parsed = [
@@ -63,7 +64,7 @@ def _check_cues_follow_words(captions_text: str, words: tuple[WordEvent, ...], k
     remaining = list(words)
     for start, end, text in parsed:
         said = _words(text)
-        group = []
+        group: list[WordEvent] = []
         while len(" ".join(w.word for w in group).split()) < len(said):
             group.append(remaining.pop(0))
         assert [w for g in group for w in g.word.split()] == said
@@ -101,18 +102,10 @@ def test_every_word_is_timed_in_order(
 
 def test_rate_scales_the_word_timings() -> None:
     plain = synthesize(TEXT_EN, "en", "en-US", "pico")
-    fast = synthesize(
-        TEXT_EN, "en", "en-US", "pico", prosody=dataclasses.replace(_prosody(), rate=1.5)
-    )
+    fast = synthesize(TEXT_EN, "en", "en-US", "pico", prosody=Prosody(rate=1.5))
     assert [w.word for w in fast.words] == [w.word for w in plain.words]
     for slow, quick in zip(plain.words, fast.words, strict=True):
         assert quick.start == pytest.approx(slow.start / 1.5, abs=0.02)
-
-
-def _prosody():  # type: ignore[no-untyped-def]
-    from facecast.speech.voicing import Prosody
-
-    return Prosody()
 
 
 def test_alignment_times_the_words_of_a_backend_that_gives_none() -> None:
@@ -164,7 +157,7 @@ def test_text_with_markup_characters_is_escaped_in_webvtt() -> None:
     text = to_webvtt(made)
     assert "&lt;b&gt;&amp;" in text
     # webvtt-py strips tags but leaves character references as written.
-    assert [html.unescape(c.text) for c in webvtt.from_string(text)] == ["<b>& -->"]
+    assert [html.unescape(c.text) for c in webvtt.from_string(text).captions] == ["<b>& -->"]
 
 
 def _caption_contrast(frame: np.ndarray, plain: np.ndarray) -> float:
@@ -254,7 +247,7 @@ def test_cli_writes_captions_and_refuses_a_recording_without_transcript(tmp_path
         "--captions", "vtt", "-o", str(out),
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert [c.text for c in webvtt.read(str(tmp_path / "out.vtt"))] == ["Hallo Welt."]
+    assert [c.text for c in webvtt.read(str(tmp_path / "out.vtt")).captions] == ["Hallo Welt."]
     recording = tmp_path / "a.wav"
     save_wav(synthesize("Hallo.", "de").audio, recording)
     refused = _cli(

@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 from PIL import Image
-from playwright.sync_api import Browser, Locator, Page, sync_playwright
+from playwright.sync_api import Browser, Locator, Page, ViewportSize, sync_playwright
 
 from conftest import astronaut_photo
 from conftest_service import LiveService, free_port, service_env, spawn, stop_process
@@ -47,8 +47,8 @@ GERMAN = {
     "app": "Hallo zusammen! Vom Weltraum aus sieht die Erde wunderschön und sehr ruhig aus.",
 }
 """One sentence per client: the service reuses the video of an identical request."""
-PHONE = {"width": 412, "height": 915}
-DESKTOP = {"width": 1280, "height": 860}
+PHONE: ViewportSize = {"width": 412, "height": 915}
+DESKTOP: ViewportSize = {"width": 1280, "height": 860}
 VIDEO_SIZE = "256"
 FLET_READY_S = 60.0
 JOB_S = 120.0
@@ -155,7 +155,7 @@ def assert_rose(progress: list[int]) -> None:
 # --------------------------------------------------------------------------- playground page
 
 
-def open_playground(browser: Browser, api: LiveService, viewport: dict[str, int]) -> Page:
+def open_playground(browser: Browser, api: LiveService, viewport: ViewportSize) -> Page:
     """A fresh tab on GET /."""
     page = browser.new_context(viewport=viewport).new_page()
     answer = page.goto(api.base_url + "/")
@@ -309,7 +309,7 @@ def flet_app(api: LiveService, tmp_path_factory: pytest.TempPathFactory) -> Iter
         stop_process(process)
 
 
-def open_app(browser: Browser, url: str, viewport: dict[str, int]) -> Page:
+def open_app(browser: Browser, url: str, viewport: ViewportSize) -> Page:
     """A tab on the Flet app, its Flutter client started and its accessibility tree on."""
     page = browser.new_context(viewport=viewport).new_page()
     page.goto(url)

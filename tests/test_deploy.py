@@ -15,7 +15,9 @@ import yaml
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
 
 
-def compose_config(*files: str, quiet: bool = True, **env: str) -> subprocess.CompletedProcess[str]:
+def compose_config(
+    *files: str, quiet: bool = True, env: dict[str, str] | None = None, **more: str
+) -> subprocess.CompletedProcess[str]:
     binary = shutil.which("docker-compose")
     if binary is None:
         pytest.skip("docker-compose is not installed")
@@ -24,7 +26,7 @@ def compose_config(*files: str, quiet: bool = True, **env: str) -> subprocess.Co
     return subprocess.run(
         [binary, *(a for f in names for a in ("-f", str(DEPLOY / f))), "config"]
         + (["-q"] if quiet else []),
-        env={**clean, **env},
+        env={**clean, **(env or {}), **more},
         capture_output=True,
         text=True,
         timeout=60,
@@ -40,7 +42,7 @@ COMPLETE = {
 
 
 def services(*files: str) -> dict[str, Any]:
-    done = compose_config(*files, quiet=False, **COMPLETE)
+    done = compose_config(*files, quiet=False, env=COMPLETE)
     assert done.returncode == 0, done.stderr
     parsed: dict[str, Any] = yaml.safe_load(done.stdout)["services"]
     return parsed
@@ -60,9 +62,9 @@ def test_compose_fails_fast_and_clearly_without_keys_or_public_url() -> None:
 def test_s3_compose_fails_fast_like_the_main_one() -> None:
     for missing in ("FACECAST_API_KEYS", "FACECAST_PUBLIC_URL"):
         env = {k: v for k, v in COMPLETE.items() if k != missing}
-        done = compose_config("docker-compose.s3.yml", **env)
+        done = compose_config("docker-compose.s3.yml", env=env)
         assert done.returncode != 0 and f"Set {missing}" in done.stderr
-    assert compose_config("docker-compose.s3.yml", **COMPLETE).returncode == 0
+    assert compose_config("docker-compose.s3.yml", env=COMPLETE).returncode == 0
 
 
 def test_workers_use_the_cpu_unless_the_gpu_file_is_added() -> None:

@@ -315,23 +315,12 @@ def test_seed_changes_blinks_and_head_but_not_the_mouth(
     assert digests[0][1] != digests[1][1]
 
 
-ESPEAK_STATEFUL = pytest.mark.xfail(
-    strict=True,
-    reason="espeak-ng's wave generator keeps state from one synthesis to the next: the steady "
-    "(flutter-free) voices fixed the timing, but sample values still alternate between two "
-    "versions, so loudness and thus frames differ slightly within one process "
-    "(src/facecast/speech/espeak.py). Separate processes (the CLI) and the service's reuse of "
-    "identical requests are reproducible.",
-)
-
-
 @pytest.mark.parametrize("backend", ["pico", "espeak"])
-@ESPEAK_STATEFUL
 def test_text_render_is_reproducible_within_a_process(
     clip_dir: Path, grace: Path, backend: str
 ) -> None:
-    """Pico's audio is the same every time (tests/test_voices.py), but its mouth timings come
-    from espeak-ng's events for the same text: the same state carries over."""
+    """The same text twice in one process: the same frames (Pico's mouth timings come from
+    espeak-ng's speech of the same text, which no longer depends on what was said before)."""
     digests = []
     for run in range(2):
         out = clip_dir / f"text-repeat-{backend}-{run}.mp4"

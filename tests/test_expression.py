@@ -15,9 +15,9 @@ import pytest
 
 from _measure import lip_gap, measure_clip
 from conftest import LIPSYNC_SIZE
-from facecast import face
+from facecast import face, motion
 from facecast.face import CHEEK_SAMPLES, LOWER_INNER_LIP, UPPER_INNER_LIP
-from facecast.pipeline import RenderOptions, prepare_portrait, render_talking_head
+from facecast.pipeline import RenderOptions, prepare_portrait, render_talking_head, synthesize
 from facecast.render import fields
 from facecast.render.mouth import mouth_state
 from facecast.render.warp import WarpAnimator, WarpRenderer, _lip_outline, _skin
@@ -31,6 +31,10 @@ INTERIOR_MEAN = 0.3
 """The painted interior's mean luma is at least this share of the cheeks' (black: 0)..."""
 INTERIOR_DARKEST = 0.16
 """...and its darkest 5 % at least this share (the flat dark fill before: 0.12-0.13)."""
+BILABIAL_TEXT = "Mama malt ein Bild. Papa bringt Obst mit, am Abend."
+"""German with a bilabial in almost every word, some between two open vowels."""
+PRESSED = 0.9
+"""Frames whose lip pressure (motion.MotionCurves.pressed) is at least this are a bilabial."""
 TOOTH_REDNESS = 0.5
 """A tooth's red minus blue is under this share of its luma (teeth ~0.35; Grace's skin and
 lips 0.8 and more)..."""
@@ -152,3 +156,19 @@ def test_keep_reaches_the_render(astronaut: Path, silence_wav: Path, tmp_path: P
             assert abs(gap - own) <= KEPT_GAP * own, f"keep: silent gap {gap:.3f}, photo {own:.3f}"
         else:
             assert gap < CLOSED_GAP, f"neutral: silent gap {gap:.3f}"
+
+
+def test_a_kept_smile_presses_its_lips_on_bilabials(astronaut: Path) -> None:
+    """With keep, the astronaut's smile over her teeth closes on every m, b and p of a
+    spoken text (as the face mesh reads the frames) and opens past her smile on vowels."""
+    portrait, animator = _rig(astronaut, "keep")
+    own = lip_gap(portrait.landmarks)
+    speech = synthesize(BILABIAL_TEXT, "de")
+    curves = motion.motion_curves(speech.audio, 25, phonemes=speech.phonemes)
+    pressed = np.flatnonzero(curves.pressed >= PRESSED)
+    assert len(pressed) >= 6, "the text's bilabials should press the lips"
+    gaps = [_frame_gap(animator.render(curves.frame(int(i))))[0] for i in pressed]
+    assert max(gaps) < CLOSED_GAP, f"bilabial gaps {np.round(gaps, 3)}, photo {own:.3f}"
+    vowel = int(np.argmax(curves.jaw))
+    gap, _ = _frame_gap(animator.render(curves.frame(vowel)))
+    assert gap > own + 0.04, f"widest vowel {gap:.3f}, photo {own:.3f}"

@@ -93,7 +93,7 @@ def test_upscale_2_job_makes_a_1024_video(live_service: LiveService, portrait: P
     assert view["status"] == "done", view
     video = httpx.get(view["video_url"], timeout=30)
     assert video.status_code == 200
-    with av.open(io.BytesIO(video.content)) as container:
+    with av.open(io.BytesIO(video.content), mode="r") as container:
         stream = container.streams.video[0]
         assert (stream.width, stream.height) == (1024, 1024)
         seconds = float(container.duration or 0) / av.time_base
@@ -228,7 +228,7 @@ def test_fetch_keeps_only_files_that_match_their_pin(
         weights.KnownFile(f"demo/{n}", hashlib.sha256(b).hexdigest(), base + n)
         for n, b in blobs.items()
     )
-    spec = weights.ModelSpec("demo", "demo", "MIT", True, "by hand", files)
+    spec = weights.ModelSpec("demo", "MIT", True, "by hand", files)
     models = tmp_path / "models"
     seen: list[tuple[str, int, int | None]] = []
     got = weights.fetch_model(spec, models, lambda *a: seen.append(a))
@@ -246,7 +246,6 @@ def test_fetch_keeps_only_files_that_match_their_pin(
     assert sorted(p.name for p in (models / "demo").iterdir()) == ["a.onnx"]  # nothing kept
 
     missing = weights.ModelSpec(
-        "demo",
         "demo",
         "MIT",
         True,

@@ -7,6 +7,7 @@ GridSample gives, at LivePortrait's volume size and with coordinates outside the
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -18,7 +19,7 @@ from facecast import accel
 from facecast.weights import gridsample
 
 
-def _model(shape_x: list, shape_g: list, **attrs: object) -> onnx.ModelProto:
+def _model(shape_x: list, shape_g: list, **attrs: Any) -> onnx.ModelProto:
     node = helper.make_node("GridSample", ["x", "g"], ["y"], **attrs)
     graph = helper.make_graph(
         [node, helper.make_node("Relu", ["y"], ["out"])],

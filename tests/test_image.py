@@ -379,7 +379,15 @@ def test_cli_lists_faces_chooses_one_and_warns_on_stderr(
     small = Image.new("RGB", (600, 600), (128, 128, 128))
     small.paste(grace_img.resize((85, 100)), (250, 250))
     small.save(tmp_path / "small.png")
-    args = ["render", "--audio", silence_wav, "-o", tmp_path / "out.mp4", "--size", "512"]
+    args: list[str | Path] = [
+        "render",
+        "--audio",
+        silence_wav,
+        "-o",
+        tmp_path / "out.mp4",
+        "--size",
+        "512",
+    ]
     rendered = subprocess.run(
         [facecast, *args, "--image", tmp_path / "small.png", "--face", "0"],
         capture_output=True,

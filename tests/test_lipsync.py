@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from _measure import Clip, measure_clip, pearson
+from _measure import Clip, departure_from_rest, measure_clip, pearson
 from conftest import LIPSYNC_SIZE, PHOTO_NAMES, PHOTOS
 from facecast.audio import AudioTrack, load_audio, save_wav
 from facecast.pipeline import RenderOptions, render_talking_head
@@ -44,8 +44,14 @@ share of the recording's loudest frame."""
 
 
 def best_sync(clip: Clip) -> tuple[float, int]:
-    """Pearson r of lip gap vs the smoothed RMS, at the best lag in LAGS, and that lag."""
-    gap, envelope = clip.faces.gap, clip.sound.envelope
+    """Pearson r of the lips' departure from their rest gap (_measure.departure_from_rest)
+    vs the smoothed RMS, at the best lag in LAGS, and that lag.
+
+    From the rest gap, not the gap itself: a kept smile rests open over its teeth and closes
+    on every bilabial while the voice sounds, so its plain gap falls below the rest on m, b
+    and p (plain r 0.34 German, 0.53 English on the astronaut); a mouth resting shut reads
+    the same either way."""
+    gap, envelope = departure_from_rest(clip), clip.sound.envelope
     n = len(gap)
 
     def r(lag: int) -> float:

@@ -15,23 +15,27 @@ from scipy.spatial.transform import Rotation
 
 import _lp_graphs as graphs
 from facecast import accel, render, weights
+from facecast.audio import AudioTrack
 from facecast.backends import queue_for
 from facecast.errors import BackendUnavailableError
 from facecast.face import detect_landmarks, frame_portrait
 from facecast.image import load_image
+from facecast.motion import MotionFrame
 from facecast.options import RenderOptions
 from facecast.pipeline import check_cpu_time, render_talking_head
-from facecast.registry import Capabilities
+from facecast.registry import Capabilities, MissingError
 from facecast.render.liveportrait import (
+    DESCRIPTION,
     OUT_SIDE,
     LivePortraitAnimator,
     LivePortraitRenderer,
     Networks,
-    builtin_liveportrait,
     crop_transform,
 )
 
 ZERO = {"jaw": 0.0, "yaw": 0.0, "pitch": 0.0, "roll": 0.0, "blink_a": 0.0, "blink_b": 0.0}
+SILENCE = AudioTrack(np.zeros(16_000, np.float32), 16_000)
+"""The renderer is driven by motion alone: any sound will do."""
 OTHER_KP = [k for k in range(21) if k not in graphs.LIP_KP + graphs.EYE_KP]
 
 
@@ -45,21 +49,29 @@ def lp_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return models
 
 
+def moving(values: dict[str, float]) -> MotionFrame:
+    """The first frame of a clip with these channel values."""
+    return MotionFrame(0, 25, values)
+
+
 @pytest.fixture(scope="module")
 def animator(lp_models: Path, grace: Path) -> LivePortraitAnimator:
-    (renderer,) = builtin_liveportrait(lp_models)
+    renderer = DESCRIPTION.make(lp_models)
     rgb = load_image(grace)
     portrait = frame_portrait(rgb, detect_landmarks(rgb), 512, "square")
     return renderer.prepare(portrait)
 
 
 def test_registered_only_when_verified(lp_models: Path, tmp_path: Path) -> None:
-    assert builtin_liveportrait(tmp_path) == []  # nothing there
-    assert [r.name for r in builtin_liveportrait(lp_models)] == ["liveportrait"]
+    with pytest.raises(MissingError, match=r"warping_spade\.onnx"):
+        DESCRIPTION.make(tmp_path)  # nothing there
+    assert DESCRIPTION.make(lp_models).name == "liveportrait"
+    assert DESCRIPTION.models == ("liveportrait",) and DESCRIPTION.device == "gpu"
     with (lp_models / "liveportrait" / "stitching.onnx").open("ab") as handle:
         handle.write(b"\0")  # tampered after import: no longer trusted
     try:
-        assert builtin_liveportrait(lp_models) == []
+        with pytest.raises(MissingError, match=r"stitching\.onnx"):
+            DESCRIPTION.make(lp_models)
     finally:
         graphs.stitching(lp_models / "liveportrait" / "stitching.onnx")
 
@@ -129,7 +141,7 @@ def test_stitching_shifts_by_what_the_net_says(animator: LivePortraitAnimator) -
 
 
 def test_paste_back_leaves_the_background_untouched(animator: LivePortraitAnimator) -> None:
-    (frame,) = animator.render_batch([{**ZERO, "jaw": 1.0, "yaw": 15.0}])
+    (frame,) = animator.render_batch([moving({**ZERO, "jaw": 1.0, "yaw": 15.0})], SILENCE)
     source = animator._rgb
     mask = animator._paste_mask[..., 0]
     outside = mask == 0
@@ -140,10 +152,10 @@ def test_paste_back_leaves_the_background_untouched(animator: LivePortraitAnimat
 
 
 def test_batches_equal_single_frames(animator: LivePortraitAnimator) -> None:
-    values = [{**ZERO, "jaw": j, "yaw": 5 * j} for j in (0.0, 0.4, 0.8)]
-    together = animator.render_batch(values)
-    for v, frame in zip(values, together, strict=True):
-        assert np.array_equal(animator.render_batch([v])[0], frame)
+    frames = [moving({**ZERO, "jaw": j, "yaw": 5 * j}) for j in (0.0, 0.4, 0.8)]
+    together = animator.render_batch(frames, SILENCE)
+    for motion, frame in zip(frames, together, strict=True):
+        assert np.array_equal(animator.render_batch([motion], SILENCE)[0], frame)
 
 
 def test_wrong_shapes_name_the_file(tmp_path: Path) -> None:
@@ -162,19 +174,19 @@ def test_crop_keeps_the_face_inside(animator: LivePortraitAnimator, grace: Path)
 
 
 def test_long_clips_on_the_cpu_need_force() -> None:
-    gpu_class = Capabilities(device="gpu", seconds_per_frame_cpu=7.0)
+    costly = Capabilities(seconds_per_frame_cpu=7.0)
     if accel.cuda_available():
         pytest.skip("this machine has a GPU")
     with pytest.raises(BackendUnavailableError, match="no GPU"):
-        check_cpu_time(gpu_class, 25 * 60, RenderOptions())
-    check_cpu_time(gpu_class, 25 * 60, RenderOptions(force_cpu=True))
-    check_cpu_time(gpu_class, 25 * 2, RenderOptions())
-    check_cpu_time(Capabilities(device="cpu"), 25 * 60, RenderOptions())
+        check_cpu_time("gpu", costly, 25 * 60, RenderOptions())
+    check_cpu_time("gpu", costly, 25 * 60, RenderOptions(force_cpu=True))
+    check_cpu_time("gpu", costly, 25 * 2, RenderOptions())
+    check_cpu_time("cpu", Capabilities(), 25 * 60, RenderOptions())
 
 
 @pytest.fixture
 def registered(lp_models: Path) -> Iterator[None]:
-    (renderer,) = builtin_liveportrait(lp_models)
+    renderer = DESCRIPTION.make(lp_models)
     assert isinstance(renderer, LivePortraitRenderer)
     render.register(renderer)
     yield
@@ -192,12 +204,12 @@ def test_gpu_jobs_go_only_where_a_live_worker_takes_them(registered: None, tmp_p
     from facecast.config import Settings
     from facecast.service.jobs import JobService
     from facecast.service.schemas import JobRequest, WorkerInfo
-    from facecast.service.state import FileStateStore
     from facecast.service.storage import Storage
+    from facecast.service.stores import open_stores
 
     storage = Storage(tmp_path / "data")
-    store = FileStateStore(storage)
-    service = JobService(Settings(), storage, store, None)  # type: ignore[arg-type]
+    stores = open_stores(None, storage, 3600)
+    service = JobService(Settings(), storage, stores, None)  # type: ignore[arg-type]
     lp = JobRequest(options=RenderOptions(renderer="liveportrait"))
     assert queue_for(RenderOptions(renderer="liveportrait"), "default") == "gpu"
 
@@ -210,15 +222,17 @@ def test_gpu_jobs_go_only_where_a_live_worker_takes_them(registered: None, tmp_p
             backends=backends,
             gpu_backends=gpu,
         )
-        store.heartbeat(info, 60)
+        stores.heartbeats.heartbeat(info, 60)
 
     beat("cpu-1", ["default"], ["realesrgan", "warp"], [])
     with pytest.raises(BackendUnavailableError, match="Available renderers: warp"):
-        service.check_backends(lp)  # installed here, but no live worker offers it
-    assert service.check_backends(JobRequest(options=RenderOptions(upscale=2))) == "default"
+        service.admission.check_backends(lp)  # installed here, but no live worker offers it
+    assert (
+        service.admission.check_backends(JobRequest(options=RenderOptions(upscale=2))) == "default"
+    )
     beat("odd-1", ["default"], ["liveportrait", "warp"], ["liveportrait"])
     with pytest.raises(BackendUnavailableError, match="renderer 'liveportrait'"):
-        service.check_backends(lp)  # offered, but nobody consumes the gpu queue with it
+        service.admission.check_backends(lp)  # offered, but nobody consumes the gpu queue with it
     beat("gpu-1", ["gpu"], ["liveportrait", "realesrgan", "warp"], ["liveportrait"])
-    assert service.check_backends(lp) == "gpu"
-    assert service.check_backends(JobRequest()) == "default"
+    assert service.admission.check_backends(lp) == "gpu"
+    assert service.admission.check_backends(JobRequest()) == "default"

@@ -14,6 +14,7 @@ import types
 import zipfile
 from collections import OrderedDict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -90,7 +91,7 @@ def write_pth(path: Path, state: dict[str, np.ndarray], wrapper: str = "params_e
                 return ("storage", storage_type, obj.key, "cpu", obj.data.size)
             return None
 
-        def reducer_override(self, obj: object) -> object:
+        def reducer_override(self, obj: object) -> Any:
             if isinstance(obj, np.ndarray):
                 storage = _Storage(str(len(storages)), np.ascontiguousarray(obj, np.float32))
                 storages.append(storage)
@@ -202,7 +203,7 @@ def torch_rrdbnet(state: dict, image: np.ndarray, unshuffle: int) -> np.ndarray:
     f = torch.nn.functional
     w = {k: torch.from_numpy(v) for k, v in state.items()}
 
-    def conv(x, key, leaky=False):  # type: ignore[no-untyped-def]
+    def conv(x, key, leaky=False):
         y = f.conv2d(x, w[f"{key}.weight"], w[f"{key}.bias"], padding=1)
         return f.leaky_relu(y, 0.2) if leaky else y
 
@@ -280,9 +281,16 @@ def write_views(path: Path, views: dict[str, _View], compress: bool = False) -> 
                 return ("storage", storage_type, obj.key, "cpu", obj.data.size)
             return None
 
-        def reducer_override(self, obj: object) -> object:
+        def reducer_override(self, obj: object) -> Any:
             if isinstance(obj, _View):
-                args = (obj.storage, obj.offset, obj.size, obj.stride, False, OrderedDict())
+                args: tuple[object, ...] = (
+                    obj.storage,
+                    obj.offset,
+                    obj.size,
+                    obj.stride,
+                    False,
+                    OrderedDict(),
+                )
                 return rebuild, args
             return NotImplemented
 

@@ -25,7 +25,7 @@ LONG_TEXT = "Dies ist ein langer Satz, der eine ganze Weile dauert. " * 12
 def streams_of(data: bytes) -> dict[str, int]:
     """Decode an MP4 fully; frames per stream type."""
     counts = {"video": 0, "audio": 0}
-    with av.open(io.BytesIO(data)) as container:
+    with av.open(io.BytesIO(data), mode="r") as container:
         for kind in counts:
             for stream in container.streams:
                 if stream.type == kind:

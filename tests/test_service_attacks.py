@@ -223,11 +223,12 @@ def test_full_disk_during_tts_and_cancel_ends_cleanly(
 
 def test_state_writes_give_up_their_reserve_only_for_an_ending(tiny_disk: Path) -> None:
     from facecast.service.schemas import JobKind, JobState, JobStatus
-    from facecast.service.state import FileStateStore, advance, finish, start_attempt
+    from facecast.service.state import FileJobStore
     from facecast.service.storage import Storage
+    from facecast.service.transitions import advance, finish, start_attempt
 
     storage = Storage(tiny_disk / "data")
-    store = FileStateStore(storage)
+    store = FileJobStore(storage)
     job_id = storage.new_job()
     store.create(JobState(job_id=job_id, kind=JobKind.TTS, created_at=time.time()))
     assert store.update(job_id, start_attempt(time.time(), 2)) is not None
@@ -277,7 +278,7 @@ def open_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServi
 def test_forwarded_headers_count_only_from_trusted_proxies() -> None:
     seen: list[tuple[str, str]] = []
 
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
         seen.append((scope["client"][0], scope["scheme"]))
 
     from facecast.service.guards import ForwardedMiddleware, parse_networks
@@ -286,7 +287,7 @@ def test_forwarded_headers_count_only_from_trusted_proxies() -> None:
     headers = [(b"x-forwarded-for", b"198.51.100.7, 10.1.1.1"), (b"x-forwarded-proto", b"https")]
     for client in ("10.2.2.2", "192.0.2.9"):
         scope = {"type": "http", "client": (client, 1), "scheme": "http", "headers": headers}
-        anyio.run(guard, scope, None, None)
+        anyio.run(guard, scope, None, None)  # type: ignore[arg-type]
     # From the proxy: the nearest untrusted hop; from anyone else: the peer itself.
     assert seen == [("198.51.100.7", "https"), ("192.0.2.9", "http")]
 

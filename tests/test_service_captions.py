@@ -27,7 +27,7 @@ def test_text_job_serves_its_captions_and_a_subtitle_rendition(
     answer = live_service.client.get(job["captions_url"])
     assert answer.status_code == 200
     assert answer.headers["content-type"].startswith("text/vtt")
-    cues = webvtt.from_string(answer.text)
+    cues = webvtt.from_string(answer.text).captions
     assert " ".join(c.text.replace("\n", " ") for c in cues) == TEXT
     # The live playlist: a master naming the video and the WebVTT subtitle rendition.
     base = f"/files/{job['job_id']}/stream"
@@ -41,7 +41,7 @@ def test_text_job_serves_its_captions_and_a_subtitle_rendition(
     assert "captions.vtt" in subtitles
     segment = live_service.client.get(f"{base}/captions.vtt")
     assert segment.headers["content-type"].startswith("text/vtt")
-    assert [c.text for c in webvtt.from_string(segment.text)] == [c.text for c in cues]
+    assert [c.text for c in webvtt.from_string(segment.text).captions] == [c.text for c in cues]
 
 
 def test_a_job_without_captions_has_none(live_service: LiveService, portrait: Path) -> None:
@@ -90,5 +90,5 @@ def test_render_server_writes_the_captions_beside_the_video(
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert out.is_file()
-    cues = webvtt.read(str(tmp_path / "out.vtt"))
+    cues = webvtt.read(str(tmp_path / "out.vtt")).captions
     assert " ".join(c.text.replace("\n", " ") for c in cues) == TEXT

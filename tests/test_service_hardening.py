@@ -51,12 +51,15 @@ from facecast.safety import (
     ScreeningUnavailableError,
     bundled_model,
 )
-from facecast.service import webhooks
+from facecast.service import redisconn, webhooks
 from facecast.service.access import Principal, RateLimiter
 from facecast.service.errors import RateLimitedError
+from facecast.service.idempotency import (
+    FileIdempotencyStore,
+    IdempotencyStore,
+    RedisIdempotencyStore,
+)
 from facecast.service.inputs import check_image
-from facecast.service.state import FileStateStore, RedisStateStore, StateStore
-from facecast.service.storage import Storage
 
 API_KEY = "test-key-1"
 LIMITED_KEY = "test-key-2"
@@ -200,7 +203,8 @@ def test_rate_limiter_refills_and_says_when() -> None:
     limiter.take(who, now=0.0)
     with pytest.raises(RateLimitedError) as refused:
         limiter.take(who, now=1.0)
-    assert refused.value.status == 429 and int(refused.value.headers["Retry-After"]) == 29
+    headers = refused.value.headers or {}
+    assert refused.value.status == 429 and int(headers["Retry-After"]) == 29
     limiter.take(who, now=31.0)
     limiter.take(Principal("key:other"), now=31.0)
     RateLimiter(0).take(who)  # 0: unlimited
@@ -228,14 +232,16 @@ def test_watermark_marks_only_the_corner() -> None:
 @pytest.fixture(params=["files", "redis"])
 def any_store(
     request: pytest.FixtureRequest, tmp_path: Path, scratch_redis_url: str
-) -> Iterator[StateStore]:
+) -> Iterator[IdempotencyStore]:
     if request.param == "files":
-        yield FileStateStore(Storage(tmp_path))
+        yield FileIdempotencyStore(tmp_path)
     else:
-        yield RedisStateStore(scratch_redis_url, 60)
+        client = redisconn.connect(scratch_redis_url)
+        yield RedisIdempotencyStore(client)
+        client.close()
 
 
-def test_idempotency_keys_bind_once(any_store: StateStore) -> None:
+def test_idempotency_keys_bind_once(any_store: IdempotencyStore) -> None:
     key = "ab" * 32
     assert any_store.claim(key, "1" * 32, 60) == "1" * 32
     assert any_store.claim(key, "2" * 32, 60) == "1" * 32
@@ -403,7 +409,7 @@ def test_videos_say_they_are_ai_generated_and_carry_the_watermark(
     job = hardened.wait_job(hardened.submit_text(portrait, "Markiert.", size=128))
     assert job["status"] == "done", job
     data = hardened.client.get(job["video_url"]).content
-    with av.open(io.BytesIO(data)) as container:
+    with av.open(io.BytesIO(data), mode="r") as container:
         tags = dict(container.metadata)
         frame = next(container.decode(video=0)).to_ndarray(format="rgb24")
     assert "AI-generated" in tags.get("comment", "") and job["job_id"] in tags["comment"], tags
@@ -522,7 +528,9 @@ def test_sigkill_of_the_rendering_process_loses_no_job(
             os.kill(pid, signal.SIGKILL)  # the process that was rendering
         job = service.wait_job(job_id)
         assert job["status"] == "done", (job, service.dump_logs())
-        state = json.loads(redis.Redis.from_url(scratch_redis_url).get(f"facecast:job:{job_id}"))
+        state = json.loads(
+            redis.Redis.from_url(scratch_redis_url).get(f"facecast:job:{job_id}") or "{}"
+        )
         assert state["attempts"] == 2
         assert service.client.get(job["video_url"]).content[4:8] == b"ftyp"
     finally:

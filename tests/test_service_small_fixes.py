@@ -165,7 +165,7 @@ def test_a_canceled_job_drops_its_stream_segments(service: LiveService, portrait
 
 
 def test_settle_drops_the_stream_of_every_failed_end(tmp_path: Path) -> None:
-    from facecast.service.execution import KEPT
+    from facecast.service.lifecycle import kept
     from facecast.service.schemas import JobStatus
     from facecast.service.storage import Storage
 
@@ -177,5 +177,5 @@ def test_settle_drops_the_stream_of_every_failed_end(tmp_path: Path) -> None:
         stream = storage.stream_dir(job_id)
         stream.mkdir()
         (stream / "seg00000.m4s").write_bytes(b"x")
-        storage.settle(job_id, KEPT[status])
+        storage.settle(job_id, kept(status))
         assert stream.exists() == (status is JobStatus.DONE), status

@@ -25,16 +25,10 @@ from facecast.service.schemas import (
     JobStatus,
     WorkerInfo,
 )
-from facecast.service.state import (
-    FileStateStore,
-    RedisStateStore,
-    StateStore,
-    advance,
-    finish,
-    request_cancel,
-    start_attempt,
-)
+from facecast.service.state import JobStore
 from facecast.service.storage import Storage, content_key
+from facecast.service.stores import Stores, open_stores
+from facecast.service.transitions import advance, finish, request_cancel, start_attempt
 
 OPENAPI_FILE = Path(__file__).resolve().parents[1] / "openapi.json"
 
@@ -45,14 +39,19 @@ def storage(tmp_path: Path) -> Storage:
 
 
 @pytest.fixture(params=["files", "redis"])
-def store(request: pytest.FixtureRequest, storage: Storage) -> Iterator[StateStore]:
+def stores(request: pytest.FixtureRequest, storage: Storage) -> Iterator[Stores]:
     if request.param == "files":
-        yield FileStateStore(storage)
+        yield open_stores(None, storage, 3600)
         return
     url = request.getfixturevalue("scratch_redis_url")
-    redis_store = RedisStateStore(url, ttl_seconds=3600)
-    yield redis_store
-    redis_store.redis.close()
+    opened = open_stores(url, storage, 3600)
+    yield opened
+    opened.jobs.redis.close()  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def store(stores: Stores) -> JobStore:
+    return stores.jobs
 
 
 def new_state(storage: Storage, status: JobStatus = JobStatus.QUEUED) -> JobState:
@@ -69,8 +68,8 @@ def test_job_ids_are_checked_before_touching_the_filesystem(storage: Storage) ->
             storage.job_dir(bad)
     with pytest.raises(ValueError):
         storage.path(job_id, "../job.json")
-    assert storage.download(job_id, "job.json") is None
-    assert storage.download("../../etc", "video.mp4") is None
+    assert storage.fetch(job_id, "job.json") is None
+    assert storage.fetch("../../etc", "video.mp4") is None
 
 
 def test_uploads_are_hashed_and_capped(storage: Storage) -> None:
@@ -145,15 +144,19 @@ def test_transitions() -> None:
     done = finish(JobStatus.DONE, now)(moved)
     assert done is not None and done.progress == 100 and done.finished_at == now
     assert finish(JobStatus.ERROR, now)(done) is None
-    assert request_cancel(now)(done) is None
-    canceled = request_cancel(now)(queued)
-    assert canceled is not None and canceled.status is JobStatus.CANCELED
-    flagged = request_cancel(now)(running)
+    assert request_cancel()(done) is None
+    flagged_queued = request_cancel()(queued)
+    assert flagged_queued is not None and flagged_queued.status is JobStatus.QUEUED
+    assert request_cancel()(flagged_queued) is None  # flagged once
+    flagged = request_cancel()(running)
     assert flagged is not None and flagged.status is JobStatus.RUNNING and flagged.cancel_requested
-    assert start_attempt(now, 2)(canceled.model_copy(update={"status": JobStatus.QUEUED})) is None
+    assert start_attempt(now, 2)(flagged_queued) is None  # a flagged job never starts
+    reused = finish(JobStatus.DONE, now, reused_from="1" * 32)(queued)
+    assert reused is not None and reused.reused_from == "1" * 32 and reused.progress == 100
 
 
-def test_state_store(store: StateStore, storage: Storage) -> None:
+def test_stores(stores: Stores, storage: Storage) -> None:
+    store, metrics_store, heartbeats = stores.jobs, stores.metrics, stores.heartbeats
     store.ping()
     state = new_state(storage)
     store.create(state)
@@ -164,24 +167,24 @@ def test_state_store(store: StateStore, storage: Storage) -> None:
     assert store.update(state.job_id, lambda s: None) is None
     counts = store.count_by_status()
     assert counts[JobStatus.RUNNING] == 1 and counts[JobStatus.QUEUED] == 0
-    store.observe("stage_duration_seconds", "stage=render", 0.3)
-    store.observe("stage_duration_seconds", "stage=render", 700)
-    (series,) = store.histograms()
+    metrics_store.observe("stage_duration_seconds", "stage=render", 0.3)
+    metrics_store.observe("stage_duration_seconds", "stage=render", 700)
+    (series,) = metrics_store.histograms()
     assert series.count == 2 and series.total == pytest.approx(700.3)
     assert series.buckets[2] == 1 and series.buckets[-1] == 1
-    store.increment("jobs_finished_total", "kind=tts,status=done")
-    assert store.counters() == {"jobs_finished_total": {"kind=tts,status=done": 1}}
+    metrics_store.increment("jobs_finished_total", "kind=tts,status=done")
+    assert metrics_store.counters() == {"jobs_finished_total": {"kind=tts,status=done": 1}}
     worker = WorkerInfo(worker_id="host-1", hostname="host", pid=1, warmed=True)
-    store.heartbeat(worker, ttl=0.3)
-    assert [w.worker_id for w in store.workers()] == ["host-1"]
+    heartbeats.heartbeat(worker, ttl=0.3)
+    assert [w.worker_id for w in heartbeats.workers()] == ["host-1"]
     time.sleep(0.4)
-    assert store.workers() == []
-    store.heartbeat(worker, ttl=10)
-    store.drop_worker("host-1")
-    assert store.workers() == []
+    assert heartbeats.workers() == []
+    heartbeats.heartbeat(worker, ttl=10)
+    heartbeats.drop_worker("host-1")
+    assert heartbeats.workers() == []
 
 
-def test_concurrent_updates_do_not_lose_writes(store: StateStore, storage: Storage) -> None:
+def test_concurrent_updates_do_not_lose_writes(store: JobStore, storage: Storage) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     state = new_state(storage, JobStatus.RUNNING)
@@ -197,7 +200,7 @@ def test_concurrent_updates_do_not_lose_writes(store: StateStore, storage: Stora
 
 
 def test_metrics_text_format() -> None:
-    from facecast.service.state import HISTOGRAM_BUCKETS, Histogram
+    from facecast.service.metrics import HISTOGRAM_BUCKETS, Histogram
 
     buckets = tuple([1, 0, 2] + [0] * (len(HISTOGRAM_BUCKETS) - 2))
     snapshot = metrics.Snapshot(
@@ -275,10 +278,12 @@ def test_settings_come_from_facecast_variables(monkeypatch: pytest.MonkeyPatch) 
 def test_job_run_throttles_progress_and_honours_cancel(storage: Storage) -> None:
     from facecast.config import Settings
     from facecast.service.execution import JobRun, WorkerContext
+    from facecast.service.lifecycle import Ending, Outcome
 
     settings = Settings(data_dir=storage.root, progress_interval_seconds=10.0)
-    store = FileStateStore(storage)
-    context = WorkerContext(settings, storage, store, NudityScreen(None, 0.5))
+    stores = open_stores(None, storage, 3600)
+    store = stores.jobs
+    context = WorkerContext(settings, storage, stores, NudityScreen(None, 0.5))
     state = new_state(storage)
     store.create(state)
     manifest = JobManifest(
@@ -297,10 +302,10 @@ def test_job_run_throttles_progress_and_honours_cancel(storage: Storage) -> None
     run.progress("render", 0.2)  # a new stage is always written
     assert store.get(state.job_id).stage == "render"  # type: ignore[union-attr]
     assert not run.canceled()
-    store.update(state.job_id, request_cancel(time.time()))
+    store.update(state.job_id, request_cancel())
     time.sleep(0.15)
     assert run.canceled()
-    final = run.end(JobStatus.DONE)
+    final = run.end(Outcome(Ending.DONE))
     assert final.status is JobStatus.CANCELED  # the cancel won over a late finish
     assert set(run.stages) == {"speech", "render"}
     assert storage.read_manifest(state.job_id).state.status is JobStatus.CANCELED  # type: ignore[union-attr]
@@ -319,7 +324,7 @@ def test_serve_without_the_screen_model_only_on_loopback(tmp_path: Path) -> None
         screening_off_reason("0.0.0.0", True, None, None)
 
 
-def test_followers_share_one_store_read_per_tick(store: StateStore, storage: Storage) -> None:
+def test_followers_share_one_store_read_per_tick(store: JobStore, storage: Storage) -> None:
     """Many clients following jobs cost one read per tick, and each sees its job to the end."""
     import asyncio
 
@@ -373,13 +378,17 @@ def test_followers_share_one_store_read_per_tick(store: StateStore, storage: Sto
 
 def test_redis_index_sets_forget_expired_workers(scratch_redis_url: str) -> None:
     """Workers are listed from an index set (no SCAN over every job key); expired ones leave it."""
-    store = RedisStateStore(scratch_redis_url, ttl_seconds=3600)
+    from facecast.service.heartbeats import RedisHeartbeatStore
+    from facecast.service.redisconn import connect
+
+    client = connect(scratch_redis_url)
+    store = RedisHeartbeatStore(client)
     try:
         index = "facecast:index:worker"
         store.heartbeat(WorkerInfo(worker_id="w-1", hostname="h", pid=1), ttl=0.2)
-        assert store.redis.sismember(index, "w-1")
+        assert client.sismember(index, "w-1")
         time.sleep(0.3)
         assert store.workers() == []
-        assert not store.redis.sismember(index, "w-1")  # expired ones leave the index
+        assert not client.sismember(index, "w-1")  # expired ones leave the index
     finally:
-        store.redis.close()
+        client.close()

@@ -104,7 +104,7 @@ def test_capped_synthesis_stops_calling_the_backend(audio_cap: float) -> None:
     calls: list[str] = []
 
     class Counting(EspeakBackend):
-        def synthesize(self, text: str, lang: str, voice: str | None = None):  # type: ignore[no-untyped-def]
+        def synthesize(self, text: str, lang: str, voice: str | None = None):
             calls.append(text)
             return super().synthesize(text, lang, voice)
 

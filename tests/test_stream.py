@@ -78,7 +78,7 @@ def demux_segment(folder: Path, name: str) -> tuple[list[bool], list[str]]:
     data = (folder / HLS_INIT).read_bytes() + (folder / name).read_bytes()
     video: list[bool] = []
     audio: list[str] = []
-    with av.open(io.BytesIO(data)) as container:
+    with av.open(io.BytesIO(data), mode="r") as container:
         for packet in container.demux():
             if packet.size and packet.stream.type == "video":
                 video.append(packet.is_keyframe)

@@ -309,7 +309,7 @@ def test_a_voice_copied_into_the_voices_dir_is_offered_and_spoken(
     monkeypatch.setenv("FACECAST_VOICES_DIR", str(tiny_voices))
     get_settings.cache_clear()
     try:
-        fresh = Registry("speech backend", registry._builtin_backends)
+        fresh = Registry("speech backend", registry._builtin_backends, kind="speech")
         monkeypatch.setattr(registry, "REGISTRY", fresh)
         ids = [voice.id for voice in registry.catalogue()]
         assert "piper:xx_XX-tiny-low" in ids
@@ -376,8 +376,8 @@ def backend_clip(request: pytest.FixtureRequest, clip_dir: Path) -> Iterator[tup
     out = clip_dir / f"backend-{name}.mp4"
     with pytest.MonkeyPatch.context() as patch:
         if name == "signal-only":  # only while this clip's tests run
-            fresh = Registry("speech backend", registry._builtin_backends)
-            fresh.register(SignalOnly())  # type: ignore[arg-type]
+            fresh = Registry("speech backend", registry._builtin_backends, kind="speech")
+            fresh.register(SignalOnly())
             patch.setattr(registry, "REGISTRY", fresh)
         result = render_talking_head(grace_photo(), out, text=text, options=options)
         yield name, measure_clip(name, result, options.fps)

@@ -22,16 +22,17 @@ from facecast.options import RenderOptions
 from facecast.pipeline import render_talking_head
 from facecast.post import PostContext
 from facecast.post.wav2lip import (
+    DESCRIPTION,
     MEL_FPS,
     MEL_STEP,
     Wav2Lip,
-    builtin_refiners,
     face_box,
     face_input,
     follow_box,
     mel_filters,
     melspectrogram,
 )
+from facecast.registry import MissingError
 
 RATE = 16_000
 FPS = 25
@@ -48,7 +49,7 @@ def write_echo_model(path: Path) -> None:
         n("Add", ["blank", "scaled"], ["shifted"]),
         n("Add", ["shifted", "half"], ["out"]),
     ]
-    consts = {
+    consts: dict[str, np.ndarray] = {
         "eighth": np.array(1 / 8, np.float32),
         "zero": np.array(0, np.float32),
         "half": np.array(0.5, np.float32),
@@ -79,7 +80,7 @@ def model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def portrait(grace: Path):  # type: ignore[no-untyped-def]
+def portrait(grace: Path):
     rgb = load_image(grace)
     return frame_portrait(rgb, detect_landmarks(rgb), 256, "square")
 
@@ -103,7 +104,7 @@ def test_mel_recipe_shapes_levels_and_bands() -> None:
     assert mel_filters().shape == (80, 401)
 
 
-def test_mel_windows_line_up_with_frames(model_path: Path, portrait) -> None:  # type: ignore[no-untyped-def]
+def test_mel_windows_line_up_with_frames(model_path: Path, portrait) -> None:
     refiner = Wav2Lip(model_path)
     track = burst_track()
     step = refiner.prepare(PostContext(RenderOptions(fps=FPS), track, portrait))
@@ -134,7 +135,7 @@ def test_face_input_masks_the_lower_half_and_is_bgr() -> None:
     assert np.all(face[5] == 1.0) and np.all(face[3:5] == 0.0)
 
 
-def test_paste_back_stays_inside_the_face_box(model_path: Path, portrait) -> None:  # type: ignore[no-untyped-def]
+def test_paste_back_stays_inside_the_face_box(model_path: Path, portrait) -> None:
     step = Wav2Lip(model_path).prepare(PostContext(RenderOptions(fps=FPS), burst_track(), portrait))
     (out,) = step([portrait.rgb.copy()], 28)
     x0, y0, x1, y1 = face_box(portrait.landmarks, portrait.rgb.shape)
@@ -145,12 +146,12 @@ def test_paste_back_stays_inside_the_face_box(model_path: Path, portrait) -> Non
 
 
 def _shifted(rgb: np.ndarray, dx: int, dy: int) -> np.ndarray:
-    matrix = np.float32([[1, 0, dx], [0, 1, dy]])
+    matrix = np.array([[1, 0, dx], [0, 1, dy]], np.float32)
     return cv2.warpAffine(rgb, matrix, rgb.shape[1::-1], borderMode=cv2.BORDER_REPLICATE)
 
 
 @pytest.mark.parametrize(("dx", "dy"), [(0, 0), (6, -4), (-9, 7)])
-def test_box_follows_the_head(model_path: Path, portrait, dx: int, dy: int) -> None:  # type: ignore[no-untyped-def]
+def test_box_follows_the_head(model_path: Path, portrait, dx: int, dy: int) -> None:
     """Renderers sway and turn the head: the refined mouth must move with it, not stay on
     the photo's box. Frames here are the photo moved by a known shift."""
     box = face_box(portrait.landmarks, portrait.rgb.shape)
@@ -164,7 +165,7 @@ def test_box_follows_the_head(model_path: Path, portrait, dx: int, dy: int) -> N
     assert np.array_equal(out[outside], moved[outside])
 
 
-def test_box_stays_when_the_frame_is_not_the_face(model_path: Path, portrait) -> None:  # type: ignore[no-untyped-def]
+def test_box_stays_when_the_frame_is_not_the_face(model_path: Path, portrait) -> None:
     box = face_box(portrait.landmarks, portrait.rgb.shape)
     step = Wav2Lip(model_path).prepare(PostContext(RenderOptions(fps=FPS), burst_track(), portrait))
     noise = np.random.default_rng(0).integers(0, 255, portrait.rgb.shape, dtype=np.uint8)
@@ -184,15 +185,16 @@ def opted_in(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, model_path: Path) 
 
 
 def test_needs_the_opt_in_and_the_file(opted_in: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    assert [r.name for r in builtin_refiners()] == ["wav2lip"]
+    assert DESCRIPTION.make(opted_in).name == "wav2lip"
+    assert not DESCRIPTION.commercial_use and DESCRIPTION.kind == "refine"
     monkeypatch.setenv("FACECAST_ALLOW_NONCOMMERCIAL", "false")
     get_settings.cache_clear()
-    assert builtin_refiners() == []
+    with pytest.raises(MissingError, match="FACECAST_ALLOW_NONCOMMERCIAL=true"):
+        DESCRIPTION.make(opted_in)
 
 
 def test_pipeline_refines_with_wav2lip(opted_in: Path, grace: Path, tmp_path: Path) -> None:
-    (refiner,) = builtin_refiners()
-    post.REGISTRY.register(refiner)
+    post.REGISTRY.register(DESCRIPTION.make(opted_in))
     options = RenderOptions(size=256, fps=10, refine="wav2lip")
     result = render_talking_head(grace, tmp_path / "w2l.mp4", text="Hallo", options=options)
     assert result.video.is_file() and result.frames >= 3

@@ -4,17 +4,15 @@ that `GET /backends` and `facecast models list` show."""
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Collection, Mapping
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from facecast import post, render, weights
-from facecast.config import get_settings
 from facecast.errors import BackendUnavailableError
 from facecast.options import RenderOptions
 from facecast.rates import Estimate, Rate
-from facecast.registry import Capabilities
+from facecast.registry import NOUNS, Capabilities, Description, Device, Registry
 
 MAX_OUTPUT_EDGE = 4096
 """Largest upscaled video edge (H.264 level 6 and memory on one worker)."""
@@ -22,74 +20,103 @@ UPSCALE_FACTORS = (2, 4)
 GPU_QUEUE = "gpu"
 
 
+FrameKind = Literal["renderer", "upscale", "refine"]
+"""The kinds of backend that make or change video frames (what the catalogue lists)."""
+
+
 @dataclass(frozen=True)
 class BackendInfo:
-    """One entry of the catalogue."""
+    """One entry of the catalogue: a backend as it describes itself, and how it stands here."""
 
-    kind: str
-    """renderer, upscale or refine."""
-    name: str
-    available: bool
+    description: Description[Any]
     capabilities: Capabilities | None
+    """What it offers here (None when this server cannot run it)."""
     missing: tuple[str, ...] = ()
-    """Model files this server lacks (when not available)."""
+    """What this server lacks (when not available): model files, a package, an opt-in."""
     how_to_get: str = ""
-    source: str = ""
-    """Where `facecast models fetch` takes its weights from ("" when it needs none)."""
 
-    def as_dict(self) -> dict[str, object]:
-        data = asdict(self)
-        data["missing"] = list(self.missing)
-        return data
+    @property
+    def name(self) -> str:
+        return self.description.name
+
+    @property
+    def kind(self) -> str:
+        return self.description.kind
+
+    @property
+    def available(self) -> bool:
+        return self.capabilities is not None
+
+    @property
+    def source(self) -> str:
+        """Where `facecast models fetch` takes its weights from ("" when it needs none)."""
+        models = self.description.models
+        return ", ".join(dict.fromkeys(weights.spec(model).source for model in models))
+
+    def fields(self) -> dict[str, object]:
+        """The entry as GET /backends shows it (less `offered`, which live workers decide)."""
+        caps = self.capabilities
+        return {
+            "kind": self.kind,
+            "name": self.name,
+            "available": self.available,
+            "device": self.description.device,
+            "batch_size": caps.batch_size if caps else None,
+            "seconds_per_frame_cpu": caps.seconds_per_frame_cpu if caps else None,
+            "licence": self.description.licence,
+            "commercial_use": self.description.commercial_use,
+            "missing": list(self.missing),
+            "how_to_get": self.how_to_get,
+            "source": self.source,
+        }
 
 
-def _missing_weights(backend: str) -> tuple[list[str], str]:
-    """Files the named backend lacks, and how to get them ([] when it is not weight-based)."""
-    folder = get_settings().models_dir
-    for spec in weights.manifest():
-        if spec.backend == backend:
-            found = weights.status(spec, folder)
-            if not found.present:
-                return found.missing, spec.how_to_get
-            problems = [f"{f.location} ({f.problem})" for f in found.files if not f.verified]
-            if problems:
-                return problems, "see `facecast models verify`"
-    return [], ""
+REGISTRIES: dict[str, Registry[Any]] = {
+    "renderer": render.REGISTRY,
+    "upscale": post.REGISTRY,
+    "refine": post.REGISTRY,
+}
+"""The registry that holds the backends of each kind that makes or changes frames."""
 
 
-def _unavailable(kind: str, name: str, have: list[str]) -> BackendUnavailableError:
-    missing, how = _missing_weights(name)
+def _frame_descriptions() -> list[Description[Any]]:
+    return [*render.REGISTRY.descriptions(), *post.REGISTRY.descriptions()]
+
+
+def _unavailable(kind: FrameKind, name: str, have: list[str]) -> BackendUnavailableError:
+    noun = NOUNS[kind]
     listed = ", ".join(have) or "none"
-    if missing:
+    described = REGISTRIES[kind].describe(name)
+    missing = REGISTRIES[kind].missing(name) if described and described.kind == kind else None
+    if missing is None:
         return BackendUnavailableError(
-            f"The {kind} {name!r} needs model files this server lacks: {', '.join(missing)} "
-            f"({how}). Available {kind}s: {listed}."
+            f"The {noun} {name!r} is not available. Available {noun}s: {listed}."
         )
-    if name == "wav2lip" and not get_settings().allow_noncommercial:
-        return BackendUnavailableError(
-            "The refiner 'wav2lip' is non-commercial and off: the operator must set "
-            f"FACECAST_ALLOW_NONCOMMERCIAL=true. Available refiners: {listed}."
-        )
+    what = ", ".join(missing.missing)
+    how = f" ({missing.how_to_get})" if missing.how_to_get else ""
     return BackendUnavailableError(
-        f"The {kind} {name!r} is not available. Available {kind}s: {listed}."
+        f"The {noun} {name!r} is not available here: it needs {what}{how}. "
+        f"Available {noun}s: {listed}."
     )
 
 
-def wanted(options: RenderOptions) -> list[tuple[str, str]]:
+def wanted(options: RenderOptions) -> list[tuple[FrameKind, str]]:
     """(kind, name) of every backend the job needs beyond speech."""
-    needs = [("renderer", options.renderer)]
+    needs: list[tuple[FrameKind, str]] = [("renderer", options.renderer)]
     if options.refine:
-        needs.append(("refiner", options.refine))
+        needs.append(("refine", options.refine))
     if options.upscale:
-        names = post.for_role("upscale")
-        needs.append(("upscaler", names[0] if names else "realesrgan"))
+        names = post.of_kind("upscale")
+        known = [d.name for d in post.REGISTRY.descriptions() if d.kind == "upscale"]
+        needs.append(("upscale", (names or known or ["upscale"])[0]))
     return needs
 
 
-def _here(kind: str) -> list[str]:
-    if kind == "renderer":
-        return render.available()
-    return post.for_role("refine" if kind == "refiner" else "upscale")
+def _here(kind: FrameKind) -> list[str]:
+    """Names of this process's backends of `kind`, most preferred first."""
+    registry = REGISTRIES[kind]
+    names = set(registry.names())
+    return [d.name for d in registry.descriptions() if d.kind == kind and d.name in names]
 
 
 def check_options(options: RenderOptions, offered: Collection[str] | None = None) -> None:
@@ -115,13 +142,15 @@ def check_options(options: RenderOptions, offered: Collection[str] | None = None
             raise _unavailable(kind, name, have)
 
 
+def device_of(kind: str, name: str) -> Device:
+    """Where the named backend runs well, as it describes itself ("cpu" when unknown)."""
+    described = REGISTRIES[kind].describe(name)
+    return described.device if described is not None else "cpu"
+
+
 def needs_gpu(options: RenderOptions) -> bool:
     """True when a backend of the job is GPU-class (queued for GPU workers)."""
-    for kind, name in wanted(options):
-        backend = render.REGISTRY.peek(name) if kind == "renderer" else post.REGISTRY.peek(name)
-        if backend is not None and backend.capabilities.device == "gpu":
-            return True
-    return False
+    return any(device_of(kind, name) == "gpu" for kind, name in wanted(options))
 
 
 def queue_for(options: RenderOptions, default: str) -> str:
@@ -137,7 +166,7 @@ def cpu_seconds_per_video_second(options: RenderOptions) -> float | None:
     """CPU time per second of video of the job's costly backends (None when all are cheap)."""
     total = 0.0
     for kind, name in wanted(options):
-        backend = render.REGISTRY.peek(name) if kind == "renderer" else post.REGISTRY.peek(name)
+        backend = REGISTRIES[kind].peek(name)
         cost = backend.capabilities.seconds_per_frame_cpu if backend else None
         if cost:
             total += cost * options.fps * (options.size / REFERENCE_EDGE) ** 2
@@ -172,22 +201,29 @@ def offered_here() -> list[str]:
 
 def gpu_class_here() -> list[str]:
     """Names of the GPU-class backends this process can run."""
-    names = [r.name for r in render.REGISTRY.all() if r.capabilities.device == "gpu"]
-    names += [p.name for p in post.REGISTRY.all() if p.capabilities.device == "gpu"]
-    return sorted(names)
+    here = set(offered_here())
+    return sorted(d.name for d in _frame_descriptions() if d.device == "gpu" and d.name in here)
 
 
-def catalogue(models_dir: Path | None = None) -> list[BackendInfo]:
-    """Registered backends, then known ones this server lacks, with what is missing."""
-    entries = [BackendInfo("renderer", r.name, True, r.capabilities) for r in render.REGISTRY.all()]
-    entries += [BackendInfo(p.role, p.name, True, p.capabilities) for p in post.REGISTRY.all()]
-    present = {e.name for e in entries}
-    kinds = {"liveportrait": "renderer", "wav2lip": "refine", "realesrgan": "upscale"}
-    for backend, kind in kinds.items():
-        if backend not in present:
-            missing, how = _missing_weights(backend)
-            if not missing and backend == "wav2lip":
-                missing = ["FACECAST_ALLOW_NONCOMMERCIAL=true"]
-            entries.append(BackendInfo(kind, backend, False, None, tuple(missing), how))
-    sources = {spec.backend: spec.source for spec in reversed(weights.manifest())}
-    return [dataclasses.replace(e, source=sources.get(e.name, "")) for e in entries]
+def catalogue() -> list[BackendInfo]:
+    """Every renderer and post-processor the registries describe: available here or not, with
+    what they offer or what is missing."""
+    entries = []
+    for described in _frame_descriptions():
+        registry = REGISTRIES[described.kind]
+        backend = registry.peek(described.name)
+        missing = registry.missing(described.name)
+        entries.append(
+            BackendInfo(
+                described,
+                backend.capabilities if backend is not None else None,
+                missing.missing if missing is not None else (),
+                missing.how_to_get if missing is not None else "",
+            )
+        )
+    return entries
+
+
+def model_users() -> dict[str, str]:
+    """Manifest model name -> the backend that needs it (for `facecast models list`)."""
+    return {model: d.name for d in _frame_descriptions() for model in d.models}

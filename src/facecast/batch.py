@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from facecast.errors import FacecastError
+from facecast.errors import ErrorCode, FacecastError
 from facecast.options import RenderOptions
 
 COLUMNS = ("image", "text", "audio", "voice", "lang", "output")
@@ -28,7 +28,7 @@ MAX_ROWS = 10_000
 
 
 class ManifestError(FacecastError):
-    code = "invalid_manifest"
+    code = ErrorCode.INVALID_MANIFEST
 
 
 @dataclass(frozen=True)

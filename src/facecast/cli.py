@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sys
@@ -11,9 +12,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from pydantic import ValidationError
 
+from facecast.cli_options import chosen, option_flags
 from facecast.errors import BackendUnavailableError, FacecastError
-from facecast.options import CAPTION_MODES, FRAMINGS, VIDEO_FORMATS
+from facecast.options import VIDEO_FORMATS, options_error
 
 VOICE_HELP = (
     "Voice: backend:voice (e.g. pico:de-DE, pico:de-DE-male, espeak:f3), a backend, a plain "
@@ -31,49 +34,6 @@ NEUTRAL_PROSODY = (1.0, 0.0, 0.0)
 """--rate, --pitch, --volume that change nothing (facecast.options' defaults)."""
 
 
-def _prosody_options(func: F) -> F:
-    """--rate, --pitch and --volume; their bounds are checked by RenderOptions (one plain
-    error line), declared once in facecast.options."""
-    from facecast.options import (
-        DEFAULT_PITCH,
-        DEFAULT_RATE,
-        DEFAULT_VOLUME,
-        MAX_PITCH,
-        MAX_RATE,
-        MAX_VOLUME,
-        MIN_PITCH,
-        MIN_RATE,
-        MIN_VOLUME,
-    )
-
-    decorators = [
-        click.option(
-            "--rate",
-            type=float,
-            default=DEFAULT_RATE,
-            show_default=True,
-            help=f"Speaking rate, {MIN_RATE:g}-{MAX_RATE:g} (2 = twice as fast; pitch kept).",
-        ),
-        click.option(
-            "--pitch",
-            type=float,
-            default=DEFAULT_PITCH,
-            show_default=True,
-            help=f"Pitch shift in semitones, {MIN_PITCH:g} to {MAX_PITCH:g}.",
-        ),
-        click.option(
-            "--volume",
-            type=float,
-            default=DEFAULT_VOLUME,
-            show_default=True,
-            help=f"Gain in dB, {MIN_VOLUME:g} to {MAX_VOLUME:g} (peaks stay below -1 dBFS).",
-        ),
-    ]
-    for decorate in reversed(decorators):
-        func = decorate(func)
-    return func
-
-
 def _demo_photo() -> Path:
     """The Grace Hopper portrait that ships inside matplotlib's wheel."""
     import matplotlib
@@ -88,6 +48,9 @@ def _plain_errors() -> Iterator[None]:
         yield
     except FacecastError as exc:
         click.echo(f"error: {exc.message}", err=True)
+        sys.exit(2)
+    except ValidationError as exc:  # RenderOptions says which option, in one sentence
+        click.echo(f"error: {options_error(exc)}", err=True)
         sys.exit(2)
     except (OSError, ValueError) as exc:
         click.echo(f"error: {exc}", err=True)
@@ -130,43 +93,6 @@ def _check_output(path: Path) -> None:
         raise FacecastError(f"cannot write {path}: the folder {folder} is not writable.")
     if path.is_dir():
         raise FacecastError(f"cannot write {path}: it is a folder.")
-
-
-class _Point(click.ParamType):
-    """`x,y` in pixels."""
-
-    name = "point"
-
-    def convert(self, value: Any, param: Any, ctx: Any) -> tuple[float, float]:
-        if isinstance(value, tuple):
-            return value
-        try:
-            x, y = (float(part) for part in str(value).split(","))
-        except ValueError:
-            self.fail(f"{value!r} is not a point written X,Y", param, ctx)
-        return x, y
-
-
-LEXICON_OPTION = click.option(
-    "--lexicon",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    default=None,
-    help="Your pronunciations: `[de]` / `[en]` sections of `word = how to say it` lines.",
-)
-
-
-def _read_lexicon(path: Path | None) -> str | None:
-    """The lexicon file's text, checked; FacecastError (one plain line) when it is not one."""
-    from facecast.speech.script import parse_lexicon
-
-    if path is None:
-        return None
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise FacecastError(f"{path}: a lexicon is UTF-8 text.") from exc
-    parse_lexicon(text)
-    return text
 
 
 def _render_options(func: F) -> F:
@@ -229,101 +155,8 @@ def _require_consent(consent: bool) -> None:
         )
 
 
-def _job_options(func: F) -> F:
-    """What a video looks and sounds like (shared by render, demo and batch)."""
-    decorators = [
-        click.option("--fps", type=click.IntRange(1, 60), default=25, show_default=True),
-        click.option(
-            "--size",
-            type=click.IntRange(128, 2048),
-            default=512,
-            show_default=True,
-            help="Output edge in pixels (square crop on the face).",
-        ),
-        click.option(
-            "--framing",
-            type=click.Choice(FRAMINGS),
-            default="square",
-            show_default=True,
-            help="square, portrait (9:16) or landscape (16:9) on the face, size the shorter "
-            "side; full: the whole photo, longer side size.",
-        ),
-        click.option("--full-frame", is_flag=True, help="The same as --framing full."),
-        click.option(
-            "--format",
-            type=click.Choice(VIDEO_FORMATS),
-            default=None,
-            help="mp4 (H.264/AAC) or webm (VP9/Opus); default: from the output's name, else mp4.",
-        ),
-        click.option(
-            "--lang", default="de", show_default=True, help="Speech language (text input)."
-        ),
-        click.option("--voice", default=None, help=VOICE_HELP),
-        click.option(
-            "--clone-voice",
-            type=click.Path(exists=True, dir_okay=False, path_type=Path),
-            default=None,
-            help="Speak --text in the voice of this 3-30 s recording (needs XTTS: the [xtts] "
-            "extra and FACECAST_XTTS_MODEL_DIR, or a --server that has it).",
-        ),
-        _prosody_options,
-        click.option(
-            "--seed",
-            type=int,
-            default=0,
-            show_default=True,
-            help="Same inputs and seed give the same video.",
-        ),
-        click.option(
-            "--face",
-            "face_index",
-            type=click.IntRange(0, 63),
-            default=None,
-            help="Which face to animate: 0 is the largest (see `facecast faces`).",
-        ),
-        click.option(
-            "--face-at",
-            type=_Point(),
-            default=None,
-            metavar="X,Y",
-            help="Animate the face at this point (pixels of the upright photo).",
-        ),
-        click.option("--renderer", default="warp", show_default=True, help="warp or liveportrait."),
-        click.option("--refine", default=None, help="Mouth refinement: wav2lip."),
-        click.option(
-            "--upscale",
-            type=click.Choice(["2", "4"]),
-            default=None,
-            help="Real-ESRGAN: output edge = size x this (slow on a CPU).",
-        ),
-        click.option("--no-restore", is_flag=True, help="Do not super-resolve a small face first."),
-        click.option(
-            "--expression",
-            default="keep",
-            show_default=True,
-            metavar="keep|neutral",
-            help="Mouth at rest: keep the photo's smile, or relax to a closed neutral mouth.",
-        ),
-        click.option(
-            "--force-cpu", is_flag=True, help="Render a long clip with a GPU renderer on the CPU."
-        ),
-        LEXICON_OPTION,
-        click.option(
-            "--captions",
-            type=click.Choice(CAPTION_MODES),
-            default=None,
-            help="vtt or srt: a caption file beside the video (out.vtt / out.srt); burn: drawn "
-            "into the video (and out.vtt). A recording needs --transcript.",
-        ),
-        click.option(
-            "--no-caption-highlight",
-            is_flag=True,
-            help="Burned-in captions without the spoken word coloured.",
-        ),
-    ]
-    for decorate in reversed(decorators):
-        func = decorate(func)
-    return func
+_job_options = option_flags()
+"""Every render option's flag (facecast.options declares them; shared by render, demo, batch)."""
 
 
 def _format_for(output: Path | None, asked: str | None) -> str:
@@ -339,33 +172,16 @@ def _format_for(output: Path | None, asked: str | None) -> str:
 
 
 def _options(opts: dict[str, Any], output: Path | None = None) -> Any:
+    """The command's RenderOptions; the format from the output's name unless --format says."""
     from facecast.options import RenderOptions
+    from facecast.speech.script import parse_lexicon
 
-    return RenderOptions(
-        format=_format_for(output, opts.get("format")),  # type: ignore[arg-type]
-        fps=opts["fps"],
-        size=opts["size"] - opts["size"] % 2,
-        full_frame=opts["full_frame"],
-        framing=opts["framing"],
-        lang=opts["lang"],
-        voice=opts["voice"],
-        seed=opts["seed"],
-        face_index=opts["face_index"],
-        face_at=opts["face_at"],
-        renderer=opts["renderer"],
-        refine=opts["refine"],
-        upscale=int(opts["upscale"]) if opts["upscale"] else None,
-        restore=not opts["no_restore"],
-        expression=opts["expression"],
-        force_cpu=opts["force_cpu"],
-        voice_sample=opts.get("clone_voice"),
-        lexicon=_read_lexicon(opts.get("lexicon")),
-        rate=opts["rate"],
-        pitch=opts["pitch"],
-        volume=opts["volume"],
-        captions=opts.get("captions"),
-        caption_highlight=not opts.get("no_caption_highlight", False),
-    )
+    source = click.get_current_context().get_parameter_source("format")
+    asked = None if source in (None, click.core.ParameterSource.DEFAULT) else opts.get("format")
+    options = RenderOptions(**{**chosen(opts), "format": _format_for(output, asked)})
+    if options.lexicon:
+        parse_lexicon(options.lexicon)  # a broken lexicon: one plain line, before any work
+    return options
 
 
 def _cloning(options: Any) -> Any:
@@ -810,8 +626,6 @@ def _batch_bar(rows: Any, work: Callable[[Callable[[Any], None]], Any]) -> Any:
 @main.command(help=f"Speak TEXT into a WAV file.\n\n{VOICE_HELP}")
 @click.option("--text", default=None, help="Text to speak (`-`: read standard input).")
 @TEXT_FILE_OPTION
-@click.option("--lang", default="de", show_default=True)
-@click.option("--voice", default=None, help=VOICE_HELP)
 @click.option(
     "-o",
     "--output",
@@ -820,31 +634,13 @@ def _batch_bar(rows: Any, work: Callable[[Callable[[Any], None]], Any]) -> Any:
     show_default=True,
 )
 @click.option(
-    "--clone-voice",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    default=None,
-    help="Speak in the voice of this 3-30 s recording (needs XTTS: the [xtts] extra and "
-    "FACECAST_XTTS_MODEL_DIR).",
-)
-@LEXICON_OPTION
-@click.option(
     "--show-text",
     is_flag=True,
     help="Print what will be spoken (numbers, dates, your lexicon, pauses) and stop.",
 )
-@_prosody_options
+@option_flags(speech_only=True)
 def tts(
-    text: str | None,
-    text_file: Path | None,
-    lang: str,
-    voice: str | None,
-    output: Path,
-    clone_voice: Path | None,
-    lexicon: Path | None,
-    show_text: bool,
-    rate: float,
-    pitch: float,
-    volume: float,
+    text: str | None, text_file: Path | None, output: Path, show_text: bool, **opts: Any
 ) -> None:
     """Speak TEXT into a WAV file.
 
@@ -852,29 +648,28 @@ def tts(
     """
     from facecast.audio import save_wav
     from facecast.options import RenderOptions
-    from facecast.pipeline import synthesize
+    from facecast.pipeline import speak
     from facecast.speech import script
-    from facecast.speech.registry import resolve_voice
-    from facecast.speech.voicing import Prosody
+    from facecast.speech.registry import choose_voice
 
     with _plain_errors():
         text = _text_input(text, text_file)
         if text is None:
             raise FacecastError("Give --text (`-` reads standard input) or --text-file.")
-        words = _read_lexicon(lexicon)
-        prosody = Prosody(rate, pitch, volume)
-        if not show_text:
-            _check_output(output)
+        options = RenderOptions(**chosen(opts, speech_only=True))
+        if options.lexicon:
+            script.parse_lexicon(options.lexicon)
         if show_text:
-            click.echo(script.spoken_text(script.prepare(text, lang, words)))
+            click.echo(script.spoken_text(script.prepare(text, options.lang, options.lexicon)))
             return
-        if clone_voice is not None:
-            backend = _cloning(RenderOptions(lang=lang)).speech_backend
-            voice, label = None, f"{backend} (cloned from {clone_voice.name})"
+        _check_output(output)
+        if options.voice_sample is not None:
+            options = _cloning(options)
+            label = f"{options.speech_backend} (cloned from {options.voice_sample.name})"
         else:
-            choice = resolve_voice(lang, voice)
-            backend, voice, label = choice.backend, choice.voice, choice.id
-        speech = synthesize(text, lang, voice, backend, clone_voice, words, prosody)
+            options = choose_voice(options)
+            label = f"{options.speech_backend}:{options.voice}"
+        speech = speak(text, options)
         save_wav(speech.audio, output)
         click.echo(
             f"wrote {output} ({speech.audio.duration:.1f} s, {len(speech.phonemes)} phonemes) "
@@ -909,7 +704,7 @@ def voices(lang: str | None, gender: str | None, show_all: bool) -> None:
                 continue
             if gender is not None and voice.gender != gender:
                 continue
-            if voice.backend == "espeak" and voice.name != "default" and not show_all:
+            if voice.variant and not show_all:
                 continue
             codes = [code for code, choice in defaults.items() if choice.id == voice.id]
             languages = ", ".join(voice.languages[:8]) + (
@@ -962,6 +757,68 @@ def app(host: str, port: int, server: str | None, desktop: bool) -> None:
 
 
 @main.command()
+@click.option(
+    "--image", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True
+)
+@click.option("--server", default="http://127.0.0.1:8000", show_default=True, metavar="URL")
+@click.option("--api-key", envvar="FACECAST_API_KEY", default=None, help="API key for --server.")
+@click.option("--consent", is_flag=True, help="You confirm the person agreed (required).")
+@click.option("--lang", default=None, help="Language of what is said (default: the server's).")
+@click.option("--voice", default=None, help="A voice from `facecast voices`.")
+@click.option("--say", "says", multiple=True, help="Say this (repeatable); default: read lines.")
+@click.option(
+    "--record",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write what the session showed and said to this MP4.",
+)
+@click.option("--page", is_flag=True, help="Open the server's live page in a browser instead.")
+def live(
+    image: Path,
+    server: str,
+    api_key: str | None,
+    consent: bool,
+    lang: str | None,
+    voice: str | None,
+    says: tuple[str, ...],
+    record: Path | None,
+    page: bool,
+) -> None:
+    """Talk through a photo live (WebRTC): each line typed is spoken, `/clear` interrupts."""
+    with _plain_errors():
+        if page:
+            from facecast.live.console import open_page
+
+            click.echo(f"Opened {open_page(server)}; pick {image} there.")
+            return
+        _require_consent(consent)
+        try:
+            from facecast.live import console
+        except ImportError as exc:
+            raise FacecastError(
+                f"Live sessions need their extra: pip install 'facecast[live]' ({exc.name} "
+                "is missing)."
+            ) from None
+        from facecast.client import FacecastAPIError
+
+        try:
+            asyncio.run(
+                console.run(
+                    server,
+                    api_key,
+                    image,
+                    list(says),
+                    consent=consent,
+                    lang=lang,
+                    voice=voice,
+                    record=record,
+                )
+            )
+        except FacecastAPIError as exc:
+            raise FacecastError(exc.message) from None
+
+
+@main.command()
 @click.option("--concurrency", type=click.IntRange(1, 64), default=1, show_default=True)
 @click.option("--queues", default="default", show_default=True, help="Comma-separated queues.")
 @click.option("--loglevel", default="info", show_default=True)
@@ -988,15 +845,18 @@ def _models_dir() -> Path:
 def models_list() -> None:
     """Every known model: present, verified, the backend it enables, licence, how to get it."""
     from facecast import weights
+    from facecast.backends import model_users
 
     with _plain_errors():
         folder = _models_dir()
         click.echo(f"models dir: {folder}")
+        users = model_users()
         for spec in weights.manifest():
             found = weights.status(spec, folder)
             state = "present" if found.present else "missing"
             checked = "verified" if found.verified else "NOT verified"
-            click.echo(f"{spec.name:26s} {state:8s} {checked:13s} backend={spec.backend}")
+            backend = users.get(spec.name, "none")
+            click.echo(f"{spec.name:26s} {state:8s} {checked:13s} backend={backend}")
             click.echo(f"    licence: {spec.licence}")
             click.echo(f"    source:  {spec.source}")
             if not found.present:

@@ -24,11 +24,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import httpx
 
-from facecast.options import DEFAULT_PITCH, DEFAULT_RATE, DEFAULT_VOLUME, RenderOptions
+from facecast.errors import ErrorCode
+from facecast.options import RenderOptions, form_text
+
+if TYPE_CHECKING:
+    from facecast.live.peer import LiveConnection, Received
 
 FINAL_STATUSES = frozenset({"done", "error", "canceled", "rejected"})
 TIMEOUT_S = 60.0
@@ -42,12 +46,23 @@ API_KEY_VARIABLE = "FACECAST_API_KEY"
 """Where both clients (and `facecast render --server`) find a key nobody passed."""
 
 
-class FacecastAPIError(Exception):
-    """An error the API answered (or could not answer): `code` is the API's error code."""
+def error_code(value: object) -> ErrorCode | str:
+    """The API's error code as an `ErrorCode`; a code this client does not know (a newer
+    server's, or `http_<status>` for an answer without one) stays a plain string."""
+    text = str(value)
+    try:
+        return ErrorCode(text)
+    except ValueError:
+        return text
 
-    def __init__(self, code: str, message: str, status: int | None = None) -> None:
+
+class FacecastAPIError(Exception):
+    """An error the API answered (or could not answer): `code` is the API's error code
+    (an `ErrorCode`, compared with `==` to it or to its string value)."""
+
+    def __init__(self, code: ErrorCode | str, message: str, status: int | None = None) -> None:
         super().__init__(f"{code}: {message}")
-        self.code = code
+        self.code = error_code(code)
         self.message = message
         self.status = status
 
@@ -171,44 +186,16 @@ def _raise_for(answer: httpx.Response) -> None:
 
 
 def _form(options: RenderOptions, consent: bool, **extra: str | None) -> dict[str, str]:
-    """The /animate form fields for `options` (what the API accepts of them)."""
-    fields: dict[str, str | None] = {
-        "consent": "true" if consent else "false",
-        "lang": options.lang,
-        "voice": options.voice,
-        "rate": None if options.rate == DEFAULT_RATE else f"{options.rate:g}",
-        "pitch": None if options.pitch == DEFAULT_PITCH else f"{options.pitch:g}",
-        "volume": None if options.volume == DEFAULT_VOLUME else f"{options.volume:g}",
-        "fps": str(options.fps),
-        "size": str(options.size),
-        "full_frame": "true" if options.full_frame else "false",
-        "framing": options.framing,
-        "face_index": None if options.face_index is None else str(options.face_index),
-        "face_at": None if options.face_at is None else "{:g},{:g}".format(*options.face_at),
-        "renderer": None if options.renderer == "warp" else options.renderer,
-        "refine": options.refine,
-        "upscale": None if options.upscale is None else str(options.upscale),
-        "force_cpu": "true" if options.force_cpu else None,
-        "expression": None if options.expression == "keep" else options.expression,
-        "lexicon": options.lexicon,
-        "seed": str(options.seed),
-        "restore": "true" if options.restore else "false",
-        "captions": options.captions,
-        "format": None if options.format == "mp4" else options.format,
-        "caption_highlight": None if options.caption_highlight else "false",
-        **extra,
-    }
+    """The /animate form fields for `options`: every option the form takes (facecast.options
+    declares which), so that a render on the service is the twin of a local one."""
+    fields = {"consent": "true" if consent else "false", **form_text(options), **extra}
     return {k: v for k, v in fields.items() if v is not None}
 
 
-PREVIEW_FIELDS = frozenset(
-    {"size", "full_frame", "framing", "face_index", "face_at", "renderer", "expression", "restore"}
-)
-"""The /animate fields that change the first frame (POST /preview reads these)."""
-
-
 def _preview_form(options: RenderOptions) -> dict[str, str]:
-    return {k: v for k, v in _form(options, consent=False).items() if k in PREVIEW_FIELDS}
+    """The POST /preview fields: the /animate form's options (those that do not change the
+    first frame are accepted and left aside)."""
+    return form_text(options)
 
 
 def _normalize_body(text: str, lang: str | None, lexicon: str | None) -> dict[str, str]:
@@ -547,6 +534,40 @@ class AsyncFacecastClient:
         files = {"source_image": _upload(image, "photo")}
         answer = await self._answer("POST", "/preview", data=_preview_form(options), files=files)
         return answer.content
+
+    async def live(
+        self,
+        image: str | Path | bytes | BinaryIO,
+        *,
+        consent: bool,
+        lang: str | None = None,
+        voice: str | None = None,
+        size: int | None = None,
+        fps: int | None = None,
+        on_video: Callable[[Received], None] | None = None,
+        on_audio: Callable[[Received], None] | None = None,
+    ) -> LiveConnection:
+        """Start a live session (POST /live; needs `facecast[live]`): use it as `async with`,
+        then `say`, `audio`, `clear` and `event` as on the data channel (docs/live.md)."""
+        from facecast.live.peer import LiveConnection, LivePeer
+
+        peer = LivePeer(on_video, on_audio)
+        fields = {"consent": consent, "lang": lang, "voice": voice, "size": size, "fps": fps}
+        form = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in fields.items()}
+        form = {k: v for k, v in form.items() if v != "None"}
+        try:
+            body = await self._call(
+                "POST",
+                "/live",
+                data={**form, "offer": await peer.offer()},
+                files={"source_image": _upload(image, "photo")},
+            )
+            await peer.accept(body["answer"])
+        except BaseException:
+            await peer.close()
+            raise
+        session_id = str(body["session_id"])
+        return LiveConnection(session_id, peer, lambda: self._call("DELETE", f"/live/{session_id}"))
 
     async def submit_text(
         self,

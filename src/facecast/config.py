@@ -237,10 +237,38 @@ class Settings(BaseSettings):
         description="Seconds a signed download link (`?sig=...&exp=...`) and a presigned "
         "download URL (s3:// storage) stay valid.",
     )
+    s3_public_url: str | None = Field(
+        None,
+        pattern=r"^https?://[^/?#@\s]+(/[^?#\s]*)?$",
+        description="s3:// storage: the store's address as clients reach it (e.g. "
+        "https://media.example.com); presigned download URLs are signed for it. Unset with "
+        "AWS_ENDPOINT_URL set (a private store): downloads are streamed through the API, so "
+        "the internal endpoint is never shown.",
+    )
     proxy_downloads: bool = Field(
         False,
         description="s3:// storage: stream downloads through the API (with Range) "
         "instead of redirecting to presigned URLs.",
+    )
+    # Live sessions (POST /live): WebRTC, one rendering process per session.
+    live_capacity: int = Field(
+        3,
+        ge=0,
+        description="Live sessions this API host runs at once (each renders in a process of "
+        "its own); more answer 503 with Retry-After. A 512 px session at 25 fps costs about "
+        "half a core (bench/live.py, README): 3 on 2 cores leaves room for the API and speech.",
+    )
+    live_idle_seconds: float = Field(
+        300.0, gt=0, description="A live session with nothing said for this long ends."
+    )
+    live_max_seconds: float = Field(
+        1800.0, gt=0, description="A live session ends this long after it started."
+    )
+    live_start_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="How long POST /live waits for its session process to rig the photo and "
+        "answer the offer.",
     )
     watermark: str | None = Field(
         None, max_length=64, description="Visible text drawn into every video, e.g. 'AI'."

@@ -20,10 +20,9 @@ from facecast.options import RenderOptions
 RENDER_SECONDS_PER_FRAME = 0.005
 """CPU-seconds to warp, encode and mux one REFERENCE_EDGE frame (bench/render.py: about 17x
 real time warm at 25 fps, 0.0024 s a frame; doubled for cold starts and slower hosts)."""
-SPEECH_SECONDS_PER_SECOND = {"xtts": 3.0}
-"""CPU-seconds per second of speech of the slow voices (XTTS-v2 on a CPU)."""
 DEFAULT_SPEECH_SECONDS_PER_SECOND = 0.06
-"""Every other voice: Piper's measured real-time factor (0.056; Pico 0.012, espeak 0.001)."""
+"""A voice whose backend declares no cost (Capabilities.seconds_per_second_cpu): Piper's measured
+real-time factor (0.056; Pico 0.012, espeak 0.001)."""
 
 
 @dataclass(frozen=True)
@@ -36,10 +35,11 @@ class JobCost:
 
 def speech_cpu_seconds(options: RenderOptions, speech_seconds: float) -> float:
     """CPU time to synthesise `speech_seconds` of speech with the job's voice."""
-    rate = SPEECH_SECONDS_PER_SECOND.get(
-        options.speech_backend or "", DEFAULT_SPEECH_SECONDS_PER_SECOND
-    )
-    return speech_seconds * rate
+    from facecast.speech.registry import REGISTRY
+
+    backend = REGISTRY.peek(options.speech_backend or "")
+    declared = backend.capabilities.seconds_per_second_cpu if backend is not None else None
+    return speech_seconds * (declared or DEFAULT_SPEECH_SECONDS_PER_SECOND)
 
 
 def render_cpu_seconds(options: RenderOptions, video_seconds: float) -> float:

@@ -15,7 +15,7 @@ Blinks and head motion come from a seeded random generator plus the speech's emp
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,6 +38,9 @@ over which they close fully (second): about the phoneme's own span. Wider presse
 shut the lips through the loud nasal murmur of Pico's /m/ and the vowels beside it; narrower
 ones (0.7, 0.2) left the lips apart on one /m/ in four or five of the male voices and at rate
 1.5 (tests/test_voicing.py)."""
+
+PRESS_SMOOTH_HZ = 12.0
+"""The lips' pressure is smoothed like the jaw (they close and part as fast as it moves)."""
 
 BILABIAL_CLOSED = 0.5
 """Lip pressure from which a curve step counts as a bilabial closure that a frame must show."""
@@ -215,7 +218,8 @@ class MotionCurves:
 
     jaw 0..1 (1 = widest speaking opening), width -1..1 (rounded..spread), blink_a/blink_b
     0..1 per eye, brows 0..1 (raised), yaw/pitch/roll in degrees, tongue 0..1 (tip raised),
-    smile -1..1 (relaxed..broader than in the photo), gaze_x/gaze_y -1..1 (eyes' direction).
+    smile -1..1 (relaxed..broader than in the photo), gaze_x/gaze_y -1..1 (eyes' direction),
+    pressed 0..1 (lips held together on a bilabial).
     """
 
     fps: int
@@ -231,6 +235,9 @@ class MotionCurves:
     smile: np.ndarray
     gaze_x: np.ndarray
     gaze_y: np.ndarray
+    pressed: np.ndarray
+    """0..1: how firmly a bilabial (m, b, p) holds the lips together, whatever the photo's
+    rest pose (a kept smile over teeth closes its lips on it). Zero for recordings."""
 
     @property
     def n_frames(self) -> int:
@@ -239,6 +246,10 @@ class MotionCurves:
     def frame(self, i: int) -> dict[str, float]:
         """All channel values at frame `i`."""
         return {name: float(getattr(self, name)[i]) for name in CHANNELS}
+
+    def at(self, i: int) -> MotionFrame:
+        """Frame `i` as renderers receive it: its time and every channel's value."""
+        return MotionFrame(i, self.fps, self.frame(i))
 
 
 CHANNELS = (
@@ -254,7 +265,49 @@ CHANNELS = (
     "smile",
     "gaze_x",
     "gaze_y",
+    "pressed",
 )
+
+
+@dataclass(frozen=True)
+class MotionFrame:
+    """One video frame's motion, as renderers receive it: which frame, when it shows, and every
+    channel's value (`values`, keyed as CHANNELS; the properties read the common ones)."""
+
+    index: int
+    fps: int
+    values: Mapping[str, float]
+
+    @property
+    def start(self) -> float:
+        """Seconds from the start of the audio at which this frame shows."""
+        return self.index / self.fps
+
+    @property
+    def end(self) -> float:
+        """Seconds at which the next frame shows."""
+        return (self.index + 1) / self.fps
+
+    @property
+    def jaw(self) -> float:
+        """0..1: closed .. widest speaking opening."""
+        return self.values.get("jaw", 0.0)
+
+    @property
+    def width(self) -> float:
+        """-1..1: rounded .. spread lips."""
+        return self.values.get("width", 0.0)
+
+    @property
+    def blinks(self) -> tuple[float, float]:
+        """0..1 per eye (blink_a, blink_b): open .. shut."""
+        return self.values.get("blink_a", 0.0), self.values.get("blink_b", 0.0)
+
+    @property
+    def head(self) -> tuple[float, float, float]:
+        """Yaw, pitch and roll in degrees."""
+        get = self.values.get
+        return get("yaw", 0.0), get("pitch", 0.0), get("roll", 0.0)
 
 
 def viseme_for(phoneme: str) -> Viseme:
@@ -346,9 +399,9 @@ def _finish_phoneme_mouth(
 def mouth_from_speech(
     phonemes: Sequence[PhonemeEvent], duration: float, features: SignalFeatures
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Jaw, width, tongue and where the lips close (bool), at CURVE_RATE, for synthesised
-    speech: the jaw follows the sound that plays (TEXT_SIGNAL_SHARE) and the phonemes, which
-    also give the lips' closures, their rounding and the tongue."""
+    """Jaw, width, tongue and the bilabials' lip pressure (0..1), at CURVE_RATE, for
+    synthesised speech: the jaw follows the sound that plays (TEXT_SIGNAL_SHARE) and the
+    phonemes, which also give the lips' closures, their rounding and the tongue."""
     targets = phoneme_targets(phonemes, duration, features.loudness)
     signal_jaw = _signal_jaw_aligned(features)[: len(targets.jaw)]
     mixed = TEXT_SIGNAL_SHARE * signal_jaw + (1.0 - TEXT_SIGNAL_SHARE) * targets.jaw
@@ -361,7 +414,7 @@ def mouth_from_speech(
         now = max(float(np.median(mixed[sounding] * (1.0 - targets.pressed[sounding]))), 1e-3)
         mixed = mixed * float(np.clip(alone / now, *TEXT_SIGNAL_SCALE))
     jaw, width, tongue = _finish_phoneme_mouth(targets, mixed)
-    return jaw, width, tongue, targets.pressed > BILABIAL_CLOSED
+    return jaw, width, tongue, targets.pressed
 
 
 def _signal_jaw_aligned(features: SignalFeatures) -> np.ndarray:
@@ -646,14 +699,17 @@ def motion_curves(
     features = signal_features(track, synthetic=bool(phonemes))
     n_curve = len(features.loudness)
     if phonemes:
-        jaw, width, tongue, closures = mouth_from_speech(phonemes, track.duration, features)
+        jaw, width, tongue, pressed = mouth_from_speech(phonemes, track.duration, features)
+        closures = pressed > BILABIAL_CLOSED
         activity = np.clip(_lowpass(features.loudness * 3.0, CURVE_RATE, 2.0), 0.0, 1.0)
     else:
         jaw, width = mouth_from_signal(features.loudness, features.activity, features.brightness)
         jaw, width = _lead(jaw), _lead(width)
         tongue = np.zeros_like(jaw)
-        # Without phonemes, any dip of the jaw to nearly shut may be a closure.
+        # Without phonemes, any dip of the jaw to nearly shut may be a closure; which of them
+        # are bilabials the sound does not say, so the lips press on none.
         closures = np.ones(len(jaw), dtype=bool)
+        pressed = np.zeros_like(jaw)
         activity = features.activity
     rng = np.random.default_rng(seed)
     blink = blink_curve(n_curve, CURVE_RATE, rng)
@@ -683,7 +739,23 @@ def motion_curves(
         # Saccades are fast: sampled without the low-pass that keeps the rest free of jitter.
         gaze_x=np.clip(at_frames(gaze_x, smooth=False), -1.0, 1.0),
         gaze_y=np.clip(at_frames(gaze_y, smooth=False), -1.0, 1.0),
+        pressed=_press_frames(pressed, fps, n_frames),
     )
+
+
+def _press_frames(pressed: np.ndarray, fps: int, n_frames: int) -> np.ndarray:
+    """The lips' pressure at the video rate: smoothed like the jaw (PRESS_SMOOTH_HZ), and
+    each frame takes the firmest pressure within its span, so a bilabial shorter than a
+    frame still presses the lips on one (as _with_closures lands the jaw's closure)."""
+    smooth = np.clip(_lowpass(pressed, CURVE_RATE, PRESS_SMOOTH_HZ), 0.0, 1.0)
+    step = CURVE_RATE / fps
+    out = np.zeros(n_frames, dtype=np.float32)
+    for i in range(n_frames):
+        lo = int(i * step)
+        hi = max(int((i + 1) * step), lo + 1)
+        if lo < len(smooth):
+            out[i] = float(smooth[lo:hi].max())
+    return out
 
 
 def _with_closures(

@@ -43,10 +43,11 @@ from facecast.captions import SIDECAR_SUFFIX, caption_file, cues, to_webvtt
 from facecast.config import get_settings
 from facecast.errors import BackendUnavailableError, FacecastError
 from facecast.image import Photo, load_photo
-from facecast.options import RenderOptions
+from facecast.options import Key, RenderOptions
 from facecast.progress import CancelCheck, ProgressCallback, Reporter
 from facecast.rates import host_rates
-from facecast.registry import Capabilities
+from facecast.registry import Capabilities, Device
+from facecast.render import REGISTRY as RENDERERS
 from facecast.render import Animator, get_renderer
 from facecast.speech import Speech, script
 from facecast.speech.cloning import CloningBackend, read_voice_sample
@@ -309,7 +310,8 @@ def prepared_photos() -> PreparedPhotos:
 
 
 def photo_key(image: Path | bytes | Photo, options: RenderOptions) -> tuple[str, ...]:
-    """What an analysed photo depends on: the photo's content and the options that frame it."""
+    """What an analysed photo depends on: the photo's content and the options marked as
+    changing the rig (facecast.options.Key.RIG: size, framing, renderer, face choice, ...)."""
     if isinstance(image, Photo):
         digest = hashlib.sha256(image.rgb.tobytes())
         digest.update(f"{image.width}x{image.height}".encode())
@@ -317,16 +319,7 @@ def photo_key(image: Path | bytes | Photo, options: RenderOptions) -> tuple[str,
         digest = hashlib.sha256(
             Path(image).read_bytes() if isinstance(image, str | Path) else image
         )
-    framing = (
-        options.size // 2 * 2,
-        options.shape,
-        options.renderer,
-        options.face_index,
-        options.face_at,
-        options.restore,
-        options.expression,
-    )
-    return (digest.hexdigest(), repr(framing))
+    return (digest.hexdigest(), options.cache_key(Key.RIG))
 
 
 def rig_photo(image: Path | bytes | Photo, options: RenderOptions) -> RiggedPhoto:
@@ -357,15 +350,18 @@ def post_steps(context: post.PostContext) -> tuple[list[post.FrameStep], int]:
     options = context.options
     names = [options.refine] if options.refine else []
     if options.upscale:
-        names += post.for_role("upscale")[:1] or ["upscale"]
+        names += post.of_kind("upscale")[:1] or ["upscale"]
     backends = [post.REGISTRY.get(name) for name in names]
     batch = max([b.capabilities.batch_size for b in backends], default=1)
     return [b.prepare(context) for b in backends], batch
 
 
-def check_cpu_time(capabilities: Capabilities, n_frames: int, options: RenderOptions) -> None:
-    """Refuse a long clip for a GPU-class backend running on the CPU, unless forced."""
-    if capabilities.device != "gpu" or options.force_cpu or accel.cuda_available():
+def check_cpu_time(
+    device: Device, capabilities: Capabilities, n_frames: int, options: RenderOptions
+) -> None:
+    """Refuse a long clip for a GPU-class backend (`device`) running on the CPU, unless
+    forced."""
+    if device != "gpu" or options.force_cpu or accel.cuda_available():
         return
     seconds = n_frames / options.fps
     limit = get_settings().cpu_max_gpu_seconds
@@ -418,7 +414,7 @@ def preview_frame(
                 np.zeros(round(PREVIEW_SECONDS * OUTPUT_AUDIO_RATE), np.float32), OUTPUT_AUDIO_RATE
             )
             curves = motion.motion_curves(silence, options.fps, seed=options.seed)
-            frame = rigged.animator.render_batch([curves.frame(0)])[0]
+            frame = rigged.animator.render_batch([curves.at(0)], silence)[0]
         finally:
             photos.give(key, rigged)
     return _marked(frame, options.watermark)
@@ -515,7 +511,9 @@ def _encode(
 ) -> RenderResult:
     animator, track = rigged.animator, speech.audio
     renderer = get_renderer(options.renderer)
-    check_cpu_time(renderer.capabilities, curves.n_frames, options)
+    described = RENDERERS.describe(options.renderer)
+    device = described.device if described is not None else "cpu"
+    check_cpu_time(device, renderer.capabilities, curves.n_frames, options)
     steps, post_batch = post_steps(post.PostContext(options, track, rigged.portrait))
     batch = max(renderer.capabilities.batch_size, post_batch)
     width, height = (side * (options.upscale or 1) for side in animator.size)
@@ -537,7 +535,8 @@ def _encode(
         ) as writer:
             for first in range(0, curves.n_frames, batch):
                 count = min(batch, curves.n_frames - first)
-                frames = animator.render_batch([curves.frame(first + k) for k in range(count)])
+                motion = [curves.at(first + k) for k in range(count)]
+                frames = animator.render_batch(motion, track)
                 for step in steps:
                     frames = step(frames, first)
                 for offset, frame in enumerate(frames):

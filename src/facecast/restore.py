@@ -90,7 +90,7 @@ def maybe_restore(
         return rgb, landmarks
     from facecast import post
 
-    for name in post.for_role("upscale"):
+    for name in post.of_kind("upscale"):
         backend = post.REGISTRY.get(name)
         face_upscaler = getattr(backend, "face_upscaler", None)
         if face_upscaler is not None:

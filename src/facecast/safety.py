@@ -16,7 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from facecast.errors import FacecastError
+from facecast.errors import ErrorCode, FacecastError
 from facecast.image import load_image
 
 MODEL_FILE = "320n.onnx"
@@ -59,13 +59,13 @@ EXPLICIT = frozenset(
 class ExplicitImageError(FacecastError):
     """The photo shows explicit content; the job ends `rejected`."""
 
-    code = "explicit_image"
+    code = ErrorCode.EXPLICIT_IMAGE
 
 
 class ScreeningUnavailableError(FacecastError):
     """The screening model is missing; jobs fail closed instead of going unscreened."""
 
-    code = "screening_unavailable"
+    code = ErrorCode.SCREENING_UNAVAILABLE
 
 
 @dataclass(frozen=True)

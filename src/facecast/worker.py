@@ -25,7 +25,6 @@ import matplotlib
 import numpy as np
 from billiard.exceptions import WorkerLostError
 from celery import Celery, Task, signals
-from celery.exceptions import TimeLimitExceeded
 from celery.worker.request import Request
 
 from facecast import audio, face, pipeline
@@ -35,13 +34,10 @@ from facecast.image import load_photo
 from facecast.safety import ExplicitImageError, NudityScreen
 from facecast.service import webhooks
 from facecast.service.execution import (
-    STORAGE_ERRNOS,
-    TIMEOUT,
     Heartbeat,
     fail_lost_job,
     requeue_lost_job,
     running_job,
-    storage_error,
     worker_context,
 )
 from facecast.service.logs import configure_logging, job_context
@@ -54,9 +50,9 @@ from facecast.service.queueing import (
     make_celery,
 )
 from facecast.service.schemas import JobResult
-from facecast.service.state import stream_started
 from facecast.service.storage import AUDIO, open_storage
 from facecast.service.streaming import StreamWatch
+from facecast.service.transitions import stream_started
 from facecast.video import hls_target, stream_playlist
 
 logger = logging.getLogger("facecast.worker")  # also when run as __main__
@@ -100,15 +96,8 @@ class JobTask(Task):
         self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any
     ) -> None:
         """Celery calls this in the worker's main process when a task raised or was killed."""
-        if isinstance(exc, TimeLimitExceeded):
-            code, message = TIMEOUT, "The job ran past the hard time limit and was stopped."
-        elif isinstance(exc, OSError) and exc.errno in STORAGE_ERRNOS:
-            error = storage_error(exc)
-            code, message = error.code, error.message
-        else:
-            code, message = "internal_error", "The job's worker failed; try again later."
         try:
-            fail_lost_job(task_id, code, message)
+            fail_lost_job(task_id, exc)
         except Exception:
             logger.exception("could not record the failure of job %s", task_id)
 
@@ -129,15 +118,16 @@ def animate(job_id: str) -> str:
             screen_photo(run.context.screen, image, photo.rgb)
         # The voice sample (cloning) lives in this worker's copy of the job folder.
         options = dataclasses.replace(request.options, voice_sample=run.file(request.voice_sample))
-        storage, store = run.context.storage, run.context.store
+        storage, jobs = run.context.storage, run.context.stores.jobs
         folder = storage.stream_dir(job_id)
-        publish = (lambda path: storage.publish_stream(job_id, path)) if storage.remote else None
+        publish = functools.partial(storage.publish_stream, job_id)
         live = hls_target(folder, captions=bool(options.captions))
         # The live copy carries the H.264 packets as they are: a WebM job streams nothing.
         streams = [live] if options.format == "mp4" else []
-        with StreamWatch(
-            folder, lambda: store.update(job_id, stream_started()), publish, stream_playlist(live)
-        ):
+        watch = StreamWatch(
+            folder, lambda: jobs.update(job_id, stream_started()), publish, stream_playlist(live)
+        )
+        with watch:
             result = pipeline.render_talking_head(
                 photo,
                 run.video_path,
@@ -155,10 +145,10 @@ def animate(job_id: str) -> str:
             )
         for warning in result.warnings:
             logger.warning("%s", warning)
+        run.until_stored(watch.finish, "the stream")
         if result.captions is not None:
-            storage.publish(job_id, result.captions.name)
-        # Streamed up in parts, never whole in memory.
-        storage.publish(job_id, run.video_path.name)
+            run.publish(result.captions.name)
+        run.publish(run.video_path.name)  # streamed up in parts, never whole in memory
         run.complete(
             JobResult(
                 duration=result.duration,
@@ -220,7 +210,7 @@ def tts(job_id: str) -> str:
         partial = run.audio_path.with_name(PARTIAL_AUDIO)
         audio.save_wav(speech.audio, partial)
         partial.replace(run.audio_path)  # downloads never see half a file
-        run.context.storage.publish(job_id, AUDIO)
+        run.publish(AUDIO)
         run.complete(JobResult(duration=speech.audio.duration))
     return run.status
 
@@ -231,7 +221,7 @@ def webhook(task: Task, job_id: str) -> str:
     settings = context.settings
     with job_context(job_id):
         manifest = context.storage.read_manifest(job_id)
-        state = context.store.get(job_id) or (manifest.state if manifest else None)
+        state = context.stores.jobs.get(job_id) or (manifest.state if manifest else None)
         if manifest is None or state is None or not manifest.request.webhook:
             return "skipped"
         body = webhooks.event(manifest, state, context.storage, settings)
@@ -334,7 +324,7 @@ def healthy() -> bool:
     """True when a warmed-up worker process on this host has a fresh heartbeat."""
     context = worker_context()
     hostname = socket.gethostname()
-    return any(w.warmed and w.hostname == hostname for w in context.store.workers())
+    return any(w.warmed and w.hostname == hostname for w in context.stores.heartbeats.workers())
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -1,20 +1,18 @@
-"""Post-processors change rendered frames in batches: `upscale` (Real-ESRGAN) and `refine`
-(Wav2Lip). Like renderers they live in a registry with capabilities; the pipeline asks
-for the one that fills a role and never names a backend itself."""
+"""Post-processors change rendered frames in batches: of kind `upscale` (Real-ESRGAN) or
+`refine` (Wav2Lip). Like renderers they live in a registry and describe themselves; the pipeline
+asks for one of a kind and never names a backend itself."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Protocol
 
 import numpy as np
 
 from facecast.audio import AudioTrack
 from facecast.face import Portrait
 from facecast.options import RenderOptions
-from facecast.registry import Capabilities, Registry
-
-Role = Literal["upscale", "refine"]
+from facecast.registry import Capabilities, Description, Kind, Registry
 
 
 @dataclass(frozen=True)
@@ -38,7 +36,6 @@ class PostProcessor(Protocol):
     """A post-processing backend: `load` once per process, `prepare` once per job."""
 
     name: str
-    role: Role
     capabilities: Capabilities
 
     def load(self) -> None: ...
@@ -46,17 +43,17 @@ class PostProcessor(Protocol):
     def prepare(self, context: PostContext) -> FrameStep: ...
 
 
-def _builtin_post() -> list[PostProcessor]:
-    from facecast.post.realesrgan import builtin_upscalers
-    from facecast.post.wav2lip import builtin_refiners
+def _builtin_post() -> list[Description[PostProcessor]]:
+    from facecast.post.realesrgan import DESCRIPTION as REALESRGAN
+    from facecast.post.wav2lip import DESCRIPTION as WAV2LIP
 
-    found: list[PostProcessor] = [*builtin_upscalers(), *builtin_refiners()]
-    return found
+    return [REALESRGAN, WAV2LIP]
 
 
 REGISTRY: Registry[PostProcessor] = Registry("post-processor", _builtin_post)
 
 
-def for_role(role: Role) -> list[str]:
-    """Names of the registered post-processors that fill `role`."""
-    return [p.name for p in REGISTRY.all() if p.role == role]
+def of_kind(kind: Kind) -> list[str]:
+    """Names of the registered post-processors of `kind` ("upscale" or "refine")."""
+    names = REGISTRY.names()
+    return [d.name for d in REGISTRY.descriptions() if d.kind == kind and d.name in names]

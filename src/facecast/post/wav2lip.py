@@ -24,12 +24,12 @@ import cv2
 import numpy as np
 from scipy.signal import lfilter
 
-from facecast import accel, weights
+from facecast import accel
 from facecast.audio import AudioTrack, resample
 from facecast.config import get_settings
 from facecast.face import FaceLandmarks
-from facecast.post import PostContext, Role
-from facecast.registry import Capabilities
+from facecast.post import PostContext
+from facecast.registry import Capabilities, Description, MissingError, model_files
 
 logger = logging.getLogger(__name__)
 
@@ -218,24 +218,19 @@ class Wav2Lip:
     """The `wav2lip` refiner (non-commercial; registered only with the operator's opt-in)."""
 
     name = "wav2lip"
-    role: Role = "refine"
 
     def __init__(self, path: Path) -> None:
         self._path = path
         self._session: Any = None
         self.capabilities = Capabilities(
-            device="any",
-            batch_size=BATCH,
-            seconds_per_frame_cpu=SECONDS_PER_FRAME_CPU,
-            licence=LICENCE,
-            commercial_use=False,
+            batch_size=BATCH, seconds_per_frame_cpu=SECONDS_PER_FRAME_CPU
         )
 
     def load(self) -> None:
         """Open and shape-check the operator's wav2lip.onnx."""
         logger.warning(
-            "Wav2Lip enabled (FACECAST_ALLOW_NONCOMMERCIAL=true): its code and weights are "
-            "licensed for non-commercial use only"
+            "Wav2Lip enabled (%s): its code and weights are licensed for non-commercial use only",
+            OPT_IN,
         )
         self._session = accel.checked_session(
             self._path,
@@ -257,12 +252,23 @@ class Wav2Lip:
         )
 
 
-def builtin_refiners(models_dir: Path | None = None) -> list[Wav2Lip]:
-    """Wav2Lip when the operator opted in and its verified file is present."""
-    settings = get_settings()
-    if not settings.allow_noncommercial:
-        return []
-    found = weights.status(weights.spec(MODEL), models_dir or settings.models_dir)
-    if not found.verified:
-        return []
-    return [Wav2Lip(found.files[0].location)]
+OPT_IN = "FACECAST_ALLOW_NONCOMMERCIAL=true"
+
+
+def _make(models_dir: Path) -> Wav2Lip:
+    """Wav2Lip when its verified file is present and the operator opted in."""
+    (path,) = model_files([MODEL], models_dir).values()
+    if not get_settings().allow_noncommercial:
+        raise MissingError([OPT_IN], "the operator's opt-in: its licence is non-commercial")
+    return Wav2Lip(path)
+
+
+DESCRIPTION: Description[Wav2Lip] = Description(
+    Wav2Lip.name,
+    "refine",
+    _make,
+    device="any",
+    licence=LICENCE,
+    commercial_use=False,
+    models=(MODEL,),
+)

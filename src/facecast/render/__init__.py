@@ -1,4 +1,11 @@
-"""Renderers turn a portrait and per-frame motion into frames; chosen by name from a registry."""
+"""Renderers turn a portrait, the audio and per-frame motion into frames; chosen by name from a
+registry.
+
+A renderer is one module plus one registration: a class with `name`, `capabilities`, `load()`
+and `prepare(portrait)` (per photo), whose animator's `render_batch(frames, audio)` draws one
+frame per `motion.MotionFrame`, and a `registry.Description` handed to `register` (or listed in
+`_builtin_renderers` when it ships with facecast).
+"""
 
 from __future__ import annotations
 
@@ -7,21 +14,24 @@ from typing import Protocol
 
 import numpy as np
 
+from facecast.audio import AudioTrack
 from facecast.face import Portrait
-from facecast.registry import Capabilities, Registry
+from facecast.motion import MotionFrame
+from facecast.registry import Capabilities, Description, Registry
 
 
 class Animator(Protocol):
-    """A portrait made ready for animation: one call per output frame."""
+    """A portrait made ready for animation; lent to one render at a time."""
 
     @property
     def size(self) -> tuple[int, int]:
         """Output (width, height)."""
         ...
 
-    def render_batch(self, values: Sequence[dict[str, float]]) -> list[np.ndarray]:
-        """One RGB uint8 frame per entry of channel values (motion.CHANNELS); a GPU renderer
-        runs a batch at once, the warp renderer one frame after the other."""
+    def render_batch(self, frames: Sequence[MotionFrame], audio: AudioTrack) -> list[np.ndarray]:
+        """One RGB uint8 frame per motion frame. `audio` is the whole sound track of the video
+        (a frame plays from `frame.start` to `frame.end`), for renderers the sound drives; a
+        GPU renderer runs a batch at once, the warp renderer one frame after the other."""
         ...
 
 
@@ -38,19 +48,19 @@ class Renderer(Protocol):
         ...
 
 
-def _builtin_renderers() -> list[Renderer]:
-    from facecast.render.liveportrait import builtin_liveportrait
-    from facecast.render.warp import WarpRenderer
+def _builtin_renderers() -> list[Description[Renderer]]:
+    from facecast.render.liveportrait import DESCRIPTION as LIVEPORTRAIT
+    from facecast.render.warp import DESCRIPTION as WARP
 
-    return [WarpRenderer(), *builtin_liveportrait()]
-
-
-REGISTRY: Registry[Renderer] = Registry("renderer", _builtin_renderers)
+    return [WARP, LIVEPORTRAIT]
 
 
-def register(renderer: Renderer) -> None:
-    """Make a renderer available under its name."""
-    REGISTRY.register(renderer)
+REGISTRY: Registry[Renderer] = Registry("renderer", _builtin_renderers, kind="renderer")
+
+
+def register(renderer: Renderer, description: Description[Renderer] | None = None) -> None:
+    """Make a renderer available under its name (described by `description`, or plainly)."""
+    REGISTRY.register(renderer, description)
 
 
 def available() -> list[str]:

@@ -46,8 +46,23 @@ from facecast.face import (
 JAW_GAP = 0.48
 """Lip gap at jaw = 1 (an open "a"), as a fraction of the mouth's width: wide mouths open
 wider, so the opening reads the same on every face..."""
-JAW_GAP_MAX = 0.27
-"""...but never more than this fraction of the face height (brow to chin)."""
+JAW_GAP_FACE_SHARE = 0.5
+"""...but the jaw drops with the face, not with the smile: this share of the gap follows a
+mouth of MOUTH_WIDTH_TYPICAL instead of the photo's own (a broad smile is wide, its jaw is
+not longer)..."""
+MOUTH_WIDTH_TYPICAL = 0.37
+"""A relaxed mouth's width over the face height (the gallery's closed mouths: 0.32-0.41)."""
+JAW_GAP_MAX = 0.22
+"""...and never more than this fraction of the face height (brow to chin)."""
+OPEN_CORNER_FLOOR = 0.1
+"""The lower lip's travel at the inner corners, as a share of its travel in the middle; in
+between it follows a parabola (OPEN_ROUNDNESS), so a wide opening is an oval that narrows
+into the corners, not a box with upright sides..."""
+OPEN_ROUNDNESS = 1.0
+"""...(1 - u^2) to this power across the half-width u."""
+CORNER_IN = 0.14
+"""The mouth's corners draw in by this share of the gap as the jaw opens (the lips stretch
+over the opening), so the widest opening is narrower than a smile."""
 UPPER_LIP_RISE = 0.05
 """The upper lip's share of the opening: it lifts a little as the jaw drops."""
 JAW_NEIGHBOURS = 0.03
@@ -109,6 +124,11 @@ UNFOLD_SIGMA = 3.0
 """...with a Gaussian of this many pixels,"""
 UNFOLD_ITERATIONS = 12
 """...at most this many times."""
+SEAM_SOFTENING = 1.5
+"""Beyond the mouth's corners the lip seam blends the upper and the lower face over this many
+pixels per pixel of distance from the corner: the jaw pulls the skin below the corner down
+and the upper field holds it above, and a narrow blend there tore the skin along the
+crease running on from the corner (a smiling or turned face, at wide openings)."""
 SEAM_REACH_PX = 4.0
 """Each side's lip motion is carried this far (plus the opening) past the seam."""
 FIELD_STEP = 4
@@ -276,6 +296,13 @@ def _bump(x: np.ndarray, mouth: MouthGeometry, floor: float) -> np.ndarray:
     return floor + (1.0 - floor) * np.sqrt(1.0 - u**2)
 
 
+def _opening_profile(x: np.ndarray, mouth: MouthGeometry, floor: float) -> np.ndarray:
+    """1 at the mouth's centre falling to `floor` at its corners along a rounded arch:
+    a dropped lower lip is a U that narrows into the corners (OPEN_ROUNDNESS)."""
+    u = np.clip(np.abs(x - mouth.centre_x) / max(mouth.half_width, 1.0), 0.0, 1.0)
+    return floor + (1.0 - floor) * (1.0 - u**2) ** OPEN_ROUNDNESS
+
+
 def seam_weight(mouth: MouthGeometry, region: Region) -> np.ndarray:
     """0 above the lip seam, 1 below; sharp between the corners, soft beyond them. (h, w)."""
     xs = region.x0 + np.arange(region.w, dtype=np.float64)
@@ -287,7 +314,7 @@ def seam_weight(mouth: MouthGeometry, region: Region) -> np.ndarray:
     outside = np.maximum(np.abs(xs - mouth.centre_x) - mouth.half_width * 0.85, 0.0)
     # Blending offsets across the seam would sample whatever lies between the lips (teeth):
     # keep it a step between the corners, and soften only out on the cheeks.
-    softness = 0.3 + 0.5 * outside
+    softness = 0.3 + SEAM_SOFTENING * outside
     below = ys[:, None] - seam_y[None, :]
     soft = 1.0 / (1.0 + np.exp(-np.clip(below / softness[None, :], -30, 30)))
     return np.where(outside[None, :] > 0, soft, below > 0).astype(np.float32)
@@ -383,7 +410,10 @@ def _points(lm: FaceLandmarks, ids: tuple[int, ...] | list[int]) -> np.ndarray:
 
 def jaw_gap(lm: FaceLandmarks, mouth: MouthGeometry) -> float:
     """The lips' gap in pixels at jaw = 1."""
-    return min(JAW_GAP * 2.0 * mouth.half_width, JAW_GAP_MAX * lm.face_height)
+    width = 2.0 * mouth.half_width
+    typical = MOUTH_WIDTH_TYPICAL * lm.face_height
+    width = (1.0 - JAW_GAP_FACE_SHARE) * width + JAW_GAP_FACE_SHARE * typical
+    return min(JAW_GAP * width, JAW_GAP_MAX * lm.face_height)
 
 
 def jaw_share(lm: FaceLandmarks, pts: np.ndarray) -> np.ndarray:
@@ -461,24 +491,28 @@ def jaw_field(
     gap = jaw_gap(lm, mouth)
     corners = _points(lm, MOUTH_CORNERS + INNER_CORNERS)
     corner_vals = np.stack(
-        [-np.sign(corners[:, 0] - mouth.centre_x) * 0.06 * gap, np.full(4, 0.2 * gap)], axis=1
+        [-np.sign(corners[:, 0] - mouth.centre_x) * CORNER_IN * gap, np.full(4, 0.2 * gap)],
+        axis=1,
     )
+
+    def drawn_in(pts: np.ndarray, down: np.ndarray) -> np.ndarray:
+        # The lips follow their corners in, more the nearer they lie to them: no lip point
+        # overtakes its corner (a fold in the outline the interior is drawn from).
+        rel = np.clip((pts[:, 0] - mouth.centre_x) / max(mouth.half_width, 1.0), -1.0, 1.0)
+        return np.stack([-rel * np.abs(rel) * CORNER_IN * gap, down], axis=1)
+
     lo_in = mouth.lower_inner[1:-1]
-    lo_in_v = np.stack([np.zeros(len(lo_in)), gap * _bump(lo_in[:, 0], mouth, 0.15)], axis=1)
+    lo_in_v = drawn_in(lo_in, gap * _opening_profile(lo_in[:, 0], mouth, OPEN_CORNER_FLOOR))
     lo_out = _points(lm, LOWER_OUTER_LIP[1:-1])
-    lo_out_v = np.stack(
-        [np.zeros(len(lo_out)), gap * 0.97 * _bump(lo_out[:, 0], mouth, 0.3)], axis=1
-    )
+    lo_out_v = drawn_in(lo_out, gap * 0.97 * _opening_profile(lo_out[:, 0], mouth, 0.3))
     # The chin goes down with the lower lip (the mandible carries both): no fold under the lip.
     jaw_pts, jaw_v = _jaw_line(lm, 0.97 * gap, with_lip=True)
     cheek_pts, cheek_v = _cheeks(lm, mouth, gap)
     rise = UPPER_LIP_RISE * gap
     up_in = mouth.upper_inner[1:-1]
-    up_in_v = np.stack([np.zeros(len(up_in)), -rise * _bump(up_in[:, 0], mouth, 0.0)], axis=1)
+    up_in_v = drawn_in(up_in, -rise * _bump(up_in[:, 0], mouth, 0.0))
     up_out = _points(lm, UPPER_OUTER_LIP[1:-1])
-    up_out_v = np.stack(
-        [np.zeros(len(up_out)), -0.6 * rise * _bump(up_out[:, 0], mouth, 0.0)], axis=1
-    )
+    up_out_v = drawn_in(up_out, -0.6 * rise * _bump(up_out[:, 0], mouth, 0.0))
     still = _points(lm, NOSE_AND_CHEEKS)
     up_travel = np.concatenate([corner_vals[2:3], up_in_v, corner_vals[3:4]])
     lo_travel = np.concatenate([corner_vals[2:3], lo_in_v, corner_vals[3:4]])

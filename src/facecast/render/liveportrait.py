@@ -19,16 +19,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
 
-from facecast import accel, weights
+from facecast import accel
 from facecast.accel import Shape
-from facecast.config import get_settings
+from facecast.audio import AudioTrack
 from facecast.face import FaceLandmarks, Portrait
-from facecast.registry import Capabilities
+from facecast.motion import MotionFrame
+from facecast.registry import Capabilities, Description, model_files
 
 logger = logging.getLogger(__name__)
 
@@ -301,9 +301,10 @@ class LivePortraitAnimator:
         frame = self._rgb.astype(np.float32) * (1 - mask) + back.astype(np.float32) * mask
         return np.clip(frame + 0.5, 0, 255).astype(np.uint8)
 
-    def render_batch(self, values: Sequence[dict[str, float]]) -> list[np.ndarray]:
-        """Frames for a batch of channel values (W+G batched when the export allows)."""
-        keypoints = [self.stitched(self.driving_keypoints(v)) for v in values]
+    def render_batch(self, frames: Sequence[MotionFrame], audio: AudioTrack) -> list[np.ndarray]:
+        """Frames for a batch of motion frames (W+G batched when the export allows); the
+        network sees the motion, not the audio."""
+        keypoints = [self.stitched(self.driving_keypoints(dict(f.values))) for f in frames]
         return [self.paste(face) for face in self.generate(keypoints)]
 
 
@@ -316,10 +317,8 @@ class LivePortraitRenderer:
         self._files = files
         self._nets: Networks | None = None
         self.capabilities = Capabilities(
-            device="gpu",
             batch_size=GPU_BATCH if accel.cuda_available() else 1,
             seconds_per_frame_cpu=SECONDS_PER_FRAME_CPU,
-            licence=LICENCE,
         )
 
     def load(self) -> None:
@@ -334,10 +333,12 @@ class LivePortraitRenderer:
         return LivePortraitAnimator(self._nets, portrait)
 
 
-def builtin_liveportrait(models_dir: Path | None = None) -> list[Any]:
-    """LivePortrait when its six verified files are in the models dir."""
-    folder = models_dir or get_settings().models_dir
-    found = weights.status(weights.spec(MODEL), folder)
-    if not found.verified:
-        return []
-    return [LivePortraitRenderer({f.location.name: f.location for f in found.files})]
+DESCRIPTION: Description[LivePortraitRenderer] = Description(
+    LivePortraitRenderer.name,
+    "renderer",
+    lambda models_dir: LivePortraitRenderer(model_files([MODEL], models_dir)),
+    device="gpu",
+    licence=LICENCE,
+    models=(MODEL,),
+)
+"""Available when the six verified files of MODEL are in the models folder."""

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from facecast.audio import AudioTrack
 from facecast.errors import NoFaceError
 from facecast.face import (
     CHEEK_SAMPLES,
@@ -36,7 +37,8 @@ from facecast.face import (
     Portrait,
     detect_landmarks,
 )
-from facecast.registry import Capabilities
+from facecast.motion import MotionFrame
+from facecast.registry import Capabilities, Description
 from facecast.render import fields
 from facecast.render.eyes import LidPainter, LidWarp, lid_geometry
 from facecast.render.matte import person_matte
@@ -54,7 +56,20 @@ from facecast.render.mouth import (
     with_own_teeth,
 )
 
-EXPRESSION_CHANNELS = ("jaw", "width", "brows", "blink_a", "blink_b", "smile", "gaze_x", "gaze_y")
+EXPRESSION_CHANNELS = (
+    "jaw",
+    "width",
+    "brows",
+    "blink_a",
+    "blink_b",
+    "smile",
+    "gaze_x",
+    "gaze_y",
+    "pressed",
+    "relax",
+)
+"""The warp's channels: motion.CHANNELS that move the face region, and "relax", the smile
+channel's negative side (a smile relaxing has its own field, not the smile's mirrored)."""
 HEAD_CHANNELS = ("yaw", "pitch", "roll")
 LOCAL_SHARE = 0.25
 """A channel whose field covers less than this share of the face region is added as a patch."""
@@ -71,6 +86,8 @@ the readings' mean opening per unit of jaw to JAW_OPENING..."""
 JAW_GAIN_RANGE = (0.8, 1.2)
 """...within these bounds: the mesh misreads the widest openings of some faces as narrower
 than they are, and the field stretched much past its design looks torn."""
+KEPT_OPENING_MIN = 0.5
+"""A kept smile opens by at least this share of JAW_OPENING beyond its rest pose."""
 JAW_GAIN_FROM = 0.2
 """The gain grows in over jaw values up to this: lips that barely part (the tail of a word
 before a pause) stay as they were."""
@@ -125,6 +142,7 @@ class _NoClock:
 
 
 NO_CLOCK = _NoClock()
+ONE = np.ones(1, np.float32)
 OWN_LOWER_TEETH = 0.85
 """A kept smile whose upper teeth reach this share of the way to the lower lip shows no lower
 teeth of its own: drawn ones rise behind the lower lip as the jaw opens."""
@@ -153,11 +171,16 @@ class WarpAnimator:
         photo_mouth = fields.mouth_geometry(lm)
         self._kept = False
         self._lower_teeth = True
+        press: fields.Closing | None = None
         if photo_mouth.rest_gap.any():
             lips = _lip_outline(lm, photo_mouth)
             state = mouth_state(rgb, lips, fields.smile_degree(lm), _skin(rgb, lm))
             self._kept = expression == "keep" and state == "smile"
             if self._kept:
+                # On a bilabial the kept smile's lips close as an open photo's are closed
+                # at rest: the "pressed" channel, from the smile to shut and back.
+                press = fields.close_field(lm, photo_mouth, region, anchors)
+                closed_seam = photo_mouth.upper_inner
                 parting = teeth_parting(rgb, lips)
                 photo_mouth = fields.parted_geometry(lm, parting)
                 # The photo's lower teeth, if it shows them, go down with the jaw; drawn
@@ -196,9 +219,13 @@ class WarpAnimator:
             fields.backward(brows),
             still,  # blinks: per frame (LidWarp), not a fixed field
             still,
-            fields.backward(smile),
+            fields.backward(fields.unfold(smile)),
             fields.backward(fields.gaze_field(lm, region, anchors, 0)),
             fields.backward(fields.gaze_field(lm, region, anchors, 1)),
+            still if press is None else press.offsets,
+            # Relaxing a smile is inverted on its own: the smile's backward offsets mirrored
+            # fold the skin beside a turned face's mouth corner.
+            fields.backward(fields.unfold(-smile)),
         ]
         # Channels that move a small part of the face (eyes: blinks, gaze) are kept as patches
         # and added only where they act; the rest go through one GEMV.
@@ -218,18 +245,36 @@ class WarpAnimator:
             for c, g in lids.items()
             if g is not None
         }
-        self._expr = np.stack([offsets[i].reshape(-1) for i in self._dense]).astype(np.float32)
         ys, xs = np.mgrid[region.y0 : region.y0 + region.h, region.x0 : region.x0 + region.w]
         base = np.stack([xs, ys], axis=-1).astype(np.float32)
         if closing is not None:
             base += closing.offsets
-        self._expr_base = base.reshape(-1)
+        # The rest pose's sample positions are the GEMV's first row (weight 1): the frame's
+        # maps come out of it whole. A smile and its relaxing never act at once: one matrix
+        # leaves out the one, the other the other.
+        smile_i, relax_i = EXPRESSION_CHANNELS.index("smile"), EXPRESSION_CHANNELS.index("relax")
+        self._dense_by_sign = {
+            relaxing: [i for i in self._dense if i != (smile_i if relaxing else relax_i)]
+            for relaxing in (False, True)
+        }
+        self._expr_by_sign = {
+            relaxing: np.stack([base.reshape(-1)] + [offsets[i].reshape(-1) for i in dense]).astype(
+                np.float32, copy=False
+            )
+            for relaxing, dense in self._dense_by_sign.items()
+        }
+        self._relax = relax_i
         self._mouth = mouth
         self._lip_travel = {
             "jaw": (jaw_up, jaw_lo),
             "width": (width_travel, width_travel),
             "smile": (smile_travel, smile_travel),
+            "relax": (-smile_travel, -smile_travel),
         }
+        if press is not None:
+            # Pressed, both lips of a kept smile meet where a closed photo's would.
+            to_seam = closed_seam - mouth.upper_inner
+            self._lip_travel["pressed"] = (to_seam, to_seam)
         finish = photo_finish(
             rgb, np.array([mouth.centre_x, mouth.upper_inner[5, 1]]), mouth.half_width
         )
@@ -305,7 +350,10 @@ class WarpAnimator:
             return 1.0
         # Every level counts alike: small openings matter as much as the widest ones.
         per_unit = float(np.mean((np.asarray(readings) - rest) / np.asarray(levels)))
-        return float(np.clip((JAW_OPENING - 0.5 * rest) / per_unit, *JAW_GAIN_RANGE))
+        # A kept smile's widest opening is a wide one in all, not its smile plus one: a broad
+        # smile opened by a full jaw read as a shout.
+        beyond = max(JAW_OPENING - rest, KEPT_OPENING_MIN * JAW_OPENING)
+        return float(np.clip(beyond / per_unit, *JAW_GAIN_RANGE))
 
     def render(self, values: dict[str, float]) -> np.ndarray:
         """One frame for the given channel values (see motion.CHANNELS): a new array."""
@@ -317,10 +365,13 @@ class WarpAnimator:
             values = {**values, "jaw": jaw * gain}
         if self._smile_cap is not None:
             values = {**values, "smile": min(values.get("smile", 0.0), self._smile_cap)}
+        if values.get("smile", 0.0) < 0.0:
+            values = {**values, "relax": -values["smile"], "smile": 0.0}
         region = self._region
         weights = np.array([values.get(c, 0.0) for c in EXPRESSION_CHANNELS], np.float32)
-        offsets = weights[self._dense] @ self._expr
-        offsets += self._expr_base
+        relaxing = bool(weights[self._relax] > 0.0)
+        dense = np.concatenate([ONE, weights[self._dense_by_sign[relaxing]]])
+        offsets = dense @ self._expr_by_sign[relaxing]
         maps = offsets.reshape(region.h, region.w, 2)
         for i, (box, patch) in self._patches.items():
             if weights[i] != 0.0:
@@ -342,9 +393,10 @@ class WarpAnimator:
         clock.lap("eyes")
         return self._turn_head(canvas, values)
 
-    def render_batch(self, values: Sequence[dict[str, float]]) -> list[np.ndarray]:
-        """Frames one by one: the warp gains nothing from batching."""
-        return [self.render(v) for v in values]
+    def render_batch(self, frames: Sequence[MotionFrame], audio: AudioTrack) -> list[np.ndarray]:
+        """Frames one by one from their channel values (the warp gains nothing from batching;
+        the motion already follows the audio)."""
+        return [self.render(dict(frame.values)) for frame in frames]
 
     def _paint_lids(self, canvas: np.ndarray, values: dict[str, float]) -> None:
         """The closing lids and their lash lines over the warped eyes."""
@@ -360,6 +412,10 @@ class WarpAnimator:
             lower += amount * lo_travel
         if self._closed_by_warp:
             draw_contact_line(canvas, upper, lower, self._palette)
+        elif self._kept and values.get("pressed", 0.0) > 0.0:
+            # A kept smile's lips never met in the photo: where they are pressed together
+            # they meet on a line of their own.
+            draw_contact_line(canvas, upper, lower, self._palette, values["pressed"])
         draw_interior(
             canvas,
             upper,
@@ -465,10 +521,19 @@ class WarpRenderer:
     """Registry entry for the warp renderer: nothing to load, everything per photo."""
 
     name = "warp"
-    capabilities = Capabilities(licence="Apache-2.0 (facecast)")
+    capabilities = Capabilities()
 
     def load(self) -> None:
         """No models: the warp needs only the landmarks."""
 
     def prepare(self, portrait: Portrait, *, expression: str = "keep") -> WarpAnimator:
         return WarpAnimator(portrait, expression)
+
+
+DESCRIPTION: Description[WarpRenderer] = Description(
+    WarpRenderer.name,
+    "renderer",
+    lambda _models_dir: WarpRenderer(),
+    licence="Apache-2.0 (facecast)",
+    preference=0,
+)

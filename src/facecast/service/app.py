@@ -11,7 +11,7 @@ import asyncio
 import gc
 import json
 import logging
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import asynccontextmanager, suppress
 
 from fastapi import FastAPI, HTTPException, Request
@@ -25,7 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from facecast import __version__
 from facecast.config import Settings, get_settings
-from facecast.errors import CanceledError, FacecastError
+from facecast.errors import CanceledError, ErrorCode, FacecastError
 from facecast.service.access import RateLimiter
 from facecast.service.dependencies import (
     dependency_exception_types,
@@ -33,7 +33,6 @@ from facecast.service.dependencies import (
     unavailable,
 )
 from facecast.service.errors import ServiceError
-from facecast.service.execution import state_ttl
 from facecast.service.guards import (
     HTTP_CODES,
     BodyDeadlineMiddleware,
@@ -43,12 +42,15 @@ from facecast.service.guards import (
     error_body,
     parse_networks,
 )
-from facecast.service.jobs import STORAGE_ERRNOS, JobService, storage_failure
+from facecast.service.intake import storage_refusal
+from facecast.service.jobs import JobService
+from facecast.service.lifecycle import is_storage_failure
+from facecast.service.live import LiveSessions
 from facecast.service.logs import redact_request_logs
 from facecast.service.queueing import TaskQueue
-from facecast.service.routes import backends, files, jobs, ops, playground, speech
-from facecast.service.state import open_state_store
+from facecast.service.routes import backends, files, jobs, live, ops, playground, speech
 from facecast.service.storage import open_storage
+from facecast.service.stores import stores_for
 
 logger = logging.getLogger(__name__)
 
@@ -89,7 +91,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def on_validation_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
         return JSONResponse(
-            error_body("invalid_request", _validation_message(exc)), status_code=422
+            error_body(ErrorCode.INVALID_REQUEST, _validation_message(exc)), status_code=422
         )
 
     async def on_http_error(request: Request, exc: Exception) -> Response:
@@ -101,7 +103,7 @@ def install_error_handlers(app: FastAPI) -> None:
             if request.method == "OPTIONS":
                 return Response(status_code=204, headers={"Allow": allow})
             headers = {**(headers or {}), "Allow": allow}
-        code = HTTP_CODES.get(exc.status_code, "http_error")
+        code = HTTP_CODES.get(exc.status_code, ErrorCode.HTTP_ERROR)
         return JSONResponse(
             error_body(code, str(exc.detail)), status_code=exc.status_code, headers=headers
         )
@@ -109,7 +111,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def on_dependency_error(_: Request, exc: Exception) -> JSONResponse:
         if not is_dependency_failure(exc):
             logger.error("unhandled error", exc_info=exc)
-            return JSONResponse(error_body("internal_error", "Internal server error."), 500)
+            return JSONResponse(error_body(ErrorCode.INTERNAL_ERROR, "Internal server error."), 500)
         logger.warning("dependency unavailable: %s: %s", type(exc).__name__, exc)
         down = unavailable(exc)
         return JSONResponse(error_body(down.code, down.message), down.status, headers=down.headers)
@@ -117,13 +119,15 @@ def install_error_handlers(app: FastAPI) -> None:
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
         if is_dependency_failure(exc):
             return await on_dependency_error(request, exc)
-        if isinstance(exc, OSError) and exc.errno in STORAGE_ERRNOS:
+        if isinstance(exc, OSError) and is_storage_failure(exc):
             # Any write path that meets a full or read-only disk: 507 / 503, never a 500.
             logger.warning("storage failure: %s", exc)
-            failure = storage_failure(exc)
+            failure = storage_refusal(exc)
             return JSONResponse(error_body(failure.code, failure.message), failure.status)
         logger.error("unhandled error", exc_info=exc)
-        return JSONResponse(error_body("internal_error", "Internal server error."), status_code=500)
+        return JSONResponse(
+            error_body(ErrorCode.INTERNAL_ERROR, "Internal server error."), status_code=500
+        )
 
     app.add_exception_handler(FacecastError, on_facecast_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
@@ -169,7 +173,7 @@ class BodyLimitMiddleware:
         declared = dict(scope["headers"]).get(b"content-length", b"")
         if declared.isdigit() and int(declared) > self.max_bytes:
             body = error_body(
-                "payload_too_large", f"The request is larger than {self.max_bytes} bytes."
+                ErrorCode.PAYLOAD_TOO_LARGE, f"The request is larger than {self.max_bytes} bytes."
             )
             await JSONResponse(body, status_code=413)(scope, receive, send)
             return
@@ -188,20 +192,24 @@ class BodyLimitMiddleware:
 
 
 def build_service(settings: Settings) -> JobService:
-    """Storage, state store and task queue for the API process."""
+    """Storage, stores and task queue for the API process."""
     storage = open_storage(settings)
     storage.root.mkdir(parents=True, exist_ok=True)
-    store = open_state_store(settings.redis_url, storage, state_ttl(settings))
-    return JobService(settings, storage, store, TaskQueue(settings, storage))
+    return JobService(
+        settings, storage, stores_for(settings, storage), TaskQueue(settings, storage)
+    )
 
 
-async def _sweep_forever(service: JobService, interval: float) -> None:
-    """Remove expired jobs now and then every `interval` seconds."""
+async def _every(interval: float, work: Callable[[], object], what: str) -> None:
+    """Run `work` in the thread pool now and then every `interval` seconds, for ever."""
     while True:
         try:
-            await run_in_threadpool(service.sweep)
-        except Exception:
-            logger.exception("retention sweep failed")
+            await run_in_threadpool(work)
+        except Exception as exc:
+            if is_dependency_failure(exc):  # Redis or the store is down: the next round retries
+                logger.warning("%s failed: %s", what, exc)
+            else:
+                logger.exception("%s failed", what)
         await asyncio.sleep(interval)
 
 
@@ -220,20 +228,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         gc.collect()
         gc.freeze()
         app.state.jobs = service
-        sweeper = asyncio.create_task(_sweep_forever(service, settings.sweep_interval_seconds))
+        loops = [
+            asyncio.create_task(_every(settings.sweep_interval_seconds, service.sweep, "sweep")),
+            asyncio.create_task(
+                _every(settings.worker_heartbeat_seconds, service.requeue_orphans, "requeue")
+            ),
+        ]
         try:
             yield
         finally:
-            sweeper.cancel()
-            with suppress(asyncio.CancelledError):
-                await sweeper
+            for loop in loops:
+                loop.cancel()
+                with suppress(asyncio.CancelledError):
+                    await loop
+            await run_in_threadpool(app.state.live.close)
             service.close()
 
     app = FastAPI(title="facecast", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute)
+    app.state.live = LiveSessions(settings)
     install_error_handlers(app)
-    for module in (jobs, speech, backends, files, ops, playground):
+    for module in (jobs, speech, backends, files, ops, playground, live):
         app.include_router(module.router)
     # Added innermost first: a request meets the last one added first.
     app.add_middleware(

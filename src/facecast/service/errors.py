@@ -2,70 +2,70 @@
 
 from __future__ import annotations
 
-from facecast.errors import FacecastError
+from facecast.errors import ErrorCode, FacecastError
 
 
 class ServiceError(FacecastError):
     """A request the service refuses; `status` is the HTTP status code, `headers` go along."""
 
-    code = "bad_request"
+    code = ErrorCode.BAD_REQUEST
     status = 400
     headers: dict[str, str] | None = None
 
 
 class JobNotFoundError(ServiceError):
-    code = "not_found"
+    code = ErrorCode.NOT_FOUND
     status = 404
 
 
 class ConsentRequiredError(ServiceError):
-    code = "consent_required"
+    code = ErrorCode.CONSENT_REQUIRED
     status = 400
 
 
 class InvalidRequestError(ServiceError):
-    code = "invalid_request"
+    code = ErrorCode.INVALID_REQUEST
     status = 422
 
 
 class IdempotencyConflictError(ServiceError):
     """An Idempotency-Key sent again with other fields or uploads than its first request."""
 
-    code = "idempotency_conflict"
+    code = ErrorCode.IDEMPOTENCY_CONFLICT
     status = 422
 
 
 class NotCancelableError(ServiceError):
-    code = "not_cancelable"
+    code = ErrorCode.NOT_CANCELABLE
     status = 409
 
 
 class AudioNotReadyError(ServiceError):
-    code = "audio_not_ready"
+    code = ErrorCode.AUDIO_NOT_READY
     status = 409
 
 
 class PayloadTooLargeError(ServiceError):
-    code = "payload_too_large"
+    code = ErrorCode.PAYLOAD_TOO_LARGE
     status = 413
 
 
 class LinkExpiredError(ServiceError):
     """A genuine signed download link whose `exp` has passed."""
 
-    code = "link_expired"
+    code = ErrorCode.LINK_EXPIRED
     status = 403
 
 
 class AdminOnlyError(ServiceError):
     """A tenant key asked for something only admin keys may see (every tenant's numbers)."""
 
-    code = "admin_only"
+    code = ErrorCode.ADMIN_ONLY
     status = 403
 
 
 class UnauthorizedError(ServiceError):
-    code = "unauthorized"
+    code = ErrorCode.UNAUTHORIZED
     status = 401
 
     def __init__(self, message: str) -> None:
@@ -76,7 +76,7 @@ class UnauthorizedError(ServiceError):
 class RateLimitedError(ServiceError):
     """Too many submissions; `Retry-After` says when the next one is accepted."""
 
-    code = "rate_limited"
+    code = ErrorCode.RATE_LIMITED
     status = 429
 
     def __init__(self, message: str, retry_after: int) -> None:
@@ -85,19 +85,19 @@ class RateLimitedError(ServiceError):
 
 
 class StorageFullError(ServiceError):
-    code = "storage_full"
+    code = ErrorCode.STORAGE_FULL
     status = 507
 
 
 class StorageUnavailableError(ServiceError):
-    code = "storage_unavailable"
+    code = ErrorCode.STORAGE_UNAVAILABLE
     status = 503
 
 
 class ServiceBusyError(ServiceError):
     """Every photo-checking slot stayed taken for too long; `Retry-After` says when to retry."""
 
-    code = "busy"
+    code = ErrorCode.BUSY
     status = 503
 
     def __init__(self, message: str, retry_after: int) -> None:
@@ -106,14 +106,14 @@ class ServiceBusyError(ServiceError):
 
 
 class QueueUnavailableError(ServiceError):
-    code = "queue_unavailable"
+    code = ErrorCode.QUEUE_UNAVAILABLE
     status = 503
 
 
 class JobFailedError(ServiceError):
     """A job the request waited for ended without a result; carries the job's own error."""
 
-    def __init__(self, code: str, message: str, status: int) -> None:
+    def __init__(self, code: ErrorCode, message: str, status: int) -> None:
         super().__init__(message)
         self.code = code
         self.status = status
@@ -122,14 +122,14 @@ class JobFailedError(ServiceError):
 class JobTooCostlyError(ServiceError):
     """The job's estimated CPU cost is above FACECAST_MAX_JOB_CPU_SECONDS."""
 
-    code = "job_too_costly"
+    code = ErrorCode.JOB_TOO_COSTLY
     status = 400
 
 
 class CpuBudgetExceededError(ServiceError):
     """The key's queued and running jobs already use its CPU budget; retry after some end."""
 
-    code = "cpu_budget_exceeded"
+    code = ErrorCode.CPU_BUDGET_EXCEEDED
     status = 429
 
     def __init__(self, message: str, retry_after: int) -> None:
@@ -140,7 +140,7 @@ class CpuBudgetExceededError(ServiceError):
 class DependencyUnavailableError(ServiceError):
     """Redis, the broker or the object store did not answer in time; retry shortly."""
 
-    code = "dependency_unavailable"
+    code = ErrorCode.DEPENDENCY_UNAVAILABLE
     status = 503
 
     def __init__(self, message: str, retry_after: int) -> None:

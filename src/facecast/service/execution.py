@@ -1,51 +1,41 @@
-"""The worker's side of a job: mark it running, forward progress, watch for cancel, record the end.
+"""The worker's side of a job: mark it running, forward progress, watch for cancel, end it.
 
-`running_job(job_id)` wraps one task run. It turns the pipeline's exceptions into final states
-(CanceledError -> canceled, ExplicitImageError -> rejected, other FacecastError -> error with its
-code, time limit -> error `timeout`, a full or read-only disk -> error `storage_full` /
-`storage_unavailable`, a bug -> error `internal_error`), so a Celery task stays a few lines that
-call the pipeline. Every final state also queues the job's webhook, when it has one.
+`running_job(job_id)` wraps one task run. Whatever stops the block is turned into the job's
+ending by `lifecycle.outcome_of` and recorded by `Lifecycle.conclude` (status, manifest, files,
+webhook, metrics), so a Celery task stays a few lines that call the pipeline.
 """
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
-import re
 import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from celery.exceptions import SoftTimeLimitExceeded
-
 from facecast.config import Settings, get_settings
-from facecast.errors import CanceledError, FacecastError
-from facecast.safety import ExplicitImageError, NudityScreen, bundled_model
+from facecast.errors import CanceledError, ErrorCode
+from facecast.safety import NudityScreen, bundled_model
+from facecast.service.dependencies import is_dependency_failure
+from facecast.service.lifecycle import Ended, Ending, Lifecycle, Outcome, outcome_of
 from facecast.service.logs import job_context
-from facecast.service.queueing import TASK_WEBHOOK, WEBHOOK_QUEUE, TaskQueue
+from facecast.service.metrics import label
+from facecast.service.queueing import TaskQueue, webhook_sender
 from facecast.service.schemas import (
     ErrorInfo,
     JobManifest,
     JobResult,
     JobState,
-    JobStatus,
     WorkerInfo,
 )
-from facecast.service.state import (
-    StateStore,
-    advance,
-    back_to_queue,
-    finish,
-    open_state_store,
-    start_attempt,
-)
-from facecast.service.storage import AUDIO, DOWNLOADS, VIDEOS, Storage, open_storage
+from facecast.service.storage import AUDIO, VIDEOS, Storage, open_storage
+from facecast.service.stores import Stores, stores_for
+from facecast.service.transitions import advance, back_to_queue, start_attempt
 
 logger = logging.getLogger(__name__)
 
@@ -53,33 +43,12 @@ CANCEL_CHECK_S = 0.1
 """Least time between two looks at a job's cancel flag."""
 HEARTBEAT_TTL_FACTOR = 3.0
 """A heartbeat is valid for this many heartbeat intervals."""
-LABEL_VALUE = re.compile(r"[^a-z0-9_]+")
 UNTIMED_STAGES = frozenset({"queued", "starting", "done"})
 """Stage names that mark a moment, not work worth a duration."""
-DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
-STORAGE_ERRNOS = DISK_FULL | {errno.EACCES, errno.EROFS, errno.EPERM}
-TIMEOUT = "timeout"
-KEPT: dict[JobStatus, frozenset[str]] = {s: frozenset() for s in JobStatus} | {
-    JobStatus.DONE: DOWNLOADS
-}
-"""Outputs a job keeps once it has ended: all when done, none otherwise."""
-
-
-def storage_error(exc: OSError) -> ErrorInfo:
-    """The job error for a failed write to the data directory."""
-    if exc.errno in DISK_FULL:
-        return ErrorInfo(
-            code="storage_full", message="The server's storage is full; try again later."
-        )
-    # The path and errno stay in the operator's log, not in what clients see.
-    return ErrorInfo(
-        code="storage_unavailable", message="The server cannot store results; try again later."
-    )
-
-
-def label(**values: str) -> str:
-    """A metric label set as `k=v,k=v` with values reduced to [a-z0-9_]."""
-    return ",".join(f"{k}={LABEL_VALUE.sub('_', v.lower())}" for k, v in values.items())
+PUBLISH_FIRST_WAIT_S = 1.0
+PUBLISH_MAX_WAIT_S = 15.0
+"""Waits between tries of an upload to a store that is down: doubling, up to this."""
+PUBLISHING = "publishing"
 
 
 @dataclass(frozen=True)
@@ -88,37 +57,35 @@ class WorkerContext:
 
     settings: Settings
     storage: Storage
-    store: StateStore
+    stores: Stores
     screen: NudityScreen
     notify: Callable[[str], None] = lambda job_id: None
     """Queues the webhook of a job that just ended (set by the worker)."""
+    running: set[str] = field(default_factory=set)
+    """The jobs this process runs; its heartbeat lists them (Operations.requeue_orphans)."""
+
+    @property
+    def lifecycle(self) -> Lifecycle:
+        """Ends this process's jobs."""
+        stores = self.stores
+        return Lifecycle(self.storage, stores.jobs, stores.metrics, self.notify)
 
 
 @lru_cache(maxsize=1)
 def worker_context() -> WorkerContext:
-    """This process's settings, storage, state store and photo screen."""
+    """This process's settings, storage, stores and photo screen."""
     settings = get_settings()
     storage = open_storage(settings)
-    store = open_state_store(settings.redis_url, storage, state_ttl(settings))
+    stores = stores_for(settings, storage)
     screen = NudityScreen(settings.nudity_model or bundled_model(), settings.nudity_threshold)
-    return WorkerContext(settings, storage, store, screen, webhook_sender(settings, storage))
-
-
-def webhook_sender(settings: Settings, storage: Storage) -> Callable[[str], None]:
-    """A function that queues the webhook task of a job (its broker connection made on use)."""
     queues: list[TaskQueue] = []
 
-    def send(job_id: str) -> None:
+    def queue() -> TaskQueue:  # the broker connection is made on first use
         if not queues:
             queues.append(TaskQueue(settings, storage))
-        queues[0].send(TASK_WEBHOOK, job_id, WEBHOOK_QUEUE, task_id=f"{job_id}-webhook")
+        return queues[0]
 
-    return send
-
-
-def state_ttl(settings: Settings) -> float:
-    """How long the state store keeps a job: a while beyond its retention."""
-    return settings.retention_hours * 3600 * 2 + 86400
+    return WorkerContext(settings, storage, stores, screen, webhook_sender(queue))
 
 
 class JobRun:
@@ -174,7 +141,12 @@ class JobRun:
             if too_soon or percent <= self._last_progress:
                 return
         self._last_write, self._last_progress = now, percent
-        self.context.store.update(self.job_id, advance(stage, percent))
+        try:
+            self.context.stores.jobs.update(self.job_id, advance(stage, percent))
+        except Exception as exc:  # progress is a courtesy: a Redis blip must not stop a render
+            if not is_dependency_failure(exc):
+                raise
+            logger.warning("could not record progress: %s", exc)
 
     def canceled(self) -> bool:
         """Pipeline cancel callback: True once DELETE /jobs/{id} flagged the job (or it is gone)."""
@@ -183,67 +155,53 @@ class JobRun:
         now = time.monotonic()
         if now - self._last_cancel_check >= CANCEL_CHECK_S:
             self._last_cancel_check = now
-            state = self.context.store.get(self.job_id)
+            try:
+                state = self.context.stores.jobs.get(self.job_id)
+            except Exception as exc:  # the store is down: keep going, look again later
+                if not is_dependency_failure(exc):
+                    raise
+                return False
             self._cancel_seen = state is None or state.cancel_requested
         return self._cancel_seen
 
+    def publish(self, name: str) -> None:
+        """Make a finished output visible to every host (see `until_stored`)."""
+        self.until_stored(lambda: self.context.storage.publish(self.job_id, name), name)
+
+    def until_stored(self, store: Callable[[], None], what: str) -> None:
+        """Run `store` (an upload) until the store takes it. A store that is down is tried
+        again, waiting longer each time, for as long as the job may run: a finished render is
+        kept (not thrown away) while the store comes back; a cancel or the time limit ends it."""
+        wait = PUBLISH_FIRST_WAIT_S
+        while True:
+            try:
+                store()
+                return
+            except Exception as exc:
+                if not is_dependency_failure(exc):
+                    raise
+                logger.warning("could not store %s (%s); trying again in %.0f s", what, exc, wait)
+            self.progress(PUBLISHING, self._last_progress / 100)
+            if self.canceled():
+                raise CanceledError("The job was canceled.")
+            time.sleep(wait)
+            wait = min(wait * 2, PUBLISH_MAX_WAIT_S)
+
     def complete(self, result: JobResult) -> None:
-        """Note what the job produced; `running_job` marks it done when the block ends."""
+        """Note what the job produced; `running_job` ends it done when the block ends."""
         self.result = result
 
     def _close_stage(self, now: float) -> None:
         if self._stage not in UNTIMED_STAGES:
             self.stages[self._stage] = self.stages.get(self._stage, 0.0) + now - self._stage_started
 
-    def end(self, status: JobStatus, error: ErrorInfo | None = None) -> JobState:
-        """Record the final state in the store, the manifest and the metrics."""
-        store, storage = self.context.store, self.context.storage
+    def end(self, outcome: Outcome) -> JobState:
+        """End the job (see Lifecycle.conclude) with what this run measured and produced."""
         self._close_stage(time.monotonic())
-        current = store.get(self.job_id)
-        if status is JobStatus.DONE and current is not None and current.cancel_requested:
-            status = JobStatus.CANCELED  # finished just as the cancel came: honour the cancel
-            for artifact in (self.video_path, self.audio_path):
-                artifact.unlink(missing_ok=True)
-        if status is JobStatus.DONE and self.manifest.cache_key:
-            try:
-                storage.cache_put(self.manifest.cache_key, self.job_id)
-            except OSError:  # reuse is an optimisation; the job itself is done
-                logger.warning("could not record the result for reuse", exc_info=True)
-        changed = store.update(self.job_id, finish(status, time.time(), error))
-        final = changed or store.get(self.job_id)
-        if final is None:
-            return self.state
+        ended = Ended(self.result, self.stages, remember=True)
+        final = self.context.lifecycle.conclude(self.job_id, outcome, self.manifest, ended)
         self.final = final
-        try:
-            storage.write_manifest(
-                self.manifest.model_copy(
-                    update={"state": final, "result": self.result, "stages": self.stages}
-                )
-            )
-        except OSError:  # a full disk: the state store still has the outcome
-            logger.warning("could not write the manifest", exc_info=True)
-        storage.settle(self.job_id, KEPT[final.status])
-        if changed is not None and self.manifest.request.webhook:
-            try:
-                self.context.notify(self.job_id)
-            except Exception:
-                logger.exception("could not queue the webhook")
-        try:
-            self._record_metrics(final)
-        except OSError:  # metrics on a full disk: the outcome above is what matters
-            logger.warning("could not record the job's metrics", exc_info=True)
-        logger.info("job %s: %s", final.status.value, error.code if error else "ok")
-        return final
-
-    def _record_metrics(self, final: JobState) -> None:
-        store, kind = self.context.store, self.manifest.kind.value
-        for stage, seconds in self.stages.items():
-            store.observe("stage_duration_seconds", label(stage=stage), seconds)
-        if final.started_at is not None and final.finished_at is not None:
-            store.observe(
-                "job_duration_seconds", label(kind=kind), final.finished_at - final.started_at
-            )
-        store.increment("jobs_finished_total", label(kind=kind, status=final.status.value))
+        return final or self.state
 
 
 def _begin(context: WorkerContext, job_id: str) -> JobRun | None:
@@ -253,30 +211,32 @@ def _begin(context: WorkerContext, job_id: str) -> JobRun | None:
         logger.warning("job has no manifest; skipped")
         return None
     now = time.time()
-    state = context.store.update(job_id, start_attempt(now, context.settings.job_max_attempts))
+    attempt = start_attempt(now, context.settings.job_max_attempts)
+    state = context.stores.jobs.update(job_id, attempt)
     if state is None:
         _settle_refused(context, manifest)
         return None
     if state.attempts > 1:
         logger.warning("job delivered again (attempt %d)", state.attempts)
     wait = now - manifest.created_at
-    context.store.observe("queue_wait_seconds", label(kind=manifest.kind.value), max(wait, 0.0))
+    kind = label(kind=manifest.kind.value)
+    context.stores.metrics.observe("queue_wait_seconds", kind, max(wait, 0.0))
     logger.info("job started after %.2f s in the queue", wait)
     return JobRun(context, manifest, state)
 
 
 def _settle_refused(context: WorkerContext, manifest: JobManifest) -> None:
     """A delivery that must not run: record why, unless the job has ended already."""
-    current = context.store.get(manifest.job_id)
+    current = context.stores.jobs.get(manifest.job_id)
     if current is None or current.status.final:
         logger.info("job not run: %s", current.status.value if current else "unknown")
         return
     run = JobRun(context, manifest, current)
     if current.cancel_requested:
-        run.end(JobStatus.CANCELED)
+        run.end(Outcome(Ending.CANCELED))
     else:  # redelivered after its worker died too often
         message = "The job stopped its worker more than once; it was given up."
-        run.end(JobStatus.ERROR, ErrorInfo(code="worker_lost", message=message))
+        run.end(Outcome(Ending.ERROR, ErrorInfo(code=ErrorCode.WORKER_LOST, message=message)))
 
 
 @contextmanager
@@ -288,31 +248,20 @@ def running_job(job_id: str) -> Iterator[JobRun | None]:
         if run is None:
             yield None
             return
+        context.running.add(job_id)
         try:
             yield run
-        except CanceledError:
-            run.end(JobStatus.CANCELED)
-        except ExplicitImageError as exc:
-            run.end(JobStatus.REJECTED, ErrorInfo(code=exc.code, message=exc.message))
-        except FacecastError as exc:
-            logger.warning("job refused: %s (%s)", exc.code, exc.message)
-            run.end(JobStatus.ERROR, ErrorInfo(code=exc.code, message=exc.message))
-        except SoftTimeLimitExceeded:
-            limit = context.settings.job_soft_time_limit
-            run.end(
-                JobStatus.ERROR,
-                ErrorInfo(code=TIMEOUT, message=f"The job ran longer than {limit} s."),
-            )
         except Exception as exc:
-            logger.exception("job failed")
-            if isinstance(exc, OSError) and exc.errno in STORAGE_ERRNOS:
-                run.end(JobStatus.ERROR, storage_error(exc))
-            else:
-                message = "The job failed inside the service; try again later."
-                run.end(JobStatus.ERROR, ErrorInfo(code="internal_error", message=message))
+            outcome = outcome_of(exc, context.settings.job_soft_time_limit)
+            if outcome.error is not None and outcome.error.code is ErrorCode.INTERNAL_ERROR:
+                logger.exception("job failed")
+            elif outcome.error is not None:
+                logger.warning("job refused: %s (%s)", outcome.error.code, outcome.error.message)
+            run.end(outcome)
         else:
-            run.end(JobStatus.DONE)
+            run.end(Outcome(Ending.DONE))
         finally:
+            context.running.discard(job_id)
             context.storage.drop_local(job_id)  # with a shared store, this host keeps no copy
 
 
@@ -321,20 +270,16 @@ def requeue_lost_job(job_id: str) -> None:
     queue (acks_late) and the next delivery runs it as its next attempt."""
     context = worker_context()
     with job_context(job_id):
-        if context.store.update(job_id, back_to_queue()) is not None:
+        if context.stores.jobs.update(job_id, back_to_queue()) is not None:
             logger.warning("worker process lost; job back in the queue")
 
 
-def fail_lost_job(job_id: str, code: str, message: str) -> None:
-    """Mark a job failed from outside its run (the hard time limit killed its process)."""
+def fail_lost_job(job_id: str, exc: BaseException) -> None:
+    """End a job from outside its run (the hard time limit killed its process)."""
     context = worker_context()
     with job_context(job_id):
-        manifest = context.storage.read_manifest(job_id)
-        state = context.store.get(job_id)
-        if manifest is not None and state is not None and not state.status.final:
-            JobRun(context, manifest, state).end(
-                JobStatus.ERROR, ErrorInfo(code=code, message=message)
-            )
+        outcome = outcome_of(exc, context.settings.job_time_limit)
+        context.lifecycle.conclude(job_id, outcome)
 
 
 class Heartbeat:
@@ -367,9 +312,14 @@ class Heartbeat:
         from facecast.rates import host_rates
 
         rates = {key: asdict(rate) for key, rate in host_rates().as_dict().items()}
-        update = {"warmed": self.warmed.is_set(), "seen_at": time.time(), "rates": rates}
+        update = {
+            "warmed": self.warmed.is_set(),
+            "seen_at": time.time(),
+            "rates": rates,
+            "jobs": sorted(self.context.running),
+        }
         info = self.info.model_copy(update=update)
-        self.context.store.heartbeat(info, interval * HEARTBEAT_TTL_FACTOR)
+        self.context.stores.heartbeats.heartbeat(info, interval * HEARTBEAT_TTL_FACTOR)
 
     def _run(self) -> None:
         interval = self.context.settings.worker_heartbeat_seconds
@@ -384,6 +334,6 @@ class Heartbeat:
         """Stop beating and withdraw the heartbeat."""
         self._stop.set()
         try:
-            self.context.store.drop_worker(self.info.worker_id)
+            self.context.stores.heartbeats.drop_worker(self.info.worker_id)
         except Exception:
             logger.warning("could not withdraw the heartbeat", exc_info=True)

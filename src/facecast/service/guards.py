@@ -28,20 +28,21 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from facecast.config import Settings
+from facecast.errors import ErrorCode
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 HTTP_CODES = {
-    400: "bad_request",
-    401: "unauthorized",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    408: "request_timeout",
-    413: "payload_too_large",
-    415: "unsupported_media_type",
-    416: "range_not_satisfiable",
-    422: "invalid_request",
-    429: "rate_limited",
+    400: ErrorCode.BAD_REQUEST,
+    401: ErrorCode.UNAUTHORIZED,
+    403: ErrorCode.FORBIDDEN,
+    404: ErrorCode.NOT_FOUND,
+    405: ErrorCode.METHOD_NOT_ALLOWED,
+    408: ErrorCode.REQUEST_TIMEOUT,
+    413: ErrorCode.PAYLOAD_TOO_LARGE,
+    415: ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+    416: ErrorCode.RANGE_NOT_SATISFIABLE,
+    422: ErrorCode.INVALID_REQUEST,
+    429: ErrorCode.RATE_LIMITED,
 }
 """Error codes for statuses answered without a more specific code."""
 WS_POLICY_VIOLATION = 1008
@@ -49,7 +50,7 @@ MAX_ERROR_BODY = 4096
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
-def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
+def error_body(code: ErrorCode, message: str) -> dict[str, dict[str, str]]:
     """The one error shape."""
     return {"error": {"code": code, "message": message}}
 
@@ -159,7 +160,7 @@ class HostOriginMiddleware:
         host = headers.get("host")
         if host is not None and not self.any_host and host_name(host) not in self.hosts:
             await self._refuse(
-                scope, receive, send, 400, "invalid_host", "This Host is not served here."
+                scope, receive, send, 400, ErrorCode.INVALID_HOST, "This Host is not served here."
             )
             return
         origin = headers.get("origin")
@@ -170,7 +171,7 @@ class HostOriginMiddleware:
                 receive,
                 send,
                 403,
-                "forbidden_origin",
+                ErrorCode.FORBIDDEN_ORIGIN,
                 "Requests from this web page's origin are not allowed (FACECAST_CORS_ORIGINS).",
             )
             return
@@ -185,7 +186,7 @@ class HostOriginMiddleware:
 
     @staticmethod
     async def _refuse(
-        scope: Scope, receive: Receive, send: Send, status: int, code: str, message: str
+        scope: Scope, receive: Receive, send: Send, status: int, code: ErrorCode, message: str
     ) -> None:
         if scope["type"] == "websocket":
             # Closing before accepting makes the server answer the handshake with 403.
@@ -261,7 +262,9 @@ class JsonErrorsMiddleware:
             status = original["status"]
             message = text.decode("utf-8", "replace").strip()[:MAX_ERROR_BODY]
             body = json.dumps(
-                error_body(HTTP_CODES.get(status, "http_error"), message or f"HTTP {status}.")
+                error_body(
+                    HTTP_CODES.get(status, ErrorCode.HTTP_ERROR), message or f"HTTP {status}."
+                )
             ).encode()
             kept = [
                 (name, value)

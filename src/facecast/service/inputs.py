@@ -29,8 +29,6 @@ AUDIO_EXTENSIONS = frozenset(
 )
 
 
-MAX_POINT = 100_000.0
-"""Coordinates beyond any accepted photo's side."""
 AUDIO_READ_ERRORS = (av.FFmpegError, OSError, ValueError, IndexError)
 
 
@@ -99,20 +97,6 @@ def check_audio(path: Path, max_seconds: float) -> float | None:
             f"{format_duration(max_seconds)}."
         )
     return seconds
-
-
-def parse_point(text: str | None) -> tuple[float, float] | None:
-    """`"x,y"` (pixels) -> (x, y); None stays None; 422 for anything else."""
-    if text is None:
-        return None
-    parts = text.split(",")
-    try:
-        x, y = (float(part) for part in parts)
-    except ValueError:
-        raise InvalidRequestError(f"A point is written x,y in pixels, not {text[:32]!r}.") from None
-    if not (0 <= x < MAX_POINT and 0 <= y < MAX_POINT):
-        raise InvalidRequestError(f"The point {text[:32]!r} is outside any photo.")
-    return x, y
 
 
 def check_fields(names: Iterable[str], allowed: frozenset[str]) -> None:

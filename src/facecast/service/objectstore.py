@@ -7,19 +7,36 @@ working copy of the jobs it handles in its data directory. Credentials and endpo
 the standard AWS variables (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL,
 AWS_REGION). `file:///path` (or nothing) keeps everything in the data directory.
 
-Needs the `s3` extra (`pip install 'facecast[s3]'`).
+`ObjectStorage` is the `Storage` (storage.py) that keeps the jobs there; `S3ObjectStore` the
+objects themselves. Needs the `s3` extra (`pip install 'facecast[s3]'`).
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from facecast.config import parse_storage_url
 from facecast.errors import BackendUnavailableError
+from facecast.service.schemas import JobManifest
+from facecast.service.storage import (
+    CACHE_DIR,
+    CACHE_KEY_PATTERN,
+    DOWNLOADS,
+    MANIFEST,
+    STREAM_DIR,
+    STREAM_FILE_PATTERN,
+    USED_MARKER,
+    RemoteFile,
+    Storage,
+    is_job_id,
+)
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_REGION = "us-east-1"
 TRANSFER_CHUNK = 8 * 1024 * 1024
@@ -86,8 +103,9 @@ class ObjectStore(Protocol):
     def modified(self, prefix: str) -> float | None:
         """When an object under `prefix` last changed (None: there is none)."""
 
-    def presign(self, key: str, ttl: int, filename: str | None = None) -> str:
-        """A SigV4 GET URL that expires after `ttl` seconds."""
+    def presign(self, key: str, ttl: int, filename: str | None = None) -> str | None:
+        """A SigV4 GET URL that expires after `ttl` seconds, on an endpoint clients can reach;
+        None when there is none (the API then streams the object)."""
 
     def read(self, key: str, start: int | None = None, end: int | None = None) -> Iterator[bytes]:
         """The object's bytes start..end (inclusive; None: from the start / to the end)."""
@@ -96,10 +114,25 @@ class ObjectStore(Protocol):
 class S3ObjectStore:
     """An S3 bucket (AWS, MinIO, Ceph, rclone serve s3, ...) under a key prefix."""
 
-    def __init__(self, bucket: str, prefix: str = "", client: Any | None = None) -> None:
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        client: Any | None = None,
+        public_url: str | None = None,
+    ) -> None:
         self.bucket = bucket
         self.prefix = f"{prefix.strip('/')}/" if prefix.strip("/") else ""
         self._client = client if client is not None else s3_client()
+        # Presigned URLs name the endpoint they were signed for: sign for the public address
+        # when one is set, for AWS itself when no private endpoint is configured, and never
+        # for a private endpoint (clients could not reach it, and it would show them the
+        # internal host).
+        self._signer: Any | None = None
+        if public_url:
+            self._signer = s3_client(endpoint_url=public_url)
+        elif not private_endpoint():
+            self._signer = self._client
         from boto3.s3.transfer import TransferConfig
 
         self._transfer = TransferConfig(
@@ -212,12 +245,15 @@ class S3ObjectStore:
         ]
         return max(times, default=None)
 
-    def presign(self, key: str, ttl: int, filename: str | None = None) -> str:
-        """A SigV4 GET URL valid for `ttl` seconds (a download name when `filename` is given)."""
+    def presign(self, key: str, ttl: int, filename: str | None = None) -> str | None:
+        """A SigV4 GET URL valid for `ttl` seconds (a download name when `filename` is given)
+        on the public endpoint; None when the store only has a private one."""
+        if self._signer is None:
+            return None
         params = {"Bucket": self.bucket, "Key": self._key(key)}
         if filename:
             params["ResponseContentDisposition"] = f'attachment; filename="{filename}"'
-        url: str = self._client.generate_presigned_url("get_object", Params=params, ExpiresIn=ttl)
+        url: str = self._signer.generate_presigned_url("get_object", Params=params, ExpiresIn=ttl)
         return url
 
     def read(self, key: str, start: int | None = None, end: int | None = None) -> Iterator[bytes]:
@@ -229,8 +265,14 @@ class S3ObjectStore:
         yield from answer["Body"].iter_chunks(READ_CHUNK)
 
 
-def s3_client() -> Any:
-    """A boto3 S3 client from the standard AWS variables, SigV4, path-style addressing."""
+def private_endpoint() -> str | None:
+    """The store's own endpoint when it is not AWS (AWS_ENDPOINT_URL[_S3])."""
+    return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
+
+
+def s3_client(endpoint_url: str | None = None) -> Any:
+    """A boto3 S3 client from the standard AWS variables, SigV4, path-style addressing;
+    `endpoint_url` overrides AWS_ENDPOINT_URL (the public address presigned URLs name)."""
     try:
         import boto3
         from botocore.config import Config
@@ -252,12 +294,156 @@ def s3_client() -> Any:
         read_timeout=S3_READ_TIMEOUT_S,
         retries={"max_attempts": S3_ATTEMPTS, "mode": "standard"},
     )
-    return boto3.client("s3", region_name=region, config=config)
+    extra = {"endpoint_url": endpoint_url} if endpoint_url else {}
+    return boto3.client("s3", region_name=region, config=config, **extra)
 
 
-def open_object_store(url: str | None) -> S3ObjectStore | None:
-    """The shared store FACECAST_STORAGE_URL names; None for file:// (the data directory)."""
-    if not url:
-        return None
-    scheme, bucket, prefix = parse_storage_url(url)
-    return S3ObjectStore(bucket, prefix) if scheme == "s3" else None
+class ObjectStorage(Storage):
+    """Jobs in a shared object store; the data directory holds this host's working copies.
+
+    Finished files go up with `publish`, files a host needs come down with `local`; manifests,
+    the reuse cache, reuse markers and retention read and write the store itself.
+    """
+
+    def __init__(self, root: Path, store: ObjectStore) -> None:
+        super().__init__(root)
+        self.store = store
+
+    def check(self) -> None:
+        """Raise MissingBucketError for a missing bucket, another error for no answer."""
+        self.store.check()
+
+    def publish(self, job_id: str, name: str) -> None:
+        """Upload a finished local file of the job (streamed in parts)."""
+        self.store.put_file(f"{job_id}/{name}", self.path(job_id, name))
+
+    def publish_stream(self, job_id: str, path: Path) -> None:
+        """Upload one file of the job's live HLS stream."""
+        if STREAM_FILE_PATTERN.fullmatch(path.name):
+            self.store.put_file(self._stream_key(job_id, path.name), path)
+
+    def _stream_key(self, job_id: str, name: str) -> str:
+        return f"{self.job_dir(job_id).name}/{STREAM_DIR}/{name}"
+
+    def local(self, job_id: str, name: str) -> Path:
+        """The job's file on this host, fetched from the store when it is not here yet."""
+        path = self.path(job_id, name)
+        if not path.is_file():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if not self.store.get_file(f"{job_id}/{name}", path):
+                raise FileNotFoundError(f"job {job_id} has no {name}")
+        return path
+
+    def has(self, job_id: str, name: str) -> bool:
+        """True when the store holds the downloadable artifact."""
+        if name not in DOWNLOADS or not is_job_id(job_id):
+            return False
+        return self.store.head(f"{job_id}/{name}") is not None
+
+    def drop_local(self, job_id: str) -> None:
+        """Forget this host's working copy (the store keeps the job)."""
+        shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
+
+    def _drop_stream(self, job_id: str) -> None:
+        super()._drop_stream(job_id)
+        try:
+            self.store.delete_prefix(self._stream_key(job_id, ""))
+        except Exception:  # the store is down: retention removes them later
+            logger.warning("could not remove the stream of job %s", job_id, exc_info=True)
+
+    def link(self, source_job: str, target_job: str, name: str) -> None:
+        """Copy the artifact inside the store (fetched by `local` where it is needed)."""
+        self.store.copy(f"{source_job}/{name}", f"{target_job}/{name}")
+
+    def fetch(
+        self, job_id: str, name: str, presign_ttl: int | None = None, filename: str | None = None
+    ) -> Path | RemoteFile | None:
+        """The object, with a presigned URL valid `presign_ttl` s when one is asked for."""
+        if name not in DOWNLOADS or not is_job_id(job_id):
+            return None
+        key = f"{job_id}/{name}"
+        info = self.store.head(key)
+        if info is None:
+            return None
+        url = None if presign_ttl is None else self.store.presign(key, presign_ttl, filename)
+        return RemoteFile(key, info.size, url)
+
+    def fetch_stream(self, job_id: str, name: str) -> Path | RemoteFile | None:
+        """A stream file as an object of the store."""
+        if STREAM_FILE_PATTERN.fullmatch(name) is None or not is_job_id(job_id):
+            return None
+        key = self._stream_key(job_id, name)
+        info = self.store.head(key)
+        return None if info is None else RemoteFile(key, info.size)
+
+    def read_range(self, file: RemoteFile, start: int, end: int) -> Iterator[bytes]:
+        """The object's bytes start..end, streamed from the store."""
+        yield from self.store.read(file.key, start, end)
+
+    def read_whole(self, file: Path | RemoteFile) -> bytes:
+        """A small object's bytes."""
+        if isinstance(file, Path):
+            return file.read_bytes()
+        return self.store.get_bytes(file.key) or b""
+
+    def write_manifest(self, manifest: JobManifest) -> None:
+        """The local copy, then the store's."""
+        super().write_manifest(manifest)
+        data = self.path(manifest.job_id, MANIFEST).read_bytes()
+        self.store.put_bytes(f"{manifest.job_id}/{MANIFEST}", data)
+
+    def read_manifest(self, job_id: str) -> JobManifest | None:
+        """The store's manifest."""
+        self.job_dir(job_id)  # validates the id
+        raw = self.store.get_bytes(f"{job_id}/{MANIFEST}")
+        return None if raw is None else JobManifest.model_validate_json(raw)
+
+    def touch(self, job_id: str) -> None:
+        """A reuse marker object."""
+        self.store.put_bytes(f"{self.job_dir(job_id).name}/{USED_MARKER}", b"")
+
+    def cache_get(self, key: str) -> str | None:
+        """The job the cache object names, if its manifest is still there."""
+        if CACHE_KEY_PATTERN.fullmatch(key) is None:
+            return None
+        raw = self.store.get_bytes(f"{CACHE_DIR}/{key}")
+        job_id = raw.decode().strip() if raw is not None else ""
+        return job_id if is_job_id(job_id) and self.read_manifest(job_id) else None
+
+    def cache_put(self, key: str, job_id: str) -> None:
+        """A cache object naming `job_id`."""
+        if CACHE_KEY_PATTERN.fullmatch(key) is None or not is_job_id(job_id):
+            raise ValueError("bad cache key or job id")
+        self.store.put_bytes(f"{CACHE_DIR}/{key}", job_id.encode())
+
+    def job_ids(self) -> Iterator[str]:
+        """The job "folders" in the store."""
+        yield from (name for name in self.store.children("") if is_job_id(name))
+
+    def _activity_times(self, job_id: str, no_manifest: bool) -> tuple[float, float]:
+        marker = self.store.head(f"{job_id}/{USED_MARKER}")
+        used_at = marker.modified if marker is not None else 0.0
+        # No manifest yet: a job still being created counts from its newest object.
+        created = (self.store.modified(f"{job_id}/") or 0.0) if no_manifest else 0.0
+        return used_at, created
+
+    def remove(self, job_id: str) -> None:
+        """The working copy and every object of the job."""
+        super().remove(job_id)
+        self.store.delete_prefix(f"{job_id}/")
+
+    def _stored_names(self, job_id: str) -> Iterator[str]:
+        return self.store.keys(f"{job_id}/")
+
+    def _drop_cache_entry(self, key: str, job_id: str) -> int:
+        raw = self.store.get_bytes(f"{CACHE_DIR}/{key}")
+        if raw is None or raw.decode(errors="replace").strip() != job_id:
+            return 0
+        self.store.delete_prefix(f"{CACHE_DIR}/{key}")
+        return 1
+
+    def prune_cache(self) -> None:
+        """Drop cache objects whose job is gone."""
+        for key in list(self.store.keys(f"{CACHE_DIR}/")):
+            if CACHE_KEY_PATTERN.fullmatch(key) and self.cache_get(key) is None:
+                self.store.delete_prefix(f"{CACHE_DIR}/{key}")

@@ -7,6 +7,7 @@ no task results: job state lives in the state store (see state.py).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,20 @@ BROKER_TIMEOUT_S = 3.0
 VISIBILITY_MARGIN_S = 300
 WORKER_START_TIMEOUT_S = 300.0
 """A worker process may warm up for this long before Celery gives up on it."""
+
+
+BROKER_FILE_MAX_AGE_S = 3600.0
+"""Processed message files of the server-less queue older than this are removed."""
+
+
+def prune_broker_files(storage: Storage, now: float) -> None:
+    """Drop old processed message files of the server-less queue."""
+    folder = broker_folders(storage)["processed"]
+    if not folder.is_dir():
+        return
+    for entry in folder.iterdir():
+        if now - entry.stat().st_mtime > BROKER_FILE_MAX_AGE_S:
+            entry.unlink(missing_ok=True)
 
 
 def broker_folders(storage: Storage) -> dict[str, Path]:
@@ -194,3 +209,13 @@ class TaskQueue:
         if self._redis is not None:
             self._redis.close()
         self.app.close()
+
+
+def webhook_sender(queue: Callable[[], TaskQueue]) -> Callable[[str], None]:
+    """A function that queues the webhook task of a job on the webhooks queue (one task id per
+    job: a second ending of the same job sends no second delivery)."""
+
+    def send(job_id: str) -> None:
+        queue().send(TASK_WEBHOOK, job_id, WEBHOOK_QUEUE, task_id=f"{job_id}-webhook")
+
+    return send

@@ -24,6 +24,7 @@ from typing import Any
 import uvicorn
 
 from facecast.config import get_settings
+from facecast.errors import ErrorCode
 from facecast.safety import bundled_model
 from facecast.service.app import create_app
 from facecast.service.logs import configure_logging
@@ -130,7 +131,12 @@ REQUEST_TIMEOUT_RESPONSE = (
 
 def _timeout_response() -> bytes:
     body = json.dumps(
-        {"error": {"code": "request_timeout", "message": "The request headers came too slowly."}}
+        {
+            "error": {
+                "code": ErrorCode.REQUEST_TIMEOUT,
+                "message": "The request headers came too slowly.",
+            }
+        }
     ).encode()
     return REQUEST_TIMEOUT_RESPONSE % (len(body), body)
 

@@ -1,4 +1,5 @@
-"""Every job schema in one place: the stored job record, its manifest and the API's messages.
+"""Every job schema in one place: the stored job record, its manifest and the API's messages
+(the request forms are derived from the options in facecast.service.forms).
 
 Times inside the service are UNIX seconds (floats); the API shows them as ISO 8601 datetimes.
 """
@@ -11,18 +12,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from facecast.options import (
-    MAX_PITCH,
-    MAX_RATE,
-    MAX_VOLUME,
-    MIN_PITCH,
-    MIN_RATE,
-    MIN_VOLUME,
-    RenderOptions,
-)
-
-LANG_PATTERN = r"^[a-z]{2,3}([-_][A-Za-z0-9]{2,8})?$"
-"""Language codes as the speech backends name them: de, en-us, pt_BR, cmn, ..."""
+from facecast.errors import ErrorCode
+from facecast.options import LANG_PATTERN, LEXICON_HELP, LEXICON_MAX_CHARS, RenderOptions
 
 
 class JobStatus(StrEnum):
@@ -62,7 +53,9 @@ class JobKind(StrEnum):
 class ErrorInfo(BaseModel):
     """A stable machine-readable code and a message for people."""
 
-    code: str = Field(description="Stable error code, e.g. no_face, invalid_audio, not_found.")
+    code: ErrorCode = Field(
+        description="Stable error code, e.g. no_face, invalid_audio, not_found."
+    )
     message: str = Field(description="What went wrong and how to fix it.")
 
 
@@ -155,6 +148,9 @@ class WorkerInfo(BaseModel):
     """Those of `backends` that want a GPU (their jobs go to the `gpu` queue)."""
     rates: dict[str, dict[str, float]] = Field(default_factory=dict)
     """Render rates measured by this process (facecast.rates.Rate fields, by rate_key)."""
+    jobs: list[str] = Field(default_factory=list)
+    """The jobs this process is running now (a running job no live worker lists is orphaned
+    and queued again)."""
 
 
 # --------------------------------------------------------------------------- API messages
@@ -277,48 +273,6 @@ class WebhookEvent(BaseModel):
     finished_at: datetime | None = None
 
 
-LEXICON_MAX_CHARS = 65536
-LEXICON_HELP = (
-    "Your pronunciations: `[de]` / `[en]` sections of `word = how to say it` lines, applied "
-    "before numbers and abbreviations are written out (POST /text/normalize shows the result)."
-)
-RATE_HELP = (
-    f"Speaking rate of `text`, {MIN_RATE:g}-{MAX_RATE:g} (2: twice as fast, pitch kept); "
-    "the mouth follows. Default 1."
-)
-PITCH_HELP = f"Pitch shift of `text` in semitones, {MIN_PITCH:g} to {MAX_PITCH:g}. Default 0."
-VOLUME_HELP = (
-    f"Gain of `text` in dB, {MIN_VOLUME:g} to {MAX_VOLUME:g}; peaks stay below -1 dBFS. Default 0."
-)
-
-
-class TtsRequest(BaseModel):
-    """JSON body of POST /tts."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    text: str = Field(min_length=1, description="What to say.")
-    lang: str | None = Field(
-        None, pattern=LANG_PATTERN, description="Language code; default FACECAST_DEFAULT_LANG (de)."
-    )
-    voice: str | None = Field(
-        None,
-        max_length=128,
-        description="`backend:voice`, a voice name from GET /voices, or male / female "
-        "(the best voice of that kind in `lang`); default: the language's default voice.",
-    )
-    rate: float | None = Field(None, ge=MIN_RATE, le=MAX_RATE, description=RATE_HELP)
-    pitch: float | None = Field(None, ge=MIN_PITCH, le=MAX_PITCH, description=PITCH_HELP)
-    volume: float | None = Field(None, ge=MIN_VOLUME, le=MAX_VOLUME, description=VOLUME_HELP)
-    webhook: str | None = Field(
-        None, max_length=2048, description="URL that gets a signed POST when the job ends."
-    )
-    client_ref: str | None = Field(
-        None, max_length=256, description="Your reference; returned in views and webhooks."
-    )
-    lexicon: str | None = Field(None, max_length=LEXICON_MAX_CHARS, description=LEXICON_HELP)
-
-
 class NormalizeRequest(BaseModel):
     """JSON body of POST /text/normalize."""
 
@@ -338,16 +292,6 @@ class NormalizeResult(BaseModel):
         description="The words as spoken, with `[pause Nms]` where the text asks for silence."
     )
     estimated_seconds: float = Field(description="About how long it takes to say.")
-
-
-class TtsForm(TtsRequest):
-    """Multipart body of POST /tts (adds a voice sample for cloning backends)."""
-
-    voice_clone_wav: bytes | None = Field(
-        None,
-        description="3-30 s recording (any audio format) of the voice to clone; needs a "
-        "cloning backend (XTTS).",
-    )
 
 
 class TtsResult(BaseModel):

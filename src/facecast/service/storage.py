@@ -12,31 +12,33 @@ Layout::
 
 Every id is checked against a strict pattern before it becomes part of a path.
 
-With a shared object store (`FACECAST_STORAGE_URL=s3://...`, see objectstore.py) the same
-layout lives in the bucket and is the truth for every host; the data directory keeps only this
-process's working copies. `publish` sends a finished file up, `local` fetches one on demand,
-manifests, the reuse cache and retention go to the bucket. Without one, the data directory is
-the store and those calls cost nothing.
+`Storage` is the one interface, with two implementations: this module's (the data directory
+is the store) and `ObjectStorage` (objectstore.py, `FACECAST_STORAGE_URL=s3://...`), where the
+same layout lives in a bucket that is the truth for every host and the data directory keeps
+only this process's working copies. Callers never ask which one they have: `publish` makes a
+finished file visible to every host, `local` gives a file on this host, `fetch` what a client
+downloads, and manifests, the reuse cache and retention go wherever the store is.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import hashlib
 import logging
 import os
 import re
 import shutil
-import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from facecast.config import Settings
+from facecast.config import Settings, parse_storage_url
 from facecast.service.errors import JobNotFoundError, PayloadTooLargeError
-from facecast.service.objectstore import ObjectInfo, ObjectStore, open_object_store
 from facecast.service.schemas import JobManifest
 
 logger = logging.getLogger(__name__)
@@ -75,7 +77,6 @@ CACHE_DIR = "_cache"
 BROKER_DIR = "_broker"
 STALE_FACTOR = 2.0
 """Unfinished jobs older than this many retention periods are removed as abandoned."""
-BROKER_FILE_MAX_AGE_S = 3600.0
 COPY_CHUNK = 1 << 20
 
 
@@ -114,50 +115,68 @@ def write_atomically(path: Path, data: bytes, reserve: Path | None = None) -> No
             reserve.unlink(missing_ok=True)
 
 
+def check_writable(folder: Path) -> None:
+    """Raise when files cannot be written in `folder` (created if missing)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    probe = folder / f".ping-{os.getpid()}"
+    probe.write_bytes(b"")
+    probe.unlink()
+
+
+@contextmanager
+def file_lock(lock_path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on `lock_path` (created if missing) for the block."""
+    with lock_path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """A file a client gets from the shared object store: its key and size, and a presigned
+    URL when the client may fetch it there itself."""
+
+    key: str
+    size: int
+    url: str | None = None
+
+
 class Storage:
-    """The data directory (and the shared object store, if any), ids validated before use."""
+    """Job files in the data directory, which is the store; ids validated before use.
 
-    def __init__(self, root: Path, remote: ObjectStore | None = None) -> None:
+    The interface every storage offers (see objectstore.ObjectStorage for the other one).
+    """
+
+    def __init__(self, root: Path) -> None:
         self.root = root.resolve()
-        self.remote = remote
-        """The shared object store; None: the data directory is the store."""
 
-    # ------------------------------------------------------------------ the shared store
+    # ------------------------------------------------------------------ the store itself
+
+    def check(self) -> None:
+        """Raise when the store cannot take files (here: the data directory is not writable)."""
+        check_writable(self.root)
 
     def publish(self, job_id: str, name: str) -> None:
-        """Make a finished local file of the job visible to every host (uploaded, streamed)."""
-        if self.remote is not None:
-            self.remote.put_file(f"{job_id}/{name}", self.path(job_id, name))
+        """Make a finished local file of the job visible to every host (here: it is)."""
 
     def publish_stream(self, job_id: str, path: Path) -> None:
-        """Upload one file of the job's live HLS stream."""
-        if self.remote is not None and STREAM_FILE_PATTERN.fullmatch(path.name):
-            self.remote.put_file(f"{self._stream_key(job_id, path.name)}", path)
-
-    def _stream_key(self, job_id: str, name: str) -> str:
-        return f"{self.job_dir(job_id).name}/{STREAM_DIR}/{name}"
+        """Make one file of the job's live HLS stream visible to every host (here: it is)."""
 
     def local(self, job_id: str, name: str) -> Path:
-        """The job's file on this host, fetched from the shared store when it is not here yet."""
-        path = self.path(job_id, name)
-        if self.remote is not None and not path.is_file():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            if not self.remote.get_file(f"{job_id}/{name}", path):
-                raise FileNotFoundError(f"job {job_id} has no {name}")
-        return path
+        """The job's file on this host."""
+        return self.path(job_id, name)
 
     def has(self, job_id: str, name: str) -> bool:
-        """True when a downloadable artifact of the job is there (here or in the shared store)."""
+        """True when a downloadable artifact of the job is there."""
         if name not in DOWNLOADS or not is_job_id(job_id):
             return False
-        if self.remote is not None:
-            return self.remote.head(f"{job_id}/{name}") is not None
         return (self.root / job_id / name).is_file()
 
     def drop_local(self, job_id: str) -> None:
-        """Forget this host's working copy of a job (the shared store keeps the job)."""
-        if self.remote is not None:
-            shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
+        """Forget this host's working copy of a job (here the copy is the job: kept)."""
 
     @property
     def broker_dir(self) -> Path:
@@ -204,11 +223,6 @@ class Storage:
         """A job that did not end done keeps no HLS segments (they would stay until
         retention, playable by whoever holds the link)."""
         shutil.rmtree(self.stream_dir(job_id), ignore_errors=True)
-        if self.remote is not None:
-            try:
-                self.remote.delete_prefix(self._stream_key(job_id, ""))
-            except Exception:  # the store is down: retention removes them later
-                logger.warning("could not remove the stream of job %s", job_id, exc_info=True)
 
     def job_dir(self, job_id: str) -> Path:
         """The directory of `job_id`; raises JobNotFoundError for malformed ids."""
@@ -225,13 +239,6 @@ class Storage:
     def stream_dir(self, job_id: str) -> Path:
         """Where the job's HLS stream is written while it renders."""
         return self.job_dir(job_id) / STREAM_DIR
-
-    def stream_file(self, job_id: str, name: str) -> Path | None:
-        """A file of the job's HLS stream, or None when `name` is not one or not there (yet)."""
-        if STREAM_FILE_PATTERN.fullmatch(name) is None or not is_job_id(job_id):
-            return None
-        path = self.stream_dir(job_id) / name
-        return path if path.is_file() else None
 
     def exists(self, job_id: str) -> bool:
         """True when the job directory is there."""
@@ -255,25 +262,46 @@ class Storage:
                 out.write(chunk)
         return digest.hexdigest()
 
-    def link(self, source_job: str, target_job: str, name: str) -> Path:
+    def link(self, source_job: str, target_job: str, name: str) -> None:
         """Share an artifact of one job with another (hard link; copy across filesystems)."""
         source, target = self.path(source_job, name), self.path(target_job, name)
-        if self.remote is not None:
-            self.remote.copy(f"{source_job}/{name}", f"{target_job}/{name}")
-            return target  # fetched by `local` where it is needed
         try:
             os.link(source, target)
         except OSError:
             shutil.copyfile(source, target)
-        return target
 
-    def download(self, job_id: str, name: str) -> Path | None:
-        """A downloadable artifact in the data directory, or None when it is not (or no longer)
-        there (with a shared store: see `has`, `remote.presign`, `remote.read`)."""
-        if name not in DOWNLOADS or not is_job_id(job_id) or self.remote is not None:
+    def fetch(
+        self, job_id: str, name: str, presign_ttl: int | None = None, filename: str | None = None
+    ) -> Path | RemoteFile | None:
+        """A downloadable artifact (`video.mp4`, `audio.wav`) for a client, or None when it is
+        not (or no longer) there. A local file here; `presign_ttl`, a shared store's URL
+        lifetime, has nothing to sign."""
+        if name not in DOWNLOADS or not is_job_id(job_id):
             return None
         path = self.root / job_id / name
         return path if path.is_file() else None
+
+    def fetch_stream(self, job_id: str, name: str) -> Path | RemoteFile | None:
+        """A file of the job's live HLS stream for a client, or None when `name` is not one or
+        not there (yet)."""
+        if STREAM_FILE_PATTERN.fullmatch(name) is None or not is_job_id(job_id):
+            return None
+        path = self.stream_dir(job_id) / name
+        return path if path.is_file() else None
+
+    def read_range(self, file: RemoteFile, start: int, end: int) -> Iterator[bytes]:
+        """Bytes start..end (inclusive) of a file `fetch` answered, streamed."""
+        with (self.root / file.key).open("rb") as handle:
+            handle.seek(start)
+            left = end - start + 1
+            while left > 0 and (chunk := handle.read(min(COPY_CHUNK, left))):
+                left -= len(chunk)
+                yield chunk
+
+    def read_whole(self, file: Path | RemoteFile) -> bytes:
+        """A small file's bytes (a playlist), wherever `fetch_stream` found it."""
+        path = file if isinstance(file, Path) else self.root / file.key
+        return path.read_bytes()
 
     # ------------------------------------------------------------------ manifests
 
@@ -284,15 +312,9 @@ class Storage:
         path.parent.mkdir(parents=True, exist_ok=True)
         reserve = self.reserve(manifest.job_id) if manifest.state.status.final else None
         write_atomically(path, data, reserve)
-        if self.remote is not None:
-            self.remote.put_bytes(f"{manifest.job_id}/{MANIFEST}", data)
 
     def read_manifest(self, job_id: str) -> JobManifest | None:
         """The manifest, or None when the job does not exist."""
-        if self.remote is not None:
-            self.job_dir(job_id)  # validates the id
-            raw = self.remote.get_bytes(f"{job_id}/{MANIFEST}")
-            return None if raw is None else JobManifest.model_validate_json(raw)
         try:
             raw = self.path(job_id, MANIFEST).read_bytes()
         except (FileNotFoundError, NotADirectoryError):
@@ -301,9 +323,6 @@ class Storage:
 
     def touch(self, job_id: str) -> None:
         """Note that a job's result was reused now, so that retention keeps it longer."""
-        if self.remote is not None:
-            self.remote.put_bytes(f"{self.job_dir(job_id).name}/{USED_MARKER}", b"")
-            return
         (self.job_dir(job_id) / USED_MARKER).touch()
 
     # ------------------------------------------------------------------ content-hash reuse
@@ -312,10 +331,6 @@ class Storage:
         """The job that produced the result for `key`, if it is still there."""
         if CACHE_KEY_PATTERN.fullmatch(key) is None:
             return None
-        if self.remote is not None:
-            raw = self.remote.get_bytes(f"{CACHE_DIR}/{key}")
-            job_id = raw.decode().strip() if raw is not None else ""
-            return job_id if is_job_id(job_id) and self.read_manifest(job_id) else None
         try:
             job_id = (self.root / CACHE_DIR / key).read_text().strip()
         except FileNotFoundError:
@@ -326,9 +341,6 @@ class Storage:
         """Remember that `job_id` holds the result for `key`."""
         if CACHE_KEY_PATTERN.fullmatch(key) is None or not is_job_id(job_id):
             raise ValueError("bad cache key or job id")
-        if self.remote is not None:
-            self.remote.put_bytes(f"{CACHE_DIR}/{key}", job_id.encode())
-            return
         folder = self.root / CACHE_DIR
         folder.mkdir(parents=True, exist_ok=True)
         write_atomically(folder / key, job_id.encode())
@@ -336,10 +348,7 @@ class Storage:
     # ------------------------------------------------------------------ retention
 
     def job_ids(self) -> Iterator[str]:
-        """Ids of all job directories (in the shared store, when there is one)."""
-        if self.remote is not None:
-            yield from (name for name in self.remote.children("") if is_job_id(name))
-            return
+        """Ids of all jobs in the store."""
         if not self.root.is_dir():
             return
         for entry in os.scandir(self.root):
@@ -348,22 +357,19 @@ class Storage:
 
     def _last_activity(self, job_id: str, manifest: JobManifest | None) -> tuple[bool, float]:
         """(finished?, time of the last activity) of a job."""
-        folder = self.root / job_id
-        if self.remote is not None:
-            marker: ObjectInfo | None = self.remote.head(f"{job_id}/{USED_MARKER}")
-            used_at = marker.modified if marker is not None else 0.0
-            # No manifest yet: a job still being created counts from its newest object.
-            created = (self.remote.modified(f"{job_id}/") or 0.0) if manifest is None else 0.0
-        else:
-            used = folder / USED_MARKER
-            used_at = used.stat().st_mtime if used.exists() else 0.0
-            created = folder.stat().st_mtime
+        used_at, created = self._activity_times(job_id, manifest is None)
         if manifest is None:
             return True, max(created, used_at)
         state = manifest.state
         if state.status.final:
             return True, max(state.finished_at or manifest.created_at, used_at)
         return False, manifest.created_at
+
+    def _activity_times(self, job_id: str, no_manifest: bool) -> tuple[float, float]:
+        """(last reuse, creation) times of a job (0.0 where unknown)."""
+        folder = self.root / job_id
+        used = folder / USED_MARKER
+        return (used.stat().st_mtime if used.exists() else 0.0), folder.stat().st_mtime
 
     def expired(self, now: float, retention_s: float) -> list[str]:
         """Jobs whose retention has run out (finished) or that were abandoned (unfinished)."""
@@ -382,8 +388,6 @@ class Storage:
     def remove(self, job_id: str) -> None:
         """Delete a job directory and everything in it (and its objects in the shared store)."""
         shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
-        if self.remote is not None:
-            self.remote.delete_prefix(f"{job_id}/")
 
     def erase(self, job_id: str) -> tuple[list[str], int]:
         """Delete a finished job for good (the right to delete): every file of it, here and in
@@ -397,12 +401,15 @@ class Storage:
             names.update(
                 path.relative_to(folder).as_posix() for path in folder.rglob("*") if path.is_file()
             )
-        if self.remote is not None:
-            names.update(self.remote.keys(f"{job_id}/"))
+        names.update(self._stored_names(job_id))
         dropped = self._drop_cache_entries(job_id)
         self.remove(job_id)
         hidden = {MANIFEST, RESERVE, USED_MARKER}
         return sorted(name for name in names if name not in hidden), dropped
+
+    def _stored_names(self, job_id: str) -> Iterator[str]:
+        """Names of the job's files kept elsewhere than this host (here: none)."""
+        return iter(())
 
     def _drop_cache_entries(self, job_id: str) -> int:
         """Remove the reuse-cache entry whose result lives in `job_id` (the one its manifest's
@@ -411,12 +418,10 @@ class Storage:
         key = manifest.cache_key if manifest is not None else None
         if key is None or CACHE_KEY_PATTERN.fullmatch(key) is None:
             return 0
-        if self.remote is not None:
-            raw = self.remote.get_bytes(f"{CACHE_DIR}/{key}")
-            if raw is None or raw.decode(errors="replace").strip() != job_id:
-                return 0
-            self.remote.delete_prefix(f"{CACHE_DIR}/{key}")
-            return 1
+        return self._drop_cache_entry(key, job_id)
+
+    def _drop_cache_entry(self, key: str, job_id: str) -> int:
+        """Remove cache entry `key` if it names `job_id`; how many (0/1)."""
         entry = self.root / CACHE_DIR / key
         try:
             if entry.read_text().strip() != job_id:
@@ -428,11 +433,6 @@ class Storage:
 
     def prune_cache(self) -> None:
         """Drop cache entries whose job is gone."""
-        if self.remote is not None:
-            for key in list(self.remote.keys(f"{CACHE_DIR}/")):
-                if CACHE_KEY_PATTERN.fullmatch(key) and self.cache_get(key) is None:
-                    self.remote.delete_prefix(f"{CACHE_DIR}/{key}")
-            return
         folder = self.root / CACHE_DIR
         if not folder.is_dir():
             return
@@ -440,17 +440,16 @@ class Storage:
             if CACHE_KEY_PATTERN.fullmatch(entry.name) and self.cache_get(entry.name) is None:
                 entry.unlink(missing_ok=True)
 
-    def prune_broker_files(self, now: float | None = None) -> None:
-        """Drop old processed message files of the server-less queue."""
-        folder = self.broker_dir / "processed"
-        if not folder.is_dir():
-            return
-        now = time.time() if now is None else now
-        for entry in folder.iterdir():
-            if now - entry.stat().st_mtime > BROKER_FILE_MAX_AGE_S:
-                entry.unlink(missing_ok=True)
-
 
 def open_storage(settings: Settings) -> Storage:
     """The storage FACECAST_STORAGE_URL names (the data directory by default)."""
-    return Storage(settings.local_dir, open_object_store(settings.storage_url))
+    scheme, bucket, prefix = (
+        parse_storage_url(settings.storage_url) if settings.storage_url else ("file", "", "")
+    )
+    if scheme != "s3":
+        return Storage(settings.local_dir)
+    from facecast.service.objectstore import ObjectStorage, S3ObjectStore
+
+    return ObjectStorage(
+        settings.local_dir, S3ObjectStore(bucket, prefix, public_url=settings.s3_public_url)
+    )

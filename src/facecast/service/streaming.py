@@ -61,10 +61,13 @@ class StreamWatch:
         self._thread.join()
         try:
             self._step()  # the last segment and the playlist with its end tag
-        except Exception:
-            if exc is None:
-                raise
+        except Exception:  # the store is down: `finish` tries again
             logger.warning("could not publish the end of the stream", exc_info=True)
+
+    def finish(self) -> None:
+        """Publish whatever the stream still lacks (after the block; raises when the store
+        is down, for the caller to try again)."""
+        self._step()
 
     def _run(self) -> None:
         while not self._stop.wait(POLL_S):

@@ -54,6 +54,9 @@ class VoiceInfo:
     timings: bool = False
     """True when the backend gives phoneme timings for this voice (the mouth follows
     phonemes); False: the mouth follows the signal."""
+    variant: bool = False
+    """A variant of the backend's plain voice (espeak-ng has dozens): listed after it, and by
+    `facecast voices` only with --all."""
 
     @property
     def id(self) -> str:

@@ -22,7 +22,7 @@ from facecast.audio import (
     load_audio,
     probe_audio,
 )
-from facecast.errors import AudioTooLongError, FacecastError, VoiceSampleError
+from facecast.errors import AudioTooLongError, ErrorCode, FacecastError, VoiceSampleError
 from facecast.speech import SpeechBackend
 
 SAMPLE_RATE = 22_050
@@ -57,7 +57,7 @@ def _too_long() -> VoiceSampleError:
     return VoiceSampleError(
         f"The voice sample is longer than {format_duration(MAX_SECONDS)}; send "
         f"{format_duration(MIN_SECONDS)} to {format_duration(MAX_SECONDS)} of speech.",
-        "voice_sample_too_long",
+        ErrorCode.VOICE_SAMPLE_TOO_LONG,
     )
 
 
@@ -65,7 +65,7 @@ def _too_short(seconds: float) -> VoiceSampleError:
     return VoiceSampleError(
         f"The voice sample is {seconds:.1f} s long; at least "
         f"{format_duration(MIN_SECONDS)} of speech are needed to clone a voice.",
-        "voice_sample_too_short",
+        ErrorCode.VOICE_SAMPLE_TOO_SHORT,
     )
 
 
@@ -76,7 +76,7 @@ def check_voice_sample_header(source: Path | bytes) -> None:
         header = probe_audio(source)
     except FacecastError as exc:
         raise VoiceSampleError(
-            f"The voice sample is not usable audio: {exc.message}", "invalid_voice_sample"
+            f"The voice sample is not usable audio: {exc.message}", ErrorCode.INVALID_VOICE_SAMPLE
         ) from exc
     if header.seconds is not None and header.seconds > MAX_SECONDS * UPFRONT_MARGIN:
         raise _too_long()
@@ -88,9 +88,9 @@ def read_voice_sample(source: Path | bytes) -> VoiceSample:
     """Check the header, then decode and check a voice sample; VoiceSampleError with a plain
     reason otherwise."""
     if isinstance(source, bytes | bytearray) and not source:
-        raise VoiceSampleError("The voice sample is empty.", "voice_sample_missing")
+        raise VoiceSampleError("The voice sample is empty.", ErrorCode.VOICE_SAMPLE_MISSING)
     if isinstance(source, Path) and source.is_file() and source.stat().st_size == 0:
-        raise VoiceSampleError("The voice sample is empty.", "voice_sample_missing")
+        raise VoiceSampleError("The voice sample is empty.", ErrorCode.VOICE_SAMPLE_MISSING)
     check_voice_sample_header(source)
     try:
         track = load_audio(source, max_seconds=MAX_SECONDS, sample_rate=SAMPLE_RATE)
@@ -98,11 +98,11 @@ def read_voice_sample(source: Path | bytes) -> VoiceSample:
         raise _too_long() from exc
     except FacecastError as exc:
         raise VoiceSampleError(
-            f"The voice sample is not usable audio: {exc.message}", "invalid_voice_sample"
+            f"The voice sample is not usable audio: {exc.message}", ErrorCode.INVALID_VOICE_SAMPLE
         ) from exc
     if track.duration < MIN_SECONDS:
         raise _too_short(track.duration)
     if float(np.max(np.abs(track.samples))) < SILENCE_PEAK:
-        raise VoiceSampleError("The voice sample is silent.", "invalid_voice_sample")
+        raise VoiceSampleError("The voice sample is silent.", ErrorCode.INVALID_VOICE_SAMPLE)
     digest = hashlib.sha256(np.ascontiguousarray(track.samples).tobytes()).hexdigest()
     return VoiceSample(audio=track, sha256=digest)

@@ -44,7 +44,7 @@ from facecast.errors import (
     InvalidTextError,
     UnsupportedLanguageError,
 )
-from facecast.registry import Capabilities
+from facecast.registry import Capabilities, Description
 from facecast.speech import GENDERS, MALE, PhonemeEvent, Speech, VoiceInfo
 from facecast.speech.words import timed_words
 
@@ -76,6 +76,8 @@ CLAUSE_PATTERN = re.compile(r"((?:[^.,;:!?…]|[.,;:!?…](?=\S))*)([.,;:!?…]+
 CLAUSE_ENDINGS = {".": ".", ",": ",", ";": ",", ":": ",", "!": "!", "?": "?", "…": "."}
 """Clause punctuation -> the punctuation Piper voices were trained with."""
 CALLBACK_CONTINUE = 0
+RAND_SEED = 1
+"""espeak-ng's random generator is seeded with this before every synthesis."""
 CALLBACK_ABORT = 1
 
 BUFFER_MS = 200
@@ -87,12 +89,18 @@ DATA_MARKER = "phontab"
 DEFAULT_GENDER = MALE
 """espeak-ng's base voices are male; a variant says `gender female` to differ."""
 STEADY_FOLDER = "facecast-steady"
-"""Variant files facecast adds: the same voices without pitch flutter. espeak keeps the
-flutter oscillator running from one utterance into the next, so the same text came out a few
-milliseconds different each time; without it the same input always gives the same audio."""
+"""Variant files facecast adds: the same voices without pitch flutter and without roughness.
+espeak keeps both oscillators running from one utterance into the next (the flutter table's
+position; the pitch-cycle count whose parity says which cycles roughness quietens), so the
+same text came out different after other speech: a few milliseconds longer with flutter, and
+with roughness in one of two sample versions that flipped with every clause spoken. Pico's
+mouth timings are aligned to espeak's speech, so a worker that had spoken its warm-up text
+moved the mouth differently from a fresh CLI. Without both, the same input always gives the
+same audio, whatever the process said before."""
 STEADY_PLAIN = "default"
-STEADY_SETTINGS = b"\nflutter 0\n"
-DATA_LAYOUT = "steady2"
+STEADY_SETTINGS = b"\nflutter 0\nroughness 8\n"
+"""roughness 8 is past espeak's table of roughness levels (0-7): no cycle is quietened."""
+DATA_LAYOUT = "steady3"
 """Names the prepared data folder's layout; a new layout gets a fresh copy."""
 """A file every espeak-ng data folder holds."""
 VARIANT_FOLDER = ("voices", "!v")
@@ -278,10 +286,14 @@ class _Engine:
         if os.getpid() != self.pid:
             logger.debug("espeak-ng: process %d reuses what %d initialised.", os.getpid(), self.pid)
             self.pid = os.getpid()
-        if voice != self.current_voice:
-            if self.lib.espeak_SetVoiceByName(voice.encode()) != EE_OK:
-                raise BackendUnavailableError(f"espeak-ng could not select voice {voice!r}.")
-            self.current_voice = voice
+        # Selected every time, and the random generator seeded: espeak's wave generator
+        # carries the last synthesis's echo (cleared when a voice is selected) and random
+        # state (breath noise, of f3 and others) into the next, so without this the same
+        # text gives other samples after other speech.
+        if self.lib.espeak_SetVoiceByName(voice.encode()) != EE_OK:
+            raise BackendUnavailableError(f"espeak-ng could not select voice {voice!r}.")
+        self.current_voice = voice
+        self.lib.espeak_ng_SetRandSeed(RAND_SEED)
         data = text.encode("utf-8")
         collector = _Collector()
         self.collector = collector
@@ -326,6 +338,8 @@ def _declare_api(lib: ctypes.CDLL) -> None:
     lib.espeak_TextToPhonemes.restype = ctypes.c_char_p
     lib.espeak_ListVoices.argtypes = (ctypes.c_void_p,)
     lib.espeak_ListVoices.restype = ctypes.POINTER(ctypes.POINTER(_EspeakVoice))
+    lib.espeak_ng_SetRandSeed.argtypes = (ctypes.c_long,)
+    lib.espeak_ng_SetRandSeed.restype = None
 
 
 def _voice_languages(voice: _EspeakVoice) -> list[tuple[int, str]]:
@@ -538,9 +552,7 @@ class EspeakBackend:
     """espeak-ng text-to-speech: 22050 Hz audio plus phoneme timings, in every language it lists."""
 
     name = "espeak"
-    capabilities = Capabilities(
-        phoneme_timings=True, licence="GPL-3.0 (espeak-ng)", commercial_use=True
-    )
+    capabilities = Capabilities(phoneme_timings=True)
 
     def load(self) -> None:
         """Load and initialise espeak-ng for this process (idempotent, thread-safe)."""
@@ -560,7 +572,7 @@ class EspeakBackend:
     def voices(self) -> tuple[VoiceInfo, ...]:
         """The plain voice ("default") and every variant, each in all of espeak's languages."""
         languages = self.languages()
-        licence = self.capabilities.licence
+        licence = LICENCE
         with _LOCK:
             genders = dict(_engine().genders)
         # The classic short variants (f1, m3) first: a gender request picks the first fitting.
@@ -573,6 +585,7 @@ class EspeakBackend:
                 licence=licence,
                 gender=genders.get(name, DEFAULT_GENDER),
                 timings=True,
+                variant=name != DEFAULT_VOICE,
             )
             for name in names
         )
@@ -631,3 +644,14 @@ def _to_speech(raw: _Collector, sample_rate: int, text: str) -> Speech:
     starts = [(ms / MS_PER_SECOND, position - 1) for ms, position, _ in raw.words]
     words = timed_words(text, starts, phonemes, audio.duration)
     return Speech(audio=audio, phonemes=phonemes, words=words)
+
+
+LICENCE = "GPL-3.0 (espeak-ng)"
+DESCRIPTION: Description[EspeakBackend] = Description(
+    EspeakBackend.name,
+    "speech",
+    lambda _models_dir: EspeakBackend(),
+    licence=LICENCE,
+    preference=2,
+)
+"""Always there (espeakng-loader is a dependency): every language, formant voices."""

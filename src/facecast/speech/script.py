@@ -35,7 +35,7 @@ from functools import lru_cache
 import numpy as np
 
 from facecast.audio import AudioTrack
-from facecast.errors import FacecastError, InvalidTextError
+from facecast.errors import ErrorCode, FacecastError, InvalidTextError
 from facecast.speech import PhonemeEvent, Speech, SpeechBackend, WordEvent, language_key, limits
 from facecast.speech.limits import estimate_seconds, synthesize_capped
 from facecast.speech.normalize import normalize
@@ -70,7 +70,7 @@ _SECTION = re.compile(r"\[\s*([A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})?)\s*\]")
 
 
 class InvalidLexiconError(FacecastError):
-    code = "invalid_lexicon"
+    code = ErrorCode.INVALID_LEXICON
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ from facecast.errors import (
     InvalidTextError,
     UnsupportedLanguageError,
 )
-from facecast.registry import Capabilities
+from facecast.registry import Capabilities, Description, MissingError
 from facecast.speech import Speech, VoiceInfo
 from facecast.speech.cloning import VoiceSample
 
@@ -138,17 +138,17 @@ SAMPLE_VOICE = "clone"
 """The catalogue's name for "the voice of the sample sent along" (voice_clone_wav)."""
 
 
+SECONDS_PER_SECOND_CPU = 3.0
+"""CPU seconds per second of speech on a 2-core CPU (for job cost estimates)."""
+LICENCE = "MPL-2.0 code (coqui-tts); weights under the Coqui Public Model Licence (non-commercial)"
+
+
 class XttsBackend:
     """XTTS-v2: natural speech in a voice cloned from a sample; no phoneme timings."""
 
     name = "xtts"
     capabilities = Capabilities(
-        device="gpu",
-        cloning=True,
-        natural=True,
-        licence="MPL-2.0 code (coqui-tts); weights under the Coqui Public Model Licence "
-        "(non-commercial)",
-        commercial_use=False,
+        cloning=True, natural=True, seconds_per_second_cpu=SECONDS_PER_SECOND_CPU
     )
 
     def __init__(self, model_dir: Path, cache_dir: Path | None = None) -> None:
@@ -204,7 +204,6 @@ class XttsBackend:
 
     def voices(self) -> tuple[VoiceInfo, ...]:
         """One catalogue entry: the voice of the sample sent with the request."""
-        caps = self.capabilities
         return (
             VoiceInfo(
                 self.name,
@@ -213,8 +212,8 @@ class XttsBackend:
                 natural=True,
                 cloning=True,
                 # The sample's own voice: no gender claimed for it (NEUTRAL), no timings.
-                licence=caps.licence,
-                commercial_use=caps.commercial_use,
+                licence=LICENCE,
+                commercial_use=False,
             ),
         )
 
@@ -343,3 +342,30 @@ def _save_atomically(torch: Any, value: dict[str, Any], target: Path) -> None:
         logger.warning("could not cache cloned voice latents in %s: %s", target.parent, exc)
     finally:
         scratch.unlink(missing_ok=True)
+
+
+def _make(_models_dir: Path) -> XttsBackend:
+    """XTTS when coqui-tts and torch are installed and FACECAST_XTTS_MODEL_DIR holds its files."""
+    from facecast.config import get_settings
+
+    settings = get_settings()
+    if not xtts_installed(settings.xtts_model_dir):
+        raise MissingError(
+            ["coqui-tts, torch and the XTTS-v2 files in FACECAST_XTTS_MODEL_DIR"],
+            "pip install 'facecast[xtts]' and set FACECAST_XTTS_MODEL_DIR",
+        )
+    assert settings.xtts_model_dir is not None
+    cache = settings.voice_cache_dir or settings.data_dir / "voice-cache"
+    return XttsBackend(settings.xtts_model_dir, cache)
+
+
+DESCRIPTION: Description[XttsBackend] = Description(
+    XttsBackend.name,
+    "speech",
+    _make,
+    device="gpu",
+    licence=LICENCE,
+    commercial_use=False,
+    preference=3,
+)
+"""Cloned voices; never a language's default (its weights are non-commercial)."""

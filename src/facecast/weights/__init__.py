@@ -21,7 +21,7 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
-from facecast.errors import FacecastError
+from facecast.errors import ErrorCode, FacecastError
 
 TRUSTED_FILE = "trusted.json"
 """Checksums the operator accepted for files the manifest has no pin for."""
@@ -33,7 +33,7 @@ HASH_CHUNK = 1 << 20
 class ModelError(FacecastError):
     """A model file is missing, damaged or unknown."""
 
-    code = "model_unavailable"
+    code = ErrorCode.MODEL_UNAVAILABLE
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,6 @@ class ModelSpec:
     """A model as the manifest describes it."""
 
     name: str
-    backend: str
     licence: str
     commercial_use: bool
     how_to_get: str

@@ -23,12 +23,13 @@ from fastapi.responses import FileResponse, RedirectResponse, Response, Streamin
 from starlette.concurrency import run_in_threadpool
 
 from facecast.captions import MEDIA_TYPES as CAPTION_TYPES
+from facecast.errors import ErrorCode
 from facecast.service.access import EXPIRY_PARAM, SIGNATURE_PARAM, Principal, authenticate
 from facecast.service.deps import ServiceDep, app_settings
 from facecast.service.errors import ServiceError
-from facecast.service.jobs import JobService, RemoteFile
+from facecast.service.jobs import JobService
 from facecast.service.routes import error_responses
-from facecast.service.storage import AUDIO, CAPTIONS, VIDEO, VIDEO_WEBM
+from facecast.service.storage import AUDIO, CAPTIONS, VIDEO, VIDEO_WEBM, RemoteFile
 
 router = APIRouter(tags=["files"])
 
@@ -88,7 +89,7 @@ def signed_playlist(text: str, sig: str, exp: int | None) -> str:
 
 
 class RangeNotSatisfiableError(ServiceError):
-    code = "range_not_satisfiable"
+    code = ErrorCode.RANGE_NOT_SATISFIABLE
     status = 416
 
 
@@ -117,8 +118,6 @@ def proxied(
     headers: dict[str, str],
 ) -> Response:
     """Stream an object of the shared store through the API, honouring a Range request."""
-    store = service.storage.remote
-    assert store is not None
     wanted = byte_range(request.headers.get("range"), remote.size)
     start, end = wanted if wanted is not None else (0, remote.size - 1)
     headers = {**headers, "Accept-Ranges": "bytes", "Content-Length": str(end - start + 1)}
@@ -129,7 +128,7 @@ def proxied(
         return Response(status_code=status, headers=headers, media_type=media_type)
 
     def body() -> Iterator[bytes]:
-        yield from store.read(remote.key, start, end)
+        yield from service.storage.read_range(remote, start, end)
 
     return StreamingResponse(body(), status_code=status, headers=headers, media_type=media_type)
 
@@ -204,7 +203,4 @@ async def stream_file(
 
 def _read_whole(service: JobService, target: Path | RemoteFile) -> bytes:
     """A small file's bytes, from the data directory or the shared store."""
-    if isinstance(target, Path):
-        return target.read_bytes()
-    assert service.storage.remote is not None
-    return service.storage.remote.get_bytes(target.key) or b""
+    return service.storage.read_whole(target)

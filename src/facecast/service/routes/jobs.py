@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Annotated, Any, BinaryIO
+from typing import TYPE_CHECKING, Annotated, Any, BinaryIO
 
 import anyio
 from fastapi import (
@@ -20,17 +20,6 @@ from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from facecast.errors import FacecastError
-from facecast.options import (
-    MAX_PITCH,
-    MAX_RATE,
-    MAX_VOLUME,
-    MIN_PITCH,
-    MIN_RATE,
-    MIN_VOLUME,
-    CaptionMode,
-    Framing,
-    VideoFormat,
-)
 from facecast.service.access import authenticate
 from facecast.service.deps import (
     BaseUrlDep,
@@ -39,16 +28,12 @@ from facecast.service.deps import (
     SubmitterDep,
     app_settings,
 )
-from facecast.service.inputs import check_fields, parse_point
-from facecast.service.jobs import AnimateSubmission, JobService, build_options, idempotency_scope
+from facecast.service.forms import AnimateFields, animate_form, chosen_options
+from facecast.service.idempotency import idempotency_scope
+from facecast.service.inputs import check_fields
+from facecast.service.jobs import JobService
 from facecast.service.routes import IDEMPOTENCY_KEY, error_responses
 from facecast.service.schemas import (
-    LANG_PATTERN,
-    LEXICON_HELP,
-    LEXICON_MAX_CHARS,
-    PITCH_HELP,
-    RATE_HELP,
-    VOLUME_HELP,
     ErrorInfo,
     ErrorResponse,
     FacesResult,
@@ -56,6 +41,7 @@ from facecast.service.schemas import (
     JobDeleted,
     JobView,
 )
+from facecast.service.submission import AnimateSubmission, build_options
 
 router = APIRouter(tags=["jobs"])
 
@@ -69,41 +55,12 @@ SSE_RESPONSE: dict[int | str, dict[str, Any]] = {
 }
 
 
-ANIMATE_FIELDS = frozenset(
-    {
-        "source_image",
-        "consent",
-        "audio",
-        "audio_id",
-        "text",
-        "lang",
-        "voice",
-        "voice_clone_wav",
-        "rate",
-        "pitch",
-        "volume",
-        "fps",
-        "size",
-        "full_frame",
-        "framing",
-        "webhook",
-        "client_ref",
-        "face_index",
-        "face_at",
-        "renderer",
-        "refine",
-        "upscale",
-        "force_cpu",
-        "expression",
-        "seed",
-        "restore",
-        "lexicon",
-        "captions",
-        "caption_highlight",
-        "transcript",
-        "format",
-    }
-)
+if TYPE_CHECKING:
+    AnimateForm = AnimateFields  # what every derived form has
+else:
+    AnimateForm = animate_form()
+UPLOADS = frozenset({"source_image", "audio", "voice_clone_wav"})
+ANIMATE_FIELDS = UPLOADS | AnimateForm.model_fields.keys()
 FACES_FIELDS = frozenset({"source_image"})
 
 
@@ -143,26 +100,9 @@ def animate(
     service: ServiceDep,
     submitter: SubmitterDep,
     source_image: Annotated[UploadFile, File(description="The portrait: JPEG, PNG, WebP or HEIC.")],
-    consent: Annotated[
-        bool, Form(description="Must be true: the uploader confirms the person agreed.")
-    ] = False,
+    form: Annotated[AnimateForm, Form()],
     audio: Annotated[
         UploadFile | None, File(description="Speech to lip-sync (WAV, MP3, ...).")
-    ] = None,
-    audio_id: Annotated[str | None, Form(description="An audio_id from POST /tts.")] = None,
-    text: Annotated[
-        str | None, Form(description="Text to speak (synthesised in the worker).")
-    ] = None,
-    lang: Annotated[
-        str | None, Form(pattern=LANG_PATTERN, description="Language of `text`; default de.")
-    ] = None,
-    voice: Annotated[
-        str | None,
-        Form(
-            max_length=128,
-            description="`backend:voice`, a voice name from GET /voices, or male / female "
-            "(the best voice of that kind in `lang`); default: the language's default voice.",
-        ),
     ] = None,
     voice_clone_wav: Annotated[
         UploadFile | None,
@@ -171,118 +111,6 @@ def animate(
             "a cloning backend (XTTS)."
         ),
     ] = None,
-    rate: Annotated[
-        float | None,
-        Form(ge=MIN_RATE, le=MAX_RATE, description=RATE_HELP),
-    ] = None,
-    pitch: Annotated[
-        float | None,
-        Form(ge=MIN_PITCH, le=MAX_PITCH, description=PITCH_HELP),
-    ] = None,
-    volume: Annotated[
-        float | None,
-        Form(ge=MIN_VOLUME, le=MAX_VOLUME, description=VOLUME_HELP),
-    ] = None,
-    fps: Annotated[
-        int | None, Form(ge=1, le=60, description="Frames per second; default 25.")
-    ] = None,
-    size: Annotated[
-        int | None, Form(ge=128, le=2048, description="The video's shorter side; default 512.")
-    ] = None,
-    full_frame: Annotated[
-        bool, Form(description="Animate the whole photo, not a crop (framing=full).")
-    ] = False,
-    framing: Annotated[
-        Framing,
-        Form(
-            description="square (default), portrait 9:16 or landscape 16:9, framed on the "
-            "face with `size` the shorter side (the photo extended where it is too small, "
-            "never stretched); full: the whole photo, longer side `size`."
-        ),
-    ] = "square",
-    webhook: Annotated[
-        str | None,
-        Form(max_length=2048, description="URL that gets a signed POST when the job ends."),
-    ] = None,
-    client_ref: Annotated[
-        str | None,
-        Form(max_length=256, description="Your reference; returned in views and webhooks."),
-    ] = None,
-    face_index: Annotated[
-        int | None,
-        Form(ge=0, le=63, description="Which face to animate (POST /faces; 0: the largest)."),
-    ] = None,
-    face_at: Annotated[
-        str | None,
-        Form(
-            max_length=32,
-            description="Animate the face at this point, `x,y` in pixels of the upright photo.",
-        ),
-    ] = None,
-    renderer: Annotated[
-        str | None,
-        Form(max_length=64, description="warp (default) or liveportrait; see GET /backends."),
-    ] = None,
-    refine: Annotated[
-        str | None, Form(max_length=64, description="Mouth refinement: wav2lip.")
-    ] = None,
-    upscale: Annotated[
-        int | None,
-        Form(
-            description="Real-ESRGAN factor 2 or 4: the video is size x upscale. On a CPU "
-            "worker about 1.9 s a 512 px frame (see GET /backends); `estimated_seconds` "
-            "in the answer says about how long the whole video takes."
-        ),
-    ] = None,
-    force_cpu: Annotated[
-        bool, Form(description="Render a long clip with a GPU renderer on a CPU anyway.")
-    ] = False,
-    expression: Annotated[
-        str | None,
-        Form(
-            pattern="^(keep|neutral)$",
-            description="The mouth at rest: keep (default) the photo's expression (a smile "
-            "with teeth stays one in pauses) or neutral (a closed, relaxed mouth). A photo "
-            "caught mid-word or with the tongue out rests closed either way.",
-        ),
-    ] = None,
-    lexicon: Annotated[
-        str | None, Form(max_length=LEXICON_MAX_CHARS, description=LEXICON_HELP)
-    ] = None,
-    seed: Annotated[
-        int | None,
-        Form(
-            ge=0,
-            le=2**31 - 1,
-            description="Blinks and head motion; same inputs and seed, "
-            "same video (a local `facecast render --seed` gives the same frames); default 0.",
-        ),
-    ] = None,
-    restore: Annotated[
-        bool, Form(description="Super-resolve a face too small for `size` (default true).")
-    ] = True,
-    format: Annotated[
-        VideoFormat,
-        Form(
-            description="mp4 (default: H.264/AAC, plays live while it renders) or webm "
-            "(VP9/Opus, `video.webm`; no live stream)."
-        ),
-    ] = "mp4",
-    captions: Annotated[
-        CaptionMode | None,
-        Form(
-            description="vtt or srt: a caption file beside the video (`captions_url` of the "
-            "done job); burn: drawn into the frames too (and WebVTT). A live stream gets a "
-            "subtitle rendition. A recording needs `transcript`."
-        ),
-    ] = None,
-    caption_highlight: Annotated[
-        bool, Form(description="Burned-in captions colour the spoken word (default true).")
-    ] = True,
-    transcript: Annotated[
-        str | None,
-        Form(description="The words the recording (`audio` or `audio_id`) says: its captions."),
-    ] = None,
     idempotency_key: IDEMPOTENCY_KEY = None,
 ) -> JobCreated:
     """Queue a render; poll GET /jobs/{job_id} or follow /ws/jobs/{job_id} for progress.
@@ -290,47 +118,25 @@ def animate(
     A retry with the same `Idempotency-Key` header answers with the job of the first request.
     """
     has_audio = audio is not None and bool(audio.filename or audio.size)
+    text, audio_id = form.text, _given(form.audio_id)
     spoken = text is not None and text != ""
     options = build_options(
-        service.settings,
-        speaks=spoken and not has_audio and not audio_id,
-        lang=_given(lang),
-        voice=_given(voice),
-        rate=rate,
-        pitch=pitch,
-        volume=volume,
-        fps=fps,
-        size=size,
-        full_frame=full_frame,
-        framing=framing,
-        face_index=face_index,
-        face_at=parse_point(_given(face_at)),
-        renderer=_given(renderer) or "warp",
-        refine=_given(refine),
-        upscale=upscale,
-        force_cpu=force_cpu,
-        expression=_given(expression) or "keep",
-        lexicon=_given(lexicon),
-        seed=seed or 0,
-        restore=restore,
-        captions=captions,
-        caption_highlight=caption_highlight,
-        format=format,
+        service.settings, chosen_options(form), speaks=spoken and not has_audio and not audio_id
     )
     submission = AnimateSubmission(
         image=source_image.file,
-        consent=consent,
+        consent=form.consent,
         audio=audio.file if has_audio and audio is not None else None,
         audio_filename=audio.filename if audio is not None else None,
-        audio_id=_given(audio_id),
+        audio_id=audio_id,
         text=text if spoken else None,
         options=options,
         voice_sample=_sent(voice_clone_wav),
-        webhook=_given(webhook),
-        client_ref=_given(client_ref),
+        webhook=_given(form.webhook),
+        client_ref=_given(form.client_ref),
         idempotency=idempotency_scope(submitter.id, "animate", idempotency_key),
         owner=submitter,
-        transcript=_given(transcript),
+        transcript=_given(form.transcript),
     )
     submitted = service.submit_animate(submission)
     per_second, estimated = service.cpu_cost(submitted.state.job_id)
@@ -357,43 +163,13 @@ def preview(
     service: ServiceDep,
     _: SubmitterDep,
     source_image: Annotated[UploadFile, File(description="The portrait: JPEG, PNG, WebP or HEIC.")],
-    size: Annotated[
-        int | None, Form(ge=128, le=2048, description="The video's shorter side; default 512.")
-    ] = None,
-    full_frame: Annotated[bool, Form(description="The whole photo (framing=full).")] = False,
-    framing: Annotated[
-        Framing, Form(description="square (default), portrait, landscape or full.")
-    ] = "square",
-    face_index: Annotated[
-        int | None, Form(ge=0, le=63, description="Which face (POST /faces; 0: the largest).")
-    ] = None,
-    face_at: Annotated[
-        str | None, Form(max_length=32, description="The face at `x,y` of the upright photo.")
-    ] = None,
-    renderer: Annotated[str | None, Form(max_length=64, description="warp (default).")] = None,
-    expression: Annotated[
-        str | None, Form(pattern="^(keep|neutral)$", description="keep (default) or neutral.")
-    ] = None,
-    restore: Annotated[
-        bool, Form(description="Super-resolve a face too small for `size` (default true).")
-    ] = True,
+    form: Annotated[AnimateForm, Form()],
 ) -> Response:
     """The first frame of the video POST /animate would make with the same fields (the face
     at rest, framed and watermarked as the video will be), so that an app can show it at
-    once. The other /animate fields are accepted and do not change it; a repeated preview of
-    the same photo takes a fraction of a second."""
-    options = build_options(
-        service.settings,
-        speaks=False,
-        size=size,
-        full_frame=full_frame,
-        framing=framing,
-        face_index=face_index,
-        face_at=parse_point(_given(face_at)),
-        renderer=_given(renderer) or "warp",
-        expression=_given(expression) or "keep",
-        restore=restore,
-    )
+    once. The fields that do not change it (text, voice, captions, ...) are accepted and
+    left aside; a repeated preview of the same photo takes a fraction of a second."""
+    options = build_options(service.settings, chosen_options(form), speaks=False)
     png = service.preview(source_image.file, options)
     return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
 

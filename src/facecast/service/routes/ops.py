@@ -6,6 +6,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from facecast import __version__
+from facecast.errors import ErrorCode
 from facecast.service import metrics
 from facecast.service.access import keys_configured
 from facecast.service.deps import PrincipalDep, ServiceDep, SettingsDep
@@ -33,7 +34,7 @@ def ready(service: ServiceDep) -> JSONResponse:
     if not report.ready:
         failed = ", ".join(name for name, check in report.checks.items() if not check.ok)
         report = report.model_copy(
-            update={"error": ErrorInfo(code="not_ready", message=f"Not ready: {failed}.")}
+            update={"error": ErrorInfo(code=ErrorCode.NOT_READY, message=f"Not ready: {failed}.")}
         )
     return JSONResponse(report.model_dump(mode="json"), status_code=200 if report.ready else 503)
 

@@ -11,27 +11,28 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from facecast.errors import VoiceSampleError
+from facecast.errors import ErrorCode, VoiceSampleError
+from facecast.options import LANG_PATTERN
 from facecast.service.deps import BaseUrlDep, PrincipalDep, ServiceDep, SubmitterDep
 from facecast.service.errors import JobFailedError, ServiceError
+from facecast.service.forms import TtsFields, chosen_options, speech_form, speech_upload_form
+from facecast.service.idempotency import idempotency_scope
 from facecast.service.inputs import check_fields
-from facecast.service.jobs import JobService, TtsSubmission, build_options, idempotency_scope
+from facecast.service.jobs import JobService
 from facecast.service.routes import IDEMPOTENCY_KEY, error_responses
 from facecast.service.schemas import (
-    LANG_PATTERN,
     JobState,
     JobStatus,
     LanguageList,
     LanguageView,
     NormalizeRequest,
     NormalizeResult,
-    TtsForm,
-    TtsRequest,
     TtsResult,
     VoiceList,
     VoiceView,
 )
 from facecast.service.storage import AUDIO
+from facecast.service.submission import TtsSubmission, build_options
 from facecast.speech import registry, script
 
 router = APIRouter(tags=["speech"])
@@ -39,14 +40,16 @@ router = APIRouter(tags=["speech"])
 FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
 FAILED_STATUS = {JobStatus.REJECTED: 400, JobStatus.CANCELED: 409, JobStatus.ERROR: 400}
 SERVICE_FAILURES = {
-    "internal_error": 500,
-    "timeout": 500,
-    "worker_lost": 500,
-    "queue_unavailable": 503,
-    "storage_unavailable": 503,
-    "storage_full": 507,
+    ErrorCode.INTERNAL_ERROR: 500,
+    ErrorCode.TIMEOUT: 500,
+    ErrorCode.WORKER_LOST: 500,
+    ErrorCode.QUEUE_UNAVAILABLE: 503,
+    ErrorCode.STORAGE_UNAVAILABLE: 503,
+    ErrorCode.STORAGE_FULL: 507,
 }
 """Job error codes that are the service's fault; any other error code is the input's (400)."""
+TtsRequest = speech_form()
+TtsForm = speech_upload_form()
 FORM_FIELDS = frozenset({*TtsForm.model_fields})
 TTS_BODY: dict[str, Any] = {
     "requestBody": {
@@ -60,11 +63,11 @@ TTS_BODY: dict[str, Any] = {
 
 
 class UnsupportedMediaTypeError(ServiceError):
-    code = "unsupported_media_type"
+    code = ErrorCode.UNSUPPORTED_MEDIA_TYPE
     status = 415
 
 
-async def _parse(request: Request) -> tuple[TtsRequest, UploadFile | None]:
+async def _parse(request: Request) -> tuple[TtsFields, UploadFile | None]:
     """The body as JSON or multipart; validation errors answer 422 like any other route."""
     content_type = request.headers.get("content-type", "")
     try:
@@ -76,7 +79,8 @@ async def _parse(request: Request) -> tuple[TtsRequest, UploadFile | None]:
             sample = form.get("voice_clone_wav")
             if sample is not None and not isinstance(sample, UploadFile):
                 raise VoiceSampleError(
-                    "voice_clone_wav must be an uploaded audio file.", "voice_sample_missing"
+                    "voice_clone_wav must be an uploaded audio file.",
+                    ErrorCode.VOICE_SAMPLE_MISSING,
                 )
             fields = {
                 k: v for k, v in form.items() if isinstance(v, str) and k != "voice_clone_wav"
@@ -93,7 +97,7 @@ def _answer(service: JobService, state: JobState, reused: bool, base_url: str) -
     """200 with the audio when done, 202 with the job while it runs, the job's error otherwise."""
     if state.status in FAILED_STATUS:
         error = state.error
-        code = error.code if error else state.status.value
+        code = error.code if error else ErrorCode(state.status.value)
         raise JobFailedError(
             code,
             error.message if error else f"The speech job was {state.status.value}.",
@@ -134,15 +138,7 @@ async def tts(
     """
     body, sample = await _parse(request)
     options = await run_in_threadpool(
-        build_options,
-        service.settings,
-        speaks=sample is None,
-        lang=body.lang,
-        voice=body.voice,
-        lexicon=body.lexicon,
-        rate=body.rate,
-        pitch=body.pitch,
-        volume=body.volume,
+        build_options, service.settings, chosen_options(body), speaks=sample is None
     )
     submission = TtsSubmission(
         text=body.text,
