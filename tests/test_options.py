@@ -97,7 +97,7 @@ def test_a_new_field_is_a_form_field_and_in_openapi() -> None:
         "type": "boolean",
         "default": False,
         "description": "Burn the spoken words into the video as karaoke.",
-        "title": "Captions",
+        "title": "Karaoke",
     }
     size = schema["caption_size"]["anyOf"][0]
     assert (size["minimum"], size["maximum"]) == (10, 80)
