@@ -20,7 +20,7 @@ from facecast.audio import save_wav
 from facecast.burnin import CaptionBurner, font_path
 from facecast.captions import MAX_CHARS, cues, to_srt, to_webvtt
 from facecast.pipeline import RenderOptions, render_talking_head, synthesize
-from facecast.speech import Speech, WordEvent
+from facecast.speech import Speech, WordEvent, registry
 from facecast.speech.transcript import with_words
 from facecast.speech.voicing import Prosody
 from facecast.speech.words import timed_words
@@ -80,6 +80,16 @@ def _check_cues_follow_words(captions_text: str, words: tuple[WordEvent, ...], k
         ("espeak", None, "de", TEXT_DE),
         ("pico", None, "de", TEXT_DE),
         ("pico", "en-US-male", "en", TEXT_EN),
+        pytest.param(
+            "piper",
+            "en_US-joe-medium",
+            "en",
+            TEXT_EN,
+            marks=pytest.mark.skipif(
+                not any(v.id == "piper:en_US-joe-medium" for v in registry.catalogue()),
+                reason="the [voices] extra is not installed",
+            ),
+        ),
     ],
 )
 def test_every_word_is_timed_in_order(
