@@ -21,7 +21,7 @@ from pydantic.dataclasses import dataclass
 
 from facecast.cli import main
 from facecast.cli_options import chosen, option_flags
-from facecast.client import _form
+from facecast.client import form_fields as _form
 from facecast.options import (
     RESULT_AND_RIG,
     Edge,

@@ -13,7 +13,7 @@ import pytest
 
 from facecast import post
 from facecast.backends import job_estimate
-from facecast.cli import _speed
+from facecast.cli.base import _speed
 from facecast.config import get_settings
 from facecast.pipeline import RenderOptions, render_talking_head
 from facecast.rates import HostRates, Rate, host_rates, rate_key

@@ -418,7 +418,8 @@ def test_lips_close_on_bilabials_for_every_voice_and_rate(
 
 
 def test_python_client_filters_voices_and_sends_prosody(live_service: LiveService) -> None:
-    from facecast.client import FacecastClient, _form
+    from facecast.client import FacecastClient
+    from facecast.client import form_fields as _form
 
     with FacecastClient(live_service.base_url) as client:
         male = client.voices(lang="de", gender="male")
