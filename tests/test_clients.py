@@ -9,6 +9,7 @@ pictures in docs/img/.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -240,6 +241,44 @@ def test_playground_filters_voices_by_gender_and_checks_speed(
     assert "rate" in error.inner_text().lower(), error.inner_text()
 
 
+def test_playground_shows_captions_in_a_portrait_video(api: LiveService, browser: Browser) -> None:
+    page = open_playground(browser, api, DESKTOP)
+    page.set_input_files("#photo", astronaut_photo())
+    page.fill("#text", "Guten Abend. Hier kommen die Untertitel.")
+    page.select_option("#framing", "portrait")
+    # The first frame in that framing comes from POST /preview before anything is rendered.
+    page.wait_for_selector("#preview[data-frame='portrait']", timeout=JOB_S * 1000)
+    natural = page.eval_on_selector("#preview", "i => [i.naturalWidth, i.naturalHeight]")
+    assert natural[0] == 256 and natural[1] / natural[0] == pytest.approx(16 / 9, abs=0.02)
+    page.select_option("#captions", "vtt")
+    page.check("#consent")
+    page.click("#submit")
+    error = page.locator("#error")
+    page.wait_for_function(
+        "document.querySelector('#stage').textContent === 'Done.' || "
+        "!document.querySelector('#error').hidden",
+        timeout=JOB_S * 1000,
+    )
+    assert not error.is_visible(), error.inner_text()
+    link = page.get_attribute("#captions-download", "href") or ""
+    assert link.split("?")[0].endswith("/video.vtt") and page.is_visible("#captions-download")
+    # The captions are the video's own track: its cues loaded, the first one's words.
+    cues = page.eval_on_selector(
+        "#video",
+        "v => new Promise(ok => { const t = v.textTracks[0]; t.mode = 'showing';"
+        " const check = () => t.cues && t.cues.length ? ok(Array.from(t.cues, c => c.text))"
+        " : setTimeout(check, 50); check(); })",
+    )
+    assert cues[0].startswith("Guten") and "Abend." in cues[0], cues
+    width, height = page.eval_on_selector(
+        "#video",
+        "v => new Promise(ok => { const go = () => ok([v.videoWidth, v.videoHeight]);"
+        " if (v.readyState >= 1) go(); else v.onloadedmetadata = go; })",
+    )
+    assert height / width == pytest.approx(16 / 9, abs=0.02), (width, height)
+    shot(page, "playground-captions")
+
+
 # --------------------------------------------------------------------------- Flet app
 
 
@@ -337,3 +376,32 @@ def test_app_explains_a_photo_without_a_face(
     error.wait_for(timeout=JOB_S * 1000)
     assert page.get_by_text(no_face.name).count() > 0  # the form keeps the chosen photo
     shot(page, "app-no-face")
+
+
+def test_app_asks_for_captions_and_a_framing(
+    flet_app: str, browser: Browser, api: LiveService
+) -> None:
+    page = open_app(browser, flet_app, DESKTOP)
+    text = "Guten Abend. Die App zeigt Untertitel."
+    app_fill_form(page, astronaut_photo(), text)
+    # The dropdowns in order: language, size, voice, kind of voice, mouth, framing, captions.
+    dropdowns = page.get_by_role("button", name="", exact=True)
+    dropdowns.nth(5).click()
+    page.get_by_role("button", name="Portrait 9:16").click()
+    dropdowns.nth(6).click()
+    page.get_by_role("button", name="Subtitles (WebVTT)").click()
+    page.get_by_role("button", name="Make the video").click()
+    page.get_by_text("Done.").wait_for(timeout=JOB_S * 1000)
+    manifests = [json.loads(p.read_text()) for p in api.data_dir.glob("*/job.json")]
+    asked = [m for m in manifests if m["request"].get("text") == text]
+    assert asked, "the app's job did not reach the service"
+    options = asked[0]["request"]["options"]
+    assert options["framing"] == "portrait" and options["captions"] == "vtt"
+    video = page.locator("video")
+    video.wait_for(state="attached", timeout=30_000)
+    width, height = video.evaluate(
+        "v => new Promise(ok => { const go = () => ok([v.videoWidth, v.videoHeight]);"
+        " if (v.readyState >= 1) go(); else v.onloadedmetadata = go; })"
+    )
+    assert height / width == pytest.approx(16 / 9, abs=0.02), (width, height)
+    shot(page, "app-captions")

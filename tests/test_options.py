@@ -40,8 +40,8 @@ OPENAPI = Path(__file__).resolve().parents[1] / "openapi.json"
 class WithCaptions(RenderOptions):
     """RenderOptions plus two options, each added as one field (as a new option is)."""
 
-    captions: Annotated[
-        bool, Field(description="Burn the spoken words into the video as captions.")
+    karaoke: Annotated[
+        bool, Field(description="Burn the spoken words into the video as karaoke.")
     ] = False
     caption_size: Annotated[
         int,
@@ -64,28 +64,28 @@ def _help(options: type[RenderOptions], speech_only: bool = False) -> str:
 
 def test_a_new_field_is_a_cli_flag() -> None:
     shown = _help(WithCaptions)
-    assert "--captions" in shown and "Burn the spoken words" in shown
+    assert "--karaoke" in shown and "Burn the spoken words" in shown
     assert "--caption-size 10..80" in shown and "[default: 24]" in shown
     assert "--whisper 0..1" in shown and "--whisper" in _help(WithCaptions, speech_only=True)
-    assert "--captions" not in _help(WithCaptions, speech_only=True)  # not about speech
+    assert "--karaoke" not in _help(WithCaptions, speech_only=True)  # not about speech
 
     @click.command()
     @option_flags(WithCaptions)
     def render(**opts: Any) -> None:
         options = WithCaptions(**chosen(opts, WithCaptions))
-        click.echo(f"{options.captions} {options.caption_size} {options.fps}")
+        click.echo(f"{options.karaoke} {options.caption_size} {options.fps}")
 
     runner = CliRunner()
-    assert runner.invoke(render, ["--captions", "--caption-size", "40"]).output == "True 40 25\n"
+    assert runner.invoke(render, ["--karaoke", "--caption-size", "40"]).output == "True 40 25\n"
     refused = runner.invoke(render, ["--caption-size", "90"])
     assert "caption_size must be between 10 and 80, not 90." in str(refused.exception)
 
 
 def test_a_new_field_is_a_form_field_and_in_openapi() -> None:
     form = animate_form(WithCaptions)
-    assert {"captions", "caption_size", "whisper"} <= form.model_fields.keys()
+    assert {"karaoke", "caption_size", "whisper"} <= form.model_fields.keys()
     assert "whisper" in speech_form(WithCaptions).model_fields
-    assert "captions" not in speech_form(WithCaptions).model_fields
+    assert "karaoke" not in speech_form(WithCaptions).model_fields
     app = FastAPI()
 
     @app.post("/animate")
@@ -93,18 +93,18 @@ def test_a_new_field_is_a_form_field_and_in_openapi() -> None:
         return dataclasses.asdict(WithCaptions(**chosen_options(form, WithCaptions)))
 
     schema = app.openapi()["components"]["schemas"]["AnimateForm"]["properties"]
-    assert schema["captions"] == {
+    assert schema["karaoke"] == {
         "type": "boolean",
         "default": False,
-        "description": "Burn the spoken words into the video as captions.",
-        "title": "Captions",
+        "description": "Burn the spoken words into the video as karaoke.",
+        "title": "Karaoke",
     }
     size = schema["caption_size"]["anyOf"][0]
     assert (size["minimum"], size["maximum"]) == (10, 80)
     client = TestClient(app)
-    sent = client.post("/animate", data={"captions": "true", "caption_size": "30", "fps": ""})
+    sent = client.post("/animate", data={"karaoke": "true", "caption_size": "30", "fps": ""})
     assert sent.status_code == 200, sent.text
-    assert (sent.json()["captions"], sent.json()["caption_size"], sent.json()["fps"]) == (
+    assert (sent.json()["karaoke"], sent.json()["caption_size"], sent.json()["fps"]) == (
         True,
         30,
         25,
@@ -113,20 +113,20 @@ def test_a_new_field_is_a_form_field_and_in_openapi() -> None:
 
 
 def test_a_new_field_travels_in_the_clients_form() -> None:
-    fields = _form(WithCaptions(captions=True, caption_size=30, seed=7, restore=False), True)
-    assert (fields["captions"], fields["caption_size"]) == ("true", "30")
+    fields = _form(WithCaptions(karaoke=True, caption_size=30, seed=7, restore=False), True)
+    assert (fields["karaoke"], fields["caption_size"]) == ("true", "30")
     assert (fields["seed"], fields["restore"]) == ("7", "false")
-    assert "captions" not in form_text(WithCaptions())  # the default: the service assumes it
+    assert "karaoke" not in form_text(WithCaptions())  # the default: the service assumes it
 
 
 def test_a_new_field_changes_the_keys_it_is_marked_for(tmp_path: Path) -> None:
     plain, captioned, bigger = (
         WithCaptions(),
-        WithCaptions(captions=True),
+        WithCaptions(karaoke=True),
         WithCaptions(caption_size=40),
     )
     assert len({plain.fingerprint(), captioned.fingerprint(), bigger.fingerprint()}) == 3
-    assert plain.cache_key(Key.RIG) == captioned.cache_key(Key.RIG)  # captions: result only
+    assert plain.cache_key(Key.RIG) == captioned.cache_key(Key.RIG)  # karaoke: result only
     assert plain.cache_key(Key.RIG) != bigger.cache_key(Key.RIG)
     photo = tmp_path / "photo.bin"
     photo.write_bytes(b"the same bytes")

@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 import pytest
 import redis
+import srt
 
 from conftest_service import LiveService, free_port, service_env, spawn, stop_process
 from facecast.video import probe
@@ -322,6 +323,23 @@ def test_delete_removes_the_job_from_the_bucket(hosts: Hosts, s3: S3Server, port
     assert not any((folder / job_id).exists() for folder in hosts.dirs.values())
     assert service.client.get(f"/jobs/{job_id}").status_code == 404
     assert service.client.get(job["video_url"], follow_redirects=False).status_code == 404
+
+
+def test_captions_are_stored_beside_the_video_in_the_bucket(
+    hosts: Hosts, s3: S3Server, portrait: Path
+) -> None:
+    service = hosts.service
+    text = "Hallo aus dem Eimer."
+    job = service.wait_job(service.submit_text(portrait, text, size=256, captions="srt"))
+    assert job["status"] == "done", (job, service.dump_logs())
+    stored = objects(s3, job["job_id"])
+    live = {"stream/index.m3u8", "stream/video.m3u8", "stream/captions.m3u8"}
+    assert {"video.mp4", "video.srt", "stream/captions.vtt", *live} <= stored
+    answer = service.client.get(job["captions_url"], follow_redirects=True)
+    assert answer.status_code == 200
+    assert [s.content for s in srt.parse(answer.text)] == [text]
+    master = service.client.get(job["stream_url"]).text  # proxied from the bucket
+    assert "TYPE=SUBTITLES" in master
 
 
 def test_a_render_finished_while_the_store_is_down_is_kept_and_published(

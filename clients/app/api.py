@@ -59,6 +59,8 @@ class Job:
     error: ApiError | None = None
     stream_url: str | None = None
     """The live HLS stream, once its first segment exists (plays while the job renders)."""
+    captions_url: str | None = None
+    """The done job's captions (WebVTT or SRT), when they were asked for."""
 
     @property
     def final(self) -> bool:
@@ -77,6 +79,7 @@ class Job:
             video_url=body.get("video_url"),
             error=ApiError(error["code"], error["message"]) if error else None,
             stream_url=body.get("stream_url"),
+            captions_url=body.get("captions_url"),
         )
 
 
@@ -143,6 +146,12 @@ class AnimateRequest:
     """The mouth at rest: keep the photo's smile, or neutral (closed, relaxed)."""
     prosody: dict[str, str] = field(default_factory=dict)
     """rate, pitch, volume form fields that differ from the server's defaults."""
+    framing: str = "square"
+    """square, portrait (9:16), landscape (16:9) or full (the whole photo)."""
+    captions: str | None = None
+    """vtt, srt or burn; None: no captions."""
+    transcript: str | None = None
+    """What the recording says (captions of an audio file need it)."""
     extra: dict[str, str] = field(default_factory=dict)
 
 
@@ -218,6 +227,8 @@ class FacecastClient:
             "consent": "true",
             "size": str(request.size),
             "expression": request.expression,
+            "framing": request.framing,
+            **({"captions": request.captions} if request.captions else {}),
             **request.extra,
         }
         files: dict[str, tuple[str, bytes]] = {
@@ -225,10 +236,14 @@ class FacecastClient:
         }
         if request.audio is not None:
             files["audio"] = (request.audio.name, request.audio.data)
+            if request.transcript:
+                data["transcript"] = request.transcript
         elif request.voice_sample is not None and request.text:
             data["audio_id"] = await self.speech_with_voice(
                 request.text, request.lang, request.voice_sample, request.prosody
             )
+            if request.captions:  # the speech is a recording now: its text is its transcript
+                data["transcript"] = request.text
         else:
             data.update(text=request.text or "", lang=request.lang, **request.prosody)
             if request.voice:

@@ -45,6 +45,21 @@ them; tests/test_voicing.py holds the two equal): the app is built without facec
 not sliders: Flet's web slider kept its semantics moving, so nothing near it could be tapped
 reliably by the browser tests."""
 SIZES = ("256", "512")
+FRAMINGS = {
+    "square": "Square, on the face",
+    "portrait": "Portrait 9:16",
+    "landscape": "Landscape 16:9",
+    "full": "The whole photo",
+}
+ASPECTS = {"square": 1.0, "portrait": 9 / 16, "landscape": 16 / 9}
+"""Width over height of each framing's video (the whole photo keeps the photo's: shown square)."""
+NO_CAPTIONS = "none"
+CAPTIONS = {
+    NO_CAPTIONS: "No captions",
+    "vtt": "Subtitles (WebVTT)",
+    "srt": "Subtitles (SRT)",
+    "burn": "Burned into the video",
+}
 PHONE_BREAK = "md"
 
 
@@ -194,6 +209,27 @@ class FacecastApp:
                 ft.DropdownOption(key="neutral", text="Neutral, closed"),
             ],
         )
+        self.framing = ft.Dropdown(
+            label="Framing",
+            value="square",
+            dense=True,
+            width=200,
+            options=[ft.DropdownOption(key=k, text=v) for k, v in FRAMINGS.items()],
+        )
+        self.captions = ft.Dropdown(
+            label="Captions",
+            value=NO_CAPTIONS,
+            dense=True,
+            width=220,
+            options=[ft.DropdownOption(key=k, text=v) for k, v in CAPTIONS.items()],
+        )
+        self.transcript = ft.TextField(
+            label="Transcript (what the recording says)",
+            multiline=True,
+            min_lines=1,
+            max_lines=4,
+            visible=False,
+        )
         self.audio = FileSlot(page, config, "Choose audio", ft.FilePickerFileType.AUDIO)
         self.audio.row.visible = False
         self.sample = FileSlot(page, config, "Voice sample (optional)", ft.FilePickerFileType.AUDIO)
@@ -207,6 +243,9 @@ class FacecastApp:
         )
         self.video: fv.Video | None = None
         self.video_url: str | None = None
+        self.captions_url: str | None = None
+        """The finished video's captions, shown as the player's subtitle track."""
+        self.aspect = 1.0
         self.actions = ft.Row(
             [
                 ft.OutlinedButton("Replay", icon=ft.Icons.REPLAY, on_click=self.replay),
@@ -232,8 +271,10 @@ class FacecastApp:
                 ft.Row([self.lang, self.size], wrap=True),
                 ft.Row([self.voice, self.gender], wrap=True),
                 self.expression,
+                ft.Row([self.framing, self.captions], wrap=True),
                 self.speech_pickers,
                 self.audio.row,
+                self.transcript,
                 self.sample.row,
                 self.consent,
                 self.submit,
@@ -316,7 +357,7 @@ class FacecastApp:
         audio = self.mode.value == "audio"
         self.text.visible = self.lang.visible = self.sample.row.visible = not audio
         self.voice.visible = self.gender.visible = self.speech_pickers.visible = not audio
-        self.audio.row.visible = audio
+        self.audio.row.visible = self.transcript.visible = audio
         self.page.update()
 
     # ------------------------------------------------------------------ the job
@@ -331,6 +372,13 @@ class FacecastApp:
         text = (self.text.value or "").strip()
         if not audio and not text:
             raise ApiError("invalid_text", "Please type something for the person to say.")
+        captions = None if self.captions.value in (None, NO_CAPTIONS) else self.captions.value
+        transcript = (self.transcript.value or "").strip() or None
+        if audio and captions and not transcript:
+            raise ApiError(
+                "missing_transcript",
+                "Captions for a recording need its transcript: type what it says.",
+            )
         if not self.consent.value:
             raise ApiError("consent_required", "Please tick the consent box.")
         return AnimateRequest(
@@ -343,6 +391,9 @@ class FacecastApp:
             size=int(self.size.value or SIZES[0]),
             expression=self.expression.value or "keep",
             prosody={} if audio else self._prosody(),
+            framing=self.framing.value or "square",
+            captions=captions,
+            transcript=transcript if audio else None,
         )
 
     def _prosody(self) -> dict[str, str]:
@@ -402,6 +453,8 @@ class FacecastApp:
             self._show_error(job.error or ApiError(job.status, f"The job was {job.status}."))
             return
         self.stage.value = "Done."
+        self.captions_url = job.captions_url if request.captions != "burn" else None
+        self.aspect = ASPECTS.get(request.framing, 1.0)
         self.play(job.video_url)
         label = request.text or (request.audio.name if request.audio else "video")
         url = job.video_url
@@ -428,15 +481,21 @@ class FacecastApp:
     def play(self, url: str) -> None:
         """Show `url` in the player and start it."""
         self.video_url = url
+        captions = self.captions_url if url != self.captions_url else None
         if self.page.web and self.config.media is not None:
             url = self.config.media.register(url)
+            captions = captions and self.config.media.register(captions)
         self.video = fv.Video(
             playlist=[fv.VideoMedia(url)],
             autoplay=True,
-            aspect_ratio=1,
+            aspect_ratio=self.aspect,
             fill_color=ft.Colors.BLACK,
             wakelock=False,
+            subtitle_track=fv.VideoSubtitleTrack(src=captions, title="Captions")
+            if captions
+            else None,
         )
+        self.player.aspect_ratio = self.aspect
         self.player.content = self.video
         self.player.visible = self.actions.visible = True
         self.page.update()

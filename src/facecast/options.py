@@ -37,6 +37,10 @@ Expression = Literal["keep", "neutral"]
 pauses), `neutral` a closed, relaxed mouth. A photo caught mid-word, yawning or with the
 tongue out rests closed either way."""
 EXPRESSIONS: tuple[str, ...] = get_args(Expression)
+CaptionMode = Literal["vtt", "srt", "burn"]
+"""Captions: a WebVTT or SRT file beside the video, or drawn into the frames (`burn`, with a
+WebVTT file beside it too)."""
+CAPTION_MODES: tuple[str, ...] = get_args(CaptionMode)
 
 # Speech prosody: the bounds the fields below declare, named for the speech stage and the apps.
 MIN_RATE, MAX_RATE, DEFAULT_RATE = 0.5, 2.0, 1.0
@@ -177,8 +181,11 @@ class RenderOptions:
     ] = "square"
     format: Annotated[
         VideoFormat,
-        Field(description="mp4 (H.264/AAC) or webm (VP9/Opus); default: from the output's name."),
-        Edge(form=False),  # the service streams and serves H.264 MP4 only
+        Field(
+            description="mp4 (H.264/AAC: plays live while it renders) or webm (VP9/Opus, no "
+            "live stream); the CLI's default: from the output's name."
+        ),
+        Edge(),
     ] = "mp4"
     lang: Annotated[
         str,
@@ -289,6 +296,21 @@ class RenderOptions:
     volume: Annotated[
         float, Field(ge=MIN_VOLUME, le=MAX_VOLUME, description=VOLUME_HELP), Edge(speech=True)
     ] = DEFAULT_VOLUME
+    captions: Annotated[
+        CaptionMode | None,
+        Field(
+            description="Captions from the spoken words: vtt or srt, a caption file beside the "
+            "video (out.vtt / out.srt; the job's `captions_url`); burn, drawn into the frames "
+            "(and WebVTT beside them). A live stream gets a WebVTT subtitle rendition. A "
+            "recording needs its transcript."
+        ),
+        Edge(),
+    ] = None
+    caption_highlight: Annotated[
+        bool,
+        Field(description="Burned-in captions colour the word being spoken."),
+        Edge(),
+    ] = True
 
     @model_validator(mode="wrap")
     @classmethod

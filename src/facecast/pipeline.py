@@ -28,7 +28,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -38,6 +38,8 @@ from threadpoolctl import threadpool_limits
 
 from facecast import accel, face, motion, post, restore
 from facecast.audio import AudioTrack, load_audio
+from facecast.burnin import CaptionBurner
+from facecast.captions import SIDECAR_SUFFIX, caption_file, cues, to_webvtt
 from facecast.config import get_settings
 from facecast.errors import BackendUnavailableError, FacecastError
 from facecast.image import Photo, load_photo
@@ -47,12 +49,13 @@ from facecast.rates import host_rates
 from facecast.registry import Capabilities, Device
 from facecast.render import REGISTRY as RENDERERS
 from facecast.render import Animator, get_renderer
-from facecast.speech import PhonemeEvent, Speech, script
+from facecast.speech import Speech, script
 from facecast.speech.cloning import CloningBackend, read_voice_sample
 from facecast.speech.limits import check_estimate
 from facecast.speech.registry import choose_voice, get_backend, resolve_voice
+from facecast.speech.transcript import transcript_words
 from facecast.speech.voicing import NEUTRAL, Prosody, apply_prosody
-from facecast.video import StreamTarget, VideoWriter
+from facecast.video import StreamTarget, VideoWriter, add_hls_subtitles
 
 __all__ = ["RenderOptions", "choose_voice", "render_talking_head", "synthesize"]
 
@@ -90,6 +93,8 @@ class RenderResult:
     elapsed: float
     warnings: tuple[str, ...] = ()
     """What the caller should know about the result (a face enlarged into blur, ...)."""
+    captions: Path | None = None
+    """The caption file beside the video (WebVTT or SRT), when captions were asked for."""
 
 
 @dataclass(frozen=True)
@@ -166,19 +171,44 @@ def _speech_track(
     audio: Path | AudioTrack | None,
     options: RenderOptions,
     stop: Callable[[], bool] | None = None,
-) -> tuple[AudioTrack, Sequence[PhonemeEvent]]:
+    transcript: str | None = None,
+) -> Speech:
+    """The speech to animate: synthesised from `text`, or the recording `audio` (its words
+    aligned from `transcript` when captions are asked for)."""
     if (text is None) == (audio is None):
         raise FacecastError("Give either text to speak or an audio recording, not both or neither.")
     if text is not None:
-        speech = speak(text, options, stop=stop)
-        return speech.audio, speech.phonemes
+        return speak(text, options, stop=stop)
+    if options.captions and not (transcript and transcript.strip()):
+        raise FacecastError("Captions for a recording need its transcript (the words it says).")
     if isinstance(audio, AudioTrack):
-        return audio, ()
-    assert audio is not None
-    track = load_audio(
-        audio, max_seconds=get_settings().max_audio_seconds, sample_rate=OUTPUT_AUDIO_RATE
-    )
-    return track, ()
+        track = audio
+    else:
+        assert audio is not None
+        track = load_audio(
+            audio, max_seconds=get_settings().max_audio_seconds, sample_rate=OUTPUT_AUDIO_RATE
+        )
+    if options.captions and transcript:
+        return Speech(track, words=transcript_words(track, transcript, options.lang))
+    return Speech(track)
+
+
+def caption_path(output: Path, options: RenderOptions) -> Path | None:
+    """Where the captions `options` ask for go: beside the video (out.mp4 -> out.vtt)."""
+    if not options.captions:
+        return None
+    return Path(output).with_suffix(SIDECAR_SUFFIX[options.captions])
+
+
+def write_captions(speech: Speech, output: Path, options: RenderOptions) -> Path | None:
+    """Write the caption file beside `output` (renamed into place when complete)."""
+    path = caption_path(output, options)
+    if path is None or options.captions is None:
+        return None
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(caption_file(speech.words, options.captions), encoding="utf-8")
+    os.replace(partial, path)
+    return path
 
 
 def _decoded(image: Path | bytes | Photo) -> Photo:
@@ -344,6 +374,25 @@ def check_cpu_time(
         )
 
 
+def _add_subtitles(streams: Sequence[StreamTarget], speech: Speech, options: RenderOptions) -> None:
+    """Give the live HLS copies that carry captions their WebVTT rendition."""
+    if not options.captions:
+        return
+    for stream in streams:
+        if stream.subtitles is not None:
+            vtt = to_webvtt(cues(speech.words))
+            add_hls_subtitles(stream, vtt, speech.audio.duration, options.lang)
+
+
+def _burner(
+    speech: Speech, options: RenderOptions, width: int, height: int
+) -> Callable[[np.ndarray, int], np.ndarray]:
+    """What draws the captions into frame number i: nothing unless `captions=burn`."""
+    if options.captions != "burn":
+        return lambda frame, _: frame
+    return CaptionBurner(speech.words, options.fps, width, height, options.caption_highlight)
+
+
 def _marked(frame: np.ndarray, watermark: str | None) -> np.ndarray:
     return watermark_frame(frame, watermark) if watermark else frame
 
@@ -382,18 +431,23 @@ def render_talking_head(
     cancel: CancelCheck | None = None,
     metadata: Mapping[str, str] | None = None,
     streams: Sequence[StreamTarget] = (),
+    transcript: str | None = None,
 ) -> RenderResult:
     """Animate the face in `image` speaking `text` (synthesised) or `audio` (a file or a track).
 
     The MP4 is written next to `output` and moved into place only when complete, so a
     failed or canceled render never leaves a half-written file under that name. `streams`
-    get the video live while it renders.
+    get the video live while it renders. With `options.captions` the caption file is written
+    beside the video (out.vtt / out.srt) before the frames; a recording's captions come from
+    its `transcript`.
     """
     # The renderer multiplies small matrices: BLAS threads only spin and wait for each other
     # (on 2 cores a warm render took 0.76 s and 1.47 s of CPU with them, 0.55 s and 0.92 s
     # without), and they starve other workers on the same machine.
     with threadpool_limits(limits=BLAS_THREADS, user_api="blas"):
-        return _render(image, output, text, audio, options, progress, cancel, metadata, streams)
+        return _render(
+            image, output, text, audio, options, progress, cancel, metadata, streams, transcript
+        )
 
 
 def _render(
@@ -406,6 +460,7 @@ def _render(
     cancel: CancelCheck | None,
     metadata: Mapping[str, str] | None,
     streams: Sequence[StreamTarget],
+    transcript: str | None,
 ) -> RenderResult:
     started = time.perf_counter()
     report = Reporter(progress, cancel)
@@ -413,25 +468,32 @@ def _render(
     photos, key = prepared_photos(), photo_key(image, options)
     stopping = threading.Event()
     with ThreadPoolExecutor(1, thread_name_prefix="facecast-speech") as pool:
-        speech = pool.submit(_speech_track, text, audio, options, stopping.is_set)
+        spoken = pool.submit(_speech_track, text, audio, options, stopping.is_set, transcript)
         try:
             report.stage("face", *SPAN_FACE, 0.0)
             rigged = photos.take(key) or rig_photo(image, options)
         except FacecastError:
-            track, phonemes = speech.result()  # a speech error comes first, as without threads
+            spoken.result()  # a speech error comes first, as without threads
             raise
         except BaseException:
             # A time limit or an interrupt: the speech must not keep the job for its whole text.
             stopping.set()
             with contextlib.suppress(Exception):
-                speech.result()
+                spoken.result()
             raise
-        track, phonemes = speech.result()
+        speech = spoken.result()
     report.stage("motion", *SPAN_MOTION, 0.0)
-    curves = motion.motion_curves(track, options.fps, phonemes=phonemes, seed=options.seed)
+    curves = motion.motion_curves(
+        speech.audio, options.fps, phonemes=speech.phonemes, seed=options.seed
+    )
     report.stage("render", *SPAN_RENDER, 0.0)
     try:
-        return _encode(rigged, output, track, curves, options, report, metadata, streams, started)
+        captions = write_captions(speech, output, options)
+        _add_subtitles(streams, speech, options)
+        result = _encode(
+            rigged, output, speech, curves, options, report, metadata, streams, started
+        )
+        return replace(result, captions=captions)
     finally:
         photos.give(key, rigged)
 
@@ -439,7 +501,7 @@ def _render(
 def _encode(
     rigged: RiggedPhoto,
     output: Path,
-    track: AudioTrack,
+    speech: Speech,
     curves: motion.MotionCurves,
     options: RenderOptions,
     report: Reporter,
@@ -447,7 +509,7 @@ def _encode(
     streams: Sequence[StreamTarget],
     started: float,
 ) -> RenderResult:
-    animator = rigged.animator
+    animator, track = rigged.animator, speech.audio
     renderer = get_renderer(options.renderer)
     described = RENDERERS.describe(options.renderer)
     device = described.device if described is not None else "cpu"
@@ -455,6 +517,7 @@ def _encode(
     steps, post_batch = post_steps(post.PostContext(options, track, rigged.portrait))
     batch = max(renderer.capabilities.batch_size, post_batch)
     width, height = (side * (options.upscale or 1) for side in animator.size)
+    burn = _burner(speech, options, width, height)
     tags = {"comment": AI_NOTICE, "description": AI_NOTICE, **(metadata or {})}
     output = Path(output)
     partial = output.with_name(f".{output.name}.partial")
@@ -476,8 +539,8 @@ def _encode(
                 frames = animator.render_batch(motion, track)
                 for step in steps:
                     frames = step(frames, first)
-                for frame in frames:
-                    writer.write(_marked(frame, options.watermark))
+                for offset, frame in enumerate(frames):
+                    writer.write(_marked(burn(frame, first + offset), options.watermark))
                 if batch > 1 or first % PROGRESS_EVERY == 0:
                     report.stage("render", *SPAN_RENDER, first / curves.n_frames)
         os.replace(partial, output)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import queue
 import shutil
 import threading
@@ -64,6 +65,15 @@ FASTSTART_FLAGS = "+faststart"
 SEGMENT_SECONDS = 1
 """Length of a live segment and of the GOP: every segment starts with a keyframe."""
 HLS_PLAYLIST = "index.m3u8"
+"""The stream's entry: the video's playlist, or with captions a master playlist naming it."""
+HLS_MEDIA_PLAYLIST = "video.m3u8"
+"""The video's own playlist when index.m3u8 is a master playlist (captions beside it)."""
+HLS_CAPTIONS_PLAYLIST = "captions.m3u8"
+HLS_CAPTIONS = "captions.vtt"
+HLS_CAPTIONS_GROUP = "captions"
+HLS_NOMINAL_BANDWIDTH = 1_500_000
+"""BANDWIDTH of the one variant (bits/s, required by the master playlist): a 512 px talking
+head at CRF 23 stays below it."""
 HLS_INIT = "init.mp4"
 HLS_SEGMENT_PREFIX = "seg"
 HLS_SEGMENT_SUFFIX = ".m4s"
@@ -117,14 +127,18 @@ class StreamTarget:
     format: str
     options: Mapping[str, str] = field(default_factory=dict)
     buffer_size: int = 32768
+    subtitles: Path | None = None
+    """HLS with captions: the folder their WebVTT rendition goes to (`add_hls_subtitles`)."""
 
 
-def hls_target(folder: Path) -> StreamTarget:
+def hls_target(folder: Path, captions: bool = False) -> StreamTarget:
     """An HLS event stream in `folder`: `index.m3u8`, `init.mp4` and ~1 s fMP4 segments.
 
     The playlist (`#EXT-X-PLAYLIST-TYPE:EVENT`) is rewritten atomically after each segment
-    and ends with `#EXT-X-ENDLIST` when the writer closes. The folder starts empty: a stream
-    left by an earlier attempt is removed first.
+    and ends with `#EXT-X-ENDLIST` when the writer closes. With `captions` the video's
+    playlist is `video.m3u8` and `index.m3u8` a master playlist that names it beside a
+    subtitle rendition (`add_hls_subtitles`). The folder starts empty: a stream left by an
+    earlier attempt is removed first.
     """
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
@@ -136,7 +150,45 @@ def hls_target(folder: Path) -> StreamTarget:
         "hls_fmp4_init_filename": HLS_INIT,
         "hls_segment_filename": str(folder / f"{HLS_SEGMENT_PREFIX}%05d{HLS_SEGMENT_SUFFIX}"),
     }
-    return StreamTarget(str(folder / HLS_PLAYLIST), "hls", options)
+    playlist = HLS_MEDIA_PLAYLIST if captions else HLS_PLAYLIST
+    return StreamTarget(
+        str(folder / playlist), "hls", options, subtitles=folder if captions else None
+    )
+
+
+def add_hls_subtitles(target: StreamTarget, webvtt: str, duration: float, language: str) -> None:
+    """Write the captions of an HLS target with `subtitles`: `captions.vtt` (one WebVTT
+    segment covering the clip, known before the first frame), its playlist, and the master
+    `index.m3u8` naming it (EXT-X-MEDIA TYPE=SUBTITLES) beside the video's playlist."""
+    folder = target.subtitles
+    if folder is None:
+        return
+    seconds = max(duration, 0.001)
+    media = (
+        "#EXTM3U\n#EXT-X-VERSION:3\n"
+        f"#EXT-X-TARGETDURATION:{math.ceil(seconds)}\n#EXT-X-MEDIA-SEQUENCE:0\n"
+        f"#EXT-X-PLAYLIST-TYPE:VOD\n#EXTINF:{seconds:.3f},\n{HLS_CAPTIONS}\n#EXT-X-ENDLIST\n"
+    )
+    master = (
+        "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-INDEPENDENT-SEGMENTS\n"
+        f'#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID="{HLS_CAPTIONS_GROUP}",NAME="Captions",'
+        f'LANGUAGE="{language}",DEFAULT=YES,AUTOSELECT=YES,URI="{HLS_CAPTIONS_PLAYLIST}"\n'
+        f'#EXT-X-STREAM-INF:BANDWIDTH={HLS_NOMINAL_BANDWIDTH},SUBTITLES="{HLS_CAPTIONS_GROUP}"\n'
+        f"{HLS_MEDIA_PLAYLIST}\n"
+    )
+    for name, text in (
+        (HLS_CAPTIONS, webvtt),
+        (HLS_CAPTIONS_PLAYLIST, media),
+        (HLS_PLAYLIST, master),
+    ):
+        partial = folder / f"{name}.tmp"
+        partial.write_text(text, encoding="utf-8")
+        os.replace(partial, folder / name)
+
+
+def stream_playlist(target: StreamTarget) -> str:
+    """The name of the playlist the muxer itself writes for an HLS target."""
+    return Path(str(target.target)).name
 
 
 def mpegts_target(sink: BinaryIO) -> StreamTarget:

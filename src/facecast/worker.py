@@ -50,10 +50,10 @@ from facecast.service.queueing import (
     make_celery,
 )
 from facecast.service.schemas import JobResult
-from facecast.service.storage import AUDIO, VIDEO, open_storage
+from facecast.service.storage import AUDIO, open_storage
 from facecast.service.streaming import StreamWatch
 from facecast.service.transitions import stream_started
-from facecast.video import hls_target
+from facecast.video import hls_target, stream_playlist
 
 logger = logging.getLogger("facecast.worker")  # also when run as __main__
 
@@ -121,7 +121,12 @@ def animate(job_id: str) -> str:
         storage, jobs = run.context.storage, run.context.stores.jobs
         folder = storage.stream_dir(job_id)
         publish = functools.partial(storage.publish_stream, job_id)
-        watch = StreamWatch(folder, lambda: jobs.update(job_id, stream_started()), publish)
+        live = hls_target(folder, captions=bool(options.captions))
+        # The live copy carries the H.264 packets as they are: a WebM job streams nothing.
+        streams = [live] if options.format == "mp4" else []
+        watch = StreamWatch(
+            folder, lambda: jobs.update(job_id, stream_started()), publish, stream_playlist(live)
+        )
         with watch:
             result = pipeline.render_talking_head(
                 photo,
@@ -135,12 +140,15 @@ def animate(job_id: str) -> str:
                     "comment": f"{pipeline.AI_NOTICE} facecast job {job_id}.",
                     AI_JOB_TAG: job_id,
                 },
-                streams=[hls_target(folder)],
+                streams=streams,
+                transcript=request.transcript,
             )
         for warning in result.warnings:
             logger.warning("%s", warning)
         run.until_stored(watch.finish, "the stream")
-        run.publish(VIDEO)  # streamed up in parts, never whole in memory
+        if result.captions is not None:
+            run.publish(result.captions.name)
+        run.publish(run.video_path.name)  # streamed up in parts, never whole in memory
         run.complete(
             JobResult(
                 duration=result.duration,

@@ -222,8 +222,10 @@ def _progress_bar() -> Iterator[Callable[[str, float], None]]:
         yield progress
 
 
-def write_preview(image: Path, output: Path, server: str | None, opts: dict[str, Any]) -> None:
-    """The video's first frame as a PNG, made here or by the service."""
+def write_preview(
+    image: Path, output: Path, server: str | None, api_key: str | None, opts: dict[str, Any]
+) -> None:
+    """The video's first frame as a PNG, made here or by the service (POST /preview)."""
     import io
 
     from PIL import Image
@@ -234,12 +236,19 @@ def write_preview(image: Path, output: Path, server: str | None, opts: dict[str,
     if opts.get("stream") is not None:
         raise FacecastError("--preview writes one picture; leave --stream out.")
     if server is not None:
-        raise FacecastError("--preview renders here; leave --server out.")
-    from facecast.pipeline import preview_frame
+        from facecast.client import FacecastAPIError, FacecastClient
 
-    buffer = io.BytesIO()
-    Image.fromarray(preview_frame(image, options_from(opts))).save(buffer, format="PNG")
-    data = buffer.getvalue()
+        try:
+            with FacecastClient(server, api_key) as client:
+                data = client.preview(image, options_from(opts))
+        except FacecastAPIError as exc:
+            raise FacecastError(_remote_message(exc, server)) from None
+    else:
+        from facecast.pipeline import preview_frame
+
+        buffer = io.BytesIO()
+        Image.fromarray(preview_frame(image, options_from(opts))).save(buffer, format="PNG")
+        data = buffer.getvalue()
     output.write_bytes(data)
     click.echo(f"wrote {output}")
 
@@ -260,9 +269,8 @@ def run_remote(
 
     if opts.get("stream") is not None:
         raise FacecastError("--stream writes a local render; leave it out with --server.")
+    transcript = opts.pop("transcript", None)
     options = options_from(opts, output)
-    if options.format != "mp4":
-        raise FacecastError("The service renders MP4; leave --format out with --server.")
     started = time.perf_counter()
     with FacecastClient(server, api_key) as client, _progress_bar() as progress:
         job_id = remote_render(
@@ -273,6 +281,7 @@ def run_remote(
             audio,
             options,
             lambda view: progress(view.stage, view.progress / 100),
+            transcript,
         )
     click.echo(
         f"wrote {output} (job {job_id} on {server}) in {time.perf_counter() - started:.1f} s"
@@ -287,29 +296,53 @@ def remote_render(
     audio: Path | None,
     options: Any,
     progress: Callable[[Any], None] | None = None,
+    transcript: str | None = None,
 ) -> str:
-    """One video made on the service `client` talks to; its job id. Every failure is a
-    FacecastError (one plain line): the service's own words, or what to do about the key."""
+    """One video made on the service `client` talks to (and its captions beside it, when
+    asked for); its job id. Every failure is a FacecastError (one plain line): the service's
+    own words, or what to do about the key."""
     from facecast.client import FacecastAPIError
 
     try:
         if text is not None:
             job = client.submit_text(image, text, options, consent=True)
         else:
-            job = client.submit_audio(image, audio, options, consent=True)
+            job = client.submit_audio(image, audio, options, consent=True, transcript=transcript)
         job = client.wait(job.job_id, progress)
         if job.status != "done":
             error = job.error or FacecastAPIError(job.status, f"The job was {job.status}.")
             raise FacecastError(f"{error.message} ({error.code})")
-        client.download(job.job_id, output)
+        client.download(job.job_id, output, job.video_name)
+        if job.captions_name:
+            captions = output.with_suffix(Path(job.captions_name).suffix)
+            client.download(job.job_id, captions, job.captions_name)
+            click.echo(f"wrote {captions}", err=True)
     except FacecastAPIError as exc:
-        if exc.code == "unauthorized":
-            raise FacecastError(
-                f"{client.base_url} refused the API key: pass --api-key KEY or set "
-                "FACECAST_API_KEY."
-            ) from None
-        raise FacecastError(f"{exc.message} ({exc.code})") from None
+        raise FacecastError(_remote_message(exc, client.base_url)) from None
     return str(job.job_id)
+
+
+def _remote_message(exc: Any, server: str) -> str:
+    """One plain line for an error the service answered: its own words, or what to do about
+    the key."""
+    if exc.code == "unauthorized":
+        return f"{server} refused the API key: pass --api-key KEY or set FACECAST_API_KEY."
+    return f"{exc.message} ({exc.code})"
+
+
+def transcript_input(
+    transcript: str | None, transcript_file: Path | None, audio: Path | None, opts: dict[str, Any]
+) -> str | None:
+    """The recording's transcript from --transcript or --transcript-file, checked against the
+    other options: it belongs to --audio, and captions of a recording need it."""
+    if transcript is not None and transcript_file is not None:
+        raise FacecastError("Give --transcript or --transcript-file, not both.")
+    words = text_input(transcript, transcript_file)
+    if words is not None and audio is None:
+        raise FacecastError("--transcript belongs to --audio (a text is its own transcript).")
+    if audio is not None and opts.get("captions") and not (words and words.strip()):
+        raise FacecastError("--captions for a recording need --transcript (the words it says).")
+    return words
 
 
 def run_render(
@@ -320,6 +353,7 @@ def run_render(
     from facecast.video import mpegts_target
 
     stream = opts.pop("stream", None)
+    transcript = opts.pop("transcript", None)
     if stream is not None and stream.isatty():
         raise FacecastError("--stream writes video: pipe it to a player, e.g. | ffplay -")
     streams = [mpegts_target(stream)] if stream is not None else []
@@ -344,9 +378,12 @@ def run_render(
             options=options,
             progress=progress,
             streams=streams,
+            transcript=transcript,
         )
     for warning in result.warnings:
         click.echo(f"warning: {warning}", err=True)
+    if result.captions is not None:
+        click.echo(f"wrote {result.captions}", err=stream is not None)
     click.echo(
         f"wrote {result.video} ({result.duration:.1f} s, {result.frames} frames) "
         f"in {result.elapsed:.1f} s ({_speed(result.duration, result.elapsed)})",
@@ -380,4 +417,12 @@ def _say_cpu_cost(options: Any) -> None:
 @click.group()
 @click.version_option(package_name="facecast")
 def main() -> None:
-    """facecast: one portrait photo plus text or speech -> a lip-synced talking-head MP4."""
+    """facecast: one portrait photo plus text or speech -> a lip-synced talking-head MP4.
+
+    \b
+    Captions:  render ... --captions vtt|srt|burn  (out.vtt / out.srt, or drawn in)
+    Framings:  render ... --framing square|portrait|landscape|full
+    Preview:   render ... --preview -o first.png   (the first frame, at once)
+    Batch:     batch videos.csv                    (columns image, text|audio, voice, output)
+    Text:      tts --show-text --text "..." --lang de  (what will be spoken)
+    """

@@ -21,6 +21,7 @@ from facecast.cli.base import (
     run_render,
     server_options,
     text_input,
+    transcript_input,
     write_preview,
 )
 from facecast.errors import FacecastError
@@ -48,6 +49,17 @@ def _demo_photo() -> Path:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Recording to lip-sync to (WAV, MP3, OGG/Opus, FLAC, M4A).",
 )
+@click.option(
+    "--transcript",
+    default=None,
+    help="With --audio and --captions: the words the recording says (`-`: standard input).",
+)
+@click.option(
+    "--transcript-file",
+    default=None,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The same, read from a UTF-8 file.",
+)
 @render_options
 @server_options
 @click.option(
@@ -60,6 +72,8 @@ def render(
     text: str | None,
     text_file: Path | None,
     audio: Path | None,
+    transcript: str | None,
+    transcript_file: Path | None,
     output: Path,
     server: str | None,
     api_key: str | None,
@@ -67,14 +81,15 @@ def render(
     preview: bool,
     **opts: Any,
 ) -> None:
-    """Animate IMAGE speaking TEXT or AUDIO."""
+    """Animate IMAGE speaking TEXT or AUDIO, optionally with captions."""
     with plain_errors():
         if preview:
-            write_preview(image, output, server, opts)
+            write_preview(image, output, server, api_key, opts)
             return
         text = text_input(text, text_file)
         if (text is None) == (audio is None):
             raise FacecastError("Give exactly one of --text, --text-file or --audio.")
+        opts["transcript"] = transcript_input(transcript, transcript_file, audio, opts)
         if audio is not None and (opts["rate"], opts["pitch"], opts["volume"]) != (1.0, 0.0, 0.0):
             raise FacecastError(
                 "--rate, --pitch and --volume change synthesised speech: give --text."

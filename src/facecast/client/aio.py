@@ -32,6 +32,7 @@ from facecast.client.wire import (
     form_fields,
     normalize_body,
     parse_message,
+    preview_fields,
     raise_for,
     sse_jobs,
     upload_part,
@@ -75,12 +76,23 @@ class AsyncFacecastClient:
         await self._http.aclose()
 
     async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        return (await self._answer(method, path, **kwargs)).json()
+
+    async def _answer(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
             answer = await self._http.request(method, path, **kwargs)
         except httpx.TransportError as exc:
             raise FacecastAPIError("unreachable", f"{self.base_url}: {exc}") from exc
         raise_for(answer)
-        return answer.json()
+        return answer
+
+    async def preview(
+        self, image: str | Path | bytes | BinaryIO, options: RenderOptions = RenderOptions()
+    ) -> bytes:
+        """The video's first frame as PNG (see the sync client)."""
+        files = {"source_image": upload_part(image, "photo")}
+        answer = await self._answer("POST", "/preview", data=preview_fields(options), files=files)
+        return answer.content
 
     async def live(
         self,
@@ -142,10 +154,12 @@ class AsyncFacecastClient:
         client_ref: str | None = None,
         webhook: str | None = None,
         idempotency_key: str | None = None,
+        transcript: str | None = None,
     ) -> Job:
-        """Queue a job that lip-syncs `image` to the recording `audio`."""
+        """Queue a job that lip-syncs `image` to the recording `audio`; `transcript`, the
+        words it says, gives it captions."""
         return await self._submit(
-            image, audio, None, options, consent, client_ref, webhook, idempotency_key
+            image, audio, None, options, consent, client_ref, webhook, idempotency_key, transcript
         )
 
     async def _submit(
@@ -158,9 +172,17 @@ class AsyncFacecastClient:
         client_ref: str | None,
         webhook: str | None,
         idempotency_key: str | None,
+        transcript: str | None = None,
     ) -> Job:
         files = file_parts(image, audio, options)
-        data = form_fields(options, consent, text=text, client_ref=client_ref, webhook=webhook)
+        data = form_fields(
+            options,
+            consent,
+            text=text,
+            client_ref=client_ref,
+            webhook=webhook,
+            transcript=transcript,
+        )
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         created = await self._call("POST", "/animate", data=data, files=files, headers=headers)
         return await self.job(str(created["job_id"]))

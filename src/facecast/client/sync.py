@@ -31,8 +31,10 @@ from facecast.client.wire import (
     form_fields,
     normalize_body,
     parse_message,
+    preview_fields,
     raise_for,
     sse_jobs,
+    upload_part,
     ws_url,
 )
 
@@ -73,12 +75,23 @@ class FacecastClient:
         self._http.close()
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        return self._answer(method, path, **kwargs).json()
+
+    def _answer(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
             answer = self._http.request(method, path, **kwargs)
         except httpx.TransportError as exc:
             raise FacecastAPIError("unreachable", f"{self.base_url}: {exc}") from exc
         raise_for(answer)
-        return answer.json()
+        return answer
+
+    def preview(
+        self, image: str | Path | bytes | BinaryIO, options: RenderOptions = RenderOptions()
+    ) -> bytes:
+        """The first frame of the video `options` would make of `image`, as PNG (POST
+        /preview): what an app shows before the video exists."""
+        files = {"source_image": upload_part(image, "photo")}
+        return self._answer("POST", "/preview", data=preview_fields(options), files=files).content
 
     def submit_text(
         self,
@@ -107,11 +120,12 @@ class FacecastClient:
         client_ref: str | None = None,
         webhook: str | None = None,
         idempotency_key: str | None = None,
+        transcript: str | None = None,
     ) -> Job:
         """Queue a job that lip-syncs `image` to the recording `audio` (`consent` as in
-        `submit_text`)."""
+        `submit_text`); `transcript`, the words it says, gives it captions."""
         return self._submit(
-            image, audio, None, options, consent, client_ref, webhook, idempotency_key
+            image, audio, None, options, consent, client_ref, webhook, idempotency_key, transcript
         )
 
     def _submit(
@@ -124,9 +138,17 @@ class FacecastClient:
         client_ref: str | None,
         webhook: str | None,
         idempotency_key: str | None,
+        transcript: str | None = None,
     ) -> Job:
         files = file_parts(image, audio, options)
-        data = form_fields(options, consent, text=text, client_ref=client_ref, webhook=webhook)
+        data = form_fields(
+            options,
+            consent,
+            text=text,
+            client_ref=client_ref,
+            webhook=webhook,
+            transcript=transcript,
+        )
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         created = self._call("POST", "/animate", data=data, files=files, headers=headers)
         return self.job(str(created["job_id"]))
@@ -202,8 +224,9 @@ class FacecastClient:
         return job
 
     def download(self, job_id: str, target: str | Path, name: str = "video.mp4") -> Path:
-        """Save a finished job's `video.mp4` (or `audio.wav`) to `target`, resuming a partial
-        download (`target.part`) where it stopped; retried on broken connections."""
+        """Save a finished job's `video.mp4` (or `audio.wav`, `video.vtt`, `video.srt`) to
+        `target`, resuming a partial download (`target.part`) where it stopped; retried on
+        broken connections."""
         resume = Resume(Path(target))
         url = f"/files/{job_id}/{name}"
         for attempt in range(DOWNLOAD_ATTEMPTS):

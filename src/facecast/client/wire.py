@@ -75,6 +75,8 @@ class Job:
     video_url: str | None = None
     audio_url: str | None = None
     stream_url: str | None = None
+    captions_url: str | None = None
+    """The done job's captions (WebVTT or SRT), when it asked for them."""
     error: FacecastAPIError | None = None
     client_ref: str | None = None
     reused_from: str | None = None
@@ -85,6 +87,20 @@ class Job:
     def final(self) -> bool:
         """True once the job can no longer change."""
         return self.status in FINAL_STATUSES
+
+    @property
+    def video_name(self) -> str:
+        """The video's name for `download` ("video.mp4" or "video.webm")."""
+        if not self.video_url:
+            return "video.mp4"
+        return self.video_url.split("?", 1)[0].rsplit("/", 1)[-1]
+
+    @property
+    def captions_name(self) -> str | None:
+        """The caption file's name for `download` ("video.vtt" or "video.srt"), if any."""
+        if not self.captions_url:
+            return None
+        return self.captions_url.split("?", 1)[0].rsplit("/", 1)[-1]
 
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> Job:
@@ -99,6 +115,7 @@ class Job:
             video_url=body.get("video_url"),
             audio_url=body.get("audio_url"),
             stream_url=body.get("stream_url"),
+            captions_url=body.get("captions_url"),
             error=FacecastAPIError(error["code"], error["message"]) if error else None,
             client_ref=body.get("client_ref"),
             reused_from=body.get("reused_from"),
@@ -169,6 +186,12 @@ def form_fields(options: RenderOptions, consent: bool, **extra: str | None) -> d
     declares which), so that a render on the service is the twin of a local one."""
     fields = {"consent": "true" if consent else "false", **form_text(options), **extra}
     return {k: v for k, v in fields.items() if v is not None}
+
+
+def preview_fields(options: RenderOptions) -> dict[str, str]:
+    """The POST /preview fields: the /animate form's options (those that do not change the
+    first frame are accepted and left aside)."""
+    return form_text(options)
 
 
 def normalize_body(text: str, lang: str | None, lexicon: str | None) -> dict[str, str]:

@@ -20,8 +20,8 @@ from facecast.service.access import (
 )
 from facecast.service.errors import JobNotFoundError
 from facecast.service.lookup import JobLookup
-from facecast.service.schemas import JobState, JobStatus, JobView, iso
-from facecast.service.storage import AUDIO, VIDEO, RemoteFile, Storage
+from facecast.service.schemas import JobManifest, JobState, JobStatus, JobView, iso
+from facecast.service.storage import AUDIO, CAPTIONS, VIDEO, VIDEOS, RemoteFile, Storage
 
 STREAMED = frozenset({JobStatus.RUNNING, JobStatus.DONE})
 """Statuses whose view links the live stream (once it has a segment)."""
@@ -41,19 +41,24 @@ class Downloads:
         """The client's view of a job, with absolute download links."""
         base = (self.settings.public_url or base_url).rstrip("/")
         settings = self.settings
-        video = state.status is JobStatus.DONE and self.storage.has(state.job_id, VIDEO)
+        manifest = self.storage.read_manifest(state.job_id)
+        name = VIDEOS[manifest.request.options.format] if manifest is not None else VIDEO
+        video = state.status is JobStatus.DONE and self.storage.has(state.job_id, name)
         audio = state.status is JobStatus.DONE and self.storage.has(state.job_id, AUDIO)
         stream = state.streaming and state.status in STREAMED
-        manifest = self.storage.read_manifest(state.job_id)
+        captions = self._captions(state, manifest)
         return JobView(
             job_id=state.job_id,
             kind=state.kind,
             status=state.status,
             progress=state.progress,
             stage=state.stage,
-            video_url=base + download_path(settings, state.job_id, VIDEO) if video else None,
+            video_url=base + download_path(settings, state.job_id, name) if video else None,
             audio_url=base + download_path(settings, state.job_id, AUDIO) if audio else None,
             stream_url=base + stream_path(settings, state.job_id) if stream else None,
+            captions_url=base + download_path(settings, state.job_id, captions)
+            if captions
+            else None,
             error=state.error,
             attempt=state.attempts,
             reused_from=state.reused_from,
@@ -63,6 +68,14 @@ class Downloads:
             started_at=iso(state.started_at),
             finished_at=iso(state.finished_at),
         )
+
+    def _captions(self, state: JobState, manifest: JobManifest | None) -> str | None:
+        """The caption file of a done job that asked for captions, if it is there."""
+        if state.status is not JobStatus.DONE or manifest is None:
+            return None
+        if not manifest.request.options.captions:
+            return None
+        return next((n for n in CAPTIONS if self.storage.has(state.job_id, n)), None)
 
     def _allowed(
         self,

@@ -33,7 +33,7 @@ from facecast.service.schemas import (
     JobState,
     WorkerInfo,
 )
-from facecast.service.storage import AUDIO, VIDEO, Storage, open_storage
+from facecast.service.storage import AUDIO, VIDEOS, Storage, open_storage
 from facecast.service.stores import Stores, stores_for
 from facecast.service.transitions import advance, back_to_queue, start_attempt
 
@@ -122,7 +122,7 @@ class JobRun:
     @property
     def video_path(self) -> Path:
         """Where the rendered video goes."""
-        return self.context.storage.path(self.job_id, VIDEO)
+        return self.context.storage.path(self.job_id, VIDEOS[self.manifest.request.options.format])
 
     @property
     def audio_path(self) -> Path:

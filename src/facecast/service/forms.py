@@ -31,6 +31,11 @@ class AnimateFields(BaseModel):
     client_ref: str | None = Field(
         None, max_length=256, description="Your reference; returned in views and webhooks."
     )
+    transcript: str | None = Field(
+        None,
+        description="The words the recording (`audio` or `audio_id`) says: its captions are "
+        "aligned from them.",
+    )
 
 
 class TtsFields(BaseModel):

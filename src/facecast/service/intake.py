@@ -41,7 +41,7 @@ from facecast.service.schemas import (
     JobRequest,
     JobState,
 )
-from facecast.service.storage import AUDIO, VIDEO, Storage, content_key
+from facecast.service.storage import AUDIO, CAPTIONS, VIDEOS, Storage, content_key
 from facecast.service.stores import Stores
 from facecast.service.submission import AnimateSubmission, Submitted, TtsSubmission
 from facecast.service.uploads import VOICE_SAMPLE, Uploads
@@ -89,6 +89,7 @@ class Intake:
             raise InvalidRequestError("Send exactly one of: audio (a file), audio_id, or text.")
         if submission.voice_sample is not None and submission.text is None:
             raise InvalidRequestError("voice_clone_wav clones the voice of text: send text too.")
+        self._check_transcript(submission)
         text = self._checked_intake(submission.text, submission.options, submission.webhook)
         digest = self._digest(
             submission.idempotency,
@@ -100,6 +101,7 @@ class Intake:
                 submission.options,
                 submission.webhook,
                 submission.client_ref,
+                submission.transcript,
             ),
             (submission.image, submission.audio, submission.voice_sample),
         )
@@ -125,6 +127,17 @@ class Intake:
             JobKind.TTS,
             digest,
         )
+
+    def _check_transcript(self, submission: AnimateSubmission) -> None:
+        """A transcript belongs to a recording, and a recording's captions need one."""
+        if submission.transcript is not None:
+            if submission.text is not None:
+                raise InvalidRequestError("transcript belongs to a recording; text is its own.")
+            script.check_length(submission.transcript, self.settings.max_text_chars)
+        elif submission.options.captions and submission.text is None:
+            raise InvalidRequestError(
+                "Captions for a recording need its transcript: send transcript too."
+            )
 
     def _checked_intake(
         self, text: str | None, options: RenderOptions, webhook: str | None
@@ -219,6 +232,7 @@ class Intake:
             options=submission.options,
             webhook=submission.webhook,
             client_ref=submission.client_ref,
+            transcript=submission.transcript,
         )
         queue = self.admission.check_backends(request)
         if submission.audio is not None:
@@ -239,10 +253,21 @@ class Intake:
         # The whole options object: two voices (or any other choice) never share a video. The
         # tenant too: reuse across tenants answers at once, an oracle that this face was filmed.
         owner = submission.owner.tenant
+        transcript = (request.transcript,) if request.transcript is not None else ()
         cache_key = content_key(
-            "animate", __version__, owner, upload, voice_key, request.options.fingerprint()
+            "animate",
+            __version__,
+            owner,
+            upload,
+            voice_key,
+            request.options.fingerprint(),
+            *transcript,
         )
-        earlier = self.reuse.link_result(job_id, cache_key, VIDEO)
+        earlier = self.reuse.link_result(job_id, cache_key, VIDEOS[request.options.format])
+        if earlier is not None:
+            for name in CAPTIONS:  # the captions come with the video they belong to
+                if self.storage.has(earlier.job_id, name):
+                    self.storage.link(earlier.job_id, job_id, name)
         state = JobState(job_id=job_id, kind=JobKind.ANIMATE, created_at=time.time(), owner=owner)
         manifest = JobManifest(
             job_id=job_id,

@@ -23,6 +23,7 @@ from typing import BinaryIO
 from starlette.concurrency import run_in_threadpool
 
 from facecast.config import Settings
+from facecast.options import RenderOptions
 from facecast.service.access import Principal
 from facecast.service.admission import Admission
 from facecast.service.downloads import Downloads
@@ -94,6 +95,10 @@ class JobService:
     def find_faces(self, upload: BinaryIO) -> FacesResult:
         """POST /faces (see Uploads)."""
         return self.uploads.find_faces(upload)
+
+    def preview(self, upload: BinaryIO, options: RenderOptions) -> bytes:
+        """POST /preview (see Uploads)."""
+        return self.uploads.preview(upload, options)
 
     def cloning_available(self) -> bool:
         """True when a voice-cloning backend is installed here."""

@@ -105,6 +105,8 @@ class JobRequest(BaseModel):
     options: RenderOptions = RenderOptions()
     webhook: str | None = None
     client_ref: str | None = None
+    transcript: str | None = None
+    """The recording's words, for its captions."""
 
 
 class JobResult(BaseModel):
@@ -207,6 +209,11 @@ class JobView(BaseModel):
         None,
         description="HLS playlist (fMP4, EVENT) that plays while the video renders; set once "
         "its first segment exists. Switch to video_url when the job is done.",
+    )
+    captions_url: str | None = Field(
+        None,
+        description="The captions (WebVTT, or SRT when asked for) of a done job that asked "
+        "for `captions`.",
     )
     error: ErrorInfo | None = Field(
         None, description="Why a job failed: a stable code and a message (internals stay in logs)."

@@ -5,7 +5,8 @@ Layout::
     <data dir>/<job id>/job.json      manifest (request, consent, final state, result)
     <data dir>/<job id>/source.png    the uploaded photo
     <data dir>/<job id>/audio.wav     speech (TTS jobs, or linked from one)
-    <data dir>/<job id>/video.mp4     the rendered video
+    <data dir>/<job id>/video.mp4     the rendered video (video.webm when WebM was asked for)
+    <data dir>/<job id>/video.vtt     its captions, when asked for (or video.srt)
     <data dir>/<job id>/stream/       live HLS: index.m3u8, init.mp4, seg00000.m4s, ...
     <data dir>/_cache/<sha256>        content hash -> id of the job that made the result
 
@@ -47,14 +48,21 @@ JOB_ID_PATTERN = re.compile(r"[0-9a-f]{32}")
 
 CACHE_KEY_PATTERN = re.compile(r"[0-9a-f]{64}")
 FILE_NAME_PATTERN = re.compile(r"[a-z0-9_]{1,32}(\.[a-z0-9]{1,8})?")
-STREAM_FILE_PATTERN = re.compile(r"index\.m3u8|init\.mp4|seg[0-9]{5}\.m4s")
+STREAM_FILE_PATTERN = re.compile(
+    r"index\.m3u8|video\.m3u8|captions\.m3u8|captions\.vtt|init\.mp4|seg[0-9]{5}\.m4s"
+)
 """The files of a job's HLS stream (see video.hls_target)."""
 STREAM_DIR = "stream"
 
 MANIFEST = "job.json"
 VIDEO = "video.mp4"
+VIDEO_WEBM = "video.webm"
+VIDEOS = {"mp4": VIDEO, "webm": VIDEO_WEBM}
+"""The rendered video's name for each format (RenderOptions.format)."""
 AUDIO = "audio.wav"
-DOWNLOADS = frozenset({VIDEO, AUDIO})
+CAPTIONS = ("video.vtt", "video.srt")
+"""The caption file beside the video (the pipeline names it after the video: WebVTT or SRT)."""
+DOWNLOADS = frozenset({*VIDEOS.values(), AUDIO, *CAPTIONS})
 """The only files a client may download; sources and manifests stay private."""
 
 RESERVE = "space_reserve"

@@ -19,6 +19,7 @@ from facecast.video import HLS_PLAYLIST
 
 logger = logging.getLogger(__name__)
 
+PLAYLIST_SUFFIX = ".m3u8"
 POLL_S = 0.01
 """How often the folder is looked at: a stat call, cheap beside rendering a frame."""
 
@@ -34,8 +35,11 @@ class StreamWatch:
         folder: Path,
         on_first: Callable[[], object],
         publish: Callable[[Path], None] | None = None,
+        playlist: str = HLS_PLAYLIST,
     ) -> None:
         self.folder = folder
+        self.playlist = playlist
+        """The playlist the muxer writes (video.m3u8 when index.m3u8 is a master playlist)."""
         self._on_first = on_first
         self._publish = publish
         self._published: dict[str, int] = {}
@@ -73,37 +77,44 @@ class StreamWatch:
                 logger.warning("could not publish the stream", exc_info=True)
 
     def _step(self) -> None:
-        playlist = self.folder / HLS_PLAYLIST
-        if not playlist.is_file():
+        if not (self.folder / self.playlist).is_file():
             return
         if self._publish is not None:
-            self._publish_changes(playlist)
+            self._publish_changes()
         if not self._playlist_seen:
             self._playlist_seen = True
             self._on_first()
 
-    def _publish_changes(self, playlist: Path) -> None:
-        """Media files first, then the playlist: a reader never sees a name it cannot fetch."""
+    def _publish_changes(self) -> None:
+        """Media files first, then the playlists, the entry (index.m3u8) last: a reader never
+        sees a name it cannot fetch."""
+        playlists = sorted(
+            (p for p in self.folder.iterdir() if p.suffix == PLAYLIST_SUFFIX),
+            key=lambda p: (p.name == HLS_PLAYLIST, p.name),
+        )
+        names = set().union(*(_playlist_files(p) for p in playlists))
+        media = [
+            path
+            for path in sorted(self.folder.iterdir())
+            # Not temporary files of the muxer, nor segments not yet listed.
+            if path.suffix != PLAYLIST_SUFFIX and path.name in names
+        ]
+        for path in [*media, *playlists]:
+            self._publish_if_changed(path)
+
+    def _publish_if_changed(self, path: Path) -> None:
         assert self._publish is not None
-        names = _playlist_files(playlist)
-        for path in sorted(self.folder.iterdir()):
-            if path.name == HLS_PLAYLIST or path.name not in names:
-                continue  # temporary files of the muxer, and segments not yet listed
-            size = path.stat().st_size
-            if self._published.get(path.name) != size:
-                self._publish(path)
-                self._published[path.name] = size
-        size = playlist.stat().st_size
-        if self._published.get(HLS_PLAYLIST) != size:
-            self._publish(playlist)
-            self._published[HLS_PLAYLIST] = size
+        size = path.stat().st_size
+        if self._published.get(path.name) != size:
+            self._publish(path)
+            self._published[path.name] = size
 
 
 def _playlist_files(playlist: Path) -> set[str]:
-    """The file names a playlist refers to (its media segments and its init section)."""
+    """The file names a playlist refers to (segments, its init section, renditions)."""
     names: set[str] = set()
     for line in playlist.read_text(encoding="utf-8").splitlines():
-        if line.startswith("#EXT-X-MAP:"):
+        if line.startswith("#") and 'URI="' in line:
             names.add(line.split('URI="', 1)[-1].split('"', 1)[0])
         elif line and not line.startswith("#"):
             names.add(line.strip())

@@ -60,6 +60,8 @@ class AnimateSubmission:
     """The scoped Idempotency-Key (see `idempotency_scope`)."""
     owner: Principal = ANONYMOUS_CALLER
     """The caller: the job's owner, and whose TTS audio it may use."""
+    transcript: str | None = None
+    """The words of the recording (`audio`, `audio_id`): its captions are aligned from it."""
 
 
 @dataclass(frozen=True)

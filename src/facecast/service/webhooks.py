@@ -31,7 +31,7 @@ from facecast.config import Settings
 from facecast.service.access import download_path
 from facecast.service.errors import InvalidRequestError
 from facecast.service.schemas import JobManifest, JobState, WebhookEvent, iso
-from facecast.service.storage import AUDIO, VIDEO, Storage
+from facecast.service.storage import AUDIO, VIDEO, VIDEO_WEBM, Storage
 
 SIGNATURE_HEADER = "X-Facecast-Signature"
 TIMESTAMP_HEADER = "X-Facecast-Timestamp"
@@ -154,7 +154,7 @@ def event(
     delivery sends the same body (and signature)."""
     base = (settings.public_url or "").rstrip("/")
     links = {}
-    for field, name in (("video_url", VIDEO), ("audio_url", AUDIO)):
+    for field, name in (("video_url", VIDEO), ("video_url", VIDEO_WEBM), ("audio_url", AUDIO)):
         if storage.has(state.job_id, name):
             path = download_path(settings, state.job_id, name, state.finished_at)
             links[field] = base + path

@@ -19,6 +19,16 @@ class PhonemeEvent:
     end: float
 
 
+@dataclass(frozen=True)
+class WordEvent:
+    """One word as it is heard: its text (punctuation attached, as the captions show it),
+    start and end in seconds."""
+
+    word: str
+    start: float
+    end: float
+
+
 MALE, FEMALE, NEUTRAL = "male", "female", "neutral"
 GENDERS = (MALE, FEMALE, NEUTRAL)
 """A voice's gender presentation: metadata of the voice (how it sounds), never a guess about
@@ -63,10 +73,12 @@ def language_key(lang: str) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class Speech:
-    """Synthesised speech: the audio and, when the backend knows them, its phoneme timings."""
+    """Synthesised speech: the audio and, when the backend knows them, its phoneme and word
+    timings (`facecast.speech.words` fills in the words of a backend that has none)."""
 
     audio: AudioTrack
     phonemes: tuple[PhonemeEvent, ...] = ()
+    words: tuple[WordEvent, ...] = ()
 
 
 class SpeechBackend(Protocol):

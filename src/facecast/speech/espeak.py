@@ -46,6 +46,7 @@ from facecast.errors import (
 )
 from facecast.registry import Capabilities, Description
 from facecast.speech import GENDERS, MALE, PhonemeEvent, Speech, VoiceInfo
+from facecast.speech.words import timed_words
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +65,8 @@ EE_OK = 0
 """espeak_ERROR success value."""
 EVENT_LIST_TERMINATED = 0
 """espeak_EVENT_TYPE that ends each callback's event array."""
+EVENT_WORD = 1
+"""espeak_EVENT_TYPE of a word's start: text_position (1-based character) and length."""
 EVENT_PHONEME = 7
 """espeak_EVENT_TYPE of a phoneme event."""
 PHONEMES_IPA = 0x02
@@ -233,6 +236,8 @@ class _Collector:
 
     pcm: list[bytes] = field(default_factory=list)
     marks: list[tuple[int, bytes]] = field(default_factory=list)
+    words: list[tuple[int, int, int]] = field(default_factory=list)
+    """(audio position ms, 1-based text position, length) per word espeak starts."""
 
 
 class _Engine:
@@ -269,6 +274,10 @@ class _Engine:
             while (event := events[index]).type != EVENT_LIST_TERMINATED:
                 if event.type == EVENT_PHONEME:
                     collector.marks.append((event.audio_position, event.id))
+                elif event.type == EVENT_WORD:
+                    collector.words.append(
+                        (event.audio_position, event.text_position, event.length)
+                    )
                 index += 1
         return CALLBACK_CONTINUE
 
@@ -593,9 +602,10 @@ class EspeakBackend:
             variant = STEADY_PLAIN if plain else _variant_for(engine, voice or "")
             # espeak resolves "+name" as voices/!v/name: this climbs to the steady twins.
             spec = f"{_voice_for(engine, lang)}+../../{STEADY_FOLDER}/{variant}"
-            raw = engine.synthesize(text.replace("\0", " "), spec)
+            spoken = text.replace("\0", " ")
+            raw = engine.synthesize(spoken, spec)
             sample_rate = engine.sample_rate
-        return _to_speech(raw, sample_rate)
+        return _to_speech(raw, sample_rate, spoken)
 
 
 def _voice_for(engine: _Engine, lang: str) -> str:
@@ -623,7 +633,7 @@ def _variant_for(engine: _Engine, voice: str) -> str:
     return engine.variants[voice]
 
 
-def _to_speech(raw: _Collector, sample_rate: int) -> Speech:
+def _to_speech(raw: _Collector, sample_rate: int, text: str) -> Speech:
     pcm = np.frombuffer(b"".join(raw.pcm), dtype=np.int16)
     samples = (pcm.astype(np.float32) / np.float32(PCM_FULL_SCALE)).astype(np.float32, copy=False)
     audio = AudioTrack(samples=samples, sample_rate=sample_rate)
@@ -631,7 +641,9 @@ def _to_speech(raw: _Collector, sample_rate: int) -> Speech:
     phonemes = phoneme_timeline(marks, audio.duration)
     if not any(event.phoneme != PAUSE for event in phonemes):
         raise InvalidTextError("Text contains nothing that can be spoken.")
-    return Speech(audio=audio, phonemes=phonemes)
+    starts = [(ms / MS_PER_SECOND, position - 1) for ms, position, _ in raw.words]
+    words = timed_words(text, starts, phonemes, audio.duration)
+    return Speech(audio=audio, phonemes=phonemes, words=words)
 
 
 LICENCE = "GPL-3.0 (espeak-ng)"

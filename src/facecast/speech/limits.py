@@ -22,7 +22,8 @@ import numpy as np
 
 from facecast.audio import AudioTrack, format_duration
 from facecast.errors import CanceledError, InvalidTextError, SpeechTooLongError
-from facecast.speech import PhonemeEvent, Speech, SpeechBackend, StreamingBackend
+from facecast.speech import PhonemeEvent, Speech, SpeechBackend, StreamingBackend, WordEvent
+from facecast.speech.words import cut, shifted
 
 
 @dataclass(frozen=True)
@@ -210,6 +211,7 @@ def synthesize_capped(
         raise InvalidTextError("Text is empty.")
     parts: list[np.ndarray] = []
     events: list[PhonemeEvent] = []
+    heard: list[WordEvent] = []
     sample_rate = 0
     total = 0.0
     skipped: InvalidTextError | None = None
@@ -225,6 +227,7 @@ def synthesize_capped(
                 events.extend(
                     PhonemeEvent(e.phoneme, e.start + total, e.end + total) for e in speech.phonemes
                 )
+                heard.extend(shifted(speech.words, total))
                 total += speech.audio.duration
                 if total >= max_seconds:
                     break
@@ -241,4 +244,4 @@ def synthesize_capped(
     phonemes = tuple(
         PhonemeEvent(e.phoneme, e.start, min(e.end, end)) for e in events if e.start < end
     )
-    return Speech(audio=audio, phonemes=phonemes)
+    return Speech(audio=audio, phonemes=phonemes, words=cut(heard, end))

@@ -7,7 +7,8 @@ does not change, so the timings below hold for both.
 
 Pico returns 16 kHz PCM and no timings. The mouth still gets phonemes: espeak-ng speaks the
 same text with its phoneme events, and `facecast.speech.align` carries those events onto
-Pico's audio (phrases paired at the pauses both make, then time-warped inside each phrase).
+Pico's audio (phrases paired at the pauses both make, then time-warped inside each phrase);
+espeak-ng's word starts travel the same way, for captions.
 """
 
 from __future__ import annotations
@@ -31,9 +32,10 @@ from facecast.audio import AudioTrack
 from facecast.errors import BackendUnavailableError, FacecastError, InvalidTextError
 from facecast.registry import Capabilities, Description, MissingError
 from facecast.speech import FEMALE, MALE, Speech, VoiceInfo, language_key
-from facecast.speech.align import map_events
+from facecast.speech.align import map_events, phrases, time_map
 from facecast.speech.espeak import EspeakBackend, phoneme_timeline
 from facecast.speech.voicing import VoiceShape, derive_voice
+from facecast.speech.words import carried, off_pauses
 
 SAMPLE_RATE = 16_000
 VOLUME = 0.5
@@ -229,8 +231,12 @@ class PicoBackend:
         if audio.duration <= 0 or not np.any(samples):
             raise InvalidTextError("Text contains nothing that can be spoken.")
         reference = self._espeak.synthesize(text, chosen.espeak_lang)
-        marks = map_events(reference.phonemes, reference.audio, audio)
-        speech = Speech(audio=audio, phonemes=phoneme_timeline(marks, audio.duration))
+        xs, ys = time_map(reference.audio, audio)
+        marks = map_events(reference.phonemes, xs, ys)
+        phonemes = phoneme_timeline(marks, audio.duration)
+        spans = [(span.start, span.end) for span in phrases(audio)]
+        words = off_pauses(carried(reference.words, xs, ys, audio.duration), spans)
+        speech = Speech(audio=audio, phonemes=phonemes, words=words)
         return speech if chosen.shape is None else derive_voice(speech, chosen.shape)
 
 

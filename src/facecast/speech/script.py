@@ -29,16 +29,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import numpy as np
 
 from facecast.audio import AudioTrack
 from facecast.errors import ErrorCode, FacecastError, InvalidTextError
-from facecast.speech import PhonemeEvent, Speech, SpeechBackend, language_key, limits
+from facecast.speech import PhonemeEvent, Speech, SpeechBackend, WordEvent, language_key, limits
 from facecast.speech.limits import estimate_seconds, synthesize_capped
 from facecast.speech.normalize import normalize
+from facecast.speech.transcript import with_words
+from facecast.speech.words import cut, respelled, shifted
 
 MAX_PAUSE_SECONDS = 10.0
 """The longest single pause a text may ask for."""
@@ -77,6 +79,8 @@ class Segment:
 
     text: str
     pause_after: float = 0.0
+    written: str | None = None
+    """The segment as the user wrote it (`text` is what is said); captions show this."""
 
 
 @dataclass(frozen=True)
@@ -207,7 +211,7 @@ def prepare(text: str, lang: str, lexicon: Lexicon | str | None = None) -> tuple
     if isinstance(lexicon, str):
         lexicon = parse_lexicon(lexicon)
     return tuple(
-        Segment(normalize(apply_lexicon(seg.text, lang, lexicon), lang), seg.pause_after)
+        Segment(normalize(apply_lexicon(seg.text, lang, lexicon), lang), seg.pause_after, seg.text)
         for seg in segments(text)
     )
 
@@ -243,7 +247,8 @@ def speak(
     max_seconds: float,
     stop: Callable[[], bool] | None = None,
 ) -> Speech:
-    """Each segment spoken with its pause after it, timings shifted into one track, the whole
+    """Each segment spoken with its pause after it, timings (phonemes and words, the latter
+    aligned where the backend gives none) shifted into one track, the whole
     cut at `max_seconds` (each segment gets what the ones before it left); `stop` is asked
     between chunks (CanceledError once it says so)."""
     if not any(seg.text for seg in prepared):
@@ -256,6 +261,9 @@ def speak(
         speech = None
         if seg.text:
             speech = synthesize_capped(backend, seg.text, lang, voice, max_seconds - total, stop)
+            speech = with_words(speech, seg.text, lang)
+            if seg.written is not None and seg.written != seg.text:
+                speech = replace(speech, words=respelled(speech.words, seg.written))
             total += speech.audio.duration
         spoken.append((speech, seg.pause_after))
         total += seg.pause_after
@@ -266,6 +274,7 @@ def _joined(spoken: list[tuple[Speech | None, float]], max_seconds: float) -> Sp
     rate = next(s.audio.sample_rate for s, _ in spoken if s is not None)
     samples: list[np.ndarray] = []
     events: list[PhonemeEvent] = []
+    heard: list[WordEvent] = []
     offset = 0
     for speech, pause in spoken:
         if speech is not None:
@@ -275,6 +284,7 @@ def _joined(spoken: list[tuple[Speech | None, float]], max_seconds: float) -> Sp
             events.extend(
                 PhonemeEvent(e.phoneme, e.start + shift, e.end + shift) for e in speech.phonemes
             )
+            heard.extend(shifted(speech.words, shift))
             samples.append(speech.audio.samples)
             offset += len(speech.audio.samples)
         silence = round(pause * rate)
@@ -285,4 +295,4 @@ def _joined(spoken: list[tuple[Speech | None, float]], max_seconds: float) -> Sp
     phonemes = tuple(
         PhonemeEvent(e.phoneme, e.start, min(e.end, end)) for e in events if e.start < end
     )
-    return Speech(audio=audio, phonemes=phonemes)
+    return Speech(audio=audio, phonemes=phonemes, words=cut(heard, end))

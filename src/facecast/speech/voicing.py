@@ -29,6 +29,7 @@ from facecast.options import (
     check_prosody,
 )
 from facecast.speech import PhonemeEvent, Speech
+from facecast.speech.words import scaled
 
 FRAME_PERIOD_MS = 5.0
 """WORLD's analysis hop: 5 ms is its default and fine enough for a 1.5x rate change."""
@@ -202,15 +203,16 @@ def derive_voice(speech: Speech, shape: VoiceShape) -> Speech:
     samples = synthesise(changed, len(track.samples))
     before, after = active_rms(track.samples), active_rms(samples)
     samples = _gain(samples, before / after if after > 0 else 1.0)
-    return Speech(AudioTrack(samples, track.sample_rate), speech.phonemes)
+    return Speech(AudioTrack(samples, track.sample_rate), speech.phonemes, speech.words)
 
 
 def apply_prosody(speech: Speech, prosody: Prosody) -> Speech:
-    """`speech` at the caller's rate, pitch and volume; phoneme events scaled with the audio."""
+    """`speech` at the caller's rate, pitch and volume; phoneme and word events scaled with
+    the audio."""
     if prosody.neutral:
         return speech
     track = speech.audio
-    samples, phonemes = track.samples, speech.phonemes
+    samples, phonemes, words = track.samples, speech.phonemes, speech.words
     if prosody.resynthesised:
         frames = analyse(track)
         if prosody.pitch:
@@ -226,8 +228,9 @@ def apply_prosody(speech: Speech, prosody: Prosody) -> Speech:
         before, after = active_rms(track.samples), active_rms(samples)
         samples = samples * np.float32(before / after if after > 0 else 1.0)
         phonemes = scale_events(phonemes, 1.0 / prosody.rate, length / track.sample_rate)
+        words = scaled(words, 1.0 / prosody.rate, length / track.sample_rate)
     samples = _gain(samples, 10 ** (prosody.volume / 20))
-    return Speech(AudioTrack(samples, track.sample_rate), phonemes)
+    return Speech(AudioTrack(samples, track.sample_rate), phonemes, words)
 
 
 def scale_events(

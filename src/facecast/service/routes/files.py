@@ -22,22 +22,28 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from facecast.captions import MEDIA_TYPES as CAPTION_TYPES
 from facecast.errors import ErrorCode
 from facecast.service.access import EXPIRY_PARAM, SIGNATURE_PARAM, Principal, authenticate
 from facecast.service.deps import ServiceDep, app_settings
 from facecast.service.errors import ServiceError
 from facecast.service.jobs import JobService
 from facecast.service.routes import error_responses
-from facecast.service.storage import AUDIO, VIDEO, RemoteFile
-from facecast.video import HLS_PLAYLIST
+from facecast.service.storage import AUDIO, CAPTIONS, VIDEO, VIDEO_WEBM, RemoteFile
 
 router = APIRouter(tags=["files"])
 
-MEDIA_TYPES = {VIDEO: "video/mp4", AUDIO: "audio/wav"}
+MEDIA_TYPES = {
+    VIDEO: "video/mp4",
+    VIDEO_WEBM: "video/webm",
+    AUDIO: "audio/wav",
+    **{name: CAPTION_TYPES[Path(name).suffix] for name in CAPTIONS},
+}
 STREAM_TYPES = {
     ".m3u8": "application/vnd.apple.mpegurl",
     ".mp4": "video/mp4",
     ".m4s": "video/iso.segment",
+    ".vtt": "text/vtt",
 }
 PLAYLIST_CACHE = "no-cache"
 """The playlist grows while the job renders: players must ask again each time."""
@@ -175,12 +181,15 @@ async def stream_file(
     """The live HLS stream of a rendering job: `index.m3u8`, `init.mp4`, `seg00000.m4s`, ...
 
     The playlist (`#EXT-X-PLAYLIST-TYPE:EVENT`) grows by a ~1 s segment at a time and ends
-    with `#EXT-X-ENDLIST` when the render is complete.
+    with `#EXT-X-ENDLIST` when the render is complete. A job with captions makes `index.m3u8`
+    a master playlist: the video in `video.m3u8`, a WebVTT subtitle rendition in
+    `captions.m3u8` (`captions.vtt`).
     """
     target = await run_in_threadpool(service.stream_file, job_id, name, _caller(request), sig, exp)
-    cache = {"Cache-Control": PLAYLIST_CACHE if name == HLS_PLAYLIST else SEGMENT_CACHE}
+    playlist = name.endswith(".m3u8")
+    cache = {"Cache-Control": PLAYLIST_CACHE if playlist else SEGMENT_CACHE}
     media_type = STREAM_TYPES[Path(name).suffix]
-    if name == HLS_PLAYLIST:
+    if playlist:
         # The playlist is replaced after every segment: read it once, so that the length sent
         # is the length of what is sent. A signed one hands its signature on to its segments.
         content = await run_in_threadpool(_read_whole, service, target)

@@ -16,7 +16,7 @@ from fastapi import (
     WebSocket,
     WebSocketDisconnect,
 )
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from facecast.errors import FacecastError
@@ -136,6 +136,7 @@ def animate(
         client_ref=_given(form.client_ref),
         idempotency=idempotency_scope(submitter.id, "animate", idempotency_key),
         owner=submitter,
+        transcript=_given(form.transcript),
     )
     submitted = service.submit_animate(submission)
     per_second, estimated = service.cpu_cost(submitted.state.job_id)
@@ -146,6 +147,31 @@ def animate(
         cpu_seconds_per_video_second=per_second,
         estimated_seconds=estimated,
     )
+
+
+@router.post(
+    "/preview",
+    response_class=Response,
+    responses={
+        200: {"description": "The first frame as PNG.", "content": {"image/png": {}}},
+        **error_responses(400, 401, 413, 422, 429, 503),
+    },
+    summary="The video's first frame as PNG, before the video is made",
+    dependencies=[Depends(_known_fields)],
+)
+def preview(
+    service: ServiceDep,
+    _: SubmitterDep,
+    source_image: Annotated[UploadFile, File(description="The portrait: JPEG, PNG, WebP or HEIC.")],
+    form: Annotated[AnimateForm, Form()],
+) -> Response:
+    """The first frame of the video POST /animate would make with the same fields (the face
+    at rest, framed and watermarked as the video will be), so that an app can show it at
+    once. The fields that do not change it (text, voice, captions, ...) are accepted and
+    left aside; a repeated preview of the same photo takes a fraction of a second."""
+    options = build_options(service.settings, chosen_options(form), speaks=False)
+    png = service.preview(source_image.file, options)
+    return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
 
 
 @router.post(

@@ -91,8 +91,25 @@ function showResult(job) {
   if (resume > 0) video.currentTime = resume;
   $("download").href = job.video_url;
   $("download").hidden = false;
+  showCaptions(job);
   $("result").hidden = false;
   if (playing) video.play().catch(() => { /* autoplay may be blocked; the controls are there */ });
+}
+
+function showCaptions(job) {
+  // WebVTT plays as the video's own track; SRT (which browsers do not read) is offered only.
+  const video = $("video");
+  for (const track of video.querySelectorAll("track")) track.remove();
+  const link = $("captions-download");
+  link.hidden = !job.captions_url;
+  if (!job.captions_url) return;
+  link.href = job.captions_url;
+  if (!job.captions_url.split("?")[0].endsWith(".vtt") || $("captions").value === "burn") return;
+  const track = document.createElement("track");
+  Object.assign(track, { kind: "captions", label: "Captions", srclang: $("lang").value });
+  track.src = job.captions_url;
+  track.default = true;
+  video.append(track);
 }
 
 function finish(job) {
@@ -153,6 +170,9 @@ function validate() {
   if (!$("photo").files.length) return "Please choose a photo.";
   const audio = form.elements.mode.value === "audio";
   if (audio && !$("audio").files.length) return "Please choose an audio file.";
+  if (audio && $("captions").value && !$("transcript").value.trim()) {
+    return "Captions for a recording need its transcript: type what it says.";
+  }
   if (!audio && !$("text").value.trim()) return "Please type something for the person to say.";
   if (!$("consent").checked) return PLAIN_WORDS.consent_required;
   return null;
@@ -167,6 +187,7 @@ async function submit(event) {
   body.append("source_image", $("photo").files[0]);
   if (form.elements.mode.value === "audio") {
     body.append("audio", $("audio").files[0]);
+    if ($("transcript").value.trim()) body.append("transcript", $("transcript").value.trim());
   } else {
     body.append("text", $("text").value.trim());
     body.append("lang", $("lang").value);
@@ -180,6 +201,9 @@ async function submit(event) {
   body.append("consent", "true");
   body.append("size", "256");
   body.append("expression", $("expression").value);
+  body.append("framing", $("framing").value);
+  body.append("format", $("format").value);
+  if ($("captions").value) body.append("captions", $("captions").value);
   $("submit").disabled = true;
   stopStream();
   $("result").hidden = true;
@@ -194,12 +218,37 @@ async function submit(event) {
   }
 }
 
-$("photo").addEventListener("change", () => {
+let previewsAsked = 0;
+
+async function showPreview() {
+  // The video's first frame in the chosen framing (POST /preview); the photo itself until it
+  // comes, or when the server cannot make one (no face: the submit says so). Only the latest
+  // request shows; `data-frame` names the framing once its picture has loaded.
+  const asked = ++previewsAsked;
+  const framing = $("framing").value;
   const file = $("photo").files[0];
   const preview = $("preview");
   preview.hidden = !file;
-  if (file) preview.src = URL.createObjectURL(file);
-});
+  if (!file) return;
+  if (!preview.dataset.frame) preview.src = URL.createObjectURL(file);
+  const body = new FormData();
+  body.append("source_image", file);
+  body.append("size", "256");
+  body.append("framing", framing);
+  body.append("expression", $("expression").value);
+  try {
+    const answer = await fetch("/preview", { method: "POST", body, headers: authHeaders() });
+    const picture = answer.ok ? await answer.blob() : file;
+    if (asked !== previewsAsked) return;
+    delete preview.dataset.frame;
+    preview.onload = () => { if (answer.ok) preview.dataset.frame = framing; };
+    preview.src = URL.createObjectURL(picture);
+  } catch { /* offline: the photo stays */ }
+}
+
+$("photo").addEventListener("change", () => { delete $("preview").dataset.frame; showPreview(); });
+$("framing").addEventListener("change", showPreview);
+$("expression").addEventListener("change", showPreview);
 let catalogue = [];
 
 function speaks(voice, lang) {
