@@ -510,6 +510,11 @@ def test_open_mouthed_photo_rests_closed(clip_dir: Path, grace: Path, silence_wa
 TONGUE_RGB = (205, 95, 105)
 
 
+TONGUE_PHOTO_JAW = 0.75
+"""The made tongue-out photo drops the astronaut's jaw this far: as wide as 0.6 did before a
+kept smile's widest opening was capped at JAW_OPENING in all (render/warp.py)."""
+
+
 def _tongue_out_photo(astronaut: Path, path: Path) -> np.ndarray:
     """The astronaut with her mouth open and her tongue out over the lower lip.
 
@@ -519,7 +524,7 @@ def _tongue_out_photo(astronaut: Path, path: Path) -> np.ndarray:
     at its sides, a groove down the middle, a rounded tip) painted from inside the mouth to
     below the lower lip, with soft edges.
     """
-    frame = _open_photo(astronaut, path, {"jaw": 0.6})
+    frame = _open_photo(astronaut, path, {"jaw": TONGUE_PHOTO_JAW})
     lm = face.detect_landmarks(frame)
     upper, lower = lm.xy[face.UPPER_INNER_LIP[5]], lm.xy[face.LOWER_INNER_LIP[5]]
     outer = lm.xy[face.LOWER_OUTER_LIP[5]]

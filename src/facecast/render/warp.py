@@ -142,7 +142,6 @@ class _NoClock:
 
 
 NO_CLOCK = _NoClock()
-ONE = np.ones(1, np.float32)
 OWN_LOWER_TEETH = 0.85
 """A kept smile whose upper teeth reach this share of the way to the lower lip shows no lower
 teeth of its own: drawn ones rise behind the lower lip as the jaw opens."""
@@ -249,16 +248,16 @@ class WarpAnimator:
         base = np.stack([xs, ys], axis=-1).astype(np.float32)
         if closing is not None:
             base += closing.offsets
-        # The rest pose's sample positions are the GEMV's first row (weight 1): the frame's
-        # maps come out of it whole. A smile and its relaxing never act at once: one matrix
-        # leaves out the one, the other the other.
+        self._expr_base = base.reshape(-1)
+        # A smile and its relaxing never act at once: one matrix leaves out the one, the
+        # other the other, so the GEMV is no longer for having both.
         smile_i, relax_i = EXPRESSION_CHANNELS.index("smile"), EXPRESSION_CHANNELS.index("relax")
         self._dense_by_sign = {
             relaxing: [i for i in self._dense if i != (smile_i if relaxing else relax_i)]
             for relaxing in (False, True)
         }
         self._expr_by_sign = {
-            relaxing: np.stack([base.reshape(-1)] + [offsets[i].reshape(-1) for i in dense]).astype(
+            relaxing: np.stack([offsets[i].reshape(-1) for i in dense]).astype(
                 np.float32, copy=False
             )
             for relaxing, dense in self._dense_by_sign.items()
@@ -370,8 +369,8 @@ class WarpAnimator:
         region = self._region
         weights = np.array([values.get(c, 0.0) for c in EXPRESSION_CHANNELS], np.float32)
         relaxing = bool(weights[self._relax] > 0.0)
-        dense = np.concatenate([ONE, weights[self._dense_by_sign[relaxing]]])
-        offsets = dense @ self._expr_by_sign[relaxing]
+        offsets = weights[self._dense_by_sign[relaxing]] @ self._expr_by_sign[relaxing]
+        offsets += self._expr_base
         maps = offsets.reshape(region.h, region.w, 2)
         for i, (box, patch) in self._patches.items():
             if weights[i] != 0.0:
