@@ -21,14 +21,8 @@ from facecast.errors import (
 )
 from facecast.registry import Capabilities, Registry
 from facecast.speech import PhonemeEvent, Speech, VoiceInfo, registry
-from facecast.speech.espeak import (
-    MAX_DATA_PATH_BYTES,
-    PAUSE,
-    EspeakBackend,
-    phoneme_name,
-    phoneme_timeline,
-    prepared_data_dir,
-)
+from facecast.speech.espeak import PAUSE, EspeakBackend, phoneme_name, phoneme_timeline
+from facecast.speech.espeak_data import MAX_DATA_PATH_BYTES, prepared_data_dir
 
 ESPEAK_RATE = 22_050
 GERMAN = "Guten Tag, wie geht es Ihnen heute?"

@@ -26,12 +26,9 @@ import ctypes
 import logging
 import os
 import re
-import shutil
-import tempfile
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from importlib import metadata
+from dataclasses import dataclass
 from pathlib import Path
 
 import espeakng_loader
@@ -46,347 +43,86 @@ from facecast.errors import (
 )
 from facecast.registry import Capabilities, Description
 from facecast.speech import GENDERS, MALE, PhonemeEvent, Speech, VoiceInfo
+from facecast.speech.espeak_api import (
+    AUDIO_OUTPUT_SYNCHRONOUS,
+    BUFFER_MS,
+    CHARS_UTF8,
+    EE_OK,
+    INITIALIZE_DONT_EXIT,
+    INITIALIZE_PHONEME_EVENTS,
+    PHONEMES_IPA,
+    Collector,
+    Engine,
+    declare_api,
+)
+from facecast.speech.espeak_data import (
+    STEADY_FOLDER,
+    STEADY_PLAIN,
+    VARIANT_FOLDER,
+    prepared_data_dir,
+)
 from facecast.speech.words import timed_words
 
 logger = logging.getLogger(__name__)
 
-# --- speak_lib.h (espeak-ng 1.52, API revision 12) -----------------------------------------
-AUDIO_OUTPUT_SYNCHRONOUS = 2
-"""espeak_AUDIO_OUTPUT: hand audio to the callback and return only when synthesis is done."""
-INITIALIZE_PHONEME_EVENTS = 0x0001
-"""espeak_Initialize option: emit espeakEVENT_PHONEME events (eSpeak mnemonics, not IPA)."""
-INITIALIZE_DONT_EXIT = 0x8000
-"""espeak_Initialize option: report a data load failure instead of calling exit(1)."""
-CHARS_UTF8 = 1
-"""espeak_Synth flag: UTF-8 text. The only flag set: SSML, [[phoneme]] input, end pause stay off."""
-POS_CHARACTER = 1
-"""espeak_POSITION_TYPE used with position 0: start at the beginning of the text."""
-EE_OK = 0
-"""espeak_ERROR success value."""
-EVENT_LIST_TERMINATED = 0
-"""espeak_EVENT_TYPE that ends each callback's event array."""
-EVENT_WORD = 1
-"""espeak_EVENT_TYPE of a word's start: text_position (1-based character) and length."""
-EVENT_PHONEME = 7
-"""espeak_EVENT_TYPE of a phoneme event."""
-PHONEMES_IPA = 0x02
-"""espeak_TextToPhonemes phonememode: IPA (UTF-8) instead of eSpeak's ASCII names."""
+
 CLAUSE_PATTERN = re.compile(r"((?:[^.,;:!?…]|[.,;:!?…](?=\S))*)([.,;:!?…]+(?=\s|$)|$)")
 """A clause: text up to punctuation followed by a space or the end (so 3.5 stays whole)."""
+
+
 CLAUSE_ENDINGS = {".": ".", ",": ",", ";": ",", ":": ",", "!": "!", "?": "?", "…": "."}
 """Clause punctuation -> the punctuation Piper voices were trained with."""
-CALLBACK_CONTINUE = 0
-RAND_SEED = 1
-"""espeak-ng's random generator is seeded with this before every synthesis."""
-CALLBACK_ABORT = 1
 
-BUFFER_MS = 200
-"""Audio handed to each callback; espeak sizes its per-buffer event list from this too."""
-MAX_DATA_PATH_BYTES = 100
-"""espeak-ng copies the data path into a 160-byte buffer and appends file names of up to
-~30 bytes ("lang/sit/yue-Latn-jyutping"); longer paths are copied somewhere short."""
-DATA_MARKER = "phontab"
+
 DEFAULT_GENDER = MALE
 """espeak-ng's base voices are male; a variant says `gender female` to differ."""
-STEADY_FOLDER = "facecast-steady"
-"""Variant files facecast adds: the same voices without pitch flutter and without roughness.
-espeak keeps both oscillators running from one utterance into the next (the flutter table's
-position; the pitch-cycle count whose parity says which cycles roughness quietens), so the
-same text came out different after other speech: a few milliseconds longer with flutter, and
-with roughness in one of two sample versions that flipped with every clause spoken. Pico's
-mouth timings are aligned to espeak's speech, so a worker that had spoken its warm-up text
-moved the mouth differently from a fresh CLI. Without both, the same input always gives the
-same audio, whatever the process said before."""
-STEADY_PLAIN = "default"
-STEADY_SETTINGS = b"\nflutter 0\nroughness 8\n"
-"""roughness 8 is past espeak's table of roughness levels (0-7): no cycle is quietened."""
-DATA_LAYOUT = "steady3"
-"""Names the prepared data folder's layout; a new layout gets a fresh copy."""
-"""A file every espeak-ng data folder holds."""
-VARIANT_FOLDER = ("voices", "!v")
-"""Where espeak-ng keeps voice variants ("f3", "m1", "klatt", ...), relative to its data."""
-LOADER_DISTRIBUTION = "espeakng-loader"
+
 
 PCM_FULL_SCALE = 32768.0
 """int16 -> float32 in [-1, 1)."""
-PCM_BYTES_PER_SAMPLE = 2
+
+
 MS_PER_SECOND = 1000.0
+
 
 PAUSE = "_"
 """Phoneme name for silence: espeak's pause phonemes ("_", "_:", "_!", "_|") all map here."""
+
+
 STRESS_MARKS = "',%="
 """Stress prefixes espeak puts on a phoneme event's mnemonic; stripped from `PhonemeEvent`."""
+
+
 DEFAULT_VOICE = "default"
 """Catalogue name of espeak's plain voice for a language (no variant)."""
+
+
 VOICE_PATTERN = re.compile(r"[a-z0-9_-]{1,32}")
 """Accepted spelling of a voice variant name."""
+
+
 NAME_EXAMPLES = 16
 """How many supported languages or voices an error message names."""
+
+
 COMMON_LANGS = ("de", "en", "en-us", "fr", "es", "it", "nl", "pl", "pt", "ru", "tr", "cmn", "ja")
 """Languages an UnsupportedLanguageError names first, when espeak has them."""
 
 
-class _EspeakEvent(ctypes.Structure):
-    """espeak_EVENT: 40 bytes on LP64; the id union sits at offset 32 after the user_data pointer.
-
-    For phoneme events espeak writes the mnemonic as two ints into `id`, so the name may fill all
-    8 bytes without a terminating zero; a char[8] field reads it safely either way.
-    """
-
-    _fields_ = (
-        ("type", ctypes.c_int),
-        ("unique_identifier", ctypes.c_uint),
-        ("text_position", ctypes.c_int),
-        ("length", ctypes.c_int),
-        ("audio_position", ctypes.c_int),
-        ("sample", ctypes.c_int),
-        ("user_data", ctypes.c_void_p),
-        ("id", ctypes.c_char * 8),
-    )
-
-
-class _EspeakVoice(ctypes.Structure):
-    """espeak_VOICE as espeak_ListVoices returns it."""
-
-    _fields_ = (
-        ("name", ctypes.c_char_p),
-        ("languages", ctypes.POINTER(ctypes.c_ubyte)),
-        ("identifier", ctypes.c_char_p),
-        ("gender", ctypes.c_ubyte),
-        ("age", ctypes.c_ubyte),
-        ("variant", ctypes.c_ubyte),
-        ("xx1", ctypes.c_ubyte),
-        ("score", ctypes.c_int),
-        ("spare", ctypes.c_void_p),
-    )
-
-
-_SynthCallback = ctypes.CFUNCTYPE(
-    ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(_EspeakEvent)
-)
-
-
-# --- data folder --------------------------------------------------------------------------
-
-
-def _fits_espeak(path: Path) -> bool:
-    text = str(path)
-    return text.isascii() and len(text.encode()) <= MAX_DATA_PATH_BYTES
-
-
-def prepared_data_dir(source: Path, scratch_root: Path | None = None) -> Path:
-    """The espeak-ng data folder facecast speaks from: a copy of `source`, made once under
-    `scratch_root` (default: the system temp folder), at a short ASCII path espeak can hold,
-    with a steady twin of every voice variant (see STEADY_VARIANT)."""
-    if not (source / DATA_MARKER).is_file():
-        raise BackendUnavailableError(f"espeak-ng data not found at {source}.")
-    root = Path(scratch_root) if scratch_root is not None else Path(tempfile.gettempdir())
-    try:
-        version = metadata.version(LOADER_DISTRIBUTION)
-    except metadata.PackageNotFoundError:
-        version = "unknown"
-    owner = f"-{os.getuid()}" if hasattr(os, "getuid") else ""
-    target = root / f"facecast-espeak-{version}{owner}-{DATA_LAYOUT}" / source.name
-    if not _fits_espeak(target):
-        raise BackendUnavailableError(
-            f"espeak-ng needs its data under a short ASCII path; {target} is not one."
-        )
-    if not (target / DATA_MARKER).is_file():
-        _copy_atomically(source, target)
-    return target
-
-
-def _add_steady_variants(data_dir: Path) -> None:
-    """Write a flutter-free twin of each voice variant, and a plain one for no variant.
-
-    They live outside `voices/`: espeak lists every file there at start-up and drops voices
-    past 350 entries, so twins inside would push out real languages.
-    """
-    variants = data_dir.joinpath(*VARIANT_FOLDER)
-    folder = data_dir / STEADY_FOLDER
-    folder.mkdir(parents=True, exist_ok=True)
-    if variants.is_dir():
-        for variant in [p for p in variants.iterdir() if p.is_file()]:
-            (folder / variant.name).write_bytes(variant.read_bytes() + STEADY_SETTINGS)
-    (folder / STEADY_PLAIN).write_bytes(b"name facecast" + STEADY_SETTINGS)
-
-
-def _copy_atomically(source: Path, target: Path) -> None:
-    """Copy into a private folder, then rename it into place; a concurrent copier may win."""
-    target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".copy-", dir=target.parent))
-    logger.info("Preparing espeak-ng data in %s.", target)
-    try:
-        shutil.copytree(source, staging / source.name)
-        _add_steady_variants(staging / source.name)
-        os.replace(staging / source.name, target)
-    except OSError:
-        if not (target / DATA_MARKER).is_file():
-            raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-
-# --- the library, once per process ---------------------------------------------------------
-
-
-@dataclass
-class _Collector:
-    """What one espeak_Synth call hands to the callback."""
-
-    pcm: list[bytes] = field(default_factory=list)
-    marks: list[tuple[int, bytes]] = field(default_factory=list)
-    words: list[tuple[int, int, int]] = field(default_factory=list)
-    """(audio position ms, 1-based text position, length) per word espeak starts."""
-
-
-class _Engine:
-    """The initialised espeak-ng library of this process. Use only while holding `_LOCK`."""
-
-    def __init__(self, lib: ctypes.CDLL, sample_rate: int, variants: dict[str, str]) -> None:
-        self.lib = lib
-        self.sample_rate = sample_rate
-        self.variants = variants
-        self.genders: dict[str, str] = {}
-        """Variant name -> "male" / "female" (see _genders)."""
-        self.pid = os.getpid()
-        self.current_voice: str | None = None
-        self.collector: _Collector | None = None
-        self.callback = _SynthCallback(self._on_audio)  # referenced for the process lifetime
-        lib.espeak_SetSynthCallback(self.callback)
-        self.voice_by_lang = _list_voices(lib)
-        if not self.voice_by_lang:
-            raise BackendUnavailableError("espeak-ng started but lists no voices.")
-
-    def _on_audio(
-        self,
-        wav: ctypes._Pointer[ctypes.c_short],
-        n_samples: int,
-        events: ctypes._Pointer[_EspeakEvent],
-    ) -> int:
-        collector = self.collector
-        if collector is None:
-            return CALLBACK_ABORT
-        if wav and n_samples > 0:
-            collector.pcm.append(ctypes.string_at(wav, n_samples * PCM_BYTES_PER_SAMPLE))
-        if events:
-            index = 0
-            while (event := events[index]).type != EVENT_LIST_TERMINATED:
-                if event.type == EVENT_PHONEME:
-                    collector.marks.append((event.audio_position, event.id))
-                elif event.type == EVENT_WORD:
-                    collector.words.append(
-                        (event.audio_position, event.text_position, event.length)
-                    )
-                index += 1
-        return CALLBACK_CONTINUE
-
-    def synthesize(self, text: str, voice: str) -> _Collector:
-        """Speak `text` with the espeak voice spec `voice`; the raw PCM and phoneme marks."""
-        if os.getpid() != self.pid:
-            logger.debug("espeak-ng: process %d reuses what %d initialised.", os.getpid(), self.pid)
-            self.pid = os.getpid()
-        # Selected every time, and the random generator seeded: espeak's wave generator
-        # carries the last synthesis's echo (cleared when a voice is selected) and random
-        # state (breath noise, of f3 and others) into the next, so without this the same
-        # text gives other samples after other speech.
-        if self.lib.espeak_SetVoiceByName(voice.encode()) != EE_OK:
-            raise BackendUnavailableError(f"espeak-ng could not select voice {voice!r}.")
-        self.current_voice = voice
-        self.lib.espeak_ng_SetRandSeed(RAND_SEED)
-        data = text.encode("utf-8")
-        collector = _Collector()
-        self.collector = collector
-        try:
-            status = self.lib.espeak_Synth(
-                data, len(data) + 1, 0, POS_CHARACTER, 0, CHARS_UTF8, None, None
-            )
-            if status == EE_OK:
-                status = self.lib.espeak_Synchronize()
-        finally:
-            self.collector = None
-        if status != EE_OK:
-            raise RuntimeError(f"espeak-ng synthesis failed with status {status}.")
-        return collector
-
-
-def _declare_api(lib: ctypes.CDLL) -> None:
-    lib.espeak_Initialize.argtypes = (ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int)
-    lib.espeak_Initialize.restype = ctypes.c_int
-    lib.espeak_SetSynthCallback.argtypes = (_SynthCallback,)
-    lib.espeak_SetSynthCallback.restype = None
-    lib.espeak_SetVoiceByName.argtypes = (ctypes.c_char_p,)
-    lib.espeak_SetVoiceByName.restype = ctypes.c_int
-    lib.espeak_Synth.argtypes = (
-        ctypes.c_char_p,
-        ctypes.c_size_t,
-        ctypes.c_uint,
-        ctypes.c_int,
-        ctypes.c_uint,
-        ctypes.c_uint,
-        ctypes.POINTER(ctypes.c_uint),
-        ctypes.c_void_p,
-    )
-    lib.espeak_Synth.restype = ctypes.c_int
-    lib.espeak_Synchronize.argtypes = ()
-    lib.espeak_Synchronize.restype = ctypes.c_int
-    lib.espeak_TextToPhonemes.argtypes = (
-        ctypes.POINTER(ctypes.c_void_p),
-        ctypes.c_int,
-        ctypes.c_int,
-    )
-    lib.espeak_TextToPhonemes.restype = ctypes.c_char_p
-    lib.espeak_ListVoices.argtypes = (ctypes.c_void_p,)
-    lib.espeak_ListVoices.restype = ctypes.POINTER(ctypes.POINTER(_EspeakVoice))
-    lib.espeak_ng_SetRandSeed.argtypes = (ctypes.c_long,)
-    lib.espeak_ng_SetRandSeed.restype = None
-
-
-def _voice_languages(voice: _EspeakVoice) -> list[tuple[int, str]]:
-    """Decode espeak_VOICE.languages: (priority byte, zero-ended name) pairs, then a zero byte."""
-    raw = voice.languages
-    pairs: list[tuple[int, str]] = []
-    index = 0
-    while raw[index] != 0:
-        priority = raw[index]
-        end = index + 1
-        while raw[end] != 0:
-            end += 1
-        name = bytes(raw[index + 1 : end]).decode("utf-8", "replace")
-        pairs.append((priority, name.lower()))
-        index = end + 1
-    return pairs
-
-
-def _list_voices(lib: ctypes.CDLL) -> dict[str, str]:
-    """Language code -> identifier of the voice espeak prefers for it (lowest priority)."""
-    best: dict[str, tuple[int, str]] = {}
-    voices = lib.espeak_ListVoices(None)
-    index = 0
-    while voices[index]:
-        voice = voices[index].contents
-        identifier = voice.identifier.decode("utf-8", "replace")
-        for priority, lang in _voice_languages(voice):
-            if lang not in best or priority < best[lang][0]:
-                best[lang] = (priority, identifier)
-        index += 1
-    return {lang: identifier for lang, (_, identifier) in best.items()}
-
-
-def _start_engine() -> _Engine:
+def _start_engine() -> Engine:
     data_dir = prepared_data_dir(Path(espeakng_loader.get_data_path()))
     try:
         lib = ctypes.CDLL(espeakng_loader.get_library_path())
     except OSError as exc:
         raise BackendUnavailableError(f"espeak-ng library could not be loaded: {exc}") from exc
-    _declare_api(lib)
+    declare_api(lib)
     options = INITIALIZE_PHONEME_EVENTS | INITIALIZE_DONT_EXIT
     sample_rate = lib.espeak_Initialize(
         AUDIO_OUTPUT_SYNCHRONOUS, BUFFER_MS, str(data_dir).encode(), options
     )
     if sample_rate <= 0:
         raise BackendUnavailableError("espeak-ng failed to initialise.")
-    engine = _Engine(lib, sample_rate, _variants(data_dir))
+    engine = Engine(lib, sample_rate, _variants(data_dir))
     engine.genders = _genders(data_dir, engine.variants)
     return engine
 
@@ -397,7 +133,7 @@ _LOCK = threading.Lock()
 
 @dataclass
 class _ProcessState:
-    engine: _Engine | None = None
+    engine: Engine | None = None
     error: BackendUnavailableError | None = None
     fork_guard: bool = False
 
@@ -405,7 +141,7 @@ class _ProcessState:
 _STATE = _ProcessState()
 
 
-def _engine() -> _Engine:
+def _engine() -> Engine:
     """The process's espeak engine, initialised on first use. Caller holds `_LOCK`."""
     if _STATE.engine is not None:
         return _STATE.engine
@@ -425,9 +161,6 @@ def _engine() -> _Engine:
         _STATE.error = BackendUnavailableError(f"espeak-ng could not start: {exc}")
         raise _STATE.error from exc
     return _STATE.engine
-
-
-# --- phonemes as text (for neural voices) --------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -473,7 +206,7 @@ def ipa_clauses(text: str, lang: str) -> tuple[Clause, ...]:
     return tuple(clauses)
 
 
-def _phonemes(engine: _Engine, text: str) -> list[str]:
+def _phonemes(engine: Engine, text: str) -> list[str]:
     """espeak_TextToPhonemes over all of `text` (it returns one clause per call)."""
     buffer = ctypes.create_string_buffer(text.encode("utf-8"))
     pointer = ctypes.c_void_p(ctypes.addressof(buffer))
@@ -484,9 +217,6 @@ def _phonemes(engine: _Engine, text: str) -> list[str]:
         if part:
             parts.append(part)
     return parts
-
-
-# --- phoneme timeline ----------------------------------------------------------------------
 
 
 def phoneme_name(mnemonic: str) -> str:
@@ -517,9 +247,6 @@ def phoneme_timeline(
         else:
             events.append(PhonemeEvent(name, start, end))
     return tuple(events)
-
-
-# --- the backend ---------------------------------------------------------------------------
 
 
 def _variants(data_dir: Path) -> dict[str, str]:
@@ -608,7 +335,7 @@ class EspeakBackend:
         return _to_speech(raw, sample_rate, spoken)
 
 
-def _voice_for(engine: _Engine, lang: str) -> str:
+def _voice_for(engine: Engine, lang: str) -> str:
     """Identifier of espeak's preferred voice for `lang` ("de_DE" and "de-at" fall back to "de")."""
     code = lang.strip().lower().replace("_", "-")
     for candidate in (code, code.split("-")[0]):
@@ -622,7 +349,7 @@ def _voice_for(engine: _Engine, lang: str) -> str:
     )
 
 
-def _variant_for(engine: _Engine, voice: str) -> str:
+def _variant_for(engine: Engine, voice: str) -> str:
     """The variant file name for a lower-case voice name ("alex" -> "Alex")."""
     if voice not in engine.variants:
         shortest = sorted(engine.variants, key=lambda name: (len(name), name))
@@ -633,7 +360,7 @@ def _variant_for(engine: _Engine, voice: str) -> str:
     return engine.variants[voice]
 
 
-def _to_speech(raw: _Collector, sample_rate: int, text: str) -> Speech:
+def _to_speech(raw: Collector, sample_rate: int, text: str) -> Speech:
     pcm = np.frombuffer(b"".join(raw.pcm), dtype=np.int16)
     samples = (pcm.astype(np.float32) / np.float32(PCM_FULL_SCALE)).astype(np.float32, copy=False)
     audio = AudioTrack(samples=samples, sample_rate=sample_rate)
@@ -647,6 +374,8 @@ def _to_speech(raw: _Collector, sample_rate: int, text: str) -> Speech:
 
 
 LICENCE = "GPL-3.0 (espeak-ng)"
+
+
 DESCRIPTION: Description[EspeakBackend] = Description(
     EspeakBackend.name,
     "speech",
