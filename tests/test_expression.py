@@ -18,7 +18,7 @@ from conftest import LIPSYNC_SIZE
 from facecast import face, motion
 from facecast.face import CHEEK_SAMPLES, LOWER_INNER_LIP, UPPER_INNER_LIP
 from facecast.pipeline import RenderOptions, prepare_portrait, render_talking_head, synthesize
-from facecast.render import fields
+from facecast.render import fields, lip_fields
 from facecast.render.mouth import mouth_state
 from facecast.render.warp import WarpAnimator, WarpRenderer, _lip_outline, _skin
 
@@ -71,7 +71,7 @@ def test_the_photo_mouth_is_told_apart(astronaut: Path, grace: Path, tmp_path: P
         portrait = prepare_portrait(photo, RenderOptions(size=LIPSYNC_SIZE))
         lm, rgb = portrait.landmarks, portrait.rgb
         lips = _lip_outline(lm, fields.mouth_geometry(lm))
-        assert mouth_state(rgb, lips, fields.smile_degree(lm), _skin(rgb, lm)) == expected
+        assert mouth_state(rgb, lips, lip_fields.smile_degree(lm), _skin(rgb, lm)) == expected
 
 
 def test_a_teeth_smile_is_kept_at_rest_and_talks_under_its_teeth(astronaut: Path) -> None:

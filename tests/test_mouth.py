@@ -5,7 +5,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from facecast.render.mouth import LipOutline, draw_interior, palette_from, tongue_off_the_lip
+from facecast.render.lips import tongue_off_the_lip
+from facecast.render.mouth import LipOutline, draw_interior
+from facecast.render.mouth_palette import palette_from
 
 FACE_HEIGHT = 180.0
 LUMA = np.array([0.299, 0.587, 0.114])

@@ -39,20 +39,16 @@ from facecast.face import (
 )
 from facecast.motion import MotionFrame
 from facecast.registry import Capabilities, Description
-from facecast.render import fields
+from facecast.render import closing as closing_fields
+from facecast.render import fields, head_fields, lip_fields
 from facecast.render.eyes import LidPainter, LidWarp, lid_geometry
+from facecast.render.lips import corners_filled, draw_contact_line, tongue_off_the_lip
 from facecast.render.matte import person_matte
-from facecast.render.mouth import (
-    LipOutline,
+from facecast.render.mouth import LipOutline, draw_interior, mouth_state, teeth_parting
+from facecast.render.mouth_palette import (
     MouthPalette,
-    corners_filled,
-    draw_contact_line,
-    draw_interior,
-    mouth_state,
     palette_from,
     photo_finish,
-    teeth_parting,
-    tongue_off_the_lip,
     with_own_teeth,
 )
 
@@ -170,15 +166,15 @@ class WarpAnimator:
         photo_mouth = fields.mouth_geometry(lm)
         self._kept = False
         self._lower_teeth = True
-        press: fields.Closing | None = None
+        press: closing_fields.Closing | None = None
         if photo_mouth.rest_gap.any():
             lips = _lip_outline(lm, photo_mouth)
-            state = mouth_state(rgb, lips, fields.smile_degree(lm), _skin(rgb, lm))
+            state = mouth_state(rgb, lips, lip_fields.smile_degree(lm), _skin(rgb, lm))
             self._kept = expression == "keep" and state == "smile"
             if self._kept:
                 # On a bilabial the kept smile's lips close as an open photo's are closed
                 # at rest: the "pressed" channel, from the smile to shut and back.
-                press = fields.close_field(lm, photo_mouth, region, anchors)
+                press = closing_fields.close_field(lm, photo_mouth, region, anchors)
                 closed_seam = photo_mouth.upper_inner
                 parting = teeth_parting(rgb, lips)
                 photo_mouth = fields.parted_geometry(lm, parting)
@@ -192,7 +188,7 @@ class WarpAnimator:
                 lm = FaceLandmarks(points)
                 photo_mouth = fields.mouth_geometry(lm)
         self._smile_cap = NEUTRAL_SMILE if expression == "neutral" else None
-        closing = fields.close_field(lm, photo_mouth, region, anchors)
+        closing = closing_fields.close_field(lm, photo_mouth, region, anchors)
         self._rgb = rgb
         self._closed_by_warp = closing is not None
         rest = lm if closing is None else closing.landmarks
@@ -200,11 +196,11 @@ class WarpAnimator:
         seam = fields.seam_weight(mouth, region)
         jaw, jaw_up, jaw_lo = fields.jaw_field(rest, mouth, region, anchors, seam)
         if closing is not None:
-            jaw = fields.compose_jaw(jaw, closing, rest, mouth, region)
-        width, width_travel = fields.width_field(rest, mouth, region, anchors)
-        brows = fields.brow_field(lm, region, anchors)
-        smile, smile_travel = fields.smile_field(
-            rest, mouth, region, anchors, degree=fields.smile_degree(portrait.landmarks)
+            jaw = closing_fields.compose_jaw(jaw, closing, rest, mouth, region)
+        width, width_travel = lip_fields.width_field(rest, mouth, region, anchors)
+        brows = head_fields.brow_field(lm, region, anchors)
+        smile, smile_travel = lip_fields.smile_field(
+            rest, mouth, region, anchors, degree=lip_fields.smile_degree(portrait.landmarks)
         )
         lids = {
             "blink_a": lid_geometry(lm, EYE_A_UPPER, EYE_A_LOWER, rgb),
@@ -219,8 +215,8 @@ class WarpAnimator:
             still,  # blinks: per frame (LidWarp), not a fixed field
             still,
             fields.backward(fields.unfold(smile)),
-            fields.backward(fields.gaze_field(lm, region, anchors, 0)),
-            fields.backward(fields.gaze_field(lm, region, anchors, 1)),
+            fields.backward(head_fields.gaze_field(lm, region, anchors, 0)),
+            fields.backward(head_fields.gaze_field(lm, region, anchors, 1)),
             still if press is None else press.offsets,
             # Relaxing a smile is inverted on its own: the smile's backward offsets mirrored
             # fold the skin beside a turned face's mouth corner.
@@ -287,7 +283,7 @@ class WarpAnimator:
             lm.face_height,
             skin,
         )
-        head, support = fields.head_fields(lm, w, h, person_matte(rgb))
+        head, support = head_fields.head_fields(lm, w, h, person_matte(rgb))
         self._head = np.stack([-head[c].reshape(-1) for c in HEAD_CHANNELS]).astype(np.float32)
         self._head_shape = head["yaw"].shape
         self._head_region = support
