@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
-from facecast import motion
+from facecast import motion, motion_idle
 from facecast.audio import AudioTrack, n_video_frames
 from facecast.pipeline import synthesize
 from facecast.speech import PhonemeEvent, Speech
@@ -184,13 +184,13 @@ def _blink_onsets(curve: np.ndarray, rate: float) -> np.ndarray:
 
 @pytest.mark.parametrize("seed", range(6))
 def test_blinks_are_irregular_and_within_bounds(seed: int) -> None:
-    curve = motion.blink_curve(int(MINUTE_S * RATE), RATE, np.random.default_rng(seed))
+    curve = motion_idle.blink_curve(int(MINUTE_S * RATE), RATE, np.random.default_rng(seed))
     onsets = _blink_onsets(curve, RATE)
-    low, high = motion.BLINK_FIRST_WINDOW
-    assert low <= onsets[0] <= high + motion.BLINK_CLOSE_S
+    low, high = motion_idle.BLINK_FIRST_WINDOW
+    assert low <= onsets[0] <= high + motion_idle.BLINK_CLOSE_S
     gaps = np.diff(onsets)
     # Double blinks follow their first within half a second; episodes are further apart.
-    assert np.all((gaps < 0.5) | (gaps >= motion.BLINK_MIN_INTERVAL)), gaps
+    assert np.all((gaps < 0.5) | (gaps >= motion_idle.BLINK_MIN_INTERVAL)), gaps
     episodes = np.diff(onsets[np.concatenate(([True], gaps >= 0.5))])
     assert 10 <= len(episodes) + 1 <= 30, "people blink 10-30 times a minute"
     assert float(episodes.max()) < 10.0
