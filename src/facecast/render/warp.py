@@ -14,7 +14,7 @@ photo's own, bit for bit. `WarpAnimator.clock` takes a `StepClock` to time each 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -295,7 +295,7 @@ class WarpAnimator:
         self._canvas = rgb.copy()
         self._lids = {c: LidPainter(rgb, g) for c, g in lids.items() if g is not None}
         self._jaw_gain = 1.0
-        self._jaw_gain = self._measure_jaw()
+        self._jaw_gain = measured_jaw_gain(self.render, self._region, self._kept)
         self._canvas = rgb.copy()
 
     @property
@@ -313,42 +313,6 @@ class WarpAnimator:
         for y0, y1, x0, x1 in self._head_bands:
             mask[support.y0 + y0 : support.y0 + y1, support.x0 + x0 : support.x0 + x1] = True
         return mask
-
-    def _measure_jaw(self) -> float:
-        """The gain on the jaw that opens this face's lips as far as JAW_OPENING says,
-        measured with the face mesh on frames of the rigged face (1 if it cannot tell)."""
-        levels: list[float] = []
-        readings: list[float] = []
-        # Only the rigged face's neighbourhood: another person in the photo is not measured.
-        rows, cols = self._region.slices
-        # A kept smile is open at rest: the jaw is measured by how far it opens beyond that.
-        rest = 0.0
-        if self._kept:
-            try:
-                rest = detect_landmarks(
-                    np.ascontiguousarray(self.render({})[rows, cols])
-                ).mouth_opening
-            except NoFaceError:
-                return 1.0
-        for level in JAW_LEVELS:
-            frame = np.ascontiguousarray(self.render({"jaw": level})[rows, cols])
-            try:
-                opening = detect_landmarks(frame).mouth_opening
-            except NoFaceError:
-                break
-            # A reading under the last one is the mesh losing the lips, not the mouth closing.
-            if readings and opening <= readings[-1]:
-                break
-            levels.append(level)
-            readings.append(opening)
-        if len(readings) < 2 or readings[-1] - rest < JAW_RESPONSE_MIN:
-            return 1.0
-        # Every level counts alike: small openings matter as much as the widest ones.
-        per_unit = float(np.mean((np.asarray(readings) - rest) / np.asarray(levels)))
-        # A kept smile's widest opening is a wide one in all, not its smile plus one: a broad
-        # smile opened by a full jaw read as a shout.
-        beyond = max(JAW_OPENING - rest, KEPT_OPENING_MIN * JAW_OPENING)
-        return float(np.clip(beyond / per_unit, *JAW_GAIN_RANGE))
 
     def render(self, values: dict[str, float]) -> np.ndarray:
         """One frame for the given channel values (see motion.CHANNELS): a new array."""
@@ -532,3 +496,40 @@ DESCRIPTION: Description[WarpRenderer] = Description(
     licence="Apache-2.0 (facecast)",
     preference=0,
 )
+
+
+def measured_jaw_gain(
+    render: Callable[[dict[str, float]], np.ndarray], region: fields.Region, kept: bool
+) -> float:
+    """The gain on the jaw that opens this face's lips as far as JAW_OPENING says,
+    measured with the face mesh on frames of the rigged face (1 if it cannot tell)."""
+    levels: list[float] = []
+    readings: list[float] = []
+    # Only the rigged face's neighbourhood: another person in the photo is not measured.
+    rows, cols = region.slices
+    # A kept smile is open at rest: the jaw is measured by how far it opens beyond that.
+    rest = 0.0
+    if kept:
+        try:
+            rest = detect_landmarks(np.ascontiguousarray(render({})[rows, cols])).mouth_opening
+        except NoFaceError:
+            return 1.0
+    for level in JAW_LEVELS:
+        frame = np.ascontiguousarray(render({"jaw": level})[rows, cols])
+        try:
+            opening = detect_landmarks(frame).mouth_opening
+        except NoFaceError:
+            break
+        # A reading under the last one is the mesh losing the lips, not the mouth closing.
+        if readings and opening <= readings[-1]:
+            break
+        levels.append(level)
+        readings.append(opening)
+    if len(readings) < 2 or readings[-1] - rest < JAW_RESPONSE_MIN:
+        return 1.0
+    # Every level counts alike: small openings matter as much as the widest ones.
+    per_unit = float(np.mean((np.asarray(readings) - rest) / np.asarray(levels)))
+    # A kept smile's widest opening is a wide one in all, not its smile plus one: a broad
+    # smile opened by a full jaw read as a shout.
+    beyond = max(JAW_OPENING - rest, KEPT_OPENING_MIN * JAW_OPENING)
+    return float(np.clip(beyond / per_unit, *JAW_GAIN_RANGE))

@@ -89,7 +89,7 @@ class Intake:
             raise InvalidRequestError("Send exactly one of: audio (a file), audio_id, or text.")
         if submission.voice_sample is not None and submission.text is None:
             raise InvalidRequestError("voice_clone_wav clones the voice of text: send text too.")
-        self._check_transcript(submission)
+        check_transcript(submission, self.settings.max_text_chars)
         text = self._checked_intake(submission.text, submission.options, submission.webhook)
         digest = self._digest(
             submission.idempotency,
@@ -127,17 +127,6 @@ class Intake:
             JobKind.TTS,
             digest,
         )
-
-    def _check_transcript(self, submission: AnimateSubmission) -> None:
-        """A transcript belongs to a recording, and a recording's captions need one."""
-        if submission.transcript is not None:
-            if submission.text is not None:
-                raise InvalidRequestError("transcript belongs to a recording; text is its own.")
-            script.check_length(submission.transcript, self.settings.max_text_chars)
-        elif submission.options.captions and submission.text is None:
-            raise InvalidRequestError(
-                "Captions for a recording need its transcript: send transcript too."
-            )
 
     def _checked_intake(
         self, text: str | None, options: RenderOptions, webhook: str | None
@@ -370,3 +359,15 @@ def storage_refusal(exc: OSError) -> ServiceError:
     if error.code is ErrorCode.STORAGE_FULL:
         return StorageFullError(error.message)
     return StorageUnavailableError(error.message)
+
+
+def check_transcript(submission: AnimateSubmission, max_chars: int) -> None:
+    """A transcript belongs to a recording, and a recording's captions need one."""
+    if submission.transcript is not None:
+        if submission.text is not None:
+            raise InvalidRequestError("transcript belongs to a recording; text is its own.")
+        script.check_length(submission.transcript, max_chars)
+    elif submission.options.captions and submission.text is None:
+        raise InvalidRequestError(
+            "Captions for a recording need its transcript: send transcript too."
+        )
