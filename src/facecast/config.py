@@ -256,7 +256,7 @@ class Settings(BaseSettings):
         ge=0,
         description="Live sessions this API host runs at once (each renders in a process of "
         "its own); more answer 503 with Retry-After. A 512 px session at 25 fps costs about "
-        "half a core (bench/live.py, README): 3 on 2 cores leaves room for the API and speech.",
+        "a third of a core (bench/live.py, README): 3 held 24 fps on a shared 2-core host.",
     )
     live_idle_seconds: float = Field(
         300.0, gt=0, description="A live session with nothing said for this long ends."

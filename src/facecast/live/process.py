@@ -24,11 +24,17 @@ STOP = "stop"
 
 def session_main(conn: Connection) -> None:
     """The child's entry: import the engine, wait for a request, serve it."""
+    from threadpoolctl import threadpool_limits
+
     from facecast.live.session import SessionRequest, rig
+    from facecast.pipeline import BLAS_THREADS
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     for chatty in ("aioice", "aiortc"):  # a line per ICE check and per packet otherwise
         logging.getLogger(chatty).setLevel(logging.WARNING)
+    # One session renders one frame at a time: more BLAS threads only spin (see
+    # pipeline.BLAS_THREADS), and this whole process is the session's.
+    threadpool_limits(limits=BLAS_THREADS, user_api="blas")
     try:
         request = conn.recv()
     except (EOFError, OSError):
