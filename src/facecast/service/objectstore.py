@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,7 +60,8 @@ S3_CONNECT_TIMEOUT_S = 3.0
 S3_READ_TIMEOUT_S = 10.0
 """Longest pause while reading from the object store."""
 S3_ATTEMPTS = 2
-"""Tries of one request (a retry rides over a dropped connection)."""
+"""Tries of one request in all (a retry rides over a dropped connection); botocore's own
+`max_attempts` counts retries only, so a stalled store cost three timeouts."""
 
 
 class MissingBucketError(ValueError):
@@ -123,7 +125,7 @@ class S3ObjectStore:
     ) -> None:
         self.bucket = bucket
         self.prefix = f"{prefix.strip('/')}/" if prefix.strip("/") else ""
-        self._client = client if client is not None else s3_client()
+        self._client = StoreGuard(client if client is not None else s3_client())
         # Presigned URLs name the endpoint they were signed for: sign for the public address
         # when one is set, for AWS itself when no private endpoint is configured, and never
         # for a private endpoint (clients could not reach it, and it would show them the
@@ -265,6 +267,62 @@ class S3ObjectStore:
         yield from answer["Body"].iter_chunks(READ_CHUNK)
 
 
+MAX_CAUSES = 8
+"""How far a wrapped error's causes are followed."""
+STORE_BACKOFF_S = 15.0
+"""After the store failed to connect or answer in time, how long every call fails at once
+(a stalled store would otherwise cost each request the full timeouts, several times over)."""
+
+
+class StoreGuard:
+    """A boto3 client that fails fast while its store is known to be unreachable.
+
+    The first call that cannot connect, or gets no answer within the client's timeouts, opens
+    the guard for STORE_BACKOFF_S: until then every call raises at once (the API answers 503
+    with Retry-After), and the first call after it tries the store again.
+    """
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self._closed_at = 0.0
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._client, name)
+        if not callable(attribute):
+            return attribute
+
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            from botocore.exceptions import (
+                ConnectionClosedError,
+                ConnectTimeoutError,
+                EndpointConnectionError,
+                ReadTimeoutError,
+            )
+
+            if time.monotonic() < self._closed_at:
+                raise EndpointConnectionError(endpoint_url=str(self._client.meta.endpoint_url))
+            unreachable = (
+                ConnectTimeoutError,
+                ReadTimeoutError,
+                EndpointConnectionError,
+                ConnectionClosedError,
+            )
+            try:
+                return attribute(*args, **kwargs)
+            except Exception as exc:
+                # boto3's transfers wrap the cause (S3UploadFailedError and the like).
+                cause: BaseException | None = exc
+                for _ in range(MAX_CAUSES):
+                    if cause is None or isinstance(cause, unreachable):
+                        break
+                    cause = cause.__cause__ or cause.__context__
+                if isinstance(cause, unreachable):
+                    self._closed_at = time.monotonic() + STORE_BACKOFF_S
+                raise
+
+        return guarded
+
+
 def private_endpoint() -> str | None:
     """The store's own endpoint when it is not AWS (AWS_ENDPOINT_URL[_S3])."""
     return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
@@ -292,7 +350,7 @@ def s3_client(endpoint_url: str | None = None) -> Any:
         # 60 s to connect, 60 s per read, 5 attempts).
         connect_timeout=S3_CONNECT_TIMEOUT_S,
         read_timeout=S3_READ_TIMEOUT_S,
-        retries={"max_attempts": S3_ATTEMPTS, "mode": "standard"},
+        retries={"total_max_attempts": S3_ATTEMPTS, "mode": "standard"},
     )
     extra = {"endpoint_url": endpoint_url} if endpoint_url else {}
     return boto3.client("s3", region_name=region, config=config, **extra)
