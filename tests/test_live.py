@@ -294,6 +294,11 @@ def test_refusals_are_clear_http_errors(live_api: LiveService, portrait: Path) -
         assert consent.json()["error"]["code"] == "consent_required"
         unknown = await post_live(live_api, portrait, offer, text="hi")
         assert unknown.status_code == 422
+        huge = await post_live(live_api, portrait, offer, size="2048")
+        assert (huge.status_code, huge.json()["error"]["code"]) == (422, "invalid_request")
+        assert "1024 px" in huge.json()["error"]["message"]
+        out_of_bounds = await post_live(live_api, portrait, offer, size="4096")
+        assert out_of_bounds.status_code == 422  # RenderOptions' own bound, as for /animate
         async with httpx.AsyncClient(base_url=live_api.base_url) as client:
             anonymous = await client.post("/live", data={"offer": offer, "consent": "true"})
         assert anonymous.status_code == 401

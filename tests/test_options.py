@@ -174,3 +174,14 @@ def test_a_bad_value_is_one_sentence_naming_the_option(
     with pytest.raises(ValueError, match="validation error") as refused:
         RenderOptions(**fields)
     assert message in str(refused.value)
+
+
+def test_the_live_form_takes_its_options_from_render_options() -> None:
+    from facecast.service.forms import LIVE_OPTIONS, live_form
+
+    live = live_form().model_fields
+    assert set(live) == {"offer", "consent"} | LIVE_OPTIONS
+    animate = animate_form().model_fields
+    for name in LIVE_OPTIONS:  # the same declaration: type, bounds, help
+        assert repr(live[name].annotation) == repr(animate[name].annotation), name
+        assert live[name].description == animate[name].description, name

@@ -16,6 +16,9 @@ from pydantic.fields import FieldInfo
 
 from facecast.options import Edge, RenderOptions, field_infos, option_fields
 
+MAX_OFFER_CHARS = 64_000
+"""An SDP offer with a few hundred candidates is well under this."""
+
 
 class AnimateFields(BaseModel):
     """The POST /animate fields that are about the job, not the render (uploads aside)."""
@@ -35,6 +38,19 @@ class AnimateFields(BaseModel):
         None,
         description="The words the recording (`audio` or `audio_id`) says: its captions are "
         "aligned from them.",
+    )
+
+
+class LiveFields(BaseModel):
+    """The POST /live fields that are about the session, not the render (the photo aside)."""
+
+    offer: str = Field(
+        max_length=MAX_OFFER_CHARS,
+        description="The client's SDP offer: receives one video and one audio track and "
+        "opens a data channel labelled `facecast` (see docs/live.md for its messages).",
+    )
+    consent: bool = Field(
+        False, description="Must be true: the uploader confirms the person agreed."
     )
 
 
@@ -71,6 +87,9 @@ def _form_field(name: str, info: FieldInfo, edge: Edge) -> tuple[Any, Any]:
     return kind | None, Field(info.default, description=info.description)
 
 
+LIVE_OPTIONS = frozenset({"lang", "voice", "face_index", "face_at", "size", "fps"})
+"""The options a live session takes; the rest are a video's (format, captions, upscale...)."""
+
 _MADE: dict[tuple[str, type[RenderOptions]], Any] = {}
 
 
@@ -81,12 +100,14 @@ def _made(name: str, options: type[RenderOptions], make: Callable[[], Any]) -> A
     return _MADE[name, options]
 
 
-def _option_fields(options: type[RenderOptions], speech_only: bool) -> dict[str, Any]:
+def _option_fields(
+    options: type[RenderOptions], speech_only: bool, only: frozenset[str] | None = None
+) -> dict[str, Any]:
     infos = field_infos(options)
     return {
         item.name: _form_field(item.name, infos[item.name], edge)
         for item, edge in option_fields(options)
-        if edge.form and (edge.speech or not speech_only)
+        if edge.form and (edge.speech or not speech_only) and (only is None or item.name in only)
     }
 
 
@@ -100,6 +121,21 @@ def animate_form(options: type[RenderOptions] = RenderOptions) -> type[AnimateFi
             __base__=AnimateFields,
             __doc__="Form fields of POST /animate (the uploads are parts of their own).",
             **_option_fields(options, speech_only=False),
+        ),
+    )
+
+
+def live_form(options: type[RenderOptions] = RenderOptions) -> type[LiveFields]:
+    """The POST /live form model: the session's fields and the options a live session takes
+    (LIVE_OPTIONS), declared by `options` like every other form's."""
+    return _made(
+        "LiveForm",
+        options,
+        lambda: create_model(
+            "LiveForm",
+            __base__=LiveFields,
+            __doc__="Form fields of POST /live (the photo is a part of its own).",
+            **_option_fields(options, speech_only=False, only=LIVE_OPTIONS),
         ),
     )
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, cast
+from typing import TYPE_CHECKING, Annotated, cast
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse
@@ -10,19 +10,26 @@ from starlette.requests import HTTPConnection
 
 from facecast.live.rig import LIVE_EXPRESSION
 from facecast.service.deps import PrincipalDep, ServiceDep, SubmitterDep
+from facecast.service.errors import InvalidRequestError
+from facecast.service.forms import LiveFields, chosen_options, live_form
 from facecast.service.inputs import check_fields
 from facecast.service.live import LiveCreated, LiveEnded, LiveIntake, LiveSessions
 from facecast.service.routes import error_responses
 from facecast.service.routes.playground import STATIC
-from facecast.service.schemas import LANG_PATTERN
 from facecast.service.submission import build_options
 
 router = APIRouter(tags=["live"])
 
-LIVE_FIELDS = frozenset(
-    {"source_image", "offer", "consent", "lang", "voice", "face_index", "face_at", "size", "fps"}
-)
-MAX_OFFER_CHARS = 64_000
+if TYPE_CHECKING:
+    LiveForm = LiveFields  # what the derived form has
+else:
+    LiveForm = live_form()
+LIVE_FIELDS = frozenset({"source_image"}) | LiveForm.model_fields.keys()
+LIVE_MAX_SIZE = 1024
+"""The largest live frame: each frame must be rendered within its frame time, and a frame's
+cost grows with its area (512 px, the default: about 3 ms of CPU)."""
+LIVE_FPS = (5, 30)
+"""Frame rates a live session offers."""
 
 
 async def get_live(connection: HTTPConnection) -> LiveSessions:
@@ -51,54 +58,21 @@ def start_live(
     service: ServiceDep,
     submitter: SubmitterDep,
     source_image: Annotated[UploadFile, File(description="The portrait: JPEG, PNG, WebP or HEIC.")],
-    offer: Annotated[
-        str,
-        Form(
-            max_length=MAX_OFFER_CHARS,
-            description="The client's SDP offer: receives one video and one audio track and "
-            "opens a data channel labelled `facecast` (see docs/live.md for its messages).",
-        ),
-    ],
-    consent: Annotated[
-        bool, Form(description="Must be true: the uploader confirms the person agreed.")
-    ] = False,
-    lang: Annotated[
-        str | None, Form(pattern=LANG_PATTERN, description="Language of `say` texts; default de.")
-    ] = None,
-    voice: Annotated[
-        str | None,
-        Form(max_length=128, description="As for POST /animate; default the language's voice."),
-    ] = None,
-    face_index: Annotated[
-        int | None, Form(ge=0, le=63, description="Which face to animate (POST /faces).")
-    ] = None,
-    face_at: Annotated[
-        str | None, Form(max_length=32, description="Animate the face at this point, `x,y`.")
-    ] = None,
-    size: Annotated[
-        int | None, Form(ge=128, le=1024, description="The video's side; default 512.")
-    ] = None,
-    fps: Annotated[
-        int | None, Form(ge=5, le=30, description="Frames a second; default 25.")
-    ] = None,
+    form: Annotated[LiveForm, Form()],
 ) -> LiveCreated:
     """Answer an SDP offer with a session that renders the photo: idle while it listens, lips
     moving with `say` texts and `audio` chunks sent on the data channel.
 
     At capacity (FACECAST_LIVE_CAPACITY sessions) 503 with Retry-After.
     """
-    chosen = {
-        "lang": lang or None,
-        "voice": voice or None,
-        "fps": fps,
-        "size": size,
-        "face_index": face_index,
-        "face_at": face_at or None,
-        "expression": LIVE_EXPRESSION,
-    }
-    options = build_options(
-        service.settings, {k: v for k, v in chosen.items() if v is not None}, speaks=True
-    )
+    chosen = chosen_options(form) | {"expression": LIVE_EXPRESSION}
+    options = build_options(service.settings, chosen, speaks=True)
+    if options.size > LIVE_MAX_SIZE or not LIVE_FPS[0] <= options.fps <= LIVE_FPS[1]:
+        raise InvalidRequestError(
+            f"A live session renders at most {LIVE_MAX_SIZE} px at {LIVE_FPS[0]}-{LIVE_FPS[1]} "
+            f"frames a second, not {options.size} px at {options.fps}."
+        )
+    offer, consent = form.offer, form.consent
     intake = LiveIntake(source_image.file, offer, consent, options, submitter)
     return live.start(intake)
 
